@@ -1,0 +1,61 @@
+"""The app factory: configuration, the hotline's parts, the blueprints."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask, jsonify
+
+from ivr.config import Config, finalize, from_env
+from ivr.hotline import Hotline
+
+
+def create_app(config: Config | Mapping | None = None) -> Flask:
+    """Build the app. `config`: a Config, or overrides (Config field names) on top of the environment."""
+    if isinstance(config, Config):
+        cfg = config
+    else:
+        cfg = from_env()
+        if config:
+            cfg = cfg.with_overrides(**dict(config))
+    cfg = finalize(cfg)
+
+    app = Flask(__name__, instance_path=str(cfg.instance_path))
+    app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=cfg.max_body_bytes, IVR=cfg)
+    _configure_logging(app)
+    app.extensions["ivr"] = Hotline.build(cfg)
+
+    from webhooks.voice import bp as voice_bp
+
+    app.register_blueprint(voice_bp)
+
+    @app.get("/")
+    def index():
+        return jsonify(service="breach hotline", voice_url="/voice/incoming", status_callback="/voice/status",
+                       fallback_url="/voice/fallback")
+
+    @app.get("/healthz")
+    def healthz():
+        return _health(app.extensions["ivr"])
+
+    return app
+
+
+def _health(hotline: Hotline):
+    """Database reachable, rules loaded, an announcement published: 200; anything else: 503 and why."""
+    problems = []
+    snap = hotline.state.current()
+    if not snap.fresh:
+        problems.append("database unreachable")
+    if not snap.content.spoken:
+        problems.append("no announcement published")
+    if hotline.rules.last_error is not None:
+        problems.append("routing rules file invalid (last good rules in use)")
+    body = {"ok": not problems, "problems": problems, "mode": snap.mode,
+            "content_version": snap.content.version}
+    return jsonify(body), (200 if not problems else 503)
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

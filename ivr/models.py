@@ -1,0 +1,150 @@
+"""The hotline's tables, as SQLAlchemy 2.0 typed models. Alembic migrations create them."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+MODES = ("message", "live")
+
+
+class HotlineState(Base):
+    """One row: the mode every worker reads on every call, and a version bumped on any content change."""
+
+    __tablename__ = "hotline_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), default="message")
+    content_version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(120), default="system")
+
+
+class AuditEntry(Base):
+    """Who changed what, when, from what, to what, and why."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    from_value: Mapped[str | None] = mapped_column(Text)
+    to_value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Incident(Base):
+    """A breach the hotline talks about; exactly one is active at a time."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(20), default="high")
+    exposed: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | active | closed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Media(Base):
+    """Phone-ready audio, stored once per checksum; the database is the source of truth for the bytes."""
+
+    __tablename__ = "media"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+TOPICS = ("main", "details", "advice")
+
+
+class Announcement(Base):
+    """One version of what callers hear on a topic (main, details, advice) in one language."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "language", "topic", "version", name="uq_announcements_version"),
+        Index("ix_announcements_lookup", "incident_id", "language", "topic", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    language: Mapped[str] = mapped_column(String(8))
+    topic: Mapped[str] = mapped_column(String(16), default="main")
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | published | archived
+    text: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="text")  # text | tts | upload | phone
+    engine: Mapped[str | None] = mapped_column(String(40))
+    media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media.sha256"))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(120), default="system")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Call(Base):
+    """One phone call, keyed by Twilio's CallSid. The caller's number is kept only hashed and masked."""
+
+    __tablename__ = "calls"
+    call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    caller_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    caller_masked: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(8))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    incident_id: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str | None] = mapped_column(String(20))
+    status_sequence: Mapped[int] = mapped_column(Integer, default=-1, server_default=text("-1"))
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CallEvent(Base):
+    """One step of a call (menu choice, timeout, invalid key, routing decision, status).
+
+    (call_sid, step) is unique, so a request Twilio retries is recorded once.
+    """
+
+    __tablename__ = "call_events"
+    __table_args__ = (UniqueConstraint("call_sid", "step", name="uq_call_events_step"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    digits: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,218 @@
+"""A simulated caller: places a call on the app the way Twilio does and follows the TwiML verb by verb.
+
+Requests are signed as Twilio signs them and carry the parameters Twilio sends. Ops use it to dry-run the
+hotline before go-live (`ivr simulate`); the tests use it to follow calls.
+"""
+from __future__ import annotations
+
+import secrets
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+from twilio.request_validator import RequestValidator
+
+
+@dataclass
+class Heard:
+    """One thing that happened on the call, in order."""
+
+    kind: str  # say, play, pause, press, silence, enqueue, hold, hangup, end, error
+    text: str = ""
+    lang: str = ""
+    url: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "say":
+            return f"  hears ({self.lang}): {self.text}"
+        if self.kind == "play":
+            return f"  hears audio: {self.url}" + (f" ({self.text})" if self.text else "")
+        if self.kind == "press":
+            return f"  presses {self.text}"
+        return f"  [{self.kind}] {self.text or self.url}".rstrip()
+
+
+@dataclass
+class CallResult:
+    call_sid: str
+    heard: list[Heard] = field(default_factory=list)
+    requests: list[tuple[str, dict]] = field(default_factory=list)
+    documents: list[ET.Element] = field(default_factory=list)
+    ended: str = ""  # how the call ended: hangup, end-of-document, queued, step-limit, http-<status>
+
+    def said(self) -> list[str]:
+        return [h.text for h in self.heard if h.kind == "say"]
+
+    def transcript(self) -> str:
+        return "\n".join(str(h) for h in self.heard) + f"\n  => call ended: {self.ended}"
+
+
+class Transport:
+    """How requests reach the app: in-process (a Flask test client) or over HTTP."""
+
+    base = "http://localhost"
+
+    def post(self, url: str, params: dict, headers: dict) -> tuple[int, str, bytes]:
+        raise NotImplementedError
+
+    def get(self, url: str) -> tuple[int, str, bytes]:
+        raise NotImplementedError
+
+
+class FlaskTransport(Transport):
+    def __init__(self, app):
+        self.client = app.test_client()
+
+    def post(self, url, params, headers):
+        resp = self.client.post(url, data=params, headers=headers)
+        return resp.status_code, resp.mimetype or "", resp.get_data()
+
+    def get(self, url):
+        resp = self.client.get(url)
+        return resp.status_code, resp.mimetype or "", resp.get_data()
+
+
+class HttpTransport(Transport):
+    def __init__(self, base: str, timeout: float = 15.0):
+        import requests
+
+        self.base = base.rstrip("/")
+        self.session = requests.Session()
+        self.timeout = timeout
+
+    def post(self, url, params, headers):
+        resp = self.session.post(url, data=params, headers=headers, timeout=self.timeout, allow_redirects=False)
+        return resp.status_code, resp.headers.get("Content-Type", "").split(";")[0], resp.content
+
+    def get(self, url):
+        resp = self.session.get(url, timeout=self.timeout)
+        return resp.status_code, resp.headers.get("Content-Type", "").split(";")[0], resp.content
+
+
+class SimulatedCall:
+    """One call from `caller` to `to`, pressing `keys` in order whenever the hotline gathers input."""
+
+    def __init__(self, transport: Transport, auth_token: str, *, keys=(), caller="+15555550123",
+                 to="+15555550100", public_url: str | None = None, max_requests: int = 60, fetch_media=False):
+        self.transport = transport
+        self.validator = RequestValidator(auth_token)
+        self.keys = list(keys)
+        self.base = (public_url or transport.base).rstrip("/")
+        self.max_requests = max_requests
+        self.fetch_media = fetch_media
+        self.params = {
+            "CallSid": "CA" + secrets.token_hex(16),
+            "AccountSid": "AC" + "0" * 32,
+            "From": caller,
+            "To": to,
+            "Caller": caller,
+            "Called": to,
+            "Direction": "inbound",
+            "ApiVersion": "2010-04-01",
+            "CallStatus": "ringing",
+        }
+        self.result = CallResult(self.params["CallSid"])
+
+    def request(self, url: str, extra: dict | None = None) -> tuple[int, str, bytes]:
+        """POST a signed, Twilio-shaped request to `url` (absolute, or relative to the current document)."""
+        absolute = urljoin(self.base + "/", url)
+        params = {**self.params, **(extra or {})}
+        signature = self.validator.compute_signature(absolute, params)
+        self.result.requests.append((absolute, params))
+        path = absolute[len(self.base):] if absolute.startswith(self.base) else absolute
+        if isinstance(self.transport, HttpTransport):
+            path = self.transport.base + path
+        return self.transport.post(path, params, {"X-Twilio-Signature": signature})
+
+    def run(self, incoming: str = "/voice/incoming") -> CallResult:
+        url, extra = incoming, None
+        for _ in range(self.max_requests):
+            status, ctype, body = self.request(url, extra)
+            self.params["CallStatus"] = "in-progress"
+            if status != 200 or ctype not in ("text/xml", "application/xml"):
+                self.result.ended = f"http-{status}"
+                self.result.heard.append(Heard("error", f"HTTP {status} {ctype}: Twilio would play an error"))
+                return self._finish()
+            doc = ET.fromstring(body)
+            self.result.documents.append(doc)
+            nxt = self._follow(doc)
+            if nxt is None:
+                return self._finish()
+            url, extra = nxt
+        self.result.ended = "step-limit"
+        return self._finish()
+
+    def _follow(self, doc: ET.Element):
+        """Run one TwiML document; return the next (url, params) Twilio would request, or None if the call ends."""
+        for verb in doc:
+            tag = verb.tag
+            if tag == "Gather":
+                for prompt in verb:
+                    self._prompt(prompt)
+                if self.keys:
+                    key = self.keys.pop(0)
+                    self.result.heard.append(Heard("press", key))
+                    return verb.get("action", ""), {"Digits": key, "FinishedOnKey": "", "msg": "Gather End"}
+                self.result.heard.append(Heard("silence", "presses nothing"))
+            elif tag in ("Say", "Play", "Pause"):
+                self._prompt(verb)
+            elif tag == "Redirect":
+                return (verb.text or "").strip(), None
+            elif tag == "Enqueue":
+                return self._enqueue(verb)
+            elif tag == "Hangup":
+                self.result.ended = "hangup"
+                self.result.heard.append(Heard("hangup"))
+                return None
+            else:
+                self.result.heard.append(Heard("error", f"unexpected verb <{tag}>"))
+        self.result.ended = self.result.ended or "end-of-document"
+        return None
+
+    def _prompt(self, verb: ET.Element) -> None:
+        if verb.tag == "Say":
+            self.result.heard.append(Heard("say", (verb.text or "").strip(), verb.get("language", "")))
+        elif verb.tag == "Play":
+            url = (verb.text or "").strip()
+            note = ""
+            if self.fetch_media:
+                status, ctype, body = self.transport.get(urljoin(self.base + "/", url)[len(self.base):])
+                note = f"HTTP {status}, {ctype}, {len(body)} bytes"
+            self.result.heard.append(Heard("play", note, url=url))
+        elif verb.tag == "Pause":
+            self.result.heard.append(Heard("pause", f"{verb.get('length', '1')} s"))
+
+    def _enqueue(self, verb: ET.Element):
+        queue = (verb.text or "").strip()
+        self.result.heard.append(Heard("enqueue", f"waits in queue {queue}"))
+        wait_url = verb.get("waitUrl")
+        if wait_url:
+            extra = {"QueuePosition": "1", "QueueSid": "QU" + "0" * 32, "QueueTime": "0", "AvgQueueTime": "0",
+                     "CurrentQueueSize": "1", "MaxQueueSize": "100"}
+            status, _ctype, body = self.request(wait_url, extra)
+            if status == 200:
+                doc = ET.fromstring(body)
+                self.result.documents.append(doc)
+                for child in doc:
+                    if child.tag in ("Say", "Play", "Pause"):
+                        self._prompt(child)
+        self.result.ended = "queued"
+        return None
+
+    def _finish(self) -> CallResult:
+        duration = str(max(len(self.result.heard) * 5, 1))
+        self.request("/voice/status", {"CallStatus": "completed", "CallDuration": duration,
+                                       "CallbackSource": "call-progress-events", "SequenceNumber": "0"})
+        return self.result
+
+
+def keys_for_language(rules, lang: str | None) -> list[str]:
+    """The key presses that switch a call to `lang` through the menu (none for the default language)."""
+    if not lang or lang == rules.default_language:
+        return []
+    if lang not in rules.languages:
+        raise ValueError(f"{lang!r} is not one of the languages: {', '.join(rules.languages)}")
+    menu_key = next((k for k, action in rules.menu.options.items() if action == "language"), None)
+    if menu_key is None:
+        raise ValueError("the menu has no language option")
+    return [menu_key, rules.languages[lang].key]

@@ -1,0 +1,65 @@
+"""Rendering a flow Reply as TwiML with the twilio package's VoiceResponse."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr import flow
+from ivr.rules import Rules
+
+
+def url(link: flow.Link, base: str = "") -> str:
+    """Our URL for a link; relative unless a public base URL is configured (Twilio resolves relative ones)."""
+    query = urlencode(link.params)
+    return f"{base}{link.route}" + (f"?{query}" if query else "")
+
+
+def media_url(sha256: str, base: str = "") -> str:
+    return f"{base}/media/{sha256}.wav"
+
+
+def _say(parent, verb: flow.Say, rules: Rules) -> None:
+    lang = rules.languages.get(verb.lang) or rules.languages[rules.default_language]
+    kwargs = {"language": lang.say_language}
+    if lang.voice:
+        kwargs["voice"] = lang.voice
+    parent.say(verb.text, **kwargs)
+
+
+def _child(parent, verb, rules: Rules, base: str) -> None:
+    if isinstance(verb, flow.Say):
+        _say(parent, verb, rules)
+    elif isinstance(verb, flow.Play):
+        parent.play(media_url(verb.media, base))
+    elif isinstance(verb, flow.Pause):
+        parent.pause(length=verb.seconds)
+    else:
+        raise TypeError(f"not a prompt: {verb!r}")
+
+
+def render(reply: flow.Reply, rules: Rules, base: str = "") -> str:
+    """The TwiML document for a reply."""
+    resp = VoiceResponse()
+    for verb in reply.verbs:
+        if isinstance(verb, flow.Gather):
+            gather = resp.gather(action=url(verb.action, base), method="POST", input="dtmf", num_digits=1,
+                                 timeout=verb.timeout, action_on_empty_result=False)
+            for prompt in verb.prompts:
+                _child(gather, prompt, rules, base)
+        elif isinstance(verb, flow.Redirect):
+            resp.redirect(url(verb.to, base), method="POST")
+        elif isinstance(verb, flow.Enqueue):
+            if verb.wait is None:  # Twilio's own hold music: works when our server does not
+                resp.enqueue(verb.queue)
+            else:
+                resp.enqueue(verb.queue, wait_url=url(verb.wait, base), wait_url_method="POST",
+                             action=url(verb.action, base), method="POST")
+        elif isinstance(verb, flow.Hangup):
+            resp.hangup()
+        else:
+            _child(resp, verb, rules, base)
+    return str(resp)
+
+
+EMPTY = str(VoiceResponse())

@@ -1,0 +1,23 @@
+"""X-Twilio-Signature: every /voice/* request must be signed by Twilio with our account's auth token."""
+from __future__ import annotations
+
+from flask import Request
+from twilio.request_validator import RequestValidator
+
+
+def signed_url(request: Request, public_url: str = "") -> str:
+    """The URL Twilio requested: the configured public base (behind an HTTPS proxy) or what the request says.
+
+    Built from the raw query string: Twilio signs the URL exactly as we handed it out.
+    """
+    query = request.query_string.decode("utf-8", "replace")
+    base = public_url or f"{request.scheme}://{request.host}{request.root_path}"
+    return f"{base}{request.path}" + (f"?{query}" if query else "")
+
+
+def is_signed_by_twilio(request: Request, validator: RequestValidator, public_url: str = "") -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return False
+    params = request.form if request.method == "POST" else {}
+    return validator.validate(signed_url(request, public_url), params, signature)

@@ -1,0 +1,171 @@
+"""The /voice/* webhooks Twilio calls. Each one: check the signature, parse, ask the flow, answer TwiML, record.
+
+Whatever happens inside, a signed request gets 200 and TwiML that keeps the caller served; only forgeries
+get a 403. No network call and no database write happens in the request path (events are spooled).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from functools import wraps
+
+from flask import Blueprint, Response, current_app, request
+from twilio.request_validator import RequestValidator
+
+from ivr import flow, twiml
+from ivr.events import TERMINAL
+from ivr.hotline import Hotline
+from webhooks.security import is_signed_by_twilio
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+# The answer of last resort, needing nothing at all: used only if even the safe reply cannot be built.
+LAST_RESORT = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-US">We are having technical difficulties. '
+    "Please call again in a few minutes, or visit our website for the latest information.</Say><Hangup/></Response>"
+)
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, status=200, mimetype="text/xml")
+
+
+def _hotline() -> Hotline:
+    return current_app.extensions["ivr"]
+
+
+def _int(value, default: int, hi: int) -> int:
+    try:
+        return min(max(int(value), 0), hi)
+    except (TypeError, ValueError):
+        return default
+
+
+def _position(rules) -> flow.Position:
+    """The call position from our own query string (junk falls back to a fresh start)."""
+    args = request.args
+    return flow.Position(rules.language(args.get("l")), _int(args.get("a"), 0, 50), _int(args.get("s"), 0, 10_000))
+
+
+def _digits() -> str | None:
+    digits = (request.form.get("Digits") or request.args.get("Digits") or "").strip()
+    return digits[:64] or None
+
+
+def _call_sid() -> str:
+    sid = (request.values.get("CallSid") or "").strip()
+    return sid[:64] if sid else "unknown"
+
+
+def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
+    """Register a Twilio webhook: signature check, then the handler, with every failure answered in TwiML.
+
+    `needs_state=False`: the handler gets the last good snapshot and never touches the database.
+    """
+
+    def decorate(handler):
+        @bp.route(path, methods=list(methods), endpoint=handler.__name__)
+        @wraps(handler)
+        def view():
+            hotline = _hotline()
+            started = time.perf_counter()
+            if hotline.config.validate_signatures and not is_signed_by_twilio(
+                request, RequestValidator(hotline.config.twilio_auth_token), hotline.config.public_url
+            ):
+                log.warning("refused unsigned or forged request to %s from %s", request.path, request.remote_addr)
+                return Response("Forbidden: not signed by Twilio\n", status=403, mimetype="text/plain")
+            try:
+                body = _answer(hotline, handler, needs_state)
+            except Exception:  # pragma: no cover - _answer already catches; this is the very last net
+                log.exception("voice route %s failed beyond recovery", request.path)
+                body = LAST_RESORT
+            log.debug("%s answered in %.1f ms", request.path, (time.perf_counter() - started) * 1000)
+            return _twiml(body)
+
+        return view
+
+    return decorate
+
+
+def _answer(hotline: Hotline, handler, needs_state: bool) -> str:
+    rules = hotline.rules.rules
+    base = hotline.config.public_url
+    try:
+        snap = hotline.state.current() if needs_state else hotline.state.last_good()
+        pos = _position(rules)
+        reply = handler(hotline, rules, snap, pos)
+    except Exception:
+        log.exception("voice route %s failed; answering with the safe reply", request.path)
+        snap = hotline.state.last_good()
+        pos = _position(rules)
+        reply = flow.safe_reply(rules, snap, pos)
+    body = twiml.render(reply, rules, base) if isinstance(reply, flow.Reply) else reply
+    _record(hotline, reply, pos)
+    return body
+
+
+def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
+    """Spool what this step did; a failure here is logged and never reaches the caller."""
+    if not isinstance(reply, flow.Reply):
+        return
+    try:
+        sid = _call_sid()
+        step = f"{request.path.rsplit('/', 1)[-1]}#{pos.step}"
+        for i, event in enumerate(reply.events):
+            extra = {}
+            if i == len(reply.events) - 1:
+                extra = {"outcome": reply.outcome, "language": reply.language}
+            hotline.recorder.record("event", call_sid=sid, step=f"{step}.{i}", kind=event.kind,
+                                    detail=event.detail or None, digits=event.digits, **extra)
+    except Exception:
+        log.exception("could not record the events of %s", request.path)
+
+
+@voice_route("/incoming")
+def incoming(hotline: Hotline, rules, snap, pos):
+    """The number's Voice URL: a new call."""
+    caller_hash, masked = hotline.caller_identity(request.values.get("From"))
+    hotline.recorder.record("call", call_sid=_call_sid(), caller_hash=caller_hash, caller_masked=masked,
+                            language=pos.lang, mode=snap.mode, incident_id=snap.content.incident_id)
+    return flow.incoming(rules, snap, pos)
+
+
+@voice_route("/menu")
+def menu(hotline: Hotline, rules, snap, pos):
+    return flow.menu_choice(rules, snap, pos, _digits())
+
+
+@voice_route("/language")
+def language(hotline: Hotline, rules, snap, pos):
+    return flow.language_choice(rules, snap, pos, _digits())
+
+
+@voice_route("/hold")
+def hold(hotline: Hotline, rules, snap, pos):
+    return flow.hold(rules, snap, pos)
+
+
+@voice_route("/queue-result")
+def queue_result(hotline: Hotline, rules, snap, pos):
+    return flow.queue_result(rules, snap, pos, (request.values.get("QueueResult") or "")[:40])
+
+
+@voice_route("/status", needs_state=False)
+def status(hotline: Hotline, rules, snap, pos):
+    """The call's status callback: how it ended. Duplicates and late arrivals cannot move it backwards."""
+    status = (request.values.get("CallStatus") or "").strip()[:20]
+    if status:
+        duration = _int(request.values.get("CallDuration"), None, 10**7) if status in TERMINAL else None
+        sequence = _int(request.values.get("SequenceNumber"), 0, 10**6)
+        hotline.recorder.record("status", call_sid=_call_sid(), status=status, sequence=sequence,
+                                duration=duration)
+    return twiml.EMPTY
+
+
+@voice_route("/fallback", needs_state=False)
+def fallback(hotline: Hotline, rules, snap, pos):
+    """The number's Fallback URL: Twilio could not use our answer. Needs no database: the last good snapshot."""
+    log.error("fallback URL called: ErrorCode=%s ErrorUrl=%s", request.values.get("ErrorCode"),
+              request.values.get("ErrorUrl"))
+    return flow.fallback(rules, snap, pos)
