@@ -170,11 +170,12 @@ class EventRecorder:
             write_records(conn, records)
 
     def close(self) -> None:
-        """Flush and stop (at worker exit)."""
-        if self._pid != os.getpid():
+        """Flush this worker's own events and stop (at worker exit); kept segments wait for another worker."""
+        if self._pid != os.getpid() or self._stopping:
             return
         self._stopping = True
         self._wake.set()
+        self._next_orphan_scan = float("inf")
         try:
             self.flush()
         except Exception:

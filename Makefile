@@ -1,0 +1,32 @@
+# The breach hotline. `make run` serves it locally; `make test` runs the whole suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export IVR_ENV ?= development
+PORT ?= 5000
+
+.PHONY: install run setup test bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/ivr setup
+
+run: setup
+	PORT=$(PORT) $(BIN)/ivr serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/webhooks.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench/out

@@ -1,0 +1,191 @@
+"""Shared fixtures: a migrated database on SQLite and, when DATABASE_URL names one, PostgreSQL; an app; calls."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ivr.config import PROJECT_ROOT, Config
+from ivr.db import Database, normalize_url
+from ivr.migrate import upgrade
+from ivr.models import Base
+from ivr.seed import ensure_default_content
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PG_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres") else ""
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+IVR = Path(sys.executable).with_name("ivr")
+
+
+def _pg_database(admin_url: str):
+    """A fresh PostgreSQL database for this test run on the server DATABASE_URL names; dropped afterwards."""
+    admin = make_url(normalize_url(admin_url))
+    name = f"ivr_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin.set(database=name).render_as_string(hide_password=False), lambda: _drop_pg(admin, name)
+
+
+def _drop_pg(admin, name):
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_url(request, tmp_path_factory):
+    """A migrated database URL, once per backend for the whole run."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'hotline.db'}"
+        cleanup = None
+    else:
+        url, cleanup = _pg_database(PG_URL)
+    db = Database(url)
+    upgrade(db)
+    db.dispose()
+    yield url
+    if cleanup:
+        cleanup()
+
+
+def reset_database(url: str) -> None:
+    """Empty every table, put the hotline back in message mode, publish the default announcement."""
+    db = Database(url)
+    with db.write() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name != "hotline_state":
+                conn.execute(table.delete())
+        conn.execute(text("UPDATE hotline_state SET mode = 'message', content_version = content_version + 1"))
+    ensure_default_content(db)
+    db.dispose()
+
+
+@pytest.fixture
+def rules_file(tmp_path) -> Path:
+    """A private copy of the shipped rules, so a test may change it."""
+    path = tmp_path / "routing_rules.yaml"
+    shutil.copy(PROJECT_ROOT / "routing_rules.yaml", path)
+    return path
+
+
+@pytest.fixture
+def config(db_url, tmp_path, rules_file) -> Config:
+    reset_database(db_url)
+    return Config(env="test", instance_path=tmp_path / "instance", database_url=db_url,
+                  twilio_auth_token=AUTH_TOKEN, rules_path=rules_file, secret_key="test-secret",
+                  event_flush_interval=0.02)
+
+
+@pytest.fixture
+def app(config):
+    from ivr.app import create_app
+
+    app = create_app(config)
+    yield app
+    hotline = app.extensions["ivr"]
+    hotline.recorder.close()
+    hotline.db.dispose()
+
+
+@pytest.fixture
+def hotline(app):
+    return app.extensions["ivr"]
+
+
+@pytest.fixture
+def place_call(app):
+    """Place a simulated call in-process: place_call(keys=[...]) -> CallResult (events flushed)."""
+    from ivr.simulate import FlaskTransport, SimulatedCall
+
+    def _place(keys=(), **kw):
+        result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=list(keys), **kw).run()
+        app.extensions["ivr"].recorder.flush()
+        return result
+
+    return _place
+
+
+# -- real servers ------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real gunicorn serving the hotline on a free port."""
+
+    def __init__(self, env: dict, workers: int = 2):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(env["IVR_INSTANCE_PATH"]) / f"server-{self.port}.log"
+        self.log = open(self.log_path, "wb")
+        # `ivr serve` is what `make run` runs: it prints the banner, then execs gunicorn.
+        self.proc = subprocess.Popen(
+            [str(IVR), "serve", "--port", str(self.port), "--workers", str(workers)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+        )
+        try:
+            self._wait()
+        except Exception:
+            self.stop()
+            raise
+
+    def _wait(self, timeout: float = 30.0) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=5).status_code in (200, 503):
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def server_env(config: Config, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_", "DATABASE_URL"))}
+    env.update(IVR_ENV="production", TWILIO_AUTH_TOKEN=config.twilio_auth_token, DATABASE_URL=config.db_url,
+               IVR_INSTANCE_PATH=str(config.instance_path), IVR_RULES=str(config.rules_path),
+               IVR_SECRET_KEY=config.secret_key)
+    env.update(extra)
+    Path(env["IVR_INSTANCE_PATH"]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+@pytest.fixture
+def server(config):
+    """Start gunicorn servers for this test: server() -> Server; all stopped at the end."""
+    started = []
+
+    def _start(workers: int = 2, **extra) -> Server:
+        srv = Server(server_env(config, **extra), workers)
+        started.append(srv)
+        return srv
+
+    yield _start
+    for srv in started:
+        srv.stop()

@@ -1,0 +1,45 @@
+"""Helpers for tests: signing requests as Twilio does, reading TwiML, waiting for records."""
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+
+from twilio.request_validator import RequestValidator
+
+from conftest import AUTH_TOKEN
+
+BASE = "http://localhost"
+
+
+def twilio_params(call_sid: str = "CA" + "1" * 32, **extra) -> dict:
+    params = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "From": "+15555550123", "To": "+15555550100",
+              "CallStatus": "in-progress", "ApiVersion": "2010-04-01", "Direction": "inbound"}
+    params.update(extra)
+    return params
+
+
+def signed_post(client, path: str, params: dict, *, token: str = AUTH_TOKEN, sign_url: str | None = None, **kw):
+    """POST as Twilio would, signing `sign_url` (default: the URL the test client requests)."""
+    signature = RequestValidator(token).compute_signature(sign_url or BASE + path, params)
+    return client.post(path, data=params, headers={"X-Twilio-Signature": signature}, **kw)
+
+
+def parse_twiml(resp) -> ET.Element:
+    """The TwiML document of a response, asserting it is what Twilio accepts."""
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.mimetype in ("text/xml", "application/xml")
+    body = resp.get_data()
+    assert body.startswith(b"<?xml"), body[:80]
+    doc = ET.fromstring(body)
+    assert doc.tag == "Response"
+    return doc
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll until predicate() is truthy (records land asynchronously); return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

@@ -1,0 +1,94 @@
+"""The real thing: `ivr setup` + `ivr serve` (what `make run` runs) under gunicorn, called over HTTP."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import IVR, AUTH_TOKEN, Server, server_env
+from helpers import wait_for
+from ivr.db import Database
+from ivr.models import Call, CallEvent
+from ivr.seed import DEFAULT_TEXTS
+from ivr.simulate import HttpTransport, SimulatedCall
+
+pytestmark = pytest.mark.slow
+
+
+def run_ivr(env, *args, check=True):
+    proc = subprocess.run([str(IVR), *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_a_fresh_checkout_serves_a_working_hotline_with_no_credentials(tmp_path):
+    """What `make run` does on a fresh machine: SQLite in the instance folder, a development token, a call."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_", "DATABASE_URL"))}
+    env.update(IVR_ENV="development", IVR_INSTANCE_PATH=str(tmp_path / "instance"))
+    out = run_ivr(env, "setup").stdout
+    assert "default announcement published" in out and "development token" in out
+    assert (tmp_path / "instance" / "hotline.db").exists()
+    srv = Server(env)
+    try:
+        banner = srv.log_path.read_text()
+        for path in ("/voice/incoming", "/voice/fallback", "/voice/status", "ivr simulate"):
+            assert path in banner
+        sim = run_ivr(env, "simulate", "--url", srv.url, "--keys", "1,9")
+        assert DEFAULT_TEXTS["en"]["main"] in sim.stdout and DEFAULT_TEXTS["en"]["details"] in sim.stdout
+        assert "call ended: hangup" in sim.stdout
+        # The development token was made once and kept: a second setup reuses it.
+        token = (tmp_path / "instance" / "dev_twilio_auth_token").read_text()
+        run_ivr(env, "setup")
+        assert (tmp_path / "instance" / "dev_twilio_auth_token").read_text() == token
+    finally:
+        srv.stop()
+
+
+def test_production_refuses_to_start_without_a_twilio_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_", "DATABASE_URL"))}
+    env.update(IVR_ENV="production", IVR_INSTANCE_PATH=str(tmp_path))
+    proc = run_ivr(env, "serve", "--port", "1", check=False)
+    assert proc.returncode != 0 and "TWILIO_AUTH_TOKEN" in proc.stderr
+
+
+def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every_worker(config, server):
+    srv = server(workers=2)
+    env = server_env(config)
+
+    def call(keys):
+        return SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=keys).run()
+
+    before = [call(["0"]) for _ in range(4)]
+    assert all(r.ended == "hangup" for r in before)  # message mode: no queue, a polite end
+    assert "set by" in run_ivr(env, "mode", "show").stdout
+    out = run_ivr(env, "mode", "set", "live", "--reason", "agents on shift", "--by", "ops-lead").stdout
+    assert "message -> live" in out
+    # Several calls in a row land on both workers; every one of them sees the new mode.
+    after = [call(["0"]) for _ in range(6)]
+    assert all(r.ended == "queued" for r in after)
+
+    db = Database(config.db_url)
+    sids = [r.call_sid for r in before + after]
+
+    def recorded():
+        with db.read() as conn:
+            calls = conn.execute(select(func.count()).select_from(Call).where(Call.call_sid.in_(sids))).scalar()
+            queued = conn.execute(select(func.count()).select_from(CallEvent)
+                                  .where(CallEvent.call_sid.in_(sids), CallEvent.kind == "route")).scalar()
+        return calls == len(sids) and queued == len(sids)
+
+    assert wait_for(recorded), "every call and its routing decision must be recorded"
+    db.dispose()
+
+
+def test_cli_mode_set_requires_a_reason_and_validates_the_mode(config):
+    env = server_env(config)
+    assert run_ivr(env, "mode", "set", "live", check=False).returncode != 0
+    bad = run_ivr(env, "mode", "set", "party", "--reason", "x", check=False)
+    assert bad.returncode != 0 and "message" in bad.stderr
+    blank = run_ivr(env, "mode", "set", "live", "--reason", "  ", check=False)
+    assert blank.returncode != 0 and "reason" in blank.stderr
+    assert run_ivr(env, "mode", "show").stdout.startswith("message")
