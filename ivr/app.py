@@ -25,9 +25,17 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     _configure_logging(app)
     app.extensions["ivr"] = Hotline.build(cfg)
 
+    import ivr.recordings  # noqa: F401  (registers the phone-recording job)
+    import webhooks.admin_line  # noqa: F401  (adds the admin line's routes to the voice blueprint)
+    from webhooks.media import bp as media_bp
     from webhooks.voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
+    app.register_blueprint(media_bp)
+
+    hotline = app.extensions["ivr"]
+    if cfg.jobs_in_app:
+        app.before_request(hotline.jobs.ensure_started)
 
     @app.get("/")
     def index():

@@ -26,6 +26,14 @@ class Config:
     max_body_bytes: int = 64 * 1024
     validate_signatures: bool = True
     event_flush_interval: float = 0.05
+    media_cache_dir: Path = PROJECT_ROOT / "audio" / "cache"  # rebuilt from the database on demand
+    tts_engines: tuple[str, ...] = ("gtts", "espeak")
+    gtts_timeout: float = 3.0  # seconds before giving up on Google and speaking offline
+    upload_max_bytes: int = 20_000_000
+    audio_max_seconds: float = 300.0
+    # Where phone recordings may be fetched from (scheme://host[:port]); nothing else, so no SSRF.
+    recording_origins: tuple[str, ...] = ("https://api.twilio.com",)
+    jobs_in_app: bool = True  # work background jobs in a thread of each web worker (else: `ivr jobs run`)
     # Where the auth token came from: "environment", "config", "development-file"
     token_source: str = field(default="config", compare=False)
 
@@ -63,6 +71,14 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         rules_path=Path(env.get("IVR_RULES") or PROJECT_ROOT / "routing_rules.yaml"),
         secret_key=env.get("IVR_SECRET_KEY", ""),
         max_body_bytes=int(env.get("IVR_MAX_BODY_BYTES", 64 * 1024)),
+        media_cache_dir=Path(env.get("IVR_MEDIA_CACHE") or PROJECT_ROOT / "audio" / "cache"),
+        tts_engines=tuple(e.strip() for e in env.get("IVR_TTS_ENGINES", "gtts,espeak").split(",") if e.strip()),
+        gtts_timeout=float(env.get("IVR_GTTS_TIMEOUT", 3.0)),
+        upload_max_bytes=int(env.get("IVR_UPLOAD_MAX_BYTES", 20_000_000)),
+        audio_max_seconds=float(env.get("IVR_AUDIO_MAX_SECONDS", 300)),
+        recording_origins=tuple(o.strip().rstrip("/") for o in
+                                env.get("IVR_RECORDING_ORIGINS", "https://api.twilio.com").split(",") if o.strip()),
+        jobs_in_app=env.get("IVR_JOBS_IN_APP", "1") not in ("0", "false", "no"),
         token_source="environment",
     )
     return cfg

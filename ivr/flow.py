@@ -41,6 +41,23 @@ class Gather:
     action: "Link"
     prompts: tuple = ()
     timeout: int = 6
+    num_digits: int | None = 1  # None: until finish_on_key (a PIN)
+    finish_on_key: str = "#"
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record the caller (the admin line); Twilio posts RecordingUrl and RecordingDuration to the action."""
+
+    action: "Link"
+    max_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class PlayUrl:
+    """Play audio Twilio hosts (an admin's recording played back to them)."""
+
+    url: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,10 @@ class Link:
 
     route: str
     params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def to(cls, route: str, **params) -> "Link":
+        return cls(route, tuple((k, str(v)) for k, v in params.items() if v is not None))
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,8 @@ def _spoken(rules: Rules, snap: Snapshot, lang: str, topic: str, missing_prompt:
     if found is None:
         return [_say(rules, lang, missing_prompt)]
     spoken, code = found
-    if spoken.media:
+    # With the database unreachable the audio may not be servable; the text needs nothing from us.
+    if spoken.media and (snap.fresh or not spoken.text):
         return [Play(spoken.media)]
     return [Say(spoken.text, code)]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ivr.config import Config
 from ivr.db import Database
 from ivr.events import EventRecorder
+from ivr.jobs import JobWorker
 from ivr.rules import RulesStore
 from ivr.state import StateReader
 
@@ -22,17 +23,26 @@ class Hotline:
     rules: RulesStore
     state: StateReader
     recorder: EventRecorder
+    jobs: "JobWorker" = None
 
     @classmethod
     def build(cls, config: Config) -> "Hotline":
         db = Database(config.db_url)
-        return cls(
+        hotline = cls(
             config=config,
             db=db,
             rules=RulesStore(config.rules_path),
             state=StateReader(db, config.instance_path / "last_good_snapshot.json"),
             recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval),
         )
+        hotline.jobs = JobWorker(hotline)
+        return hotline
+
+    def close(self) -> None:
+        """Stop background work, flush what was recorded, release database connections."""
+        self.jobs.stop()
+        self.recorder.close()
+        self.db.dispose()
 
     def caller_identity(self, number: str | None) -> tuple[str | None, str | None]:
         """A keyed hash and a masked form of a caller's number: we keep no more than that."""

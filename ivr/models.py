@@ -98,6 +98,9 @@ class Announcement(Base):
     __table_args__ = (
         UniqueConstraint("incident_id", "language", "topic", "version", name="uq_announcements_version"),
         Index("ix_announcements_lookup", "incident_id", "language", "topic", "status"),
+        # At most one published version per incident, language and topic: publishing can never leave two.
+        Index("uq_announcements_one_published", "incident_id", "language", "topic", unique=True,
+              sqlite_where=text("status = 'published'"), postgresql_where=text("status = 'published'")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
@@ -148,3 +151,56 @@ class CallEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     digits: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class TTSCacheEntry(Base):
+    """Synthesised speech by what was asked (text, language, voice): the same words are never synthesised twice."""
+
+    __tablename__ = "tts_cache"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of language, voice and text
+    media_sha256: Mapped[str] = mapped_column(ForeignKey("media.sha256"))
+    engine: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """Someone who runs the hotline: viewer, ops or admin."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | ops | admin
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    phone_pin_hash: Mapped[str | None] = mapped_column(String(255))  # for the admin phone line
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API, stored only as a hash."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """Work kept out of the webhooks' path (fetching a phone recording, sending an SMS), done by a worker."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_ready", "status", "run_after"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)  # JSON
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+    dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -32,6 +32,8 @@ def _child(parent, verb, rules: Rules, base: str) -> None:
         _say(parent, verb, rules)
     elif isinstance(verb, flow.Play):
         parent.play(media_url(verb.media, base))
+    elif isinstance(verb, flow.PlayUrl):
+        parent.play(verb.url)
     elif isinstance(verb, flow.Pause):
         parent.pause(length=verb.seconds)
     else:
@@ -43,8 +45,9 @@ def render(reply: flow.Reply, rules: Rules, base: str = "") -> str:
     resp = VoiceResponse()
     for verb in reply.verbs:
         if isinstance(verb, flow.Gather):
-            gather = resp.gather(action=url(verb.action, base), method="POST", input="dtmf", num_digits=1,
-                                 timeout=verb.timeout, action_on_empty_result=False)
+            extra = {"num_digits": verb.num_digits} if verb.num_digits else {}
+            gather = resp.gather(action=url(verb.action, base), method="POST", input="dtmf", timeout=verb.timeout,
+                                 finish_on_key=verb.finish_on_key, action_on_empty_result=False, **extra)
             for prompt in verb.prompts:
                 _child(gather, prompt, rules, base)
         elif isinstance(verb, flow.Redirect):
@@ -55,6 +58,9 @@ def render(reply: flow.Reply, rules: Rules, base: str = "") -> str:
             else:
                 resp.enqueue(verb.queue, wait_url=url(verb.wait, base), wait_url_method="POST",
                              action=url(verb.action, base), method="POST")
+        elif isinstance(verb, flow.Record):
+            resp.record(action=url(verb.action, base), method="POST", max_length=verb.max_seconds,
+                        finish_on_key="#", play_beep=True, timeout=5, trim="trim-silence")
         elif isinstance(verb, flow.Hangup):
             resp.hangup()
         else:

@@ -85,7 +85,8 @@ def config(db_url, tmp_path, rules_file) -> Config:
     reset_database(db_url)
     return Config(env="test", instance_path=tmp_path / "instance", database_url=db_url,
                   twilio_auth_token=AUTH_TOKEN, rules_path=rules_file, secret_key="test-secret",
-                  event_flush_interval=0.02)
+                  event_flush_interval=0.02, media_cache_dir=tmp_path / "media-cache", jobs_in_app=False,
+                  tts_engines=("espeak",))
 
 
 @pytest.fixture
@@ -94,9 +95,7 @@ def app(config):
 
     app = create_app(config)
     yield app
-    hotline = app.extensions["ivr"]
-    hotline.recorder.close()
-    hotline.db.dispose()
+    app.extensions["ivr"].close()
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def test_a_fresh_worker_with_no_database_uses_the_snapshot_file(app, config, pla
         doc = parse_twiml(signed_post(fresh.test_client(), "/voice/incoming", twilio_params()))
         assert DEFAULT_TEXTS["en"]["main"] in [el.text for el in doc.iter("Say")]
     finally:
-        fresh.extensions["ivr"].recorder.close()
+        fresh.extensions["ivr"].close()
 
 
 def test_with_no_database_and_no_snapshot_callers_still_hear_something_useful(config):
@@ -74,7 +74,7 @@ def test_with_no_database_and_no_snapshot_callers_still_hear_something_useful(co
         assert any("investigating a security incident" in s for s in says)
         assert doc.find("Gather") is not None
     finally:
-        fresh.extensions["ivr"].recorder.close()
+        fresh.extensions["ivr"].close()
 
 
 def test_a_bug_inside_a_step_is_answered_with_the_safe_reply(app, monkeypatch):

@@ -65,8 +65,7 @@ def proxied_app(config):
 
     app = create_app(config.with_overrides(public_url="https://hotline.example.com"))
     yield app
-    app.extensions["ivr"].recorder.close()
-    app.extensions["ivr"].db.dispose()
+    app.extensions["ivr"].close()
 
 
 @pytest.mark.parametrize("public", ["https://hotline.example.com/voice/incoming",
