@@ -307,6 +307,7 @@ def base_env(instance: Path, token: str, db_url: str | None) -> dict:
                IVR_INSTANCE_PATH=str(instance))
     if db_url:
         env["DATABASE_URL"] = db_url
+    instance.mkdir(parents=True, exist_ok=True)
     return env
 
 

@@ -21,17 +21,20 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     cfg = finalize(cfg)
 
     app = Flask(__name__, instance_path=str(cfg.instance_path))
-    app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=cfg.max_body_bytes, IVR=cfg)
+    # Uploads may be large; the voice routes set their own, much smaller limit (webhooks/voice.py).
+    app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=cfg.upload_max_bytes + 1_000_000, IVR=cfg)
     _configure_logging(app)
     app.extensions["ivr"] = Hotline.build(cfg)
 
     import ivr.recordings  # noqa: F401  (registers the phone-recording job)
     import webhooks.admin_line  # noqa: F401  (adds the admin line's routes to the voice blueprint)
+    from ivr.api import bp as api_bp
     from webhooks.media import bp as media_bp
     from webhooks.voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
     app.register_blueprint(media_bp)
+    app.register_blueprint(api_bp)
 
     hotline = app.extensions["ivr"]
     if cfg.jobs_in_app:

@@ -36,11 +36,19 @@ DEFAULT_TEXTS = {
 }
 
 
-def ensure_default_content(db: Database, actor: str = "setup") -> bool:
-    """Create and publish the default incident and announcements if there is no incident yet."""
-    with db.write() as conn:
+def ensure_default_content(db: Database, actor: str = "setup", speak=None) -> bool:
+    """Create and publish the default incident and announcements if there is no incident yet.
+
+    `speak(text, lang)`, if given, returns phone-ready audio (ivr.announcements.Audio) for each text, or None.
+    """
+    with db.read() as conn:
         if conn.execute(select(func.count()).select_from(Incident)).scalar_one():
             return False
+    spoken = {(lang, topic): speak(text, lang) if speak else None
+              for lang, topics in DEFAULT_TEXTS.items() for topic, text in topics.items()}
+    with db.write() as conn:
+        if conn.execute(select(func.count()).select_from(Incident)).scalar_one():
+            return False  # another process seeded it meanwhile
         now = utcnow()
         incident_id = conn.execute(
             insert(Incident).values(title=DEFAULT_TITLE, severity="high", exposed="under investigation",
@@ -48,9 +56,12 @@ def ensure_default_content(db: Database, actor: str = "setup") -> bool:
         ).inserted_primary_key[0]
         for lang, topics in DEFAULT_TEXTS.items():
             for topic, text in topics.items():
+                audio = spoken[(lang, topic)]
                 conn.execute(insert(Announcement).values(
                     incident_id=incident_id, language=lang, topic=topic, version=1, status="published",
-                    text=text, source="text", created_by=actor, created_at=now, published_at=now,
+                    text=text, source="tts" if audio else "text", engine=audio.engine if audio else None,
+                    media_sha256=audio.sha256 if audio else None, duration_ms=audio.duration_ms if audio else None,
+                    created_by=actor, created_at=now, published_at=now,
                 ))
         audit(conn, actor=actor, action="announcement.seed", subject=f"incident {incident_id}",
               to_value="default announcement published", reason="first start of the hotline")

@@ -69,7 +69,9 @@ class FlaskTransport(Transport):
 
     def get(self, url):
         resp = self.client.get(url)
-        return resp.status_code, resp.mimetype or "", resp.get_data()
+        data = resp.get_data()
+        resp.close()
+        return resp.status_code, resp.mimetype or "", data
 
 
 class HttpTransport(Transport):
@@ -84,8 +86,8 @@ class HttpTransport(Transport):
         resp = self.session.post(url, data=params, headers=headers, timeout=self.timeout, allow_redirects=False)
         return resp.status_code, resp.headers.get("Content-Type", "").split(";")[0], resp.content
 
-    def get(self, url):
-        resp = self.session.get(url, timeout=self.timeout)
+    def get(self, path):
+        resp = self.session.get(self.base + path, timeout=self.timeout)
         return resp.status_code, resp.headers.get("Content-Type", "").split(";")[0], resp.content
 
 
@@ -93,13 +95,15 @@ class SimulatedCall:
     """One call from `caller` to `to`, pressing `keys` in order whenever the hotline gathers input."""
 
     def __init__(self, transport: Transport, auth_token: str, *, keys=(), caller="+15555550123",
-                 to="+15555550100", public_url: str | None = None, max_requests: int = 60, fetch_media=False):
+                 to="+15555550100", public_url: str | None = None, max_requests: int = 60, fetch_media=False,
+                 recording_url: str | None = None, recording_seconds: int = 12):
         self.transport = transport
         self.validator = RequestValidator(auth_token)
         self.keys = list(keys)
         self.base = (public_url or transport.base).rstrip("/")
         self.max_requests = max_requests
         self.fetch_media = fetch_media
+        self.recording = (recording_url, recording_seconds)  # what a <Record> "records"
         self.params = {
             "CallSid": "CA" + secrets.token_hex(16),
             "AccountSid": "AC" + "0" * 32,
@@ -158,6 +162,14 @@ class SimulatedCall:
                 self._prompt(verb)
             elif tag == "Redirect":
                 return (verb.text or "").strip(), None
+            elif tag == "Record":
+                url, seconds = self.recording
+                if url is None:
+                    self.result.heard.append(Heard("silence", "records nothing"))
+                    continue
+                self.result.heard.append(Heard("record", f"records {seconds} s"))
+                return verb.get("action", ""), {"RecordingUrl": url, "RecordingDuration": str(seconds),
+                                                "RecordingSid": "RE" + secrets.token_hex(16), "Digits": "#"}
             elif tag == "Enqueue":
                 return self._enqueue(verb)
             elif tag == "Hangup":
@@ -175,7 +187,7 @@ class SimulatedCall:
         elif verb.tag == "Play":
             url = (verb.text or "").strip()
             note = ""
-            if self.fetch_media:
+            if self.fetch_media and (not url.startswith(("http://", "https://")) or url.startswith(self.base)):
                 status, ctype, body = self.transport.get(urljoin(self.base + "/", url)[len(self.base):])
                 note = f"HTTP {status}, {ctype}, {len(body)} bytes"
             self.result.heard.append(Heard("play", note, url=url))

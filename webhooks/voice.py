@@ -70,6 +70,7 @@ def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
         def view():
             hotline = _hotline()
             started = time.perf_counter()
+            request.max_content_length = hotline.config.max_body_bytes  # Twilio's requests are small
             if hotline.config.validate_signatures and not is_signed_by_twilio(
                 request, RequestValidator(hotline.config.twilio_auth_token), hotline.config.public_url
             ):
