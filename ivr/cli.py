@@ -1,6 +1,7 @@
 """The `ivr` command: set up, serve, switch modes, check rules and simulate calls."""
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import sys
@@ -19,8 +20,20 @@ def _config():
         raise click.ClickException(str(exc)) from None
 
 
+_DATABASES: dict[str, Database] = {}
+
+
+def _database(url: str) -> Database:
+    """One Database (and connection pool) per URL for this process, released at exit."""
+    if url not in _DATABASES:
+        if not _DATABASES:
+            atexit.register(lambda: [d.dispose() for d in _DATABASES.values()])
+        _DATABASES[url] = Database(url)
+    return _DATABASES[url]
+
+
 def _db() -> Database:
-    return Database(_config().db_url)
+    return _database(_config().db_url)
 
 
 def _whoami() -> str:
@@ -84,7 +97,7 @@ def setup(audio):
     from ivr.seed import ensure_default_content
 
     cfg = _config()
-    database = Database(cfg.db_url)
+    database = _database(cfg.db_url)
     upgrade(database)
     speak = _default_speaker(cfg, database) if audio else None
     logging.getLogger("ivr.tts").setLevel(logging.ERROR)  # "Google is unreachable" is expected offline
@@ -254,7 +267,7 @@ def announce_tts(lang, topic, text_file, text, publish, reason, actor):
     if not body:
         raise click.ClickException("give the text with --text-file FILE or --text TEXT")
     cfg = _config()
-    row = create_from_text(Database(cfg.db_url), cfg, _rules_languages(cfg), lang=lang, topic=topic, text=body,
+    row = create_from_text(_database(cfg.db_url), cfg, _rules_languages(cfg), lang=lang, topic=topic, text=body,
                            actor=actor or _whoami(), publish=publish, reason=reason)
     click.echo(_announcement_line(row))
 
@@ -273,7 +286,7 @@ def announce_upload(file, lang, topic, text, publish, reason, actor):
     from ivr.announcements import create_from_audio
 
     cfg = _config()
-    row = create_from_audio(Database(cfg.db_url), cfg, _rules_languages(cfg), data=Path(file).read_bytes(),
+    row = create_from_audio(_database(cfg.db_url), cfg, _rules_languages(cfg), data=Path(file).read_bytes(),
                             lang=lang, topic=topic, text=text, actor=actor or _whoami(), publish=publish,
                             reason=reason)
     click.echo(_announcement_line(row))

@@ -27,7 +27,8 @@ def run_ivr(env, *args, check=True):
 def test_a_fresh_checkout_serves_a_working_hotline_with_no_credentials(tmp_path):
     """What `make run` does on a fresh machine: SQLite in the instance folder, a development token, a call."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_", "DATABASE_URL"))}
-    env.update(IVR_ENV="development", IVR_INSTANCE_PATH=str(tmp_path / "instance"))
+    env.update(IVR_ENV="development", IVR_INSTANCE_PATH=str(tmp_path / "instance"),
+               IVR_MEDIA_CACHE=str(tmp_path / "media"))
     out = run_ivr(env, "setup").stdout
     assert "default announcement published" in out and "development token" in out
     assert (tmp_path / "instance" / "hotline.db").exists()
@@ -36,8 +37,11 @@ def test_a_fresh_checkout_serves_a_working_hotline_with_no_credentials(tmp_path)
         banner = srv.log_path.read_text()
         for path in ("/voice/incoming", "/voice/fallback", "/voice/status", "ivr simulate"):
             assert path in banner
-        sim = run_ivr(env, "simulate", "--url", srv.url, "--keys", "1,9")
-        assert DEFAULT_TEXTS["en"]["main"] in sim.stdout and DEFAULT_TEXTS["en"]["details"] in sim.stdout
+        sim = run_ivr(env, "simulate", "--url", srv.url, "--keys", "1,9", "--media")
+        # The default announcement was spoken by the offline engine: main, details, main again, all served.
+        plays = [line for line in sim.stdout.splitlines() if "hears audio: /media/" in line]
+        assert len(plays) == 3 and all("HTTP 200, audio/wav" in p for p in plays)
+        assert plays[0].split()[2] == plays[2].split()[2] != plays[1].split()[2]
         assert "call ended: hangup" in sim.stdout
         # The development token was made once and kept: a second setup reuses it.
         token = (tmp_path / "instance" / "dev_twilio_auth_token").read_text()

@@ -1,0 +1,146 @@
+"""The admin phone line: PIN, record, hear it back, publish; the recording fetched only from allowed hosts."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from conftest import AUTH_TOKEN
+from ivr import jobs, tts
+from ivr.models import Announcement, AuditEntry, Job
+from ivr.simulate import FlaskTransport, SimulatedCall
+from ivr.users import add_user
+from stubs import StubHost, basic_auth
+
+ACCOUNT = "AC" + "a" * 32
+REC_PATH = f"/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'b' * 32}"
+
+
+@pytest.fixture(scope="module")
+def recording():
+    return tts.synthesize("This is the chief executive. Please change your password today.", "en",
+                          engines=("espeak",)).data
+
+
+@pytest.fixture
+def twilio_host(recording):
+    host = StubHost({REC_PATH: (200, {"Content-Type": "audio/x-wav"}, recording)})
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def admin_app(config, twilio_host):
+    from ivr.app import create_app
+
+    cfg = config.with_overrides(twilio_account_sid=ACCOUNT, recording_origins=(twilio_host.origin,))
+    app = create_app(cfg)
+    add_user(app.extensions["ivr"].db, "dana", "admin", actor="test", phone_pin="482916")
+    add_user(app.extensions["ivr"].db, "vic", "viewer", actor="test", phone_pin="111111")
+    yield app
+    app.extensions["ivr"].close()
+
+
+def admin_call(app, keys, recording_url=None):
+    call = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=keys, recording_url=recording_url,
+                         caller="+15555559876")
+    return call.run("/voice/admin")
+
+
+def audits(hotline, prefix):
+    with hotline.db.read() as conn:
+        return conn.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.to_value)
+                            .where(AuditEntry.action.like(prefix + "%")).order_by(AuditEntry.id)).all()
+
+
+def published_main(hotline, lang="en"):
+    with hotline.db.read() as conn:
+        return conn.execute(select(Announcement.source, Announcement.created_by, Announcement.media_sha256,
+                                   Announcement.duration_ms).where(
+            Announcement.language == lang, Announcement.topic == "main",
+            Announcement.status == "published")).one()
+
+
+def test_an_admin_records_hears_and_publishes_an_announcement_by_phone(admin_app, twilio_host):
+    hotline = admin_app.extensions["ivr"]
+    url = twilio_host.origin + REC_PATH
+    result = admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=url)
+    assert [h.kind for h in result.heard if h.kind in ("record", "play")] == ["record", "play"]
+    assert next(h.url for h in result.heard if h.kind == "play") == url  # the admin hears it back
+    assert result.said()[-1].startswith("Thank you. Your recording will be published")
+    assert twilio_host.requests == []  # nothing fetched inside the webhooks
+    assert jobs.run_one(hotline)
+    assert twilio_host.requests == [("GET", REC_PATH, basic_auth(ACCOUNT, AUTH_TOKEN))]
+    source, by, sha, duration = published_main(hotline)
+    assert (source, by) == ("phone", "dana") and 2_000 < duration < 10_000
+    # Callers now hear it.
+    call = SimulatedCall(FlaskTransport(admin_app), AUTH_TOKEN).run()
+    assert any(sha in h.url for h in call.heard if h.kind == "play")
+    actions = [a.action for a in audits(hotline, "")]
+    assert "admin_line.login" in actions and "announcement.phone_recorded" in actions
+    assert actions[-1] == "announcement.publish"
+
+
+def test_a_recording_from_a_host_outside_the_allow_list_is_refused(admin_app, twilio_host):
+    hotline = admin_app.extensions["ivr"]
+    before = published_main(hotline)
+    evil = StubHost({REC_PATH: (200, {}, b"RIFF....")})
+    try:
+        admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=evil.origin + REC_PATH)
+        assert jobs.run_one(hotline)
+        assert evil.requests == []  # not even one request to a host that is not allowed
+    finally:
+        evil.close()
+    with hotline.db.read() as conn:
+        status, error = conn.execute(select(Job.status, Job.last_error)).one()
+    assert status == "failed" and "not on the allow-list" in error
+    assert published_main(hotline) == before
+    assert audits(hotline, "announcement.phone_failed")[0].actor == "dana"
+
+
+def test_a_redirect_to_another_host_is_refused_too(admin_app, twilio_host):
+    hotline = admin_app.extensions["ivr"]
+    twilio_host.routes["/redirect"] = (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b"")
+    admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=twilio_host.origin + "/redirect")
+    jobs.run_one(hotline)
+    with hotline.db.read() as conn:
+        assert "169.254.169.254 is not on the allow-list" in conn.execute(select(Job.last_error)).scalar()
+
+
+def test_three_wrong_pins_hang_up_and_are_audited(admin_app):
+    hotline = admin_app.extensions["ivr"]
+    result = admin_call(admin_app, ["0000", "111111", "99999999", "482916"])
+    assert result.ended == "hangup"
+    assert result.said().count("That PIN is not right.") == 2 and result.said()[-1] == "That PIN is not right. Goodbye."
+    rows = audits(hotline, "admin_line")
+    assert [r.action for r in rows] == ["admin_line.pin_failed"] * 3 + ["admin_line.locked_out"]
+    assert all(r.actor == "phone ***9876" for r in rows)  # the number is masked even in the audit log
+    # A viewer's PIN does not open the admin line (the second try above was vic's).
+
+
+def test_discarding_publishes_nothing(admin_app, twilio_host):
+    hotline = admin_app.extensions["ivr"]
+    before = published_main(hotline)
+    admin_call(admin_app, ["482916", "2", "3", "3"], recording_url=twilio_host.origin + REC_PATH)
+    assert not jobs.run_one(hotline)
+    assert published_main(hotline) == before
+    assert audits(hotline, "announcement.phone_discarded")[0].actor == "dana"
+
+
+def test_the_session_key_is_bound_to_the_call(admin_app):
+    import hashlib
+    import hmac
+
+    from helpers import parse_twiml, signed_post, twilio_params
+
+    secret = admin_app.extensions["ivr"].config.secret_key.encode()
+    sid_a, sid_b = "CA" + "a" * 32, "CA" + "b" * 32
+    key_a = hmac.new(secret, f"admin-line:{sid_a}:dana".encode(), hashlib.sha256).hexdigest()[:24]
+    url = f"/voice/admin/lang?u=dana&k={key_a}"
+
+    def step(sid):
+        return parse_twiml(signed_post(admin_app.test_client(), url, twilio_params(sid, Digits="1"),
+                                       sign_url="http://localhost" + url))
+
+    assert "To record the main announcement" in step(sid_a).find("Gather/Say").text
+    other = step(sid_b)  # the same URL, replayed in another call
+    assert other.find("Say").text == "This session has expired. Goodbye." and other.find("Hangup") is not None

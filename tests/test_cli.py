@@ -1,0 +1,96 @@
+"""The `ivr` command as ops and admins use it: rules check, announcements, users."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from ivr import audio
+from ivr.cli import main
+
+
+@pytest.fixture
+def ivr(config):
+    env = {"IVR_ENV": "production", "TWILIO_AUTH_TOKEN": config.twilio_auth_token, "DATABASE_URL": config.db_url,
+           "IVR_INSTANCE_PATH": str(config.instance_path), "IVR_RULES": str(config.rules_path),
+           "IVR_SECRET_KEY": config.secret_key, "IVR_TTS_ENGINES": "espeak", "IVR_MEDIA_CACHE": str(
+               config.media_cache_dir)}
+    runner = CliRunner()
+
+    def run(*args, ok=True, input=None):
+        result = runner.invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def test_rules_check_accepts_the_shipped_rules(ivr):
+    out = ivr("rules", "check").output
+    assert "OK (2 languages, 5 menu options)" in out
+
+
+def test_rules_check_names_the_line_and_field_of_every_error(ivr, tmp_path, rules_file):
+    bad = tmp_path / "bad.yaml"
+    text = rules_file.read_text().replace("max_attempts: 3", "max_attempts: 0")
+    text = text.replace('    goodbye: "Puede', '    goodby: "Puede')
+    bad.write_text(text)
+    result = ivr("rules", "check", str(bad), ok=False)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    line_no = next(i for i, l in enumerate(text.splitlines(), 1) if "max_attempts: 0" in l)
+    assert any(f"line {line_no}: menu.max_attempts:" in l for l in lines)
+    es_line = next(i for i, l in enumerate(text.splitlines(), 1) if l.startswith("  es:") and i > 60)
+    assert len(lines) == 1  # field errors first; the missing Spanish prompt is reported once they are fixed
+    bad.write_text(text.replace("max_attempts: 0", "max_attempts: 3"))
+    result = ivr("rules", "check", str(bad), ok=False)
+    assert f"line {es_line}: prompts.es: the 'es' prompt 'goodbye' is missing" in result.output
+    assert "unknown prompt 'goodby'" in result.output
+
+
+def test_rules_check_reports_broken_yaml_with_its_line(ivr, tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("version: 1\nmenu:\n  options: {\"1\": details\n")
+    result = ivr("rules", "check", str(bad), ok=False)
+    assert result.exit_code == 1 and "not valid YAML" in result.output and "line " in result.output
+
+
+def test_announcements_from_the_command_line(ivr, tmp_path):
+    text = tmp_path / "statement.txt"
+    text.write_text("We have reset every customer password. Choose a new one when you next sign in.")
+    created = ivr("announce", "tts", "--lang", "en", "--text-file", str(text), "--by", "dana").output
+    assert "draft" in created and "espeak-ng" in created
+    ann_id = created.split()[0].lstrip("#")
+    published = ivr("announce", "publish", ann_id, "--reason", "approved", "--by", "dana").output
+    assert "published" in published and "v2" in published
+    out = tmp_path / "out.wav"
+    ivr("announce", "export", ann_id, "--out", str(out))
+    heard = audio.load_phone_wav(out.read_bytes())
+    assert heard.frame_rate == 8000 and len(heard) > 2_000
+    listing = ivr("announce", "list", "--lang", "en", "--topic", "main").output.splitlines()
+    assert "published" in listing[0] and "archived" in listing[1]
+    back = ivr("announce", "rollback", "--lang", "en", "--reason", "legal asked", "--by", "dana").output
+    assert "v1" in back and "published" in back
+    upload = ivr("announce", "upload", str(out), "--lang", "es", "--topic", "advice", "--publish").output
+    assert "es/advice" in upload and "upload" in upload and "published" in upload
+
+
+def test_bad_announcement_input_is_a_clear_error(ivr, tmp_path):
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"ID3 but not really an mp3" * 50)
+    result = ivr("announce", "upload", str(junk), ok=False)
+    assert result.exit_code == 1 and "undecodable" in result.output and "nothing was changed" in result.output
+    result = ivr("announce", "tts", "--lang", "fr", "--text", "Bonjour", ok=False)
+    assert result.exit_code == 1 and "'fr' is not configured" in result.output
+    result = ivr("announce", "rollback", "--lang", "es", "--topic", "details", ok=False)
+    assert "no earlier published es/details version" in result.output
+
+
+def test_users_and_tokens(ivr):
+    assert "added as admin" in ivr("users", "add", "dana", "--role", "admin", "--phone-pin", "482916").output
+    token = ivr("users", "token", "dana").output.strip()
+    assert token.startswith("ivr_") and len(token) > 40
+    result = ivr("users", "add", "dana", "--role", "ops", ok=False)
+    assert "already a user called 'dana'" in result.output
+    result = ivr("users", "add", "sam", "--role", "ops", "--password", "short", ok=False)
+    assert "at least 10 characters" in result.output
