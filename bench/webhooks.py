@@ -47,6 +47,7 @@ THREADS, CONNECTIONS, WORKERS = 2, 32, 2
 WARMUP_S = 2
 POOL_RATE = 3000  # req/s the wrk pool of distinct CallSids is sized for; above it CallSids repeat (reported)
 RECORD_WAIT_S = 3
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qAtc"]
 TARGET_RATIO, TARGET_P99_MS = 0.5, 20.0
 # The bare app gets the flags `ivr serve` gives gunicorn (ivr/cli.py); both command lines are printed.
@@ -92,6 +93,25 @@ class Server:
             return Path(f"/proc/{self.proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:
             return " ".join(self.proc.args)
+
+    def workers_cpu_s(self) -> float:
+        """CPU seconds used so far by the gunicorn workers (the master's children)."""
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:  # fields: state, ppid, ..., utime (11), stime (12)
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
+
+    def measure(self, load, *args) -> "LoadResult":
+        """Run load(*args) and add the workers' CPU per completed request to its result."""
+        before = self.workers_cpu_s()
+        result = load(*args)
+        result.cpu_ms = (self.workers_cpu_s() - before) * 1000 / result.completed if result.completed else math.nan
+        return result
 
     def log_tail(self, n: int = 3000) -> str:
         self.log.flush()
@@ -145,6 +165,7 @@ class LoadResult:
     http_errors: int  # answers >= 400 (wrk's "Non-2xx or 3xx responses" counts exactly these)
     socket_errors: int  # connect/read/write errors and timeouts
     sent: list[int] = field(default_factory=list)  # new CallSids handed out, per wrk thread or pacer
+    cpu_ms: float = math.nan  # CPU the gunicorn workers used per completed request (steadier than req/s)
 
     @property
     def errors(self) -> int:
@@ -157,7 +178,7 @@ class LoadResult:
 
 def fmt_row(r: LoadResult) -> str:
     return (f"{r.rps:8.0f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
-            f"errors {r.errors} (http {r.http_errors}, socket {r.socket_errors})")
+            f"errors {r.errors} (http {r.http_errors}, socket {r.socket_errors})  worker CPU {r.cpu_ms:.2f} ms/req")
 
 
 # -- wrk ---------------------------------------------------------------------------------------------------
@@ -447,19 +468,19 @@ def bench_database(kind: str, db_url: str | None, work: Path, seconds: float, se
     bare = start_bare(work / f"bare-{kind}.log", servers)
     commands = {"bare": bare.cmdline(), "hotline": app.cmdline()}
     run_wrk(lua, bare.url(PATH), WARMUP_S)
-    bare_result = run_wrk(lua, bare.url(PATH), seconds)
+    bare_result = bare.measure(run_wrk, lua, bare.url(PATH), seconds)
     print(f"  {'bare (constant TwiML)':<24}{fmt_row(bare_result)}")
     stop(bare, servers)
 
     cursor = CallSidCursor(pool_size)
     runs = []
     for secs in (WARMUP_S, seconds):
-        runs.append(run_wrk(lua, app.url(PATH), secs, cursor.used))
+        runs.append(app.measure(run_wrk, lua, app.url(PATH), secs, cursor.used))
         cursor.advance(runs[-1])
     full = runs[-1]
     print(f"  {'/voice/incoming':<24}{fmt_row(full)}")
     target = full.rps / 2
-    paced = run_paced(app, token, target, seconds)
+    paced = app.measure(run_paced, app, token, target, seconds)
     print(f"  {'/voice/incoming, paced':<24}{fmt_row(paced)}  (open loop, target {target:.0f} req/s)")
 
     time.sleep(RECORD_WAIT_S)
@@ -518,12 +539,14 @@ def report(outcomes: list[Outcome], seconds: float, skipped: list[str], load_at_
              f"request); the hotline with IVR_ENV=production through `ivr setup` + `ivr serve`", ""]
     for o in outcomes:
         lines += [f"### {o.db}", "",
-                  "| | req/s | p50 ms | p99 ms | errors (http/socket) |", "|---|---:|---:|---:|---|"]
+                  "| | req/s | p50 ms | p99 ms | errors (http/socket) | worker CPU ms/req |",
+                  "|---|---:|---:|---:|---|---:|"]
         for label, r in (("bare Flask, constant TwiML", o.bare), ("/voice/incoming", o.incoming),
                          (f"/voice/incoming at half rate (target {o.target_rate:.0f}/s)", o.paced)):
             lines.append(f"| {label} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-                         f"{r.errors} ({r.http_errors}/{r.socket_errors}) |")
-        lines += ["", f"ratio incoming/bare: **{o.ratio:.2f}**; rows in `calls`: {o.records_running} after "
+                         f"{r.errors} ({r.http_errors}/{r.socket_errors}) | {r.cpu_ms:.2f} |")
+        lines += ["", f"ratio incoming/bare: **{o.ratio:.2f}** (by worker CPU per request: "
+                  f"{o.bare.cpu_ms / o.incoming.cpu_ms:.2f}); rows in `calls`: {o.records_running} after "
                   f"{RECORD_WAIT_S} s running, {o.records_final} after SIGTERM; expected {o.answered} to {o.sent}"
                   + (" (CallSids repeated)" if o.repeats else ""), ""]
         lines += [f"- {'MET    ' if met else 'NOT MET'} {name}: {value}" for name, value, met in o.targets()]

@@ -13,9 +13,10 @@ from ivr.config import ConfigError, finalize, from_env
 from ivr.db import Database
 
 
-def _config():
+def _config(serving: bool = False):
+    """The configuration; only serving (and so simulating in-process) needs the Twilio token."""
     try:
-        return finalize(from_env())
+        return finalize(from_env(), serving=serving)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -116,7 +117,7 @@ def setup(audio):
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", 2)), type=int, show_default="2")
 def serve(host, port, workers):
     """Serve the hotline with gunicorn (prints the Twilio URLs first)."""
-    cfg = _config()
+    cfg = _config(serving=True)
     base = cfg.public_url or f"http://{host}:{port}"
     click.echo(_banner(cfg, base, host, port))
     args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-",
@@ -443,6 +444,8 @@ def simulate(keys, caller, lang, url, media):
     from ivr.simulate import FlaskTransport, HttpTransport, SimulatedCall, keys_for_language
 
     cfg = _config()
+    if not cfg.twilio_auth_token:
+        raise click.ClickException("no Twilio auth token to sign with: set TWILIO_AUTH_TOKEN to the server's token")
     presses = [k.strip() for k in keys.replace(" ", ",").split(",") if k.strip()]
     try:
         presses = keys_for_language(rules_mod.load(cfg.rules_path), lang) + presses

@@ -84,15 +84,23 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
     return cfg
 
 
-def finalize(cfg: Config) -> Config:
-    """Fill what can be derived; refuse to run without a Twilio token outside development."""
+def finalize(cfg: Config, serving: bool = True) -> Config:
+    """Fill what can be derived; refuse to serve without a Twilio token outside development.
+
+    `serving=False` (admin commands): no token is needed; a development token is used if one was made.
+    """
+    if not cfg.twilio_auth_token and not serving and not cfg.dev:
+        kept = cfg.instance_path / "dev_twilio_auth_token"
+        if kept.exists():
+            cfg = replace(cfg, twilio_auth_token=kept.read_text().strip(), token_source="development-file")
     if not cfg.twilio_auth_token:
-        if not cfg.dev:
+        if not cfg.dev and serving:
             raise ConfigError(
                 "TWILIO_AUTH_TOKEN is not set. The hotline refuses to start without it, because it could not "
                 "tell Twilio's requests from forgeries. For a local trial set IVR_ENV=development (make run does)."
             )
-        cfg = replace(cfg, twilio_auth_token=dev_token(cfg.instance_path), token_source="development-file")
+        if cfg.dev:
+            cfg = replace(cfg, twilio_auth_token=dev_token(cfg.instance_path), token_source="development-file")
     if not cfg.secret_key:
         cfg = replace(cfg, secret_key=_kept_secret(cfg.instance_path / "secret_key"))
     return cfg
