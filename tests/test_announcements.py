@@ -239,3 +239,39 @@ def test_with_the_database_down_audio_announcements_fall_back_to_their_text(hotl
     kill_database(hotline)
     result = place_call(keys=[])
     assert TEXT_V2 in result.said() and not play_urls(result)
+
+
+def test_when_google_hangs_the_announcement_is_spoken_offline_within_the_timeout(hotline, monkeypatch):
+    """gTTS's HTTP boundary is the one thing faked: a local server that accepts and never answers."""
+    import socket
+    import time
+
+    from test_tts import point_gtts_at
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        point_gtts_at(monkeypatch, f"http://127.0.0.1:{sock.getsockname()[1]}")
+        cfg = hotline.config.with_overrides(tts_engines=("gtts", "espeak"), gtts_timeout=0.5)
+        started = time.monotonic()
+        row = ann.create_from_text(hotline.db, cfg, LANGS, lang="en", topic="main", text="Google is not answering.",
+                                   actor="tester", publish=True)
+        elapsed = time.monotonic() - started
+    assert row["engine"] == "espeak-ng" and row["media_sha256"]
+    assert elapsed < 0.5 + 1.5  # the timeout, plus the offline synthesis and the pipeline
+
+
+def test_with_google_reachable_gtts_speaks_and_the_version_says_so(hotline, monkeypatch):
+    from test_tts import FakeGoogle, google_body, point_gtts_at
+
+    wav = tts.synthesize("Spoken by the stand-in for Google.", "en", engines=("espeak",)).data
+    google = FakeGoogle(body=google_body(ffmpeg_convert(wav, "mp3", "-b:a", "32k")))
+    try:
+        point_gtts_at(monkeypatch, google.url)
+        cfg = hotline.config.with_overrides(tts_engines=("gtts", "espeak"))
+        row = ann.create_from_text(hotline.db, cfg, LANGS, lang="en", topic="main", text="Spoken by Google.",
+                                   actor="tester", publish=True)
+    finally:
+        google.close()
+    assert row["engine"] == "gtts" and 1_000 < row["duration_ms"] < 6_000
+    assert len(google.requests) == 1
