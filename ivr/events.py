@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, case, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.db import Database
@@ -214,28 +214,10 @@ def _ts(value: str | None) -> datetime:
 
 
 def write_records(conn: Connection, records: list[dict]) -> None:
-    """Apply records in one transaction; every statement is idempotent, so replays change nothing."""
-    calls: dict[str, dict] = {}
-    for r in records:
-        sid = r.get("call_sid")
-        if not sid:
-            continue
-        row = calls.setdefault(sid, {"call_sid": sid, "started_at": _ts(r.get("at"))})
-        if r["type"] == "call":
-            for key in ("caller_hash", "caller_masked", "language", "mode", "incident_id"):
-                if r.get(key) is not None:
-                    row[key] = r[key]
+    """Apply records in one transaction, a few executemany statements per batch; replays change nothing."""
+    calls = _call_rows(records)
     if calls:
-        cols = ("caller_hash", "caller_masked", "language", "mode", "incident_id")
-        rows = [{"call_sid": c["call_sid"], "started_at": c["started_at"], **{k: c.get(k) for k in cols}}
-                for c in calls.values()]
-        stmt = _insert(conn, Call.__table__)
-        # A status or a later step may arrive before the call's first record: fill in, never overwrite.
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["call_sid"],
-            set_={k: _coalesce(Call.__table__.c[k], stmt.excluded[k]) for k in cols},
-        )
-        conn.execute(stmt, rows)
+        conn.execute(_calls_upsert(conn), list(calls.values()))
     events = [
         {"call_sid": r["call_sid"], "step": r["step"][:160], "at": _ts(r.get("at")), "kind": r["kind"],
          "digits": (r.get("digits") or None) and str(r["digits"])[:32], "detail": r.get("detail")}
@@ -244,22 +226,60 @@ def write_records(conn: Connection, records: list[dict]) -> None:
     if events:
         conn.execute(_insert(conn, CallEvent.__table__).on_conflict_do_nothing(
             index_elements=["call_sid", "step"]), events)
+    statuses = [r for r in records if r["type"] == "status" and r.get("call_sid") and r.get("status")]
+    for terminal in (False, True):
+        rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
+        if rows:
+            conn.execute(_status_update(terminal), rows)
+
+
+_CALL_INFO = ("caller_hash", "caller_masked", "mode", "incident_id")
+
+
+def _call_rows(records: list[dict]) -> dict[str, dict]:
+    """One row per call in the batch: what its first record says, and its newest outcome and language."""
+    calls: dict[str, dict] = {}
     for r in records:
-        if r["type"] == "event" and (r.get("outcome") or r.get("language")):
-            values = {k: r[k] for k in ("outcome", "language") if r.get(k)}
-            conn.execute(update(Call).where(Call.call_sid == r["call_sid"]).values(**values))
-        elif r["type"] == "status":
-            order = status_order(r["status"], r.get("sequence"))
-            values = {"status": r["status"], "status_sequence": order}
-            if r["status"] in TERMINAL:
-                values["ended_at"] = _ts(r.get("at"))
-                if r.get("duration") is not None:
-                    values["duration_s"] = r["duration"]
-            conn.execute(update(Call).where(Call.call_sid == r["call_sid"], Call.status_sequence < order)
-                         .values(**values))
+        sid = r.get("call_sid")
+        if not sid:
+            continue
+        row = calls.setdefault(sid, {"call_sid": sid, "started_at": _ts(r.get("at")), "language": None,
+                                     "outcome": None, "outcome_step": -1, **{k: None for k in _CALL_INFO}})
+        if r["type"] == "call":
+            row.update({k: r.get(k) for k in _CALL_INFO})
+            row["language"] = row["language"] or r.get("language")
+        elif r["type"] == "event" and (r.get("outcome") or r.get("language")):
+            step = int(r.get("n") or 0)
+            if step >= row["outcome_step"]:
+                row["outcome_step"] = step
+                row["outcome"] = r.get("outcome") or row["outcome"]
+                row["language"] = r.get("language") or row["language"]
+    return calls
 
 
-def _coalesce(existing, incoming):
-    from sqlalchemy import func
+def _calls_upsert(conn: Connection):
+    stmt = _insert(conn, Call.__table__)
+    c, new = Call.__table__.c, stmt.excluded
+    newer = new.outcome_step > c.outcome_step
+    # A status or a later step may arrive before the call's first record: fill in, never overwrite;
+    # outcome and language move only forward in the call's steps.
+    return stmt.on_conflict_do_update(index_elements=["call_sid"], set_={
+        **{k: func.coalesce(c[k], new[k]) for k in _CALL_INFO},
+        "outcome": case((newer, func.coalesce(new.outcome, c.outcome)), else_=c.outcome),
+        "language": case((newer, func.coalesce(new.language, c.language)), else_=func.coalesce(c.language, new.language)),
+        "outcome_step": case((newer, new.outcome_step), else_=c.outcome_step),
+    })
 
-    return func.coalesce(existing, incoming)
+
+def _status_row(r: dict) -> dict:
+    return {"sid": r["call_sid"], "st": r["status"], "ord": status_order(r["status"], r.get("sequence")),
+            "ended": _ts(r.get("at")), "dur": r.get("duration")}
+
+
+def _status_update(terminal: bool):
+    c = Call.__table__.c
+    values = {"status": bindparam("st"), "status_sequence": bindparam("ord")}
+    if terminal:
+        values.update(ended_at=bindparam("ended"), duration_s=func.coalesce(bindparam("dur"), c.duration_s))
+    return (update(Call.__table__).where(c.call_sid == bindparam("sid"), c.status_sequence < bindparam("ord"))
+            .values(**values))

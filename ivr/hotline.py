@@ -6,6 +6,8 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from twilio.request_validator import RequestValidator
+
 from ivr.config import Config
 from ivr.db import Database
 from ivr.events import EventRecorder
@@ -24,6 +26,7 @@ class Hotline:
     state: StateReader
     recorder: EventRecorder
     jobs: "JobWorker" = None
+    validator: RequestValidator = None
 
     @classmethod
     def build(cls, config: Config) -> "Hotline":
@@ -36,6 +39,7 @@ class Hotline:
             recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval),
         )
         hotline.jobs = JobWorker(hotline)
+        hotline.validator = RequestValidator(config.twilio_auth_token)
         return hotline
 
     def close(self) -> None:

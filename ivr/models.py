@@ -130,6 +130,8 @@ class Call(Base):
     mode: Mapped[str | None] = mapped_column(String(16))
     incident_id: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str | None] = mapped_column(String(40))
+    # The call step the outcome and language were recorded at: a late or replayed record never overwrites a newer one.
+    outcome_step: Mapped[int] = mapped_column(Integer, default=-1, server_default=text("-1"))
     status: Mapped[str | None] = mapped_column(String(20))
     status_sequence: Mapped[int] = mapped_column(Integer, default=-1, server_default=text("-1"))
     duration_s: Mapped[int | None] = mapped_column(Integer)

@@ -40,10 +40,29 @@ def _child(parent, verb, rules: Rules, base: str) -> None:
         raise TypeError(f"not a prompt: {verb!r}")
 
 
+_cache: dict = {}
+_cache_rules: list = [None]
+CACHE_SIZE = 4096
+
+
 def render(reply: flow.Reply, rules: Rules, base: str = "") -> str:
-    """The TwiML document for a reply."""
+    """The TwiML document for a reply, cached: in a surge most callers get the very same documents.
+
+    Verbs are frozen values, so (rules, base URL, verbs) determines the document exactly.
+    """
+    if _cache_rules[0] is not rules or len(_cache) > CACHE_SIZE:
+        _cache.clear()
+        _cache_rules[0] = rules
+    key = (base, tuple(reply.verbs))
+    body = _cache.get(key)
+    if body is None:
+        body = _cache[key] = _render(reply.verbs, rules, base)
+    return body
+
+
+def _render(verbs, rules: Rules, base: str) -> str:
     resp = VoiceResponse()
-    for verb in reply.verbs:
+    for verb in verbs:
         if isinstance(verb, flow.Gather):
             extra = {"num_digits": verb.num_digits} if verb.num_digits else {}
             gather = resp.gather(action=url(verb.action, base), method="POST", input="dtmf", timeout=verb.timeout,

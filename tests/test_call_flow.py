@@ -1,6 +1,7 @@
 """Calls followed the way Twilio follows them: what the caller hears, where they end up, what is recorded."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from helpers import parse_twiml, signed_post, twilio_params
@@ -172,3 +173,20 @@ def test_a_later_step_for_an_unknown_callsid_is_served_and_recorded(app, hotline
     assert [el.text for el in doc.iter("Say")][0] == ES["advice"]
     hotline.recorder.flush()
     assert call_row(hotline, sid).call_sid == sid
+
+
+@pytest.mark.parametrize("flush_between", [True, False])
+def test_a_late_record_of_an_earlier_step_does_not_overwrite_the_calls_outcome(app, hotline, flush_between):
+    client = app.test_client()
+    sid = "CA" + "6" * 32
+
+    def post(url, **params):
+        parse_twiml(signed_post(client, url, twilio_params(sid, **params), sign_url="http://localhost" + url))
+
+    post("/voice/menu?l=es&a=0&s=5", Digits="0")  # the newest step: agents unavailable, in Spanish
+    if flush_between:
+        hotline.recorder.flush()
+    post("/voice/menu?l=en&a=2&s=3")  # an older step arriving late: third silence, goodbye
+    hotline.recorder.flush()
+    row = call_row(hotline, sid)
+    assert (row.outcome, row.language) == ("agents-unavailable", "es")

@@ -10,7 +10,6 @@ import time
 from functools import wraps
 
 from flask import Blueprint, Response, current_app, request
-from twilio.request_validator import RequestValidator
 
 from ivr import flow, twiml
 from ivr.events import TERMINAL
@@ -72,7 +71,7 @@ def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
             started = time.perf_counter()
             request.max_content_length = hotline.config.max_body_bytes  # Twilio's requests are small
             if hotline.config.validate_signatures and not is_signed_by_twilio(
-                request, RequestValidator(hotline.config.twilio_auth_token), hotline.config.public_url
+                request, hotline.validator, hotline.config.public_url
             ):
                 log.warning("refused unsigned or forged request to %s from %s", request.path, request.remote_addr)
                 return Response("Forbidden: not signed by Twilio\n", status=403, mimetype="text/plain")
@@ -116,8 +115,8 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
         for i, event in enumerate(reply.events):
             extra = {}
             if i == len(reply.events) - 1:
-                extra = {"outcome": reply.outcome, "language": reply.language}
-            hotline.recorder.record("event", call_sid=sid, step=f"{step}.{i}", kind=event.kind,
+                extra = {"outcome": reply.outcome, "language": reply.language or pos.lang}
+            hotline.recorder.record("event", call_sid=sid, step=f"{step}.{i}", n=pos.step, kind=event.kind,
                                     detail=event.detail or None, digits=event.digits, **extra)
     except Exception:
         log.exception("could not record the events of %s", request.path)
