@@ -11,7 +11,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ivr import announcements
+from ivr import announcements, queues
 from ivr.audio import AudioRejected
 from ivr.state import get_mode, set_mode
 from ivr.tts import TTSError
@@ -159,3 +159,25 @@ def announcements_export(announcement_id: int):
         return _error(404, f"announcement {announcement_id} is text only")
     return Response(announcements.media_bytes(db, row["media_sha256"]), mimetype="audio/wav",
                     headers={"Content-Disposition": f'attachment; filename="announcement-{announcement_id}.wav"'})
+
+
+@bp.get("/callbacks")
+@requires("viewer")
+def callbacks_list():
+    """The agents' worklist, highest priority first, then in the order callers called."""
+    status = request.args.get("status", "waiting")
+    rows = queues.callbacks(_hotline().db, status if status in ("waiting", "done") else "waiting")
+    if not role_at_least(g.role, "ops"):  # a callback's number is personal data: viewers see it masked
+        rows = [{**r, "number": "***" + r["number"][-4:]} for r in rows]
+    return jsonify(callbacks=[{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                              for r in rows])
+
+
+@bp.post("/callbacks/<int:callback_id>/done")
+@requires("ops")
+def callbacks_done(callback_id: int):
+    try:
+        queues.callback_done(_hotline().db, callback_id, actor=g.user, note=str(_json().get("note", "")))
+    except queues.QueueError as exc:
+        return _error(404, str(exc))
+    return jsonify(id=callback_id, status="done")

@@ -27,7 +27,9 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app.extensions["ivr"] = Hotline.build(cfg)
 
     import ivr.recordings  # noqa: F401  (registers the phone-recording job)
+    import ivr.sms  # noqa: F401  (registers the SMS job)
     import webhooks.admin_line  # noqa: F401  (adds the admin line's routes to the voice blueprint)
+    import webhooks.agent_line  # noqa: F401  (adds the agent line's routes to the voice blueprint)
     from ivr.api import bp as api_bp
     from webhooks.media import bp as media_bp
     from webhooks.voice import bp as voice_bp

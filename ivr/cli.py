@@ -202,6 +202,32 @@ def rules_check(path):
     click.echo(f"{path}: OK ({len(loaded.languages)} languages, {len(loaded.menu.options)} menu options)")
 
 
+@rules.command("reload")
+@click.option("--by", "actor", default=None, help="Who is reloading (default: your login).")
+def rules_reload(actor):
+    """Check the rules file and tell every running worker to load it now (audited); refused if invalid."""
+    from ivr import rules as rules_mod
+    from ivr.audit import audit
+
+    cfg = from_env()
+    path = cfg.rules_path
+    try:
+        loaded = rules_mod.load(path)
+    except rules_mod.RulesInvalid as exc:
+        for err in exc.errors:
+            click.echo(f"{path}: {err}", err=True)
+        with _db().write() as conn:
+            audit(conn, actor=actor or _whoami(), action="rules.reload_refused", subject=str(path.name),
+                  to_value=str(exc)[:2000], reason="ivr rules reload")
+        click.echo("not reloaded: the running hotline keeps its last good rules", err=True)
+        raise SystemExit(1)
+    os.utime(path)  # workers compare the file's stamp on every request: this is the signal
+    with _db().write() as conn:
+        audit(conn, actor=actor or _whoami(), action="rules.reload", subject=str(path.name),
+              to_value=f"{len(loaded.routing)} routing rules, {len(loaded.queues)} queues", reason="ivr rules reload")
+    click.echo(f"{path}: OK; running workers load it on their next request")
+
+
 # -- announcements ---------------------------------------------------------------------------------------
 def _rules_languages(cfg):
     from ivr import rules as rules_mod
@@ -431,6 +457,227 @@ def jobs_run(once):
     click.echo(f"{done} job(s) run")
 
 
+# -- incidents ---------------------------------------------------------------------------------------------
+def _severities(cfg) -> list[str]:
+    from ivr import rules as rules_mod
+
+    try:
+        return rules_mod.load(cfg.rules_path).severities
+    except rules_mod.RulesInvalid as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _incident_errors(fn):
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ivr.incidents import IncidentError
+        from ivr.queues import QueueError
+
+        try:
+            return fn(*args, **kwargs)
+        except (IncidentError, QueueError) as exc:
+            raise click.ClickException(f"{exc} (nothing was changed)") from None
+
+    return wrapper
+
+
+@main.group()
+def incident():
+    """Incidents: what the hotline talks about, and how severe it is."""
+
+
+@incident.command("list")
+def incident_list():
+    from ivr.incidents import list_incidents
+
+    for row in list_incidents(_db()):
+        click.echo(f"#{row['id']:<4} {row['status']:<7} {row['severity']:<9} {row['title']}  "
+                   f"(exposed: {row['exposed'] or 'unknown'})")
+
+
+@incident.command("create")
+@click.option("--title", required=True)
+@click.option("--severity", required=True, help="One of the severities in routing_rules.yaml.")
+@click.option("--exposed", default="", help="What data was exposed, e.g. 'names, emails, card numbers'.")
+@click.option("--activate", is_flag=True, help="Make it the active incident at once.")
+@_reason
+@_by
+@_incident_errors
+def incident_create(title, severity, exposed, activate, reason, actor):
+    """Create an incident (a draft unless --activate)."""
+    from ivr.incidents import create
+
+    cfg = _config()
+    new_id = create(_db(), title=title, severity=severity, exposed=exposed, severities=_severities(cfg),
+                    actor=actor or _whoami(), activate=activate, reason=reason)
+    click.echo(f"incident {new_id} created" + (" and activated" if activate else " (draft)"))
+
+
+@incident.command("update")
+@click.argument("incident_id", type=int)
+@click.option("--title", default=None)
+@click.option("--severity", default=None)
+@click.option("--exposed", default=None)
+@_reason
+@_by
+@_incident_errors
+def incident_update(incident_id, title, severity, exposed, reason, actor):
+    """Change an incident's title, severity or exposed data (takes effect on the next call)."""
+    from ivr.incidents import update_incident
+
+    update_incident(_db(), incident_id, severities=_severities(_config()), actor=actor or _whoami(), reason=reason,
+                    title=title, severity=severity, exposed=exposed)
+    click.echo(f"incident {incident_id} updated")
+
+
+@incident.command("activate")
+@click.argument("incident_id", type=int)
+@_reason
+@_by
+@_incident_errors
+def incident_activate(incident_id, reason, actor):
+    """Make an incident the active one (its announcements and severity apply from the next call)."""
+    from ivr.incidents import activate_incident
+
+    activate_incident(_db(), incident_id, actor=actor or _whoami(), reason=reason)
+    click.echo(f"incident {incident_id} is now active")
+
+
+# -- agents and callbacks ----------------------------------------------------------------------------------
+@main.group()
+def agents():
+    """People who take calls on the agent line."""
+
+
+@agents.command("add")
+@click.argument("name")
+@click.option("--phone", required=True, help="The number the agent calls from (caller ID), E.164.")
+@click.option("--pin", required=True, help="4 to 12 digits.")
+@_by
+@_incident_errors
+def agents_add(name, phone, pin, actor):
+    """Add an agent (their number and PIN are stored only hashed)."""
+    from ivr.queues import add_agent
+
+    add_agent(_db(), _config().secret_key, name, phone, pin, actor=actor or _whoami())
+    click.echo(f"agent {name} added")
+
+
+@agents.command("list")
+def agents_list():
+    from ivr.queues import agents as list_agents
+
+    for row in list_agents(_db()):
+        click.echo(f"{row['name']:<20} {row['phone_masked']:<10} {'active' if row['active'] else 'inactive'}")
+
+
+@main.group()
+def callbacks():
+    """Callers waiting to be called back: the agents' worklist."""
+
+
+@callbacks.command("list")
+@click.option("--done", is_flag=True, help="Show finished callbacks instead.")
+def callbacks_list(done):
+    """The worklist, highest priority first, then in the order callers called."""
+    from ivr.queues import callbacks as list_callbacks
+
+    rows = list_callbacks(_db(), "done" if done else "waiting")
+    for row in rows:
+        vm = f" voicemail {row['voicemail_url']}" if row["voicemail_url"] else ""
+        click.echo(f"#{row['id']:<5} p{row['priority']:<3} {row['requested_at']:%Y-%m-%d %H:%M} {row['number']:<16} "
+                   f"{row['language']} {row['queue'] or '-'}: {row['reason']}{vm}")
+    if not rows:
+        click.echo("no callbacks waiting" if not done else "no finished callbacks")
+
+
+@callbacks.command("done")
+@click.argument("callback_id", type=int)
+@click.option("--note", default="", help="What happened (kept with the callback).")
+@_by
+@_incident_errors
+def callbacks_done(callback_id, note, actor):
+    """Mark a callback as done."""
+    from ivr.queues import callback_done
+
+    callback_done(_db(), callback_id, actor=actor or _whoami(), note=note)
+    click.echo(f"callback {callback_id} done")
+
+
+# -- affected-customer list --------------------------------------------------------------------------------
+@main.group()
+def affected():
+    """The affected-customer list ("was my data in the breach?"): import it, check a number."""
+
+
+@affected.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--region", default="US", show_default=True,
+              help="Country for numbers written without +country code (two letters).")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
+              help="Rows per committed batch (default: 500000 on SQLite, 200000 on PostgreSQL).")
+@_by
+def affected_import(file, region, batch_size, actor):
+    """Add the phone numbers of a CSV file to the list; run it again to resume an interrupted import.
+
+    The number is taken from a column named phone, phone_number, msisdn or number if the file has a header,
+    else from the first column. Only keyed hashes are stored. Exits 1 only if the file cannot be read.
+    """
+    import time
+
+    from ivr.affected import import_file, progress_line, report_lines
+
+    cfg = _config()
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(p):
+        if tty:
+            click.echo("\r" + progress_line(p), nl=False, err=True)
+        elif time.monotonic() - last[0] >= 10:  # logs: one line every 10 s
+            last[0] = time.monotonic()
+            click.echo(progress_line(p), err=True)
+
+    try:
+        report = import_file(_database(cfg.db_url), file, secret_key=cfg.secret_key, actor=actor or _whoami(),
+                             default_region=region, batch_size=batch_size, progress=show)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the batches committed so far are kept; run the same command again to resume",
+                   err=True)
+        raise SystemExit(130)
+    finally:
+        if tty:
+            click.echo("", err=True)
+    for line in report_lines(report):
+        click.echo(line)
+
+
+@affected.command("check")
+@click.argument("number")
+@click.option("--region", default="US", show_default=True,
+              help="Country for a number written without +country code.")
+def affected_check(number, region):
+    """Say whether a number is on the list (the number is shown masked)."""
+    from ivr.affected import InvalidNumber, is_affected, normalize
+
+    cfg = _config()
+    try:
+        e164 = normalize(number, region)
+    except InvalidNumber as exc:
+        raise click.ClickException(f"not a valid number: {exc.reason}") from None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    masked = "***" + e164[-4:]  # as the hotline masks callers
+    on_list = is_affected(_database(cfg.db_url), cfg.secret_key, e164)
+    click.echo(f"{masked}: {'on the affected list' if on_list else 'not on the affected list'}")
+
+
 # -- simulate ----------------------------------------------------------------------------------------------
 @main.command()
 @click.option("--keys", default="", help="Keys the caller presses in order, e.g. 1,9,0")
@@ -438,8 +685,14 @@ def jobs_run(once):
 @click.option("--lang", default=None, help="Switch to this language through the menu first (e.g. es).")
 @click.option("--url", default=None, help="A running hotline (e.g. http://127.0.0.1:5000); default: in-process.")
 @click.option("--media/--no-media", default=False, help="Also fetch the audio the call plays.")
-def simulate(keys, caller, lang, url, media):
+@click.option("--all-paths", is_flag=True, help="Walk every key path in both modes and every language, and "
+                                                "report dead ends, endless loops and missing prompts.")
+@click.option("--depth", default=3, show_default=True, help="How many key presses deep --all-paths goes.")
+def simulate(keys, caller, lang, url, media, all_paths, depth):
     """Place a simulated call, signed as Twilio signs, and print what the caller hears."""
+    if all_paths:
+        _all_paths(depth)
+        return
     from ivr import rules as rules_mod
     from ivr.simulate import FlaskTransport, HttpTransport, SimulatedCall, keys_for_language
 
@@ -465,7 +718,67 @@ def simulate(keys, caller, lang, url, media):
                f"{' '.join(presses) or 'nothing'}")
     result = call.run()
     click.echo(result.transcript())
+    for line in _routing_of(cfg, result.call_sid):
+        click.echo(f"  routing: {line}")
     if result.ended.startswith("http-"):
+        raise SystemExit(1)
+
+
+def _routing_of(cfg, call_sid: str) -> list[str]:
+    """The routing decisions recorded for a call (the hotline records them asynchronously)."""
+    import time
+
+    from sqlalchemy import select
+
+    from ivr.models import CallEvent
+
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            with _db().read() as conn:
+                rows = conn.execute(select(CallEvent.detail).where(CallEvent.call_sid == call_sid,
+                                                                   CallEvent.kind == "route")).scalars().all()
+        except Exception:
+            return []
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def _all_paths(depth: int) -> None:
+    """`ivr simulate --all-paths`: on a throwaway database, so nothing real is booked, queued or texted."""
+    import tempfile
+
+    from ivr import rules as rules_mod
+    from ivr.app import create_app
+    from ivr.config import Config
+    from ivr.migrate import upgrade
+    from ivr.seed import ensure_default_content
+    from ivr.simulate import explore
+
+    cfg = from_env()
+    try:
+        rules = rules_mod.load(cfg.rules_path)
+    except rules_mod.RulesInvalid as exc:
+        raise click.ClickException(str(exc)) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/paths.db"
+        database = Database(url)
+        upgrade(database)
+        ensure_default_content(database)
+        database.dispose()
+        app = create_app(Config(env="development", instance_path=Path(tmp), database_url=url,
+                                twilio_auth_token="all-paths", rules_path=cfg.rules_path, secret_key="all-paths",
+                                jobs_in_app=False, media_cache_dir=Path(tmp) / "media"))
+        try:
+            walked, problems = explore(app, "all-paths", rules, depth=depth)
+        finally:
+            app.extensions["ivr"].close()
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"{walked} paths walked ({len(rules.languages)} languages, both modes, depth {depth}): "
+               f"{len(problems)} problem(s)")
+    if problems:
         raise SystemExit(1)
 
 

@@ -33,6 +33,9 @@ class Config:
     audio_max_seconds: float = 300.0
     # Where phone recordings may be fetched from (scheme://host[:port]); nothing else, so no SSRF.
     recording_origins: tuple[str, ...] = ("https://api.twilio.com",)
+    sms_from: str = ""  # the Twilio number SMS follow-ups are sent from
+    notice_url: str = ""  # the public breach notice the SMS links to
+    twilio_api_url: str = ""  # a stand-in for https://api.twilio.com (tests, staging); empty: Twilio itself
     jobs_in_app: bool = True  # work background jobs in a thread of each web worker (else: `ivr jobs run`)
     # Where the auth token came from: "environment", "config", "development-file"
     token_source: str = field(default="config", compare=False)
@@ -79,6 +82,9 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         recording_origins=tuple(o.strip().rstrip("/") for o in
                                 env.get("IVR_RECORDING_ORIGINS", "https://api.twilio.com").split(",") if o.strip()),
         jobs_in_app=env.get("IVR_JOBS_IN_APP", "1") not in ("0", "false", "no"),
+        sms_from=env.get("TWILIO_SMS_FROM", ""),
+        notice_url=env.get("IVR_NOTICE_URL", ""),
+        twilio_api_url=env.get("IVR_TWILIO_API_URL", "").rstrip("/"),
         token_source="environment",
     )
     return cfg

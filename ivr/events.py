@@ -22,7 +22,8 @@ from sqlalchemy import Connection, bindparam, case, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.db import Database
-from ivr.models import Call, CallEvent
+from ivr.models import Call, CallEvent, Job
+from ivr.models_routing import QueueEntry
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +227,38 @@ def write_records(conn: Connection, records: list[dict]) -> None:
     if events:
         conn.execute(_insert(conn, CallEvent.__table__).on_conflict_do_nothing(
             index_elements=["call_sid", "step"]), events)
+    _write_queue_records(conn, records)
+    jobs = [r for r in records if r["type"] == "job" and r.get("call_sid")]
+    if jobs:
+        conn.execute(_insert(conn, Job.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
+            {"kind": r["kind"], "payload": json.dumps(r["payload"]), "status": "pending", "attempts": 0,
+             "run_after": _ts(r.get("at")), "dedupe_key": r["dedupe_key"][:160], "created_at": _ts(r.get("at")),
+             "updated_at": _ts(r.get("at"))} for r in jobs])
     statuses = [r for r in records if r["type"] == "status" and r.get("call_sid") and r.get("status")]
     for terminal in (False, True):
         rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
         if rows:
             conn.execute(_status_update(terminal), rows)
+
+
+def _write_queue_records(conn: Connection, records: list[dict]) -> None:
+    """Who waits in which queue since when, and how their wait ended: the picture every worker shares."""
+    entering = [{"call_sid": r["call_sid"], "queue": r["queue"], "priority": int(r["priority"]),
+                 "language": r.get("language") or "", "reason": (r.get("reason") or "")[:40],
+                 "severity": r.get("severity") or "", "affected": bool(r.get("affected")), "status": "waiting",
+                 "enqueued_at": _ts(r.get("at"))}
+                for r in records if r["type"] == "queue_enter" and r.get("call_sid")]
+    if entering:
+        conn.execute(_insert(conn, QueueEntry.__table__).on_conflict_do_nothing(index_elements=["call_sid"]),
+                     entering)
+    leaving = [{"sid": r["call_sid"], "st": r["status"], "ended": _ts(r.get("at")), "wait": r.get("wait_s"),
+                "agent": r.get("agent")} for r in records if r["type"] == "queue_exit" and r.get("call_sid")]
+    if leaving:
+        c = QueueEntry.__table__.c
+        # Only a waiting entry ends: a callback or an agent's answer already recorded is never overwritten.
+        conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status == "waiting")
+                     .values(status=bindparam("st"), ended_at=bindparam("ended"), wait_s=bindparam("wait"),
+                             agent=bindparam("agent")), leaving)
 
 
 _CALL_INFO = ("caller_hash", "caller_masked", "mode", "incident_id")

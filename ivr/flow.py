@@ -10,8 +10,12 @@ every request of a call distinct, so a request Twilio retries is recognised and 
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
 
+from ivr.routing import Decision, Situation, decide
 from ivr.rules import Rules
 from ivr.state import Snapshot
 
@@ -78,6 +82,39 @@ class Hangup:
 
 
 @dataclass(frozen=True)
+class Leave:
+    """Leave the Twilio queue (from the hold loop): the Enqueue's action URL is requested next."""
+
+
+@dataclass(frozen=True)
+class Dial:
+    number: str
+    action: "Link"
+
+
+@dataclass(frozen=True)
+class DialQueue:
+    """Connect an agent to the caller at the front of a Twilio queue, after a whisper (the url) to the agent."""
+
+    queue: str
+    whisper: "Link"
+    action: "Link"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What routing needs beyond the call position, supplied by the webhook layer (lazily: only
+    a caller who asks for a person costs a lookup)."""
+
+    now: datetime
+    call_sid: str = ""
+    caller_known: bool = True  # False when the number is withheld: no callback or SMS possible
+    affected: Callable[[], bool] = lambda: False
+    queue_stats: Callable[[], dict] = dict
+    recent_wait_minutes: Callable[[str], int | None] = lambda queue: None
+
+
+@dataclass(frozen=True)
 class Link:
     """A URL of ours: a route and the call position to carry in its query string."""
 
@@ -102,6 +139,8 @@ class Reply:
     events: list[Event] = field(default_factory=list)
     outcome: str | None = None  # how the call stands after this step (recorded on the call)
     language: str | None = None  # set when the caller chose a language
+    records: list[tuple[str, dict]] = field(default_factory=list)  # more to spool: queue_enter, job
+    callback: dict | None = None  # a callback the webhook layer must store before answering
 
 
 @dataclass(frozen=True)
@@ -120,8 +159,9 @@ class Position:
 # -- pieces -----------------------------------------------------------------------------------------------
 
 
-def _say(rules: Rules, lang: str, name: str) -> Say:
-    return Say(rules.prompt(lang, name), lang)
+def _say(rules: Rules, lang: str, name: str, **values) -> Say:
+    text = rules.prompt(lang, name)
+    return Say(text.format(**values) if values else text, lang)
 
 
 def _spoken(rules: Rules, snap: Snapshot, lang: str, topic: str, missing_prompt: str) -> list:
@@ -157,7 +197,7 @@ def incoming(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
     return Reply(menu(rules, pos, lead), [Event("call_started", snap.mode)], outcome="listening")
 
 
-def menu_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None) -> Reply:
+def menu_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None, ctx: Context | None = None) -> Reply:
     """The caller pressed a key in the menu, or pressed nothing."""
     if pos.step > rules.menu.max_steps:
         return Reply(goodbye(rules, pos.lang), [Event("goodbye", "max steps")], outcome="ended-max-steps")
@@ -166,7 +206,7 @@ def menu_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None)
     action = rules.menu.options.get(digits)
     if action is None:
         return _retry(rules, pos, "invalid_choice", Event("invalid", digits=digits[:32]))
-    reply = _ACTIONS[action](rules, snap, Position(pos.lang, 0, pos.step))
+    reply = _ACTIONS[action](rules, snap, Position(pos.lang, 0, pos.step), ctx or Context(_utcnow()))
     reply.events.insert(0, Event("menu_choice", action, digits))
     return reply
 
@@ -179,19 +219,19 @@ def _retry(rules: Rules, pos: Position, prompt: str, event: Event) -> Reply:
     return Reply(menu(rules, Position(pos.lang, attempts, pos.step), [_say(rules, pos.lang, prompt)]), [event])
 
 
-def _repeat(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+def _repeat(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
     return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "main", "no_announcement")))
 
 
-def _details(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+def _details(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
     return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "details", "details_missing")))
 
 
-def _advice(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+def _advice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
     return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "advice", "advice_missing")))
 
 
-def _language_menu(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+def _language_menu(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
     # Each language's own words, so every caller understands the choice.
     prompts = tuple(_say(rules, code, "language_menu") for code in _languages_once(rules))
     return Reply([
@@ -211,21 +251,96 @@ def _languages_once(rules: Rules) -> list[str]:
     return codes
 
 
-def _agent(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
-    if snap.mode != "live":
-        lead = [_say(rules, pos.lang, "agents_unavailable")]
-        if rules.agents.in_message_mode == "goodbye":
-            return Reply(goodbye(rules, pos.lang, lead), [Event("route", "agents unavailable")],
-                         outcome="agents-unavailable")
-        return Reply(menu(rules, pos, lead), [Event("route", "agents unavailable")], outcome="agents-unavailable")
-    verbs = [
-        _say(rules, pos.lang, "connecting_agent"),
-        Enqueue(rules.agents.queue, pos.link("/voice/hold"), pos.link("/voice/queue-result")),
-    ]
-    return Reply(verbs, [Event("route", f"enqueue {rules.agents.queue}")], outcome="queued")
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
-def _goodbye(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+def _routed(menu_action: str):
+    def action(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+        return route(rules, snap, pos, ctx, menu_action)
+
+    return action
+
+
+def route(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, menu_action: str) -> Reply:
+    """A caller asked for a person (or reported fraud): the routing rules decide what happens."""
+    situation = Situation(mode=snap.mode, menu=menu_action, severity=snap.content.severity,
+                          affected=ctx.affected(), now=ctx.now, queues=ctx.queue_stats())
+    decision = decide(rules, situation)
+    reply = _DECISIONS[decision.action](rules, snap, pos, ctx, decision)
+    reply.events.insert(0, Event("route", decision.describe()[:400]))
+    return reply
+
+
+def _overflow_lead(rules: Rules, lang: str, decision: Decision, mode: str = "live") -> list:
+    """Why the caller is not being put through: closed, or nobody available (message mode, full, too slow)."""
+    if decision.overflow == "closed":
+        return [_say(rules, lang, "queue_closed")]
+    if decision.overflow or mode != "live":
+        return [_say(rules, lang, "agents_unavailable")]
+    return []
+
+
+def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
+    params = dict(l=pos.lang, q=d.queue, p=d.priority)
+    verbs = [_say(rules, pos.lang, "connecting_agent"),
+             Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), Link.to("/voice/queue-result", **params))]
+    record = ("queue_enter", {"queue": d.queue, "priority": d.priority, "language": pos.lang, "reason": d.rule[:40],
+                              "severity": snap.content.severity, "affected": ctx.affected()})
+    return Reply(verbs, outcome="queued", records=[record])
+
+
+def _offer_callback(rules, snap, pos, ctx, d: Decision) -> Reply:
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode)
+    if not ctx.caller_known:
+        return Reply(menu(rules, pos, lead + [_say(rules, pos.lang, "callback_unavailable")]),
+                     outcome="agents-unavailable")
+    gather = Gather(Link.to("/voice/callback", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1),
+                    tuple(lead) + (_say(rules, pos.lang, "callback_offer"),), rules.menu.timeout_seconds)
+    return Reply([gather] + menu(rules, pos, []), outcome="callback-offered")
+
+
+def _voicemail(rules, snap, pos, ctx, d: Decision) -> Reply:
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode)
+    link = Link.to("/voice/voicemail", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1)
+    verbs = lead + [_say(rules, pos.lang, "voicemail_prompt"), Record(link, 120)] + menu(rules, pos, [])
+    return Reply(verbs, outcome="voicemail-offered")
+
+
+def _message(rules, snap, pos, ctx, d: Decision) -> Reply:
+    return Reply(menu(rules, pos, _overflow_lead(rules, pos.lang, d, snap.mode) + [_say(rules, pos.lang, d.prompt)]),
+                 outcome="agents-unavailable")
+
+
+def _dial(rules, snap, pos, ctx, d: Decision) -> Reply:
+    verbs = [_say(rules, pos.lang, "connecting_agent"), Dial(d.number, pos.link("/voice/queue-result"))]
+    return Reply(verbs, outcome="dialled-overflow")
+
+
+def _route_goodbye(rules, snap, pos, ctx, d: Decision) -> Reply:
+    return Reply(goodbye(rules, pos.lang, _overflow_lead(rules, pos.lang, d, snap.mode)), outcome="agents-unavailable")
+
+
+_DECISIONS = {"enqueue": _enqueue, "callback": _offer_callback, "voicemail": _voicemail, "message": _message,
+              "dial": _dial, "goodbye": _route_goodbye}
+
+
+def reference(call_sid: str) -> str:
+    """A short reference a caller can quote (derived from the CallSid, so retries give the same one)."""
+    digest = hashlib.sha256(call_sid.encode()).hexdigest().upper()
+    return f"HL-{digest[:4]}-{digest[4:8]}"
+
+
+def _sms(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+    if not ctx.caller_known:
+        return Reply(menu(rules, pos, [_say(rules, pos.lang, "sms_unavailable")]), [Event("sms", "withheld")])
+    # The webhook layer adds the number; the job sends the text after the call has moved on.
+    ref = reference(ctx.call_sid)
+    return Reply(menu(rules, pos, [_say(rules, pos.lang, "sms_sent", reference=ref)]), [Event("sms", ref)],
+                 records=[("job", {"kind": "sms", "lang": pos.lang, "reference": ref})])
+
+
+def _goodbye(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
     return Reply(goodbye(rules, pos.lang), [Event("goodbye", "caller chose")], outcome="ended-by-caller")
 
 
@@ -234,7 +349,9 @@ _ACTIONS = {
     "advice": _advice,
     "language": _language_menu,
     "repeat": _repeat,
-    "agent": _agent,
+    "agent": _routed("agent"),
+    "fraud": _routed("fraud"),
+    "sms": _sms,
     "goodbye": _goodbye,
 }
 
@@ -252,23 +369,73 @@ def language_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | N
     return Reply(menu(rules, new, lead), [Event("language", chosen, digits)], language=chosen)
 
 
-def hold(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+def hold(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, priority: int,
+         position: int | None) -> Reply:
     """The waitUrl loop: only verbs Twilio allows there (Say, Play, Pause, Gather, Redirect, Leave, Hangup).
 
-    When this document runs out, Twilio requests it again: that is the hold loop.
+    Position, an honest wait figure (what recent callers in this queue actually waited), the key facts,
+    and the offer of a callback that keeps the caller's place. When the document runs out, Twilio
+    requests it again: that is the hold loop.
     """
-    return Reply([_say(rules, pos.lang, "hold"), Pause(rules.agents.hold_pause_seconds)])
+    lang = pos.lang
+    prompts = [_say(rules, lang, "hold")]
+    if position:
+        prompts.append(_say(rules, lang, "queue_position", position=position))
+    minutes = ctx.recent_wait_minutes(queue) if queue in rules.queues else None
+    prompts.append(_say(rules, lang, "queue_estimate", minutes=minutes) if minutes is not None
+                   else _say(rules, lang, "queue_no_estimate"))
+    if rules.hold.repeat_facts:
+        prompts += _spoken(rules, snap, lang, "advice", "advice_missing")
+    if ctx.caller_known:
+        prompts.append(_say(rules, lang, "callback_offer"))
+    choice = Link.to("/voice/hold-choice", l=lang, q=queue, p=priority)
+    return Reply([Gather(choice, tuple(prompts), 5), Pause(rules.hold.pause_seconds)])
+
+
+def hold_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, priority: int,
+                digits: str | None) -> Reply:
+    """A key pressed while on hold: 1 is a callback that keeps the caller's place in line."""
+    back = Redirect(Link.to("/voice/hold", l=pos.lang, q=queue, p=priority))
+    if digits != "1":
+        return Reply([back])
+    if not ctx.caller_known:
+        return Reply([_say(rules, pos.lang, "callback_unavailable"), back])
+    return Reply([_say(rules, pos.lang, "callback_confirmed"), Leave()], [Event("callback", f"from queue {queue}")],
+                 outcome="callback", callback={"queue": queue, "priority": priority, "reason": "asked while on hold",
+                                               "keep_place": True})
+
+
+def callback_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str | None,
+                    priority: int, digits: str | None) -> Reply:
+    """The answer to a callback offer: 1 books it; any other key is a menu choice."""
+    if digits != "1":
+        return menu_choice(rules, snap, pos, digits, ctx)
+    if not ctx.caller_known:
+        return Reply(menu(rules, pos, [_say(rules, pos.lang, "callback_unavailable")]))
+    return Reply([_say(rules, pos.lang, "callback_confirmed"), Hangup()], [Event("callback", "offered and accepted")],
+                 outcome="callback", callback={"queue": queue or "", "priority": priority, "reason": "callback offered"})
+
+
+def voicemail_left(rules: Rules, snap: Snapshot, pos: Position, queue: str | None, priority: int,
+                   recording_url: str | None) -> Reply:
+    if not recording_url:
+        return Reply(menu(rules, pos, []))
+    return Reply([_say(rules, pos.lang, "voicemail_thanks"), Hangup()], [Event("voicemail")], outcome="voicemail",
+                 callback={"queue": queue or "", "priority": priority, "reason": "voicemail",
+                           "voicemail_url": recording_url})
 
 
 def queue_result(rules: Rules, snap: Snapshot, pos: Position, result: str) -> Reply:
-    """The Enqueue action: the caller left the queue. Bridged or hung up: nothing more to say."""
-    if result in ("bridged", "bridging-in-process", "hangup", "redirected", "redirected-from-bridged"):
-        return Reply([Hangup()] if result != "redirected" else [], [Event("queue", result)],
-                     outcome="agent" if "bridg" in result else f"queue-{result}")
-    # queue-full, error, system-error, leave: say so and keep the caller served with the menu.
+    """The Enqueue action: the caller left the queue. Bridged, hung up or off to a callback: nothing more to say."""
+    exit_record = ("queue_exit", {"status": result or "unknown"})
+    if result in ("bridged", "bridging-in-process", "hangup", "redirected", "redirected-from-bridged", "leave"):
+        outcome = {"leave": "callback", "hangup": "abandoned"}.get(result, "agent" if "bridg" in result else "redirected")
+        return Reply([Hangup()] if result != "redirected" else [], [Event("queue", result)], outcome=outcome,
+                     records=[exit_record])
+    # queue-full, error, system-error, or a Dial that failed: say so and keep the caller served with the menu.
     lead = [_say(rules, pos.lang, "queue_failed"), _say(rules, pos.lang, "agents_unavailable")]
     return Reply(menu(rules, Position(pos.lang, 0, pos.step), lead), [Event("queue", result or "unknown")],
-                 outcome=f"queue-{result or 'unknown'}")
+                 outcome=f"queue-{result or 'unknown'}", records=[exit_record])
 
 
 def safe_reply(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
@@ -294,6 +461,7 @@ def fallback(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
         # Text first: a Say needs no media fetch from a server that may be the thing that failed.
         lead.append(Say(spoken.text, code) if spoken.text else Play(spoken.media))
     if snap.mode == "live":
-        verbs = lead + [_say(rules, pos.lang, "connecting_agent"), Enqueue(rules.agents.queue, None, None)]
+        general = rules.routing[-1].then.queue or next(iter(rules.queues))
+        verbs = lead + [_say(rules, pos.lang, "connecting_agent"), Enqueue(rules.twilio_queue(general), None, None)]
         return Reply(verbs, [Event("fallback", "enqueue")], outcome="fallback-queued")
     return Reply(goodbye(rules, pos.lang, lead), [Event("fallback", "goodbye")], outcome="fallback")

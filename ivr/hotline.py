@@ -39,6 +39,7 @@ class Hotline:
             recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval),
         )
         hotline.jobs = JobWorker(hotline)
+        hotline.rules.on_reload = hotline.audit_rules_reload
         hotline.validator = RequestValidator(config.twilio_auth_token)
         return hotline
 
@@ -49,14 +50,39 @@ class Hotline:
         self.db.dispose()
 
     def caller_identity(self, number: str | None) -> tuple[str | None, str | None]:
-        """A keyed hash and a masked form of a caller's number: we keep no more than that."""
-        if not number:
-            return None, None
-        cleaned = re.sub(r"[\s().-]", "", number)
-        if not _E164ISH.match(cleaned):
-            return None, "withheld" if "anonymous" in number.lower() else "unknown"
-        digest = hmac.new(self._hash_key(), cleaned.lstrip("+").encode(), hashlib.sha256).hexdigest()
-        return digest, "***" + cleaned[-4:]
+        return caller_identity(self.config.secret_key, number)
 
-    def _hash_key(self) -> bytes:
-        return hmac.new(self.config.secret_key.encode(), b"caller-number", hashlib.sha256).digest()
+    def audit_rules_reload(self, error, sha: str) -> None:
+        """Audit a reload of routing_rules.yaml once, however many workers noticed the change."""
+        from sqlalchemy import select
+
+        from ivr.audit import audit
+        from ivr.models import AuditEntry
+
+        action = "rules.reload" if error is None else "rules.reload_refused"
+        subject = f"{self.rules.path.name} sha256 {sha[:16]}"
+        with self.db.write() as conn:
+            seen = conn.execute(select(AuditEntry.id).where(AuditEntry.action == action,
+                                                            AuditEntry.subject == subject).limit(1)).first()
+            if not seen:
+                audit(conn, actor="hotline", action=action, subject=subject,
+                      to_value="new rules in force" if error is None else f"kept the last good rules: {error}"[:2000],
+                      reason="the file changed")
+
+    def is_affected(self, number: str | None) -> bool:
+        """Is this caller on the breach list? One primary-key lookup."""
+        from ivr import affected
+
+        return affected.is_affected(self.db, self.config.secret_key, number or "")
+
+
+def caller_identity(secret_key: str, number: str | None) -> tuple[str | None, str | None]:
+    """A keyed hash and a masked form of a caller's number: we keep no more than that."""
+    if not number:
+        return None, None
+    cleaned = re.sub(r"[\s().-]", "", number)
+    if not _E164ISH.match(cleaned):
+        return None, "withheld" if "anonymous" in number.lower() else "unknown"
+    key = hmac.new(secret_key.encode(), b"caller-number", hashlib.sha256).digest()
+    digest = hmac.new(key, cleaned.lstrip("+").encode(), hashlib.sha256).hexdigest()
+    return digest, "***" + cleaned[-4:]

@@ -87,6 +87,9 @@ def run_one(hotline) -> bool:
                     " permanently" if permanent else ", will retry", exc)
         if permanent and getattr(fn, "on_failure", None):
             _safely(fn.on_failure, hotline, payload, str(exc))
+    scrub = getattr(HANDLERS.get(kind), "scrub", None)
+    if scrub and values["status"] in ("done", "failed"):
+        values["payload"] = json.dumps(scrub(payload))  # personal data kept no longer than the job needs it
     with hotline.db.write() as conn:
         conn.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
     return True

@@ -6,6 +6,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
+import ivr.models_routing  # noqa: F401  (registers its tables with the metadata)
 from ivr.db import Database
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -206,3 +206,50 @@ class Job(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# -- console --
+
+
+class LoginFailure(Base):
+    """One failed console login; counted per user name and address so throttling holds across workers."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_lookup", "user_name", "ip", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(120))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConsoleSession(Base):
+    """A signed-in console session; the cookie carries only its random id, so logout and expiry are enforced here."""
+
+    __tablename__ = "console_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the id in the cookie
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class BriefingVersion(Base):
+    """One version of what agents are told about the active incident: facts, exposure, advice, approved answers."""
+
+    __tablename__ = "briefing_versions"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "version", name="uq_briefing_versions_version"),
+        # At most one published briefing per incident, as for announcements.
+        Index("uq_briefing_versions_one_published", "incident_id", unique=True,
+              sqlite_where=text("status = 'published'"), postgresql_where=text("status = 'published'")),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | published | archived
+    facts: Mapped[str] = mapped_column(Text, default="")
+    exposed: Mapped[str] = mapped_column(Text, default="")
+    caller_actions: Mapped[str] = mapped_column(Text, default="")
+    answers: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(120), default="system")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -4,12 +4,16 @@ A bad file never replaces good rules: `RulesStore` keeps serving the last good v
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 import os
+import string
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,9 +38,27 @@ REQUIRED_PROMPTS = (
     "details_missing",
     "advice_missing",
     "technical_difficulty",
+    "queue_position",
+    "queue_estimate",
+    "queue_no_estimate",
+    "callback_offer",
+    "callback_confirmed",
+    "callback_unavailable",
+    "voicemail_prompt",
+    "voicemail_thanks",
+    "queue_closed",
+    "sms_sent",
+    "sms_unavailable",
+    "sms_body",
 )
+# Placeholders a prompt may use, filled in when it is spoken.
+PLACEHOLDERS = {"queue_position": {"position"}, "queue_estimate": {"minutes"}, "sms_sent": {"reference"},
+                "sms_body": {"url", "reference"}}
 
-MenuAction = Literal["details", "advice", "language", "repeat", "agent", "goodbye"]
+MenuAction = Literal["details", "advice", "language", "repeat", "agent", "fraud", "sms", "goodbye"]
+ROUTED = ("agent", "fraud")  # menu actions decided by the routing rules
+SEVERITY_DEFAULT = ["low", "medium", "high", "critical"]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DIGITS = "0123456789*#"
 
 
@@ -75,10 +97,81 @@ class Menu(_Strict):
         return v
 
 
-class Agents(_Strict):
-    queue: str = Field(default="breach-general", max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    hold_pause_seconds: int = Field(default=20, ge=5, le=120)
-    in_message_mode: Literal["menu", "goodbye"] = "menu"
+class Hours(_Strict):
+    """When a queue is staffed, in its own time zone; holidays are closed all day."""
+
+    timezone: str
+    open: dt.time
+    close: dt.time
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    holidays: list[dt.date] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use a name like America/New_York)") from None
+        return v
+
+    def is_open(self, now: dt.datetime) -> bool:
+        local = now.astimezone(ZoneInfo(self.timezone))
+        if local.date() in self.holidays or DAYS[local.weekday()] not in self.days:
+            return False
+        t = local.time()
+        return self.open <= t < self.close if self.open < self.close else (t >= self.open or t < self.close)
+
+
+Overflow = Literal["callback", "voicemail", "message", "goodbye", "dial"]
+E164 = r"^\+[1-9][0-9]{6,14}$"
+
+
+class Queue(_Strict):
+    """A line of callers waiting for agents. Higher priority queues are served first."""
+
+    twilio_name: str | None = Field(default=None, max_length=60, pattern=r"^[A-Za-z0-9_.-]+$")
+    priority: int = Field(default=1, ge=1, le=100)
+    max_size: int = Field(default=100, ge=1, le=5000)
+    max_wait_minutes: int = Field(default=30, ge=1, le=600)
+    hours: Hours | None = None  # none: always open
+    overflow: Overflow = "callback"  # what callers get when it is closed, full or too slow
+    overflow_number: str | None = Field(default=None, pattern=E164)
+
+
+class When(_Strict):
+    """Conditions of a routing rule; all that are given must hold. None at all: always (the default rule)."""
+
+    mode: Literal["message", "live"] | None = None
+    menu: list[Literal["agent", "fraud"]] | None = None
+    severity_at_least: str | None = None
+    affected: bool | None = None
+    queue: str | None = None  # the queue the three conditions below look at
+    queue_open: bool | None = None
+    queue_size_at_least: int | None = Field(default=None, ge=0)
+    longest_wait_at_least_minutes: int | None = Field(default=None, ge=0)
+
+    def given(self) -> dict:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Then(_Strict):
+    action: Literal["enqueue", "message", "callback", "voicemail", "dial", "goodbye"]
+    queue: str | None = None
+    priority: int | None = Field(default=None, ge=1, le=100)
+    prompt: str | None = None  # for "message": a prompt name
+    number: str | None = Field(default=None, pattern=E164)  # for "dial"
+
+
+class Route(_Strict):
+    name: str
+    when: When = When()
+    then: Then
+
+
+class Hold(_Strict):
+    pause_seconds: int = Field(default=20, ge=5, le=120)
+    repeat_facts: bool = True  # the "what to do now" announcement in every hold cycle
 
 
 class Rules(_Strict):
@@ -86,7 +179,10 @@ class Rules(_Strict):
     default_language: str
     languages: dict[str, Language]
     menu: Menu
-    agents: Agents = Agents()
+    severities: list[str] = Field(default_factory=lambda: list(SEVERITY_DEFAULT), min_length=1)
+    queues: dict[str, Queue]
+    routing: list[Route] = Field(min_length=1)
+    hold: Hold = Hold()
     prompts: dict[str, dict[str, str]]
 
     def prompt(self, lang: str, name: str) -> str:
@@ -95,6 +191,14 @@ class Rules(_Strict):
     def language(self, lang: str | None) -> str:
         """The caller's language if configured, else the default."""
         return lang if lang in self.languages else self.default_language
+
+    def severity_rank(self, severity: str | None) -> int:
+        return self.severities.index(severity) if severity in self.severities else -1
+
+    def twilio_queue(self, queue: str, priority: int | None = None) -> str:
+        """Twilio's queue name: one Twilio queue per (queue, priority), so agents can take priorities in order."""
+        base = self.queues[queue].twilio_name or queue
+        return base if priority in (None, self.queues[queue].priority) else f"{base}-p{priority}"
 
 
 def cross_check(rules: Rules) -> list[tuple[tuple, str]]:
@@ -107,17 +211,68 @@ def cross_check(rules: Rules) -> list[tuple[tuple, str]]:
         if lang.key in seen:
             problems.append((("languages", code, "key"), f"key {lang.key!r} is already used by {seen[lang.key]!r}"))
         seen[lang.key] = code
+    wanted = list(REQUIRED_PROMPTS) + [r.then.prompt for r in rules.routing if r.then.prompt]
     for code in rules.languages:
         given = rules.prompts.get(code) or {}
-        for name in REQUIRED_PROMPTS:
+        for name in dict.fromkeys(wanted):
             if not (given.get(name) or "").strip():
                 problems.append((("prompts", code), f"the {code!r} prompt {name!r} is missing"))
-        for name in given:
-            if name not in REQUIRED_PROMPTS:
+        for name, text in given.items():
+            if name not in wanted:
                 problems.append((("prompts", code, name), f"unknown prompt {name!r} (a typo?)"))
+            elif not _placeholders_ok(name, text or ""):
+                allowed = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS.get(name, ()))) or "none"
+                problems.append((("prompts", code, name), f"prompt {name!r} uses an unknown placeholder "
+                                                          f"(allowed: {allowed})"))
+    problems += _routing_problems(rules)
     for code in rules.prompts:
         if code not in rules.languages:
             problems.append((("prompts", code), f"prompts for {code!r}, which is not one of the languages"))
+    return problems
+
+
+def _placeholders_ok(name: str, text: str) -> bool:
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError:
+        return False
+    return fields <= PLACEHOLDERS.get(name, set())
+
+
+def _routing_problems(rules: Rules) -> list[tuple[tuple, str]]:
+    """Unknown queues and severities, actions missing what they need, rules that can never match."""
+    problems: list[tuple[tuple, str]] = []
+    for name, queue in rules.queues.items():
+        if queue.overflow == "dial" and not queue.overflow_number:
+            problems.append((("queues", name, "overflow"), "overflow 'dial' needs an overflow_number"))
+    for i, route in enumerate(rules.routing):
+        where = ("routing", i)
+        when, then = route.when, route.then
+        for field, queue in (("when", when.queue), ("then", then.queue)):
+            if queue is not None and queue not in rules.queues:
+                problems.append((where + (field, "queue"), f"unknown queue {queue!r} (queues: "
+                                                          f"{', '.join(rules.queues)})"))
+        if when.severity_at_least is not None and when.severity_at_least not in rules.severities:
+            problems.append((where + ("when", "severity_at_least"),
+                             f"unknown severity {when.severity_at_least!r} (severities: {', '.join(rules.severities)})"))
+        needs_queue = any(v is not None for v in (when.queue_open, when.queue_size_at_least,
+                                                  when.longest_wait_at_least_minutes))
+        if needs_queue and when.queue is None:
+            problems.append((where + ("when",), "queue conditions need 'queue:' to say which queue"))
+        if then.action == "enqueue" and then.queue is None:
+            problems.append((where + ("then",), "action 'enqueue' needs a queue"))
+        if then.action == "message" and not then.prompt:
+            problems.append((where + ("then",), "action 'message' needs a prompt"))
+        if then.action == "dial" and not then.number:
+            problems.append((where + ("then",), "action 'dial' needs a number"))
+        for j, earlier in enumerate(rules.routing[:i]):
+            if earlier.when.given().items() <= when.given().items():
+                problems.append((where, f"rule {route.name!r} can never match: rule {j + 1} "
+                                        f"({earlier.name!r}) matches every call it would"))
+                break
+    if rules.routing[-1].when.given():
+        problems.append((("routing", len(rules.routing) - 1), "the last rule must have no conditions: "
+                                                              "it is the default for every other call"))
     return problems
 
 
@@ -204,6 +359,7 @@ class RulesStore:
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
         self.last_error: RulesInvalid | None = None
+        self.on_reload = None  # called with (error or None, the file's sha256) after each reload attempt
         self._rules = load(self.path)  # a bad file at start-up is fatal: there is nothing good to keep
         self._stamp = self._file_stamp()
 
@@ -232,7 +388,21 @@ class RulesStore:
                     log.error("routing rules NOT reloaded, keeping the last good rules: %s", exc)
                 self.last_error = exc
                 self._stamp = stamp
+                self._notify(exc)
                 return exc
             self._rules, self._stamp, self.last_error = rules, stamp, None
             log.info("routing rules reloaded from %s", self.path)
+            self._notify(None)
             return None
+
+    def _notify(self, error: RulesInvalid | None) -> None:
+        if self.on_reload is None:
+            return
+        try:
+            sha = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            sha = "unreadable"
+        try:
+            self.on_reload(error, sha)
+        except Exception:  # auditing must never cost a caller the rules
+            log.exception("could not audit the rules reload")

@@ -153,8 +153,8 @@ class SimulatedCall:
             if tag == "Gather":
                 for prompt in verb:
                     self._prompt(prompt)
-                if self.keys:
-                    key = self.keys.pop(0)
+                key = self.keys.pop(0) if self.keys else ""
+                if key:  # "" in the keys: the caller stays silent at this prompt
                     self.result.heard.append(Heard("press", key))
                     return verb.get("action", ""), {"Digits": key, "FinishedOnKey": "", "msg": "Gather End"}
                 self.result.heard.append(Heard("silence", "presses nothing"))
@@ -228,3 +228,60 @@ def keys_for_language(rules, lang: str | None) -> list[str]:
     if menu_key is None:
         raise ValueError("the menu has no language option")
     return [menu_key, rules.languages[lang].key]
+
+
+@dataclass(frozen=True)
+class PathProblem:
+    mode: str
+    lang: str
+    keys: tuple[str, ...]
+    problem: str
+
+    def __str__(self) -> str:
+        keys = " ".join(k or "(silence)" for k in self.keys) or "(nothing)"
+        return f"[{self.mode}/{self.lang}] keys {keys}: {self.problem}"
+
+
+def explore(app, auth_token: str, rules, depth: int = 3, modes=("message", "live")) -> tuple[int, list[PathProblem]]:
+    """Walk every key path to `depth` (each menu key, a wrong key, silence) in every mode and language.
+
+    After its keys the caller stays silent, so every path must end: with a goodbye (Hangup), in a queue, or
+    recording a voicemail. Reports dead ends (the call drops without a goodbye), endless loops (no end within
+    the step limit), HTTP errors, and prompts that are empty or in the wrong language.
+    """
+    import itertools
+
+    hotline = app.extensions["ivr"]
+    wrong = next(k for k in "5683*#" if k not in rules.menu.options)
+    alphabet = sorted(rules.menu.options) + [wrong, ""]
+    limit = depth + 4 + 3 * rules.menu.max_attempts + 4
+    problems: list[PathProblem] = []
+    walked = 0
+    for mode in modes:
+        hotline.state.mode_override = mode
+        for lang in rules.languages:
+            prefix = keys_for_language(rules, lang)
+            for seq in itertools.product(alphabet, repeat=depth):
+                call = SimulatedCall(FlaskTransport(app), auth_token, keys=prefix + list(seq), max_requests=limit)
+                result = call.run()
+                walked += 1
+                problem = _path_problem(result, rules)
+                if problem:
+                    problems.append(PathProblem(mode, lang, tuple(seq), problem))
+    hotline.state.mode_override = None
+    return walked, problems
+
+
+def _path_problem(result: CallResult, rules) -> str | None:
+    if result.ended.startswith("http-"):
+        return f"Twilio would play an application error ({result.ended})"
+    if result.ended == "step-limit":
+        return "endless loop: the call did not end while the caller stayed silent"
+    if result.ended == "end-of-document" and not any(h.kind == "record" or h.kind == "silence" and "records" in h.text
+                                                      for h in result.heard[-2:]):
+        return "dead end: the call drops without a goodbye"
+    known = {lang.say_language for lang in rules.languages.values()}
+    for heard in result.heard:
+        if heard.kind == "say" and (not heard.text or heard.lang not in known):
+            return f"prompt missing or in an unknown language: {heard.text[:60]!r} ({heard.lang})"
+    return None

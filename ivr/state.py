@@ -92,9 +92,16 @@ class StateReader:
         self._lock = threading.Lock()
         self._last: Snapshot | None = None
         self._retry_at = 0.0
+        self.mode_override: str | None = None  # `ivr simulate --all-paths` walks both modes in its own process
 
     def current(self) -> Snapshot:
         """The state for this request: fresh from the database, or the last good one if it cannot be read."""
+        if self.mode_override:
+            snap = self._current()
+            return Snapshot(self.mode_override, snap.content, snap.fresh)
+        return self._current()
+
+    def _current(self) -> Snapshot:
         if time.monotonic() < self._retry_at:
             return self.last_good()
         try:

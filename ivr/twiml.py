@@ -82,6 +82,13 @@ def _render(verbs, rules: Rules, base: str) -> str:
                         finish_on_key="#", play_beep=True, timeout=5, trim="trim-silence")
         elif isinstance(verb, flow.Hangup):
             resp.hangup()
+        elif isinstance(verb, flow.Leave):
+            resp.leave()
+        elif isinstance(verb, flow.Dial):
+            resp.dial(verb.number, action=url(verb.action, base), method="POST", timeout=30)
+        elif isinstance(verb, flow.DialQueue):
+            dial = resp.dial(action=url(verb.action, base), method="POST")
+            dial.queue(verb.queue, url=url(verb.whisper, base), method="POST")
         else:
             _child(resp, verb, rules, base)
     return str(resp)

@@ -29,7 +29,7 @@ def n_announcements(hotline):
     ("get", "/api/mode"), ("post", "/api/mode"), ("get", "/api/announcements"),
     ("post", "/api/announcements/tts"), ("post", "/api/announcements/upload"),
     ("post", "/api/announcements/1/publish"), ("post", "/api/announcements/rollback"),
-    ("get", "/api/announcements/1/audio"),
+    ("get", "/api/announcements/1/audio"), ("get", "/api/callbacks"), ("post", "/api/callbacks/1/done"),
 ])
 def test_every_api_route_refuses_anonymous_and_forged_tokens(app, method, path):
     client = app.test_client()
@@ -115,3 +115,22 @@ def test_an_oversized_upload_is_refused_with_413(config, tokens):
         assert resp.status_code == 413 and "larger than" in resp.get_json()["error"]
     finally:
         app.extensions["ivr"].close()
+
+
+def test_the_callback_worklist_through_the_api(app, hotline, tokens):
+    from ivr import queues
+
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="es",
+                            queue="general", priority=10, reason="callback offered")
+    queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+15555550222", language="en",
+                            queue="fraud", priority=30, reason="asked while on hold")
+    client = app.test_client()
+    ops_view = client.get("/api/callbacks", headers=tokens["ops"]).get_json()["callbacks"]
+    assert [c["number"] for c in ops_view] == ["+15555550222", "+15555550111"]
+    viewer_view = client.get("/api/callbacks", headers=tokens["viewer"]).get_json()["callbacks"]
+    assert [c["number"] for c in viewer_view] == ["***0222", "***0111"]  # personal data, masked below ops
+    assert client.post(f"/api/callbacks/{ops_view[0]['id']}/done", headers=tokens["viewer"]).status_code == 403
+    done = client.post(f"/api/callbacks/{ops_view[0]['id']}/done", json={"note": "done"}, headers=tokens["ops"])
+    assert done.get_json() == {"id": ops_view[0]["id"], "status": "done"}
+    again = client.post(f"/api/callbacks/{ops_view[0]['id']}/done", headers=tokens["ops"])
+    assert again.status_code == 404

@@ -61,17 +61,17 @@ def test_silence_is_asked_again_then_a_polite_goodbye(place_call, hotline):
 
 
 def test_invalid_keys_are_explained_and_counted(place_call, hotline):
-    result = place_call(keys=["7", "8", "9"])
+    result = place_call(keys=["5", "8", "9"])
     said = result.said()
     assert said.count("Sorry, that is not one of the options.") == 2
     # A valid choice resets the count: after 9 the caller is still served.
     assert said.count(EN["main"]) == 2
     events = events_of(hotline, result.call_sid)
-    assert [(e.kind, e.digits) for e in events[:3]] == [("call_started", None), ("invalid", "7"), ("invalid", "8")]
+    assert [(e.kind, e.digits) for e in events[:3]] == [("call_started", None), ("invalid", "5"), ("invalid", "8")]
 
 
 def test_spanish_holds_for_the_rest_of_the_call(place_call, hotline):
-    result = place_call(keys=["3", "2", "1", "2", "7"])
+    result = place_call(keys=["3", "2", "1", "2", "5"])
     said = result.said()
     i = said.index("Escuchará esta línea en español.")
     assert said[i + 1] == ES["main"]
@@ -91,7 +91,8 @@ def test_agent_key_in_message_mode_explains_and_returns_to_the_menu(place_call, 
     assert any(s.startswith("Our team is not taking calls") for s in said)
     assert said.count(EN["main"]) == 2  # still served after the explanation
     assert all(d.find("Enqueue") is None for d in result.documents)
-    assert ("route", None, "agents unavailable") in events_of(hotline, result.call_sid)
+    route = next(e for e in events_of(hotline, result.call_sid) if e.kind == "route")
+    assert route.detail.startswith("callback by rule 'Nobody is taking calls in message mode")
 
 
 def test_agent_key_in_live_mode_enqueues_with_a_hold_loop(place_call, hotline):
@@ -102,8 +103,14 @@ def test_agent_key_in_live_mode_enqueues_with_a_hold_loop(place_call, hotline):
     assert enqueue.get("waitUrl").startswith("/voice/hold") and enqueue.get("action").startswith("/voice/queue-result")
     hold_doc = result.documents[2]
     # Only the verbs Twilio allows in a waitUrl document.
-    assert {el.tag for el in hold_doc} <= {"Play", "Say", "Pause", "Gather", "Redirect", "Leave", "Hangup"}
-    assert any(el.tag == "Say" and "holding" in el.text for el in hold_doc)
+    assert {el.tag for el in hold_doc.iter()} <= {"Response", "Play", "Say", "Pause", "Gather", "Redirect", "Leave",
+                                                  "Hangup"}
+    said = [el.text for el in hold_doc.iter("Say")]
+    assert said[0].startswith("Thank you for holding") and "You are number 1 in line." in said
+    assert "We cannot estimate the wait yet." in said  # nobody answered yet: no figure is invented
+    assert EN["advice"] in said  # the key facts, again
+    assert said[-1].startswith("To get a call back instead, keeping your place")
+    assert hold_doc[-1].tag == "Pause"  # then the document ends and Twilio asks again: the hold loop
     assert result.ended == "queued"
     assert call_row(hotline, result.call_sid).outcome == "queued"
 
@@ -183,10 +190,10 @@ def test_a_late_record_of_an_earlier_step_does_not_overwrite_the_calls_outcome(a
     def post(url, **params):
         parse_twiml(signed_post(client, url, twilio_params(sid, **params), sign_url="http://localhost" + url))
 
-    post("/voice/menu?l=es&a=0&s=5", Digits="0")  # the newest step: agents unavailable, in Spanish
+    post("/voice/menu?l=es&a=0&s=5", Digits="0")  # the newest step: a callback offered, in Spanish
     if flush_between:
         hotline.recorder.flush()
     post("/voice/menu?l=en&a=2&s=3")  # an older step arriving late: third silence, goodbye
     hotline.recorder.flush()
     row = call_row(hotline, sid)
-    assert (row.outcome, row.language) == ("agents-unavailable", "es")
+    assert (row.outcome, row.language) == ("callback-offered", "es")

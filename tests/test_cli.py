@@ -27,7 +27,7 @@ def ivr(config):
 
 def test_rules_check_accepts_the_shipped_rules(ivr):
     out = ivr("rules", "check").output
-    assert "OK (2 languages, 5 menu options)" in out
+    assert "OK (2 languages, 7 menu options)" in out
 
 
 def test_rules_check_names_the_line_and_field_of_every_error(ivr, tmp_path, rules_file):
@@ -94,3 +94,57 @@ def test_users_and_tokens(ivr):
     assert "already a user called 'dana'" in result.output
     result = ivr("users", "add", "sam", "--role", "ops", "--password", "short", ok=False)
     assert "at least 10 characters" in result.output
+
+
+def test_incidents_from_the_command_line_feed_routing(ivr, config, hotline):
+    out = ivr("incident", "create", "--title", "Card data theft", "--severity", "critical",
+              "--exposed", "names, card numbers", "--activate", "--reason", "disclosure day", "--by", "ciso").output
+    assert "created and activated" in out
+    new_id = out.split()[1]
+    listing = ivr("incident", "list").output.splitlines()
+    assert listing[0].startswith(f"#{new_id}") and "active" in listing[0] and "critical" in listing[0]
+    assert "closed" in listing[1]  # the previously active incident
+    assert hotline.state.current().content.severity == "critical"
+    ivr("incident", "update", new_id, "--severity", "medium", "--reason", "contained")
+    assert hotline.state.current().content.severity == "medium"
+    bad = ivr("incident", "update", new_id, "--severity", "apocalyptic", ok=False)
+    assert bad.exit_code == 1 and "severity must be one of low, medium, high, critical" in bad.output
+
+
+def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
+    from ivr import queues
+
+    assert "agent alex added" in ivr("agents", "add", "alex", "--phone", "+15555550500", "--pin", "2468").output
+    listing = ivr("agents", "list").output
+    assert "alex" in listing and "***0500" in listing and "+15555550500" not in listing
+    assert "not a phone number" in ivr("agents", "add", "bo", "--phone", "12", "--pin", "2468", ok=False).output
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="es",
+                            queue="general", priority=10, reason="callback offered")
+    queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+15555550222", language="en",
+                            queue="fraud", priority=30, reason="asked while on hold")
+    lines = ivr("callbacks", "list").output.splitlines()
+    assert "+15555550222" in lines[0] and "+15555550111" in lines[1]  # priority first
+    cb_id = lines[0].split()[0].lstrip("#")
+    assert "done" in ivr("callbacks", "done", cb_id, "--note", "card blocked", "--by", "alex").output
+    assert "+15555550222" not in ivr("callbacks", "list").output
+    assert "no waiting callback" in ivr("callbacks", "done", cb_id, ok=False).output
+
+
+def test_rules_reload_is_audited_and_refuses_a_bad_file(ivr, hotline, rules_file):
+    from sqlalchemy import select
+
+    from ivr.models import AuditEntry
+
+    assert "running workers load it" in ivr("rules", "reload", "--by", "ops").output
+    good = rules_file.read_text()
+    rules_file.write_text(good.replace("max_attempts: 3", "max_attempts: nope"))
+    bad = ivr("rules", "reload", ok=False)
+    assert bad.exit_code == 1 and "menu.max_attempts" in bad.output and "keeps its last good rules" in bad.output
+    # The running hotline noticed too: it keeps its rules and audits the refusal once.
+    for _ in range(3):
+        hotline.rules.rules
+    with hotline.db.read() as conn:
+        actions = conn.execute(select(AuditEntry.action).where(AuditEntry.action.like("rules.%"))
+                               .order_by(AuditEntry.id)).scalars().all()
+    assert actions == ["rules.reload", "rules.reload_refused", "rules.reload_refused"]
+    assert hotline.rules.rules.menu.max_attempts == 3

@@ -11,7 +11,9 @@ from functools import wraps
 
 from flask import Blueprint, Response, current_app, request
 
-from ivr import flow, twiml
+from datetime import datetime, timezone
+
+from ivr import flow, queues, twiml
 from ivr.events import TERMINAL
 from ivr.hotline import Hotline
 from webhooks.security import is_signed_by_twilio
@@ -112,6 +114,12 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
     try:
         sid = _call_sid()
         step = f"{request.path.rsplit('/', 1)[-1]}#{pos.step}"
+        for kind, data in reply.records:
+            if kind == "job":  # the SMS: the number it goes to is kept only until it is sent
+                data = {"kind": data["kind"], "dedupe_key": f"{data['kind']}:{sid}",
+                        "payload": {"to": request.values.get("From", ""), "lang": data["lang"],
+                                    "reference": data["reference"], "call_sid": sid}}
+            hotline.recorder.record(kind, call_sid=sid, **data)
         for i, event in enumerate(reply.events):
             extra = {}
             if i == len(reply.events) - 1:
@@ -131,9 +139,39 @@ def incoming(hotline: Hotline, rules, snap, pos):
     return flow.incoming(rules, snap, pos)
 
 
+def _context(hotline: Hotline) -> flow.Context:
+    """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person)."""
+    number = request.values.get("From")
+    known = hotline.caller_identity(number)[0] is not None
+    return flow.Context(
+        now=datetime.now(timezone.utc),
+        call_sid=_call_sid(),
+        caller_known=known,
+        affected=lambda: known and hotline.is_affected(number),
+        queue_stats=lambda: queues.queue_stats(hotline.db),
+        recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
+    )
+
+
+def _queue_params(rules) -> tuple[str, int]:
+    queue = request.args.get("q", "")
+    default = rules.queues[queue].priority if queue in rules.queues else 1
+    return queue, _int(request.args.get("p"), default, 100)
+
+
+def _book_callback(hotline: Hotline, reply: flow.Reply, pos: flow.Position) -> flow.Reply:
+    """Store the callback a reply promises before the caller hears the promise (a failure: the safe reply)."""
+    if reply.callback:
+        cb = reply.callback
+        queues.request_callback(hotline.db, call_sid=_call_sid(), number=request.values.get("From", "")[:32],
+                                language=pos.lang, queue=cb["queue"], priority=cb["priority"], reason=cb["reason"],
+                                keep_place=cb.get("keep_place", False), voicemail_url=cb.get("voicemail_url"))
+    return reply
+
+
 @voice_route("/menu")
 def menu(hotline: Hotline, rules, snap, pos):
-    return flow.menu_choice(rules, snap, pos, _digits())
+    return flow.menu_choice(rules, snap, pos, _digits(), _context(hotline))
 
 
 @voice_route("/language")
@@ -143,12 +181,45 @@ def language(hotline: Hotline, rules, snap, pos):
 
 @voice_route("/hold")
 def hold(hotline: Hotline, rules, snap, pos):
-    return flow.hold(rules, snap, pos)
+    """The Enqueue waitUrl, requested again and again while the caller waits."""
+    queue, priority = _queue_params(rules)
+    position = _int(request.values.get("QueuePosition"), 0, 100_000) or None
+    return flow.hold(rules, snap, pos, _context(hotline), queue, priority, position)
+
+
+@voice_route("/hold-choice")
+def hold_choice(hotline: Hotline, rules, snap, pos):
+    queue, priority = _queue_params(rules)
+    reply = flow.hold_choice(rules, snap, pos, _context(hotline), queue, priority, _digits())
+    return _book_callback(hotline, reply, pos)
+
+
+@voice_route("/callback")
+def callback(hotline: Hotline, rules, snap, pos):
+    """The answer to a callback offer (agents busy, closed, or message mode)."""
+    queue, priority = _queue_params(rules)
+    reply = flow.callback_choice(rules, snap, pos, _context(hotline), queue, priority, _digits())
+    return _book_callback(hotline, reply, pos)
+
+
+@voice_route("/voicemail")
+def voicemail(hotline: Hotline, rules, snap, pos):
+    queue, priority = _queue_params(rules)
+    url = (request.values.get("RecordingUrl") or "").strip()[:500] or None
+    return _book_callback(hotline, flow.voicemail_left(rules, snap, pos, queue, priority, url), pos)
 
 
 @voice_route("/queue-result")
 def queue_result(hotline: Hotline, rules, snap, pos):
-    return flow.queue_result(rules, snap, pos, (request.values.get("QueueResult") or "")[:40])
+    """The Enqueue action (the caller left the queue), or the Dial action of an overflow number."""
+    result = (request.values.get("QueueResult") or "")[:40]
+    if not result and request.values.get("DialCallStatus"):
+        dial = request.values["DialCallStatus"][:40]
+        result = "bridged" if dial in ("completed", "answered") else f"dial-{dial}"
+    reply = flow.queue_result(rules, snap, pos, result)
+    for _, data in reply.records:
+        data["wait_s"] = _int(request.values.get("QueueTime"), None, 10**6)
+    return reply
 
 
 @voice_route("/status", needs_state=False)

@@ -2,6 +2,7 @@
 from alembic import context
 
 from ivr.models import Base
+import ivr.models_routing  # noqa: F401,E402  (its tables are part of the schema)
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,260 @@
+"""Live mode end to end: queues in the database, the hold loop, callbacks that keep their place, agents
+taking callers in priority order with a whisper, and the SMS follow-up through a stand-in Twilio API."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from conftest import AUTH_TOKEN
+from helpers import parse_twiml, signed_post, twilio_params
+from ivr import affected, jobs, queues
+from ivr.models import AuditEntry, Job, utcnow
+from ivr.models_routing import AffectedNumber, Callback, QueueEntry
+from ivr.simulate import FlaskTransport, SimulatedCall
+from ivr.state import set_mode
+from stubs import StubHost, basic_auth
+
+
+@pytest.fixture
+def live(hotline):
+    set_mode(hotline.db, "live", reason="agents on shift", actor="test")
+    return hotline
+
+
+def call(app, keys, caller="+15555550123"):
+    result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=keys, caller=caller).run()
+    app.extensions["ivr"].recorder.flush()
+    return result
+
+
+def post(app, url, sid, **params):
+    return parse_twiml(signed_post(app.test_client(), url, twilio_params(sid, **params),
+                                   sign_url="http://localhost" + url))
+
+
+def mark_affected(hotline, number):
+    with hotline.db.write() as conn:
+        conn.execute(AffectedNumber.__table__.insert().values(
+            number_hash=affected.number_hash(hotline.config.secret_key, number)))
+
+
+def entries(hotline):
+    with hotline.db.read() as conn:
+        return conn.execute(select(QueueEntry.call_sid, QueueEntry.queue, QueueEntry.priority, QueueEntry.status,
+                                   QueueEntry.affected).order_by(QueueEntry.id)).all()
+
+
+def test_affected_and_unaffected_callers_wait_in_the_right_queues(app, live):
+    mark_affected(live, "+12125550777")
+    plain = call(app, ["0"])
+    hit = call(app, ["0"], caller="+12125550777")
+    fraud = call(app, ["7"])
+    queued = [d.find("Enqueue").text for r in (plain, hit, fraud) for d in r.documents if d.find("Enqueue") is not None]
+    assert queued == ["breach-general", "affected", "fraud"]  # severity is high: affected callers get their queue
+    rows = {r.call_sid: r for r in entries(live)}
+    assert (rows[plain.call_sid].queue, rows[plain.call_sid].priority, rows[plain.call_sid].affected) == ("general", 10, False)
+    assert (rows[hit.call_sid].queue, rows[hit.call_sid].priority, rows[hit.call_sid].affected) == ("affected", 20, True)
+    assert rows[fraud.call_sid].queue == "fraud" and all(r.status == "waiting" for r in rows.values())
+
+
+def test_agents_take_the_highest_priority_then_the_longest_waiting(app, live):
+    first_general = call(app, ["0"]).call_sid
+    second_general = call(app, ["0"]).call_sid
+    fraud = call(app, ["7"]).call_sid
+    assert queues.next_waiting(live.db)["call_sid"] == fraud
+    post(app, "/voice/queue-result?l=en&q=fraud&p=30", fraud, QueueResult="bridged", QueueTime="40")
+    live.recorder.flush()
+    assert queues.next_waiting(live.db)["call_sid"] == first_general
+    post(app, "/voice/queue-result?l=en&q=general&p=10", first_general, QueueResult="hangup", QueueTime="300")
+    live.recorder.flush()
+    assert queues.next_waiting(live.db)["call_sid"] == second_general
+    statuses = {r.call_sid: r.status for r in entries(live)}
+    assert statuses[fraud] == "bridged" and statuses[first_general] == "hangup"
+
+
+def test_a_callback_from_the_hold_loop_keeps_the_callers_place(app, live):
+    early = call(app, ["0"], caller="+15555550001").call_sid
+    late = call(app, ["0"], caller="+15555550002").call_sid
+    with live.db.write() as conn:  # the early caller joined ten minutes ago
+        conn.execute(update(QueueEntry).where(QueueEntry.call_sid == early)
+                     .values(enqueued_at=utcnow() - timedelta(minutes=10)))
+    for sid, number in ((late, "+15555550002"), (early, "+15555550001")):
+        doc = post(app, "/voice/hold-choice?l=en&q=general&p=10", sid, Digits="1", From=number)
+        assert [el.tag for el in doc] == ["Say", "Leave"] and doc.find("Say").text.startswith("Thank you. We will call")
+        doc = post(app, "/voice/queue-result?l=en&q=general&p=10", sid, QueueResult="leave", From=number)
+        assert doc[-1].tag == "Hangup"
+    worklist = queues.callbacks(live.db)
+    assert [c["number"] for c in worklist] == ["+15555550001", "+15555550002"]  # the original order holds
+    assert worklist[0]["requested_at"] < worklist[1]["requested_at"]
+    live.recorder.flush()
+    assert {r.status for r in entries(live)} == {"callback"}
+
+
+def test_message_mode_offers_a_callback_and_keeps_the_number_only_there(app, hotline):
+    result = call(app, ["0", "1"], caller="+15555550999")
+    assert result.said()[-1].startswith("Thank you. We will call you back")
+    (cb,) = queues.callbacks(hotline.db)
+    assert cb["number"] == "+15555550999" and cb["reason"] == "callback offered"
+    # Ops mark it done; the audit log says who.
+    queues.callback_done(hotline.db, cb["id"], actor="otto", note="called back, card blocked")
+    assert queues.callbacks(hotline.db) == []
+    with hotline.db.read() as conn:
+        assert conn.execute(select(AuditEntry.actor).where(AuditEntry.action == "callback.done")).scalar() == "otto"
+
+
+def test_a_withheld_number_is_told_a_callback_is_impossible(app, hotline):
+    result = call(app, ["0"], caller="anonymous")
+    assert any(s.startswith("We cannot call you back because your number is withheld") for s in result.said())
+    assert queues.callbacks(hotline.db) == []
+
+
+def test_out_of_hours_callers_get_the_queue_overflow(config, rules_file, live):
+    """General opens only on a weekday that is not today: whatever the clock says, it is closed now."""
+    from datetime import datetime, timezone
+
+    from ivr.app import create_app
+    from ivr.rules import DAYS
+
+    today = datetime.now(timezone.utc).weekday()
+    other = DAYS[(today + 3) % 7]
+    text = rules_file.read_text().replace(
+        "    overflow: voicemail",
+        f"    hours: {{timezone: UTC, open: '00:00', close: '23:59', days: [{other}]}}\n    overflow: voicemail")
+    rules_file.write_text(text)
+    app = create_app(config)
+    try:
+        result = call(app, ["0", "9"])
+        said = result.said()
+        assert "Our team is not available right now." in said
+        assert any(s.startswith("Please leave your name") for s in said)  # general's overflow: voicemail
+        assert result.documents[1].find("Record") is not None
+        assert all(d.find("Enqueue") is None for d in result.documents)
+    finally:
+        app.extensions["ivr"].close()
+
+
+def test_a_voicemail_lands_in_the_worklist(app, hotline):
+    sid = "CA" + "7" * 32
+    doc = post(app, "/voice/voicemail?l=es&q=general&p=10&s=3", sid, From="+15555550321",
+               RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1")
+    assert doc.find("Say").text.startswith("Gracias.") and doc[-1].tag == "Hangup"
+    (cb,) = queues.callbacks(hotline.db)
+    assert (cb["language"], cb["reason"], cb["voicemail_url"].endswith("RE1")) == ("es", "voicemail", True)
+
+
+def test_the_hold_loop_says_an_honest_wait_from_measured_waits(app, live):
+    for i, wait in enumerate((120, 300, 400)):
+        sid = f"CA{i:032d}"
+        post(app, "/voice/menu?l=en&a=0&s=1", sid, Digits="0")
+        live.recorder.flush()
+        post(app, "/voice/queue-result?l=en&q=general&p=10", sid, QueueResult="bridged", QueueTime=str(wait))
+    live.recorder.flush()
+    queues._wait_cache._at.clear()
+    doc = post(app, "/voice/hold?l=en&q=general&p=10", "CA" + "9" * 32, QueuePosition="4")
+    said = [el.text for el in doc.iter("Say")]
+    assert "You are number 4 in line." in said
+    assert "Recently, callers have waited about 5 minutes." in said  # the median, 300 s
+
+
+# -- the agent line ----------------------------------------------------------------------------------------
+@pytest.fixture
+def agent(live):
+    queues.add_agent(live.db, live.config.secret_key, "alex", "+15555550500", "2468", actor="test")
+    return "+15555550500"
+
+
+def test_an_agent_is_connected_to_the_next_caller_after_a_whisper(app, live, agent):
+    mark_affected(live, "+12125550777")
+    call(app, ["0"])
+    priority_caller = call(app, ["0"], caller="+12125550777").call_sid
+    result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["2468"], caller=agent).run("/voice/agent")
+    dial_doc = next(d for d in result.documents if d.find("Dial") is not None)
+    queue_el = dial_doc.find("Dial/Queue")
+    assert queue_el.text == "affected"  # the higher-priority queue first
+    whisper_url = queue_el.get("url")
+    # Twilio requests the whisper for the caller being dequeued.
+    doc = post(app, whisper_url, priority_caller, QueueTime="95", DequeingCallSid="CA" + "e" * 32)
+    whisper = doc.find("Say").text
+    assert "Caller in English" in whisper and "on the affected customers list" in whisper
+    assert "waited 1 minutes 35 seconds" in whisper and "severity high" in whisper
+    live.recorder.flush()
+    assert {r.call_sid: r.status for r in entries(live)}[priority_caller] == "bridged"
+
+
+def test_agent_line_refuses_strangers_and_three_wrong_pins(app, live, agent):
+    stranger = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, caller="+15555550666").run("/voice/agent")
+    assert stranger.said() == ["This line is for our staff. Goodbye."]
+    wrong = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["1111", "2222", "3333", "2468"],
+                          caller=agent).run("/voice/agent")
+    assert wrong.said()[-1] == "That PIN is not right. Goodbye." and wrong.ended == "hangup"
+    with live.db.read() as conn:
+        actions = conn.execute(select(AuditEntry.action).where(AuditEntry.action.like("agent_line.%"))
+                               .order_by(AuditEntry.id)).scalars().all()
+    assert actions == ["agent_line.unknown_caller"] + ["agent_line.pin_failed"] * 3 + ["agent_line.locked_out"]
+
+
+def test_with_nobody_waiting_the_agent_hears_so_and_the_line_checks_again(app, live, agent):
+    result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["2468"], caller=agent, max_requests=5).run(
+        "/voice/agent")
+    assert result.said().count("Nobody is waiting right now.") >= 2
+
+
+# -- SMS follow-up -----------------------------------------------------------------------------------------
+ACCOUNT = "AC" + "c" * 32
+
+
+@pytest.fixture
+def twilio_api():
+    path = f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+    body = json.dumps({"sid": "SM" + "1" * 32, "status": "queued", "to": "+15555550123"}).encode()
+    host = StubHost({path: (201, {"Content-Type": "application/json"}, body)})
+    yield host, path
+    host.close()
+
+
+def test_press_4_texts_the_notice_through_a_background_job(config, twilio_api):
+    from urllib.parse import parse_qs
+
+    from ivr.app import create_app
+
+    host, path = twilio_api
+    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+15555550100",
+                                           notice_url="https://example.com/notice", twilio_api_url=host.origin))
+    hotline = app.extensions["ivr"]
+    try:
+        result = call(app, ["4"])
+        sms_said = next(s for s in result.said() if s.startswith("We will send this information"))
+        reference = sms_said.rsplit(" ", 1)[-1].rstrip(".")
+        assert host.requests == []  # nothing sent during the call
+        assert jobs.run_one(hotline)
+        (method, got_path, auth), = [(m, p, a) for m, p, a in host.requests]
+        assert (method, got_path, auth) == ("POST", path, basic_auth(ACCOUNT, AUTH_TOKEN))
+        with hotline.db.read() as conn:
+            status, payload, result_json = conn.execute(select(Job.status, Job.payload, Job.result)).one()
+        assert status == "done" and json.loads(result_json)["sid"].startswith("SM")
+        assert "+15555550123" not in payload and json.loads(payload)["to"] == "***0123"  # scrubbed once sent
+        assert reference.startswith("HL-")
+        assert not jobs.run_one(hotline)  # sent once
+    finally:
+        hotline.close()
+
+
+def test_sms_retries_when_twilio_fails_then_records_the_failure(config):
+    from ivr.app import create_app
+
+    host = StubHost({})  # every request: 404 from a stand-in that knows no messages endpoint
+    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+15555550100",
+                                           twilio_api_url=host.origin))
+    hotline = app.extensions["ivr"]
+    try:
+        call(app, ["4"])
+        assert jobs.run_one(hotline)
+        with hotline.db.read() as conn:
+            status, error = conn.execute(select(Job.status, Job.last_error)).one()
+        assert status == "failed" and "refused" in error  # a 4xx is not worth retrying
+    finally:
+        hotline.close()
+        host.close()

@@ -1,0 +1,147 @@
+"""The routing rules, table-driven: who goes to which queue at which priority, and every overflow."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ivr.config import PROJECT_ROOT
+from ivr.routing import QueueStats, Situation, decide
+from ivr.rules import RulesInvalid, load, parse
+
+RULES = load(PROJECT_ROOT / "routing_rules.yaml")
+# A Tuesday at 10:00 in New York: every shipped queue is open.
+OPEN = dt.datetime(2026, 12, 1, 15, 0, tzinfo=dt.timezone.utc)
+NIGHT = dt.datetime(2026, 12, 2, 5, 0, tzinfo=dt.timezone.utc)  # 00:00 in New York: all closed
+SATURDAY = dt.datetime(2026, 12, 5, 15, 0, tzinfo=dt.timezone.utc)  # general is closed on weekends
+CHRISTMAS = dt.datetime(2026, 12, 25, 15, 0, tzinfo=dt.timezone.utc)
+
+
+def situation(**kw):
+    base = dict(mode="live", menu="agent", severity="high", affected=False, now=OPEN, queues={})
+    base.update(kw)
+    return Situation(**base)
+
+
+@pytest.mark.parametrize("case,kw,action,queue,priority", [
+    ("unaffected caller, high severity", {}, "enqueue", "general", 10),
+    ("affected caller, high severity", {"affected": True}, "enqueue", "affected", 20),
+    ("affected caller, critical severity", {"affected": True, "severity": "critical"}, "enqueue", "affected", 20),
+    ("affected caller, low severity", {"affected": True, "severity": "low"}, "enqueue", "general", 15),
+    ("affected caller, medium severity", {"affected": True, "severity": "medium"}, "enqueue", "general", 15),
+    ("unaffected caller, critical", {"severity": "critical"}, "enqueue", "general", 10),
+    ("fraud report beats everything", {"menu": "fraud", "affected": True}, "enqueue", "fraud", 30),
+    ("message mode: a callback offer", {"mode": "message", "affected": True}, "callback", None, None),
+    ("message mode, fraud: still a callback", {"mode": "message", "menu": "fraud"}, "callback", None, None),
+])
+def test_who_goes_where(case, kw, action, queue, priority):
+    d = decide(RULES, situation(**kw))
+    assert (d.action, d.queue, d.priority) == (action, queue, priority), case
+    if action == "enqueue":
+        assert d.twilio_queue == RULES.twilio_queue(queue, priority) and len(d.twilio_queue) <= 64
+
+
+def test_priority_overrides_get_their_own_twilio_queue():
+    assert RULES.twilio_queue("general") == "breach-general"
+    assert RULES.twilio_queue("general", 15) == "breach-general-p15"
+    assert RULES.twilio_queue("fraud", 30) == "fraud"
+
+
+@pytest.mark.parametrize("case,kw,action,reason", [
+    ("general closed at night: voicemail", {"now": NIGHT}, "voicemail", "closed"),
+    ("general closed on Saturday", {"now": SATURDAY}, "voicemail", "closed"),
+    ("holiday", {"now": CHRISTMAS, "affected": True}, "callback", "closed"),
+    ("affected queue open on Saturday", {"now": SATURDAY, "affected": True}, "enqueue", None),
+    ("general full", {"queues": {"general": QueueStats(1000, 10)}}, "voicemail", "full"),
+    ("general nearly full", {"queues": {"general": QueueStats(999, 10)}}, "enqueue", None),
+    ("general too slow", {"queues": {"general": QueueStats(5, 30 * 60)}}, "voicemail", "wait"),
+    ("affected too slow", {"affected": True, "queues": {"affected": QueueStats(5, 20 * 60)}}, "callback", "wait"),
+    ("fraud full", {"menu": "fraud", "queues": {"fraud": QueueStats(200, 0)}}, "callback", "full"),
+])
+def test_overflow_by_time_size_and_wait(case, kw, action, reason):
+    d = decide(RULES, situation(**kw))
+    assert (d.action, d.overflow) == (action, reason), case
+
+
+def _rules_with(routing: str, extra: str = ""):
+    text = (PROJECT_ROOT / "routing_rules.yaml").read_text()
+    start = text.index("routing:\n")
+    end = text.index("\nhold:")
+    return parse(text[:start] + routing + extra + text[end:])
+
+
+def test_queue_state_conditions():
+    rules = _rules_with("""routing:
+  - name: long wait for general, offer a callback
+    when: {queue: general, longest_wait_at_least_minutes: 10}
+    then: {action: callback}
+  - name: big queue, play a message
+    when: {queue: general, queue_size_at_least: 50}
+    then: {action: message, prompt: agents_unavailable}
+  - name: closed general, goodbye
+    when: {queue: general, queue_open: false}
+    then: {action: goodbye}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+""")
+    assert decide(rules, situation(queues={"general": QueueStats(3, 11 * 60)})).action == "callback"
+    assert decide(rules, situation(queues={"general": QueueStats(60, 0)})).action == "message"
+    assert decide(rules, situation(now=NIGHT)).action == "goodbye"
+    assert decide(rules, situation()).action == "enqueue"
+
+
+@pytest.mark.parametrize("routing,message", [
+    ("""routing:
+  - name: to nowhere
+    then: {action: enqueue, queue: nowhere}
+""", "unknown queue 'nowhere'"),
+    ("""routing:
+  - name: everyone
+    then: {action: enqueue, queue: general}
+  - name: never
+    when: {affected: true}
+    then: {action: enqueue, queue: affected}
+""", "can never match"),
+    ("""routing:
+  - name: affected
+    when: {affected: true}
+    then: {action: enqueue, queue: affected}
+  - name: affected and high, shadowed
+    when: {affected: true, severity_at_least: high}
+    then: {action: enqueue, queue: fraud}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+""", "rule 1 ('affected') matches every call it would"),
+    ("""routing:
+  - name: only affected
+    when: {affected: true}
+    then: {action: enqueue, queue: affected}
+""", "the last rule must have no conditions"),
+    ("""routing:
+  - name: severe
+    when: {severity_at_least: apocalyptic}
+    then: {action: goodbye}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+""", "unknown severity 'apocalyptic'"),
+    ("""routing:
+  - name: play something
+    when: {affected: true}
+    then: {action: message, prompt: no_such_prompt}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+""", "prompt 'no_such_prompt' is missing"),
+])
+def test_bad_routing_is_refused_with_line_and_field(routing, message):
+    with pytest.raises(RulesInvalid) as err:
+        _rules_with(routing)
+    text = str(err.value)
+    assert message in text and "line " in text and "routing" in text
+
+
+def test_bad_hours_and_placeholders_are_refused():
+    text = (PROJECT_ROOT / "routing_rules.yaml").read_text()
+    with pytest.raises(RulesInvalid, match="unknown time zone 'Mars/Olympus'"):
+        parse(text.replace("America/New_York", "Mars/Olympus", 1))
+    with pytest.raises(RulesInvalid, match="unknown placeholder"):
+        parse(text.replace("You are number {position} in line.", "You are number {place} in line."))
