@@ -148,3 +148,10 @@ def test_rules_reload_is_audited_and_refuses_a_bad_file(ivr, hotline, rules_file
                                .order_by(AuditEntry.id)).scalars().all()
     assert actions == ["rules.reload", "rules.reload_refused", "rules.reload_refused"]
     assert hotline.rules.rules.menu.max_attempts == 3
+
+
+def test_simulate_shows_the_routing_decision_and_queue(ivr):
+    ivr("mode", "set", "live", "--reason", "test")
+    out = ivr("simulate", "--keys", "7").output
+    assert "[enqueue] waits in queue fraud" in out
+    assert "routing: enqueue fraud (priority 30) by rule 'Fraud reports go first'" in out
