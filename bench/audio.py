@@ -1,0 +1,145 @@
+"""Announcement audio benchmark: text to published audio, the TTS cache, bytes per second, media serving.
+
+    .venv/bin/python bench/audio.py [--quick] [--no-results]
+
+Offline engine (espeak-ng) and the real pydub/ffmpeg pipeline, on SQLite in a temporary folder; the media
+route is measured under the real app (gunicorn, 2 sync workers) with wrk, with and without If-None-Match.
+Prints the figures, says which targets were met, and appends them to bench/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from webhooks import (RESULTS, app_env, git_commit, machine, parse_wrk, start_app)  # noqa: E402
+
+from ivr import announcements  # noqa: E402
+from ivr.config import Config  # noqa: E402
+from ivr.db import Database  # noqa: E402
+from ivr.migrate import upgrade  # noqa: E402
+from ivr.seed import ensure_default_content  # noqa: E402
+
+# About 160 words: a minute of speech, the length of a real breach announcement.
+TEXT = (
+    "On the twelfth of November we discovered that an unauthorised person had accessed one of our customer "
+    "databases. We closed the access the same day, and we are working with outside security experts and the "
+    "police. The information involved includes names, email addresses, phone numbers and postal addresses. "
+    "For some customers it also includes the last four digits of a payment card and the card's expiry date. "
+    "Full card numbers were not taken, and neither were passwords for online banking. If you received a "
+    "letter or an email from us about this incident, your information was involved. Here is what you should "
+    "do now. Watch your card statements and report any payment you do not recognise to your bank. If you "
+    "used the same password on our website and anywhere else, change it in both places today. Be careful "
+    "with emails, text messages and calls that claim to be from us. We will never ask you for your password "
+    "or your full card number. We are sorry this happened, and we will keep this line up to date."
+)
+
+
+def time_it(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def synthesis(work: Path) -> dict:
+    """Text to published audio with the offline engine, then the same text again (a cache hit)."""
+    url = f"sqlite:///{work / 'bench.db'}"
+    db = Database(url)
+    upgrade(db)
+    ensure_default_content(db)
+    cfg = Config(env="development", instance_path=work, database_url=url, twilio_auth_token="x",
+                 secret_key="x", tts_engines=("espeak",), media_cache_dir=work / "media")
+    langs = {"en": None}
+    first, t_first = time_it(lambda: announcements.create_from_text(
+        db, cfg, langs, lang="en", topic="main", text=TEXT, actor="bench", publish=True))
+    hit, t_hit = time_it(lambda: announcements.create_from_text(
+        db, cfg, langs, lang="en", topic="main", text=TEXT, actor="bench", publish=True))
+    assert hit["media_sha256"] == first["media_sha256"]
+    size = len(announcements.media_bytes(db, first["media_sha256"]))
+    db.dispose()
+    return {"seconds_audio": first["duration_ms"] / 1000, "t_first": t_first, "t_hit": t_hit, "bytes": size}
+
+
+def wrk_get(url: str, seconds: int, header: str | None) -> object:
+    argv = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url]
+    if header:
+        argv += ["-H", header]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if "Requests/sec" not in proc.stdout:
+        raise RuntimeError(f"wrk failed: {proc.stderr or proc.stdout}")
+    return parse_wrk(proc.stdout)
+
+
+def serving(work: Path, seconds: int) -> dict:
+    """Media requests/s under the real app, with and without If-None-Match."""
+    import requests
+
+    env = app_env(work / "serve", "bench-token", None)
+    env["IVR_MEDIA_CACHE"] = str(work / "serve" / "media")
+    servers: list = []
+    try:
+        srv = start_app(env, servers)
+        db = Database(f"sqlite:///{work / 'serve' / 'hotline.db'}")
+        sha = announcements.list_versions(db, lang="en", topic="main")[0]["media_sha256"]
+        db.dispose()
+        if not sha:
+            raise RuntimeError("the default announcement has no audio (no TTS engine?)")
+        url = srv.url(f"/media/{sha}.wav")
+        requests.get(url, timeout=10).raise_for_status()  # warm the local file cache
+        full = wrk_get(url, seconds, None)
+        cached = wrk_get(url, seconds, f'If-None-Match: "{sha}"')
+    finally:
+        for s in servers:
+            s.stop()
+    return {"full": full, "not_modified": cached}
+
+
+def report(syn: dict, srv: dict) -> tuple[str, bool]:
+    bps = syn["bytes"] / syn["seconds_audio"]
+    ratio = syn["t_hit"] / syn["t_first"]
+    targets = [
+        ("cache hit under 5% of the first synthesis", f"{ratio * 100:.2f}%", ratio < 0.05),
+        ("at most 8 KB of audio served per second of speech", f"{bps:,.0f} B/s", bps <= 8192),
+        ("0 errors serving media", f"{srv['full'].errors + srv['not_modified'].errors}",
+         srv["full"].errors + srv["not_modified"].errors == 0),
+    ]
+    date = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
+    lines = [f"## Audio: {date}", "", f"- machine: {machine()}; commit {git_commit()}",
+             f"- offline engine espeak-ng, pydub/ffmpeg pipeline, SQLite; media served by `ivr serve` "
+             f"(gunicorn, 2 sync workers), `wrk -t2 -c16 --latency`", "",
+             "| | figure |", "|---|---:|",
+             f"| text to published audio, {syn['seconds_audio']:.1f} s of speech | {syn['t_first'] * 1000:.0f} ms |",
+             f"| the same text again (cache hit) | {syn['t_hit'] * 1000:.1f} ms ({ratio * 100:.2f}%) |",
+             f"| bytes per second of audio (8 kHz μ-law WAV) | {bps:,.0f} |",
+             f"| media GET, full body ({syn['bytes'] / 1000:.0f} KB) | {srv['full'].rps:,.0f} req/s, "
+             f"p99 {srv['full'].p99_ms:.1f} ms |",
+             f"| media GET with If-None-Match (304) | {srv['not_modified'].rps:,.0f} req/s, "
+             f"p99 {srv['not_modified'].p99_ms:.1f} ms |", ""]
+    lines += [f"- {'MET    ' if met else 'NOT MET'} {name}: {value}" for name, value, met in targets]
+    return "\n".join(lines) + "\n", all(met for _, _, met in targets)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 s load runs")
+    p.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ivr-audio-bench-") as tmp:
+        work = Path(tmp)
+        syn = synthesis(work)
+        srv = serving(work, 2 if args.quick else 8)
+    block, _ = report(syn, srv)
+    print(block)
+    if not args.no_results:
+        with open(RESULTS, "a") as fh:
+            fh.write("\n" + block)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
