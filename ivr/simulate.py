@@ -83,7 +83,12 @@ class HttpTransport(Transport):
         self.timeout = timeout
 
     def post(self, url, params, headers):
-        resp = self.session.post(url, data=params, headers=headers, timeout=self.timeout, allow_redirects=False)
+        import requests
+
+        try:
+            resp = self.session.post(url, data=params, headers=headers, timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:  # what Twilio would see as a failed request
+            return 599, "", str(exc).encode()
         return resp.status_code, resp.headers.get("Content-Type", "").split(";")[0], resp.content
 
     def get(self, path):
