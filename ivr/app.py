@@ -5,6 +5,7 @@ import logging
 from collections.abc import Mapping
 
 from flask import Flask, jsonify
+from flask.sessions import SecureCookieSessionInterface
 
 from ivr.config import Config, finalize, from_env
 from ivr.hotline import Hotline
@@ -23,6 +24,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(cfg.instance_path))
     # Uploads may be large; the voice routes set their own, much smaller limit (webhooks/voice.py).
     app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=cfg.upload_max_bytes + 1_000_000, IVR=cfg)
+    app.session_interface = _NoSessionForTwilio()
     _configure_logging(app)
     app.extensions["ivr"] = Hotline.build(cfg)
 
@@ -37,6 +39,9 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app.register_blueprint(voice_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(api_bp)
+    from ivr.console import init_app as init_console
+
+    init_console(app)
 
     hotline = app.extensions["ivr"]
     if cfg.jobs_in_app:
@@ -52,6 +57,15 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
         return _health(app.extensions["ivr"])
 
     return app
+
+
+class _NoSessionForTwilio(SecureCookieSessionInterface):
+    """Twilio's requests never carry a session: skip loading and signing one for them (measurably cheaper)."""
+
+    def open_session(self, app, request):
+        if request.path.startswith(("/voice/", "/media/")):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def _health(hotline: Hotline):

@@ -25,7 +25,7 @@ class Config:
     secret_key: str = ""
     max_body_bytes: int = 64 * 1024
     validate_signatures: bool = True
-    event_flush_interval: float = 0.05
+    event_flush_interval: float = 0.25  # larger batches cost far less per event; the spool keeps them safe
     media_cache_dir: Path = PROJECT_ROOT / "audio" / "cache"  # rebuilt from the database on demand
     tts_engines: tuple[str, ...] = ("gtts", "espeak")
     gtts_timeout: float = 3.0  # seconds before giving up on Google and speaking offline

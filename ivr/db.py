@@ -31,7 +31,11 @@ def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # No pre-ping: it would double the round trips of every webhook's state read. A connection that died
+        # with a database restart fails once; the webhook serves the last good snapshot, and the pool
+        # replaces it. connect_timeout keeps a dead server from holding a caller for long.
+        return create_engine(url, pool_pre_ping=False, pool_recycle=300, pool_size=5, max_overflow=10,
+                             connect_args={"connect_timeout": 3})
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})

@@ -273,10 +273,10 @@ def _call_rows(records: list[dict]) -> dict[str, dict]:
             continue
         row = calls.setdefault(sid, {"call_sid": sid, "started_at": _ts(r.get("at")), "language": None,
                                      "outcome": None, "outcome_step": -1, **{k: None for k in _CALL_INFO}})
-        if r["type"] == "call":
+        if r["type"] == "call" or r.get("call_info"):  # a call's first record says who called, in what mode
             row.update({k: r.get(k) for k in _CALL_INFO})
             row["language"] = row["language"] or r.get("language")
-        elif r["type"] == "event" and (r.get("outcome") or r.get("language")):
+        if r["type"] == "event" and (r.get("outcome") or r.get("language")):
             step = int(r.get("n") or 0)
             if step >= row["outcome_step"]:
                 row["outcome_step"] = step

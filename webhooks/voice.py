@@ -114,16 +114,20 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
     try:
         sid = _call_sid()
         step = f"{request.path.rsplit('/', 1)[-1]}#{pos.step}"
+        call_info = {}
         for kind, data in reply.records:
+            if kind == "call":  # rides on the step's first event: one spool write instead of two
+                call_info = {**data, "call_info": True}
+                continue
             if kind == "job":  # the SMS: the number it goes to is kept only until it is sent
                 data = {"kind": data["kind"], "dedupe_key": f"{data['kind']}:{sid}",
                         "payload": {"to": request.values.get("From", ""), "lang": data["lang"],
                                     "reference": data["reference"], "call_sid": sid}}
             hotline.recorder.record(kind, call_sid=sid, **data)
         for i, event in enumerate(reply.events):
-            extra = {}
+            extra = dict(call_info) if i == 0 else {}
             if i == len(reply.events) - 1:
-                extra = {"outcome": reply.outcome, "language": reply.language or pos.lang}
+                extra.update(outcome=reply.outcome, language=reply.language or pos.lang)
             hotline.recorder.record("event", call_sid=sid, step=f"{step}.{i}", n=pos.step, kind=event.kind,
                                     detail=event.detail or None, digits=event.digits, **extra)
     except Exception:
@@ -134,9 +138,10 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
 def incoming(hotline: Hotline, rules, snap, pos):
     """The number's Voice URL: a new call."""
     caller_hash, masked = hotline.caller_identity(request.values.get("From"))
-    hotline.recorder.record("call", call_sid=_call_sid(), caller_hash=caller_hash, caller_masked=masked,
-                            language=pos.lang, mode=snap.mode, incident_id=snap.content.incident_id)
-    return flow.incoming(rules, snap, pos)
+    reply = flow.incoming(rules, snap, pos)
+    reply.records.append(("call", {"caller_hash": caller_hash, "caller_masked": masked, "language": pos.lang,
+                                   "mode": snap.mode, "incident_id": snap.content.incident_id}))
+    return reply
 
 
 def _context(hotline: Hotline) -> flow.Context:
