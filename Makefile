@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export IVR_ENV ?= development
 PORT ?= 5000
 
-.PHONY: install run setup test bench clean
+.PHONY: install run setup test chromium bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,12 +22,18 @@ setup: $(STAMP)
 run: setup
 	PORT=$(PORT) $(BIN)/ivr serve
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive Debian's Chromium through Playwright; no browser is ever downloaded.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+	    || echo "chromium is not installed and cannot be (not root): the browser tests will be skipped"
 
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/audio.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench/out

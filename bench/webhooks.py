@@ -5,25 +5,28 @@
 For each database: start `ivr setup` + `ivr serve --workers 2` (IVR_ENV=production) and a bare Flask app
 (bench/bare_app.py) with the same gunicorn settings; load both with wrk (-t2 -c32 --latency) using pre-signed,
 Twilio-shaped requests, each with its own CallSid; then send /voice/incoming an open-loop load at half its
-measured throughput; stop the server with SIGTERM and check that every answered call is in `calls`. Results
-are printed and appended to bench/RESULTS.md. Everything runs on 127.0.0.1; every process started here is
-stopped on exit, Ctrl-C included.
+measured throughput (and the bare app at that same rate: this machine's floor); stop the server with SIGTERM
+and check that every answered call is in `calls`. Worker CPU per request (from /proc) is reported beside
+req/s: it stays steadier when other work shares the machine. Results are printed and appended to
+bench/RESULTS.md. Everything runs on 127.0.0.1; every process started here is stopped on exit, Ctrl-C included.
 
 Why the half-rate phase is not paced by wrk's Lua `delay()`: gunicorn's sync workers close the connection
 after every answer, and wrk reconnects at once and only then waits out the delay, so a worker that accepts
 the idle connection sits blocked in recv() for the whole delay: latency measured that way is mostly wrk's own
-pacing. Twilio sends its request as soon as it connects; so does the pacer here (asyncio, Poisson arrivals).
+pacing. Twilio sends its request as soon as it connects; so does the pacer here (a selectors loop, Poisson
+arrivals).
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
+import errno
 import math
 import os
 import platform
 import random
 import re
 import secrets
+import selectors
 import shutil
 import signal
 import socket
@@ -166,6 +169,7 @@ class LoadResult:
     socket_errors: int  # connect/read/write errors and timeouts
     sent: list[int] = field(default_factory=list)  # new CallSids handed out, per wrk thread or pacer
     cpu_ms: float = math.nan  # CPU the gunicorn workers used per completed request (steadier than req/s)
+    pacer_lag_p99_ms: float = math.nan  # open loop only: how late the pacer started requests
 
     @property
     def errors(self) -> int:
@@ -291,34 +295,78 @@ class CallSidCursor:
 
 
 # -- the open-loop pacer -----------------------------------------------------------------------------------
-async def _post(port: int, raw: bytes, timeout: float = 10.0) -> tuple[float, int]:
-    """Connect, send one request, read the answer until the server closes: (latency ms, status or 0)."""
-    t0 = time.perf_counter()
+class _Pending:
+    """One request in flight: when it started, what is left to send, what came back."""
+
+    __slots__ = ("started", "out", "got")
+
+    def __init__(self, started: float, out: bytes):
+        self.started, self.out, self.got = started, out, b""
+
+
+def _launch(sel: selectors.BaseSelector, port: int, raw: bytes, now: float) -> bool:
+    """Open a non-blocking connection for one request; False if the connect failed at once."""
+    sock = socket.socket()
+    sock.setblocking(False)
+    if sock.connect_ex(("127.0.0.1", port)) not in (0, errno.EINPROGRESS):
+        sock.close()
+        return False
+    sel.register(sock, selectors.EVENT_WRITE, _Pending(now, raw))
+    return True
+
+
+def _progress(sel: selectors.BaseSelector, sock: socket.socket, req: _Pending, events: int) -> int | None:
+    """Send or receive what the socket allows; the status (0: failed) once the server has closed."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
-        try:
-            writer.write(raw)
-            data = await asyncio.wait_for(reader.read(), timeout)
-        finally:
-            writer.close()
-        status = int(data[9:12]) if data.startswith(b"HTTP/1.") else 0
-    except (OSError, asyncio.TimeoutError, ValueError):
-        status = 0
-    return (time.perf_counter() - t0) * 1000, status
+        if events & selectors.EVENT_WRITE:
+            req.out = req.out[sock.send(req.out):]
+            if not req.out:
+                sel.modify(sock, selectors.EVENT_READ, req)
+            return None
+        chunk = sock.recv(65536)
+        if chunk:
+            req.got += chunk
+            return None
+        return int(req.got[9:12]) if req.got.startswith(b"HTTP/1.") else 0
+    except (OSError, ValueError):
+        return 0
 
 
-async def _open_loop(port: int, raws: list[bytes], rate: float, seconds: float) -> list[tuple[float, int]]:
-    """Start requests at Poisson arrival times averaging `rate`/s for `seconds`, never waiting for answers."""
-    loop, rng, tasks = asyncio.get_running_loop(), random.Random(7), []
-    start, at = loop.time(), 0.0
-    for raw in raws:
-        at += rng.expovariate(rate)
-        if at >= seconds:
-            break
-        if (wait := start + at - loop.time()) > 0:
-            await asyncio.sleep(wait)
-        tasks.append(asyncio.create_task(_post(port, raw)))
-    return await asyncio.gather(*tasks)
+def _open_loop(port: int, raws: list[bytes], rate: float, seconds: float, timeout: float = 10.0
+               ) -> tuple[list[tuple[float, int]], list[float]]:
+    """Start requests at Poisson arrival times averaging `rate`/s for `seconds`, never waiting for answers.
+
+    Returns (latency ms, status or 0) per request, from connect to the server's close, and how late each
+    request was started (ms): a pacer that falls behind would understate the load.
+    """
+    sel, rng, raws = selectors.DefaultSelector(), random.Random(7), iter(raws)
+    results, lags = [], []
+    start = time.perf_counter()
+    end, due = start + seconds, start + rng.expovariate(rate)
+    while due < end or sel.get_map():
+        now = time.perf_counter()
+        while due <= now and due < end:
+            lags.append((now - due) * 1000)
+            if not _launch(sel, port, next(raws), now):
+                results.append((0.0, 0))
+            due += rng.expovariate(rate)
+        for key, events in sel.select(max(0.0, min(due - time.perf_counter(), 0.05))):
+            status = _progress(sel, key.fileobj, key.data, events)
+            if status is not None:
+                results.append(((time.perf_counter() - key.data.started) * 1000, status))
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+        for key in [k for k in sel.get_map().values() if now - k.data.started > timeout]:
+            results.append((timeout * 1000, 0))
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+    sel.close()
+    return results, lags
+
+
+def _pct(values: list[float], p: float) -> float:
+    """The p-th percentile of sorted values (NaN if empty)."""
+    return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else math.nan
 
 
 def run_paced(srv: Server, token: str, rate: float, seconds: float) -> LoadResult:
@@ -328,13 +376,13 @@ def run_paced(srv: Server, token: str, rate: float, seconds: float) -> LoadResul
     n = int(rate * seconds * 1.2) + 100
     raws = [(head + f"X-Twilio-Signature: {sig}\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode()
             for sig, body in signed_requests(srv.url(PATH), token, n)]
-    results = asyncio.run(_open_loop(srv.port, raws, rate, seconds))
+    results, lags = _open_loop(srv.port, raws, rate, seconds)
     latencies = sorted(ms for ms, status in results if status)
-    pct = (lambda p: latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else math.nan)
-    ok = sum(1 for _, status in results if 200 <= status < 400)
-    return LoadResult(rps=ok / seconds, p50_ms=pct(50), p99_ms=pct(99), completed=len(latencies),
-                      http_errors=sum(1 for _, status in results if status >= 400),
-                      socket_errors=sum(1 for _, status in results if not status), sent=[len(results)])
+    return LoadResult(rps=sum(1 for _, st in results if 200 <= st < 400) / seconds, p50_ms=_pct(latencies, 50),
+                      p99_ms=_pct(latencies, 99), completed=len(latencies),
+                      http_errors=sum(1 for _, st in results if st >= 400),
+                      socket_errors=sum(1 for _, st in results if not st), sent=[len(results)],
+                      pacer_lag_p99_ms=_pct(sorted(lags), 99))
 
 
 # -- databases ---------------------------------------------------------------------------------------------
@@ -371,8 +419,10 @@ class Outcome:
     bare: LoadResult
     incoming: LoadResult
     paced: LoadResult
+    bare_paced: LoadResult
     target_rate: float
     records_running: int
+    waited_s: float
     records_final: int
     answered: int  # distinct CallSids answered below 400: the records that must exist
     sent: int  # distinct CallSids sent: the most records that can exist (the rest were in flight at a stop)
@@ -454,6 +504,26 @@ def stop(srv: Server, servers: list) -> None:
     servers.remove(srv)
 
 
+def saturate(srv: Server, lua: Path, seconds: float, cursor: CallSidCursor | None = None
+             ) -> tuple[LoadResult, int]:
+    """A warm-up, then the measured wrk run; with a cursor, new CallSids each time. (result, calls answered)."""
+    answered, result = 0, None
+    for secs in (WARMUP_S, seconds):
+        result = srv.measure(run_wrk, lua, srv.url(PATH), secs, cursor.used if cursor else None)
+        answered += result.answered
+        if cursor:
+            cursor.advance(result)
+    return result, answered
+
+
+def records(db_url: str, app: Server, servers: list, since: float) -> tuple[int, float, int]:
+    """Rows in `calls` at least RECORD_WAIT_S after the load, then again after a graceful stop."""
+    time.sleep(max(0.0, RECORD_WAIT_S - (time.monotonic() - since)))
+    waited, running = time.monotonic() - since, count_calls(db_url)
+    stop(app, servers)  # SIGTERM: each worker flushes what it still holds as it exits
+    return running, waited, count_calls(db_url)
+
+
 def bench_database(kind: str, db_url: str | None, work: Path, seconds: float, servers: list) -> Outcome:
     """Bare app and /voice/incoming on one database, the half-rate phase, then the record check."""
     token = "bench-" + secrets.token_hex(16)
@@ -464,38 +534,33 @@ def bench_database(kind: str, db_url: str | None, work: Path, seconds: float, se
     pool, pool_size = work / f"pool-{kind}.txt", max(5000, int(POOL_RATE * (WARMUP_S + seconds)))
     write_pool(pool, app.url(PATH), token, pool_size)
     lua = write_lua(work / f"{kind}.lua", pool)
-
     bare = start_bare(work / f"bare-{kind}.log", servers)
     commands = {"bare": bare.cmdline(), "hotline": app.cmdline()}
-    run_wrk(lua, bare.url(PATH), WARMUP_S)
-    bare_result = bare.measure(run_wrk, lua, bare.url(PATH), seconds)
-    print(f"  {'bare (constant TwiML)':<24}{fmt_row(bare_result)}")
-    stop(bare, servers)
 
+    bare_full, _ = saturate(bare, lua, seconds)
+    print(f"  {'bare (constant TwiML)':<24}{fmt_row(bare_full)}")
     cursor = CallSidCursor(pool_size)
-    runs = []
-    for secs in (WARMUP_S, seconds):
-        runs.append(app.measure(run_wrk, lua, app.url(PATH), secs, cursor.used))
-        cursor.advance(runs[-1])
-    full = runs[-1]
+    full, answered = saturate(app, lua, seconds, cursor)
     print(f"  {'/voice/incoming':<24}{fmt_row(full)}")
     target = full.rps / 2
     paced = app.measure(run_paced, app, token, target, seconds)
-    print(f"  {'/voice/incoming, paced':<24}{fmt_row(paced)}  (open loop, target {target:.0f} req/s)")
+    print(f"  {'/voice/incoming, paced':<24}{fmt_row(paced)}  (open loop, target {target:.0f} req/s, "
+          f"pacer lag p99 {paced.pacer_lag_p99_ms:.1f} ms)")
+    load_ended = time.monotonic()  # the floor at the same rate, while the hotline idles and flushes its events
+    bare_paced = bare.measure(run_paced, bare, token, target, seconds)
+    print(f"  {'bare, paced':<24}{fmt_row(bare_paced)}  (pacer lag p99 {bare_paced.pacer_lag_p99_ms:.1f} ms)")
+    stop(bare, servers)
 
-    time.sleep(RECORD_WAIT_S)
-    running = count_calls(db_url)
-    stop(app, servers)
-    final = count_calls(db_url)
-    answered = min(sum(r.answered for r in runs), cursor.distinct_sent) + paced.answered + 1  # +1: the check
+    running, waited, final = records(db_url, app, servers, load_ended)
+    answered = min(answered, cursor.distinct_sent) + paced.answered + 1  # +1: check_signed_request's call
     sent = cursor.distinct_sent + paced.sent[0] + 1
-    print(f"  records written vs expected: {running} after {RECORD_WAIT_S} s running, {final} after SIGTERM; "
+    print(f"  records written vs expected: {running} {waited:.0f} s after the load, {final} after SIGTERM; "
           f"expected {answered} (distinct CallSids answered) to {sent} (distinct CallSids sent, some in flight "
           f"when wrk stopped)" + ("; CallSids repeated: the pool was too small" if cursor.repeated else ""))
     with open(app.log_path, "rb") as fh:
         log_lines = sum(1 for _ in fh)
-    return Outcome(kind, bare_result, full, paced, target, running, final, answered, sent, cursor.repeated,
-                   commands, app.log_path, log_lines)
+    return Outcome(kind, bare_full, full, paced, bare_paced, target, running, waited, final, answered, sent,
+                   cursor.repeated, commands, app.log_path, log_lines)
 
 
 # -- report ------------------------------------------------------------------------------------------------
@@ -528,13 +593,15 @@ def git_commit() -> str:
 def report(outcomes: list[Outcome], seconds: float, skipped: list[str], load_at_start: str) -> str:
     """The markdown results block: settings, one table per database, the targets."""
     date = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
+    lags = ", ".join(f"{o.db} {o.paced.pacer_lag_p99_ms:.1f} ms" for o in outcomes) or "n/a"
     lines = [f"## {date}", "",
              f"- machine: {machine()}; load average {load_at_start} at start, {load_average()} at end",
              f"- commit: {git_commit()} (the working tree may hold uncommitted edits)",
              f"- load: `wrk -t{THREADS} -c{CONNECTIONS} -d{round(seconds)}s --latency` after a {WARMUP_S} s warm-up, "
              f"loopback; POST {PATH} with Twilio's parameters, a new CallSid and a valid X-Twilio-Signature per "
              f"request (the bare app gets the same requests). Half rate: open loop, Poisson arrivals at half the "
-             f"measured /voice/incoming rate for {round(seconds)} s, one new connection per request",
+             f"measured /voice/incoming rate for {round(seconds)} s, one new connection per request, from a "
+             f"selectors loop in this process (pacer lag p99: incoming {lags})",
              f"- servers: gunicorn, {WORKERS} sync workers, `--access-logfile -` redirected to a file (one line per "
              f"request); the hotline with IVR_ENV=production through `ivr setup` + `ivr serve`", ""]
     for o in outcomes:
@@ -542,12 +609,14 @@ def report(outcomes: list[Outcome], seconds: float, skipped: list[str], load_at_
                   "| | req/s | p50 ms | p99 ms | errors (http/socket) | worker CPU ms/req |",
                   "|---|---:|---:|---:|---|---:|"]
         for label, r in (("bare Flask, constant TwiML", o.bare), ("/voice/incoming", o.incoming),
-                         (f"/voice/incoming at half rate (target {o.target_rate:.0f}/s)", o.paced)):
+                         (f"/voice/incoming at half rate (target {o.target_rate:.0f}/s)", o.paced),
+                         ("bare at that rate (the floor here)", o.bare_paced)):
             lines.append(f"| {label} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
                          f"{r.errors} ({r.http_errors}/{r.socket_errors}) | {r.cpu_ms:.2f} |")
         lines += ["", f"ratio incoming/bare: **{o.ratio:.2f}** (by worker CPU per request: "
-                  f"{o.bare.cpu_ms / o.incoming.cpu_ms:.2f}); rows in `calls`: {o.records_running} after "
-                  f"{RECORD_WAIT_S} s running, {o.records_final} after SIGTERM; expected {o.answered} to {o.sent}"
+                  f"{o.bare.cpu_ms / o.incoming.cpu_ms:.2f}); rows in `calls`: {o.records_running} "
+                  f"{o.waited_s:.0f} s after the load, {o.records_final} after SIGTERM; "
+                  f"expected {o.answered} to {o.sent}"
                   + (" (CallSids repeated)" if o.repeats else ""), ""]
         lines += [f"- {'MET    ' if met else 'NOT MET'} {name}: {value}" for name, value, met in o.targets()]
         lines.append("")
@@ -627,6 +696,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything", file=sys.stderr)
         return 130
+    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:  # a server that would not start, wrk...
+        print(f"\nbenchmark failed: {exc}", file=sys.stderr)
+        return 1
     finally:
         for srv in list(servers):
             srv.stop(timeout=10)
