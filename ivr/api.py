@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import timedelta
+from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ivr import announcements, queues
+from sqlalchemy import func, select
+
+from ivr import announcements, incidents, queues
+from ivr.events import TERMINAL
+from ivr.models import Call, CallEvent, utcnow
 from ivr.audio import AudioRejected
 from ivr.state import get_mode, set_mode
 from ivr.tts import TTSError
@@ -181,3 +187,105 @@ def callbacks_done(callback_id: int):
     except queues.QueueError as exc:
         return _error(404, str(exc))
     return jsonify(id=callback_id, status="done")
+
+
+# -- incidents, calls, stats -------------------------------------------------------------------------------
+def _iso(row: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+
+@bp.errorhandler(incidents.IncidentError)
+def _incident_refused(exc):
+    return _error(400, f"{exc} (nothing was changed)")
+
+
+@bp.get("/incidents")
+@requires("viewer")
+def incidents_list():
+    return jsonify(incidents=[_iso(r) for r in incidents.list_incidents(_hotline().db)])
+
+
+@bp.post("/incidents")
+@requires("admin")
+def incidents_create():
+    body, hotline = _json(), _hotline()
+    new_id = incidents.create(hotline.db, title=str(body.get("title", "")), severity=str(body.get("severity", "")),
+                              exposed=str(body.get("exposed", "")), severities=hotline.rules.rules.severities,
+                              actor=g.user, activate=_flag(body.get("activate")), reason=str(body.get("reason", "")))
+    return jsonify(next(_iso(r) for r in incidents.list_incidents(hotline.db) if r["id"] == new_id)), 201
+
+
+@bp.post("/incidents/<int:incident_id>/activate")
+@requires("admin")
+def incidents_activate(incident_id: int):
+    hotline = _hotline()
+    incidents.activate_incident(hotline.db, incident_id, actor=g.user, reason=str(_json().get("reason", "")))
+    return jsonify(next(_iso(r) for r in incidents.list_incidents(hotline.db) if r["id"] == incident_id))
+
+
+@bp.patch("/incidents/<int:incident_id>")
+@requires("admin")
+def incidents_update(incident_id: int):
+    body, hotline = _json(), _hotline()
+    incidents.update_incident(hotline.db, incident_id, severities=hotline.rules.rules.severities, actor=g.user,
+                              reason=str(body.get("reason", "")), title=body.get("title"),
+                              severity=body.get("severity"), exposed=body.get("exposed"))
+    return jsonify(next(_iso(r) for r in incidents.list_incidents(hotline.db) if r["id"] == incident_id))
+
+
+@bp.get("/calls")
+@requires("viewer")
+def calls_list():
+    """Recent calls with their path through the menu (numbers are only ever stored masked)."""
+    limit = max(1, min(int(request.args.get("limit", 50) or 50), 500))
+    with _hotline().db.read() as conn:
+        rows = conn.execute(select(Call.call_sid, Call.started_at, Call.caller_masked, Call.language, Call.mode,
+                                   Call.outcome, Call.status, Call.duration_s)
+                            .order_by(Call.started_at.desc()).limit(limit)).all()
+        sids = [r.call_sid for r in rows]
+        steps = conn.execute(select(CallEvent.call_sid, CallEvent.kind, CallEvent.digits, CallEvent.detail)
+                             .where(CallEvent.call_sid.in_(sids)).order_by(CallEvent.id)).all() if sids else []
+    path: dict[str, list] = {}
+    for s in steps:
+        path.setdefault(s.call_sid, []).append({"kind": s.kind, "digits": s.digits, "detail": s.detail})
+    return jsonify(calls=[{**_iso(dict(r._mapping)), "path": path.get(r.call_sid, [])} for r in rows])
+
+
+@bp.get("/stats")
+@requires("viewer")
+def stats():
+    """The hotline at a glance: mode, calls, outcomes, queues and callbacks."""
+    hotline = _hotline()
+    snap = hotline.state.current()
+    now = utcnow()
+    with hotline.db.read() as conn:
+        last_hour = conn.execute(select(func.count()).select_from(Call)
+                                 .where(Call.started_at >= now - timedelta(hours=1))).scalar()
+        in_progress = conn.execute(select(func.count()).select_from(Call).where(
+            Call.started_at >= now - timedelta(hours=2), Call.status.is_(None) | Call.status.notin_(TERMINAL))
+        ).scalar()
+        outcomes = conn.execute(select(func.coalesce(Call.outcome, "unknown"), func.count())
+                                .where(Call.started_at >= now - timedelta(hours=24)).group_by(Call.outcome)).all()
+    queue_stats = queues.queue_stats(hotline.db, cached=False)
+    return jsonify(
+        mode=snap.mode, incident={"id": snap.content.incident_id, "title": snap.content.incident_title,
+                                  "severity": snap.content.severity},
+        calls_last_hour=last_hour, calls_in_progress=in_progress,
+        outcomes_last_24h={o: n for o, n in outcomes},
+        queues={name: {"waiting": queue_stats[name].waiting if name in queue_stats else 0,
+                       "longest_wait_s": queue_stats[name].longest_wait_s if name in queue_stats else 0}
+                for name in hotline.rules.rules.queues},
+        callbacks_waiting=len(queues.callbacks(hotline.db)),
+    )
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The API's OpenAPI 3.1 description (public: it describes, it reveals nothing)."""
+    return jsonify(load_openapi())
+
+
+def load_openapi() -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(__file__).with_name("openapi.yaml")).read_text(encoding="utf-8"))

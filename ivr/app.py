@@ -56,6 +56,13 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     def healthz():
         return _health(app.extensions["ivr"])
 
+    @app.get("/metrics")
+    def metrics():
+        from ivr.metrics import exposition
+
+        body, content_type = exposition(app.extensions["ivr"])
+        return app.response_class(body, mimetype=content_type.split(";")[0], headers={"Content-Type": content_type})
+
     return app
 
 

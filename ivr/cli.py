@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import getpass
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -120,8 +121,13 @@ def serve(host, port, workers):
     cfg = _config(serving=True)
     base = cfg.public_url or f"http://{host}:{port}"
     click.echo(_banner(cfg, base, host, port))
+    # Metrics from every worker: prometheus-client's multiprocess mode, in a folder emptied at each start.
+    metrics_dir = cfg.instance_path / f"prometheus-{port}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-",
-            "--timeout", "30", "ivr.wsgi:app"]
+            "--timeout", "30", "--config", "python:ivr.gunicorn_conf", "ivr.wsgi:app"]
     exe = Path(sys.executable).with_name("gunicorn")
     os.execv(str(exe) if exe.exists() else args[0], args)
 

@@ -88,6 +88,15 @@ def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every
 
     assert wait_for(recorded), "every call and its routing decision must be recorded"
     db.dispose()
+    # Both workers' latency histograms are in /metrics (prometheus-client's multiprocess mode).
+    import re
+
+    import requests
+
+    metrics = requests.get(srv.url + "/metrics", timeout=10).text
+    count = re.search(r'ivr_webhook_seconds_count\{route="/incoming"\} ([0-9.]+)', metrics)
+    assert count and float(count.group(1)) == len(sids)
+    assert 'ivr_mode{mode="live"} 1.0' in metrics
 
 
 def test_cli_mode_set_requires_a_reason_and_validates_the_mode(config):

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from ivr import flow, queues, twiml
 from ivr.events import TERMINAL
 from ivr.hotline import Hotline
+from ivr.metrics import WEBHOOK_SECONDS
 from webhooks.security import is_signed_by_twilio
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
             except Exception:  # pragma: no cover - _answer already catches; this is the very last net
                 log.exception("voice route %s failed beyond recovery", request.path)
                 body = LAST_RESORT
-            log.debug("%s answered in %.1f ms", request.path, (time.perf_counter() - started) * 1000)
+            WEBHOOK_SECONDS.labels(path).observe(time.perf_counter() - started)
             return _twiml(body)
 
         return view

@@ -1,0 +1,105 @@
+"""The API does what its OpenAPI document says; /healthz and /metrics tell monitoring the truth."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from ivr import queues
+from ivr.api import load_openapi
+from ivr.users import add_user, create_token
+
+DOC = load_openapi()
+
+
+def check(resp, path: str, method: str):
+    """Validate a response against the documented schema for its status."""
+    responses = DOC["paths"][path][method]["responses"]
+    assert str(resp.status_code) in responses, f"{method.upper()} {path} answered undocumented {resp.status_code}"
+    spec = responses[str(resp.status_code)]
+    if "$ref" in spec:
+        spec = DOC["components"]["responses"][spec["$ref"].rsplit("/", 1)[-1]]
+    schema = (spec.get("content", {}).get("application/json") or {}).get("schema")
+    if schema is not None:
+        Draft202012Validator({**schema, "components": DOC["components"]}).validate(resp.get_json())
+    return resp
+
+
+def test_every_api_route_is_documented(app):
+    documented = {(path, m) for path, ops in DOC["paths"].items() for m in ops}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = re.sub(r"<(?:\w+:)?\w+>", "{id}", rule.rule[len("/api"):])
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (path, method.lower()) in documented, f"{method} {rule.rule} is not in ivr/openapi.yaml"
+
+
+@pytest.fixture
+def admin(hotline):
+    add_user(hotline.db, "ada", "admin", actor="test")
+    return {"Authorization": "Bearer " + create_token(hotline.db, "ada", actor="test")}
+
+
+def test_responses_match_the_document(app, hotline, admin, place_call):
+    client = app.test_client()
+    place_call(keys=["1", "0"])
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="en",
+                            queue="general", priority=10, reason="callback offered")
+    check(client.get("/api/mode", headers=admin), "/mode", "get")
+    check(client.post("/api/mode", json={"mode": "live", "reason": "shift"}, headers=admin), "/mode", "post")
+    check(client.post("/api/mode", json={"mode": "party", "reason": "x"}, headers=admin), "/mode", "post")
+    check(client.get("/api/mode"), "/mode", "get")
+    created = check(client.post("/api/incidents", json={"title": "Second breach", "severity": "critical",
+                                                         "exposed": "emails"}, headers=admin), "/incidents", "post")
+    new_id = created.get_json()["id"]
+    check(client.post("/api/incidents", json={"title": "x", "severity": "mild"}, headers=admin), "/incidents", "post")
+    check(client.patch(f"/api/incidents/{new_id}", json={"severity": "high"}, headers=admin), "/incidents/{id}",
+          "patch")
+    check(client.get("/api/incidents", headers=admin), "/incidents", "get")
+    check(client.get("/api/announcements", headers=admin), "/announcements", "get")
+    tts = check(client.post("/api/announcements/tts", json={"lang": "en", "text": "An update."}, headers=admin),
+                "/announcements/tts", "post")
+    check(client.post(f"/api/announcements/{tts.get_json()['id']}/publish", json={}, headers=admin),
+          "/announcements/{id}/publish", "post")
+    check(client.post("/api/announcements/rollback", json={"lang": "en"}, headers=admin),
+          "/announcements/rollback", "post")
+    check(client.get("/api/callbacks", headers=admin), "/callbacks", "get")
+    cb_id = queues.callbacks(hotline.db)[0]["id"]
+    check(client.post(f"/api/callbacks/{cb_id}/done", json={"note": "ok"}, headers=admin), "/callbacks/{id}/done",
+          "post")
+    calls = check(client.get("/api/calls", headers=admin), "/calls", "get").get_json()["calls"]
+    assert [s["kind"] for s in calls[0]["path"]][:3] == ["call_started", "menu_choice", "menu_choice"]
+    check(client.post(f"/api/incidents/{new_id}/activate", json={"reason": "bigger"}, headers=admin),
+          "/incidents/{id}/activate", "post")
+    stats = check(client.get("/api/stats", headers=admin), "/stats", "get").get_json()
+    assert stats["mode"] == "live" and stats["incident"]["severity"] == "high" and stats["calls_last_hour"] >= 1
+    assert set(stats["queues"]) == {"fraud", "affected", "general"}
+    assert client.get("/api/openapi.json").get_json()["openapi"] == "3.1.0"
+
+
+def test_healthz_says_why_it_is_unhealthy(app, hotline):
+    from sqlalchemy import update
+
+    from ivr.models import Announcement
+    from ivr.state import bump_content
+
+    client = app.test_client()
+    ok = client.get("/healthz")
+    assert ok.status_code == 200 and ok.get_json()["ok"] is True
+    with hotline.db.write() as conn:
+        conn.execute(update(Announcement).values(status="archived"))
+        bump_content(conn)
+    bad = client.get("/healthz")
+    assert bad.status_code == 503 and bad.get_json()["problems"] == ["no announcement published"]
+
+
+def test_metrics_report_webhook_latency_calls_queues_and_mode(app, place_call):
+    place_call(keys=["9"])
+    body = app.test_client().get("/metrics").get_data(as_text=True)
+    assert re.search(r'ivr_webhook_seconds_count\{route="/incoming"\} [1-9]', body)
+    assert 'ivr_mode{mode="message"} 1.0' in body and 'ivr_mode{mode="live"} 0.0' in body
+    assert re.search(r'ivr_calls_last_hour\{outcome="ended-no-choice"\} [1-9]', body)
+    assert 'ivr_queue_waiting{queue="general"} 0.0' in body and "ivr_callbacks_waiting 0.0" in body
+    assert "+1555" not in body  # no personal data
