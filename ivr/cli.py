@@ -252,19 +252,21 @@ def _announcement_line(row: dict) -> str:
             f"{row['source']}{engine}, {what}, {row['created_by']} {row['created_at']:%Y-%m-%d %H:%M}")
 
 
-def _announce_errors(fn):
-    """Turn the clear errors of the announcement pipeline into CLI errors (exit 1, nothing changed)."""
+def _clear_errors(fn):
+    """Turn the hotline's "cannot do that" errors into CLI errors (exit 1, a clear message, nothing changed)."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ivr.announcements import AnnouncementError
         from ivr.audio import AudioRejected
+        from ivr.incidents import IncidentError
+        from ivr.queues import QueueError
         from ivr.tts import TTSError
 
         try:
             return fn(*args, **kwargs)
-        except (AnnouncementError, AudioRejected, TTSError) as exc:
+        except (AnnouncementError, AudioRejected, TTSError, IncidentError, QueueError) as exc:
             raise click.ClickException(f"{exc} (nothing was changed)") from None
 
     return wrapper
@@ -291,7 +293,7 @@ def announce():
 @click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
 @_reason
 @_by
-@_announce_errors
+@_clear_errors
 def announce_tts(lang, topic, text_file, text, publish, reason, actor):
     """Synthesise an announcement from text (gTTS, or espeak-ng offline) and store it phone-ready."""
     from ivr.announcements import create_from_text
@@ -313,7 +315,7 @@ def announce_tts(lang, topic, text_file, text, publish, reason, actor):
 @click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
 @_reason
 @_by
-@_announce_errors
+@_clear_errors
 def announce_upload(file, lang, topic, text, publish, reason, actor):
     """Upload a recording (WAV, MP3, OGG, M4A); it is refused whole if unusable."""
     from ivr.announcements import create_from_audio
@@ -328,7 +330,7 @@ def announce_upload(file, lang, topic, text, publish, reason, actor):
 @announce.command("list")
 @click.option("--lang", default=None)
 @click.option("--topic", default=None)
-@_announce_errors
+@_clear_errors
 def announce_list(lang, topic):
     """List the active incident's announcement versions."""
     from ivr.announcements import list_versions
@@ -341,7 +343,7 @@ def announce_list(lang, topic):
 @click.argument("announcement_id", type=int)
 @_reason
 @_by
-@_announce_errors
+@_clear_errors
 def announce_publish(announcement_id, reason, actor):
     """Publish a version: callers hear it from their next step on."""
     from ivr.announcements import publish
@@ -355,7 +357,7 @@ def announce_publish(announcement_id, reason, actor):
 @click.option("--to", "to_version", type=int, default=None, help="Version to publish again (default: the previous one).")
 @_reason
 @_by
-@_announce_errors
+@_clear_errors
 def announce_rollback(lang, topic, to_version, reason, actor):
     """Publish an earlier version again, in one step."""
     from ivr.announcements import rollback
@@ -367,7 +369,7 @@ def announce_rollback(lang, topic, to_version, reason, actor):
 @announce.command("export")
 @click.argument("announcement_id", type=int)
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True, help="Where to write the WAV.")
-@_announce_errors
+@_clear_errors
 def announce_export(announcement_id, out):
     """Write a version's phone-ready audio (8 kHz mono μ-law WAV) to a file."""
     from ivr.announcements import get, media_bytes
@@ -473,22 +475,6 @@ def _severities(cfg) -> list[str]:
         raise click.ClickException(str(exc)) from None
 
 
-def _incident_errors(fn):
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from ivr.incidents import IncidentError
-        from ivr.queues import QueueError
-
-        try:
-            return fn(*args, **kwargs)
-        except (IncidentError, QueueError) as exc:
-            raise click.ClickException(f"{exc} (nothing was changed)") from None
-
-    return wrapper
-
-
 @main.group()
 def incident():
     """Incidents: what the hotline talks about, and how severe it is."""
@@ -510,7 +496,7 @@ def incident_list():
 @click.option("--activate", is_flag=True, help="Make it the active incident at once.")
 @_reason
 @_by
-@_incident_errors
+@_clear_errors
 def incident_create(title, severity, exposed, activate, reason, actor):
     """Create an incident (a draft unless --activate)."""
     from ivr.incidents import create
@@ -528,7 +514,7 @@ def incident_create(title, severity, exposed, activate, reason, actor):
 @click.option("--exposed", default=None)
 @_reason
 @_by
-@_incident_errors
+@_clear_errors
 def incident_update(incident_id, title, severity, exposed, reason, actor):
     """Change an incident's title, severity or exposed data (takes effect on the next call)."""
     from ivr.incidents import update_incident
@@ -542,7 +528,7 @@ def incident_update(incident_id, title, severity, exposed, reason, actor):
 @click.argument("incident_id", type=int)
 @_reason
 @_by
-@_incident_errors
+@_clear_errors
 def incident_activate(incident_id, reason, actor):
     """Make an incident the active one (its announcements and severity apply from the next call)."""
     from ivr.incidents import activate_incident
@@ -562,7 +548,7 @@ def agents():
 @click.option("--phone", required=True, help="The number the agent calls from (caller ID), E.164.")
 @click.option("--pin", required=True, help="4 to 12 digits.")
 @_by
-@_incident_errors
+@_clear_errors
 def agents_add(name, phone, pin, actor):
     """Add an agent (their number and PIN are stored only hashed)."""
     from ivr.queues import add_agent
@@ -603,7 +589,7 @@ def callbacks_list(done):
 @click.argument("callback_id", type=int)
 @click.option("--note", default="", help="What happened (kept with the callback).")
 @_by
-@_incident_errors
+@_clear_errors
 def callbacks_done(callback_id, note, actor):
     """Mark a callback as done."""
     from ivr.queues import callback_done
