@@ -71,17 +71,18 @@ def test_a_worker_killed_mid_surge_loses_no_call_and_corrupts_nothing(config, se
 
     loader = threading.Thread(target=load)
     loader.start()
-    time.sleep(1.5)
+    assert wait_for(lambda: len(done) >= 10, timeout=60), "the surge never got going"
     pgrep = subprocess.run(["pgrep", "-P", str(_gunicorn_master(srv))], capture_output=True, text=True)
     workers = [int(p) for p in pgrep.stdout.split()]
     os.kill(workers[0], signal.SIGKILL)  # mid-request, mid-batch: no goodbye, no final flush
-    time.sleep(2.0)
+    killed_at = len(done)
+    wait_for(lambda: len(done) >= killed_at + 30, timeout=60)  # gunicorn replaces the worker; calls go on
     stop.set()
     loader.join()
     failed = [r for r in done if r.ended.startswith("http-")]
     # Requests in flight on the killed worker may fail (Twilio would retry them or use the fallback URL);
     # every other call is served, and every served call is recorded, once.
-    assert len(failed) <= 4 and len(done) >= 40
+    assert len(failed) <= 4 and len(done) >= 40, (len(failed), len(done), [r.ended for r in failed])
     served = {r.call_sid for r in done if not r.ended.startswith("http-")}
     assert wait_for(lambda: count(db, Call, Call.call_sid.in_(served)) == len(served), timeout=15), \
         "the killed worker's spooled events must be replayed by a live worker"
