@@ -622,6 +622,9 @@ def affected_import(file, region, batch_size, actor):
     from ivr.affected import import_file, progress_line, report_lines
 
     cfg = _config()
+    if not os.environ.get("IVR_SECRET_KEY"):  # hashes made under another key would never match a caller
+        click.echo(f"note: IVR_SECRET_KEY is not set: numbers are keyed with the secret kept in "
+                   f"{cfg.instance_path / 'secret_key'}; the hotline must use the same one", err=True)
     tty = sys.stderr.isatty()
     last = [0.0]
 
@@ -640,8 +643,8 @@ def affected_import(file, region, batch_size, actor):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: the batches committed so far are kept; run the same command again to resume",
-                   err=True)
+        click.echo("\ninterrupted: the batches committed so far are kept; run the same command again to "
+                   "resume", err=True)
         raise SystemExit(130)
     finally:
         if tty:
@@ -702,7 +705,10 @@ def simulate(keys, caller, lang, url, media, all_paths, depth):
     else:
         from ivr.app import create_app
 
-        transport = FlaskTransport(create_app(cfg))
+        # In-process: the simulated call alone; background jobs stay with the real server or `ivr jobs run`.
+        app = create_app(cfg.with_overrides(jobs_in_app=False))
+        atexit.register(app.extensions["ivr"].close)
+        transport = FlaskTransport(app)
         public = cfg.public_url or None
     call = SimulatedCall(transport, cfg.twilio_auth_token, keys=presses, caller=caller, public_url=public,
                          fetch_media=media)
