@@ -707,7 +707,6 @@ def simulate(keys, caller, lang, url, media, all_paths, depth):
 
         # In-process: the simulated call alone; background jobs stay with the real server or `ivr jobs run`.
         app = create_app(cfg.with_overrides(jobs_in_app=False))
-        atexit.register(app.extensions["ivr"].close)
         transport = FlaskTransport(app)
         public = cfg.public_url or None
     call = SimulatedCall(transport, cfg.twilio_auth_token, keys=presses, caller=caller, public_url=public,
@@ -715,6 +714,8 @@ def simulate(keys, caller, lang, url, media, all_paths, depth):
     click.echo(f"Calling the hotline from {caller} (CallSid {call.params['CallSid']}), pressing: "
                f"{' '.join(presses) or 'nothing'}")
     result = call.run()
+    if not url:
+        app.extensions["ivr"].close()  # flushes the call's records before we read the routing back
     click.echo(result.transcript())
     for line in _routing_of(cfg, result.call_sid):
         click.echo(f"  routing: {line}")
