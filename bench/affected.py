@@ -36,7 +36,7 @@ LOOKUPS, SMALL = 10_000, 1_000
 
 # -- the list ----------------------------------------------------------------------------------------------
 def number_blocks(count: int) -> list[tuple[int, int]]:
-    """(area code, exchange) pairs whose 10,000 lines are all valid US numbers, spread over many area codes."""
+    """(area code, exchange) pairs whose 10,000 lines are all valid US numbers, over many area codes."""
     import phonenumbers
 
     def valid(area, exchange, line):
@@ -57,7 +57,7 @@ def number_blocks(count: int) -> list[tuple[int, int]]:
 
 def generate(path: Path, rows: int) -> list[str]:
     """Write the CSV; return the blocks' E.164 prefixes (for picking listed and unlisted numbers)."""
-    blocks = number_blocks(rows // 10_000 + 2)  # the last two blocks stay unlisted: numbers not on the list
+    blocks = number_blocks(-(-rows // 10_000) + 2)  # the last two blocks stay unlisted: numbers not listed
     with open(path, "w", buffering=1 << 20) as fh:
         fh.write("customer_id,phone\n")
         done = 0
@@ -137,13 +137,54 @@ def child_import(url: str, path: str, batch: int | None) -> None:
     db.dispose()
     hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
     print(json.dumps({"elapsed_s": elapsed, "rows_read": report.rows_read, "rows_added": report.rows_added,
-                      "bad_rows": report.bad_rows, "max_batch_s": report.max_batch_s, "vmhwm_mb": hwm_kb / 1024,
+                      "bad_rows": report.bad_rows, "longest_write_s": report.longest_write_s,
+                      "vmhwm_mb": hwm_kb / 1024,
                       "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "samples": samples}))
 
 
+class WriterProbe:
+    """Another writer during the import: a tiny write transaction every 0.25 s through ivr.db, as the hotline
+    writes (on SQLite: BEGIN IMMEDIATE, 5 s busy timeout). Records how long each waited, and failures."""
+
+    def __init__(self, url: str):
+        import threading
+
+        from sqlalchemy import text
+
+        from ivr.db import Database
+
+        self.db, self.text = Database(url), text
+        with self.db.write() as conn:
+            conn.execute(text("CREATE TABLE bench_probe (at double precision)"))
+        self.waits: list[float] = []
+        self.errors = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.25):
+            t0 = time.monotonic()
+            try:
+                with self.db.write() as conn:
+                    conn.execute(self.text("INSERT INTO bench_probe (at) VALUES (:t)"), {"t": time.time()})
+                self.waits.append(time.monotonic() - t0)
+            except Exception:
+                self.errors += 1
+
+    def close(self) -> dict:
+        self.stop.set()
+        self.thread.join()
+        self.db.dispose()
+        waits = sorted(self.waits) or [0.0]
+        return {"probe_writes": len(self.waits), "probe_errors": self.errors, "probe_max_s": waits[-1],
+                "probe_p99_s": waits[int(len(waits) * 0.99)]}
+
+
 def run_import(url: str, path: Path, batch: int | None) -> dict:
-    argv = [sys.executable, __file__, "--child-import", url, str(path)] + (["--batch", str(batch)] if batch else [])
+    argv = [sys.executable, __file__, "--child-import", url, str(path)]
+    argv += ["--batch", str(batch)] if batch else []
     t0 = time.monotonic()
     out = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT)
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -212,11 +253,19 @@ def bench_one(kind: str, csv_path: Path, small_path: Path, rows: int, prefixes: 
           flush=True)
     big, small = Scratch(kind, workdir, "big"), Scratch(kind, workdir, "small")
     try:
-        result = run_import(big.url, csv_path, batch)
+        probe = WriterProbe(big.url)
+        try:
+            result = run_import(big.url, csv_path, batch)
+        finally:
+            result_probe = probe.close()
+        result.update(result_probe)
         result["db_mb"] = big.size_mb()
         print(f"[{kind}] import: {result['wall_s']:.1f} s wall ({result['elapsed_s']:.1f} s in import_file), "
-              f"{result['rows_read'] / result['elapsed_s']:,.0f} rows/s, peak RSS {result['vmhwm_mb']:.0f} MB, "
-              f"added {result['rows_added']:,}, bad {result['bad_rows']}", flush=True)
+              f"{result['rows_read'] / result['elapsed_s']:,.0f} rows/s, peak RSS {result['vmhwm_mb']:.0f} "
+              f"MB, added {result['rows_added']:,}, bad {result['bad_rows']}; another writer meanwhile: "
+              f"longest wait "
+              f"{result['probe_max_s']:.2f} s, {result['probe_errors']} failed of "
+              f"{result['probe_writes'] + result['probe_errors']}", flush=True)
         small_result = run_import(small.url, small_path, batch)
         assert small_result["rows_added"] == SMALL, small_result
         rng = random.Random(7)
@@ -253,9 +302,13 @@ def targets(kind: str, rows: int, r: dict) -> list[str]:
         line(r["vmhwm_mb"] < TARGET_RSS_MB, f"importer peak RSS under {TARGET_RSS_MB:.0f} MB: "
                                              f"{r['vmhwm_mb']:.0f} MB"),
         line(r["lookup_ratio"] <= TARGET_LOOKUP_RATIO,
-             f"lookup at {rows:,} rows within {TARGET_LOOKUP_RATIO}x of at {SMALL:,}: {r['lookup_ratio']:.2f}x"),
-        line(r["rows_added"] == rows and r["bad_rows"] == 0, f"every row added once: {r['rows_added']:,} added, "
-                                                             f"{r['bad_rows']} bad"),
+             f"lookup at {rows:,} rows within {TARGET_LOOKUP_RATIO}x of at {SMALL:,}: "
+             f"{r['lookup_ratio']:.2f}x"),
+        line(r["rows_added"] == rows and r["bad_rows"] == 0,
+             f"every row added once: {r['rows_added']:,} added, {r['bad_rows']} bad"),
+        line(r["found_big"] == r["found_small"] == LOOKUPS // 2,
+             f"lookups right: {r['found_big']:,} and {r['found_small']:,} of {LOOKUPS:,} found "
+             "(half are listed)"),
     ]
 
 
@@ -270,17 +323,21 @@ def section(args, results: dict, csv_mb: float, gen_s: float, sha_s: float, load
         f"- commit: {commit} (the working tree may hold uncommitted edits)",
         f"- list: {args.rows:,} distinct valid US numbers, CSV `customer_id,phone` as `+1 212-555-0123`, "
         f"{csv_mb:.0f} MB (generated in {gen_s:.0f} s; its sha256, which keys resuming, takes {sha_s:.1f} s)",
-        "- import: `ivr.affected.import_file` in its own process (peak RSS = its VmHWM); lookups: "
+        "- import: `ivr.affected.import_file` in its own process (peak RSS = its VmHWM), while another "
+        "thread writes a row every 0.25 s through `ivr.db` as the hotline does (SQLite: 5 s busy timeout); "
+        "lookups: "
         f"{LOOKUPS:,} `is_affected` calls, half listed, half not, median of 5 interleaved rounds; "
         "'PK probe' is the SELECT alone through the driver",
         "",
-        "| database | rows | import s | rows/s | peak RSS MB | longest batch s | DB MB | is_affected µs "
-        f"(at {SMALL:,}) | ratio | PK probe µs (at {SMALL:,}) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| database | rows | import s | rows/s | peak RSS MB | longest write txn s | other writer: max wait "
+        f"s, failed | DB MB | is_affected µs (at {SMALL:,}) | ratio | PK probe µs (at {SMALL:,}) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind, r in results.items():
-        lines.append(f"| {kind} | {args.rows:,} | {r['elapsed_s']:.0f} | {r['rows_read'] / r['elapsed_s']:,.0f} | "
-                     f"{r['vmhwm_mb']:.0f} | {r['max_batch_s']:.1f} | {r['db_mb']:.0f} | "
+        rate = r["rows_read"] / r["elapsed_s"]
+        lines.append(f"| {kind} | {args.rows:,} | {r['elapsed_s']:.0f} | {rate:,.0f} | "
+                     f"{r['vmhwm_mb']:.0f} | {r['longest_write_s']:.1f} | {r['probe_max_s']:.2f}, "
+                     f"{r['probe_errors']}/{r['probe_writes'] + r['probe_errors']} | {r['db_mb']:.0f} | "
                      f"{r['lookup_big_us']:.0f} ({r['lookup_small_us']:.0f}) | {r['lookup_ratio']:.2f} | "
                      f"{r['probe_big_us']:.1f} ({r['probe_small_us']:.1f}) |")
     for kind, r in results.items():
@@ -289,7 +346,8 @@ def section(args, results: dict, csv_mb: float, gen_s: float, sha_s: float, load
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--batch", type=int, default=None, help="rows per batch (default: import_file's)")
@@ -317,7 +375,8 @@ def main() -> None:
         file_sha256(csv_path)
         sha_s = time.monotonic() - t0
         csv_mb = csv_path.stat().st_size / 1e6
-        print(f"generated {args.rows:,} rows, {csv_mb:.0f} MB in {gen_s:.1f} s; sha256 {sha_s:.1f} s", flush=True)
+        print(f"generated {args.rows:,} rows, {csv_mb:.0f} MB in {gen_s:.1f} s; sha256 {sha_s:.1f} s",
+              flush=True)
         kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
         results = {kind: bench_one(kind, csv_path, small_path, args.rows, prefixes, args.batch, workdir)
                    for kind in kinds}

@@ -1,7 +1,7 @@
-"""The affected-customer list ("was my data in the breach?"): numbers kept only as keyed hashes, imported from CSV.
+"""The affected-customer list ("was my data in the breach?"): numbers kept only as keyed hashes, from CSV.
 
-A number is normalised to E.164, hashed with HMAC-SHA256 under a key derived from IVR_SECRET_KEY, and the first
-16 bytes are the primary key of `affected_numbers`: a lookup is one primary-key probe whatever the list's size.
+A number is normalised to E.164 and hashed with HMAC-SHA256 under a key derived from IVR_SECRET_KEY; the
+first 16 bytes are the primary key of `affected_numbers`, so a lookup is one primary-key probe at any size.
 Imports stream the file from a byte offset and commit their progress with each batch, so they resume.
 """
 from __future__ import annotations
@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Callable
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from ivr.audit import audit
 from ivr.db import Database
@@ -26,13 +28,17 @@ from ivr.models import utcnow
 from ivr.models_routing import AffectedImport, AffectedNumber
 
 HASH_BYTES = 16
-PHONE_COLUMNS = ("phone", "number", "phone_number", "msisdn")
+PHONE_COLUMNS = ("phone", "phone_number", "msisdn", "number")  # in order of preference ("number" is vague)
 MAX_BAD_ROWS_KEPT = 100
-# Rows per committed batch. SQLite rewrites every b-tree page a transaction touches, and random keys touch
-# nearly all of them, so fewer, larger batches write far less (measured at 10M rows: 100k-row batches took
-# about twice as long as 500k). PostgreSQL logs row by row and does not care much.
+# Rows read per batch. SQLite writes out every b-tree page a batch touches, and random keys touch nearly all
+# of them, so larger batches write far less (measured, plain sqlite3 towards 3M rows: 15-23 s per million
+# rows in 100k-row transactions, 7-9 s in sorted 500k-row batches). PostgreSQL logs row by row and cares less.
 BATCH_SQLITE = 500_000
 BATCH_POSTGRESQL = 200_000
+# Keys per SQLite write transaction (a batch is sorted, then written in key ranges). Measured importing 10M
+# rows: the longest transaction took 0.5 s, against 15.5 s with one transaction per 500k batch, when the
+# hotline's writers give up after their 5 s busy timeout ("database is locked").
+SQLITE_TXN_ROWS = 50_000
 SQLITE_IMPORT_CACHE_KIB = 32 * 1024  # page cache of the import connection only (the default is 2 MiB)
 
 
@@ -46,7 +52,7 @@ class InvalidNumber(ValueError):
 
 # -- hashing -----------------------------------------------------------------------------------------------
 def hash_key(secret_key: str) -> bytes:
-    """The HMAC key for affected numbers, derived from the hotline's secret (as hotline.caller_identity does)."""
+    """The HMAC key for affected numbers, derived from the secret as caller_identity derives its own."""
     return hmac.new(secret_key.encode(), b"affected-number", hashlib.sha256).digest()
 
 
@@ -89,8 +95,8 @@ _LENGTH_ERRORS = {
     phonenumbers.ValidationResult.TOO_LONG: "too long",
     phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length",
 }
-_TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
-               "fixed_line", "mobile")
+_TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+               "voicemail", "fixed_line", "mobile")
 
 
 def normalize(raw: str, default_region: str = "US") -> str:
@@ -179,7 +185,8 @@ def _country(digits: str) -> "_CountryPatterns | None":
         return _COUNTRIES[digits]
     except KeyError:
         pass
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits)) if digits[:1] not in ("", "0") else None
+    known = digits[:1] not in ("", "0")
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits)) if known else None
     if not regions or phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY in regions:
         country = None  # unknown, or a non-geographic code (+800, +882...): phonenumbers decides
     else:
@@ -258,10 +265,12 @@ def is_affected(db: Database, secret_key: str, number: str, default_region: str 
         e164 = normalize(number, default_region)
     except InvalidNumber:
         return False
-    key = _hasher(secret_key)(e164)
     with db.read() as conn:
-        return conn.execute(select(AffectedNumber.number_hash).where(AffectedNumber.number_hash == key)
-                            ).first() is not None
+        return conn.execute(_LOOKUP, {"h": _hasher(secret_key)(e164)}).first() is not None
+
+
+# Built once: building the statement per call cost as much as running it (measured: ~200 µs of ~400).
+_LOOKUP = select(AffectedNumber.number_hash).where(AffectedNumber.number_hash == bindparam("h"))
 
 
 # -- import ------------------------------------------------------------------------------------------------
@@ -303,8 +312,9 @@ class ImportReport:
     bad_rows: int = 0
     bad_samples: list[BadRow] = field(default_factory=list)  # the first MAX_BAD_ROWS_KEPT of this run
     resumed_from_line: int = 0  # 0: a fresh import
+    rows_this_run: int = 0  # rows_read counts earlier, interrupted runs too
     elapsed_s: float = 0.0
-    max_batch_s: float = 0.0  # the longest write transaction (SQLite: how long writers were kept waiting)
+    longest_write_s: float = 0.0  # the longest write transaction (SQLite: how long other writers may wait)
 
     @property
     def already_present(self) -> int:
@@ -333,87 +343,157 @@ def import_file(db: Database, path: str | Path, *, secret_key: str, actor: str, 
 
     Each batch and the import's progress are committed together, so an import stopped at any point (Ctrl-C,
     kill, a crash) goes on from its last committed batch when run again; rows are added idempotently, so
-    importing a file again adds nothing. OSError if the file cannot be read; ValueError for an unknown region.
+    importing a file again adds nothing. `progress` is called from this thread about every
+    `progress_interval` seconds and after each commit; an exception it raises stops the import (resumable).
+    Raises OSError if the file cannot be read, ValueError for an unknown region.
     """
     path = Path(path)
     normalizer = Normalizer(default_region.upper())
     total_bytes = path.stat().st_size
-    if not db.is_sqlite and total_bytes >= 2**31:
-        raise ValueError("files of 2 GiB or more cannot be resumed: affected_imports.byte_offset is a 32-bit "
-                         "integer on PostgreSQL (split the file)")
     sha = file_sha256(path)
     batch_size = batch_size or (BATCH_SQLITE if db.is_sqlite else BATCH_POSTGRESQL)
     with open(path, "rb") as fh, db.writer.connect() as conn:
         layout = _layout(fh.readline(MAX_LINE_BYTES))
         job = _claim(conn, sha, path.name, actor)
-        report = ImportReport(import_id=job.id, filename=path.name, file_sha256=sha, column=layout.description,
-                              rows_read=job.rows_read, rows_added=job.rows_added, bad_rows=job.bad_rows,
-                              resumed_from_line=job.line_no)
+        report = ImportReport(import_id=job.id, filename=path.name, file_sha256=sha,
+                              column=layout.description, rows_read=job.rows_read, rows_added=job.rows_added,
+                              bad_rows=job.bad_rows, resumed_from_line=job.line_no)
         offset, line_no = job.byte_offset, job.line_no
         if offset == 0 and layout.header:
             fh.seek(0)
-            offset = len(fh.readline(MAX_LINE_BYTES))
-            line_no = 1
+            offset, line_no = len(fh.readline(MAX_LINE_BYTES)), 1
         fh.seek(offset)
-        writer = _SQLiteBatches(conn) if db.is_sqlite else _PostgresBatches(conn)
-        started = time.monotonic()
-        start_offset, last_report = offset, started
-        hasher = _hasher(secret_key)
-        rows_committed = base_rows = report.rows_read
+        store = _SQLiteBatches(conn) if db.is_sqlite else _PostgresBatches(conn)
         try:
-            eof = False
-            while not eof:
-                batch: list[bytes] = []
-                n = 0
-                while n < batch_size:
-                    line = fh.readline(MAX_LINE_BYTES)
-                    if not line:
-                        eof = True
-                        break
-                    offset += len(line)
-                    line_no += 1
-                    n += 1
-                    if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
-                        while line and not line.endswith(b"\n"):  # skip the rest of an over-long line
-                            line = fh.readline(MAX_LINE_BYTES)
-                            offset += len(line)
-                        _bad(report, line_no, f"line longer than {MAX_LINE_BYTES} bytes")
-                        continue
-                    try:
-                        e164 = normalizer(_field(line, layout))
-                    except InvalidNumber as exc:
-                        _bad(report, line_no, exc.reason)
-                        continue
-                    batch.append(hasher(e164))
-                    if progress is not None and not n & 0xFFF and time.monotonic() - last_report >= progress_interval:
-                        last_report = time.monotonic()
-                        progress(_progress(report, n, rows_committed, offset, total_bytes, start_offset, started,
-                                           base_rows))
-                report.rows_read += n
-                t0 = time.monotonic()
-                with conn.begin():
-                    report.rows_added += writer.add(batch)
-                    conn.execute(update(AffectedImport).where(AffectedImport.id == job.id).values(
-                        byte_offset=offset, line_no=line_no, rows_read=report.rows_read,
-                        rows_added=report.rows_added, bad_rows=report.bad_rows))
-                report.max_batch_s = max(report.max_batch_s, time.monotonic() - t0)
-                rows_committed = report.rows_read
-                del batch
-                if progress is not None:
-                    last_report = time.monotonic()
-                    progress(_progress(report, 0, rows_committed, offset, total_bytes, start_offset, started,
-                                       base_rows))
-            with conn.begin():
-                conn.execute(update(AffectedImport).where(AffectedImport.id == job.id).values(
-                    status="done", finished_at=utcnow()))
-                audit(conn, actor=actor, action="affected.import", subject=f"{path.name[:200]} sha256 {sha[:16]}",
-                      to_value=f"rows {report.rows_read}, added {report.rows_added}, already present "
-                               f"{report.already_present}, bad {report.bad_rows}",
-                      reason=f"resumed from line {report.resumed_from_line}" if report.resumed_from_line else "")
+            _Run(conn, store, fh, offset, line_no, total_bytes, layout, normalizer, _hasher(secret_key),
+                 report, progress, progress_interval).run(batch_size)
         finally:
-            writer.close()
-    report.elapsed_s = time.monotonic() - started
+            store.close()
+        with conn.begin():
+            conn.execute(update(AffectedImport).where(AffectedImport.id == job.id).values(
+                status="done", finished_at=utcnow()))
+            audit(conn, actor=actor, action="affected.import", subject=f"{path.name[:200]} sha256 {sha[:16]}",
+                  to_value=f"rows {report.rows_read}, added {report.rows_added}, already present "
+                           f"{report.already_present}, bad {report.bad_rows}",
+                  reason=f"resumed after line {report.resumed_from_line}" if report.resumed_from_line else "")
     return report
+
+
+class _Run:
+    """One run of an import: read and hash a batch, write it; on PostgreSQL the two overlap.
+
+    On PostgreSQL the writing happens in the server, so this thread reads the next batch while a writer
+    thread commits the last one (measured, 3M rows: 37-46 s against 47-64 s in turn); at most two batches are
+    in memory. SQLite writes in this process: a writer thread, starved of the GIL by the reading, held the
+    write lock for seconds and was slower overall (4M rows: 49 s against 39 s), so there they take turns.
+    """
+
+    def __init__(self, conn, store, fh, offset, line_no, total_bytes, layout, normalizer, hasher, report,
+                 progress, progress_interval):
+        self.conn, self.store, self.fh = conn, store, fh
+        self.offset, self.line_no, self.total_bytes = offset, line_no, total_bytes
+        self.layout, self.normalizer, self.hasher = layout, normalizer, hasher
+        self.report, self.progress, self.progress_interval = report, progress, progress_interval
+        self.rows_committed = self.base_rows = report.rows_read
+        self.start_offset = offset
+        self.started = self.last_progress = time.monotonic()
+
+    def run(self, batch_size: int) -> None:
+        if not self.store.overlap:
+            return self._run_in_turn(batch_size)
+        pending = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="affected-import") as writer:
+            try:
+                while True:
+                    batch, lines = self._read(batch_size)
+                    if pending is not None:
+                        pending.result()  # the previous batch is committed (or its error is raised here)
+                        self._tell(0)
+                    if lines:
+                        state = dict(byte_offset=self.offset, line_no=self.line_no,
+                                     rows_read=self.report.rows_read, bad_rows=self.report.bad_rows)
+                        pending = writer.submit(self._write, batch, state)
+                    else:
+                        pending = None
+                    del batch
+                    if lines < batch_size:
+                        break
+                if pending is not None:
+                    pending.result()
+                    self._tell(0)
+            finally:
+                if pending is not None:  # stopped mid-way: let the batch in flight finish before returning
+                    futures_wait([pending])
+        self.report.elapsed_s = time.monotonic() - self.started
+        self.report.rows_this_run = self.report.rows_read - self.base_rows
+
+    def _run_in_turn(self, batch_size: int) -> None:
+        while True:
+            batch, lines = self._read(batch_size)
+            if lines:
+                self._write(batch, dict(byte_offset=self.offset, line_no=self.line_no,
+                                        rows_read=self.report.rows_read, bad_rows=self.report.bad_rows))
+                self._tell(0)
+            if lines < batch_size:
+                break
+        self.report.elapsed_s = time.monotonic() - self.started
+        self.report.rows_this_run = self.report.rows_read - self.base_rows
+
+    def _read(self, batch_size: int) -> tuple[list[bytes], int]:
+        """Up to batch_size lines: their numbers' hashes, and how many lines were read."""
+        readline, normalizer, hasher, layout, report = (self.fh.readline, self.normalizer, self.hasher,
+                                                        self.layout, self.report)
+        batch: list[bytes] = []
+        append = batch.append
+        n = 0
+        while n < batch_size:
+            line = readline(MAX_LINE_BYTES)
+            if not line:
+                break
+            n += 1
+            self.offset += len(line)
+            self.line_no += 1
+            if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # skip the rest of an over-long line
+                    line = readline(MAX_LINE_BYTES)
+                    self.offset += len(line)
+                _bad(report, self.line_no, f"line longer than {MAX_LINE_BYTES} bytes")
+                continue
+            try:
+                append(hasher(normalizer(_field(line, layout))))
+            except InvalidNumber as exc:
+                _bad(report, self.line_no, exc.reason)
+            if not n & 0xFFF and self.progress is not None:
+                if time.monotonic() - self.last_progress >= self.progress_interval:
+                    self._tell(n)
+        report.rows_read += n
+        return batch, n
+
+    def _write(self, batch: list[bytes], state: dict) -> None:
+        """In the writer thread: the batch, and with its last rows the import's progress."""
+        base = self.report.rows_added
+        table = AffectedImport.__table__
+
+        def record(conn: Connection, added: int, final: bool) -> None:
+            conn.execute(update(table).where(table.c.id == self.report.import_id).values(
+                rows_added=base + added, **(state if final else {})))
+
+        self.report.rows_added = base + self.store.write(self.conn, batch, record)
+        self.rows_committed = state["rows_read"]
+        self.report.longest_write_s = self.store.longest_write_s
+
+    def _tell(self, pending_rows: int) -> None:
+        if self.progress is None:
+            return
+        now = self.last_progress = time.monotonic()
+        elapsed = max(now - self.started, 1e-9)
+        rows_done = self.report.rows_read + pending_rows
+        byte_rate = (self.offset - self.start_offset) / elapsed
+        self.progress(ImportProgress(
+            rows_done=rows_done, rows_added=self.report.rows_added, bad_rows=self.report.bad_rows,
+            rows_committed=self.rows_committed, bytes_done=self.offset, total_bytes=self.total_bytes,
+            elapsed_s=elapsed, rate=(rows_done - self.base_rows) / elapsed,
+            eta_s=(self.total_bytes - self.offset) / byte_rate if byte_rate > 0 else None))
 
 
 def _claim(conn: Connection, sha: str, filename: str, actor: str):
@@ -437,27 +517,19 @@ def _bad(report: ImportReport, line_no: int, reason: str) -> None:
         report.bad_samples.append(BadRow(line_no, reason))
 
 
-def _progress(report, pending, committed, offset, total, start_offset, started, base_rows) -> ImportProgress:
-    elapsed = max(time.monotonic() - started, 1e-9)
-    done_here = report.rows_read + pending - base_rows
-    byte_rate = (offset - start_offset) / elapsed
-    return ImportProgress(
-        rows_done=report.rows_read + pending, rows_added=report.rows_added, bad_rows=report.bad_rows,
-        rows_committed=committed, bytes_done=offset, total_bytes=total, elapsed_s=elapsed,
-        rate=done_here / elapsed, eta_s=(total - offset) / byte_rate if byte_rate > 0 else None)
-
-
 def _layout(first_line: bytes) -> _Layout:
     """Where the number is: the phone column of a header line, else the first column."""
     text = first_line.decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")
     delimiter = max(",;\t", key=text.count) if any(d in text for d in ",;\t") else ","
-    names = [re.sub(r"[\s-]+", "_", name.strip().strip('"').strip().lower()) for name in text.split(delimiter)]
+    names = [re.sub(r"[\s-]+", "_", name.strip().strip('"').strip().lower())
+             for name in text.split(delimiter)]
     for wanted in PHONE_COLUMNS:
         if wanted in names:
             index = names.index(wanted)
             return _Layout(delimiter, index, True, f"header {wanted!r} (column {index + 1})")
     if text and not any(ch.isdigit() for ch in text):
-        return _Layout(delimiter, 0, True, f"first column (the header names none of {', '.join(PHONE_COLUMNS)})")
+        return _Layout(delimiter, 0, True,
+                       f"first column (the header names none of {', '.join(PHONE_COLUMNS)})")
     return _Layout(delimiter, 0, False, "first column (no header)")
 
 
@@ -485,30 +557,45 @@ def _field(line: bytes, layout: _Layout) -> str:
 
 
 class _SQLiteBatches:
-    """INSERT OR IGNORE by executemany, keys sorted so the b-tree is walked once per batch.
+    """INSERT OR IGNORE by executemany, a batch's keys sorted and written in key-range transactions.
 
-    The import's connection gets a larger page cache (SQLITE_IMPORT_CACHE_KIB) and a WAL size limit, and
-    both are put back before it returns to the pool. Durability is the hotline's own (WAL, synchronous=NORMAL):
-    a committed batch survives the process being killed; only an OS crash can lose the last batches, and a
-    rerun then imports them again.
+    Random keys touch nearly every b-tree page, and SQLite writes each page a transaction touched to the WAL
+    and back: so batches are large (BATCH_SQLITE rows) to touch each page once per batch, and sorted, so that
+    transactions of SQLITE_TXN_ROWS consecutive keys each write only their own pages; the write lock is held
+    half a second at most at 10 million rows, not for the whole batch. The file offset advances with the
+    batch's last transaction: a rerun after a crash in mid-batch reads the batch again and adds nothing twice,
+    and rows_added (committed with each transaction) stays exact. The import's connection gets a larger page
+    cache and a WAL size limit, put back before it returns to the pool. Durability is the hotline's own (WAL,
+    synchronous=NORMAL): a commit survives the process being killed; an OS crash may lose the last ones, which
+    a rerun imports again.
     """
 
     SQL = "INSERT OR IGNORE INTO affected_numbers (number_hash) VALUES (?)"
+    overlap = False  # see _Run
 
     def __init__(self, conn: Connection):
         self.raw = conn.connection.driver_connection
-        self.saved = {p: self.raw.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "journal_size_limit")}
+        self.longest_write_s = 0.0
+        self.saved = {p: self.raw.execute(f"PRAGMA {p}").fetchone()[0]
+                      for p in ("cache_size", "journal_size_limit")}
         self.raw.execute(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KIB}")
         self.raw.execute("PRAGMA journal_size_limit=67108864")  # the WAL shrinks back to 64 MiB after a batch
 
-    def add(self, hashes: list[bytes]) -> int:
+    def write(self, conn: Connection, hashes: list[bytes], record) -> int:
         hashes.sort()
-        cur = self.raw.cursor()
-        try:
-            cur.executemany(self.SQL, zip(hashes))
-            return cur.rowcount
-        finally:
-            cur.close()
+        added = 0
+        for start in range(0, max(len(hashes), 1), SQLITE_TXN_ROWS):
+            t0 = time.monotonic()
+            with conn.begin():
+                cur = self.raw.cursor()
+                try:
+                    cur.executemany(self.SQL, zip(hashes[start:start + SQLITE_TXN_ROWS]))
+                    added += max(cur.rowcount, 0)
+                finally:
+                    cur.close()
+                record(conn, added, start + SQLITE_TXN_ROWS >= len(hashes))
+            self.longest_write_s = max(self.longest_write_s, time.monotonic() - t0)
+        return added
 
     def close(self) -> None:
         for pragma, value in self.saved.items():
@@ -516,23 +603,38 @@ class _SQLiteBatches:
 
 
 class _PostgresBatches:
-    """Binary COPY into a temporary staging table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
+    """Binary COPY into a temporary staging table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING.
+
+    One transaction per batch: PostgreSQL locks rows, not the table, so nobody waits for it.
+    """
+
+    overlap = True  # see _Run
 
     def __init__(self, conn: Connection):
         self.raw = conn.connection.driver_connection
+        self.longest_write_s = 0.0
         with conn.begin():
             conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS affected_staging (number_hash bytea) "
                                  "ON COMMIT DELETE ROWS")
 
-    def add(self, hashes: list[bytes]) -> int:
+    def write(self, conn: Connection, hashes: list[bytes], record) -> int:
+        t0 = time.monotonic()
+        with conn.begin():
+            added = self._add(hashes)
+            record(conn, added, True)
+        self.longest_write_s = max(self.longest_write_s, time.monotonic() - t0)
+        return added
+
+    def _add(self, hashes: list[bytes]) -> int:
         if not hashes:
             return 0
         payload = b"".join((_PGCOPY_HEADER, b"".join(_PGCOPY_ROW + h for h in hashes), _PGCOPY_TRAILER))
         with self.raw.cursor() as cur:
             with cur.copy("COPY affected_staging (number_hash) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(payload)
+            # In key order, the index is walked once per batch: measured 13 µs a row against 20 unordered.
             cur.execute("INSERT INTO affected_numbers (number_hash) SELECT number_hash FROM affected_staging "
-                        "ON CONFLICT DO NOTHING")
+                        "ORDER BY number_hash ON CONFLICT DO NOTHING")
             return cur.rowcount
 
     def close(self) -> None:
@@ -553,7 +655,7 @@ def report_lines(report: ImportReport) -> list[str]:
     lines = [f"{report.filename} (sha256 {report.file_sha256[:16]}), numbers from the {report.column}"]
     if report.resumed_from_line:
         lines.append(f"resumed an interrupted import after line {report.resumed_from_line:,}")
-    rate = (report.rows_read / report.elapsed_s) if report.elapsed_s else 0.0
+    rate = (report.rows_this_run / report.elapsed_s) if report.elapsed_s else 0.0
     lines += [
         f"rows read:        {report.rows_read:,}",
         f"added:            {report.rows_added:,}",

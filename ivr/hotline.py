@@ -47,6 +47,7 @@ class Hotline:
         """Stop background work, flush what was recorded, release database connections."""
         self.jobs.stop()
         self.recorder.close()
+        self.state.close()
         self.db.dispose()
 
     def caller_identity(self, number: str | None) -> tuple[str | None, str | None]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.models import Base, utcnow
@@ -25,7 +25,7 @@ class AffectedImport(Base):
     file_sha256: Mapped[str] = mapped_column(String(64), index=True)
     filename: Mapped[str] = mapped_column(String(400))
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
-    byte_offset: Mapped[int] = mapped_column(Integer, default=0)  # resume point: start of the next line
+    byte_offset: Mapped[int] = mapped_column(BigInteger, default=0)  # resume point: start of the next line
     line_no: Mapped[int] = mapped_column(Integer, default=0)
     rows_read: Mapped[int] = mapped_column(Integer, default=0)
     rows_added: Mapped[int] = mapped_column(Integer, default=0)

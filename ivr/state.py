@@ -92,6 +92,7 @@ class StateReader:
         self._lock = threading.Lock()
         self._last: Snapshot | None = None
         self._retry_at = 0.0
+        self._local = threading.local()
         self.mode_override: str | None = None  # `ivr simulate --all-paths` walks both modes in its own process
 
     def current(self) -> Snapshot:
@@ -113,15 +114,43 @@ class StateReader:
         self._retry_at = 0.0
         return snap
 
-    def _read(self) -> Snapshot:
-        raw = self.db.engine.raw_connection()  # plain autocommit read: no BEGIN/COMMIT round trips
+    def _state_row(self):
+        """One autocommit SELECT on this thread's own connection: a single round trip per webhook (a pooled
+        connection would add the pool's reset-on-return ROLLBACK, and a transaction its BEGIN)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid() or self._local.db is not self.db:
+            if conn is not None and self._local.pid == os.getpid():
+                self.close()  # the database changed under us (tests do this): let the old connection go
+            raw = self.db.engine.raw_connection()
+            if not self.db.is_sqlite:
+                raw.dbapi_connection.autocommit = True
+            raw.detach()  # ours for good: never handed back to the pool, never reset by it
+            conn, self._local.conn, self._local.pid, self._local.db = raw, raw, os.getpid(), self.db
         try:
-            cur = raw.cursor()
+            cur = conn.cursor()
             cur.execute("SELECT mode, content_version FROM hotline_state WHERE id = 1")
             row = cur.fetchone()
             cur.close()
-        finally:
-            raw.close()
+            return row
+        except Exception:
+            self._local.conn = None  # a broken connection is replaced on the next request
+            try:
+                conn.close()
+            except Exception:
+                pass
+            raise
+
+    def close(self) -> None:
+        """Close this thread's state connection."""
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def _read(self) -> Snapshot:
+        row = self._state_row()
         if row is None:
             raise RuntimeError("hotline_state has no row: run `ivr db upgrade`")
         mode, version = row

@@ -153,10 +153,19 @@ def _context(hotline: Hotline) -> flow.Context:
         now=datetime.now(timezone.utc),
         call_sid=_call_sid(),
         caller_known=known,
-        affected=lambda: known and hotline.is_affected(number),
+        affected=lambda: known and _affected(hotline, number),
         queue_stats=lambda: queues.queue_stats(hotline.db),
         recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
     )
+
+
+def _affected(hotline: Hotline, number: str) -> bool:
+    """On the breach list? If the list cannot be read, route the caller as not affected rather than fail."""
+    try:
+        return hotline.is_affected(number)
+    except Exception as exc:
+        log.error("affected-list lookup failed, routing as not affected: %s", exc)
+        return False
 
 
 def _queue_params(rules) -> tuple[str, int]:

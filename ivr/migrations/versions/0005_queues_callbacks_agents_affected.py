@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('file_sha256', sa.String(length=64), nullable=False),
     sa.Column('filename', sa.String(length=400), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('byte_offset', sa.Integer(), nullable=False),
+    sa.Column('byte_offset', sa.BigInteger(), nullable=False),
     sa.Column('line_no', sa.Integer(), nullable=False),
     sa.Column('rows_read', sa.Integer(), nullable=False),
     sa.Column('rows_added', sa.Integer(), nullable=False),
