@@ -5,6 +5,7 @@ get a 403. No network call and no database write happens in the request path (ev
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from functools import wraps
@@ -114,7 +115,12 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
         return
     try:
         sid = _call_sid()
-        step = f"{request.path.rsplit('/', 1)[-1]}#{pos.step}"
+        # The URL Twilio requested names the step exactly (our URLs carry a step counter): a retry of the
+        # same request gets the same key and is recorded once; different steps never collide.
+        query = request.query_string.decode("utf-8", "replace")
+        step = request.path.removeprefix("/voice/") + (f"?{query}" if query else "")
+        if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
+            step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
         call_info = {}
         for kind, data in reply.records:
             if kind == "call":  # rides on the step's first event: one spool write instead of two
@@ -129,7 +135,7 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
             extra = dict(call_info) if i == 0 else {}
             if i == len(reply.events) - 1:
                 extra.update(outcome=reply.outcome, language=reply.language or pos.lang)
-            hotline.recorder.record("event", call_sid=sid, step=f"{step}.{i}", n=pos.step, kind=event.kind,
+            hotline.recorder.record("event", call_sid=sid, step=f"{step}#{i}", n=pos.step, kind=event.kind,
                                     detail=event.detail or None, digits=event.digits, **extra)
     except Exception:
         log.exception("could not record the events of %s", request.path)
