@@ -8,11 +8,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from datetime import datetime, timezone
 from functools import wraps
 
 from flask import Blueprint, Response, current_app, request
-
-from datetime import datetime, timezone
 
 from ivr import flow, queues, twiml
 from ivr.events import TERMINAL
