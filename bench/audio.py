@@ -110,8 +110,8 @@ def report(syn: dict, srv: dict) -> tuple[str, bool]:
     ]
     date = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
     lines = [f"## Audio: {date}", "", f"- machine: {machine()}; commit {git_commit()}",
-             f"- offline engine espeak-ng, pydub/ffmpeg pipeline, SQLite; media served by `ivr serve` "
-             f"(gunicorn, 2 sync workers), `wrk -t2 -c16 --latency`", "",
+             "- offline engine espeak-ng, pydub/ffmpeg pipeline, SQLite; media served by `ivr serve` "
+             "(gunicorn, 2 sync workers), `wrk -t2 -c16 --latency`", "",
              "| | figure |", "|---|---:|",
              f"| text to published audio, {syn['seconds_audio']:.1f} s of speech | {syn['t_first'] * 1000:.0f} ms |",
              f"| the same text again (cache hit) | {syn['t_hit'] * 1000:.1f} ms ({ratio * 100:.2f}%) |",

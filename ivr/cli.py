@@ -604,6 +604,12 @@ def affected():
     """The affected-customer list ("was my data in the breach?"): import it, check a number."""
 
 
+def _affected_key_note(cfg) -> None:
+    if not os.environ.get("IVR_SECRET_KEY"):  # hashes made under another key would never match a caller
+        click.echo(f"note: IVR_SECRET_KEY is not set: numbers are keyed with the secret kept in "
+                   f"{cfg.instance_path / 'secret_key'}; the hotline must use the same one", err=True)
+
+
 @affected.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--region", default="US", show_default=True,
@@ -622,9 +628,7 @@ def affected_import(file, region, batch_size, actor):
     from ivr.affected import import_file, progress_line, report_lines
 
     cfg = _config()
-    if not os.environ.get("IVR_SECRET_KEY"):  # hashes made under another key would never match a caller
-        click.echo(f"note: IVR_SECRET_KEY is not set: numbers are keyed with the secret kept in "
-                   f"{cfg.instance_path / 'secret_key'}; the hotline must use the same one", err=True)
+    _affected_key_note(cfg)
     tty = sys.stderr.isatty()
     last = [0.0]
 
@@ -662,6 +666,7 @@ def affected_check(number, region):
     from ivr.affected import InvalidNumber, is_affected, normalize
 
     cfg = _config()
+    _affected_key_note(cfg)
     try:
         e164 = normalize(number, region)
     except InvalidNumber as exc:

@@ -176,7 +176,7 @@ def test_uploads_in_every_accepted_format_become_phone_ready(app, hotline, speec
 
 def _silence_wav(seconds: float) -> bytes:
     return subprocess.run(
-        [audio.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"anullsrc=r=16000:cl=mono", "-t", str(seconds),
+        [audio.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", str(seconds),
          "-f", "wav", "pipe:1"], capture_output=True, check=True).stdout
 
 

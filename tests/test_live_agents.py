@@ -12,7 +12,7 @@ from conftest import AUTH_TOKEN
 from helpers import parse_twiml, signed_post, twilio_params
 from ivr import affected, jobs, queues
 from ivr.models import AuditEntry, Job, utcnow
-from ivr.models_routing import AffectedNumber, Callback, QueueEntry
+from ivr.models_routing import AffectedNumber, QueueEntry
 from ivr.simulate import FlaskTransport, SimulatedCall
 from ivr.state import set_mode
 from stubs import StubHost, basic_auth
@@ -216,7 +216,6 @@ def twilio_api():
 
 
 def test_press_4_texts_the_notice_through_a_background_job(config, twilio_api):
-    from urllib.parse import parse_qs
 
     from ivr.app import create_app
 

@@ -11,7 +11,6 @@ from conftest import IVR, AUTH_TOKEN, Server, server_env
 from helpers import wait_for
 from ivr.db import Database
 from ivr.models import Call, CallEvent
-from ivr.seed import DEFAULT_TEXTS
 from ivr.simulate import HttpTransport, SimulatedCall
 
 pytestmark = pytest.mark.slow
