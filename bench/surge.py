@@ -37,16 +37,19 @@ handled, time inside the view, and so worker CPU per handled request. Then the r
 (SIGTERM): rows in `calls` with status completed, `call_events` and `queue_entries` (how many, still `waiting`,
 bridged/hangup) against what the answered requests must have produced (a range when some requests timed out:
 the server may still have served them), and call by call: every answered status callback's completed row,
-every answered step's events, every queued caller's entry and how it ended. The bare Flask app (bench/bare_app.py, the gunicorn flags `ivr serve` uses) gets the very same
-schedule of requests (all to its one endpoint), once per run, for the ratio of p99s and of worker CPU per
-request. Finally /voice/incoming is paced at --prefill-rate against two fresh instances side by side, one
-empty and one prefilled with --prefill-calls calls (and 3 call_events each) by one SQL statement per table
-through the migrated schema; the two are measured in alternating chunks so the machine's noise hits both.
+every answered step's events, every queued caller's entry and how it ended.
+
+The bare Flask app (bench/bare_app.py, the gunicorn flags `ivr serve` uses) gets the very same schedule of
+requests (all to its one endpoint), once per run, for the ratio of p99s and of worker CPU per request. Finally
+/voice/incoming is paced at --prefill-rate against two fresh instances side by side, one empty and one
+prefilled with --prefill-calls calls (and 3 call_events each) by one SQL statement per table through the
+migrated schema; the two are measured in alternating chunks (ABBA) so the machine's noise hits both.
 
 The load generator is a selectors loop in this process (no threads); how late it started requests (lag) and
-the CPU it used are printed, beside the CPU of the gunicorn workers and of every postgres process, and the
-busy share of the machine's CPUs. Results are printed and appended to bench/RESULTS.md. Everything runs on
-127.0.0.1; every process started here is stopped on exit, Ctrl-C included; every phase has a time bound.
+the CPU it used are printed, beside the CPU of the gunicorn workers and of every postgres process, the busy
+share of the machine's CPUs (and the hypervisor's steal), over the whole run and over its steady state.
+Results are printed and appended to bench/RESULTS.md. Everything runs on 127.0.0.1; every process started
+here is stopped on exit, Ctrl-C included; every phase has a time bound.
 """
 from __future__ import annotations
 
@@ -402,6 +405,7 @@ class Surge:
     bodies: dict[int, dict] = field(default_factory=dict)
     aborted: bool = False
     rate_target: float = 0.0
+    steady: dict = field(default_factory=dict)  # CPU shares and req/s while the load was steady
 
     # derived
     def window(self, t: float) -> bool:
@@ -504,11 +508,30 @@ def _pg_cpu_since(before: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in _pg_cpu().items())
 
 
-def _cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
+def _cpu_times() -> tuple[float, float, float]:
+    """(busy, total, steal) jiffies of all CPUs from /proc/stat (steal: time the hypervisor took)."""
     fields = list(map(int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]))
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
+    return sum(fields) - idle, sum(fields), (fields[7] if len(fields) > 7 else 0)
+
+
+def _snapshot(srv: wh.Server) -> dict:
+    return {"t": time.perf_counter(), "gen": time.process_time(), "workers": srv.workers_cpu_s(), "pg": _pg_cpu(),
+            "box": _cpu_times()}
+
+
+def _steady(a: dict, b: dict, results: list, start: float) -> dict:
+    """CPU shares (in % of one CPU) and request rate between two snapshots taken while the load was steady."""
+    dt, ncpu = b["t"] - a["t"], os.cpu_count() or 1
+    jiffies = max(1, b["box"][1] - a["box"][1])
+    box = (b["box"][0] - a["box"][0]) / jiffies
+    out = {"seconds": dt, "from": a["t"] - start, "box_busy_pct": 100 * box,
+           "steal_pct": 100 * (b["box"][2] - a["box"][2]) / jiffies,
+           "worker_cpu_pct": 100 * (b["workers"] - a["workers"]) / dt, "gen_cpu_pct": 100 * (b["gen"] - a["gen"]) / dt,
+           "pg_cpu_pct": 100 * sum(cpu - a["pg"].get(pid, 0.0) for pid, cpu in b["pg"].items()) / dt,
+           "rps": sum(1 for r in results if a["t"] - start <= r.sent < b["t"] - start) / dt}
+    out["other_cpu_pct"] = max(0.0, 100 * box * ncpu - out["worker_cpu_pct"] - out["gen_cpu_pct"] - out["pg_cpu_pct"])
+    return out
 
 
 def run_surge(srv: wh.Server, calls: list[CallSpec], template, raws: list[list[bytes]], ramp: float,
@@ -528,6 +551,8 @@ def run_surge(srv: wh.Server, calls: list[CallSpec], template, raws: list[list[b
     start = time.perf_counter()
     hard_end = start + ramp + duration + len(template) * (REQUEST_TIMEOUT_S + 6) + 30
     next_timeout_scan, aborted = 0.0, False
+    # The steady state: calls last about 13 s, so from 15 s after the ramp (or half the hold) to its end.
+    marks, snaps = [ramp + min(15.0, duration / 2), ramp + duration], []
 
     def finish(fl: _Flight, status: int, ctype: str, body: bytes, now: float) -> None:
         fl.done = True
@@ -549,6 +574,9 @@ def run_surge(srv: wh.Server, calls: list[CallSpec], template, raws: list[list[b
             aborted = True
             break
         t = now - start
+        if marks and t >= marks[0]:
+            marks.pop(0)
+            snaps.append(_snapshot(srv))
         while heap and heap[0][0] <= t:
             due, ci, step = heapq.heappop(heap)
             sock = socket.socket()
@@ -599,7 +627,8 @@ def run_surge(srv: wh.Server, calls: list[CallSpec], template, raws: list[list[b
     box_busy = (box1[0] - box0[0]) / max(1, box1[1] - box0[1])
     return Surge(calls, template, results, ramp, duration, wall, time.process_time() - gen0,
                  srv.workers_cpu_s() - wk0, _pg_cpu_since(pg0), box_busy, bodies, aborted,
-                 rate_target=len([c for c in calls if ramp <= c.arrival]) / duration)
+                 rate_target=len([c for c in calls if ramp <= c.arrival]) / duration,
+                 steady=_steady(snaps[0], snaps[1], results, start) if len(snaps) == 2 else {})
 
 
 # -- the server's own view: /metrics ----------------------------------------------------------------------
@@ -1028,6 +1057,8 @@ def print_surge(kind: str, surge: Surge, s: dict, routes: dict) -> None:
           f"{s['pg_cpu_pct']:.0f}%, everything else {s['other_cpu_pct']:.0f}%; machine busy {s['box_busy_pct']:.0f}% "
           f"of {os.cpu_count()} CPUs"
           + ("; ABORTED at the time bound" if surge.aborted else ""))
+    if surge.steady:
+        print(f"  steady state {_shares(surge.steady)}")
     print("  per 10 s: " + "; ".join(f"{t}s {st}/{co}/{n}/{_ms(p99)}" for t, st, co, n, p99 in surge.buckets())
           + "  (calls started / completed / requests / p99)")
 
@@ -1042,25 +1073,28 @@ def print_records(r: Records) -> None:
     print(f"    lost, call by call: {r.lost_total} ({', '.join(f'{k} {v}' for k, v in r.lost.items())})")
 
 
+def _shares(st: dict) -> str:
+    return (f"{st['from']:.0f}-{st['from'] + st['seconds']:.0f} s, {st['rps']:.0f} req/s: machine "
+            f"{st['box_busy_pct']:.0f}% busy (steal {st['steal_pct']:.0f}%); in % of one CPU: gunicorn workers "
+            f"{st['worker_cpu_pct']:.0f}, postgres {st['pg_cpu_pct']:.0f}, generator {st['gen_cpu_pct']:.0f}, other "
+            f"processes {st['other_cpu_pct']:.0f}")
+
+
 def bottleneck(o: Outcome) -> str:
     """Where the time went: the generator (if it started requests late), else the server's CPU, and whose."""
-    s, v, ncpu = o.summary, o.server, os.cpu_count() or 1
+    s, v, st, ncpu = o.summary, o.server, o.surge.steady, os.cpu_count() or 1
     if s["lag_p99"] > 50:
         return f"the load generator (it started requests {s['lag_p99']:.0f} ms late at p99)"
-    req_s = len(o.surge.template) * o.surge.rate_target
-    need = v.cpu_ms * req_s / 10  # % of one CPU
-    demand = need + s["pg_cpu_pct"] + s["gen_cpu_pct"] + s["other_cpu_pct"]
-    shares = (f"machine {s['box_busy_pct']:.0f}% busy; in % of one CPU: workers {s['worker_cpu_pct']:.0f}, postgres "
-              f"{s['pg_cpu_pct']:.0f}, generator {s['gen_cpu_pct']:.0f} (lag p99 {s['lag_p99']:.1f} ms), other "
-              f"processes {s['other_cpu_pct']:.0f}")
     if s["errors"] == 0 and s["p99"] < TARGET_P99_MS:
-        return f"none, the server kept up ({shares})"
-    return (f"the server's CPU: at {v.cpu_ms:.1f} ms of worker CPU per request, {req_s:.0f} req/s need {need:.0f}% "
-            f"of one CPU for the gunicorn workers; with postgres, the generator and other processes that is "
-            f"{demand:.0f}% of the {100 * ncpu}% this machine has"
-            + (": more than it has" if demand > 100 * ncpu else
-               ", close enough to saturation that requests queue in bursts" if demand > 75 * ncpu else "")
-            + f" ({shares})")
+        return "none, the server kept up" + (f" (steady state {_shares(st)})" if st else "")
+    if not st:
+        return f"unknown (no steady-state sample); worker CPU {v.cpu_ms:.1f} ms per request"
+    used = st["worker_cpu_pct"] + st["pg_cpu_pct"] + st["gen_cpu_pct"] + st["other_cpu_pct"]
+    return (f"the server's CPU: {v.cpu_ms:.1f} ms of worker CPU per request x {st['rps']:.0f} req/s; in the steady "
+            f"state the machine was {used / ncpu:.0f}% busy"
+            + (" (near saturation: requests queue behind bursts)" if used > 70 * ncpu else "")
+            + (", a large share taken by other processes" if st["other_cpu_pct"] > 25 else "")
+            + f" ({_shares(st)}; generator lag p99 {s['lag_p99']:.1f} ms)")
 
 
 def report(outcomes: list[Outcome], args, skipped: list[str], load_start: str, state: dict, rules_changes) -> str:
