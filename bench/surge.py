@@ -64,7 +64,6 @@ import random
 import re
 import secrets
 import selectors
-import shutil
 import signal
 import socket
 import sqlite3
@@ -1247,17 +1246,7 @@ def main(argv=None) -> int:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        for srv in list(servers):
-            srv.stop(timeout=10)
-        for name in pg_dbs:
-            try:
-                wh.pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except Exception as exc:
-                print(f"could not drop PostgreSQL database {name}: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        wh.clean_up(servers, pg_dbs, work, args.keep)
 
 
 if __name__ == "__main__":

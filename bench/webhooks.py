@@ -700,17 +700,22 @@ def main(argv=None) -> int:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        for srv in list(servers):
-            srv.stop(timeout=10)
-        for name in pg_dbs:
-            try:
-                pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except Exception as exc:  # report it, never mask the real outcome
-                print(f"could not drop PostgreSQL database {name}: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        clean_up(servers, pg_dbs, work, args.keep)
+
+
+def clean_up(servers: list, pg_dbs: list, work: Path, keep: bool) -> None:
+    """Stop every server, drop every scratch database, remove the work folder (unless kept)."""
+    for srv in list(servers):
+        srv.stop(timeout=10)
+    for name in pg_dbs:
+        try:
+            pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except Exception as exc:  # report it, never mask the real outcome
+            print(f"could not drop PostgreSQL database {name}: {exc}", file=sys.stderr)
+    if keep:
+        print(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
