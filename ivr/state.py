@@ -1,8 +1,14 @@
-"""The hotline's state as every webhook sees it: the mode and the published content, read once per request.
+"""The hotline's state as every webhook sees it: the mode and the published content.
 
-Reading is one indexed SELECT of a one-row table. The content (active incident, published announcements)
-is reloaded only when its version number changes. The last good snapshot is kept in memory and in a file,
-so callers still hear the announcement when the database cannot be reached.
+A change of mode or content must reach the very next webhook in every worker of every server. On SQLite the
+state is one indexed SELECT of a one-row table per request (a local file read). On PostgreSQL each worker
+process keeps a LISTEN connection instead: a trigger on `hotline_state` (migration 0006) and the code that
+changes it send NOTIFY, which PostgreSQL hands to every listening session as part of the commit; a webhook
+polls that socket without blocking (one recv, no round trip) and reads the row again only when something
+arrived, when the row was last read more than a second ago, or when the LISTEN connection is not working.
+The content (active incident, published announcements) is reloaded only when its version number changes.
+The last good snapshot is kept in memory and in a file, so callers still hear the announcement when the
+database cannot be reached.
 """
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ from ivr.models import MODES, Announcement, HotlineState, Incident, utcnow
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_FAILURE_S = 2.0  # after a failed read, serve the snapshot for this long before trying again
+STATE_CHANNEL = "ivr_state"  # NOTIFY channel of changes to hotline_state (PostgreSQL)
+TRUST_S = 1.0  # with LISTEN working, still read the row at least this often: a link can die silently
+WATCH_RETRY_S = 2.0  # after the LISTEN connection failed, read the row per request this long, then reconnect
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,94 @@ def load_content(conn: Connection, version: int) -> Content:
     return Content(version, incident.id, incident.title, incident.severity, spoken)
 
 
+class StateWatch:
+    """PostgreSQL: this process's LISTEN connection on the state channel, asked before every webhook whether
+    `hotline_state` may have changed since the last time. Polling costs one non-blocking recv on a local
+    socket; it never waits for the server."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._lock = threading.Lock()
+        self._conn = None
+        self._pid = 0
+        self._retry_at = 0.0
+        self.connects = 0  # LISTEN connections opened (tests and /metrics-free diagnostics)
+
+    @property
+    def listening(self) -> bool:
+        return self._conn is not None and self._pid == os.getpid()
+
+    def changed(self) -> bool:
+        """False only when the LISTEN connection is up and nothing arrived on it since the last call; True
+        means "read the row": a notification came, the connection just (re)opened, or it is not working."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._conn = None  # inherited over fork: the parent's; psycopg does not close it in a child
+            if self._conn is None:
+                if time.monotonic() >= self._retry_at:
+                    self._connect()
+                return True
+            try:
+                pgconn = self._conn.pgconn
+                # libpq's socket is non-blocking: this never waits. Twice, because a server that ends the
+                # session sends an error message and then closes: the first call reads the message, which
+                # libpq drops while idle, and only the second sees the connection closed.
+                pgconn.consume_input()
+                pgconn.consume_input()
+                got = False
+                while pgconn.notifies() is not None:
+                    got = True
+                if pgconn.status != 0:  # CONNECTION_OK is 0
+                    raise OSError("the LISTEN connection is not OK")
+                return got
+            except Exception as exc:
+                log.warning("state LISTEN connection lost, reading the state per request until it is back: %s",
+                            exc)
+                self._drop()
+                return True
+
+    def _open(self):
+        import psycopg
+
+        url = self.db.engine.url.set(drivername="postgresql")
+        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True, connect_timeout=3)
+        conn.execute(f"LISTEN {STATE_CHANNEL}")
+        return conn
+
+    def _connect(self) -> None:
+        try:
+            conn = self._open()
+        except Exception as exc:
+            log.warning("cannot LISTEN for state changes (will read the state per request): %s", exc)
+            self._retry_at = time.monotonic() + WATCH_RETRY_S
+            return
+        self._conn, self._pid = conn, os.getpid()
+        self.connects += 1
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self._retry_at = time.monotonic() + WATCH_RETRY_S
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                self._drop()
+            self._conn = None
+            self._retry_at = 0.0
+
+
+def notify_state_changed(conn: Connection) -> None:
+    """Inside a transaction that changed hotline_state: wake every LISTENing worker at commit. The trigger
+    of migration 0006 does the same for any other writer; PostgreSQL folds the two into one notification."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {STATE_CHANNEL}")
+
+
 class StateReader:
     """Per-process reader of the hotline state, with the last good snapshot as a safety net."""
 
@@ -93,6 +190,9 @@ class StateReader:
         self._last: Snapshot | None = None
         self._retry_at = 0.0
         self._local = threading.local()
+        self.watch = None if db.is_sqlite else StateWatch(db)
+        self._trusted_until = 0.0  # monotonic time until which the cached state stands unless notified
+        self.reads = 0  # state rows read from the database by this reader
         self.mode_override: str | None = None  # `ivr simulate --all-paths` walks both modes in its own process
 
     def current(self) -> Snapshot:
@@ -103,15 +203,25 @@ class StateReader:
         return self._current()
 
     def _current(self) -> Snapshot:
-        if time.monotonic() < self._retry_at:
+        now = time.monotonic()
+        if now < self._retry_at:
             return self.last_good()
+        watch = self.watch
+        if watch is not None:
+            unchanged = not watch.changed()
+            last = self._last
+            if unchanged and last is not None and now < self._trusted_until:
+                return last
         try:
             snap = self._read()
         except Exception as exc:  # any database failure: the caller must still be served
             log.error("hotline state unreadable, serving the last good snapshot: %s", exc)
             self._retry_at = time.monotonic() + RETRY_AFTER_FAILURE_S
+            self._trusted_until = 0.0
             return self.last_good()
         self._retry_at = 0.0
+        # LISTEN was in place before this read: any later change will arrive as a notification.
+        self._trusted_until = now + TRUST_S if watch is not None and watch.listening else 0.0
         return snap
 
     def _state_row(self):
@@ -141,7 +251,10 @@ class StateReader:
             raise
 
     def close(self) -> None:
-        """Close this thread's state connection."""
+        """Close this thread's state connection and this process's LISTEN connection."""
+        if self.watch is not None:
+            self.watch.close()
+        self._trusted_until = 0.0
         conn, self._local.conn = getattr(self._local, "conn", None), None
         if conn is not None:
             try:
@@ -150,6 +263,7 @@ class StateReader:
                 pass
 
     def _read(self) -> Snapshot:
+        self.reads += 1
         row = self._state_row()
         if row is None:
             raise RuntimeError("hotline_state has no row: run `ivr db upgrade`")
@@ -211,6 +325,7 @@ def set_mode(db: Database, mode: str, *, reason: str, actor: str) -> tuple[str, 
                      .values(mode=mode, updated_at=utcnow(), updated_by=actor))
         audit(conn, actor=actor, action="mode.set", subject="hotline", from_value=current, to_value=mode,
               reason=reason.strip())
+        notify_state_changed(conn)
     return current, mode
 
 
@@ -218,3 +333,4 @@ def bump_content(conn: Connection) -> None:
     """Tell every worker that published content changed (they reload it on their next request)."""
     conn.execute(update(HotlineState).where(HotlineState.id == 1)
                  .values(content_version=HotlineState.content_version + 1))
+    notify_state_changed(conn)

@@ -1,0 +1,142 @@
+"""The hotline state each webhook sees: a change reaches the very next request, whoever made it, and on
+PostgreSQL a worker does not go to the database at all while nothing changed (LISTEN/NOTIFY)."""
+from __future__ import annotations
+
+import select
+import time
+
+import pytest
+from sqlalchemy import text
+
+from ivr import state as state_mod
+from ivr.db import Database
+from ivr.state import set_mode
+
+
+def delivered(reader) -> None:
+    """On PostgreSQL, wait until the NOTIFY of a commit has reached this reader's LISTEN socket (PostgreSQL
+    hands it over just after the commit returns: well under a millisecond on this machine). SQLite: nothing."""
+    watch = reader.watch
+    if watch is not None and watch.listening:
+        select.select([watch._conn.pgconn.socket], [], [], 2.0)
+
+
+def _other_writer(db_url: str, sql: str) -> None:
+    """A change made outside the hotline's code, by another connection (a DBA's UPDATE during an incident)."""
+    db = Database(db_url)
+    try:
+        with db.write() as conn:
+            conn.execute(text(sql))
+    finally:
+        db.dispose()
+
+
+def test_a_change_by_any_writer_reaches_the_next_request(hotline, db_url):
+    reader = hotline.state
+    assert reader.current().mode == "message"
+    set_mode(hotline.db, "live", reason="agents in", actor="test")
+    delivered(reader)
+    assert reader.current().mode == "live"
+    _other_writer(db_url, "UPDATE hotline_state SET mode = 'message' WHERE id = 1")
+    delivered(reader)
+    assert reader.current().mode == "message"
+    _other_writer(db_url, "UPDATE incidents SET title = 'Renamed' WHERE status = 'active'")
+    _other_writer(db_url, "UPDATE hotline_state SET content_version = content_version + 1 WHERE id = 1")
+    delivered(reader)
+    assert reader.current().content.incident_title == "Renamed"
+
+
+def test_the_call_path_hears_a_manual_sql_change_at_once(hotline, place_call, db_url):
+    """Followed as Twilio would: a caller pressing 0 in message mode is told agents are away; one SQL UPDATE
+    later the very next caller is queued."""
+    first = place_call(keys=["0"])
+    assert first.ended != "queued" and all(d.find("Enqueue") is None for d in first.documents)
+    _other_writer(db_url, "UPDATE hotline_state SET mode = 'live' WHERE id = 1")
+    delivered(hotline.state)
+    second = place_call(keys=["0"])
+    assert second.ended == "queued" and any(d.find("Enqueue") is not None for d in second.documents)
+
+
+@pytest.fixture
+def pg_hotline(hotline):
+    if hotline.db.is_sqlite:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite every request reads the state row (a local file)")
+    return hotline
+
+
+def test_postgresql_workers_do_not_read_the_row_while_nothing_changes(pg_hotline):
+    reader = pg_hotline.state
+    reader.current()
+    before = reader.reads
+    for _ in range(200):
+        assert reader.current().mode == "message"
+    assert reader.reads == before  # 200 webhooks, no round trip to the database for the state
+    set_mode(pg_hotline.db, "live", reason="agents in", actor="test")
+    delivered(reader)
+    assert reader.current().mode == "live"
+    assert reader.reads == before + 1
+
+
+def test_the_row_is_read_again_after_the_trust_window(pg_hotline, monkeypatch):
+    """A LISTEN link can die without a sign (a network partition): the row is still read once a second."""
+    reader = pg_hotline.state
+    monkeypatch.setattr(state_mod, "TRUST_S", 0.05)
+    reader.current()
+    before = reader.reads
+    time.sleep(0.1)
+    reader.current()
+    assert reader.reads == before + 1
+
+
+def test_a_lost_listen_connection_falls_back_to_reading_then_reconnects(pg_hotline, db_url, monkeypatch):
+    monkeypatch.setattr(state_mod, "WATCH_RETRY_S", 0.2)
+    reader = pg_hotline.state
+    reader.current()
+    assert reader.watch.listening
+    backend = reader.watch._conn.info.backend_pid
+    _other_writer(db_url, f"SELECT pg_terminate_backend({backend})")
+    time.sleep(0.05)
+    # A change made while nothing listens is still seen by the next request: it reads the row.
+    _other_writer(db_url, "UPDATE hotline_state SET mode = 'live' WHERE id = 1")
+    assert reader.current().mode == "live"
+    assert not reader.watch.listening
+    reads = reader.reads
+    reader.current()
+    assert reader.reads == reads + 1  # still reading per request until LISTEN is back
+    time.sleep(0.25)
+    reader.current()  # reconnects and reads, since changes before LISTEN are unknown
+    assert reader.watch.listening and reader.watch.connects == 2
+    reads = reader.reads
+    reader.current()
+    assert reader.reads == reads
+    _other_writer(db_url, "UPDATE hotline_state SET mode = 'message' WHERE id = 1")
+    delivered(reader)
+    assert reader.current().mode == "message"
+
+
+def test_a_database_that_refuses_listen_connections_still_serves_fresh_state(pg_hotline, monkeypatch):
+    import psycopg
+
+    reader = pg_hotline.state
+
+    def refuse():
+        raise psycopg.OperationalError("too many connections")
+
+    monkeypatch.setattr(reader.watch, "_open", refuse)
+    reader.close()
+    assert reader.current().mode == "message"
+    assert not reader.watch.listening
+    set_mode(pg_hotline.db, "live", reason="agents in", actor="test")
+    assert reader.current().mode == "live"
+
+
+def test_the_incoming_webhook_follows_the_content_under_notify(pg_hotline, place_call):
+    """The caller hears new text as soon as the content version moves, with no request in between."""
+    assert "We were breached on Monday." not in " ".join(place_call().said())
+    _other_writer(pg_hotline.config.database_url,
+                  "UPDATE announcements SET text = 'We were breached on Monday.', media_sha256 = NULL "
+                  "WHERE status = 'published' AND language = 'en' AND topic = 'main'")
+    _other_writer(pg_hotline.config.database_url,
+                  "UPDATE hotline_state SET content_version = content_version + 1 WHERE id = 1")
+    delivered(pg_hotline.state)
+    assert "We were breached on Monday." in " ".join(place_call().said())
