@@ -6,6 +6,8 @@ import hmac
 from flask import Request
 from twilio.request_validator import RequestValidator
 
+from webhooks.params import twilio_params
+
 
 def signed_url(request: Request, public_url: str = "") -> str:
     """The URL Twilio requested: the configured public base (behind an HTTPS proxy) or what the request says.
@@ -21,7 +23,7 @@ def is_signed_by_twilio(request: Request, validator: RequestValidator, public_ur
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
-    params = request.form if request.method == "POST" else {}
+    params = twilio_params(request).form if request.method == "POST" else {}
     url = signed_url(request, public_url)
     # Fast path: the URL exactly as requested is one of the two forms validate() accepts (with and without
     # the port), so a match here is a match there, at half the cost (one HMAC instead of two).

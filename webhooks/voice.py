@@ -17,6 +17,7 @@ from ivr import flow, queues, twiml
 from ivr.events import TERMINAL
 from ivr.hotline import Hotline
 from ivr.metrics import WEBHOOK_SECONDS
+from webhooks.params import twilio_params
 from webhooks.security import is_signed_by_twilio
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,25 @@ def _int(value, default: int, hi: int) -> int:
         return default
 
 
+def _values():
+    """This request's parameters (Twilio's form, then our query string), parsed once."""
+    return twilio_params(request)
+
+
 def _position(rules) -> flow.Position:
     """The call position from our own query string (junk falls back to a fresh start)."""
-    args = request.args
-    return flow.Position(rules.language(args.get("l")), _int(args.get("a"), 0, 50), _int(args.get("s"), 0, 10_000))
+    p = _values()
+    return flow.Position(rules.language(p.arg("l")), _int(p.arg("a"), 0, 50), _int(p.arg("s"), 0, 10_000))
 
 
 def _digits() -> str | None:
-    digits = (request.form.get("Digits") or request.args.get("Digits") or "").strip()
+    p = _values()
+    digits = (p.form_get("Digits") or p.arg("Digits") or "").strip()
     return digits[:64] or None
 
 
 def _call_sid() -> str:
-    sid = (request.values.get("CallSid") or "").strip()
+    sid = (_values().get("CallSid") or "").strip()
     return sid[:64] if sid else "unknown"
 
 
@@ -127,7 +134,7 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
                 continue
             if kind == "job":  # the SMS: the number it goes to is kept only until it is sent
                 data = {"kind": data["kind"], "dedupe_key": f"{data['kind']}:{sid}",
-                        "payload": {"to": request.values.get("From", ""), "lang": data["lang"],
+                        "payload": {"to": _values().get("From", ""), "lang": data["lang"],
                                     "reference": data["reference"], "call_sid": sid}}
             hotline.recorder.record(kind, call_sid=sid, **data)
         for i, event in enumerate(reply.events):
@@ -143,7 +150,7 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
 @voice_route("/incoming")
 def incoming(hotline: Hotline, rules, snap, pos):
     """The number's Voice URL: a new call."""
-    caller_hash, masked = hotline.caller_identity(request.values.get("From"))
+    caller_hash, masked = hotline.caller_identity(_values().get("From"))
     reply = flow.incoming(rules, snap, pos)
     reply.records.append(("call", {"caller_hash": caller_hash, "caller_masked": masked, "language": pos.lang,
                                    "mode": snap.mode, "incident_id": snap.content.incident_id}))
@@ -152,7 +159,7 @@ def incoming(hotline: Hotline, rules, snap, pos):
 
 def _context(hotline: Hotline) -> flow.Context:
     """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person)."""
-    number = request.values.get("From")
+    number = _values().get("From")
     known = hotline.caller_identity(number)[0] is not None
     return flow.Context(
         now=datetime.now(timezone.utc),
@@ -174,16 +181,16 @@ def _affected(hotline: Hotline, number: str) -> bool:
 
 
 def _queue_params(rules) -> tuple[str, int]:
-    queue = request.args.get("q", "")
+    queue = _values().arg("q", "")
     default = rules.queues[queue].priority if queue in rules.queues else 1
-    return queue, _int(request.args.get("p"), default, 100)
+    return queue, _int(_values().arg("p"), default, 100)
 
 
 def _book_callback(hotline: Hotline, reply: flow.Reply, pos: flow.Position) -> flow.Reply:
     """Store the callback a reply promises before the caller hears the promise (a failure: the safe reply)."""
     if reply.callback:
         cb = reply.callback
-        queues.request_callback(hotline.db, call_sid=_call_sid(), number=request.values.get("From", "")[:32],
+        queues.request_callback(hotline.db, call_sid=_call_sid(), number=_values().get("From", "")[:32],
                                 language=pos.lang, queue=cb["queue"], priority=cb["priority"], reason=cb["reason"],
                                 keep_place=cb.get("keep_place", False), voicemail_url=cb.get("voicemail_url"))
     return reply
@@ -203,7 +210,7 @@ def language(hotline: Hotline, rules, snap, pos):
 def hold(hotline: Hotline, rules, snap, pos):
     """The Enqueue waitUrl, requested again and again while the caller waits."""
     queue, priority = _queue_params(rules)
-    position = _int(request.values.get("QueuePosition"), 0, 100_000) or None
+    position = _int(_values().get("QueuePosition"), 0, 100_000) or None
     return flow.hold(rules, snap, pos, _context(hotline), queue, priority, position)
 
 
@@ -225,30 +232,30 @@ def callback(hotline: Hotline, rules, snap, pos):
 @voice_route("/voicemail")
 def voicemail(hotline: Hotline, rules, snap, pos):
     queue, priority = _queue_params(rules)
-    url = (request.values.get("RecordingUrl") or "").strip()[:500] or None
+    url = (_values().get("RecordingUrl") or "").strip()[:500] or None
     return _book_callback(hotline, flow.voicemail_left(rules, snap, pos, queue, priority, url), pos)
 
 
 @voice_route("/queue-result")
 def queue_result(hotline: Hotline, rules, snap, pos):
     """The Enqueue action (the caller left the queue), or the Dial action of an overflow number."""
-    result = (request.values.get("QueueResult") or "")[:40]
-    if not result and request.values.get("DialCallStatus"):
-        dial = request.values["DialCallStatus"][:40]
+    result = (_values().get("QueueResult") or "")[:40]
+    if not result and _values().get("DialCallStatus"):
+        dial = _values().get("DialCallStatus")[:40]
         result = "bridged" if dial in ("completed", "answered") else f"dial-{dial}"
     reply = flow.queue_result(rules, snap, pos, result)
     for _, data in reply.records:
-        data["wait_s"] = _int(request.values.get("QueueTime"), None, 10**6)
+        data["wait_s"] = _int(_values().get("QueueTime"), None, 10**6)
     return reply
 
 
 @voice_route("/status", needs_state=False)
 def status(hotline: Hotline, rules, snap, pos):
     """The call's status callback: how it ended. Duplicates and late arrivals cannot move it backwards."""
-    status = (request.values.get("CallStatus") or "").strip()[:20]
+    status = (_values().get("CallStatus") or "").strip()[:20]
     if status:
-        duration = _int(request.values.get("CallDuration"), None, 10**7) if status in TERMINAL else None
-        sequence = _int(request.values.get("SequenceNumber"), 0, 10**6)
+        duration = _int(_values().get("CallDuration"), None, 10**7) if status in TERMINAL else None
+        sequence = _int(_values().get("SequenceNumber"), 0, 10**6)
         hotline.recorder.record("status", call_sid=_call_sid(), status=status, sequence=sequence,
                                 duration=duration)
     return twiml.EMPTY
@@ -257,6 +264,6 @@ def status(hotline: Hotline, rules, snap, pos):
 @voice_route("/fallback", needs_state=False)
 def fallback(hotline: Hotline, rules, snap, pos):
     """The number's Fallback URL: Twilio could not use our answer. Needs no database: the last good snapshot."""
-    log.error("fallback URL called: ErrorCode=%s ErrorUrl=%s", request.values.get("ErrorCode"),
-              request.values.get("ErrorUrl"))
+    log.error("fallback URL called: ErrorCode=%s ErrorUrl=%s", _values().get("ErrorCode"),
+              _values().get("ErrorUrl"))
     return flow.fallback(rules, snap, pos)
