@@ -208,6 +208,9 @@ class StateReader:
             return self.last_good()
         watch = self.watch
         if watch is not None:
+            if watch.db is not self.db:  # the database was swapped under us (tests do this): follow it
+                watch.close()
+                watch.db = self.db
             unchanged = not watch.changed()
             last = self._last
             if unchanged and last is not None and now < self._trusted_until:
