@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 
 from flask import Flask, jsonify
@@ -85,6 +86,15 @@ def _health(hotline: Hotline):
         problems.append("no announcement published")
     if hotline.rules.last_error is not None:
         problems.append("routing rules file invalid (last good rules in use)")
+    if hotline.config.event_writer == "process":
+        from ivr.events import SpoolWriter
+
+        try:
+            age = time.time() - (hotline.config.spool_dir / SpoolWriter.HEARTBEAT).stat().st_mtime
+        except OSError:
+            age = None
+        if age is None or age > 10:
+            problems.append("spool writer (ivr background) not running: call records wait in the spool")
     body = {"ok": not problems, "problems": problems, "mode": snap.mode,
             "content_version": snap.content.version}
     return jsonify(body), (200 if not problems else 503)

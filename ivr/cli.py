@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import getpass
+import logging
 import os
 import shutil
 import sys
@@ -126,6 +127,11 @@ def serve(host, port, workers):
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # The workers only answer webhooks: spooled records and background jobs go to one `ivr background`
+    # process, started (and restarted) by gunicorn's master (ivr/gunicorn_conf.py).
+    os.environ.setdefault("IVR_EVENT_WRITER", "process")
+    if os.environ["IVR_EVENT_WRITER"] == "process":
+        os.environ.setdefault("IVR_JOBS_IN_APP", "0")
     args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-",
             "--timeout", "30", "--config", "python:ivr.gunicorn_conf", "ivr.wsgi:app"]
     exe = Path(sys.executable).with_name("gunicorn")
@@ -463,6 +469,56 @@ def jobs_run(once):
             break
         time.sleep(1.0)
     click.echo(f"{done} job(s) run")
+
+
+@main.command()
+def background():
+    """Write the web workers' spooled call records to the database and work background jobs.
+
+    `ivr serve` runs one of these per server and restarts it if it dies; run it yourself only when you run
+    gunicorn yourself with IVR_EVENT_WRITER=process. Stops on SIGTERM/SIGINT after writing what is left."""
+    import signal
+    import threading
+
+    import ivr.recordings  # noqa: F401  (registers job handlers)
+    from ivr.events import SpoolWriter
+    from ivr.hotline import Hotline
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("ivr.background")
+    cfg = _config()
+    # Below the web workers: on a busy server a webhook waiting for a CPU behind this batch writer would
+    # be a caller waiting; the writer only needs to keep up over seconds (the spool holds the rest).
+    nice = int(os.environ.get("IVR_BACKGROUND_NICE", "10") or 0)
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
+    hotline = Hotline.build(cfg)
+    stop = threading.Event()
+    parent = os.getppid()
+
+    def _stop(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    def _watch_parent():  # the server that started us is gone (even by kill -9): drain and leave
+        while not stop.wait(1.0):
+            if parent != 1 and os.getppid() != parent:
+                log.warning("the server that started this writer is gone: stopping")
+                stop.set()
+
+    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    if cfg.event_writer == "process" and not cfg.jobs_in_app:
+        hotline.jobs.ensure_started()
+    writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
+    log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
+    writer.run(stop)
+    hotline.jobs.stop()
+    log.info("spool writer stopped: %d records written", writer.written)
+    hotline.close()
 
 
 # -- incidents ---------------------------------------------------------------------------------------------

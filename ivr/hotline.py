@@ -36,7 +36,7 @@ class Hotline:
             db=db,
             rules=RulesStore(config.rules_path),
             state=StateReader(db, config.instance_path / "last_good_snapshot.json"),
-            recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval),
+            recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer),
         )
         hotline.jobs = JobWorker(hotline)
         hotline.rules.on_reload = hotline.audit_rules_reload

@@ -17,7 +17,7 @@ from conftest import AUTH_TOKEN, PG_URL
 from helpers import wait_for
 from ivr import queues
 from ivr.db import Database
-from ivr.models import Call
+from ivr.models import Call, CallEvent
 from ivr.models_routing import QueueEntry
 from ivr.simulate import HttpTransport, SimulatedCall
 
@@ -72,9 +72,8 @@ def test_a_worker_killed_mid_surge_loses_no_call_and_corrupts_nothing(config, se
     loader = threading.Thread(target=load)
     loader.start()
     assert wait_for(lambda: len(done) >= 10, timeout=60), "the surge never got going"
-    pgrep = subprocess.run(["pgrep", "-P", str(_gunicorn_master(srv))], capture_output=True, text=True)
-    workers = [int(p) for p in pgrep.stdout.split()]
-    os.kill(workers[0], signal.SIGKILL)  # mid-request, mid-batch: no goodbye, no final flush
+    workers, _ = _children(srv)
+    os.kill(workers[0], signal.SIGKILL)  # mid-request, mid-write: no goodbye, its segment left open
     killed_at = len(done)
     wait_for(lambda: len(done) >= killed_at + 30, timeout=60)  # gunicorn replaces the worker; calls go on
     stop.set()
@@ -85,7 +84,7 @@ def test_a_worker_killed_mid_surge_loses_no_call_and_corrupts_nothing(config, se
     assert len(failed) <= 4 and len(done) >= 40, (len(failed), len(done), [r.ended for r in failed])
     served = {r.call_sid for r in done if not r.ended.startswith("http-")}
     assert wait_for(lambda: count(db, Call, Call.call_sid.in_(served)) == len(served), timeout=15), \
-        "the killed worker's spooled events must be replayed by a live worker"
+        "the killed worker's spooled events must be written by the spool writer"
     more = _surge(srv.url, 5)  # and the server still serves
     assert all(r.ended == "hangup" for r in more)
     db.dispose()
@@ -93,6 +92,101 @@ def test_a_worker_killed_mid_surge_loses_no_call_and_corrupts_nothing(config, se
 
 def _gunicorn_master(srv) -> int:
     return srv.proc.pid  # `ivr serve` execs gunicorn: the process we started is the master
+
+
+def _children(srv) -> tuple[list[int], list[int]]:
+    """The master's children: (gunicorn workers, `ivr background` spool writers)."""
+    pgrep = subprocess.run(["pgrep", "-P", str(_gunicorn_master(srv))], capture_output=True, text=True)
+    workers, writers = [], []
+    for pid in map(int, pgrep.stdout.split()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        (writers if b"background" in cmdline else workers).append(pid)
+    return workers, writers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_the_spool_writer_killed_mid_surge_is_restarted_and_loses_nothing(config, server):
+    """Web workers never write to the database: one `ivr background` per server does. Killed with -9 in
+    the middle of a batch, it is restarted by the master, resumes from its offsets, and every served call
+    is recorded exactly once; meanwhile callers notice nothing."""
+    srv = server(workers=2)
+    db = Database(config.db_url)
+    assert wait_for(lambda: _children(srv)[1], timeout=20), "ivr serve must start the spool writer"
+    [writer] = _children(srv)[1]
+    done: list = []
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            done.extend(_surge(srv.url, 10, workers=4))
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        assert wait_for(lambda: len(done) >= 20, timeout=60), "the surge never got going"
+        os.kill(writer, signal.SIGKILL)
+        killed_at = len(done)
+        restarted = wait_for(lambda: [p for p in _children(srv)[1] if p != writer], timeout=20)
+        assert restarted, "the master must restart the spool writer"
+        assert wait_for(lambda: len(done) >= killed_at + 20, timeout=60)
+    finally:
+        stop.set()
+        loader.join()
+    assert all(r.ended == "hangup" for r in done), {r.ended for r in done}  # callers noticed nothing
+    served = {r.call_sid for r in done}
+    assert wait_for(lambda: count(db, Call, Call.call_sid.in_(served)) == len(served), timeout=20)
+    # Every call took the same path (1, then 9): each must have the same events, none missing.
+    with db.read() as conn:
+        per_call = dict(conn.execute(select(CallEvent.call_sid, func.count()).where(CallEvent.call_sid.in_(served))
+                                     .group_by(CallEvent.call_sid)).all())
+    assert len(per_call) == len(served) and len(set(per_call.values())) == 1, set(per_call.values())
+    assert next(iter(per_call.values())) >= len(done[0].requests)  # at least one event per webhook
+    db.dispose()
+
+
+def test_stopping_the_server_writes_everything_before_it_exits(config, server):
+    """SIGTERM to the master: workers finish, then the spool writer drains what they spooled, then exits.
+    Right after, with no process of the server left, every served call is in the database."""
+    srv = server(workers=2)
+    db = Database(config.db_url)
+    wait_for(lambda: _children(srv)[1], timeout=20)
+    workers, writers = _children(srv)
+    done = _surge(srv.url, 40, workers=8)
+    srv.proc.terminate()
+    srv.proc.wait(30)
+    assert not any(_alive(p) for p in workers + writers)
+    served = {r.call_sid for r in done}
+    assert count(db, Call, Call.call_sid.in_(served)) == len(served) == 40
+    assert count(db, Call, Call.call_sid.in_(served), Call.outcome.is_not(None)) == 40
+    assert not list((config.instance_path / "spool").glob("events-*")), "nothing may be left in the spool"
+    db.dispose()
+
+
+def test_a_server_killed_outright_leaves_no_writer_behind_and_loses_nothing(config, server):
+    """kill -9 of the master: the workers and the writer notice their parent is gone; the writer drains
+    the spool (the workers' segments included) and exits."""
+    srv = server(workers=2)
+    db = Database(config.db_url)
+    wait_for(lambda: _children(srv)[1], timeout=20)
+    workers, writers = _children(srv)
+    done = _surge(srv.url, 20, workers=4)
+    os.kill(srv.proc.pid, signal.SIGKILL)
+    srv.proc.wait(10)
+    assert wait_for(lambda: not any(_alive(p) for p in workers + writers), timeout=30), \
+        "an orphaned writer or worker was left running"
+    served = {r.call_sid for r in done}
+    assert count(db, Call, Call.call_sid.in_(served)) == len(served) == 20
+    db.dispose()
 
 
 def test_garbage_rules_under_load_fail_no_call(config, server, rules_file):

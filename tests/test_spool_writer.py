@@ -1,0 +1,144 @@
+"""Process mode of the event spool (what `ivr serve` runs): web workers only append to their segment; one
+writer process per server tails every segment and writes it to the database. Checked in the database."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import func, select
+
+from ivr import events as events_mod
+from ivr.db import Database
+from ivr.events import EventRecorder, SpoolWriter
+from ivr.models import Call, CallEvent
+
+
+@pytest.fixture
+def db(config):
+    database = Database(config.db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def spool(tmp_path):
+    return tmp_path / "spool"
+
+
+def _count(db, model) -> int:
+    with db.read() as conn:
+        return conn.execute(select(func.count()).select_from(model)).scalar()
+
+
+def _call(recorder: EventRecorder, sid: str, steps: int = 2) -> None:
+    recorder.record("call", call_sid=sid, caller_hash=None, caller_masked="+1555***0123", mode="message",
+                    incident_id=None, language="en")
+    for n in range(steps):
+        recorder.record("event", call_sid=sid, step=f"menu?s={n}#0", n=n, kind="menu", detail="1", digits="1",
+                        outcome="listening", language="en")
+
+
+def _segments(spool) -> list[str]:
+    return sorted(p.name for p in spool.glob("events-*"))
+
+
+def test_workers_only_append_and_the_writer_writes_each_record_once(db, spool):
+    recorder = EventRecorder(db, spool, mode="process")
+    writer = SpoolWriter(db, spool)
+    for i in range(20):
+        _call(recorder, f"CA{i:032d}")
+    assert _count(db, Call) == 0  # nothing reaches the database from the worker itself
+    assert writer.pass_once() == 60
+    assert (_count(db, Call), _count(db, CallEvent)) == (20, 40)
+    assert writer.pass_once() == 0  # the open segment is remembered by offset, not read again
+    _call(recorder, "CA" + "x" * 32)
+    assert writer.pass_once() == 3
+    assert _segments(spool) and all(n.endswith(".open") for n in _segments(spool))  # live: kept
+    recorder.close()  # worker exit: the segment is closed, the writer finishes and deletes it
+    assert writer.pass_once() == 0
+    assert _segments(spool) == []
+    assert (_count(db, Call), _count(db, CallEvent)) == (21, 42)
+
+
+def test_a_line_still_being_written_waits_for_its_end(db, spool):
+    recorder = EventRecorder(db, spool, mode="process")
+    writer = SpoolWriter(db, spool)
+    _call(recorder, "CA" + "1" * 32, steps=0)
+    line = json.dumps({"type": "call", "call_sid": "CA" + "2" * 32, "mode": "message"}).encode()
+    with open(spool / _segments(spool)[0], "ab") as fh:
+        fh.write(line[:20])  # half a line, as a reader may see a write in progress
+        fh.flush()
+        assert writer.pass_once() == 1
+        fh.write(line[20:] + b"\n")
+    assert writer.pass_once() == 1
+    assert _count(db, Call) == 2
+
+
+def test_a_restarted_writer_resumes_and_a_full_replay_changes_nothing(db, spool):
+    recorder = EventRecorder(db, spool, mode="process")
+    for i in range(10):
+        _call(recorder, f"CA{i:032d}")
+    SpoolWriter(db, spool).pass_once()
+    assert SpoolWriter(db, spool).pass_once() == 0  # offsets survive a restart
+    (spool / SpoolWriter.OFFSETS).unlink()
+    again = SpoolWriter(db, spool)  # offsets lost: everything is read again...
+    assert again.pass_once() == 30
+    assert (_count(db, Call), _count(db, CallEvent)) == (10, 20)  # ...and nothing is duplicated
+
+
+def test_a_dead_workers_segment_is_finished_and_removed(db, spool):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    spool.mkdir(parents=True)
+    lines = [json.dumps({"type": "call", "call_sid": f"CA{i:032d}", "mode": "live"}) for i in range(3)]
+    torn = '{"type": "event", "call_sid": "CA'  # the write a kill -9 cut short
+    (spool / f"events-{dead}-1-1.open").write_text("\n".join(lines) + "\n" + torn)
+    writer = SpoolWriter(db, spool)
+    assert writer.pass_once() == 3
+    assert _segments(spool) == []
+    assert _count(db, Call) == 3
+
+
+def test_the_database_down_keeps_everything_for_the_next_pass(db, spool, monkeypatch):
+    recorder = EventRecorder(db, spool, mode="process")
+    writer = SpoolWriter(db, spool)
+    _call(recorder, "CA" + "3" * 32)
+    recorder.close()
+
+    def down():
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(writer.db, "write", down)
+    assert writer.pass_once() == 0 and writer.failures == 1
+    assert _segments(spool)  # kept
+    monkeypatch.undo()
+    assert writer.pass_once() == 3
+    assert _segments(spool) == [] and _count(db, CallEvent) == 2
+
+
+def test_full_segments_roll_over_and_every_one_is_written(db, spool, monkeypatch):
+    monkeypatch.setattr(events_mod, "SEGMENT_MAX_BYTES", 600)
+    recorder = EventRecorder(db, spool, mode="process")
+    writer = SpoolWriter(db, spool)
+    for i in range(30):
+        _call(recorder, f"CA{i:032d}", steps=1)
+    names = _segments(spool)
+    assert len(names) > 3 and sum(n.endswith(".open") for n in names) == 1
+    writer.pass_once()
+    assert _segments(spool) == [n for n in names if n.endswith(".open")]  # closed ones done and deleted
+    assert (_count(db, Call), _count(db, CallEvent)) == (30, 30)
+
+
+def test_a_pass_reads_a_bounded_amount(db, spool, monkeypatch):
+    recorder = EventRecorder(db, spool, mode="process")
+    for i in range(50):
+        _call(recorder, f"CA{i:032d}", steps=0)
+    writer = SpoolWriter(db, spool)
+    monkeypatch.setattr(SpoolWriter, "MAX_PASS_BYTES", 1000)
+    first = writer.pass_once()
+    assert 0 < first < 50
+    while writer.pass_once():
+        pass
+    assert _count(db, Call) == 50
