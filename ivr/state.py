@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_FAILURE_S = 2.0  # after a failed read, serve the snapshot for this long before trying again
 STATE_CHANNEL = "ivr_state"  # NOTIFY channel of changes to hotline_state (PostgreSQL)
 TRUST_S = 1.0  # with LISTEN working, still read the row at least this often: a link can die silently
+SQLITE_STATE_BUSY_MS = 250  # how long a webhook's state read waits for a locked SQLite database
 WATCH_RETRY_S = 2.0  # after the LISTEN connection failed, read the row per request this long, then reconnect
 
 
@@ -216,7 +217,16 @@ class StateReader:
             if unchanged and last is not None and now < self._trusted_until:
                 return last
         try:
-            snap = self._read()
+            try:
+                snap = self._read()
+            except Exception:
+                if not self._had_connection:
+                    raise
+                # The connection that worked until now broke (a database restart, a failover): one more
+                # try on a new one, so a database that is back is not taken for down for RETRY_AFTER_FAILURE_S.
+                self._had_connection = False
+                self.db.engine.dispose()  # its pooled connections died the same way: start afresh
+                snap = self._read()
         except Exception as exc:  # any database failure: the caller must still be served
             log.error("hotline state unreadable, serving the last good snapshot: %s", exc)
             self._retry_at = time.monotonic() + RETRY_AFTER_FAILURE_S
@@ -235,7 +245,11 @@ class StateReader:
             if conn is not None and self._local.pid == os.getpid():
                 self.close()  # the database changed under us (tests do this): let the old connection go
             raw = self.db.engine.raw_connection()
-            if not self.db.is_sqlite:
+            if self.db.is_sqlite:
+                # A caller must not wait out the writers' 5 s busy timeout: a database locked for longer
+                # than this is answered from the last good snapshot.
+                raw.dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_STATE_BUSY_MS}")
+            else:
                 raw.dbapi_connection.autocommit = True
             raw.detach()  # ours for good: never handed back to the pool, never reset by it
             conn, self._local.conn, self._local.pid, self._local.db = raw, raw, os.getpid(), self.db
@@ -265,9 +279,18 @@ class StateReader:
             except Exception:
                 pass
 
+    @property
+    def _had_connection(self) -> bool:
+        return getattr(self._local, "worked", False)
+
+    @_had_connection.setter
+    def _had_connection(self, value: bool) -> None:
+        self._local.worked = value
+
     def _read(self) -> Snapshot:
         self.reads += 1
         row = self._state_row()
+        self._had_connection = True
         if row is None:
             raise RuntimeError("hotline_state has no row: run `ivr db upgrade`")
         mode, version = row

@@ -140,3 +140,16 @@ def test_the_incoming_webhook_follows_the_content_under_notify(pg_hotline, place
                   "UPDATE hotline_state SET content_version = content_version + 1 WHERE id = 1")
     delivered(pg_hotline.state)
     assert "We were breached on Monday." in " ".join(place_call().said())
+
+
+def test_connections_broken_by_a_database_restart_are_replaced_at_once(pg_hotline, db_url):
+    """Every session of the hotline ends at once (what a restart or failover does): the next webhook still
+    gets the state fresh from the database, not the snapshot kept for a database that is down."""
+    reader = pg_hotline.state
+    reader.current()
+    _other_writer(db_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    time.sleep(0.05)
+    _other_writer(db_url, "UPDATE hotline_state SET mode = 'live' WHERE id = 1")
+    snap = reader.current()
+    assert snap.fresh and snap.mode == "live"
