@@ -684,7 +684,8 @@ class ServerSide:
                         if r["count"])
         return (f"{self.handled:.0f} webhooks handled; time inside the view (signature check to TwiML, wall): mean "
                 f"{self.mean_ms:.1f} ms ({per}), {self.within_50:.1%} within 50 ms; worker CPU {self.cpu_ms:.2f} ms "
-                f"per handled request (gunicorn, Flask, the view, and the background event writer)")
+                f"per handled request (the master's children: gunicorn workers, and `ivr background` writing "
+                "the spool)")
 
 
 def server_side(srv: wh.Server, before: dict, cpu0: float, t0: float, timeout: float = 60.0) -> ServerSide:
@@ -1009,7 +1010,7 @@ def bench_database(kind: str, new_db, work: Path, args, servers: list, state: di
     run_prefix = calls[0].sid[:10]
     running = count_records(db_url, run_prefix)
     command = app.cmdline()
-    wh.stop(app, servers)  # SIGTERM: the workers flush what they hold as they exit
+    wh.stop(app, servers)  # SIGTERM: the workers exit, then `ivr background` writes what they spooled
     records = Records(must, may, running, count_records(db_url, run_prefix),
                       lost_records(db_url, run_prefix, per_call))
     print_records(records)

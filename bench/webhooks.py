@@ -98,7 +98,8 @@ class Server:
             return " ".join(self.proc.args)
 
     def workers_cpu_s(self) -> float:
-        """CPU seconds used so far by the gunicorn workers (the master's children)."""
+        """CPU seconds used so far by the master's children: the gunicorn workers and, under `ivr serve`, the
+        `ivr background` process writing their spool (so "worker CPU" includes the database writes)."""
         total = 0.0
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
