@@ -60,6 +60,14 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+AFTER_COMMIT = "ivr_after_commit"
+
+
+def after_commit(conn: Connection, fn) -> None:
+    """Run fn after the `Database.write()` transaction of conn commits (not at all if it rolls back)."""
+    conn.info.setdefault(AFTER_COMMIT, []).append(fn)
+
+
 class Database:
     """The engine plus the two ways in: reads, and writes that take the lock up front."""
 
@@ -80,9 +88,15 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        """A write transaction; functions queued with `after_commit(conn, fn)` run once it has committed."""
         with self.writer.connect() as conn:
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                hooks = conn.info.pop(AFTER_COMMIT, None)  # info outlives the checkout: never leave it behind
+        for fn in hooks or ():  # reached only when the transaction committed
+            fn()
 
     @contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:

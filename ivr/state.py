@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import Connection, select, update
 
 from ivr.audit import audit
-from ivr.db import Database
+from ivr.db import Database, after_commit
 from ivr.models import MODES, Announcement, HotlineState, Incident, utcnow
 
 log = logging.getLogger(__name__)
@@ -174,9 +174,20 @@ class StateWatch:
             self._retry_at = 0.0
 
 
+_changes_here = 0  # state changes committed by this process: its own readers need no notification
+
+
+def _changed_here() -> None:
+    global _changes_here
+    _changes_here += 1
+
+
 def notify_state_changed(conn: Connection) -> None:
-    """Inside a transaction that changed hotline_state: wake every LISTENing worker at commit. The trigger
+    """Inside a `Database.write()` transaction that changed hotline_state: every reader of this process
+    reads the state again once it commits (deterministically: a console or API request in a worker, then
+    that worker's next webhook); every LISTENing worker elsewhere is woken by NOTIFY at commit. The trigger
     of migration 0006 does the same for any other writer; PostgreSQL folds the two into one notification."""
+    after_commit(conn, _changed_here)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"NOTIFY {STATE_CHANNEL}")
 
@@ -193,6 +204,7 @@ class StateReader:
         self._local = threading.local()
         self.watch = None if db.is_sqlite else StateWatch(db)
         self._trusted_until = 0.0  # monotonic time until which the cached state stands unless notified
+        self._seen_here = -1  # _changes_here as of the last read
         self.reads = 0  # state rows read from the database by this reader
         self.mode_override: str | None = None  # `ivr simulate --all-paths` walks both modes in its own process
 
@@ -214,16 +226,17 @@ class StateReader:
                 watch.db = self.db
             unchanged = not watch.changed()
             last = self._last
-            if unchanged and last is not None and now < self._trusted_until:
+            if unchanged and last is not None and now < self._trusted_until and self._seen_here == _changes_here:
                 return last
+        seen_here = _changes_here
         try:
             try:
                 snap = self._read()
             except Exception:
-                if not self._had_connection:
+                if not self._had_connection or self.db.is_sqlite:
                     raise
                 # The connection that worked until now broke (a database restart, a failover): one more
-                # try on a new one, so a database that is back is not taken for down for RETRY_AFTER_FAILURE_S.
+                # try on a new one, so a database that is back is not taken for down for a while.
                 self._had_connection = False
                 self.db.engine.dispose()  # its pooled connections died the same way: start afresh
                 snap = self._read()
@@ -233,6 +246,7 @@ class StateReader:
             self._trusted_until = 0.0
             return self.last_good()
         self._retry_at = 0.0
+        self._seen_here = seen_here
         # LISTEN was in place before this read: any later change will arrive as a notification.
         self._trusted_until = now + TRUST_S if watch is not None and watch.listening else 0.0
         return snap

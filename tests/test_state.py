@@ -153,3 +153,38 @@ def test_connections_broken_by_a_database_restart_are_replaced_at_once(pg_hotlin
     _other_writer(db_url, "UPDATE hotline_state SET mode = 'live' WHERE id = 1")
     snap = reader.current()
     assert snap.fresh and snap.mode == "live"
+
+
+def test_a_change_made_by_this_process_reaches_its_next_webhook_without_waiting(hotline, monkeypatch):
+    """The console or API in a worker flips the mode; that worker's very next webhook must see it, whether
+    or not PostgreSQL's notification has arrived yet (here it never does)."""
+    from ivr import announcements
+
+    reader = hotline.state
+    assert reader.current().mode == "message"
+    if reader.watch is not None:
+        monkeypatch.setattr(reader.watch, "changed", lambda: False)  # NOTIFY lost or late
+    set_mode(hotline.db, "live", reason="agents in", actor="test")
+    assert reader.current().mode == "live"
+    before = reader.current().content.version
+    announcements.create_from_text(hotline.db, hotline.config, {"en": None, "es": None}, lang="en", topic="main",
+                                   text="New facts about the breach.", actor="test", publish=True)
+    after = reader.current()
+    assert after.content.version != before
+    assert after.content.find("en", "main", "en")[0].text == "New facts about the breach."
+
+
+def test_a_change_rolled_back_notifies_no_one(hotline, monkeypatch):
+    from ivr.state import notify_state_changed
+
+    reader = hotline.state
+    reader.current()
+    reads = reader.reads
+    if reader.watch is not None:
+        monkeypatch.setattr(reader.watch, "changed", lambda: False)
+    with pytest.raises(RuntimeError):
+        with hotline.db.write() as conn:
+            notify_state_changed(conn)
+            raise RuntimeError("the change fails half-way")
+    reader.current()
+    assert reader.reads == reads + (1 if reader.watch is None else 0)  # SQLite reads every time anyway
