@@ -44,6 +44,10 @@ def status_order(status: str, sequence: int | None) -> int:
     return _STATUS_RANK.get(status, 0) * 100_000 + min(max(sequence or 0, 0), 99_999)
 
 
+# One encoder for every record: json.dumps with non-default separators builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
 def _now() -> float:
     """When a record was made: Unix time (cheaper in the webhook's path than an ISO string)."""
     return round(time.time(), 6)
@@ -82,7 +86,7 @@ class EventRecorder:
         """Queue one record: 'call' (a call began), 'event' (a step) or 'status' (a status callback)."""
         data["type"] = rtype
         data.setdefault("at", _now())
-        line = (json.dumps(data, separators=(",", ":")) + "\n").encode()
+        line = (_encode(data) + "\n").encode()
         with self._lock:
             if self.spool_only:
                 self._spool_only(line)
