@@ -132,6 +132,10 @@ def serve(host, port, workers):
     os.environ.setdefault("IVR_EVENT_WRITER", "process")
     if os.environ["IVR_EVENT_WRITER"] == "process":
         os.environ.setdefault("IVR_JOBS_IN_APP", "0")
+        from ivr.events import SpoolWriter
+
+        # /healthz must not take a heartbeat left by an earlier run for this run's writer.
+        (cfg.spool_dir / SpoolWriter.HEARTBEAT).unlink(missing_ok=True)
     args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-",
             "--timeout", "30", "--config", "python:ivr.gunicorn_conf", "ivr.wsgi:app"]
     exe = Path(sys.executable).with_name("gunicorn")

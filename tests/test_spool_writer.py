@@ -142,3 +142,25 @@ def test_a_pass_reads_a_bounded_amount(db, spool, monkeypatch):
     while writer.pass_once():
         pass
     assert _count(db, Call) == 50
+
+
+def test_healthz_says_when_the_spool_writer_is_not_running(config):
+    """Under `ivr serve` the workers rely on `ivr background`: a load balancer must hear when it stopped."""
+    import os
+    import time
+
+    from ivr.app import create_app
+
+    app = create_app(config.with_overrides(event_writer="process"))
+    try:
+        client = app.test_client()
+        beat = config.spool_dir / SpoolWriter.HEARTBEAT
+        resp = client.get("/healthz")  # no writer has ever beaten here
+        assert resp.status_code == 503 and any("spool writer" in p for p in resp.get_json()["problems"])
+        SpoolWriter(Database(config.db_url), config.spool_dir).beat()
+        assert client.get("/healthz").status_code == 200
+        stale = time.time() - 60
+        os.utime(beat, (stale, stale))  # a writer that stopped a minute ago
+        assert client.get("/healthz").status_code == 503
+    finally:
+        app.extensions["ivr"].close()
