@@ -96,7 +96,8 @@ def load_content(conn: Connection, version: int) -> Content:
 class StateWatch:
     """PostgreSQL: this process's LISTEN connection on the state channel, asked before every webhook whether
     `hotline_state` may have changed since the last time. Polling costs one non-blocking recv on a local
-    socket; it never waits for the server."""
+    socket; it never waits for the server. Opening the connection happens in a short-lived thread, never in
+    a webhook: a database that does not answer must not hold a caller for the connect timeout."""
 
     def __init__(self, db: Database):
         self.db = db
@@ -104,7 +105,10 @@ class StateWatch:
         self._conn = None
         self._pid = 0
         self._retry_at = 0.0
-        self.connects = 0  # LISTEN connections opened (tests and /metrics-free diagnostics)
+        self._connecting = False
+        self._fresh = False  # just connected: changes made before LISTEN are unknown, so read once
+        self._generation = 0  # bumped by close(): a connect finishing after it is thrown away
+        self.connects = 0  # LISTEN connections opened (tests and diagnostics)
 
     @property
     def listening(self) -> bool:
@@ -114,11 +118,13 @@ class StateWatch:
         """False only when the LISTEN connection is up and nothing arrived on it since the last call; True
         means "read the row": a notification came, the connection just (re)opened, or it is not working."""
         with self._lock:
-            if self._pid != os.getpid():
-                self._conn = None  # inherited over fork: the parent's; psycopg does not close it in a child
+            if self._pid != os.getpid():  # forked: the parent's connection (psycopg leaves it alone in a child)
+                self._conn, self._connecting, self._pid = None, False, os.getpid()
             if self._conn is None:
-                if time.monotonic() >= self._retry_at:
-                    self._connect()
+                if not self._connecting and time.monotonic() >= self._retry_at:
+                    self._connecting = True
+                    threading.Thread(target=self._connect, args=(self._generation,), name="state-listen",
+                                     daemon=True).start()
                 return True
             try:
                 pgconn = self._conn.pgconn
@@ -127,7 +133,7 @@ class StateWatch:
                 # libpq drops while idle, and only the second sees the connection closed.
                 pgconn.consume_input()
                 pgconn.consume_input()
-                got = False
+                got, self._fresh = self._fresh, False
                 while pgconn.notifies() is not None:
                     got = True
                 if pgconn.status != 0:  # CONNECTION_OK is 0
@@ -147,15 +153,22 @@ class StateWatch:
         conn.execute(f"LISTEN {STATE_CHANNEL}")
         return conn
 
-    def _connect(self) -> None:
+    def _connect(self, generation: int) -> None:
         try:
             conn = self._open()
         except Exception as exc:
             log.warning("cannot LISTEN for state changes (will read the state per request): %s", exc)
-            self._retry_at = time.monotonic() + WATCH_RETRY_S
+            with self._lock:
+                self._retry_at = time.monotonic() + WATCH_RETRY_S
+                self._connecting = False
             return
-        self._conn, self._pid = conn, os.getpid()
-        self.connects += 1
+        with self._lock:
+            self._connecting = False
+            if generation != self._generation or self._conn is not None:
+                conn.close()  # closed (or swapped) while we were connecting
+                return
+            self._conn, self._pid, self._fresh = conn, os.getpid(), True
+            self.connects += 1
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -168,6 +181,7 @@ class StateWatch:
 
     def close(self) -> None:
         with self._lock:
+            self._generation += 1
             if self._pid == os.getpid():
                 self._drop()
             self._conn = None

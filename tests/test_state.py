@@ -13,6 +13,18 @@ from ivr.db import Database
 from ivr.state import set_mode
 
 
+def settle(reader) -> None:
+    """PostgreSQL: let this reader's LISTEN connection open (in a thread of its own, never in a webhook)
+    and take it into use with one read. SQLite: one read."""
+    reader.current()
+    if reader.watch is not None:
+        deadline = time.monotonic() + 5
+        while not reader.watch.listening and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reader.watch.listening, "the LISTEN connection never opened"
+        reader.current()
+
+
 def delivered(reader) -> None:
     """On PostgreSQL, wait until the NOTIFY of a commit has reached this reader's LISTEN socket (PostgreSQL
     hands it over just after the commit returns: well under a millisecond on this machine). SQLite: nothing."""
@@ -66,7 +78,7 @@ def pg_hotline(hotline):
 
 def test_postgresql_workers_do_not_read_the_row_while_nothing_changes(pg_hotline):
     reader = pg_hotline.state
-    reader.current()
+    settle(reader)
     before = reader.reads
     for _ in range(200):
         assert reader.current().mode == "message"
@@ -81,7 +93,7 @@ def test_the_row_is_read_again_after_the_trust_window(pg_hotline, monkeypatch):
     """A LISTEN link can die without a sign (a network partition): the row is still read once a second."""
     reader = pg_hotline.state
     monkeypatch.setattr(state_mod, "TRUST_S", 0.05)
-    reader.current()
+    settle(reader)
     before = reader.reads
     time.sleep(0.1)
     reader.current()
@@ -91,8 +103,7 @@ def test_the_row_is_read_again_after_the_trust_window(pg_hotline, monkeypatch):
 def test_a_lost_listen_connection_falls_back_to_reading_then_reconnects(pg_hotline, db_url, monkeypatch):
     monkeypatch.setattr(state_mod, "WATCH_RETRY_S", 0.2)
     reader = pg_hotline.state
-    reader.current()
-    assert reader.watch.listening
+    settle(reader)
     backend = reader.watch._conn.info.backend_pid
     _other_writer(db_url, f"SELECT pg_terminate_backend({backend})")
     time.sleep(0.05)
@@ -104,8 +115,8 @@ def test_a_lost_listen_connection_falls_back_to_reading_then_reconnects(pg_hotli
     reader.current()
     assert reader.reads == reads + 1  # still reading per request until LISTEN is back
     time.sleep(0.25)
-    reader.current()  # reconnects and reads, since changes before LISTEN are unknown
-    assert reader.watch.listening and reader.watch.connects == 2
+    settle(reader)  # reconnects (in its thread), then reads once: changes before LISTEN are unknown
+    assert reader.watch.connects == 2
     reads = reader.reads
     reader.current()
     assert reader.reads == reads
@@ -146,7 +157,7 @@ def test_connections_broken_by_a_database_restart_are_replaced_at_once(pg_hotlin
     """Every session of the hotline ends at once (what a restart or failover does): the next webhook still
     gets the state fresh from the database, not the snapshot kept for a database that is down."""
     reader = pg_hotline.state
-    reader.current()
+    settle(reader)
     _other_writer(db_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     time.sleep(0.05)
@@ -188,3 +199,27 @@ def test_a_change_rolled_back_notifies_no_one(hotline, monkeypatch):
             raise RuntimeError("the change fails half-way")
     reader.current()
     assert reader.reads == reads + (1 if reader.watch is None else 0)  # SQLite reads every time anyway
+
+
+def test_a_database_that_does_not_answer_never_holds_a_webhook_on_the_listen_connect(pg_hotline, monkeypatch):
+    """Opening the LISTEN connection can take the connect timeout (a firewalled or hung server): it happens
+    beside the webhooks, which meanwhile read the state row as before."""
+    import threading
+
+    reader = pg_hotline.state
+    reader.close()
+    release = threading.Event()
+    original = reader.watch._open
+
+    def hung():
+        release.wait(10)
+        return original()
+
+    monkeypatch.setattr(reader.watch, "_open", hung)
+    started = time.monotonic()
+    for _ in range(5):
+        assert reader.current().fresh
+    assert time.monotonic() - started < 1.0 and not reader.watch.listening
+    release.set()
+    settle(reader)
+    assert reader.watch.connects == 1
