@@ -201,12 +201,7 @@ class EventRecorder:
                 os.rename(path, claimed)  # atomic claim: two live workers never replay one segment
             except OSError:
                 continue
-            records = []
-            for raw in claimed.read_bytes().splitlines():
-                try:
-                    records.append(json.loads(raw))
-                except ValueError:
-                    log.warning("skipping a torn line in %s", claimed.name)  # a write cut by a kill
+            records = _parse_lines(claimed.read_bytes(), claimed.name)
             try:
                 if records:
                     self._write(records)
@@ -337,11 +332,7 @@ class SpoolWriter:
             if not finished:
                 cut = data.rfind(b"\n") + 1  # whole lines only: the rest may still be being written
                 data = data[:cut]
-            for raw in data.splitlines():
-                try:
-                    records.append(json.loads(raw))
-                except ValueError:
-                    log.warning("skipping a torn line in %s", name)  # a write cut by a kill
+            records.extend(_parse_lines(data, name))
             plan.append((path, base, start + len(data), finished))
         if records:
             try:
@@ -389,6 +380,17 @@ class SpoolWriter:
                 break
             if self.failures != failures:
                 time.sleep(0.5)
+
+
+def _parse_lines(data: bytes, name: str) -> list[dict]:
+    """The records in a piece of a spool segment; a line cut short by a kill is skipped, with a warning."""
+    records = []
+    for raw in data.splitlines():
+        try:
+            records.append(json.loads(raw))
+        except ValueError:
+            log.warning("skipping a torn line in %s", name)
+    return records
 
 
 def _segment_pid(base: str) -> int:
