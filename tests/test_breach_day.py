@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,25 +60,35 @@ def _surge(url, n, workers=8, keys=("1", "9")):
         return list(pool.map(lambda i: run_call(url, keys, caller=f"+1555555{i:04d}"), range(n)))
 
 
-def test_a_worker_killed_mid_surge_loses_no_call_and_corrupts_nothing(config, server):
-    srv = server(workers=2)
-    db = Database(config.db_url)
+@contextmanager
+def _calls_keep_coming(url, batch=10, workers=4):
+    """Batches of complete calls placed in a background thread until the block ends; yields the list their
+    results are appended to (it stops growing once the block is left)."""
     done: list = []
     stop = threading.Event()
 
     def load():
         while not stop.is_set():
-            done.extend(_surge(srv.url, 10, workers=4))
+            done.extend(_surge(url, batch, workers=workers))
 
     loader = threading.Thread(target=load)
     loader.start()
-    assert wait_for(lambda: len(done) >= 10, timeout=60), "the surge never got going"
-    workers, _ = _children(srv)
-    os.kill(workers[0], signal.SIGKILL)  # mid-request, mid-write: no goodbye, its segment left open
-    killed_at = len(done)
-    wait_for(lambda: len(done) >= killed_at + 30, timeout=60)  # gunicorn replaces the worker; calls go on
-    stop.set()
-    loader.join()
+    try:
+        yield done
+    finally:
+        stop.set()
+        loader.join()
+
+
+def test_a_worker_killed_mid_surge_loses_no_call_and_corrupts_nothing(config, server):
+    srv = server(workers=2)
+    db = Database(config.db_url)
+    with _calls_keep_coming(srv.url) as done:
+        assert wait_for(lambda: len(done) >= 10, timeout=60), "the surge never got going"
+        workers, _ = _children(srv)
+        os.kill(workers[0], signal.SIGKILL)  # mid-request, mid-write: no goodbye, its segment left open
+        killed_at = len(done)
+        wait_for(lambda: len(done) >= killed_at + 30, timeout=60)  # gunicorn replaces the worker; calls go on
     failed = [r for r in done if r.ended.startswith("http-")]
     # Requests in flight on the killed worker may fail (Twilio would retry them or use the fallback URL);
     # every other call is served, and every served call is recorded, once.
@@ -123,25 +134,13 @@ def test_the_spool_writer_killed_mid_surge_is_restarted_and_loses_nothing(config
     db = Database(config.db_url)
     assert wait_for(lambda: _children(srv)[1], timeout=20), "ivr serve must start the spool writer"
     [writer] = _children(srv)[1]
-    done: list = []
-    stop = threading.Event()
-
-    def load():
-        while not stop.is_set():
-            done.extend(_surge(srv.url, 10, workers=4))
-
-    loader = threading.Thread(target=load)
-    loader.start()
-    try:
+    with _calls_keep_coming(srv.url) as done:
         assert wait_for(lambda: len(done) >= 20, timeout=60), "the surge never got going"
         os.kill(writer, signal.SIGKILL)
         killed_at = len(done)
         restarted = wait_for(lambda: [p for p in _children(srv)[1] if p != writer], timeout=20)
         assert restarted, "the master must restart the spool writer"
         assert wait_for(lambda: len(done) >= killed_at + 20, timeout=60)
-    finally:
-        stop.set()
-        loader.join()
     assert all(r.ended == "hangup" for r in done), {r.ended for r in done}  # callers noticed nothing
     served = {r.call_sid for r in done}
     assert wait_for(lambda: count(db, Call, Call.call_sid.in_(served)) == len(served), timeout=20)
@@ -284,16 +283,7 @@ def test_postgresql_restarted_under_load_loses_no_call(config, server, db_url):
     from ivr.state import set_mode
 
     srv = server(workers=2)
-    done: list = []
-    stop = threading.Event()
-
-    def load():
-        while not stop.is_set():
-            done.extend(_surge(srv.url, 6, workers=3))
-
-    loader = threading.Thread(target=load)
-    loader.start()
-    try:
+    with _calls_keep_coming(srv.url, batch=6, workers=3) as done:
         assert wait_for(lambda: len(done) >= 12, timeout=60), "the load never got going"
         before = len(done)
         subprocess.run(restart, check=True, capture_output=True, timeout=60)
@@ -303,9 +293,6 @@ def test_postgresql_restarted_under_load_loses_no_call(config, server, db_url):
         for database in cli_mod._DATABASES.values():  # this test process's own pools died too
             database.dispose()
         assert wait_for(lambda: len(done) >= before + 24, timeout=60)
-    finally:
-        stop.set()
-        loader.join()
     assert all(r.ended == "hangup" for r in done), {r.ended for r in done}
     db = Database(config.db_url)
     served = {r.call_sid for r in done}
