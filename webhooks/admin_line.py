@@ -17,7 +17,7 @@ from ivr.audit import audit
 from ivr.flow import Event, Gather, Hangup, Link, PlayUrl, Record, Redirect, Reply, Say
 from ivr.models import TOPICS
 from ivr.users import phone_admin_for_pin
-from webhooks.voice import _call_sid, _digits, voice_route
+from webhooks.voice import _call_sid, _digits, _values, voice_route
 
 MAX_PIN_TRIES = 3
 MAX_TRIES = 3
@@ -49,7 +49,7 @@ def _link(hotline, route: str, name: str, **params) -> Link:
 
 
 def _caller() -> str:
-    number = request.values.get("From") or ""
+    number = _values().get("From") or ""
     return f"phone ***{number[-4:]}" if len(number) >= 4 else "phone (unknown)"
 
 
@@ -152,8 +152,8 @@ def admin_recorded(hotline, rules, snap, pos):
     topic = request.args.get("tp")
     if name is None or topic not in TOPICS:
         return _bye("This session has expired. Goodbye.", Event("admin_line", "bad session"))
-    url = (request.values.get("RecordingUrl") or "").strip()
-    seconds = request.values.get("RecordingDuration") or "0"
+    url = (_values().get("RecordingUrl") or "").strip()
+    seconds = _values().get("RecordingDuration") or "0"
     if not url or not seconds.isdigit() or int(seconds) < 1:
         return Reply([_say("That recording was too short."),
                       Redirect(_link(hotline, "/voice/admin/record", name, l=pos.lang, tp=topic, a=pos.attempts + 1))])

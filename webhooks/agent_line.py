@@ -14,7 +14,7 @@ from flask import request
 from ivr import queues
 from ivr.audit import audit
 from ivr.flow import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
-from webhooks.voice import _call_sid, _digits, _int, voice_route
+from webhooks.voice import _call_sid, _digits, _int, _values, voice_route
 
 MAX_PIN_TRIES = 3
 MAX_IDLE_POLLS = 30  # about ten minutes of "nobody is waiting" before the line lets the agent go
@@ -46,7 +46,7 @@ def _expired() -> Reply:
 
 @voice_route("/agent")
 def agent(hotline, rules, snap, pos):
-    caller_hash, masked = hotline.caller_identity(request.values.get("From"))
+    caller_hash, masked = hotline.caller_identity(_values().get("From"))
     if queues.agent_for_phone(hotline.db, caller_hash) is None:
         _audit(hotline, f"phone {masked}", "agent_line.unknown_caller", "not an agent's number; call ended")
         return Reply([_say("This line is for our staff. Goodbye."), Hangup()], [Event("agent_line", "unknown")])
@@ -61,7 +61,7 @@ def _pin_prompt(tries: int, lead: tuple = ()) -> list:
 
 @voice_route("/agent/pin")
 def agent_pin(hotline, rules, snap, pos):
-    caller_hash, masked = hotline.caller_identity(request.values.get("From"))
+    caller_hash, masked = hotline.caller_identity(_values().get("From"))
     found = queues.agent_for_phone(hotline.db, caller_hash)
     tries = _int(request.args.get("t"), 0, MAX_PIN_TRIES)
     if found is None:
@@ -104,7 +104,7 @@ def agent_next(hotline, rules, snap, pos):
 def whisper(hotline, rules, snap, pos):
     """Said to the agent before the caller is connected: who this caller is and why they called."""
     entry = queues.entry(hotline.db, _call_sid())
-    wait = _int(request.values.get("QueueTime"), 0, 10**6)
+    wait = _int(_values().get("QueueTime"), 0, 10**6)
     hotline.recorder.record("queue_exit", call_sid=_call_sid(), status="bridged", wait_s=wait,
                             agent=request.args.get("u", "")[:120] or None)
     if entry is None:

@@ -79,16 +79,17 @@ def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
         def view():
             hotline = _hotline()
             started = time.perf_counter()
-            request.max_content_length = hotline.config.max_body_bytes  # Twilio's requests are small
+            req = request._get_current_object()  # the object itself: every lookup through the proxy costs
+            req.max_content_length = hotline.config.max_body_bytes  # Twilio's requests are small
             if hotline.config.validate_signatures and not is_signed_by_twilio(
-                request, hotline.validator, hotline.config.public_url
+                req, hotline.validator, hotline.config.public_url
             ):
-                log.warning("refused unsigned or forged request to %s from %s", request.path, request.remote_addr)
+                log.warning("refused unsigned or forged request to %s from %s", req.path, req.remote_addr)
                 return Response("Forbidden: not signed by Twilio\n", status=403, mimetype="text/plain")
             try:
-                body = _answer(hotline, handler, needs_state)
+                body = _answer(hotline, handler, needs_state, req)
             except Exception:  # pragma: no cover - _answer already catches; this is the very last net
-                log.exception("voice route %s failed beyond recovery", request.path)
+                log.exception("voice route %s failed beyond recovery", req.path)
                 body = LAST_RESORT
             WEBHOOK_SECONDS.labels(path).observe(time.perf_counter() - started)
             return _twiml(body)
@@ -98,7 +99,7 @@ def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
     return decorate
 
 
-def _answer(hotline: Hotline, handler, needs_state: bool) -> str:
+def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
     rules = hotline.rules.rules
     base = hotline.config.public_url
     try:
@@ -106,16 +107,16 @@ def _answer(hotline: Hotline, handler, needs_state: bool) -> str:
         pos = _position(rules)
         reply = handler(hotline, rules, snap, pos)
     except Exception:
-        log.exception("voice route %s failed; answering with the safe reply", request.path)
+        log.exception("voice route %s failed; answering with the safe reply", req.path)
         snap = hotline.state.last_good()
         pos = _position(rules)
         reply = flow.safe_reply(rules, snap, pos)
     body = twiml.render(reply, rules, base) if isinstance(reply, flow.Reply) else reply
-    _record(hotline, reply, pos)
+    _record(hotline, reply, pos, req)
     return body
 
 
-def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
+def _record(hotline: Hotline, reply, pos: flow.Position, req) -> None:
     """Spool what this step did; a failure here is logged and never reaches the caller."""
     if not isinstance(reply, flow.Reply):
         return
@@ -123,8 +124,8 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
         sid = _call_sid()
         # The URL Twilio requested names the step exactly (our URLs carry a step counter): a retry of the
         # same request gets the same key and is recorded once; different steps never collide.
-        query = request.query_string.decode("utf-8", "replace")
-        step = request.path.removeprefix("/voice/") + (f"?{query}" if query else "")
+        query = req.environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace")
+        step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
         call_info = {}
@@ -144,7 +145,7 @@ def _record(hotline: Hotline, reply, pos: flow.Position) -> None:
             hotline.recorder.record("event", call_sid=sid, step=f"{step}#{i}", n=pos.step, kind=event.kind,
                                     detail=event.detail or None, digits=event.digits, **extra)
     except Exception:
-        log.exception("could not record the events of %s", request.path)
+        log.exception("could not record the events of %s", req.path)
 
 
 @voice_route("/incoming")
