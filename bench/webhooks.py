@@ -14,7 +14,9 @@ Why the half-rate phase is not paced by wrk's Lua `delay()`: gunicorn's sync wor
 after every answer, and wrk reconnects at once and only then waits out the delay, so a worker that accepts
 the idle connection sits blocked in recv() for the whole delay: latency measured that way is mostly wrk's own
 pacing. Twilio sends its request as soon as it connects; so does the pacer here (a selectors loop, Poisson
-arrivals).
+arrivals), in the same turn of its loop as the connect: sent on a later turn, a request left the worker that
+had accepted the connection waiting in recv() whenever the pacer, which shares the two cores, was late
+getting there (traced per request: queueing in front of idle workers, not time in the app).
 """
 from __future__ import annotations
 
@@ -312,7 +314,12 @@ def _launch(sel: selectors.BaseSelector, port: int, raw: bytes, now: float) -> b
     if sock.connect_ex(("127.0.0.1", port)) not in (0, errno.EINPROGRESS):
         sock.close()
         return False
-    sel.register(sock, selectors.EVENT_WRITE, _Pending(now, raw))
+    req = _Pending(now, raw)
+    try:  # on loopback the connection is up at once: the request goes with it, as Twilio's does
+        req.out = raw[sock.send(raw):]
+    except OSError:
+        pass  # still connecting (or refused): the selector says when to send (or fails it)
+    sel.register(sock, selectors.EVENT_WRITE if req.out else selectors.EVENT_READ, req)
     return True
 
 
