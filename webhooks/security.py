@@ -6,7 +6,7 @@ import hmac
 from flask import Request
 from twilio.request_validator import RequestValidator
 
-from webhooks.params import twilio_params
+from webhooks.params import raw_query, twilio_params
 
 
 def signed_url(request: Request, public_url: str = "") -> str:
@@ -14,7 +14,7 @@ def signed_url(request: Request, public_url: str = "") -> str:
 
     Built from the raw query string: Twilio signs the URL exactly as we handed it out.
     """
-    query = request.environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace")
+    query = raw_query(request)
     base = public_url or f"{request.scheme}://{request.host}{request.root_path}"
     return f"{base}{request.path}" + (f"?{query}" if query else "")
 

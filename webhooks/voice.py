@@ -17,7 +17,7 @@ from ivr import flow, queues, twiml
 from ivr.events import TERMINAL
 from ivr.hotline import Hotline
 from ivr.metrics import WEBHOOK_SECONDS
-from webhooks.params import twilio_params
+from webhooks.params import raw_query, twilio_params
 from webhooks.security import is_signed_by_twilio
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def _record(hotline: Hotline, reply, pos: flow.Position, req) -> None:
         sid = _call_sid()
         # The URL Twilio requested names the step exactly (our URLs carry a step counter): a retry of the
         # same request gets the same key and is recorded once; different steps never collide.
-        query = req.environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace")
+        query = raw_query(req)
         step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
