@@ -1,6 +1,7 @@
 """The per-process parts of a running hotline, built once by the app factory and shared by every request."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -16,6 +17,7 @@ from ivr.rules import RulesStore
 from ivr.state import StateReader
 
 _E164ISH = re.compile(r"^\+?[0-9]{4,20}$")
+_SEPARATORS = re.compile(r"[\s().-]")
 
 
 @dataclass
@@ -81,9 +83,14 @@ def caller_identity(secret_key: str, number: str | None) -> tuple[str | None, st
     """A keyed hash and a masked form of a caller's number: we keep no more than that."""
     if not number:
         return None, None
-    cleaned = re.sub(r"[\s().-]", "", number)
+    cleaned = _SEPARATORS.sub("", number)
     if not _E164ISH.match(cleaned):
         return None, "withheld" if "anonymous" in number.lower() else "unknown"
-    key = hmac.new(secret_key.encode(), b"caller-number", hashlib.sha256).digest()
-    digest = hmac.new(key, cleaned.lstrip("+").encode(), hashlib.sha256).hexdigest()
+    digest = hmac.new(_caller_key(secret_key), cleaned.lstrip("+").encode(), hashlib.sha256).hexdigest()
     return digest, "***" + cleaned[-4:]
+
+
+@functools.lru_cache(maxsize=4)
+def _caller_key(secret_key: str) -> bytes:
+    """The key caller numbers are hashed with, derived from the app's secret (once per process, not per call)."""
+    return hmac.new(secret_key.encode(), b"caller-number", hashlib.sha256).digest()

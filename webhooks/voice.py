@@ -50,9 +50,9 @@ def _values():
     return twilio_params(request)
 
 
-def _position(rules) -> flow.Position:
+def _position(rules, p=None) -> flow.Position:
     """The call position from our own query string (junk falls back to a fresh start)."""
-    p = _values()
+    p = p or _values()
     return flow.Position(rules.language(p.arg("l")), _int(p.arg("a"), 0, 50), _int(p.arg("s"), 0, 10_000))
 
 
@@ -62,8 +62,8 @@ def _digits() -> str | None:
     return digits[:64] or None
 
 
-def _call_sid() -> str:
-    sid = (_values().get("CallSid") or "").strip()
+def _call_sid(p=None) -> str:
+    sid = ((p or _values()).get("CallSid") or "").strip()
     return sid[:64] if sid else "unknown"
 
 
@@ -102,26 +102,27 @@ def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
 def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
     rules = hotline.rules.rules
     base = hotline.config.public_url
+    params = twilio_params(req)
     try:
         snap = hotline.state.current() if needs_state else hotline.state.last_good()
-        pos = _position(rules)
+        pos = _position(rules, params)
         reply = handler(hotline, rules, snap, pos)
     except Exception:
         log.exception("voice route %s failed; answering with the safe reply", req.path)
         snap = hotline.state.last_good()
-        pos = _position(rules)
+        pos = _position(rules, params)
         reply = flow.safe_reply(rules, snap, pos)
     body = twiml.render(reply, rules, base) if isinstance(reply, flow.Reply) else reply
-    _record(hotline, reply, pos, req)
+    _record(hotline, reply, pos, req, params)
     return body
 
 
-def _record(hotline: Hotline, reply, pos: flow.Position, req) -> None:
+def _record(hotline: Hotline, reply, pos: flow.Position, req, params) -> None:
     """Spool what this step did; a failure here is logged and never reaches the caller."""
     if not isinstance(reply, flow.Reply):
         return
     try:
-        sid = _call_sid()
+        sid = _call_sid(params)
         # The URL Twilio requested names the step exactly (our URLs carry a step counter): a retry of the
         # same request gets the same key and is recorded once; different steps never collide.
         query = raw_query(req)
@@ -135,7 +136,7 @@ def _record(hotline: Hotline, reply, pos: flow.Position, req) -> None:
                 continue
             if kind == "job":  # the SMS: the number it goes to is kept only until it is sent
                 data = {"kind": data["kind"], "dedupe_key": f"{data['kind']}:{sid}",
-                        "payload": {"to": _values().get("From", ""), "lang": data["lang"],
+                        "payload": {"to": params.get("From", ""), "lang": data["lang"],
                                     "reference": data["reference"], "call_sid": sid}}
             hotline.recorder.record(kind, call_sid=sid, **data)
         for i, event in enumerate(reply.events):
