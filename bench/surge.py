@@ -586,10 +586,7 @@ def run_surge(srv: wh.Server, calls: list[CallSpec], template, raws: list[list[b
                 sock.close()
                 finish(fl, 0, "", b"", now)
                 continue
-            try:  # the request goes with the connect, as Twilio's does (see bench/webhooks.py)
-                fl.out = fl.out[sock.send(fl.out):]
-            except OSError:
-                pass  # still connecting (or refused): the selector says when to send (or fails it)
+            fl.out = wh.send_with_connect(sock, fl.out)
             sel.register(sock, selectors.EVENT_WRITE if fl.out else selectors.EVENT_READ, fl)
             inflight.append(fl)
         wait = 0.05 if not heap else max(0.0, min(0.05, heap[0][0] - (time.perf_counter() - start)))

@@ -315,12 +315,19 @@ def _launch(sel: selectors.BaseSelector, port: int, raw: bytes, now: float) -> b
         sock.close()
         return False
     req = _Pending(now, raw)
-    try:  # on loopback the connection is up at once: the request goes with it, as Twilio's does
-        req.out = raw[sock.send(raw):]
-    except OSError:
-        pass  # still connecting (or refused): the selector says when to send (or fails it)
+    req.out = send_with_connect(sock, raw)
     sel.register(sock, selectors.EVENT_WRITE if req.out else selectors.EVENT_READ, req)
     return True
+
+
+def send_with_connect(sock: socket.socket, data: bytes) -> bytes:
+    """Send what a just-connected non-blocking socket takes now (on loopback the connection is up at once:
+    the request goes with it, as Twilio's does); what is left waits for the selector, which also reports a
+    refused connection."""
+    try:
+        return data[sock.send(data):]
+    except OSError:
+        return data
 
 
 def _progress(sel: selectors.BaseSelector, sock: socket.socket, req: _Pending, events: int) -> int | None:
