@@ -123,7 +123,7 @@ def _body(request: Request, env: dict) -> bytes:
     while remaining > 0:
         chunk = stream.read(remaining)
         if not chunk:
-            break  # the client sent less than it announced: what came cannot carry a valid signature
+            break  # the client sent less than it announced: the signature is checked against what came
         chunks.append(chunk)
         remaining -= len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
