@@ -490,7 +490,13 @@ def start_app(env: dict, servers: list) -> Server:
     srv = Server("hotline", port, [str(BIN / "ivr"), "serve", "--port", str(port), "--workers", str(WORKERS)],
                  env, Path(env["IVR_INSTANCE_PATH"]) / "server.log")
     servers.append(srv)
+    # The first answer can come before `ivr background` (started beside the workers) has said it is alive:
+    # give the server a few seconds to become healthy before calling it broken.
+    deadline = time.monotonic() + 15
     health = srv.wait_ready("GET", "/healthz")
+    while health.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        health = srv.wait_ready("GET", "/healthz")
     if health.status_code != 200:
         raise RuntimeError(f"/healthz answered {health.status_code}: {health.text}")
     return srv
