@@ -25,7 +25,11 @@ class Config:
     secret_key: str = ""
     max_body_bytes: int = 64 * 1024
     validate_signatures: bool = True
-    event_flush_interval: float = 0.25  # larger batches cost far less per event; the spool keeps them safe
+    # Seconds between two batches of call records. Larger batches cost a little less per record, but each
+    # batch is a burst of CPU that webhooks queue behind. At 2,000 calls/s on PostgreSQL, a 0.25 s batch
+    # took 26 ms of CPU (writer and server together), and the slow webhooks of a half-rate run clustered
+    # on those bursts; a 0.1 s batch takes 12 ms, for 12 ms/s more CPU in all. SQLite: 17 ms and 6 ms.
+    event_flush_interval: float = 0.1
     media_cache_dir: Path = PROJECT_ROOT / "audio" / "cache"  # rebuilt from the database on demand
     tts_engines: tuple[str, ...] = ("gtts", "espeak")
     gtts_timeout: float = 3.0  # seconds before giving up on Google and speaking offline
@@ -86,7 +90,7 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
                                 env.get("IVR_RECORDING_ORIGINS", "https://api.twilio.com").split(",") if o.strip()),
         jobs_in_app=env.get("IVR_JOBS_IN_APP", "1") not in ("0", "false", "no"),
         event_writer=env.get("IVR_EVENT_WRITER", "thread"),
-        event_flush_interval=float(env.get("IVR_EVENT_FLUSH_INTERVAL", 0.25)),
+        event_flush_interval=float(env.get("IVR_EVENT_FLUSH_INTERVAL", 0.1)),
         sms_from=env.get("TWILIO_SMS_FROM", ""),
         notice_url=env.get("IVR_NOTICE_URL", ""),
         twilio_api_url=env.get("IVR_TWILIO_API_URL", "").rstrip("/"),

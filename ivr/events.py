@@ -252,7 +252,7 @@ class SpoolWriter:
     HEARTBEAT = "writer.alive"
     MAX_PASS_BYTES = 16 << 20  # per pass, over all segments: bounds memory and the transaction
 
-    def __init__(self, db: Database, spool_dir: Path, interval: float = 0.25, nice: int = 0):
+    def __init__(self, db: Database, spool_dir: Path, interval: float = 0.1, nice: int = 0):
         self.db = db
         self.spool_dir = Path(spool_dir)
         self.interval = interval
