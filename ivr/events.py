@@ -508,9 +508,11 @@ def _call_rows(records: list[dict]) -> dict[str, dict]:
 def _calls_upsert(conn: Connection):
     stmt = _insert(conn, Call.__table__)
     c, new = Call.__table__.c, stmt.excluded
-    newer = new.outcome_step > c.outcome_step
+    newer = new.outcome_step >= c.outcome_step
     # A status or a later step may arrive before the call's first record: fill in, never overwrite;
-    # outcome and language move only forward in the call's steps.
+    # outcome and language move only forward in the call's steps. Within one step the later record counts,
+    # as it does inside a batch (_call_rows): a webhook's first event (who called) and its last (where the
+    # call stands) may fall into two batches.
     return stmt.on_conflict_do_update(index_elements=["call_sid"], set_={
         **{k: func.coalesce(c[k], new[k]) for k in _CALL_INFO},
         "outcome": case((newer, func.coalesce(new.outcome, c.outcome)), else_=c.outcome),

@@ -164,3 +164,20 @@ def test_healthz_says_when_the_spool_writer_is_not_running(config):
         assert client.get("/healthz").status_code == 503
     finally:
         app.extensions["ivr"].close()
+
+
+def test_a_steps_outcome_survives_its_events_falling_into_two_batches(db):
+    """A webhook spools its first event (who called) and its last (where the call stands) one after the
+    other; the writer's pass may end between them. The call's outcome must still be the step's."""
+    sid, at = "CA" + "5" * 32, 1_795_000_000.0
+    first = {"type": "event", "call_sid": sid, "step": "incoming#0", "n": 0, "kind": "call_started",
+             "at": at, "call_info": True, "caller_hash": "h" * 64, "caller_masked": "***0123", "mode": "live",
+             "incident_id": None, "language": "en"}
+    last = {"type": "event", "call_sid": sid, "step": "incoming#1", "n": 0, "kind": "menu", "at": at,
+            "outcome": "listening", "language": "en"}
+    for batch in ([first], [last]):
+        with db.write() as conn:
+            events_mod.write_records(conn, batch)
+    with db.read() as conn:
+        call = conn.execute(select(Call.outcome, Call.language, Call.caller_masked, Call.mode)).one()
+    assert tuple(call) == ("listening", "en", "***0123", "live")
