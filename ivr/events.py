@@ -436,6 +436,7 @@ def _ts(value: float | str | None) -> datetime:
 
 def write_records(conn: Connection, records: list[dict]) -> None:
     """Apply records in one transaction, a few executemany statements per batch; replays change nothing."""
+    records = [_without_nul(r) for r in records]
     calls = _call_rows(records)
     if calls:
         conn.execute(_calls_upsert(conn), list(calls.values()))
@@ -519,6 +520,14 @@ def _calls_upsert(conn: Connection):
         "language": case((newer, func.coalesce(new.language, c.language)), else_=func.coalesce(c.language, new.language)),
         "outcome_step": case((newer, new.outcome_step), else_=c.outcome_step),
     })
+
+
+def _without_nul(record: dict) -> dict:
+    """The record without NUL characters, which PostgreSQL text cannot hold: a signed request may carry one
+    (Digits, From, CallStatus), and a record the database refuses would fail its whole batch on every retry."""
+    if not any(type(v) is str and "\x00" in v for v in record.values()):
+        return record
+    return {k: v.replace("\x00", "") if type(v) is str else v for k, v in record.items()}
 
 
 def _status_row(r: dict) -> dict:
