@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, bindparam, case, func, update
+from sqlalchemy import Connection, Text, bindparam, case, cast, column, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.db import Database
@@ -435,19 +435,31 @@ def _ts(value: float | str | None) -> datetime:
 
 
 def write_records(conn: Connection, records: list[dict]) -> None:
-    """Apply records in one transaction, a few executemany statements per batch; replays change nothing."""
+    """Apply records in one transaction, a few statements per batch; replays change nothing.
+
+    The two big ones, calls and their steps, go to PostgreSQL as one JSON array each, which the server
+    unpacks (json_to_recordset): one statement instead of one per row. Measured for a pass of 200 calls:
+    7.7 ms of the writer's CPU and 4.0 ms of the server's row by row (pipelined executemany), 2.8 and 3.0
+    this way. SQLite runs in-process, where executemany is already one loop in C."""
     records = [_without_nul(r) for r in records]
-    calls = _call_rows(records)
+    pg = conn.dialect.name == "postgresql"
+    calls = list(_call_rows(records).values())
     if calls:
-        conn.execute(_calls_upsert(conn), list(calls.values()))
+        if pg:
+            conn.execute(_PG_CALLS_UPSERT, {"rows": _json_rows(calls)})
+        else:
+            conn.execute(_calls_upsert(conn), calls)
     events = [
         {"call_sid": r["call_sid"], "step": r["step"][:160], "at": _ts(r.get("at")), "kind": r["kind"],
          "digits": (r.get("digits") or None) and str(r["digits"])[:32], "detail": r.get("detail")}
         for r in records if r["type"] == "event" and r.get("call_sid") and r.get("step")
     ]
     if events:
-        conn.execute(_insert(conn, CallEvent.__table__).on_conflict_do_nothing(
-            index_elements=["call_sid", "step"]), events)
+        if pg:
+            conn.execute(_PG_EVENTS_INSERT, {"rows": _json_rows(events)})
+        else:
+            conn.execute(_insert(conn, CallEvent.__table__).on_conflict_do_nothing(
+                index_elements=["call_sid", "step"]), events)
     _write_queue_records(conn, records)
     jobs = [r for r in records if r["type"] == "job" and r.get("call_sid")]
     if jobs:
@@ -507,7 +519,10 @@ def _call_rows(records: list[dict]) -> dict[str, dict]:
 
 
 def _calls_upsert(conn: Connection):
-    stmt = _insert(conn, Call.__table__)
+    return _calls_on_conflict(_insert(conn, Call.__table__))
+
+
+def _calls_on_conflict(stmt):
     c, new = Call.__table__.c, stmt.excluded
     newer = new.outcome_step >= c.outcome_step
     # A status or a later step may arrive before the call's first record: fill in, never overwrite;
@@ -528,6 +543,27 @@ def _without_nul(record: dict) -> dict:
     if not any(type(v) is str and "\x00" in v for v in record.values()):
         return record
     return {k: v.replace("\x00", "") if type(v) is str else v for k, v in record.items()}
+
+
+def _json_rows(rows: list[dict]) -> str:
+    """Rows as the JSON array the PostgreSQL statements below unpack (times as ISO 8601)."""
+    return json.dumps(rows, separators=(",", ":"), default=datetime.isoformat)
+
+
+def _from_json_rows(table, names: list[str]):
+    """PostgreSQL: SELECT `names` (typed as `table`'s columns) from the JSON array bound as :rows."""
+    src = func.json_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSON)).table_valued(
+        *[column(n, table.c[n].type) for n in names]).render_derived(with_types=True)
+    return select(*[src.c[n] for n in names])
+
+
+_CALL_COLUMNS = ["call_sid", "started_at", "language", "outcome", "outcome_step", *_CALL_INFO]
+_EVENT_COLUMNS = ["call_sid", "step", "at", "kind", "digits", "detail"]
+_PG_CALLS_UPSERT = _calls_on_conflict(postgresql.insert(Call.__table__).from_select(
+    _CALL_COLUMNS, _from_json_rows(Call.__table__, _CALL_COLUMNS)))
+_PG_EVENTS_INSERT = postgresql.insert(CallEvent.__table__).from_select(
+    _EVENT_COLUMNS, _from_json_rows(CallEvent.__table__, _EVENT_COLUMNS)).on_conflict_do_nothing(
+    index_elements=["call_sid", "step"])
 
 
 def _status_row(r: dict) -> dict:

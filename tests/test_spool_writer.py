@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from ivr import events as events_mod
@@ -181,3 +184,88 @@ def test_a_steps_outcome_survives_its_events_falling_into_two_batches(db):
     with db.read() as conn:
         call = conn.execute(select(Call.outcome, Call.language, Call.caller_masked, Call.mode)).one()
     assert tuple(call) == ("listening", "en", "***0123", "live")
+
+
+# -- a batch means the same as its records one by one ------------------------------------------------------
+_SIDS = [f"CA{i:032x}" for i in range(4)]
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+
+
+@st.composite
+def _records(draw) -> list[dict]:
+    """Records as webhooks spool them: steps of a few calls, interleaved, out of order, some repeated
+    (Twilio retries), the call's first record carrying who called; details in any text."""
+    records = []
+    for _ in range(draw(st.integers(1, 25))):
+        sid, n = draw(st.sampled_from(_SIDS)), draw(st.integers(0, 5))
+        at = 1_795_000_000 + draw(st.integers(0, 10**9)) / 10**6
+        record = {"type": "event", "call_sid": sid, "step": f"menu?s={n}#{draw(st.integers(0, 1))}", "n": n,
+                  "kind": draw(st.sampled_from(["menu", "invalid", "timeout", "route"])),
+                  "detail": draw(st.none() | _TEXT), "digits": draw(st.none() | st.from_regex(r"[0-9#*]{1,40}",
+                                                                                          fullmatch=True)),
+                  "at": draw(st.sampled_from([at, datetime.fromtimestamp(at, timezone.utc).isoformat()]))}
+        if draw(st.booleans()):  # the last event of a step: where the call stands (the same for a retry)
+            record.update(outcome=["listening", "queued", "goodbye", "callback"][(n + int(sid[-1], 16)) % 4],
+                          language=["en", "es"][n % 2])
+        if n == 0 and draw(st.booleans()):
+            record.update(call_info=True, caller_hash=sid[-8:] * 8, caller_masked="***0123", mode="live",
+                          incident_id=int(sid[-1], 16) or None, language="en")
+        records.append(record)
+    return records
+
+
+def _tables(db) -> tuple[list, list]:
+    with db.read() as conn:
+        calls = conn.execute(select(Call.call_sid, Call.started_at, Call.caller_hash, Call.caller_masked,
+                                    Call.language, Call.mode, Call.incident_id, Call.outcome, Call.outcome_step,
+                                    Call.status, Call.status_sequence).order_by(Call.call_sid)).all()
+        steps = conn.execute(select(CallEvent.call_sid, CallEvent.step, CallEvent.at, CallEvent.kind,
+                                    CallEvent.digits, CallEvent.detail)
+                             .order_by(CallEvent.call_sid, CallEvent.step)).all()
+    return calls, steps
+
+
+def _empty(db) -> None:
+    with db.write() as conn:
+        conn.execute(CallEvent.__table__.delete())
+        conn.execute(Call.__table__.delete())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=_records())
+def test_a_batch_is_written_as_its_records_one_by_one(db, records):
+    """The writer sends a whole batch at once (on PostgreSQL as one JSON array per table): the rows must be
+    those of the same records applied one at a time, and a replay of the batch must change nothing."""
+    _empty(db)
+    for record in records:
+        with db.write() as conn:
+            events_mod.write_records(conn, [dict(record)])
+    one_by_one = _tables(db)
+    _empty(db)
+    with db.write() as conn:
+        events_mod.write_records(conn, [dict(r) for r in records])
+    assert _tables(db) == one_by_one
+    with db.write() as conn:
+        events_mod.write_records(conn, [dict(r) for r in records])
+    assert _tables(db) == one_by_one
+    calls, steps = one_by_one
+    assert {c.call_sid for c in calls} == {r["call_sid"] for r in records}
+    # Text and times survive the trip exactly (JSON on PostgreSQL): the first record of each step is kept.
+    first = {}
+    for r in records:
+        first.setdefault((r["call_sid"], r["step"]), r)
+    assert [(s.call_sid, s.step) for s in steps] == sorted(first)
+    for s in steps:
+        r = first[(s.call_sid, s.step)]
+        assert (s.kind, s.detail, s.digits) == (r["kind"], r["detail"], r["digits"] and r["digits"][:32])
+        assert _epoch(s.at) == pytest.approx(_epoch(r["at"]), abs=1e-6)
+
+
+def _epoch(value) -> float:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
