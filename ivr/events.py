@@ -173,8 +173,7 @@ class EventRecorder:
             written = 0
             if batch:
                 try:
-                    self._write(batch)
-                    written += len(batch)
+                    written += self._write(batch)
                     if segment is not None:
                         segment.unlink(missing_ok=True)
                 except Exception as exc:
@@ -203,23 +202,22 @@ class EventRecorder:
                 continue
             records = _parse_lines(claimed.read_bytes(), claimed.name)
             try:
-                if records:
-                    self._write(records)
+                done = self._write(records) if records else 0
             except Exception as exc:
                 os.replace(claimed, path.with_name(path.name.split(".")[0] + ".pending"))
                 self._next_orphan_scan = time.monotonic() + 1.0
                 log.error("replay of %s failed, will retry: %s", path.name, exc)
                 break
             claimed.unlink()
-            written += len(records)
-            log.info("replayed %d spooled events from %s", len(records), path.name)
+            written += done
+            log.info("replayed %d spooled events from %s", done, path.name)
         else:
             self._next_orphan_scan = time.monotonic() + 1.0
         return written
 
-    def _write(self, records: list[dict]) -> None:
-        with self.db.write() as conn:
-            write_records(conn, records)
+    def _write(self, records: list[dict]) -> int:
+        """Write records; returns how many were written (the rest were set aside, see write_batch)."""
+        return len(records) - write_batch(self.db, records, self.spool_dir)
 
     def close(self) -> None:
         """Flush this worker's own events and stop (at worker exit); kept segments wait for another worker."""
@@ -334,10 +332,10 @@ class SpoolWriter:
                 data = data[:cut]
             records.extend(_parse_lines(data, name))
             plan.append((path, base, start + len(data), finished))
+        set_aside = 0
         if records:
             try:
-                with self.db.write() as conn:
-                    write_records(conn, records)
+                set_aside = write_batch(self.db, records, self.spool_dir)
             except Exception as exc:
                 self.failures += 1
                 log.error("database write failed; %d spooled events kept for the next pass: %s", len(records), exc)
@@ -353,8 +351,8 @@ class SpoolWriter:
             del self._offsets[base]  # replayed and removed by someone else
         if plan:
             self._save_offsets()
-        self.written += len(records)
-        return len(records)
+        self.written += len(records) - set_aside
+        return len(records) - set_aside
 
     def run(self, stop: threading.Event) -> None:
         """Pass after pass until `stop` is set; then drain what is left (bounded by a few seconds)."""
@@ -432,6 +430,76 @@ def _ts(value: float | str | None) -> datetime:
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(value, timezone.utc)
     return datetime.fromisoformat(value) if value else datetime.now(timezone.utc)
+
+
+REJECTED = "rejected.jsonl"  # in the spool folder: records the database refused on their own, with why
+MAX_REJECTED = 8  # more records than this refused on their own in one batch: the fault is not in them
+
+
+class BatchRefused(Exception):
+    """Too many records of a batch were refused one by one: a fault of the code or the schema, not of the
+    records. Nothing was set aside; the batch is tried again later."""
+
+
+def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
+    """Write records in one transaction; returns how many were set aside.
+
+    A record the database (or this code) refuses would otherwise fail its whole batch on every retry, and
+    no call would be recorded from then on. So when a batch fails for what it holds rather than because the
+    database cannot be reached, it is split in halves until the records refused on their own are found;
+    those go to `rejected.jsonl` in the spool folder, with the reason, and the rest is written. Writes are
+    idempotent, so halves written before a later failure are written again harmlessly. Raises when the
+    database cannot be reached, or when more than MAX_REJECTED records are refused (BatchRefused).
+    """
+    rejected: list[tuple[dict, Exception]] = []
+    _write_or_split(db, records, rejected)
+    if rejected:
+        lines = [_encode({"at": _now(), "error": _reason(exc), "record": record}) + "\n" for record, exc in rejected]
+        try:
+            spool_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(spool_dir / REJECTED, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # personal data
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.writelines(lines)
+        except OSError as exc:
+            log.error("could not keep the refused records in %s: %s", spool_dir / REJECTED, exc)
+        for record, exc in rejected:
+            log.error("call record refused by the database and set aside in %s (call %s): %s",
+                      REJECTED, str(record.get("call_sid"))[:64], _reason(exc))
+    return len(rejected)
+
+
+def _reason(exc: Exception) -> str:
+    """Why a record was refused, without the statement and its parameters (other callers' records)."""
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"[:300]
+
+
+def _write_or_split(db: Database, records: list[dict], rejected: list) -> None:
+    try:
+        with db.write() as conn:
+            write_records(conn, records)
+        return
+    except Exception as exc:
+        if _unreachable(exc):
+            raise
+        if len(records) == 1:
+            rejected.append((records[0], exc))
+            if len(rejected) > MAX_REJECTED:
+                raise BatchRefused(f"more than {MAX_REJECTED} records refused one by one; last: {exc}") from exc
+            return
+    half = len(records) // 2
+    _write_or_split(db, records[:half], rejected)
+    _write_or_split(db, records[half:], rejected)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """The database could not be reached or could not take the write now (locked, restarting, a lost
+    connection): nothing to do with the records."""
+    from sqlalchemy import exc as sa_exc
+
+    return isinstance(exc, (OSError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.InternalError,
+                            sa_exc.DisconnectionError, sa_exc.TimeoutError)) or bool(
+        getattr(exc, "connection_invalidated", False))
 
 
 def write_records(conn: Connection, records: list[dict]) -> None:
