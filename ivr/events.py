@@ -454,7 +454,8 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
     rejected: list[tuple[dict, Exception]] = []
     _write_or_split(db, records, rejected)
     if rejected:
-        lines = [_encode({"at": _now(), "error": _reason(exc), "record": record}) + "\n" for record, exc in rejected]
+        lines = [_encode({"at": _now(), "error": _reason(exc), "record": record}) + "\n"
+                 for record, exc in rejected]
         try:
             spool_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(spool_dir / REJECTED, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # personal data
@@ -485,7 +486,8 @@ def _write_or_split(db: Database, records: list[dict], rejected: list) -> None:
         if len(records) == 1:
             rejected.append((records[0], exc))
             if len(rejected) > MAX_REJECTED:
-                raise BatchRefused(f"more than {MAX_REJECTED} records refused one by one; last: {exc}") from exc
+                raise BatchRefused(f"more than {MAX_REJECTED} records refused one by one; last: "
+                                   f"{_reason(exc)}") from exc
             return
     half = len(records) // 2
     _write_or_split(db, records[:half], rejected)
@@ -607,7 +609,7 @@ def _calls_on_conflict(stmt):
 
 def _without_nul(record: dict) -> dict:
     """The record without NUL characters, which PostgreSQL text cannot hold: a signed request may carry one
-    (Digits, From, CallStatus), and a record the database refuses would fail its whole batch on every retry."""
+    (Digits, From, CallStatus), and the record would be refused."""
     if not any(type(v) is str and "\x00" in v for v in record.values()):
         return record
     return {k: v.replace("\x00", "") if type(v) is str else v for k, v in record.items()}

@@ -257,8 +257,8 @@ def _records(draw) -> list[dict]:
         at = 1_795_000_000 + draw(st.integers(0, 10**9)) / 10**6
         record = {"type": "event", "call_sid": sid, "step": f"menu?s={n}#{draw(st.integers(0, 1))}", "n": n,
                   "kind": draw(st.sampled_from(["menu", "invalid", "timeout", "route"])),
-                  "detail": draw(st.none() | _TEXT), "digits": draw(st.none() | st.from_regex(r"[0-9#*]{1,40}",
-                                                                                          fullmatch=True)),
+                  "detail": draw(st.none() | _TEXT),
+                  "digits": draw(st.none() | st.from_regex(r"[0-9#*]{1,40}", fullmatch=True)),
                   "at": draw(st.sampled_from([at, datetime.fromtimestamp(at, timezone.utc).isoformat()]))}
         if draw(st.booleans()):  # the last event of a step: where the call stands (the same for a retry)
             record.update(outcome=["listening", "queued", "goodbye", "callback"][(n + int(sid[-1], 16)) % 4],
@@ -273,8 +273,9 @@ def _records(draw) -> list[dict]:
 def _tables(db) -> tuple[list, list]:
     with db.read() as conn:
         calls = conn.execute(select(Call.call_sid, Call.started_at, Call.caller_hash, Call.caller_masked,
-                                    Call.language, Call.mode, Call.incident_id, Call.outcome, Call.outcome_step,
-                                    Call.status, Call.status_sequence).order_by(Call.call_sid)).all()
+                                    Call.language, Call.mode, Call.incident_id, Call.outcome,
+                                    Call.outcome_step, Call.status, Call.status_sequence)
+                             .order_by(Call.call_sid)).all()
         steps = conn.execute(select(CallEvent.call_sid, CallEvent.step, CallEvent.at, CallEvent.kind,
                                     CallEvent.digits, CallEvent.detail)
                              .order_by(CallEvent.call_sid, CallEvent.step)).all()
