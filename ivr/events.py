@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Connection, Text, bindparam, case, cast, column, func, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.db import Database
@@ -497,8 +498,6 @@ def _write_or_split(db: Database, records: list[dict], rejected: list) -> None:
 def _unreachable(exc: Exception) -> bool:
     """The database could not be reached or could not take the write now (locked, restarting, a lost
     connection): nothing to do with the records."""
-    from sqlalchemy import exc as sa_exc
-
     return isinstance(exc, (OSError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.InternalError,
                             sa_exc.DisconnectionError, sa_exc.TimeoutError)) or bool(
         getattr(exc, "connection_invalidated", False))
