@@ -572,8 +572,8 @@ def bench_database(kind: str, db_url: str | None, work: Path, seconds: float, se
     cursor = CallSidCursor(pool_size)
     full, answered = saturate(app, lua, seconds, cursor)
     print(f"  {'/voice/incoming':<24}{fmt_row(full)}")
-    # The half-rate phase measures a steady state: it starts once the spool writer (`ivr background`, below
-    # the workers' priority) has written what the saturation left, and the time that took is reported.
+    # The half-rate phase measures a steady state: it starts once the spool writer (`ivr background`) has
+    # written what the saturation left, and the time that took is reported.
     # Each CallSid is sent once unless the pool ran out; then "answered" counts repeats, and the distinct
     # CallSids sent stand in for it, less what each stopped wrk run may have cut off unanswered (one request
     # per connection; the warm-up's are not sent again).

@@ -493,6 +493,8 @@ def background():
     cfg = _config()
     # Below the web workers: on a busy server a webhook waiting for a CPU behind this batch writer would
     # be a caller waiting; the writer only needs to keep up over seconds (the spool holds the rest).
+    # Where the kernel groups sessions for scheduling (autogroup), this counts only within our own
+    # session: see "What runs on each server" in the README.
     nice = int(os.environ.get("IVR_BACKGROUND_NICE", "10") or 0)
     try:
         os.nice(nice)
