@@ -3,7 +3,7 @@
     .venv/bin/python bench/affected.py [--rows N] [--db sqlite|postgresql|both] [--batch N] [--keep]
 
 Generates a CSV of N distinct valid US numbers (default 10,000,000; header `customer_id,phone`, numbers
-written like `+1 212-555-0123`), imports it into a fresh, migrated database with `ivr.affected.import_file`
+written like `+1 212-555-0123`), imports it into a fresh, migrated database with `ivr.store.affected.import_file`
 in a subprocess (wall time and peak RSS, VmHWM, of that process alone), then times `is_affected` lookups
 against that list and against a 1,000-row list. Prints targets as MET / NOT MET and appends the figures to
 bench/RESULTS.md. PostgreSQL is the server on 127.0.0.1:5432 (user postgres); a scratch database is created
@@ -78,8 +78,8 @@ class Scratch:
     def __init__(self, kind: str, workdir: Path, label: str):
         from sqlalchemy import create_engine, text
 
-        from ivr.db import Database, normalize_url
-        from ivr.migrate import upgrade
+        from ivr.store.db import Database, normalize_url
+        from ivr.store.migrate import upgrade
 
         self.kind = kind
         if kind == "sqlite":
@@ -117,8 +117,8 @@ class Scratch:
 
 def child_import(url: str, path: str, batch: int | None) -> None:
     """Run in a subprocess: import, then print the report and this process's peak RSS as JSON."""
-    from ivr.affected import import_file
-    from ivr.db import Database
+    from ivr.store.affected import import_file
+    from ivr.store.db import Database
 
     db = Database(url)
     t0 = time.monotonic()
@@ -144,7 +144,7 @@ def child_import(url: str, path: str, batch: int | None) -> None:
 
 
 class WriterProbe:
-    """Another writer during the import: a tiny write transaction every 0.25 s through ivr.db, as the hotline
+    """Another writer during the import: a tiny write transaction every 0.25 s through ivr.store.db, as the hotline
     writes (on SQLite: BEGIN IMMEDIATE, 5 s busy timeout). Records how long each waited, and failures."""
 
     def __init__(self, url: str):
@@ -152,7 +152,7 @@ class WriterProbe:
 
         from sqlalchemy import text
 
-        from ivr.db import Database
+        from ivr.store.db import Database
 
         self.db, self.text = Database(url), text
         with self.db.write() as conn:
@@ -208,7 +208,7 @@ def lookup_numbers(prefixes: list[str], rows: int, small: bool, rng: random.Rand
 
 def time_lookups(dbs: dict, numbers: dict, rounds: int = 5) -> dict:
     """Median µs per is_affected call for each database, rounds interleaved so load affects both alike."""
-    from ivr.affected import is_affected
+    from ivr.store.affected import is_affected
 
     per = {name: [] for name in dbs}
     for name, db in dbs.items():  # warm up: connections, caches
@@ -246,8 +246,8 @@ def pk_probe_us(db, keys: list[bytes]) -> float:
 # -- main --------------------------------------------------------------------------------------------------
 def bench_one(kind: str, csv_path: Path, small_path: Path, rows: int, prefixes: list[str], batch: int | None,
               workdir: Path) -> dict:
-    from ivr.affected import normalize, number_hash
-    from ivr.db import Database
+    from ivr.store.affected import normalize, number_hash
+    from ivr.store.db import Database
 
     print(f"\n[{kind}] importing {rows:,} rows ({csv_path.stat().st_size / 1e6:.0f} MB) in a subprocess ...",
           flush=True)
@@ -323,8 +323,8 @@ def section(args, results: dict, csv_mb: float, gen_s: float, sha_s: float, load
         f"- commit: {commit} (the working tree may hold uncommitted edits)",
         f"- list: {args.rows:,} distinct valid US numbers, CSV `customer_id,phone` as `+1 212-555-0123`, "
         f"{csv_mb:.0f} MB (generated in {gen_s:.0f} s; its sha256, which keys resuming, takes {sha_s:.1f} s)",
-        "- import: `ivr.affected.import_file` in its own process (peak RSS = its VmHWM), while another "
-        "thread writes a row every 0.25 s through `ivr.db` as the hotline does (SQLite: 5 s busy timeout); "
+        "- import: `ivr.store.affected.import_file` in its own process (peak RSS = its VmHWM), while another "
+        "thread writes a row every 0.25 s through `ivr.store.db` as the hotline does (SQLite: 5 s busy timeout); "
         "lookups: "
         f"{LOOKUPS:,} `is_affected` calls, half listed, half not, median of 5 interleaved rounds; "
         "'PK probe' is the SELECT alone through the driver",
@@ -360,7 +360,7 @@ def main() -> None:
     if args.rows < SMALL:
         parser.error(f"--rows must be at least {SMALL}")
 
-    from ivr.affected import file_sha256
+    from ivr.store.affected import file_sha256
 
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     workdir = Path(tempfile.mkdtemp(prefix="ivr-bench-affected-"))

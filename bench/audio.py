@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from webhooks import (RESULTS, app_env, git_commit, machine, parse_wrk, start_app)  # noqa: E402
 
-from ivr import announcements  # noqa: E402
+from ivr.store import announcements  # noqa: E402
 from ivr.config import Config  # noqa: E402
-from ivr.db import Database  # noqa: E402
-from ivr.migrate import upgrade  # noqa: E402
-from ivr.seed import ensure_default_content  # noqa: E402
+from ivr.store.db import Database  # noqa: E402
+from ivr.store.migrate import upgrade  # noqa: E402
+from ivr.store.seed import ensure_default_content  # noqa: E402
 
 # About 160 words: a minute of speech, the length of a real breach announcement.
 TEXT = (

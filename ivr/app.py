@@ -29,18 +29,18 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     _configure_logging(app)
     app.extensions["ivr"] = Hotline.build(cfg)
 
-    import ivr.recordings  # noqa: F401  (registers the phone-recording job)
-    import ivr.sms  # noqa: F401  (registers the SMS job)
+    import ivr.media.recordings  # noqa: F401  (registers the phone-recording job)
+    import ivr.worker.sms  # noqa: F401  (registers the SMS job)
     import webhooks.admin_line  # noqa: F401  (adds the admin line's routes to the voice blueprint)
     import webhooks.agent_line  # noqa: F401  (adds the agent line's routes to the voice blueprint)
-    from ivr.api import bp as api_bp
+    from ivr.ops.api import bp as api_bp
     from webhooks.media import bp as media_bp
     from webhooks.voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(api_bp)
-    from ivr.console import init_app as init_console
+    from ivr.ops.console import init_app as init_console
 
     init_console(app)
 
@@ -59,7 +59,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
 
     @app.get("/metrics")
     def metrics():
-        from ivr.metrics import exposition
+        from ivr.ops.metrics import exposition
 
         body, content_type = exposition(app.extensions["ivr"])
         return app.response_class(body, mimetype=content_type.split(";")[0], headers={"Content-Type": content_type})
@@ -87,7 +87,7 @@ def _health(hotline: Hotline):
     if hotline.rules.last_error is not None:
         problems.append("routing rules file invalid (last good rules in use)")
     if hotline.config.event_writer == "process":
-        from ivr.events import SpoolWriter
+        from ivr.spool.recorder import SpoolWriter
 
         try:
             age = time.time() - (hotline.config.spool_dir / SpoolWriter.HEARTBEAT).stat().st_mtime

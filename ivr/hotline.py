@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from twilio.request_validator import RequestValidator
 
 from ivr.config import Config
-from ivr.db import Database
-from ivr.events import EventRecorder
-from ivr.jobs import JobWorker
-from ivr.rules import RulesStore
-from ivr.state import StateReader
+from ivr.store.db import Database
+from ivr.spool.recorder import EventRecorder
+from ivr.store.jobs import JobWorker
+from ivr.core.rules import RulesStore
+from ivr.store.state import StateReader
 
 _E164ISH = re.compile(r"^\+?[0-9]{4,20}$")
 _SEPARATORS = re.compile(r"[\s().-]")
@@ -59,8 +59,8 @@ class Hotline:
         """Audit a reload of routing_rules.yaml once, however many workers noticed the change."""
         from sqlalchemy import select
 
-        from ivr.audit import audit
-        from ivr.models import AuditEntry
+        from ivr.store.audit import audit
+        from ivr.store.models import AuditEntry
 
         action = "rules.reload" if error is None else "rules.reload_refused"
         subject = f"{self.rules.path.name} sha256 {sha[:16]}"
@@ -74,7 +74,7 @@ class Hotline:
 
     def is_affected(self, number: str | None) -> bool:
         """Is this caller on the breach list? One primary-key lookup."""
-        from ivr import affected
+        from ivr.store import affected
 
         return affected.is_affected(self.db, self.config.secret_key, number or "")
 

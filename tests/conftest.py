@@ -15,10 +15,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from ivr.config import PROJECT_ROOT, Config
-from ivr.db import Database, normalize_url
-from ivr.migrate import upgrade
-from ivr.models import Base
-from ivr.seed import ensure_default_content
+from ivr.store.db import Database, normalize_url
+from ivr.store.migrate import upgrade
+from ivr.store.models import Base
+from ivr.store.seed import ensure_default_content
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PG_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres") else ""
@@ -111,7 +111,7 @@ def hotline(app):
 @pytest.fixture
 def place_call(app):
     """Place a simulated call in-process: place_call(keys=[...]) -> CallResult (events flushed)."""
-    from ivr.simulate import FlaskTransport, SimulatedCall
+    from ivr.tools.simulate import FlaskTransport, SimulatedCall
 
     def _place(keys=(), **kw):
         result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=list(keys), **kw).run()

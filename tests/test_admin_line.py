@@ -5,10 +5,11 @@ import pytest
 from sqlalchemy import select
 
 from conftest import AUTH_TOKEN
-from ivr import jobs, tts
-from ivr.models import Announcement, AuditEntry, Job
-from ivr.simulate import FlaskTransport, SimulatedCall
-from ivr.users import add_user
+from ivr.store import jobs
+from ivr.media import tts
+from ivr.store.models import Announcement, AuditEntry, Job
+from ivr.tools.simulate import FlaskTransport, SimulatedCall
+from ivr.store.users import add_user
 from stubs import StubHost, basic_auth
 
 ACCOUNT = "AC" + "a" * 32

@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, inspect, select, text
 
-from ivr import affected
-from ivr.affected import InvalidNumber, Normalizer, import_file, is_affected, normalize, number_hash
-from ivr.cli import main
-from ivr.db import Database
-from ivr.models import AuditEntry
-from ivr.models_routing import AffectedImport, AffectedNumber
+from ivr.store import affected
+from ivr.store.affected import InvalidNumber, Normalizer, import_file, is_affected, normalize, number_hash
+from ivr.ops.cli import main
+from ivr.store.db import Database
+from ivr.store.models import AuditEntry
+from ivr.store.models_routing import AffectedImport, AffectedNumber
 
 SECRET = "test-secret"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from conftest import AUTH_TOKEN
-from ivr import flow
-from ivr.cli import main
-from ivr.simulate import explore
+from ivr.core import flow
+from ivr.ops.cli import main
+from ivr.tools.simulate import explore
 
 
 def test_the_shipped_rules_have_no_dead_end_loop_or_missing_prompt(tmp_path):

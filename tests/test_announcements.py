@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ivr import announcements as ann
-from ivr import audio, tts
-from ivr.audio import AudioRejected
-from ivr.models import Announcement, AuditEntry, Media
+from ivr.store import announcements as ann
+from ivr.media import audio, tts
+from ivr.media.audio import AudioRejected
+from ivr.store.models import Announcement, AuditEntry, Media
 
 LANGS = {"en": None, "es": None}
 TEXT_V2 = "Update. Card numbers were not taken. Passwords were. Please change your password today."
@@ -208,7 +208,7 @@ def test_unknown_language_or_topic_is_refused_before_any_work(hotline, monkeypat
 def test_a_caller_in_a_language_without_audio_gets_the_default_language(hotline, publish_tts, place_call):
     from sqlalchemy import update
 
-    from ivr.state import bump_content
+    from ivr.store.state import bump_content
 
     row = publish_tts(TEXT_V2)
     with hotline.db.write() as conn:
@@ -220,7 +220,7 @@ def test_a_caller_in_a_language_without_audio_gets_the_default_language(hotline,
 
 
 def test_a_call_in_progress_hears_the_new_version_after_a_publish(app, hotline, publish_tts):
-    from ivr.simulate import FlaskTransport, SimulatedCall
+    from ivr.tools.simulate import FlaskTransport, SimulatedCall
 
     v1 = publish_tts("Before the update.")
     call = SimulatedCall(FlaskTransport(app), "test-auth-token-0123456789abcdef", keys=["9"])

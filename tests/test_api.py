@@ -6,9 +6,9 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from ivr import tts
-from ivr.models import Announcement, AuditEntry
-from ivr.users import add_user, create_token
+from ivr.media import tts
+from ivr.store.models import Announcement, AuditEntry
+from ivr.store.users import add_user, create_token
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_an_oversized_upload_is_refused_with_413(config, tokens):
 
 
 def test_the_callback_worklist_through_the_api(app, hotline, tokens):
-    from ivr import queues
+    from ivr.store import queues
 
     queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="es",
                             queue="general", priority=10, reason="callback offered")

@@ -1,4 +1,4 @@
-"""ivr.audio with real ffmpeg and real espeak-ng speech; nothing is faked."""
+"""ivr.media.audio with real ffmpeg and real espeak-ng speech; nothing is faked."""
 from __future__ import annotations
 
 import hashlib
@@ -9,9 +9,9 @@ import tempfile
 
 import pytest
 
-from ivr import audio, tts
+from ivr.media import audio, tts
 
-# Through ivr.audio: importing pydub directly warns "Couldn't find ffmpeg", an error under filterwarnings.
+# Through ivr.media.audio: importing pydub directly warns "Couldn't find ffmpeg", an error under filterwarnings.
 AudioSegment = audio.AudioSegment
 detect_leading_silence = audio.detect_leading_silence
 

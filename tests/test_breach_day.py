@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 
 from conftest import AUTH_TOKEN, PG_URL
 from helpers import wait_for
-from ivr import queues
-from ivr.db import Database
-from ivr.models import Call, CallEvent
-from ivr.models_routing import QueueEntry
-from ivr.simulate import HttpTransport, SimulatedCall
+from ivr.store import queues
+from ivr.store.db import Database
+from ivr.store.models import Call, CallEvent
+from ivr.store.models_routing import QueueEntry
+from ivr.tools.simulate import HttpTransport, SimulatedCall
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def test_two_app_servers_share_one_postgresql(config, server, db_url):
                     if not PG_URL else "runs once, on the PostgreSQL backend")
     a, b = server(), server()
     db = Database(config.db_url)
-    from ivr.state import set_mode
+    from ivr.store.state import set_mode
 
     assert run_call(a.url, ["0", "9"]).ended != "queued"
     # Ops flip the mode through server A's process... (the database is the one place it lives)
@@ -215,7 +215,7 @@ def test_logs_keep_no_secret_and_no_caller_number(config, server):
 
 def _served_fully(result) -> bool:
     """A caller who heard the announcement and was offered the menu, and whose call ended normally."""
-    from ivr.seed import DEFAULT_TEXTS
+    from ivr.store.seed import DEFAULT_TEXTS
 
     return (result.ended == "hangup" and DEFAULT_TEXTS["en"]["main"] in result.said()
             and any(d.find("Gather") is not None for d in result.documents))
@@ -280,7 +280,7 @@ def test_postgresql_restarted_under_load_loses_no_call(config, server, db_url):
     restart = _pg_restart_command()
     if restart is None:
         pytest.skip("restarting the local PostgreSQL needs root and pg_ctlcluster (CI has both)")
-    from ivr.state import set_mode
+    from ivr.store.state import set_mode
 
     srv = server(workers=2)
     with _calls_keep_coming(srv.url, batch=6, workers=3) as done:
@@ -288,7 +288,7 @@ def test_postgresql_restarted_under_load_loses_no_call(config, server, db_url):
         before = len(done)
         subprocess.run(restart, check=True, capture_output=True, timeout=60)
         subprocess.run(["pg_isready", "-h", "127.0.0.1", "-t", "30"], check=True, capture_output=True)
-        from ivr import cli as cli_mod
+        from ivr.ops import cli as cli_mod
 
         for database in cli_mod._DATABASES.values():  # this test process's own pools died too
             database.dispose()

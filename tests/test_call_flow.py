@@ -5,9 +5,9 @@ import pytest
 from sqlalchemy import select
 
 from helpers import parse_twiml, signed_post, twilio_params
-from ivr.models import Call, CallEvent
-from ivr.seed import DEFAULT_TEXTS
-from ivr.state import set_mode
+from ivr.store.models import Call, CallEvent
+from ivr.store.seed import DEFAULT_TEXTS
+from ivr.store.state import set_mode
 
 EN, ES = DEFAULT_TEXTS["en"], DEFAULT_TEXTS["es"]
 MENU_EN = "To hear what happened"

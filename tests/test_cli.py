@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from ivr import audio
-from ivr.cli import main
+from ivr.media import audio
+from ivr.ops.cli import main
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_incidents_from_the_command_line_feed_routing(ivr, config, hotline):
 
 
 def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
-    from ivr import queues
+    from ivr.store import queues
 
     assert "agent alex added" in ivr("agents", "add", "alex", "--phone", "+15555550500", "--pin", "2468").output
     listing = ivr("agents", "list").output
@@ -133,7 +133,7 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
 def test_rules_reload_is_audited_and_refuses_a_bad_file(ivr, hotline, rules_file):
     from sqlalchemy import select
 
-    from ivr.models import AuditEntry
+    from ivr.store.models import AuditEntry
 
     assert "running workers load it" in ivr("rules", "reload", "--by", "ops").output
     good = rules_file.read_text()

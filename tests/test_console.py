@@ -13,10 +13,11 @@ from flask import Flask, url_for
 from sqlalchemy import func, insert, select, update
 from werkzeug.security import generate_password_hash
 
-from ivr import announcements, tts
+from ivr.store import announcements
+from ivr.media import tts
 from ivr.config import Config
-from ivr.console import init_app
-from ivr.models import (Announcement, AuditEntry, BriefingVersion, Call, CallEvent, ConsoleSession, HotlineState,
+from ivr.ops.console import init_app
+from ivr.store.models import (Announcement, AuditEntry, BriefingVersion, Call, CallEvent, ConsoleSession, HotlineState,
                         Incident, LoginFailure, User, utcnow)
 
 PASSWORD = "correct horse battery staple"
@@ -207,7 +208,7 @@ def test_static_files_need_no_sign_in(app):
 @pytest.fixture
 def targets(hotline):
     """A draft announcement and a draft briefing, for the routes that act on one."""
-    from ivr.console import briefings
+    from ivr.ops.console import briefings
 
     # A second published version (so there is one to roll back to) and a draft (to publish).
     announcements.create_version(hotline.db, lang="en", topic="main", text="Version two.", source="text",
@@ -259,7 +260,7 @@ def test_forms_without_a_valid_csrf_token_are_refused_and_change_nothing(app, ho
         data = valid_form(endpoint, hotline, speech_wav)
         if token:
             data["csrf_token"] = token
-        with caplog.at_level(logging.WARNING, logger="ivr.console"):
+        with caplog.at_level(logging.WARNING, logger="ivr.ops.console"):
             resp = console.post(url, data, csrf=False, content_type="multipart/form-data")
         body = page(resp)
         assert resp.status_code == 400 and "Nothing was changed" in body
@@ -686,7 +687,7 @@ def test_the_live_partial_holds_no_form(as_role):
 
 
 def test_with_the_database_down_the_console_says_so_plainly(as_role, hotline):
-    from ivr.db import Database
+    from ivr.store.db import Database
 
     ops = as_role("ops")
     alive, hotline.db = hotline.db, Database("postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=1")

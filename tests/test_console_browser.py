@@ -10,9 +10,9 @@ import pytest
 from conftest import AUTH_TOKEN
 from helpers import wait_for
 from ivr.config import PROJECT_ROOT
-from ivr.db import Database
-from ivr.simulate import HttpTransport, SimulatedCall
-from ivr.users import add_user
+from ivr.store.db import Database
+from ivr.tools.simulate import HttpTransport, SimulatedCall
+from ivr.store.users import add_user
 
 pytestmark = pytest.mark.slow
 

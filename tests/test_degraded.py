@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from helpers import parse_twiml, signed_post, twilio_params
-from ivr.db import Database
-from ivr.models import CallEvent
-from ivr.seed import DEFAULT_TEXTS
+from ivr.store.db import Database
+from ivr.store.models import CallEvent
+from ivr.store.seed import DEFAULT_TEXTS
 
 DEAD_URL = "postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=1"
 
@@ -78,12 +78,12 @@ def test_with_no_database_and_no_snapshot_callers_still_hear_something_useful(co
 
 
 def test_a_bug_inside_a_step_is_answered_with_the_safe_reply(app, monkeypatch):
-    import ivr.flow
+    import ivr.core.flow
 
     def broken(*a, **kw):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(ivr.flow, "menu_choice", broken)
+    monkeypatch.setattr(ivr.core.flow, "menu_choice", broken)
     client = app.test_client()
     url = "/voice/menu?l=es&a=0&s=3"
     doc = parse_twiml(signed_post(client, url, twilio_params(Digits="1"), sign_url="http://localhost" + url))
@@ -97,7 +97,7 @@ def test_a_bug_inside_a_step_is_answered_with_the_safe_reply(app, monkeypatch):
 
 
 def test_the_fallback_url_answers_without_the_database(app, hotline, place_call):
-    from ivr.state import set_mode
+    from ivr.store.state import set_mode
 
     set_mode(hotline.db, "live", reason="test", actor="test")
     place_call(keys=[])
@@ -133,8 +133,8 @@ def test_a_broken_rules_file_keeps_the_last_good_rules(app, hotline, rules_file,
 def test_with_nothing_published_callers_hear_the_holding_prompts(app, hotline, route, digits, expected):
     from sqlalchemy import update
 
-    from ivr.models import Announcement
-    from ivr.state import bump_content
+    from ivr.store.models import Announcement
+    from ivr.store.state import bump_content
 
     with hotline.db.write() as conn:
         conn.execute(update(Announcement).values(status="archived"))

@@ -10,7 +10,7 @@ from twilio.request_validator import RequestValidator
 
 from conftest import AUTH_TOKEN
 from helpers import parse_twiml, signed_post, twilio_params
-from ivr.models import Call, CallEvent
+from ivr.store.models import Call, CallEvent
 
 ROUTES = ["/voice/incoming", "/voice/menu", "/voice/language", "/voice/hold", "/voice/queue-result",
           "/voice/status", "/voice/fallback"]

@@ -10,11 +10,11 @@ from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
 from helpers import parse_twiml, signed_post, twilio_params
-from ivr import affected, jobs, queues
-from ivr.models import AuditEntry, Job, utcnow
-from ivr.models_routing import AffectedNumber, QueueEntry
-from ivr.simulate import FlaskTransport, SimulatedCall
-from ivr.state import set_mode
+from ivr.store import affected, jobs, queues
+from ivr.store.models import AuditEntry, Job, utcnow
+from ivr.store.models_routing import AffectedNumber, QueueEntry
+from ivr.tools.simulate import FlaskTransport, SimulatedCall
+from ivr.store.state import set_mode
 from stubs import StubHost, basic_auth
 
 
@@ -116,7 +116,7 @@ def test_out_of_hours_callers_get_the_queue_overflow(config, rules_file, live):
     from datetime import datetime, timezone
 
     from ivr.app import create_app
-    from ivr.rules import DAYS
+    from ivr.core.rules import DAYS
 
     today = datetime.now(timezone.utc).weekday()
     other = DAYS[(today + 3) % 7]

@@ -4,8 +4,8 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import inspect
 
-from ivr.db import Database
-from ivr.migrate import alembic_config, current, upgrade
+from ivr.store.db import Database
+from ivr.store.migrate import alembic_config, current, upgrade
 
 
 def test_migrations_match_the_models_and_round_trip(tmp_path):
@@ -37,7 +37,7 @@ def test_concurrent_read_then_write_transactions_never_fail_with_database_locked
 
     from sqlalchemy import select, update
 
-    from ivr.models import HotlineState
+    from ivr.store.models import HotlineState
 
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
     upgrade(db)

@@ -6,9 +6,9 @@ import re
 import pytest
 from jsonschema import Draft202012Validator
 
-from ivr import queues
-from ivr.api import load_openapi
-from ivr.users import add_user, create_token
+from ivr.store import queues
+from ivr.ops.api import load_openapi
+from ivr.store.users import add_user, create_token
 
 DOC = load_openapi()
 
@@ -82,8 +82,8 @@ def test_responses_match_the_document(app, hotline, admin, place_call):
 def test_healthz_says_why_it_is_unhealthy(app, hotline):
     from sqlalchemy import update
 
-    from ivr.models import Announcement
-    from ivr.state import bump_content
+    from ivr.store.models import Announcement
+    from ivr.store.state import bump_content
 
     client = app.test_client()
     ok = client.get("/healthz")

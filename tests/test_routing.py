@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 
 from ivr.config import PROJECT_ROOT
-from ivr.routing import QueueStats, Situation, decide
-from ivr.rules import RulesInvalid, load, parse
+from ivr.core.routing import QueueStats, Situation, decide
+from ivr.core.rules import RulesInvalid, load, parse
 
 RULES = load(PROJECT_ROOT / "routing_rules.yaml")
 # A Tuesday at 10:00 in New York: every shipped queue is open.

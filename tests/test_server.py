@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from conftest import IVR, AUTH_TOKEN, Server, server_env
 from helpers import wait_for
-from ivr.db import Database
-from ivr.models import Call, CallEvent
-from ivr.simulate import HttpTransport, SimulatedCall
+from ivr.store.db import Database
+from ivr.store.models import Call, CallEvent
+from ivr.tools.simulate import HttpTransport, SimulatedCall
 
 pytestmark = pytest.mark.slow
 

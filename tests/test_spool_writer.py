@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from ivr import events as events_mod
-from ivr.db import Database
-from ivr.events import EventRecorder, SpoolWriter
-from ivr.models import Call, CallEvent
+from ivr.spool import recorder as events_mod
+from ivr.store.db import Database
+from ivr.spool.recorder import EventRecorder, SpoolWriter
+from ivr.store.models import Call, CallEvent
 
 
 @pytest.fixture

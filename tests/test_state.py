@@ -8,9 +8,9 @@ import time
 import pytest
 from sqlalchemy import text
 
-from ivr import state as state_mod
-from ivr.db import Database
-from ivr.state import set_mode
+from ivr.store import state as state_mod
+from ivr.store.db import Database
+from ivr.store.state import set_mode
 
 
 def settle(reader) -> None:
@@ -169,7 +169,7 @@ def test_connections_broken_by_a_database_restart_are_replaced_at_once(pg_hotlin
 def test_a_change_made_by_this_process_reaches_its_next_webhook_without_waiting(hotline, monkeypatch):
     """The console or API in a worker flips the mode; that worker's very next webhook must see it, whether
     or not PostgreSQL's notification has arrived yet (here it never does)."""
-    from ivr import announcements
+    from ivr.store import announcements
 
     reader = hotline.state
     assert reader.current().mode == "message"
@@ -186,7 +186,7 @@ def test_a_change_made_by_this_process_reaches_its_next_webhook_without_waiting(
 
 
 def test_a_change_rolled_back_notifies_no_one(hotline, monkeypatch):
-    from ivr.state import notify_state_changed
+    from ivr.store.state import notify_state_changed
 
     reader = hotline.state
     reader.current()

@@ -1,4 +1,4 @@
-"""ivr.tts against the real espeak-ng engine; only Google's HTTP endpoint is replaced by local servers."""
+"""ivr.media.tts against the real espeak-ng engine; only Google's HTTP endpoint is replaced by local servers."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import gtts.tts
 import pytest
 
-from ivr import audio, tts
+from ivr.media import audio, tts
 
 SENTENCE = "Hello, you have reached the data breach hotline. Please listen carefully."
 

@@ -8,7 +8,7 @@ from twilio.request_validator import RequestValidator
 
 from conftest import AUTH_TOKEN
 from helpers import parse_twiml, signed_post, twilio_params
-from ivr.seed import DEFAULT_TEXTS
+from ivr.store.seed import DEFAULT_TEXTS
 
 EN = DEFAULT_TEXTS["en"]
 

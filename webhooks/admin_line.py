@@ -12,11 +12,11 @@ import hmac
 
 from flask import request
 
-from ivr import jobs
-from ivr.audit import audit
-from ivr.flow import Event, Gather, Hangup, Link, PlayUrl, Record, Redirect, Reply, Say
-from ivr.models import TOPICS
-from ivr.users import phone_admin_for_pin
+from ivr.store import jobs
+from ivr.store.audit import audit
+from ivr.core.flow import Event, Gather, Hangup, Link, PlayUrl, Record, Redirect, Reply, Say
+from ivr.store.models import TOPICS
+from ivr.store.users import phone_admin_for_pin
 from webhooks.voice import _call_sid, _digits, _values, voice_route
 
 MAX_PIN_TRIES = 3

@@ -11,9 +11,9 @@ import hmac
 
 from flask import request
 
-from ivr import queues
-from ivr.audit import audit
-from ivr.flow import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
+from ivr.store import queues
+from ivr.store.audit import audit
+from ivr.core.flow import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
 from webhooks.voice import _call_sid, _digits, _int, _values, voice_route
 
 MAX_PIN_TRIES = 3

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, request, send_file
 
-from ivr.announcements import media_bytes
+from ivr.store.announcements import media_bytes
 
 log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__)

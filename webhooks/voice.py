@@ -13,10 +13,12 @@ from functools import wraps
 
 from flask import Blueprint, Response, current_app, request
 
-from ivr import flow, queues, twiml
-from ivr.events import TERMINAL
+from ivr.core import flow
+from ivr.store import queues
+from webhooks import twiml
+from ivr.spool.recorder import TERMINAL
 from ivr.hotline import Hotline
-from ivr.metrics import WEBHOOK_SECONDS
+from ivr.ops.metrics import WEBHOOK_SECONDS
 from webhooks.params import raw_query, twilio_params
 from webhooks.security import is_signed_by_twilio
 

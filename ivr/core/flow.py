@@ -1,0 +1,467 @@
+"""The call flow: what a caller hears next, as a pure function of where the call is, the rules and the state.
+
+Nothing here touches Flask, Twilio or the database. A step's input is the route Twilio requested (`Step`),
+the digits pressed, the rules and the snapshot of the hotline's state; its output is a `Reply`: the verbs to
+answer with and the events to record. webhooks/voice.py parses requests and renders replies as TwiML.
+
+Call position travels in the action URLs we hand Twilio (signed by Twilio on the way back, so a caller
+cannot forge it): `l` the language, `a` failed attempts in a row, `s` the step number. The step number makes
+every request of a call distinct, so a request Twilio retries is recognised and recorded once.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from ivr.core.routing import Decision, Situation, decide
+from ivr.core.rules import Rules
+from ivr.store.state import Snapshot
+
+# -- the verbs a reply is made of -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class Play:
+    media: str  # sha256 of the phone-ready audio
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Collect one key; the prompts inside are interruptible. No key: the verbs after the Gather run."""
+
+    action: "Link"
+    prompts: tuple = ()
+    timeout: int = 6
+    num_digits: int | None = 1  # None: until finish_on_key (a PIN)
+    finish_on_key: str = "#"
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record the caller (the admin line); Twilio posts RecordingUrl and RecordingDuration to the action."""
+
+    action: "Link"
+    max_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class PlayUrl:
+    """Play audio Twilio hosts (an admin's recording played back to them)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class Redirect:
+    to: "Link"
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    queue: str
+    wait: "Link | None"  # None: Twilio's default hold music, no callbacks to us
+    action: "Link | None"
+
+
+@dataclass(frozen=True)
+class Hangup:
+    pass
+
+
+@dataclass(frozen=True)
+class Leave:
+    """Leave the Twilio queue (from the hold loop): the Enqueue's action URL is requested next."""
+
+
+@dataclass(frozen=True)
+class Dial:
+    number: str
+    action: "Link"
+
+
+@dataclass(frozen=True)
+class DialQueue:
+    """Connect an agent to the caller at the front of a Twilio queue, after a whisper (the url) to the agent."""
+
+    queue: str
+    whisper: "Link"
+    action: "Link"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What routing needs beyond the call position, supplied by the webhook layer (lazily: only
+    a caller who asks for a person costs a lookup)."""
+
+    now: datetime
+    call_sid: str = ""
+    caller_known: bool = True  # False when the number is withheld: no callback or SMS possible
+    affected: Callable[[], bool] = lambda: False
+    queue_stats: Callable[[], dict] = dict
+    recent_wait_minutes: Callable[[str], int | None] = lambda queue: None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A URL of ours: a route and the call position to carry in its query string."""
+
+    route: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def to(cls, route: str, **params) -> "Link":
+        return cls(route, tuple((k, str(v)) for k, v in params.items() if v is not None))
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # call_started, menu_choice, invalid, no_input, language, route, goodbye, queue, error
+    detail: str = ""
+    digits: str | None = None
+
+
+@dataclass
+class Reply:
+    verbs: list = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    outcome: str | None = None  # how the call stands after this step (recorded on the call)
+    language: str | None = None  # set when the caller chose a language
+    records: list[tuple[str, dict]] = field(default_factory=list)  # more to spool: queue_enter, job
+    callback: dict | None = None  # a callback the webhook layer must store before answering
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a call is: its language, failed attempts in a row, and the step number."""
+
+    lang: str
+    attempts: int = 0
+    step: int = 0
+
+    def link(self, route: str, **changes) -> Link:
+        nxt = Position(changes.get("lang", self.lang), changes.get("attempts", self.attempts), self.step + 1)
+        return Link(route, (("l", nxt.lang), ("a", str(nxt.attempts)), ("s", str(nxt.step))))
+
+
+# -- pieces -----------------------------------------------------------------------------------------------
+
+
+def _say(rules: Rules, lang: str, name: str, **values) -> Say:
+    text = rules.prompt(lang, name)
+    return Say(text.format(**values) if values else text, lang)
+
+
+def _spoken(rules: Rules, snap: Snapshot, lang: str, topic: str, missing_prompt: str) -> list:
+    """The published announcement on a topic: its audio, else its text, else the prompt for 'nothing yet'."""
+    found = snap.content.find(lang, topic, rules.default_language)
+    if found is None:
+        return [_say(rules, lang, missing_prompt)]
+    spoken, code = found
+    # With the database unreachable the audio may not be servable; the text needs nothing from us.
+    if spoken.media and (snap.fresh or not spoken.text):
+        return [Play(spoken.media)]
+    return [Say(spoken.text, code)]
+
+
+def menu(rules: Rules, pos: Position, lead: list) -> list:
+    """The menu in a Gather (the lead prompts first, all interruptible), then the no-input path."""
+    return [
+        Gather(pos.link("/voice/menu"), tuple(lead) + (_say(rules, pos.lang, "menu"),), rules.menu.timeout_seconds),
+        Redirect(pos.link("/voice/menu")),  # Twilio posts no Digits here: that is "no input"
+    ]
+
+
+def goodbye(rules: Rules, lang: str, lead: list | None = None) -> list:
+    return list(lead or []) + [_say(rules, lang, "goodbye"), Hangup()]
+
+
+# -- the steps --------------------------------------------------------------------------------------------
+
+
+def incoming(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+    """A new call: greeting, the announcement, then the menu, all interruptible."""
+    lead = [_say(rules, pos.lang, "greeting"), *_spoken(rules, snap, pos.lang, "main", "no_announcement")]
+    return Reply(menu(rules, pos, lead), [Event("call_started", snap.mode)], outcome="listening")
+
+
+def menu_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None, ctx: Context | None = None) -> Reply:
+    """The caller pressed a key in the menu, or pressed nothing."""
+    if pos.step > rules.menu.max_steps:
+        return Reply(goodbye(rules, pos.lang), [Event("goodbye", "max steps")], outcome="ended-max-steps")
+    if not digits:
+        return _retry(rules, pos, "no_input", Event("no_input"))
+    action = rules.menu.options.get(digits)
+    if action is None:
+        return _retry(rules, pos, "invalid_choice", Event("invalid", digits=digits[:32]))
+    reply = _ACTIONS[action](rules, snap, Position(pos.lang, 0, pos.step), ctx or Context(_utcnow()))
+    reply.events.insert(0, Event("menu_choice", action, digits))
+    return reply
+
+
+def _retry(rules: Rules, pos: Position, prompt: str, event: Event) -> Reply:
+    attempts = pos.attempts + 1
+    if attempts >= rules.menu.max_attempts:
+        verbs = goodbye(rules, pos.lang, [_say(rules, pos.lang, prompt), _say(rules, pos.lang, "too_many_attempts")])
+        return Reply(verbs, [event, Event("goodbye", "max attempts")], outcome="ended-no-choice")
+    return Reply(menu(rules, Position(pos.lang, attempts, pos.step), [_say(rules, pos.lang, prompt)]), [event])
+
+
+def _repeat(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "main", "no_announcement")))
+
+
+def _details(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "details", "details_missing")))
+
+
+def _advice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "advice", "advice_missing")))
+
+
+def _language_menu(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+    # Each language's own words, so every caller understands the choice.
+    prompts = tuple(_say(rules, code, "language_menu") for code in _languages_once(rules))
+    return Reply([
+        Gather(pos.link("/voice/language"), prompts, rules.menu.timeout_seconds),
+        Redirect(pos.link("/voice/language")),
+    ])
+
+
+def _languages_once(rules: Rules) -> list[str]:
+    """One language per distinct language-menu prompt (they are usually all the same bilingual sentence)."""
+    seen, codes = set(), []
+    for code in rules.languages:
+        text = rules.prompt(code, "language_menu")
+        if text not in seen:
+            seen.add(text)
+            codes.append(code)
+    return codes
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _routed(menu_action: str):
+    def action(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+        return route(rules, snap, pos, ctx, menu_action)
+
+    return action
+
+
+def route(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, menu_action: str) -> Reply:
+    """A caller asked for a person (or reported fraud): the routing rules decide what happens."""
+    situation = Situation(mode=snap.mode, menu=menu_action, severity=snap.content.severity,
+                          affected=ctx.affected(), now=ctx.now, queues=ctx.queue_stats())
+    decision = decide(rules, situation)
+    reply = _DECISIONS[decision.action](rules, snap, pos, ctx, decision)
+    reply.events.insert(0, Event("route", decision.describe()[:400]))
+    return reply
+
+
+def _overflow_lead(rules: Rules, lang: str, decision: Decision, mode: str = "live") -> list:
+    """Why the caller is not being put through: closed, or nobody available (message mode, full, too slow)."""
+    if decision.overflow == "closed":
+        return [_say(rules, lang, "queue_closed")]
+    if decision.overflow or mode != "live":
+        return [_say(rules, lang, "agents_unavailable")]
+    return []
+
+
+def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
+    params = dict(l=pos.lang, q=d.queue, p=d.priority)
+    verbs = [_say(rules, pos.lang, "connecting_agent"),
+             Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), Link.to("/voice/queue-result", **params))]
+    record = ("queue_enter", {"queue": d.queue, "priority": d.priority, "language": pos.lang, "reason": d.rule[:40],
+                              "severity": snap.content.severity, "affected": ctx.affected()})
+    return Reply(verbs, outcome="queued", records=[record])
+
+
+def _offer_callback(rules, snap, pos, ctx, d: Decision) -> Reply:
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode)
+    if not ctx.caller_known:
+        return Reply(menu(rules, pos, lead + [_say(rules, pos.lang, "callback_unavailable")]),
+                     outcome="agents-unavailable")
+    gather = Gather(Link.to("/voice/callback", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1),
+                    tuple(lead) + (_say(rules, pos.lang, "callback_offer"),), rules.menu.timeout_seconds)
+    return Reply([gather] + menu(rules, pos, []), outcome="callback-offered")
+
+
+def _voicemail(rules, snap, pos, ctx, d: Decision) -> Reply:
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode)
+    link = Link.to("/voice/voicemail", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1)
+    verbs = lead + [_say(rules, pos.lang, "voicemail_prompt"), Record(link, 120)] + menu(rules, pos, [])
+    return Reply(verbs, outcome="voicemail-offered")
+
+
+def _message(rules, snap, pos, ctx, d: Decision) -> Reply:
+    return Reply(menu(rules, pos, _overflow_lead(rules, pos.lang, d, snap.mode) + [_say(rules, pos.lang, d.prompt)]),
+                 outcome="agents-unavailable")
+
+
+def _dial(rules, snap, pos, ctx, d: Decision) -> Reply:
+    verbs = [_say(rules, pos.lang, "connecting_agent"), Dial(d.number, pos.link("/voice/queue-result"))]
+    return Reply(verbs, outcome="dialled-overflow")
+
+
+def _route_goodbye(rules, snap, pos, ctx, d: Decision) -> Reply:
+    return Reply(goodbye(rules, pos.lang, _overflow_lead(rules, pos.lang, d, snap.mode)), outcome="agents-unavailable")
+
+
+_DECISIONS = {"enqueue": _enqueue, "callback": _offer_callback, "voicemail": _voicemail, "message": _message,
+              "dial": _dial, "goodbye": _route_goodbye}
+
+
+def reference(call_sid: str) -> str:
+    """A short reference a caller can quote (derived from the CallSid, so retries give the same one)."""
+    digest = hashlib.sha256(call_sid.encode()).hexdigest().upper()
+    return f"HL-{digest[:4]}-{digest[4:8]}"
+
+
+def _sms(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+    if not ctx.caller_known:
+        return Reply(menu(rules, pos, [_say(rules, pos.lang, "sms_unavailable")]), [Event("sms", "withheld")])
+    # The webhook layer adds the number; the job sends the text after the call has moved on.
+    ref = reference(ctx.call_sid)
+    return Reply(menu(rules, pos, [_say(rules, pos.lang, "sms_sent", reference=ref)]), [Event("sms", ref)],
+                 records=[("job", {"kind": "sms", "lang": pos.lang, "reference": ref})])
+
+
+def _goodbye(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
+    return Reply(goodbye(rules, pos.lang), [Event("goodbye", "caller chose")], outcome="ended-by-caller")
+
+
+_ACTIONS = {
+    "details": _details,
+    "advice": _advice,
+    "language": _language_menu,
+    "repeat": _repeat,
+    "agent": _routed("agent"),
+    "fraud": _routed("fraud"),
+    "sms": _sms,
+    "goodbye": _goodbye,
+}
+
+
+def language_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None) -> Reply:
+    """The caller answered the language menu; the choice holds for the rest of the call."""
+    chosen = next((code for code, lang in rules.languages.items() if digits and lang.key == digits), None)
+    if chosen is None:
+        # No choice or a wrong key: back to the menu in the language they had, nothing lost.
+        event = Event("invalid", "language menu", digits[:32]) if digits else Event("no_input", "language menu")
+        lead = [_say(rules, pos.lang, "invalid_choice")] if digits else []
+        return Reply(menu(rules, pos, lead), [event])
+    new = Position(chosen, 0, pos.step)
+    lead = [_say(rules, chosen, "language_set"), *_spoken(rules, snap, chosen, "main", "no_announcement")]
+    return Reply(menu(rules, new, lead), [Event("language", chosen, digits)], language=chosen)
+
+
+def hold(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, priority: int,
+         position: int | None) -> Reply:
+    """The waitUrl loop: only verbs Twilio allows there (Say, Play, Pause, Gather, Redirect, Leave, Hangup).
+
+    Position, an honest wait figure (what recent callers in this queue actually waited), the key facts,
+    and the offer of a callback that keeps the caller's place. When the document runs out, Twilio
+    requests it again: that is the hold loop.
+    """
+    lang = pos.lang
+    prompts = [_say(rules, lang, "hold")]
+    if position:
+        prompts.append(_say(rules, lang, "queue_position", position=position))
+    minutes = ctx.recent_wait_minutes(queue) if queue in rules.queues else None
+    prompts.append(_say(rules, lang, "queue_estimate", minutes=minutes) if minutes is not None
+                   else _say(rules, lang, "queue_no_estimate"))
+    if rules.hold.repeat_facts:
+        prompts += _spoken(rules, snap, lang, "advice", "advice_missing")
+    if ctx.caller_known:
+        prompts.append(_say(rules, lang, "callback_offer"))
+    choice = Link.to("/voice/hold-choice", l=lang, q=queue, p=priority)
+    return Reply([Gather(choice, tuple(prompts), 5), Pause(rules.hold.pause_seconds)])
+
+
+def hold_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, priority: int,
+                digits: str | None) -> Reply:
+    """A key pressed while on hold: 1 is a callback that keeps the caller's place in line."""
+    back = Redirect(Link.to("/voice/hold", l=pos.lang, q=queue, p=priority))
+    if digits != "1":
+        return Reply([back])
+    if not ctx.caller_known:
+        return Reply([_say(rules, pos.lang, "callback_unavailable"), back])
+    return Reply([_say(rules, pos.lang, "callback_confirmed"), Leave()], [Event("callback", f"from queue {queue}")],
+                 outcome="callback", callback={"queue": queue, "priority": priority, "reason": "asked while on hold",
+                                               "keep_place": True})
+
+
+def callback_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str | None,
+                    priority: int, digits: str | None) -> Reply:
+    """The answer to a callback offer: 1 books it; any other key is a menu choice."""
+    if digits != "1":
+        return menu_choice(rules, snap, pos, digits, ctx)
+    if not ctx.caller_known:
+        return Reply(menu(rules, pos, [_say(rules, pos.lang, "callback_unavailable")]))
+    return Reply([_say(rules, pos.lang, "callback_confirmed"), Hangup()], [Event("callback", "offered and accepted")],
+                 outcome="callback", callback={"queue": queue or "", "priority": priority, "reason": "callback offered"})
+
+
+def voicemail_left(rules: Rules, snap: Snapshot, pos: Position, queue: str | None, priority: int,
+                   recording_url: str | None) -> Reply:
+    if not recording_url:
+        return Reply(menu(rules, pos, []))
+    return Reply([_say(rules, pos.lang, "voicemail_thanks"), Hangup()], [Event("voicemail")], outcome="voicemail",
+                 callback={"queue": queue or "", "priority": priority, "reason": "voicemail",
+                           "voicemail_url": recording_url})
+
+
+def queue_result(rules: Rules, snap: Snapshot, pos: Position, result: str) -> Reply:
+    """The Enqueue action: the caller left the queue. Bridged, hung up or off to a callback: nothing more to say."""
+    exit_record = ("queue_exit", {"status": result or "unknown"})
+    if result in ("bridged", "bridging-in-process", "hangup", "redirected", "redirected-from-bridged", "leave"):
+        outcome = {"leave": "callback", "hangup": "abandoned"}.get(result, "agent" if "bridg" in result else "redirected")
+        return Reply([Hangup()] if result != "redirected" else [], [Event("queue", result)], outcome=outcome,
+                     records=[exit_record])
+    # queue-full, error, system-error, or a Dial that failed: say so and keep the caller served with the menu.
+    lead = [_say(rules, pos.lang, "queue_failed"), _say(rules, pos.lang, "agents_unavailable")]
+    return Reply(menu(rules, Position(pos.lang, 0, pos.step), lead), [Event("queue", result or "unknown")],
+                 outcome=f"queue-{result or 'unknown'}", records=[exit_record])
+
+
+def safe_reply(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+    """What a caller hears when something failed inside a step: the latest information, then the menu.
+
+    The attempt counter grows with each failure, so a persistent fault ends politely instead of looping.
+    """
+    lead = [_say(rules, pos.lang, "technical_difficulty"), *_spoken(rules, snap, pos.lang, "main", "no_announcement")]
+    if pos.attempts + 1 >= rules.menu.max_attempts:
+        return Reply(goodbye(rules, pos.lang, lead), [Event("error", "gave up")], outcome="ended-error")
+    return Reply(menu(rules, Position(pos.lang, pos.attempts + 1, pos.step), lead), [Event("error")])
+
+
+def fallback(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
+    """Twilio's Fallback URL: our main answer failed. The last good announcement, then what needs none of us:
+    in live mode Twilio's own queue (its default hold music), else a polite goodbye."""
+    lead = [_say(rules, pos.lang, "technical_difficulty")]
+    found = snap.content.find(pos.lang, "main", rules.default_language)
+    if found is None:
+        lead.append(_say(rules, pos.lang, "no_announcement"))
+    else:
+        spoken, code = found
+        # Text first: a Say needs no media fetch from a server that may be the thing that failed.
+        lead.append(Say(spoken.text, code) if spoken.text else Play(spoken.media))
+    if snap.mode == "live":
+        general = rules.routing[-1].then.queue or next(iter(rules.queues))
+        verbs = lead + [_say(rules, pos.lang, "connecting_agent"), Enqueue(rules.twilio_queue(general), None, None)]
+        return Reply(verbs, [Event("fallback", "enqueue")], outcome="fallback-queued")
+    return Reply(goodbye(rules, pos.lang, lead), [Event("fallback", "goodbye")], outcome="fallback")

@@ -1,0 +1,102 @@
+"""Who goes where: the routing rules applied to one caller's situation. Pure: no database, no clock.
+
+The first rule whose conditions all hold decides. An enqueue into a queue that is closed, full or too
+slow, or any enqueue while the hotline is in message mode, gets that queue's overflow instead.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from ivr.core.rules import Route, Rules
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    waiting: int = 0
+    longest_wait_s: int = 0
+
+
+@dataclass(frozen=True)
+class Situation:
+    mode: str
+    menu: str  # the menu action that asked for routing: agent or fraud
+    severity: str
+    affected: bool
+    now: dt.datetime
+    queues: dict[str, QueueStats] = field(default_factory=dict)
+
+    def stats(self, queue: str) -> QueueStats:
+        return self.queues.get(queue, QueueStats())
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule: str
+    action: str  # enqueue | message | callback | voicemail | dial | goodbye
+    queue: str | None = None
+    priority: int | None = None
+    twilio_queue: str | None = None
+    prompt: str | None = None
+    number: str | None = None
+    overflow: str | None = None  # why the queue's overflow applied: closed | full | wait | message-mode
+
+    def describe(self) -> str:
+        where = f" {self.twilio_queue} (priority {self.priority})" if self.action == "enqueue" else ""
+        why = f" [overflow: {self.overflow} of {self.queue}]" if self.overflow else ""
+        extra = f" {self.prompt or self.number}" if (self.prompt or self.number) else ""
+        return f"{self.action}{where}{extra}{why} by rule {self.rule!r}"
+
+
+def is_open(rules: Rules, queue: str, now: dt.datetime) -> bool:
+    hours = rules.queues[queue].hours
+    return hours is None or hours.is_open(now)
+
+
+def matches(rules: Rules, route: Route, s: Situation) -> bool:
+    w = route.when
+    if w.mode is not None and w.mode != s.mode:
+        return False
+    if w.menu is not None and s.menu not in w.menu:
+        return False
+    if w.severity_at_least is not None and rules.severity_rank(s.severity) < rules.severity_rank(w.severity_at_least):
+        return False
+    if w.affected is not None and w.affected != s.affected:
+        return False
+    if w.queue is not None:
+        stats = s.stats(w.queue)
+        if w.queue_open is not None and w.queue_open != is_open(rules, w.queue, s.now):
+            return False
+        if w.queue_size_at_least is not None and stats.waiting < w.queue_size_at_least:
+            return False
+        if w.longest_wait_at_least_minutes is not None and stats.longest_wait_s < w.longest_wait_at_least_minutes * 60:
+            return False
+    return True
+
+
+def decide(rules: Rules, s: Situation) -> Decision:
+    """The routing decision for this caller now."""
+    route = next(r for r in rules.routing if matches(rules, r, s))  # the last rule always matches
+    then = route.then
+    if then.action != "enqueue":
+        return Decision(route.name, then.action, prompt=then.prompt, number=then.number)
+    queue = rules.queues[then.queue]
+    reason = _overflow_reason(rules, then.queue, s)
+    if reason:
+        return Decision(route.name, queue.overflow, queue=then.queue, priority=then.priority or queue.priority,
+                        number=queue.overflow_number, overflow=reason)
+    priority = then.priority or queue.priority
+    return Decision(route.name, "enqueue", then.queue, priority, rules.twilio_queue(then.queue, priority))
+
+
+def _overflow_reason(rules: Rules, queue: str, s: Situation) -> str | None:
+    q, stats = rules.queues[queue], s.stats(queue)
+    if s.mode != "live":
+        return "message-mode"
+    if not is_open(rules, queue, s.now):
+        return "closed"
+    if stats.waiting >= q.max_size:
+        return "full"
+    if stats.longest_wait_s >= q.max_wait_minutes * 60:
+        return "wait"
+    return None

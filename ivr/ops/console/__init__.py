@@ -1,0 +1,26 @@
+"""The web console for ops and admins: server-rendered pages under /console (Flask + Jinja, no front-end build)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+
+SESSION_LIFETIME = timedelta(hours=8)  # one shift; the server enforces it too (ivr/console/auth.py)
+
+
+def init_app(app: Flask) -> None:
+    """Register the console and make its session cookie safe (HttpOnly, SameSite=Lax, Secure behind HTTPS)."""
+    from ivr.ops.console import pages  # noqa: F401  (adds every page's routes to the blueprint)
+    from ivr.ops.console.base import bp
+
+    public_url = app.config["IVR"].public_url
+    lifetime = app.config.setdefault("CONSOLE_SESSION_LIFETIME", SESSION_LIFETIME)
+    app.config.setdefault("CONSOLE_REFRESH_SECONDS", 15)
+    app.config.update(
+        SESSION_COOKIE_NAME="ivr_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=lifetime,  # the browser drops the cookie when the server stops honouring it
+    )
+    app.register_blueprint(bp)

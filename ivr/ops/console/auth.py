@@ -1,0 +1,133 @@
+"""Console sign-in: passwords from the users table, throttling kept in the database, sessions with an expiry.
+
+The cookie holds only a random session id; the session itself lives in `console_sessions`, so signing out
+or expiring really ends it, on every worker and every server.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, g, redirect, request, session, url_for
+from sqlalchemy import delete, func, insert, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ivr.ops.console import csrf
+from ivr.store.db import Database
+from ivr.store.models import ConsoleSession, LoginFailure, User, utcnow
+
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+_dummy_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    id: int
+    name: str
+    role: str
+
+
+def _hotline_db() -> Database:
+    return current_app.extensions["ivr"].db
+
+
+def _id_hash(sid: str) -> str:
+    # The id is 256 random bits: a plain hash keeps a database leak from handing out live sessions.
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def current_user() -> ConsoleUser | None:
+    """The user signed in with this request's cookie, if the session is still open and the user active."""
+    sid = session.get("sid")
+    if not sid:
+        return None
+    with _hotline_db().read() as conn:
+        row = conn.execute(select(User.id, User.name, User.role)
+                           .join(ConsoleSession, ConsoleSession.user_id == User.id)
+                           .where(ConsoleSession.id_hash == _id_hash(sid), ConsoleSession.expires_at > utcnow(),
+                                  User.active.is_(True))).first()
+    if row is None:
+        session.pop("sid", None)
+        g.session_expired = True
+        return None
+    return ConsoleUser(row.id, row.name, row.role)
+
+
+def to_login():
+    """Send an anonymous request to the sign-in page, coming back here afterwards if it was a page."""
+    if g.get("session_expired"):
+        flash("Your session has expired. Please sign in again.", "error")
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for("console.login", next=target), 303)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a console path only, never another site."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/console/") or "\\" in (target or ""):
+        return url_for("console.dashboard")
+    return target
+
+
+def _throttle_key(name: str, ip: str) -> tuple[str, str]:
+    return name.strip().lower()[:120], (ip or "unknown")[:64]
+
+
+def throttled(db: Database, name: str, ip: str) -> bool:
+    """Too many recent failures for this user name from this address."""
+    user_name, ip = _throttle_key(name, ip)
+    with db.read() as conn:
+        failures = conn.execute(select(func.count()).select_from(LoginFailure).where(
+            LoginFailure.user_name == user_name, LoginFailure.ip == ip,
+            LoginFailure.at > utcnow() - FAILURE_WINDOW)).scalar_one()
+    return failures >= MAX_FAILURES
+
+
+def record_failure(db: Database, name: str, ip: str) -> None:
+    user_name, ip = _throttle_key(name, ip)
+    with db.write() as conn:
+        conn.execute(insert(LoginFailure).values(user_name=user_name, ip=ip, at=utcnow()))
+
+
+def check_password(db: Database, name: str, password: str) -> ConsoleUser | None:
+    """The active user with this name and password, or None (taking as long when the name is unknown)."""
+    global _dummy_hash
+    with db.read() as conn:
+        row = conn.execute(select(User.id, User.name, User.role, User.password_hash)
+                           .where(User.name == name.strip(), User.active.is_(True))).first()
+    if row is None or not row.password_hash:
+        _dummy_hash = _dummy_hash or generate_password_hash(secrets.token_hex(8))
+        check_password_hash(_dummy_hash, password)  # same cost as a real check: the timing reveals no names
+        return None
+    return ConsoleUser(row.id, row.name, row.role) if check_password_hash(row.password_hash, password) else None
+
+
+def sign_in(db: Database, user: ConsoleUser, ip: str) -> None:
+    """Open a server-side session for this user and put only its id in the cookie."""
+    sid = secrets.token_urlsafe(32)
+    now = utcnow()
+    user_name, ip = _throttle_key(user.name, ip)
+    with db.write() as conn:
+        conn.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
+        # Old failures anywhere, and this user's from this address: a success clears the slate.
+        conn.execute(delete(LoginFailure).where((LoginFailure.at <= now - FAILURE_WINDOW) | (
+            (LoginFailure.user_name == user_name) & (LoginFailure.ip == ip))))
+        conn.execute(insert(ConsoleSession).values(
+            id_hash=_id_hash(sid), user_id=user.id, created_at=now,
+            expires_at=now + current_app.config["CONSOLE_SESSION_LIFETIME"]))
+    session.clear()
+    session.permanent = True
+    session["sid"] = sid
+    csrf.renew()
+
+
+def sign_out(db: Database) -> None:
+    sid = session.get("sid")
+    if sid:
+        with db.write() as conn:
+            conn.execute(delete(ConsoleSession).where(ConsoleSession.id_hash == _id_hash(sid)))
+    session.clear()

@@ -1,0 +1,129 @@
+"""The console blueprint and what every page shares: the signed-in user, roles, CSRF, headers and errors."""
+from __future__ import annotations
+
+import logging
+from datetime import timezone
+
+from flask import Blueprint, current_app, g, render_template, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ivr.ops.console import auth, csrf
+from ivr.store.users import role_at_least
+
+log = logging.getLogger("ivr.ops.console")
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+               static_folder="static")
+
+REASON_MAX = 500
+# Pages are the hotline's private state: never framed, never cached, only our own scripts and styles.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; object-src 'none'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class FormError(ValueError):
+    """A form that cannot be carried out as sent; nothing was changed."""
+
+
+def needs(role: str | None):
+    """Declare the least role a view needs (None: anyone); the blueprint's guard enforces it."""
+
+    def decorate(view):
+        view.console_role = role
+        return view
+
+    return decorate
+
+
+def hotline():
+    return current_app.extensions["ivr"]
+
+
+def actor() -> str:
+    return g.user.name
+
+
+def reason(form) -> str:
+    """The required reason for a change: the audit log must say why."""
+    text = (form.get("reason") or "").strip()
+    if not text:
+        raise FormError("a reason is required: the audit log must say why")
+    if len(text) > REASON_MAX:
+        raise FormError(f"the reason is longer than {REASON_MAX} characters")
+    return text
+
+
+def page_error(status: int, title: str, message: str):
+    return render_template("console/error.html", title=title, message=message), status
+
+
+@bp.before_request
+def _guard():
+    """Sign-in, role and CSRF checks for every console route, before any view runs."""
+    if request.endpoint == "console.static":
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    # A view that does not declare its role is admin-only: forgetting fails closed.
+    needed = getattr(view, "console_role", "admin")
+    g.user = auth.current_user()
+    if needed is not None:
+        if g.user is None:
+            return auth.to_login()
+        if not role_at_least(g.user.role, needed):
+            log.warning("console: refused %s %s to %s (%s): needs %s", request.method, request.path, g.user.name,
+                        g.user.role, needed)
+            return page_error(403, "Not allowed",
+                              f"This needs the {needed} role; you are signed in as {g.user.role}.")
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf.valid():
+        log.warning("console: refused %s %s from %s (%s): missing or wrong CSRF token", request.method,
+                    request.path, g.user.name if g.user else "anonymous", request.remote_addr)
+        return page_error(400, "Form refused",
+                          "This form was refused because its security token is missing or out of date "
+                          "(for example, it was opened before you signed in again). Nothing was changed. "
+                          "Go back, reload the page and try again.")
+    return None
+
+
+@bp.after_request
+def _headers(resp):
+    if request.endpoint != "console.static":
+        resp.headers.update(SECURITY_HEADERS)
+        resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc):
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return page_error(413, "Too large", f"The upload is larger than the {limit / 1_000_000:.0f} MB limit. "
+                                        "Nothing was stored.")
+
+
+@bp.errorhandler(OperationalError)
+def _database_down(exc):
+    # Callers are served from the last good snapshot; the console says plainly that it cannot act right now.
+    log.error("console: %s %s: database unreachable: %s", request.method, request.path, exc)
+    return page_error(503, "Database unreachable",
+                      "The hotline's database cannot be reached right now, so this page cannot be shown or "
+                      "this change made. Callers still hear the last good announcement. Try again shortly, "
+                      "and check the audit log before repeating a change.")
+
+
+@bp.app_template_filter("when")
+def _when(value) -> str:
+    """A time from the database, always shown in UTC (SQLite hands times back without a zone)."""
+    if not value:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# Globals, not context: the macros in _macros.html see them when imported.
+bp.add_app_template_global(csrf.token, "csrf_token")
+bp.add_app_template_global(lambda: g.get("user"), "current_user")

@@ -1,0 +1,103 @@
+"""The dashboard: the mode and its one switch, the incident, what callers hear, and live figures."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import flash, redirect, render_template, request, url_for
+
+from ivr.ops.console import charts, queries
+from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.store.models import MODES, utcnow
+from ivr.store.state import get_mode, set_mode
+
+DAY = timedelta(hours=24)
+
+
+def _slot_start(now: datetime, seconds: int) -> datetime:
+    """The start of the slot 24 hours ago, on a slot boundary, so bars line up with clock times."""
+    start = int((now - DAY).timestamp()) // seconds * seconds
+    return datetime.fromtimestamp(start, timezone.utc)
+
+
+def _labels(start: datetime, seconds: int, n: int) -> list[str]:
+    return [(start + timedelta(seconds=seconds * i)).strftime("%H:%M") for i in range(n)]
+
+
+def live_figures() -> dict:
+    """Everything the live part of the dashboard shows."""
+    db, now = hotline().db, utcnow()
+    five, hour = _slot_start(now, 300), _slot_start(now, 3600)
+    with db.read() as conn:
+        incident = queries.active_incident(conn)
+        in_progress, last_hour = queries.call_counts(conn, now)
+        per5 = queries.calls_per_slot(conn, five, 300, 24 * 12 + 1)
+        total, lost = queries.abandoned_per_slot(conn, hour, 3600, 25)
+        choices = queries.menu_choices(conn, now - DAY)
+    busiest = max(range(len(per5)), key=per5.__getitem__)
+    labels5, labels_h = _labels(five, 300, len(per5)), _labels(hour, 3600, len(total))
+    n_calls, n_lost = sum(total), sum(lost)
+    return {
+        "mode": get_mode(db),
+        "incident": incident,
+        "in_progress": in_progress,
+        "last_hour": last_hour,
+        "queues": queries.queue_summary(db),
+        "abandon_rate": f"{100 * n_lost / n_calls:.0f}%" if n_calls else "no calls",
+        "charts": [
+            charts.columns("Calls per 5 minutes, last 24 hours (UTC)", per5, labels5, tick_every=36,
+                           summary=f"{sum(per5)} calls in 24 hours; busiest 5 minutes from {labels5[busiest]} "
+                                   f"UTC with {per5[busiest]} calls."),
+            charts.rows("Menu choices, last 24 hours", choices,
+                        summary="; ".join(f"{label}: {n}" for label, n in choices) or "No menu choices yet."),
+            charts.columns("Abandoned calls per hour, last 24 hours (UTC)", total, labels_h, tick_every=3,
+                           overlay=lost, overlay_name="abandoned",
+                           summary=f"{n_lost} of {n_calls} calls abandoned while listening or queued."),
+        ],
+    }
+
+
+def _published() -> list:
+    with hotline().db.read() as conn:
+        incident = queries.active_incident(conn)
+        return queries.published_announcements(conn, incident.id) if incident else []
+
+
+def _page(status: int = 200, error: str | None = None):
+    return render_template("console/dashboard.html", live=live_figures(), published=_published(), modes=MODES,
+                           error=error, form=request.form), status
+
+
+@bp.get("/")
+@needs("viewer")
+def dashboard():
+    return _page()
+
+
+@bp.get("/live")
+@needs("viewer")
+def live():
+    """The live part of the dashboard alone, fetched by console.js every few seconds."""
+    return render_template("console/_live.html", live=live_figures())
+
+
+@bp.post("/mode")
+@needs("ops")
+def mode():
+    """Flip the hotline between message and live mode: confirmed, with a reason, audited."""
+    form = request.form
+    db = hotline().db
+    try:
+        why = reason(form)
+        if form.get("confirm") != "yes":
+            raise FormError("tick the box to confirm the switch: it changes what every caller hears")
+        current = get_mode(db)[0]
+        if form.get("expected", current) != current:
+            raise FormError(f"the hotline was switched to {current} mode by someone else meanwhile; "
+                            "check the dashboard and decide again")
+        before, after = set_mode(db, form.get("mode", ""), reason=why, actor=actor())
+    except ValueError as exc:  # FormError, or set_mode's own refusal
+        return _page(400, f"{exc}. Nothing was changed.")
+    log.info("console: %s switched the mode %s -> %s", actor(), before, after)
+    flash(f"The hotline is now in {after} mode." if before != after else f"The hotline was already in {after} mode.",
+          "ok")
+    return redirect(url_for("console.dashboard"), 303)

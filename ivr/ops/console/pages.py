@@ -1,0 +1,10 @@
+"""Every console page, imported once so their routes land on the blueprint."""
+from ivr.ops.console import (  # noqa: F401
+    announcements_page,
+    audit_page,
+    login_page,
+    briefing_page,
+    calls_page,
+    dashboard,
+    rules_page,
+)

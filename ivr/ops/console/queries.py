@@ -1,0 +1,135 @@
+"""What the console reads: the active incident, calls and their paths through the menu, and chart figures.
+
+Time windows go through calls.started_at (indexed), and events are reached through their call, so the
+dashboard stays cheap while a surge fills call_events.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import BigInteger, Connection, Integer, case, cast, func, inspect, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from ivr.store.db import Database
+from ivr.spool.recorder import TERMINAL
+from ivr.store.models import Announcement, Call, CallEvent, Incident
+
+IN_PROGRESS_WINDOW = timedelta(hours=2)  # a call with no final status older than this was lost, not live
+ABANDONED_OUTCOMES = ("listening", "queued")  # the caller hung up while listening or waiting for an agent
+
+
+def active_incident(conn: Connection):
+    """The incident the hotline talks about (id, title, severity, exposed), or None."""
+    return conn.execute(select(Incident.id, Incident.title, Incident.severity, Incident.exposed)
+                        .where(Incident.status == "active").order_by(Incident.updated_at.desc()).limit(1)).first()
+
+
+def published_announcements(conn: Connection, incident_id: int) -> list:
+    return conn.execute(select(Announcement.id, Announcement.language, Announcement.topic, Announcement.version,
+                               Announcement.text, Announcement.media_sha256, Announcement.duration_ms,
+                               Announcement.published_at)
+                        .where(Announcement.incident_id == incident_id, Announcement.status == "published")
+                        .order_by(Announcement.language, Announcement.topic)).all()
+
+
+def call_counts(conn: Connection, now: datetime) -> tuple[int, int]:
+    """(calls in progress, calls started in the last hour)."""
+    live = select(func.count()).select_from(Call).where(
+        Call.started_at >= now - IN_PROGRESS_WINDOW, Call.status.is_(None) | Call.status.not_in(TERMINAL))
+    last_hour = select(func.count()).select_from(Call).where(Call.started_at >= now - timedelta(hours=1))
+    return conn.execute(live).scalar_one(), conn.execute(last_hour).scalar_one()
+
+
+def _epoch(conn: Connection, column):
+    if conn.dialect.name == "sqlite":
+        return cast(func.strftime("%s", column), Integer)
+    return cast(func.floor(func.extract("epoch", column)), BigInteger)
+
+
+def _bucket(conn: Connection, since: datetime, seconds: int):
+    """The index of the `seconds`-long slot since `since` a call started in."""
+    return (_epoch(conn, Call.started_at) - int(since.timestamp())) // seconds
+
+
+def calls_per_slot(conn: Connection, since: datetime, seconds: int, slots: int) -> list[int]:
+    """How many calls started in each slot from `since` on."""
+    bucket = _bucket(conn, since, seconds).label("slot")
+    counts = [0] * slots
+    for slot, n in conn.execute(select(bucket, func.count()).where(Call.started_at >= since).group_by(bucket)):
+        if 0 <= slot < slots:
+            counts[slot] = n
+    return counts
+
+
+def abandoned_per_slot(conn: Connection, since: datetime, seconds: int, slots: int) -> tuple[list[int], list[int]]:
+    """(calls, abandoned calls) per slot: abandoned means it ended while listening or queued."""
+    bucket = _bucket(conn, since, seconds).label("slot")
+    abandoned = func.sum(case((Call.outcome.in_(ABANDONED_OUTCOMES) & (Call.status == "completed"), 1), else_=0))
+    total, lost = [0] * slots, [0] * slots
+    for slot, n, a in conn.execute(select(bucket, func.count(), abandoned).where(Call.started_at >= since)
+                                   .group_by(bucket)):
+        if 0 <= slot < slots:
+            total[slot], lost[slot] = n, int(a or 0)
+    return total, lost
+
+
+def menu_choices(conn: Connection, since: datetime) -> list[tuple[str, int]]:
+    """What callers chose in the menu (the action), most chosen first, for calls since `since`."""
+    rows = conn.execute(select(CallEvent.detail, func.count()).join(Call, Call.call_sid == CallEvent.call_sid)
+                        .where(Call.started_at >= since, CallEvent.kind == "menu_choice")
+                        .group_by(CallEvent.detail).order_by(func.count().desc(), CallEvent.detail))
+    return [(detail or "(none)", n) for detail, n in rows]
+
+
+def recent_calls(conn: Connection, *, since: datetime | None = None, until: datetime | None = None,
+                 limit: int = 200, before: tuple | None = None) -> list:
+    """Calls, newest first, with their incident's severity; `before` (started_at, sid) pages on."""
+    query = (select(Call.call_sid, Call.started_at, Call.caller_masked, Call.language, Call.mode, Call.outcome,
+                    Call.status, Call.duration_s, Incident.severity)
+             .outerjoin(Incident, Incident.id == Call.incident_id))
+    if since:
+        query = query.where(Call.started_at >= since)
+    if until:
+        query = query.where(Call.started_at < until)
+    if before:
+        query = query.where((Call.started_at < before[0]) | ((Call.started_at == before[0])
+                                                             & (Call.call_sid < before[1])))
+    return conn.execute(query.order_by(Call.started_at.desc(), Call.call_sid.desc()).limit(limit)).all()
+
+
+def call_paths(conn: Connection, sids: list[str]) -> dict[str, list[str]]:
+    """Each call's path through the menu, step by step, in the order it happened."""
+    paths: dict[str, list[str]] = {sid: [] for sid in sids}
+    if not sids:
+        return paths
+    rows = conn.execute(select(CallEvent.call_sid, CallEvent.kind, CallEvent.detail, CallEvent.digits)
+                        .where(CallEvent.call_sid.in_(sids)).order_by(CallEvent.call_sid, CallEvent.at, CallEvent.id))
+    for row in rows:
+        paths[row.call_sid].append(describe_step(row.kind, row.detail, row.digits))
+    return paths
+
+
+def describe_step(kind: str, detail: str | None, digits: str | None) -> str:
+    if kind == "menu_choice":
+        return f"{digits} {detail}" if digits else (detail or kind)
+    if kind == "call_started":
+        return f"start ({detail})" if detail else "start"
+    return f"{kind}: {detail}" if detail else kind
+
+
+def queue_summary(db: Database) -> list[tuple[str, str]]:
+    """Callers waiting for an agent and callbacks owed; 'not configured' until those tables exist."""
+    found = set(inspect(db.engine).get_table_names())
+    out = []
+    for table, label in (("queue_entries", "Callers waiting for an agent"), ("callbacks", "Callbacks owed")):
+        if table not in found:
+            out.append((label, "not configured"))
+            continue
+        try:
+            with db.read() as conn:
+                n = conn.execute(text(f"SELECT count(*) FROM {table} WHERE status = 'waiting'")).scalar_one()
+        except SQLAlchemyError:  # their schema is still settling: show the gap, never break the dashboard
+            out.append((label, "unavailable"))
+        else:
+            out.append((label, str(n)))
+    return out

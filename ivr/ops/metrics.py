@@ -1,0 +1,82 @@
+"""Prometheus metrics at /metrics: webhook latency per route (every worker, via prometheus-client's
+multiprocess mode under gunicorn), and the hotline's state read from the database at scrape time (calls by
+outcome, queue sizes, callbacks waiting, mode), so every server reports the same shared picture."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+
+from ivr.store.models import MODES, Call, utcnow
+
+WEBHOOK_SECONDS = Histogram(
+    "ivr_webhook_seconds", "Time to answer a Twilio webhook, by route", ["route"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+class HotlineCollector:
+    """Gauges computed from the database when Prometheus scrapes."""
+
+    def __init__(self, hotline):
+        self.hotline = hotline
+
+    def collect(self):
+        from ivr.store import queues
+        from ivr.store.models_routing import Callback
+
+        db = self.hotline.db
+        snap = self.hotline.state.current()
+        mode = GaugeMetricFamily("ivr_mode", "1 for the hotline's current mode", labels=["mode"])
+        for m in MODES:
+            mode.add_metric([m], 1.0 if snap.mode == m else 0.0)
+        yield mode
+        up = GaugeMetricFamily("ivr_database_up", "1 if the database answered the last state read")
+        up.add_metric([], 1.0 if snap.fresh else 0.0)
+        yield up
+        if not snap.fresh:
+            return
+        since = utcnow() - timedelta(hours=1)
+        with db.read() as conn:
+            outcomes = conn.execute(select(func.coalesce(Call.outcome, "unknown"), func.count())
+                                    .where(Call.started_at >= since).group_by(Call.outcome)).all()
+            waiting = conn.execute(select(func.count()).select_from(Callback)
+                                   .where(Callback.status == "waiting")).scalar()
+        calls = GaugeMetricFamily("ivr_calls_last_hour", "Calls started in the last hour, by outcome",
+                                  labels=["outcome"])
+        for outcome, n in outcomes:
+            calls.add_metric([outcome], n)
+        yield calls
+        size = GaugeMetricFamily("ivr_queue_waiting", "Callers waiting, by queue", labels=["queue"])
+        longest = GaugeMetricFamily("ivr_queue_longest_wait_seconds", "Longest current wait, by queue",
+                                    labels=["queue"])
+        stats = queues.queue_stats(db, cached=False)
+        for name in self.hotline.rules.rules.queues:
+            s = stats.get(name)
+            size.add_metric([name], s.waiting if s else 0)
+            longest.add_metric([name], s.longest_wait_s if s else 0)
+        yield size
+        yield longest
+        cb = GaugeMetricFamily("ivr_callbacks_waiting", "Callbacks not yet done")
+        cb.add_metric([], waiting)
+        yield cb
+
+
+def exposition(hotline) -> tuple[bytes, str]:
+    """The /metrics body: this process's (or, under gunicorn, every worker's) metrics plus the shared state."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        for collector in list(REGISTRY._collector_to_names):
+            if collector is not None:
+                registry.register(collector)
+    registry.register(HotlineCollector(hotline))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

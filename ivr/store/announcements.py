@@ -1,0 +1,259 @@
+"""Announcements: versions of what callers hear, made from text (TTS), an upload or a phone recording.
+
+Every source goes through one pipeline (decode, mono, trim, normalise, 8 kHz μ-law) and is stored once by
+checksum in the database, which is the source of truth for the bytes. Publishing is one transaction: the
+new version becomes the only published one for its incident, language and topic, the old one is archived,
+the change is audited, and every worker reloads the content on its next request.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ivr.media import audio, tts
+from ivr.store.audit import audit
+from ivr.config import Config
+from ivr.store.db import Database
+from ivr.store.models import TOPICS, Announcement, Incident, Media, TTSCacheEntry, utcnow
+from ivr.store.state import bump_content
+
+log = logging.getLogger(__name__)
+
+ROW_COLUMNS = (Announcement.id, Announcement.incident_id, Announcement.language, Announcement.topic,
+               Announcement.version, Announcement.status, Announcement.text, Announcement.source,
+               Announcement.engine, Announcement.media_sha256, Announcement.duration_ms, Announcement.created_by,
+               Announcement.created_at, Announcement.published_at)
+
+
+class AnnouncementError(ValueError):
+    """A request about announcements that cannot be carried out; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Phone-ready audio stored in the database."""
+
+    sha256: str
+    duration_ms: int
+    engine: str | None = None
+    cached: bool = False
+
+
+# -- making audio ------------------------------------------------------------------------------------------
+
+
+def _insert_ignore(conn: Connection, table):
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing()
+
+
+def store_media(conn: Connection, phone: audio.PhoneAudio) -> None:
+    """Keep phone-ready audio by its checksum: identical audio is stored once."""
+    conn.execute(_insert_ignore(conn, Media.__table__).values(
+        sha256=phone.sha256, content_type=phone.content_type, data=phone.wav, size=len(phone.wav),
+        duration_ms=phone.duration_ms, created_at=utcnow()))
+
+
+def process_audio(data: bytes, cfg: Config) -> audio.PhoneAudio:
+    """Decode and make phone-ready, within the configured limits; raise audio.AudioRejected otherwise."""
+    seg = audio.decode(data, max_bytes=cfg.upload_max_bytes, max_decoded_seconds=cfg.audio_max_seconds * 4)
+    return audio.make_phone_ready(seg, max_seconds=cfg.audio_max_seconds)
+
+
+def tts_key(text: str, lang: str, voice: str | None) -> str:
+    return hashlib.sha256(f"{lang}\x00{voice or ''}\x00{text.strip()}".encode()).hexdigest()
+
+
+def speak(db: Database, cfg: Config, text: str, lang: str, voice: str | None = None) -> Audio:
+    """Phone-ready speech for a text: from the cache if these words were spoken before, else synthesised."""
+    key = tts_key(text, lang, voice)
+    with db.read() as conn:
+        hit = conn.execute(select(TTSCacheEntry.media_sha256, TTSCacheEntry.engine, Media.duration_ms)
+                           .join(Media, Media.sha256 == TTSCacheEntry.media_sha256)
+                           .where(TTSCacheEntry.key == key)).first()
+    if hit:
+        return Audio(hit.media_sha256, hit.duration_ms, hit.engine, cached=True)
+    speech = tts.synthesize(text, lang, engines=cfg.tts_engines, gtts_timeout=cfg.gtts_timeout, voice=voice)
+    phone = process_audio(speech.data, cfg)
+    with db.write() as conn:
+        store_media(conn, phone)
+        conn.execute(_insert_ignore(conn, TTSCacheEntry.__table__).values(
+            key=key, media_sha256=phone.sha256, engine=speech.engine, created_at=utcnow()))
+    return Audio(phone.sha256, phone.duration_ms, speech.engine)
+
+
+def store_upload(db: Database, cfg: Config, data: bytes) -> Audio:
+    """An uploaded or recorded file, refused whole (AudioRejected) or stored phone-ready."""
+    phone = process_audio(data, cfg)
+    with db.write() as conn:
+        store_media(conn, phone)
+    return Audio(phone.sha256, phone.duration_ms)
+
+
+# -- versions ----------------------------------------------------------------------------------------------
+
+
+def _incident_id(conn: Connection, incident_id: int | None) -> int:
+    if incident_id is not None:
+        if conn.execute(select(Incident.id).where(Incident.id == incident_id)).first() is None:
+            raise AnnouncementError(f"there is no incident {incident_id}")
+        return incident_id
+    found = conn.execute(select(Incident.id).where(Incident.status == "active")
+                         .order_by(Incident.updated_at.desc()).limit(1)).scalar()
+    if found is None:
+        raise AnnouncementError("there is no active incident; create or activate one first")
+    return found
+
+
+def check_target(languages, lang: str, topic: str) -> None:
+    if lang not in languages:
+        raise AnnouncementError(f"language {lang!r} is not configured (routing_rules.yaml has: "
+                                f"{', '.join(languages)})")
+    if topic not in TOPICS:
+        raise AnnouncementError(f"topic must be one of {', '.join(TOPICS)}, not {topic!r}")
+
+
+def create_version(db: Database, *, lang: str, topic: str, text: str | None, source: str, audio_: Audio | None,
+                   actor: str, publish: bool = False, reason: str = "", incident_id: int | None = None) -> dict:
+    """Add a new version (a draft, or published at once); returns it as a dict."""
+    if not text and audio_ is None:
+        raise AnnouncementError("an announcement needs text or audio")
+    with db.write() as conn:
+        inc = _incident_id(conn, incident_id)
+        version = (conn.execute(select(func.max(Announcement.version)).where(
+            Announcement.incident_id == inc, Announcement.language == lang, Announcement.topic == topic)
+        ).scalar() or 0) + 1
+        new_id = conn.execute(insert(Announcement).values(
+            incident_id=inc, language=lang, topic=topic, version=version, status="draft",
+            text=text, source=source, engine=audio_.engine if audio_ else None,
+            media_sha256=audio_.sha256 if audio_ else None, duration_ms=audio_.duration_ms if audio_ else None,
+            created_by=actor, created_at=utcnow(),
+        )).inserted_primary_key[0]
+        audit(conn, actor=actor, action="announcement.create", subject=_subject(inc, lang, topic, version),
+              to_value=_describe(source, text, audio_), reason=reason)
+        if publish:
+            _publish(conn, new_id, actor, reason)
+        return _row(conn, new_id)
+
+
+def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "") -> dict:
+    """Make a version the one callers hear; the previously published one is archived. Atomic and audited."""
+    with db.write() as conn:
+        _publish(conn, announcement_id, actor, reason)
+        return _row(conn, announcement_id)
+
+
+def _publish(conn: Connection, announcement_id: int, actor: str, reason: str) -> None:
+    row = conn.execute(select(*ROW_COLUMNS).where(Announcement.id == announcement_id)).first()
+    if row is None:
+        raise AnnouncementError(f"there is no announcement {announcement_id}")
+    if row.status == "published":
+        raise AnnouncementError(f"announcement {announcement_id} (version {row.version}) is already published")
+    previous = conn.execute(select(Announcement.id, Announcement.version).where(
+        Announcement.incident_id == row.incident_id, Announcement.language == row.language,
+        Announcement.topic == row.topic, Announcement.status == "published")).first()
+    if previous:
+        conn.execute(update(Announcement).where(Announcement.id == previous.id).values(status="archived"))
+    conn.execute(update(Announcement).where(Announcement.id == announcement_id)
+                 .values(status="published", published_at=utcnow()))
+    audit(conn, actor=actor, action="announcement.publish",
+          subject=_subject(row.incident_id, row.language, row.topic, row.version),
+          from_value=f"version {previous.version}" if previous else None, to_value=f"version {row.version}",
+          reason=reason)
+    bump_content(conn)
+
+
+def rollback(db: Database, *, lang: str, topic: str = "main", to_version: int | None = None, actor: str,
+             reason: str = "", incident_id: int | None = None) -> dict:
+    """Publish an earlier version again: `to_version`, or the one published before the current one."""
+    with db.write() as conn:
+        inc = _incident_id(conn, incident_id)
+        where = (Announcement.incident_id == inc, Announcement.language == lang, Announcement.topic == topic)
+        current = conn.execute(select(Announcement.id, Announcement.version)
+                               .where(*where, Announcement.status == "published")).first()
+        if to_version is None:
+            query = select(Announcement.id).where(*where, Announcement.status == "archived",
+                                                  Announcement.published_at.is_not(None))
+            if current:
+                query = query.where(Announcement.version < current.version)
+            target = conn.execute(query.order_by(Announcement.version.desc()).limit(1)).scalar()
+            if target is None:
+                raise AnnouncementError(f"no earlier published {lang}/{topic} version to roll back to")
+        else:
+            target = conn.execute(select(Announcement.id).where(*where, Announcement.version == to_version)).scalar()
+            if target is None:
+                raise AnnouncementError(f"there is no {lang}/{topic} version {to_version}")
+        _publish(conn, target, actor, reason or "rollback")
+        return _row(conn, target)
+
+
+def list_versions(db: Database, *, lang: str | None = None, topic: str | None = None,
+                  incident_id: int | None = None) -> list[dict]:
+    with db.read() as conn:
+        inc = _incident_id(conn, incident_id)
+        query = select(*ROW_COLUMNS).where(Announcement.incident_id == inc)
+        if lang:
+            query = query.where(Announcement.language == lang)
+        if topic:
+            query = query.where(Announcement.topic == topic)
+        rows = conn.execute(query.order_by(Announcement.language, Announcement.topic,
+                                           Announcement.version.desc())).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def get(db: Database, announcement_id: int) -> dict:
+    with db.read() as conn:
+        return _row(conn, announcement_id)
+
+
+def media_bytes(db: Database, sha256: str) -> bytes | None:
+    with db.read() as conn:
+        return conn.execute(select(Media.data).where(Media.sha256 == sha256)).scalar()
+
+
+def _row(conn: Connection, announcement_id: int) -> dict:
+    row = conn.execute(select(*ROW_COLUMNS).where(Announcement.id == announcement_id)).first()
+    if row is None:
+        raise AnnouncementError(f"there is no announcement {announcement_id}")
+    return dict(row._mapping)
+
+
+def _subject(incident_id: int, lang: str, topic: str, version: int) -> str:
+    return f"incident {incident_id} {lang}/{topic} v{version}"
+
+
+def _describe(source: str, text: str | None, audio_: Audio | None) -> str:
+    parts = [f"source={source}"]
+    if audio_:
+        parts.append(f"audio={audio_.sha256[:12]} ({audio_.duration_ms / 1000:.1f} s, {audio_.engine or source})")
+    if text:
+        parts.append(f"text={text[:200]!r}")
+    return " ".join(parts)
+
+
+# -- the three sources, end to end -------------------------------------------------------------------------
+
+
+def create_from_text(db: Database, cfg: Config, languages, *, lang: str, topic: str, text: str, actor: str,
+                     publish: bool = False, reason: str = "", voice: str | None = None) -> dict:
+    """Text to speech to a new version. Synthesis happens here, in the admin's call, never in a webhook."""
+    check_target(languages, lang, topic)
+    text = (text or "").strip()
+    if not text:
+        raise AnnouncementError("the text is empty")
+    spoken = speak(db, cfg, text, lang, voice)
+    return create_version(db, lang=lang, topic=topic, text=text, source="tts", audio_=spoken, actor=actor,
+                          publish=publish, reason=reason)
+
+
+def create_from_audio(db: Database, cfg: Config, languages, *, data: bytes, lang: str, topic: str, actor: str,
+                      source: str = "upload", text: str | None = None, publish: bool = False,
+                      reason: str = "") -> dict:
+    """An uploaded file or a phone recording to a new version; refused whole if it is not usable."""
+    check_target(languages, lang, topic)
+    stored = store_upload(db, cfg, data)
+    return create_version(db, lang=lang, topic=topic, text=(text or "").strip() or None, source=source,
+                          audio_=stored, actor=actor, publish=publish, reason=reason)

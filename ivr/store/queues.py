@@ -1,0 +1,165 @@
+"""Queue state shared by every worker and server (it lives in the database), callbacks, and agents."""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ivr.store.audit import audit
+from ivr.store.db import Database
+from ivr.hotline import caller_identity
+from ivr.store.models import utcnow
+from ivr.store.models_routing import Agent, Callback, QueueEntry
+from ivr.core.routing import QueueStats
+
+PIN_METHOD = "scrypt:4096:8:1"
+
+
+class QueueError(ValueError):
+    """A request about queues, callbacks or agents that cannot be carried out; nothing was changed."""
+
+
+class _TTLCache:
+    """A value recomputed at most every `ttl` seconds per process: queue state for routing and hold loops."""
+
+    def __init__(self, ttl: float):
+        self.ttl, self._at, self._value, self._lock = ttl, {}, {}, threading.Lock()
+
+    def get(self, key, compute):
+        now = time.monotonic()
+        if key in self._at and now - self._at[key] < self.ttl:
+            return self._value[key]
+        value = compute()
+        with self._lock:
+            self._at[key], self._value[key] = now, value
+        return value
+
+
+_stats_cache = _TTLCache(1.0)
+_wait_cache = _TTLCache(10.0)
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)  # SQLite returns naive UTC
+
+
+def queue_stats(db: Database, cached: bool = True) -> dict[str, QueueStats]:
+    """Callers waiting per queue, and how long the longest has waited."""
+
+    def compute():
+        with db.read() as conn:
+            rows = conn.execute(select(QueueEntry.queue, func.count(), func.min(QueueEntry.enqueued_at))
+                                .where(QueueEntry.status == "waiting").group_by(QueueEntry.queue)).all()
+        now = datetime.now(timezone.utc)
+        return {q: QueueStats(n, int((now - _aware(oldest)).total_seconds())) for q, n, oldest in rows}
+
+    return _stats_cache.get(("stats", db.url), compute) if cached else compute()
+
+
+def recent_wait_minutes(db: Database, queue: str) -> int | None:
+    """What callers answered in the last hour in this queue actually waited (median, rounded up), if at
+    least three were answered: a measured figure, not a promise."""
+
+    def compute():
+        since = utcnow() - timedelta(hours=1)
+        with db.read() as conn:
+            waits = conn.execute(select(QueueEntry.wait_s).where(
+                QueueEntry.queue == queue, QueueEntry.status == "bridged", QueueEntry.ended_at >= since,
+                QueueEntry.wait_s.is_not(None))).scalars().all()
+        return max(1, -(-int(statistics.median(waits)) // 60)) if len(waits) >= 3 else None
+
+    return _wait_cache.get(("wait", db.url, queue), compute)
+
+
+def next_waiting(db: Database) -> dict | None:
+    """The caller an agent should take: the longest-waiting one in the highest-priority queue."""
+    with db.read() as conn:
+        row = conn.execute(select(QueueEntry.call_sid, QueueEntry.queue, QueueEntry.priority)
+                           .where(QueueEntry.status == "waiting")
+                           .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id).limit(1)).first()
+    return dict(row._mapping) if row else None
+
+
+def entry(db: Database, call_sid: str) -> dict | None:
+    with db.read() as conn:
+        row = conn.execute(select(QueueEntry.__table__).where(QueueEntry.call_sid == call_sid)).first()
+    return dict(row._mapping) if row else None
+
+
+def _insert(db: Database, table):
+    return (sqlite.insert if db.is_sqlite else postgresql.insert)(table)
+
+
+def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
+                     reason: str, keep_place: bool = False, voicemail_url: str | None = None) -> None:
+    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue."""
+    with db.write() as conn:
+        requested = utcnow()
+        if keep_place:
+            joined = conn.execute(select(QueueEntry.enqueued_at).where(QueueEntry.call_sid == call_sid)).scalar()
+            requested = joined or requested
+            conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status == "waiting")
+                         .values(status="callback", ended_at=utcnow()))
+        conn.execute(_insert(db, Callback.__table__).values(
+            call_sid=call_sid, number=number, language=language, queue=queue, priority=priority, reason=reason,
+            requested_at=requested, voicemail_url=voicemail_url, status="waiting",
+        ).on_conflict_do_nothing(index_elements=["call_sid"]))
+
+
+def callbacks(db: Database, status: str = "waiting") -> list[dict]:
+    """The agents' worklist: highest priority first, then in the order callers originally called."""
+    with db.read() as conn:
+        rows = conn.execute(select(Callback.__table__).where(Callback.status == status)
+                            .order_by(Callback.priority.desc(), Callback.requested_at, Callback.id)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def callback_done(db: Database, callback_id: int, *, actor: str, note: str = "") -> None:
+    with db.write() as conn:
+        done = conn.execute(update(Callback).where(Callback.id == callback_id, Callback.status == "waiting")
+                            .values(status="done", done_at=utcnow(), done_by=actor, note=note or None)).rowcount
+        if not done:
+            raise QueueError(f"there is no waiting callback {callback_id}")
+        audit(conn, actor=actor, action="callback.done", subject=f"callback {callback_id}", to_value=note or "done")
+
+
+# -- agents ------------------------------------------------------------------------------------------------
+def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *, actor: str) -> None:
+    phone_hash, masked = caller_identity(secret_key, phone)
+    if phone_hash is None:
+        raise QueueError(f"{phone!r} is not a phone number (use E.164, e.g. +15551234567)")
+    if not (pin.isdigit() and 4 <= len(pin) <= 12):
+        raise QueueError("an agent PIN is 4 to 12 digits")
+    with db.write() as conn:
+        if conn.execute(select(Agent.id).where(Agent.name == name)).first():
+            raise QueueError(f"there is already an agent called {name!r}")
+        conn.execute(Agent.__table__.insert().values(name=name, phone_hash=phone_hash, phone_masked=masked,
+                                                     pin_hash=generate_password_hash(pin, PIN_METHOD), active=True,
+                                                     created_at=utcnow()))
+        audit(conn, actor=actor, action="agent.add", subject=f"agent {name}", to_value=f"phone {masked}")
+
+
+def agents(db: Database) -> list[dict]:
+    with db.read() as conn:
+        rows = conn.execute(select(Agent.name, Agent.phone_masked, Agent.active, Agent.created_at)
+                            .order_by(Agent.name)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def agent_for_phone(db: Database, phone_hash: str | None) -> tuple[str, str] | None:
+    """(name, pin_hash) of the active agent calling from this number."""
+    if not phone_hash:
+        return None
+    with db.read() as conn:
+        row = conn.execute(select(Agent.name, Agent.pin_hash).where(Agent.phone_hash == phone_hash,
+                                                                    Agent.active.is_(True))).first()
+    return (row.name, row.pin_hash) if row else None
+
+
+def pin_ok(pin_hash: str, pin: str) -> bool:
+    return bool(pin) and check_password_hash(pin_hash, pin)

@@ -1,0 +1,48 @@
+"""The SMS follow-up ("press 4"): sent through Twilio's REST API by a background job, never in a webhook.
+
+Retries on network errors, rate limits and Twilio's server errors; a refused number fails at once. Once
+the job is over, the number is scrubbed from its payload: the result keeps only the masked number.
+"""
+from __future__ import annotations
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ivr.store import jobs
+
+
+def _client(cfg) -> Client:
+    client = Client(cfg.twilio_account_sid, cfg.twilio_auth_token, http_client=TwilioHttpClient(timeout=10))
+    if cfg.twilio_api_url:  # a stand-in for api.twilio.com (tests, staging)
+        client.api.base_url = cfg.twilio_api_url
+    return client
+
+
+def masked(number: str) -> str:
+    return "***" + number[-4:] if len(number) >= 4 else "***"
+
+
+@jobs.handler("sms")
+def send_sms(hotline, payload: dict) -> dict:
+    cfg = hotline.config
+    if not (cfg.twilio_account_sid and cfg.sms_from):
+        raise jobs.PermanentError("SMS is not configured: set TWILIO_ACCOUNT_SID and TWILIO_SMS_FROM")
+    rules = hotline.rules.rules
+    body = rules.prompt(rules.language(payload.get("lang")), "sms_body").format(
+        url=cfg.notice_url or "", reference=payload["reference"])
+    try:
+        message = _client(cfg).messages.create(to=payload["to"], from_=cfg.sms_from, body=body)
+    except TwilioRestException as exc:
+        if exc.status == 429 or exc.status >= 500:
+            raise  # worth another try
+        raise jobs.PermanentError(f"Twilio refused the message: {exc.status} {exc.code} {exc.msg}") from None
+    return {"sid": message.sid, "status": message.status, "to": masked(payload["to"]),
+            "reference": payload["reference"]}
+
+
+def _scrub(payload: dict) -> dict:
+    return {**payload, "to": masked(payload.get("to", ""))}
+
+
+send_sms.scrub = _scrub
