@@ -1,23 +1,18 @@
 """The per-process parts of a running hotline, built once by the app factory and shared by every request."""
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
-import re
 from dataclasses import dataclass
 
 from twilio.request_validator import RequestValidator
 
 from ivr.config import Config
+from ivr.core.identity import caller_identity
 from ivr.store.db import Database
 from ivr.spool.recorder import EventRecorder
 from ivr.store.jobs import JobWorker
 from ivr.core.rules import RulesStore
 from ivr.store.state import StateReader
 
-_E164ISH = re.compile(r"^\+?[0-9]{4,20}$")
-_SEPARATORS = re.compile(r"[\s().-]")
 
 
 @dataclass
@@ -77,20 +72,3 @@ class Hotline:
         from ivr.store import affected
 
         return affected.is_affected(self.db, self.config.secret_key, number or "")
-
-
-def caller_identity(secret_key: str, number: str | None) -> tuple[str | None, str | None]:
-    """A keyed hash and a masked form of a caller's number: we keep no more than that."""
-    if not number:
-        return None, None
-    cleaned = _SEPARATORS.sub("", number)
-    if not _E164ISH.match(cleaned):
-        return None, "withheld" if "anonymous" in number.lower() else "unknown"
-    digest = hmac.new(_caller_key(secret_key), cleaned.lstrip("+").encode(), hashlib.sha256).hexdigest()
-    return digest, "***" + cleaned[-4:]
-
-
-@functools.lru_cache(maxsize=4)
-def _caller_key(secret_key: str) -> bytes:
-    """The key caller numbers are hashed with, derived from the app's secret (once per process, not per call)."""
-    return hmac.new(secret_key.encode(), b"caller-number", hashlib.sha256).digest()

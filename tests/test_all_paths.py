@@ -4,7 +4,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from conftest import AUTH_TOKEN
-from ivr.core import flow
+from ivr.core import flow, verbs
 from ivr.ops.cli import main
 from ivr.tools.simulate import explore
 
@@ -18,7 +18,7 @@ def test_the_shipped_rules_have_no_dead_end_loop_or_missing_prompt(tmp_path):
 
 def test_a_dead_end_is_found(app, hotline, monkeypatch):
     # A bug that ends the call after "details" without a goodbye.
-    monkeypatch.setitem(flow._ACTIONS, "details", lambda rules, snap, pos, ctx: flow.Reply([flow.Say("Bye", "en")]))
+    monkeypatch.setitem(flow._ACTIONS, "details", lambda rules, snap, pos, ctx: verbs.Reply([verbs.Say("Bye", "en")]))
     walked, problems = explore(app, AUTH_TOKEN, hotline.rules.rules, depth=1, modes=("message",))
     assert walked == 2 * 9
     assert {(p.lang, p.keys, p.problem) for p in problems} == {
@@ -29,7 +29,7 @@ def test_a_dead_end_is_found(app, hotline, monkeypatch):
 def test_an_endless_loop_is_found(app, hotline, monkeypatch):
     # A bug where silence sends the caller round the menu for ever.
     def never_give_up(rules, pos, prompt, event):
-        return flow.Reply(flow.menu(rules, pos, []), [event])
+        return verbs.Reply(flow.menu(rules, pos, []), [event])
 
     monkeypatch.setattr(flow, "_retry", never_give_up)
     walked, problems = explore(app, AUTH_TOKEN, hotline.rules.rules, depth=1, modes=("live",))

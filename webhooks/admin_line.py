@@ -14,7 +14,7 @@ from flask import request
 
 from ivr.store import jobs
 from ivr.store.audit import audit
-from ivr.core.flow import Event, Gather, Hangup, Link, PlayUrl, Record, Redirect, Reply, Say
+from ivr.core.verbs import Event, Gather, Hangup, Link, PlayUrl, Record, Redirect, Reply, Say
 from ivr.store.models import TOPICS
 from ivr.store.users import phone_admin_for_pin
 from webhooks.voice import _call_sid, _digits, _values, voice_route

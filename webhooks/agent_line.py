@@ -13,7 +13,7 @@ from flask import request
 
 from ivr.store import queues
 from ivr.store.audit import audit
-from ivr.core.flow import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
+from ivr.core.verbs import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
 from webhooks.voice import _call_sid, _digits, _int, _values, voice_route
 
 MAX_PIN_TRIES = 3

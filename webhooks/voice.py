@@ -5,6 +5,7 @@ get a 403. No network call and no database write happens in the request path (ev
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -13,12 +14,13 @@ from functools import wraps
 
 from flask import Blueprint, Response, current_app, request
 
-from ivr.core import flow
-from ivr.store import queues
-from webhooks import twiml
-from ivr.spool.recorder import TERMINAL
+from ivr.core import flow, verbs
+from ivr.core.effects import BookCallback, CallStarted, EnterQueue, LeaveQueue, SendSms
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
+from ivr.spool.recorder import TERMINAL
+from ivr.store import queues
+from webhooks import twiml
 from webhooks.params import raw_query, twilio_params
 from webhooks.security import is_signed_by_twilio
 
@@ -52,10 +54,10 @@ def _values():
     return twilio_params(request)
 
 
-def _position(rules, p=None) -> flow.Position:
+def _position(rules, p=None) -> verbs.Position:
     """The call position from our own query string (junk falls back to a fresh start)."""
     p = p or _values()
-    return flow.Position(rules.language(p.arg("l")), _int(p.arg("a"), 0, 50), _int(p.arg("s"), 0, 10_000))
+    return verbs.Position(rules.language(p.arg("l")), _int(p.arg("a"), 0, 50), _int(p.arg("s"), 0, 10_000))
 
 
 def _digits() -> str | None:
@@ -114,14 +116,14 @@ def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
         snap = hotline.state.last_good()
         pos = _position(rules, params)
         reply = flow.safe_reply(rules, snap, pos)
-    body = twiml.render(reply, rules, base) if isinstance(reply, flow.Reply) else reply
+    body = twiml.render(reply, rules, base) if isinstance(reply, verbs.Reply) else reply
     _record(hotline, reply, pos, req, params)
     return body
 
 
-def _record(hotline: Hotline, reply, pos: flow.Position, req, params) -> None:
+def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
     """Spool what this step did; a failure here is logged and never reaches the caller."""
-    if not isinstance(reply, flow.Reply):
+    if not isinstance(reply, verbs.Reply):
         return
     try:
         sid = _call_sid(params)
@@ -131,16 +133,7 @@ def _record(hotline: Hotline, reply, pos: flow.Position, req, params) -> None:
         step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
-        call_info = {}
-        for kind, data in reply.records:
-            if kind == "call":  # rides on the step's first event: one spool write instead of two
-                call_info = {**data, "call_info": True}
-                continue
-            if kind == "job":  # the SMS: the number it goes to is kept only until it is sent
-                data = {"kind": data["kind"], "dedupe_key": f"{data['kind']}:{sid}",
-                        "payload": {"to": params.get("From", ""), "lang": data["lang"],
-                                    "reference": data["reference"], "call_sid": sid}}
-            hotline.recorder.record(kind, call_sid=sid, **data)
+        call_info = apply(hotline, reply.effects, sid, params)
         for i, event in enumerate(reply.events):
             extra = dict(call_info) if i == 0 else {}
             if i == len(reply.events) - 1:
@@ -151,21 +144,39 @@ def _record(hotline: Hotline, reply, pos: flow.Position, req, params) -> None:
         log.exception("could not record the events of %s", req.path)
 
 
+def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
+    """Carry out a step's effects (spooled); returns the call's details for the step's first event to carry."""
+    call_info = {}
+    for effect in effects:
+        if isinstance(effect, CallStarted):  # rides on the step's first event: one spool write instead of two
+            call_info = {**dataclasses.asdict(effect), "call_info": True}
+        elif isinstance(effect, EnterQueue):
+            hotline.recorder.record("queue_enter", call_sid=sid, **dataclasses.asdict(effect))
+        elif isinstance(effect, LeaveQueue):
+            hotline.recorder.record("queue_exit", call_sid=sid, **dataclasses.asdict(effect))
+        elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
+            payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
+                       "call_sid": sid}
+            hotline.recorder.record("job", call_sid=sid, kind="sms", dedupe_key=f"sms:{sid}", payload=payload)
+        elif not isinstance(effect, BookCallback):  # callbacks are stored before answering (_book_callback)
+            raise TypeError(f"not an effect: {effect!r}")
+    return call_info
+
+
 @voice_route("/incoming")
 def incoming(hotline: Hotline, rules, snap, pos):
     """The number's Voice URL: a new call."""
     caller_hash, masked = hotline.caller_identity(_values().get("From"))
     reply = flow.incoming(rules, snap, pos)
-    reply.records.append(("call", {"caller_hash": caller_hash, "caller_masked": masked, "language": pos.lang,
-                                   "mode": snap.mode, "incident_id": snap.content.incident_id}))
+    reply.effects.append(CallStarted(caller_hash, masked, pos.lang, snap.mode, snap.content.incident_id))
     return reply
 
 
-def _context(hotline: Hotline) -> flow.Context:
+def _context(hotline: Hotline) -> verbs.Context:
     """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person)."""
     number = _values().get("From")
     known = hotline.caller_identity(number)[0] is not None
-    return flow.Context(
+    return verbs.Context(
         now=datetime.now(timezone.utc),
         call_sid=_call_sid(),
         caller_known=known,
@@ -190,13 +201,13 @@ def _queue_params(rules) -> tuple[str, int]:
     return queue, _int(_values().arg("p"), default, 100)
 
 
-def _book_callback(hotline: Hotline, reply: flow.Reply, pos: flow.Position) -> flow.Reply:
+def _book_callback(hotline: Hotline, reply: verbs.Reply, pos: verbs.Position) -> verbs.Reply:
     """Store the callback a reply promises before the caller hears the promise (a failure: the safe reply)."""
-    if reply.callback:
-        cb = reply.callback
-        queues.request_callback(hotline.db, call_sid=_call_sid(), number=_values().get("From", "")[:32],
-                                language=pos.lang, queue=cb["queue"], priority=cb["priority"], reason=cb["reason"],
-                                keep_place=cb.get("keep_place", False), voicemail_url=cb.get("voicemail_url"))
+    for cb in reply.effects:
+        if isinstance(cb, BookCallback):
+            queues.request_callback(hotline.db, call_sid=_call_sid(), number=_values().get("From", "")[:32],
+                                    language=pos.lang, queue=cb.queue, priority=cb.priority, reason=cb.reason,
+                                    keep_place=cb.keep_place, voicemail_url=cb.voicemail_url)
     return reply
 
 
@@ -247,10 +258,7 @@ def queue_result(hotline: Hotline, rules, snap, pos):
     if not result and _values().get("DialCallStatus"):
         dial = _values().get("DialCallStatus")[:40]
         result = "bridged" if dial in ("completed", "answered") else f"dial-{dial}"
-    reply = flow.queue_result(rules, snap, pos, result)
-    for _, data in reply.records:
-        data["wait_s"] = _int(_values().get("QueueTime"), None, 10**6)
-    return reply
+    return flow.queue_result(rules, snap, pos, result, _int(_values().get("QueueTime"), None, 10**6))
 
 
 @voice_route("/status", needs_state=False)

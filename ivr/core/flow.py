@@ -11,150 +11,14 @@ every request of a call distinct, so a request Twilio retries is recognised and 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
 
+from ivr.core.effects import BookCallback, EnterQueue, LeaveQueue, SendSms
 from ivr.core.routing import Decision, Situation, decide
 from ivr.core.rules import Rules
-from ivr.store.state import Snapshot
-
-# -- the verbs a reply is made of -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Say:
-    text: str
-    lang: str
-
-
-@dataclass(frozen=True)
-class Play:
-    media: str  # sha256 of the phone-ready audio
-
-
-@dataclass(frozen=True)
-class Pause:
-    seconds: int
-
-
-@dataclass(frozen=True)
-class Gather:
-    """Collect one key; the prompts inside are interruptible. No key: the verbs after the Gather run."""
-
-    action: "Link"
-    prompts: tuple = ()
-    timeout: int = 6
-    num_digits: int | None = 1  # None: until finish_on_key (a PIN)
-    finish_on_key: str = "#"
-
-
-@dataclass(frozen=True)
-class Record:
-    """Record the caller (the admin line); Twilio posts RecordingUrl and RecordingDuration to the action."""
-
-    action: "Link"
-    max_seconds: int = 300
-
-
-@dataclass(frozen=True)
-class PlayUrl:
-    """Play audio Twilio hosts (an admin's recording played back to them)."""
-
-    url: str
-
-
-@dataclass(frozen=True)
-class Redirect:
-    to: "Link"
-
-
-@dataclass(frozen=True)
-class Enqueue:
-    queue: str
-    wait: "Link | None"  # None: Twilio's default hold music, no callbacks to us
-    action: "Link | None"
-
-
-@dataclass(frozen=True)
-class Hangup:
-    pass
-
-
-@dataclass(frozen=True)
-class Leave:
-    """Leave the Twilio queue (from the hold loop): the Enqueue's action URL is requested next."""
-
-
-@dataclass(frozen=True)
-class Dial:
-    number: str
-    action: "Link"
-
-
-@dataclass(frozen=True)
-class DialQueue:
-    """Connect an agent to the caller at the front of a Twilio queue, after a whisper (the url) to the agent."""
-
-    queue: str
-    whisper: "Link"
-    action: "Link"
-
-
-@dataclass(frozen=True)
-class Context:
-    """What routing needs beyond the call position, supplied by the webhook layer (lazily: only
-    a caller who asks for a person costs a lookup)."""
-
-    now: datetime
-    call_sid: str = ""
-    caller_known: bool = True  # False when the number is withheld: no callback or SMS possible
-    affected: Callable[[], bool] = lambda: False
-    queue_stats: Callable[[], dict] = dict
-    recent_wait_minutes: Callable[[str], int | None] = lambda queue: None
-
-
-@dataclass(frozen=True)
-class Link:
-    """A URL of ours: a route and the call position to carry in its query string."""
-
-    route: str
-    params: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def to(cls, route: str, **params) -> "Link":
-        return cls(route, tuple((k, str(v)) for k, v in params.items() if v is not None))
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str  # call_started, menu_choice, invalid, no_input, language, route, goodbye, queue, error
-    detail: str = ""
-    digits: str | None = None
-
-
-@dataclass
-class Reply:
-    verbs: list = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    outcome: str | None = None  # how the call stands after this step (recorded on the call)
-    language: str | None = None  # set when the caller chose a language
-    records: list[tuple[str, dict]] = field(default_factory=list)  # more to spool: queue_enter, job
-    callback: dict | None = None  # a callback the webhook layer must store before answering
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where a call is: its language, failed attempts in a row, and the step number."""
-
-    lang: str
-    attempts: int = 0
-    step: int = 0
-
-    def link(self, route: str, **changes) -> Link:
-        nxt = Position(changes.get("lang", self.lang), changes.get("attempts", self.attempts), self.step + 1)
-        return Link(route, (("l", nxt.lang), ("a", str(nxt.attempts)), ("s", str(nxt.step))))
-
+from ivr.core.snapshot import Snapshot
+from ivr.core.verbs import (Context, Dial, Enqueue, Event, Gather, Hangup, Leave, Link, Pause, Play, Position,
+                            Record, Redirect, Reply, Say)
 
 # -- pieces -----------------------------------------------------------------------------------------------
 
@@ -285,9 +149,8 @@ def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
     params = dict(l=pos.lang, q=d.queue, p=d.priority)
     verbs = [_say(rules, pos.lang, "connecting_agent"),
              Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), Link.to("/voice/queue-result", **params))]
-    record = ("queue_enter", {"queue": d.queue, "priority": d.priority, "language": pos.lang, "reason": d.rule[:40],
-                              "severity": snap.content.severity, "affected": ctx.affected()})
-    return Reply(verbs, outcome="queued", records=[record])
+    enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule[:40], snap.content.severity, ctx.affected())
+    return Reply(verbs, outcome="queued", effects=[enter])
 
 
 def _offer_callback(rules, snap, pos, ctx, d: Decision) -> Reply:
@@ -337,7 +200,7 @@ def _sms(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
     # The webhook layer adds the number; the job sends the text after the call has moved on.
     ref = reference(ctx.call_sid)
     return Reply(menu(rules, pos, [_say(rules, pos.lang, "sms_sent", reference=ref)]), [Event("sms", ref)],
-                 records=[("job", {"kind": "sms", "lang": pos.lang, "reference": ref})])
+                 effects=[SendSms(pos.lang, ref)])
 
 
 def _goodbye(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
@@ -401,8 +264,7 @@ def hold_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue
     if not ctx.caller_known:
         return Reply([_say(rules, pos.lang, "callback_unavailable"), back])
     return Reply([_say(rules, pos.lang, "callback_confirmed"), Leave()], [Event("callback", f"from queue {queue}")],
-                 outcome="callback", callback={"queue": queue, "priority": priority, "reason": "asked while on hold",
-                                               "keep_place": True})
+                 outcome="callback", effects=[BookCallback(queue, priority, "asked while on hold", keep_place=True)])
 
 
 def callback_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str | None,
@@ -413,7 +275,7 @@ def callback_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, q
     if not ctx.caller_known:
         return Reply(menu(rules, pos, [_say(rules, pos.lang, "callback_unavailable")]))
     return Reply([_say(rules, pos.lang, "callback_confirmed"), Hangup()], [Event("callback", "offered and accepted")],
-                 outcome="callback", callback={"queue": queue or "", "priority": priority, "reason": "callback offered"})
+                 outcome="callback", effects=[BookCallback(queue or "", priority, "callback offered")])
 
 
 def voicemail_left(rules: Rules, snap: Snapshot, pos: Position, queue: str | None, priority: int,
@@ -421,21 +283,20 @@ def voicemail_left(rules: Rules, snap: Snapshot, pos: Position, queue: str | Non
     if not recording_url:
         return Reply(menu(rules, pos, []))
     return Reply([_say(rules, pos.lang, "voicemail_thanks"), Hangup()], [Event("voicemail")], outcome="voicemail",
-                 callback={"queue": queue or "", "priority": priority, "reason": "voicemail",
-                           "voicemail_url": recording_url})
+                 effects=[BookCallback(queue or "", priority, "voicemail", voicemail_url=recording_url)])
 
 
-def queue_result(rules: Rules, snap: Snapshot, pos: Position, result: str) -> Reply:
+def queue_result(rules: Rules, snap: Snapshot, pos: Position, result: str, wait_s: int | None = None) -> Reply:
     """The Enqueue action: the caller left the queue. Bridged, hung up or off to a callback: nothing more to say."""
-    exit_record = ("queue_exit", {"status": result or "unknown"})
+    leave = LeaveQueue(result or "unknown", wait_s)
     if result in ("bridged", "bridging-in-process", "hangup", "redirected", "redirected-from-bridged", "leave"):
         outcome = {"leave": "callback", "hangup": "abandoned"}.get(result, "agent" if "bridg" in result else "redirected")
         return Reply([Hangup()] if result != "redirected" else [], [Event("queue", result)], outcome=outcome,
-                     records=[exit_record])
+                     effects=[leave])
     # queue-full, error, system-error, or a Dial that failed: say so and keep the caller served with the menu.
     lead = [_say(rules, pos.lang, "queue_failed"), _say(rules, pos.lang, "agents_unavailable")]
     return Reply(menu(rules, Position(pos.lang, 0, pos.step), lead), [Event("queue", result or "unknown")],
-                 outcome=f"queue-{result or 'unknown'}", records=[exit_record])
+                 outcome=f"queue-{result or 'unknown'}", effects=[leave])
 
 
 def safe_reply(rules: Rules, snap: Snapshot, pos: Position) -> Reply:

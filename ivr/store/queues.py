@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.store.audit import audit
 from ivr.store.db import Database
-from ivr.hotline import caller_identity
+from ivr.core.identity import caller_identity
 from ivr.store.models import utcnow
 from ivr.store.models_routing import Agent, Callback, QueueEntry
 from ivr.core.routing import QueueStats

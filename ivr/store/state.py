@@ -17,11 +17,11 @@ import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection, select, update
 
+from ivr.core.snapshot import Content, Snapshot, Spoken
 from ivr.store.audit import audit
 from ivr.store.db import Database, after_commit
 from ivr.store.models import MODES, Announcement, HotlineState, Incident, utcnow
@@ -33,47 +33,6 @@ STATE_CHANNEL = "ivr_state"  # NOTIFY channel of changes to hotline_state (Postg
 TRUST_S = 1.0  # with LISTEN working, still read the row at least this often: a link can die silently
 SQLITE_STATE_BUSY_MS = 250  # how long a webhook's state read waits for a locked SQLite database
 WATCH_RETRY_S = 2.0  # after the LISTEN connection failed, read the row per request this long, then reconnect
-
-
-@dataclass(frozen=True)
-class Spoken:
-    """What a caller hears for one topic in one language: audio when there is some, else the text."""
-
-    text: str | None
-    media: str | None = None  # sha256 of phone-ready audio, served under /media/<sha256>.wav
-    version: int = 0
-
-
-@dataclass(frozen=True)
-class Content:
-    version: int = 0
-    incident_id: int | None = None
-    incident_title: str = ""
-    severity: str = ""
-    spoken: dict[str, Spoken] = field(default_factory=dict)  # key: "<lang>/<topic>"
-
-    def find(self, lang: str, topic: str, fallback_lang: str) -> tuple[Spoken, str] | None:
-        """The announcement on `topic` in the caller's language, else in the fallback language."""
-        for code in (lang, fallback_lang):
-            spoken = self.spoken.get(f"{code}/{topic}")
-            if spoken and (spoken.text or spoken.media):
-                return spoken, code
-        return None
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Content":
-        spoken = {k: Spoken(**v) for k, v in (data.get("spoken") or {}).items()}
-        return cls(**{**data, "spoken": spoken})
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    mode: str
-    content: Content
-    fresh: bool = True  # False: the database could not be read; this is the last good state
 
 
 def load_content(conn: Connection, version: int) -> Content:

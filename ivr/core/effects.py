@@ -1,0 +1,53 @@
+"""What a call step asks the shell to do besides answering: one small value per effect.
+
+The flow stays pure by returning these in `Reply.effects`; webhooks/voice.py `apply()` carries them out
+(spooled, never written to the database in the caller's path, except a callback, which must be stored
+before the caller hears it promised).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    """Who called and what the hotline was doing then (rides on the call's first event)."""
+
+    caller_hash: str | None
+    caller_masked: str | None
+    language: str
+    mode: str
+    incident_id: int | None
+
+
+@dataclass(frozen=True)
+class EnterQueue:
+    queue: str
+    priority: int
+    language: str
+    reason: str
+    severity: str
+    affected: bool
+
+
+@dataclass(frozen=True)
+class LeaveQueue:
+    status: str
+    wait_s: int | None = None
+
+
+@dataclass(frozen=True)
+class SendSms:
+    """Text the caller the notice link and this reference, from a job after the call has moved on."""
+
+    lang: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class BookCallback:
+    queue: str
+    priority: int
+    reason: str
+    keep_place: bool = False
+    voicemail_url: str | None = None
