@@ -29,8 +29,6 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     _configure_logging(app)
     app.extensions["ivr"] = Hotline.build(cfg)
 
-    import ivr.media.recordings  # noqa: F401  (registers the phone-recording job)
-    import ivr.worker.sms  # noqa: F401  (registers the SMS job)
     import webhooks.admin_line  # noqa: F401  (adds the admin line's routes to the voice blueprint)
     import webhooks.agent_line  # noqa: F401  (adds the agent line's routes to the voice blueprint)
     from ivr.ops.api import bp as api_bp

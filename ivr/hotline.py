@@ -9,9 +9,10 @@ from ivr.config import Config
 from ivr.core.identity import caller_identity
 from ivr.store.db import Database
 from ivr.spool.recorder import EventRecorder
-from ivr.store.jobs import JobWorker
 from ivr.core.rules import RulesStore
 from ivr.store.state import StateReader
+from ivr.worker.handlers import job_handlers
+from ivr.worker.jobs import JobWorker
 
 
 
@@ -35,7 +36,7 @@ class Hotline:
             state=StateReader(db, config.instance_path / "last_good_snapshot.json"),
             recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer),
         )
-        hotline.jobs = JobWorker(hotline)
+        hotline.jobs = JobWorker(hotline, job_handlers())
         hotline.rules.on_reload = hotline.audit_rules_reload
         hotline.validator = RequestValidator(config.twilio_auth_token)
         return hotline

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import AUTH_TOKEN
-from ivr.store import jobs
+
 from ivr.media import tts
 from ivr.store.models import Announcement, AuditEntry, Job
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
@@ -69,7 +69,7 @@ def test_an_admin_records_hears_and_publishes_an_announcement_by_phone(admin_app
     assert next(h.url for h in result.heard if h.kind == "play") == url  # the admin hears it back
     assert result.said()[-1].startswith("Thank you. Your recording will be published")
     assert twilio_host.requests == []  # nothing fetched inside the webhooks
-    assert jobs.run_one(hotline)
+    assert hotline.jobs.run_one()
     assert twilio_host.requests == [("GET", REC_PATH, basic_auth(ACCOUNT, AUTH_TOKEN))]
     source, by, sha, duration = published_main(hotline)
     assert (source, by) == ("phone", "dana") and 2_000 < duration < 10_000
@@ -87,7 +87,7 @@ def test_a_recording_from_a_host_outside_the_allow_list_is_refused(admin_app, tw
     evil = StubHost({REC_PATH: (200, {}, b"RIFF....")})
     try:
         admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=evil.origin + REC_PATH)
-        assert jobs.run_one(hotline)
+        assert hotline.jobs.run_one()
         assert evil.requests == []  # not even one request to a host that is not allowed
     finally:
         evil.close()
@@ -102,7 +102,7 @@ def test_a_redirect_to_another_host_is_refused_too(admin_app, twilio_host):
     hotline = admin_app.extensions["ivr"]
     twilio_host.routes["/redirect"] = (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b"")
     admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=twilio_host.origin + "/redirect")
-    jobs.run_one(hotline)
+    hotline.jobs.run_one()
     with hotline.db.read() as conn:
         assert "169.254.169.254 is not on the allow-list" in conn.execute(select(Job.last_error)).scalar()
 
@@ -122,7 +122,7 @@ def test_discarding_publishes_nothing(admin_app, twilio_host):
     hotline = admin_app.extensions["ivr"]
     before = published_main(hotline)
     admin_call(admin_app, ["482916", "2", "3", "3"], recording_url=twilio_host.origin + REC_PATH)
-    assert not jobs.run_one(hotline)
+    assert not hotline.jobs.run_one()
     assert published_main(hotline) == before
     assert audits(hotline, "announcement.phone_discarded")[0].actor == "dana"
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
 from helpers import parse_twiml, signed_post, twilio_params
-from ivr.store import affected, jobs, queues
+from ivr.store import affected, queues
 from ivr.store.models import AuditEntry, Job, utcnow
 from ivr.store.models_routing import AffectedNumber, QueueEntry
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
@@ -228,7 +228,7 @@ def test_press_4_texts_the_notice_through_a_background_job(config, twilio_api):
         sms_said = next(s for s in result.said() if s.startswith("We will send this information"))
         reference = sms_said.rsplit(" ", 1)[-1].rstrip(".")
         assert host.requests == []  # nothing sent during the call
-        assert jobs.run_one(hotline)
+        assert hotline.jobs.run_one()
         (method, got_path, auth), = [(m, p, a) for m, p, a in host.requests]
         assert (method, got_path, auth) == ("POST", path, basic_auth(ACCOUNT, AUTH_TOKEN))
         with hotline.db.read() as conn:
@@ -236,7 +236,7 @@ def test_press_4_texts_the_notice_through_a_background_job(config, twilio_api):
         assert status == "done" and json.loads(result_json)["sid"].startswith("SM")
         assert "+15555550123" not in payload and json.loads(payload)["to"] == "***0123"  # scrubbed once sent
         assert reference.startswith("HL-")
-        assert not jobs.run_one(hotline)  # sent once
+        assert not hotline.jobs.run_one()  # sent once
     finally:
         hotline.close()
 
@@ -250,7 +250,7 @@ def test_sms_retries_when_twilio_fails_then_records_the_failure(config):
     hotline = app.extensions["ivr"]
     try:
         call(app, ["4"])
-        assert jobs.run_one(hotline)
+        assert hotline.jobs.run_one()
         with hotline.db.read() as conn:
             status, error = conn.execute(select(Job.status, Job.last_error)).one()
         assert status == "failed" and "refused" in error  # a 4xx is not worth retrying

@@ -172,9 +172,9 @@ def admin_review(hotline, rules, snap, pos):
     subject = f"{pos.lang}/{topic}"
     if choice == "1":
         with hotline.db.write() as conn:
-            jobs.enqueue(conn, "phone_recording", {"recording_url": url, "lang": pos.lang, "topic": topic,
+            jobs.enqueue(conn, jobs.PHONE_RECORDING, {"recording_url": url, "lang": pos.lang, "topic": topic,
                                                    "actor": name, "call_sid": _call_sid()},
-                         dedupe_key=f"phone_recording:{_call_sid()}:{url}"[:160])
+                         dedupe_key=f"{jobs.PHONE_RECORDING}:{_call_sid()}:{url}"[:160])
             audit(conn, actor=name, action="announcement.phone_recorded", subject=subject,
                   to_value="queued for publishing", reason="recorded on the admin phone line")
         hotline.jobs.poke()

@@ -19,7 +19,7 @@ from ivr.core.effects import BookCallback, CallStarted, EnterQueue, LeaveQueue, 
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
 from ivr.spool.recorder import TERMINAL
-from ivr.store import queues
+from ivr.store import jobs, queues
 from webhooks import twiml
 from webhooks.params import raw_query, twilio_params
 from webhooks.security import is_signed_by_twilio
@@ -157,7 +157,7 @@ def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
         elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
-            hotline.recorder.record("job", call_sid=sid, kind="sms", dedupe_key=f"sms:{sid}", payload=payload)
+            hotline.recorder.record("job", call_sid=sid, kind=jobs.SMS, dedupe_key=f"{jobs.SMS}:{sid}", payload=payload)
         elif not isinstance(effect, BookCallback):  # callbacks are stored before answering (_book_callback)
             raise TypeError(f"not an effect: {effect!r}")
     return call_info

@@ -1,4 +1,4 @@
-"""Fetching an admin's phone recording from Twilio, only from allowed origins, then publishing it.
+"""Fetching an admin's phone recording from Twilio, only from allowed origins.
 
 Twilio hands us a RecordingUrl; fetching whatever URL a request names would let anyone who can reach a
 webhook make our server fetch internal addresses (server-side request forgery). So the URL's origin
@@ -7,20 +7,15 @@ credentials go only to an allowed origin, and the download is size-capped.
 """
 from __future__ import annotations
 
-import logging
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from ivr.store import announcements, jobs
-from ivr.store.audit import audit
-
-log = logging.getLogger(__name__)
 MAX_REDIRECTS = 3
 
 
-class RecordingRefused(jobs.PermanentError):
-    """The recording URL is not one we may fetch."""
+class RecordingRefused(ValueError):
+    """The recording cannot be fetched, and trying again will not change that (a refused host, a size)."""
 
 
 def origin(url: str) -> str:
@@ -55,37 +50,11 @@ def fetch(url: str, *, origins: tuple[str, ...], auth: tuple[str, str] | None, m
             if resp.status_code == 404:
                 raise RuntimeError("the recording is not available yet (404)")  # Twilio: retry shortly
             if resp.status_code >= 400:
-                raise jobs.PermanentError(f"the recording host answered HTTP {resp.status_code}")
+                raise RecordingRefused(f"the recording host answered HTTP {resp.status_code}")
             data = bytearray()
             for chunk in resp.iter_content(64 * 1024):
                 data += chunk
                 if len(data) > max_bytes:
-                    raise jobs.PermanentError(f"the recording is larger than {max_bytes} bytes")
+                    raise RecordingRefused(f"the recording is larger than {max_bytes} bytes")
             return bytes(data)
     raise RecordingRefused("too many redirects")
-
-
-@jobs.handler("phone_recording")
-def publish_recording(hotline, payload: dict) -> dict:
-    """Job: fetch an admin's recording, make it phone-ready and publish it as a new version."""
-    cfg = hotline.config
-    auth = (cfg.twilio_account_sid, cfg.twilio_auth_token) if cfg.twilio_account_sid else None
-    data = fetch(payload["recording_url"], origins=cfg.recording_origins, auth=auth, max_bytes=cfg.upload_max_bytes)
-    try:
-        row = announcements.create_from_audio(
-            hotline.db, cfg, hotline.rules.rules.languages, data=data, lang=payload["lang"],
-            topic=payload["topic"], actor=payload["actor"], source="phone", publish=True,
-            reason="recorded on the admin phone line")
-    except (announcements.AnnouncementError, ValueError) as exc:  # AudioRejected is a ValueError
-        raise jobs.PermanentError(str(exc)) from exc
-    return {"announcement_id": row["id"], "version": row["version"], "media": row["media_sha256"]}
-
-
-def _recording_failed(hotline, payload: dict, error: str) -> None:
-    with hotline.db.write() as conn:
-        audit(conn, actor=payload.get("actor", "unknown"), action="announcement.phone_failed",
-              subject=f"{payload.get('lang')}/{payload.get('topic')}", to_value=error[:500],
-              reason="phone recording could not be published")
-
-
-publish_recording.on_failure = _recording_failed

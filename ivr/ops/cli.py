@@ -460,14 +460,12 @@ def jobs_run(once):
     """Work background jobs (instead of, or beside, the web workers' own job threads)."""
     import time
 
-    import ivr.media.recordings  # noqa: F401  (registers job handlers)
-    from ivr.store import jobs as jobs_mod
     from ivr.hotline import Hotline
 
     hotline = Hotline.build(_config())
     done = 0
     while True:
-        while jobs_mod.run_one(hotline):
+        while hotline.jobs.run_one():
             done += 1
         if once:
             break
@@ -484,7 +482,6 @@ def background():
     import signal
     import threading
 
-    import ivr.media.recordings  # noqa: F401  (registers job handlers)
     from ivr.spool.recorder import SpoolWriter
     from ivr.hotline import Hotline
 

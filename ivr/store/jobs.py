@@ -1,42 +1,24 @@
-"""Background jobs: work that must stay out of the webhooks' path (fetching a phone recording, sending SMS).
+"""The jobs table: work that must stay out of the webhooks' path (fetching a phone recording, sending SMS).
 
-A job is a row; a worker claims one at a time (so two workers never run the same job), runs its handler,
-and records the result. Failures are retried with backoff, then marked failed with the error.
-Workers: a thread in each web worker (IVR_JOBS_IN_APP, the default) and/or `ivr jobs run`.
+A job is a row; a worker claims one at a time (so two workers never run the same job). Who runs them and
+how: ivr/worker/jobs.py; which kinds exist and what runs each: ivr/worker/handlers.py.
 """
 from __future__ import annotations
 
 import json
-import logging
-import os
-import threading
 from datetime import timedelta
-from typing import Callable
 
 from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.store.models import Job, utcnow
 
-log = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 5
 STALE_AFTER = timedelta(minutes=10)  # a job "running" this long lost its worker: run it again
-HANDLERS: dict[str, Callable] = {}
 
-
-class PermanentError(Exception):
-    """A job that cannot succeed however often it is tried (bad input, a refused host)."""
-
-
-def handler(kind: str):
-    """Register the function that runs jobs of this kind: fn(hotline, payload) -> result dict."""
-
-    def register(fn):
-        HANDLERS[kind] = fn
-        return fn
-
-    return register
+# The kinds of job the hotline enqueues; ivr/worker/handlers.py has a handler for each (a test checks).
+SMS = "sms"
+PHONE_RECORDING = "phone_recording"
+KINDS = (SMS, PHONE_RECORDING)
 
 
 def enqueue(conn: Connection, kind: str, payload: dict, dedupe_key: str | None = None) -> None:
@@ -65,83 +47,7 @@ def claim(db) -> tuple[int, str, dict, int] | None:
     return row.id, row.kind, json.loads(row.payload), row.attempts + 1
 
 
-def run_one(hotline) -> bool:
-    """Run the next ready job, if any. Returns True if a job was run."""
-    job = claim(hotline.db)
-    if job is None:
-        return False
-    job_id, kind, payload, attempt = job
-    values: dict
-    try:
-        fn = HANDLERS.get(kind)
-        if fn is None:
-            raise PermanentError(f"no handler for jobs of kind {kind!r}")
-        result = fn(hotline, payload)
-        values = dict(status="done", result=json.dumps(result or {}), last_error=None)
-        log.info("job %s (%s) done", job_id, kind)
-    except Exception as exc:
-        permanent = isinstance(exc, PermanentError) or attempt >= MAX_ATTEMPTS
-        values = dict(status="failed" if permanent else "pending", last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                      run_after=utcnow() + timedelta(seconds=min(2 ** attempt, 300)))
-        log.warning("job %s (%s) attempt %d failed%s: %s", job_id, kind, attempt,
-                    " permanently" if permanent else ", will retry", exc)
-        if permanent and getattr(fn, "on_failure", None):
-            _safely(fn.on_failure, hotline, payload, str(exc))
-    scrub = getattr(HANDLERS.get(kind), "scrub", None)
-    if scrub and values["status"] in ("done", "failed"):
-        values["payload"] = json.dumps(scrub(payload))  # personal data kept no longer than the job needs it
-    with hotline.db.write() as conn:
+def finish(db, job_id: int, values: dict) -> None:
+    """Record how a job's attempt ended (done, failed, or pending again with a later run_after)."""
+    with db.write() as conn:
         conn.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
-    return True
-
-
-def _safely(fn, *args) -> None:
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("job failure hook failed")
-
-
-def job_status(db, job_id: int) -> dict | None:
-    with db.read() as conn:
-        row = conn.execute(select(Job).where(Job.id == job_id)).scalar_one_or_none()
-        return None if row is None else {c.name: getattr(row, c.name) for c in Job.__table__.columns}
-
-
-class JobWorker:
-    """A daemon thread working jobs in this process; started once per process (after gunicorn forks)."""
-
-    def __init__(self, hotline, interval: float = 1.0):
-        self.hotline = hotline
-        self.interval = interval
-        self._pid = None
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopped = False
-
-    def ensure_started(self) -> None:
-        if self._pid == os.getpid() or self._stopped:
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            threading.Thread(target=self._run, name="job-worker", daemon=True).start()
-
-    def poke(self) -> None:
-        """Look for work now rather than at the next tick."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stopped:
-            try:
-                while run_one(self.hotline):
-                    pass
-            except Exception as exc:  # a database outage must not kill the thread
-                log.warning("job worker: %s", exc)
-            self._wake.wait(self.interval)
-            self._wake.clear()

@@ -9,7 +9,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from ivr.store import jobs
+from ivr.worker.jobs import PermanentError
 
 
 def _client(cfg) -> Client:
@@ -23,11 +23,10 @@ def masked(number: str) -> str:
     return "***" + number[-4:] if len(number) >= 4 else "***"
 
 
-@jobs.handler("sms")
 def send_sms(hotline, payload: dict) -> dict:
     cfg = hotline.config
     if not (cfg.twilio_account_sid and cfg.sms_from):
-        raise jobs.PermanentError("SMS is not configured: set TWILIO_ACCOUNT_SID and TWILIO_SMS_FROM")
+        raise PermanentError("SMS is not configured: set TWILIO_ACCOUNT_SID and TWILIO_SMS_FROM")
     rules = hotline.rules.rules
     body = rules.prompt(rules.language(payload.get("lang")), "sms_body").format(
         url=cfg.notice_url or "", reference=payload["reference"])
@@ -36,13 +35,12 @@ def send_sms(hotline, payload: dict) -> dict:
     except TwilioRestException as exc:
         if exc.status == 429 or exc.status >= 500:
             raise  # worth another try
-        raise jobs.PermanentError(f"Twilio refused the message: {exc.status} {exc.code} {exc.msg}") from None
+        raise PermanentError(f"Twilio refused the message: {exc.status} {exc.code} {exc.msg}") from None
     return {"sid": message.sid, "status": message.status, "to": masked(payload["to"]),
             "reference": payload["reference"]}
 
 
-def _scrub(payload: dict) -> dict:
+def scrub(payload: dict) -> dict:
+    """Once the text is sent (or never will be), keep only the masked number."""
     return {**payload, "to": masked(payload.get("to", ""))}
 
-
-send_sms.scrub = _scrub
