@@ -12,10 +12,12 @@ class StubHost:
     def __init__(self, routes: dict[str, tuple[int, dict, bytes]]):
         self.routes = routes
         self.requests: list[tuple[str, str, str | None]] = []
+        self.bodies: list[bytes] = []  # the body of each request, in the same order
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def _serve(self):
+                stub.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 stub.requests.append((self.command, self.path, self.headers.get("Authorization")))
                 status, headers, body = stub.routes.get(self.path, (404, {}, b"not found"))
                 self.send_response(status)

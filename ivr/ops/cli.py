@@ -473,6 +473,15 @@ def jobs_run(once):
     click.echo(f"{done} job(s) run")
 
 
+@jobs.command("kinds")
+def jobs_kinds():
+    """The kinds of job this install can work (the same in every process that works jobs)."""
+    from ivr.worker.handlers import job_handlers
+
+    for kind in sorted(job_handlers()):
+        click.echo(kind)
+
+
 @main.command()
 def background():
     """Write the web workers' spooled call records to the database and work background jobs.
