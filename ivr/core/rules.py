@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ivr.core.errors import Refused
+
 log = logging.getLogger(__name__)
 
 # Every language must have every one of these prompts: a caller in any language hears every step.
@@ -287,7 +289,7 @@ class RuleError:
         return f"{where}: {self.field or '(top)'}: {self.message}"
 
 
-class RulesInvalid(ValueError):
+class RulesInvalid(Refused):
     """The rules file cannot be used; `errors` name each problem's line and field."""
 
     def __init__(self, path: str, errors: list[RuleError]):

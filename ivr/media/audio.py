@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import imageio_ffmpeg
 
+from ivr.core.errors import Refused
+
 with warnings.catch_warnings():
     # pydub warns at import time when ffmpeg is not on PATH; ffmpeg_exe() tells it where ours is.
     warnings.filterwarnings("ignore", message="Couldn't find ff", category=RuntimeWarning)
@@ -29,7 +31,7 @@ FFMPEG_TIMEOUT_S = 120
 WAVE_FORMAT_PCM, WAVE_FORMAT_MULAW, WAVE_FORMAT_EXTENSIBLE = 1, 7, 0xFFFE
 
 
-class AudioRejected(ValueError):
+class AudioRejected(Refused):
     """Audio that cannot be made phone-ready; `reason` is a stable code for callers and the UI."""
 
     REASONS = ("undecodable", "silent", "too_long", "too_big", "empty")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from gtts import gTTS
 
+from ivr.core.errors import Refused
+
 log = logging.getLogger(__name__)
 
 ENGINES = ("gtts", "espeak")
@@ -42,7 +44,7 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
-class TTSError(Exception):
+class TTSError(Refused):
     """No engine could turn the text into audio."""
 
 

@@ -15,12 +15,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from sqlalchemy import func, select
 
+from ivr.core.errors import Refused
 from ivr.store import announcements, incidents, queues
 from ivr.spool.recorder import TERMINAL
 from ivr.store.models import Call, CallEvent, utcnow
-from ivr.media.audio import AudioRejected
 from ivr.store.state import get_mode, set_mode
-from ivr.media.tts import TTSError
 from ivr.store.users import role_at_least, user_for_token
 
 log = logging.getLogger(__name__)
@@ -74,9 +73,7 @@ def _serial(row: dict) -> dict:
     return out
 
 
-@bp.errorhandler(announcements.AnnouncementError)
-@bp.errorhandler(AudioRejected)
-@bp.errorhandler(TTSError)
+@bp.errorhandler(Refused)
 def _refused(exc):
     return _error(400, f"{exc} (nothing was changed)")
 
@@ -192,11 +189,6 @@ def callbacks_done(callback_id: int):
 # -- incidents, calls, stats -------------------------------------------------------------------------------
 def _iso(row: dict) -> dict:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-
-
-@bp.errorhandler(incidents.IncidentError)
-def _incident_refused(exc):
-    return _error(400, f"{exc} (nothing was changed)")
 
 
 @bp.get("/incidents")

@@ -268,15 +268,11 @@ def _clear_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ivr.store.announcements import AnnouncementError
-        from ivr.media.audio import AudioRejected
-        from ivr.store.incidents import IncidentError
-        from ivr.store.queues import QueueError
-        from ivr.media.tts import TTSError
+        from ivr.core.errors import Refused
 
         try:
             return fn(*args, **kwargs)
-        except (AnnouncementError, AudioRejected, TTSError, IncidentError, QueueError) as exc:
+        except Refused as exc:
             raise click.ClickException(f"{exc} (nothing was changed)") from None
 
     return wrapper

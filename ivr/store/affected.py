@@ -22,6 +22,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.store.models import utcnow
@@ -42,7 +43,7 @@ SQLITE_TXN_ROWS = 50_000
 SQLITE_IMPORT_CACHE_KIB = 32 * 1024  # page cache of the import connection only (the default is 2 MiB)
 
 
-class InvalidNumber(ValueError):
+class InvalidNumber(Refused):
     """A string that is not a valid phone number; `reason` says why in a few words."""
 
     def __init__(self, reason: str):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ivr.core.errors import Refused
 from ivr.media import audio, tts
 from ivr.store.audit import audit
 from ivr.config import Config
@@ -29,7 +30,7 @@ ROW_COLUMNS = (Announcement.id, Announcement.incident_id, Announcement.language,
                Announcement.created_at, Announcement.published_at)
 
 
-class AnnouncementError(ValueError):
+class AnnouncementError(Refused):
     """A request about announcements that cannot be carried out; nothing was changed."""
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.store.models import Incident, utcnow
 from ivr.store.state import bump_content
 
 
-class IncidentError(ValueError):
+class IncidentError(Refused):
     """A request about incidents that cannot be carried out; nothing was changed."""
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.core.identity import caller_identity
@@ -20,7 +21,7 @@ from ivr.core.routing import QueueStats
 PIN_METHOD = "scrypt:4096:8:1"
 
 
-class QueueError(ValueError):
+class QueueError(Refused):
     """A request about queues, callbacks or agents that cannot be carried out; nothing was changed."""
 
 

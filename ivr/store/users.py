@@ -7,6 +7,7 @@ import secrets
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.store.models import ApiToken, User, utcnow
@@ -15,7 +16,7 @@ ROLES = ("viewer", "ops", "admin")
 PIN_METHOD = "scrypt:4096:8:1"  # a PIN is checked inside a phone webhook: slow enough to hurt guessing, not callers
 
 
-class UserError(ValueError):
+class UserError(Refused):
     """A request about users that cannot be carried out; nothing was changed."""
 
 

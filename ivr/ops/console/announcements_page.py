@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 
+from ivr.core.errors import Refused
 from ivr.store import announcements
-from ivr.media.audio import AudioRejected
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
 from ivr.store.models import TOPICS
-from ivr.media.tts import TTSError
 
 TEXT_MAX = 5000  # a few minutes of speech; longer belongs in several topics
-REFUSED = (FormError, announcements.AnnouncementError, AudioRejected, TTSError)
 
 
 def _languages() -> dict:
@@ -76,7 +74,7 @@ def announcement_tts():
         row = announcements.create_from_text(
             h.db, h.config, _languages(), lang=form.get("lang", ""), topic=form.get("topic", ""), text=_text(form),
             actor=actor(), publish=form.get("publish") == "yes", reason=reason(form))
-    except REFUSED as exc:
+    except Refused as exc:
         return _refused(exc, "tts")
     return _done(row, "created from text")
 
@@ -94,7 +92,7 @@ def announcement_upload():
         row = announcements.create_from_audio(
             h.db, h.config, _languages(), data=upload.read(), lang=form.get("lang", ""), topic=form.get("topic", ""),
             text=_text(form) or None, actor=actor(), publish=form.get("publish") == "yes", reason=why)
-    except REFUSED as exc:
+    except Refused as exc:
         return _refused(exc, "upload")
     return _done(row, "uploaded")
 
@@ -104,7 +102,7 @@ def announcement_upload():
 def announcement_publish(announcement_id: int):
     try:
         row = announcements.publish(hotline().db, announcement_id, actor=actor(), reason=reason(request.form))
-    except REFUSED as exc:
+    except Refused as exc:
         return _refused(exc, f"publish-{announcement_id}")
     return _done(row, "published")
 
@@ -120,6 +118,6 @@ def announcement_rollback():
             raise FormError("the version to roll back to is a number")
         row = announcements.rollback(hotline().db, lang=form.get("lang", ""), topic=form.get("topic", ""),
                                      to_version=int(to) if to else None, actor=actor(), reason=reason(form))
-    except REFUSED as exc:
+    except Refused as exc:
         return _refused(exc, f"rollback-{form.get('lang', '')}-{form.get('topic', '')}")
     return _done(row, "published again (rollback)")

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ivr.core.errors import Refused
 from ivr.ops.console import auth, csrf
 from ivr.store.users import role_at_least
 
@@ -26,7 +27,7 @@ SECURITY_HEADERS = {
 }
 
 
-class FormError(ValueError):
+class FormError(Refused):
     """A form that cannot be carried out as sent; nothing was changed."""
 
 

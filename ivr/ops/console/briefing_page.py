@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
 
+from ivr.core.errors import Refused
 from ivr.ops.console import briefings
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
 from ivr.store.users import role_at_least
@@ -30,7 +31,7 @@ def briefing_create():
     try:
         row = briefings.create(hotline().db, request.form, actor=actor(), reason=reason(request.form),
                                publish=request.form.get("publish") == "yes")
-    except (FormError, briefings.BriefingError) as exc:
+    except Refused as exc:
         log.warning("console: %s: briefing refused: %s", actor(), exc)
         return _page(400, f"{exc}. Nothing was changed.", draft=request.form)
     log.info("console: %s created briefing v%s (%s)", actor(), row["version"], row["status"])
@@ -44,7 +45,7 @@ def briefing_create():
 def briefing_publish(briefing_id: int):
     try:
         row = briefings.publish(hotline().db, briefing_id, actor=actor(), reason=reason(request.form))
-    except (FormError, briefings.BriefingError) as exc:
+    except Refused as exc:
         log.warning("console: %s: briefing publish refused: %s", actor(), exc)
         return _page(400, f"{exc}. Nothing was changed.")
     log.info("console: %s published briefing v%s", actor(), row["version"])

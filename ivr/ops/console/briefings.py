@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.ops.console.queries import active_incident
 from ivr.store.db import Database
@@ -19,7 +20,7 @@ COLUMNS = (BriefingVersion.id, BriefingVersion.incident_id, BriefingVersion.vers
            BriefingVersion.published_at)
 
 
-class BriefingError(ValueError):
+class BriefingError(Refused):
     """A request about briefings that cannot be carried out; nothing was changed."""
 
 
