@@ -85,7 +85,7 @@ def _health(hotline: Hotline):
     if hotline.rules.last_error is not None:
         problems.append("routing rules file invalid (last good rules in use)")
     if hotline.config.event_writer == "process":
-        from ivr.spool.recorder import SpoolWriter
+        from ivr.spool.writer import SpoolWriter
 
         try:
             age = time.time() - (hotline.config.spool_dir / SpoolWriter.HEARTBEAT).stat().st_mtime

@@ -12,9 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from ivr.spool import recorder as events_mod
+from ivr.spool import batch as events_mod
+from ivr.spool import recorder as recorder_mod
 from ivr.store.db import Database
-from ivr.spool.recorder import EventRecorder, SpoolWriter
+from ivr.spool.recorder import EventRecorder
+from ivr.spool.writer import SpoolWriter
 from ivr.store.models import Call, CallEvent
 
 
@@ -122,7 +124,7 @@ def test_the_database_down_keeps_everything_for_the_next_pass(db, spool, monkeyp
 
 
 def test_full_segments_roll_over_and_every_one_is_written(db, spool, monkeypatch):
-    monkeypatch.setattr(events_mod, "SEGMENT_MAX_BYTES", 600)
+    monkeypatch.setattr(recorder_mod, "SEGMENT_MAX_BYTES", 600)
     recorder = EventRecorder(db, spool, mode="process")
     writer = SpoolWriter(db, spool)
     for i in range(30):

@@ -18,7 +18,7 @@ from ivr.core import flow, verbs
 from ivr.core.effects import BookCallback, CallStarted, EnterQueue, LeaveQueue, SendSms
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
-from ivr.spool.recorder import TERMINAL
+from ivr.core.call_status import TERMINAL
 from ivr.store import jobs, queues
 from webhooks import twiml
 from webhooks.params import raw_query, twilio_params

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from ivr.core.errors import Refused
 from ivr.store import announcements, incidents, queues
-from ivr.spool.recorder import TERMINAL
+from ivr.core.call_status import TERMINAL
 from ivr.store.models import Call, CallEvent, utcnow
 from ivr.store.state import get_mode, set_mode
 from ivr.store.users import role_at_least, user_for_token

@@ -132,7 +132,7 @@ def serve(host, port, workers):
     os.environ.setdefault("IVR_EVENT_WRITER", "process")
     if os.environ["IVR_EVENT_WRITER"] == "process":
         os.environ.setdefault("IVR_JOBS_IN_APP", "0")
-        from ivr.spool.recorder import SpoolWriter
+        from ivr.spool.writer import SpoolWriter
 
         # /healthz must not take a heartbeat left by an earlier run for this run's writer.
         (cfg.spool_dir / SpoolWriter.HEARTBEAT).unlink(missing_ok=True)
@@ -487,7 +487,7 @@ def background():
     import signal
     import threading
 
-    from ivr.spool.recorder import SpoolWriter
+    from ivr.spool.writer import SpoolWriter
     from ivr.hotline import Hotline
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
@@ -107,3 +108,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def dialect_insert(conn: Connection, table):
+    """An INSERT that can say ON CONFLICT (DO NOTHING / DO UPDATE) on either database."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)

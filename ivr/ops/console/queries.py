@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Connection, Integer, case, cast, func, inspec
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.store.db import Database
-from ivr.spool.recorder import TERMINAL
+from ivr.core.call_status import TERMINAL
 from ivr.store.models import Announcement, Call, CallEvent, Incident
 
 IN_PROGRESS_WINDOW = timedelta(hours=2)  # a call with no final status older than this was lost, not live

@@ -1,0 +1,242 @@
+"""Writing a batch of spooled records in one transaction, idempotently; setting aside what the database refuses."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Connection, Text, bindparam, case, cast, column, func, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql
+
+from ivr.core.call_status import TERMINAL, status_order
+from ivr.spool.segments import encode, now
+from ivr.store.db import Database, dialect_insert
+from ivr.store.models import Call, CallEvent, Job
+from ivr.store.models_routing import QueueEntry
+
+log = logging.getLogger("ivr.spool.recorder")
+
+def _ts(value: float | str | None) -> datetime:
+    """A record's time: Unix time, or an ISO string (spool segments written by earlier versions)."""
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc)
+    return datetime.fromisoformat(value) if value else datetime.now(timezone.utc)
+
+
+REJECTED = "rejected.jsonl"  # in the spool folder: records the database refused on their own, with why
+MAX_REJECTED = 8  # more records than this refused on their own in one batch: the fault is not in them
+
+
+class BatchRefused(Exception):
+    """Too many records of a batch were refused one by one: a fault of the code or the schema, not of the
+    records. Nothing was set aside; the batch is tried again later."""
+
+
+def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
+    """Write records in one transaction; returns how many were set aside.
+
+    A record the database (or this code) refuses would otherwise fail its whole batch on every retry, and
+    no call would be recorded from then on. So when a batch fails for what it holds rather than because the
+    database cannot be reached, it is split in halves until the records refused on their own are found;
+    those go to `rejected.jsonl` in the spool folder, with the reason, and the rest is written. Writes are
+    idempotent, so halves written before a later failure are written again harmlessly. Raises when the
+    database cannot be reached, or when more than MAX_REJECTED records are refused (BatchRefused).
+    """
+    rejected: list[tuple[dict, Exception]] = []
+    _write_or_split(db, records, rejected)
+    if rejected:
+        lines = [encode({"at": now(), "error": _reason(exc), "record": record}) + "\n"
+                 for record, exc in rejected]
+        try:
+            spool_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(spool_dir / REJECTED, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # personal data
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.writelines(lines)
+        except OSError as exc:
+            log.error("could not keep the refused records in %s: %s", spool_dir / REJECTED, exc)
+        for record, exc in rejected:
+            log.error("call record refused by the database and set aside in %s (call %s): %s",
+                      REJECTED, str(record.get("call_sid"))[:64], _reason(exc))
+    return len(rejected)
+
+
+def _reason(exc: Exception) -> str:
+    """Why a record was refused, without the statement and its parameters (other callers' records)."""
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"[:300]
+
+
+def _write_or_split(db: Database, records: list[dict], rejected: list) -> None:
+    try:
+        with db.write() as conn:
+            write_records(conn, records)
+        return
+    except Exception as exc:
+        if _unreachable(exc):
+            raise
+        if len(records) == 1:
+            rejected.append((records[0], exc))
+            if len(rejected) > MAX_REJECTED:
+                raise BatchRefused(f"more than {MAX_REJECTED} records refused one by one; last: "
+                                   f"{_reason(exc)}") from exc
+            return
+    half = len(records) // 2
+    _write_or_split(db, records[:half], rejected)
+    _write_or_split(db, records[half:], rejected)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """The database could not be reached or could not take the write now (locked, restarting, a lost
+    connection): nothing to do with the records."""
+    return isinstance(exc, (OSError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.InternalError,
+                            sa_exc.DisconnectionError, sa_exc.TimeoutError)) or bool(
+        getattr(exc, "connection_invalidated", False))
+
+
+def write_records(conn: Connection, records: list[dict]) -> None:
+    """Apply records in one transaction, a few statements per batch; replays change nothing.
+
+    The two big ones, calls and their steps, go to PostgreSQL as one JSON array each, which the server
+    unpacks (json_to_recordset): one statement instead of one per row. Measured for a pass of 200 calls:
+    7.7 ms of the writer's CPU and 4.0 ms of the server's row by row (pipelined executemany), 2.8 and 3.0
+    this way. SQLite runs in-process, where executemany is already one loop in C."""
+    records = [_without_nul(r) for r in records]
+    pg = conn.dialect.name == "postgresql"
+    calls = list(_call_rows(records).values())
+    if calls:
+        if pg:
+            conn.execute(_PG_CALLS_UPSERT, {"rows": _json_rows(calls)})
+        else:
+            conn.execute(_calls_upsert(conn), calls)
+    events = [
+        {"call_sid": r["call_sid"], "step": r["step"][:160], "at": _ts(r.get("at")), "kind": r["kind"],
+         "digits": (r.get("digits") or None) and str(r["digits"])[:32], "detail": r.get("detail")}
+        for r in records if r["type"] == "event" and r.get("call_sid") and r.get("step")
+    ]
+    if events:
+        if pg:
+            conn.execute(_PG_EVENTS_INSERT, {"rows": _json_rows(events)})
+        else:
+            conn.execute(dialect_insert(conn, CallEvent.__table__).on_conflict_do_nothing(
+                index_elements=["call_sid", "step"]), events)
+    _write_queue_records(conn, records)
+    jobs = [r for r in records if r["type"] == "job" and r.get("call_sid")]
+    if jobs:
+        conn.execute(dialect_insert(conn, Job.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
+            {"kind": r["kind"], "payload": json.dumps(r["payload"]), "status": "pending", "attempts": 0,
+             "run_after": _ts(r.get("at")), "dedupe_key": r["dedupe_key"][:160], "created_at": _ts(r.get("at")),
+             "updated_at": _ts(r.get("at"))} for r in jobs])
+    statuses = [r for r in records if r["type"] == "status" and r.get("call_sid") and r.get("status")]
+    for terminal in (False, True):
+        rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
+        if rows:
+            conn.execute(_status_update(terminal), rows)
+
+
+def _write_queue_records(conn: Connection, records: list[dict]) -> None:
+    """Who waits in which queue since when, and how their wait ended: the picture every worker shares."""
+    entering = [{"call_sid": r["call_sid"], "queue": r["queue"], "priority": int(r["priority"]),
+                 "language": r.get("language") or "", "reason": (r.get("reason") or "")[:40],
+                 "severity": r.get("severity") or "", "affected": bool(r.get("affected")), "status": "waiting",
+                 "enqueued_at": _ts(r.get("at"))}
+                for r in records if r["type"] == "queue_enter" and r.get("call_sid")]
+    if entering:
+        conn.execute(dialect_insert(conn, QueueEntry.__table__).on_conflict_do_nothing(index_elements=["call_sid"]),
+                     entering)
+    leaving = [{"sid": r["call_sid"], "st": r["status"], "ended": _ts(r.get("at")), "wait": r.get("wait_s"),
+                "agent": r.get("agent")} for r in records if r["type"] == "queue_exit" and r.get("call_sid")]
+    if leaving:
+        c = QueueEntry.__table__.c
+        # Only a waiting entry ends: a callback or an agent's answer already recorded is never overwritten.
+        conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status == "waiting")
+                     .values(status=bindparam("st"), ended_at=bindparam("ended"), wait_s=bindparam("wait"),
+                             agent=bindparam("agent")), leaving)
+
+
+_CALL_INFO = ("caller_hash", "caller_masked", "mode", "incident_id")
+
+
+def _call_rows(records: list[dict]) -> dict[str, dict]:
+    """One row per call in the batch: what its first record says, and its newest outcome and language."""
+    calls: dict[str, dict] = {}
+    for r in records:
+        sid = r.get("call_sid")
+        if not sid:
+            continue
+        row = calls.setdefault(sid, {"call_sid": sid, "started_at": _ts(r.get("at")), "language": None,
+                                     "outcome": None, "outcome_step": -1, **{k: None for k in _CALL_INFO}})
+        if r["type"] == "call" or r.get("call_info"):  # a call's first record says who called, in what mode
+            row.update({k: r.get(k) for k in _CALL_INFO})
+            row["language"] = row["language"] or r.get("language")
+        if r["type"] == "event" and (r.get("outcome") or r.get("language")):
+            step = int(r.get("n") or 0)
+            if step >= row["outcome_step"]:
+                row["outcome_step"] = step
+                row["outcome"] = r.get("outcome") or row["outcome"]
+                row["language"] = r.get("language") or row["language"]
+    return calls
+
+
+def _calls_upsert(conn: Connection):
+    return _calls_on_conflict(dialect_insert(conn, Call.__table__))
+
+
+def _calls_on_conflict(stmt):
+    c, new = Call.__table__.c, stmt.excluded
+    newer = new.outcome_step >= c.outcome_step
+    # A status or a later step may arrive before the call's first record: fill in, never overwrite;
+    # outcome and language move only forward in the call's steps. Within one step the later record counts,
+    # as it does inside a batch (_call_rows): a webhook's first event (who called) and its last (where the
+    # call stands) may fall into two batches.
+    return stmt.on_conflict_do_update(index_elements=["call_sid"], set_={
+        **{k: func.coalesce(c[k], new[k]) for k in _CALL_INFO},
+        "outcome": case((newer, func.coalesce(new.outcome, c.outcome)), else_=c.outcome),
+        "language": case((newer, func.coalesce(new.language, c.language)), else_=func.coalesce(c.language, new.language)),
+        "outcome_step": case((newer, new.outcome_step), else_=c.outcome_step),
+    })
+
+
+def _without_nul(record: dict) -> dict:
+    """The record without NUL characters, which PostgreSQL text cannot hold: a signed request may carry one
+    (Digits, From, CallStatus), and the record would be refused."""
+    if not any(type(v) is str and "\x00" in v for v in record.values()):
+        return record
+    return {k: v.replace("\x00", "") if type(v) is str else v for k, v in record.items()}
+
+
+def _json_rows(rows: list[dict]) -> str:
+    """Rows as the JSON array the PostgreSQL statements below unpack (times as ISO 8601)."""
+    return json.dumps(rows, separators=(",", ":"), default=datetime.isoformat)
+
+
+def _from_json_rows(table, names: list[str]):
+    """PostgreSQL: SELECT `names` (typed as `table`'s columns) from the JSON array bound as :rows."""
+    src = func.json_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSON)).table_valued(
+        *[column(n, table.c[n].type) for n in names]).render_derived(with_types=True)
+    return select(*[src.c[n] for n in names])
+
+
+_CALL_COLUMNS = ["call_sid", "started_at", "language", "outcome", "outcome_step", *_CALL_INFO]
+_EVENT_COLUMNS = ["call_sid", "step", "at", "kind", "digits", "detail"]
+_PG_CALLS_UPSERT = _calls_on_conflict(postgresql.insert(Call.__table__).from_select(
+    _CALL_COLUMNS, _from_json_rows(Call.__table__, _CALL_COLUMNS)))
+_PG_EVENTS_INSERT = postgresql.insert(CallEvent.__table__).from_select(
+    _EVENT_COLUMNS, _from_json_rows(CallEvent.__table__, _EVENT_COLUMNS)).on_conflict_do_nothing(
+    index_elements=["call_sid", "step"])
+
+
+def _status_row(r: dict) -> dict:
+    return {"sid": r["call_sid"], "st": r["status"], "ord": status_order(r["status"], r.get("sequence")),
+            "ended": _ts(r.get("at")), "dur": r.get("duration")}
+
+
+def _status_update(terminal: bool):
+    c = Call.__table__.c
+    values = {"status": bindparam("st"), "status_sequence": bindparam("ord")}
+    if terminal:
+        values.update(ended_at=bindparam("ended"), duration_s=func.coalesce(bindparam("dur"), c.duration_s))
+    return (update(Call.__table__).where(c.call_sid == bindparam("sid"), c.status_sequence < bindparam("ord"))
+            .values(**values))

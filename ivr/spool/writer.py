@@ -1,0 +1,158 @@
+"""The spool writer (`ivr background`, one per server): tails every worker's segments, writes them in batches."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from ivr.spool.batch import write_batch
+from ivr.spool.segments import alive, parse_lines, replayable, segment_pid
+from ivr.store.db import Database
+
+log = logging.getLogger("ivr.spool.recorder")  # the name operators' log filters know
+
+
+class SpoolWriter:
+    """Process mode: tail every worker's spool segments and write them to the database in batches.
+
+    One per server (`ivr background`, started by `ivr serve`). Each pass reads what was appended since the
+    last one (whole lines only), writes it all in one transaction, then remembers how far it got, in memory
+    and in `writer-offsets.json`. A restart re-reads at most one pass worth: the writes are idempotent.
+    Closed segments and those of dead workers are deleted once written; nothing is deleted before that.
+    """
+
+    OFFSETS = "writer-offsets.json"
+    HEARTBEAT = "writer.alive"
+    MAX_PASS_BYTES = 16 << 20  # per pass, over all segments: bounds memory and the transaction
+
+    def __init__(self, db: Database, spool_dir: Path, interval: float = 0.1, nice: int = 0):
+        self.db = db
+        self.spool_dir = Path(spool_dir)
+        self.interval = interval
+        self.failures = 0
+        self.written = 0
+        self._offsets: dict[str, int] = {}
+        self._load_offsets()
+        if nice and not db.is_sqlite:
+            self._nice_backends(nice)
+
+    def _nice_backends(self, nice: int) -> None:
+        """PostgreSQL on this host: put the server processes doing our writes below the web workers too.
+
+        Works when allowed (same user, or root); otherwise, or for a remote server, nothing changes."""
+        from sqlalchemy import event
+
+        @event.listens_for(self.db.engine, "connect")
+        def _renice(dbapi_conn, _record):
+            try:
+                cur = dbapi_conn.cursor()
+                cur.execute("SELECT pg_backend_pid(), inet_server_addr() IS NULL OR host(inet_server_addr()) "
+                            "IN ('127.0.0.1', '::1')")
+                pid, local = cur.fetchone()
+                cur.close()
+                dbapi_conn.commit()
+                if local:
+                    os.setpriority(os.PRIO_PROCESS, pid, max(os.getpriority(os.PRIO_PROCESS, pid), nice))
+            except Exception as exc:  # not permitted, or not this host: harmless
+                log.debug("could not renice the database backend: %s", exc)
+
+    def _load_offsets(self) -> None:
+        try:
+            data = json.loads((self.spool_dir / self.OFFSETS).read_text())
+            self._offsets = {str(k): int(v) for k, v in data.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            self._offsets = {}
+
+    def _save_offsets(self) -> None:
+        tmp = self.spool_dir / f".{self.OFFSETS}.tmp"
+        try:
+            tmp.write_text(json.dumps(self._offsets))
+            os.replace(tmp, self.spool_dir / self.OFFSETS)
+        except OSError as exc:  # a restart then re-reads a little more: harmless
+            log.warning("could not save spool offsets: %s", exc)
+
+    def beat(self) -> None:
+        """Say this writer is alive (/healthz reads the file's age)."""
+        path = self.spool_dir / self.HEARTBEAT
+        try:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        except OSError:
+            pass
+
+    def pass_once(self) -> int:
+        """Write everything readable now; returns the number of records written (0 if the database failed)."""
+        self.beat()
+        plan, records, budget = [], [], self.MAX_PASS_BYTES
+        for name in sorted(os.listdir(self.spool_dir)) if self.spool_dir.is_dir() else []:
+            if not name.startswith("events-") or budget <= 0:
+                continue
+            path = self.spool_dir / name
+            base, _, suffix = name.partition(".")
+            live = suffix == "open" and alive(segment_pid(base))
+            if suffix.startswith("replay") and not replayable(path):
+                continue  # a thread-mode process is replaying it right now
+            start = self._offsets.get(base, 0)
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(start)
+                    data = fh.read(budget)
+                    at_end = not fh.read(1)
+            except FileNotFoundError:
+                continue
+            budget -= len(data)
+            finished = not live and at_end
+            if not finished:
+                cut = data.rfind(b"\n") + 1  # whole lines only: the rest may still be being written
+                data = data[:cut]
+            records.extend(parse_lines(data, name))
+            plan.append((path, base, start + len(data), finished))
+        set_aside = 0
+        if records:
+            try:
+                set_aside = write_batch(self.db, records, self.spool_dir)
+            except Exception as exc:
+                self.failures += 1
+                log.error("database write failed; %d spooled events kept for the next pass: %s", len(records), exc)
+                return 0
+        for path, base, offset, finished in plan:
+            if finished:
+                path.unlink(missing_ok=True)
+                self._offsets.pop(base, None)
+            else:
+                self._offsets[base] = offset
+        present = {name.partition(".")[0] for name in os.listdir(self.spool_dir)} if self.spool_dir.is_dir() else set()
+        for base in [b for b in self._offsets if b not in present]:
+            del self._offsets[base]  # replayed and removed by someone else
+        if plan:
+            self._save_offsets()
+        self.written += len(records) - set_aside
+        return len(records) - set_aside
+
+    def run(self, stop: threading.Event) -> None:
+        """Pass after pass until `stop` is set; then drain what is left (bounded by a few seconds)."""
+        pause = self.interval
+        while not stop.is_set():
+            started, failures = time.monotonic(), self.failures
+            try:
+                self.pass_once()
+                ok = self.failures == failures
+            except Exception:
+                log.exception("spool pass failed")
+                ok = False
+            pause = self.interval if ok else min(pause * 2, 5.0)  # a database that is down: back off
+            stop.wait(max(0.0, pause - (time.monotonic() - started)))
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            failures = self.failures
+            try:
+                if not self.pass_once() and self.failures == failures:
+                    break
+            except Exception:
+                log.exception("final spool pass failed; the spool keeps the events")
+                break
+            if self.failures != failures:
+                time.sleep(0.5)
