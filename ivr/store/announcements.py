@@ -12,13 +12,12 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.core.errors import Refused
 from ivr.media import audio, tts
 from ivr.store.audit import audit
 from ivr.config import Config
-from ivr.store.db import Database
+from ivr.store.db import Database, dialect_insert
 from ivr.store.models import TOPICS, Announcement, Incident, Media, TTSCacheEntry, utcnow
 from ivr.store.state import bump_content
 
@@ -47,13 +46,9 @@ class Audio:
 # -- making audio ------------------------------------------------------------------------------------------
 
 
-def _insert_ignore(conn: Connection, table):
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing()
-
-
 def store_media(conn: Connection, phone: audio.PhoneAudio) -> None:
     """Keep phone-ready audio by its checksum: identical audio is stored once."""
-    conn.execute(_insert_ignore(conn, Media.__table__).values(
+    conn.execute(dialect_insert(conn, Media.__table__).on_conflict_do_nothing().values(
         sha256=phone.sha256, content_type=phone.content_type, data=phone.wav, size=len(phone.wav),
         duration_ms=phone.duration_ms, created_at=utcnow()))
 
@@ -81,7 +76,7 @@ def speak(db: Database, cfg: Config, text: str, lang: str, voice: str | None = N
     phone = process_audio(speech.data, cfg)
     with db.write() as conn:
         store_media(conn, phone)
-        conn.execute(_insert_ignore(conn, TTSCacheEntry.__table__).values(
+        conn.execute(dialect_insert(conn, TTSCacheEntry.__table__).on_conflict_do_nothing().values(
             key=key, media_sha256=phone.sha256, engine=speech.engine, created_at=utcnow()))
     return Audio(phone.sha256, phone.duration_ms, speech.engine)
 

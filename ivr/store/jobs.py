@@ -9,8 +9,8 @@ import json
 from datetime import timedelta
 
 from sqlalchemy import Connection, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from ivr.store.db import dialect_insert
 from ivr.store.models import Job, utcnow
 
 STALE_AFTER = timedelta(minutes=10)  # a job "running" this long lost its worker: run it again
@@ -28,8 +28,7 @@ def enqueue(conn: Connection, kind: str, payload: dict, dedupe_key: str | None =
     if dedupe_key is None:
         conn.execute(insert(Job).values(**values))
         return
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(Job.__table__)
-    conn.execute(ins.values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    conn.execute(dialect_insert(conn, Job.__table__).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
 
 
 def claim(db) -> tuple[int, str, dict, int] | None:

@@ -7,12 +7,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.core.errors import Refused
 from ivr.store.audit import audit
-from ivr.store.db import Database
+from ivr.store.db import Database, dialect_insert
 from ivr.core.identity import caller_identity
 from ivr.store.models import utcnow
 from ivr.store.models_routing import Agent, Callback, QueueEntry
@@ -92,10 +91,6 @@ def entry(db: Database, call_sid: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
-def _insert(db: Database, table):
-    return (sqlite.insert if db.is_sqlite else postgresql.insert)(table)
-
-
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
                      reason: str, keep_place: bool = False, voicemail_url: str | None = None) -> None:
     """Store a callback (idempotent per call). Keeping the place means the time they joined the queue."""
@@ -106,7 +101,7 @@ def request_callback(db: Database, *, call_sid: str, number: str, language: str,
             requested = joined or requested
             conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status == "waiting")
                          .values(status="callback", ended_at=utcnow()))
-        conn.execute(_insert(db, Callback.__table__).values(
+        conn.execute(dialect_insert(conn, Callback.__table__).values(
             call_sid=call_sid, number=number, language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",
         ).on_conflict_do_nothing(index_elements=["call_sid"]))
