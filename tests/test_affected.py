@@ -20,8 +20,7 @@ from ivr.store import affected
 from ivr.store.affected import InvalidNumber, Normalizer, import_file, is_affected, normalize, number_hash
 from ivr.ops.cli import main
 from ivr.store.db import Database
-from ivr.store.models import AuditEntry
-from ivr.store.models_routing import AffectedImport, AffectedNumber
+from ivr.store.models import AffectedImport, AffectedNumber, AuditEntry
 
 SECRET = "test-secret"
 

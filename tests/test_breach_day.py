@@ -18,8 +18,7 @@ from conftest import AUTH_TOKEN, PG_URL
 from helpers import wait_for
 from ivr.store import queues
 from ivr.store.db import Database
-from ivr.store.models import Call, CallEvent
-from ivr.store.models_routing import QueueEntry
+from ivr.store.models import Call, CallEvent, QueueEntry
 from ivr.tools.simulate import HttpTransport, SimulatedCall
 
 pytestmark = pytest.mark.slow

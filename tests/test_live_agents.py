@@ -11,8 +11,7 @@ from sqlalchemy import select, update
 from conftest import AUTH_TOKEN
 from helpers import parse_twiml, signed_post, twilio_params
 from ivr.store import affected, queues
-from ivr.store.models import AuditEntry, Job, utcnow
-from ivr.store.models_routing import AffectedNumber, QueueEntry
+from ivr.store.models import AffectedNumber, AuditEntry, Job, QueueEntry, utcnow
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
 from ivr.store.state import set_mode
 from stubs import StubHost, basic_auth

@@ -26,7 +26,7 @@ class HotlineCollector:
 
     def collect(self):
         from ivr.store import queues
-        from ivr.store.models_routing import Callback
+        from ivr.store.models import Callback
 
         db = self.hotline.db
         snap = self.hotline.state.current()

@@ -14,8 +14,7 @@ from sqlalchemy.dialects import postgresql
 from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.segments import encode, now
 from ivr.store.db import Database, dialect_insert
-from ivr.store.models import Call, CallEvent, Job
-from ivr.store.models_routing import QueueEntry
+from ivr.store.models import Call, CallEvent, Job, QueueEntry
 
 log = logging.getLogger("ivr.spool.recorder")
 

@@ -25,8 +25,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
-from ivr.store.models import utcnow
-from ivr.store.models_routing import AffectedImport, AffectedNumber
+from ivr.store.models import AffectedImport, AffectedNumber, utcnow
 
 HASH_BYTES = 16
 PHONE_COLUMNS = ("phone", "phone_number", "msisdn", "number")  # in order of preference ("number" is vague)

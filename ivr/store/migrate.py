@@ -6,7 +6,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-import ivr.store.models_routing  # noqa: F401  (registers its tables with the metadata)
 from ivr.store.db import Database
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -13,8 +13,7 @@ from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
 from ivr.core.identity import caller_identity
-from ivr.store.models import utcnow
-from ivr.store.models_routing import Agent, Callback, QueueEntry
+from ivr.store.models import Agent, Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
 
 PIN_METHOD = "scrypt:4096:8:1"
@@ -44,10 +43,6 @@ _stats_cache = _TTLCache(1.0)
 _wait_cache = _TTLCache(10.0)
 
 
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)  # SQLite returns naive UTC
-
-
 def queue_stats(db: Database, cached: bool = True) -> dict[str, QueueStats]:
     """Callers waiting per queue, and how long the longest has waited."""
 
@@ -56,7 +51,7 @@ def queue_stats(db: Database, cached: bool = True) -> dict[str, QueueStats]:
             rows = conn.execute(select(QueueEntry.queue, func.count(), func.min(QueueEntry.enqueued_at))
                                 .where(QueueEntry.status == "waiting").group_by(QueueEntry.queue)).all()
         now = datetime.now(timezone.utc)
-        return {q: QueueStats(n, int((now - _aware(oldest)).total_seconds())) for q, n, oldest in rows}
+        return {q: QueueStats(n, int((now - oldest).total_seconds())) for q, n, oldest in rows}
 
     return _stats_cache.get(("stats", db.url), compute) if cached else compute()
 

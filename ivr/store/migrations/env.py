@@ -2,7 +2,6 @@
 from alembic import context
 
 from ivr.store.models import Base
-import ivr.store.models_routing  # noqa: F401,E402  (its tables are part of the schema)
 
 config = context.config
 target_metadata = Base.metadata

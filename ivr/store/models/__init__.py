@@ -1,0 +1,15 @@
+"""The hotline's tables as SQLAlchemy 2.0 typed models, one module per aggregate; Alembic migrations create them.
+
+Importing this package registers every table with `Base.metadata` (migrations and tests rely on that).
+"""
+from ivr.store.models.affected import AffectedImport, AffectedNumber
+from ivr.store.models.base import Base, UTCDateTime, utcnow
+from ivr.store.models.calls import Call, CallEvent
+from ivr.store.models.content import TOPICS, Announcement, BriefingVersion, Incident, Media, TTSCacheEntry
+from ivr.store.models.hotline import MODES, AuditEntry, HotlineState, Job
+from ivr.store.models.queues import Callback, QueueEntry
+from ivr.store.models.staff import Agent, ApiToken, ConsoleSession, LoginFailure, User
+
+__all__ = ["AffectedImport", "AffectedNumber", "Agent", "Announcement", "ApiToken", "AuditEntry", "Base",
+           "BriefingVersion", "Call", "CallEvent", "Callback", "ConsoleSession", "HotlineState", "Incident", "Job",
+           "LoginFailure", "MODES", "Media", "QueueEntry", "TOPICS", "TTSCacheEntry", "UTCDateTime", "User", "utcnow"]

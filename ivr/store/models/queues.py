@@ -1,0 +1,52 @@
+"""Callers waiting for a person, and the callbacks owed to them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ivr.store.models.base import Base, UTCDateTime, utcnow
+
+
+class QueueEntry(Base):
+    """A caller waiting for (or served by) an agent: one row per call that was enqueued."""
+
+    __tablename__ = "queue_entries"
+    __table_args__ = (Index("ix_queue_entries_waiting", "status", "queue", "priority", "enqueued_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer)  # higher is served first
+    language: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(40), default="")  # the menu choice or rule that sent them
+    severity: Mapped[str] = mapped_column(String(20), default="")
+    affected: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting | bridged | callback | left | hangup
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wait_s: Mapped[int | None] = mapped_column(Integer)
+    agent: Mapped[str | None] = mapped_column(String(120))
+
+
+class Callback(Base):
+    """A caller who asked to be called back (or left a voicemail): agents' worklist, in priority order.
+
+    This is the one place a full caller number is kept, because calling back needs it.
+    """
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_worklist", "status", "priority", "requested_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    number: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(80), default="")
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # their place in line
+    voicemail_url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | done
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
