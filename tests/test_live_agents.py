@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
 from helpers import parse_twiml, signed_post, twilio_params
-from ivr.store import affected, queues
+from ivr.store import affected, agents, queues
 from ivr.store.models import AffectedNumber, AuditEntry, Job, QueueEntry, utcnow
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
 from ivr.store.state import set_mode
@@ -161,7 +161,7 @@ def test_the_hold_loop_says_an_honest_wait_from_measured_waits(app, live):
 # -- the agent line ----------------------------------------------------------------------------------------
 @pytest.fixture
 def agent(live):
-    queues.add_agent(live.db, live.config.secret_key, "alex", "+15555550500", "2468", actor="test")
+    agents.add_agent(live.db, live.config.secret_key, "alex", "+15555550500", "2468", actor="test")
     return "+15555550500"
 
 

@@ -11,7 +11,8 @@ import hmac
 
 from flask import request
 
-from ivr.store import queues
+from ivr.store import agents, queues
+from ivr.store.pins import pin_matches
 from ivr.store.audit import audit
 from ivr.core.verbs import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
 from webhooks.voice import _call_sid, _digits, _int, _values, voice_route
@@ -47,7 +48,7 @@ def _expired() -> Reply:
 @voice_route("/agent")
 def agent(hotline, rules, snap, pos):
     caller_hash, masked = hotline.caller_identity(_values().get("From"))
-    if queues.agent_for_phone(hotline.db, caller_hash) is None:
+    if agents.agent_for_phone(hotline.db, caller_hash) is None:
         _audit(hotline, f"phone {masked}", "agent_line.unknown_caller", "not an agent's number; call ended")
         return Reply([_say("This line is for our staff. Goodbye."), Hangup()], [Event("agent_line", "unknown")])
     return Reply(_pin_prompt(0), [Event("agent_line", "pin asked")])
@@ -62,12 +63,12 @@ def _pin_prompt(tries: int, lead: tuple = ()) -> list:
 @voice_route("/agent/pin")
 def agent_pin(hotline, rules, snap, pos):
     caller_hash, masked = hotline.caller_identity(_values().get("From"))
-    found = queues.agent_for_phone(hotline.db, caller_hash)
+    found = agents.agent_for_phone(hotline.db, caller_hash)
     tries = _int(request.args.get("t"), 0, MAX_PIN_TRIES)
     if found is None:
         return Reply([_say("This line is for our staff. Goodbye."), Hangup()])
     name, pin_hash = found
-    if not queues.pin_ok(pin_hash, _digits() or ""):
+    if not pin_matches(pin_hash, _digits() or ""):
         tries += 1
         _audit(hotline, name, "agent_line.pin_failed", f"try {tries} of {MAX_PIN_TRIES} from {masked}")
         if tries >= MAX_PIN_TRIES:

@@ -615,7 +615,7 @@ def agents():
 @_clear_errors
 def agents_add(name, phone, pin, actor):
     """Add an agent (their number and PIN are stored only hashed)."""
-    from ivr.store.queues import add_agent
+    from ivr.store.agents import add_agent
 
     add_agent(_db(), _config().secret_key, name, phone, pin, actor=actor or _whoami())
     click.echo(f"agent {name} added")
@@ -623,7 +623,7 @@ def agents_add(name, phone, pin, actor):
 
 @agents.command("list")
 def agents_list():
-    from ivr.store.queues import agents as list_agents
+    from ivr.store.agents import agents as list_agents
 
     for row in list_agents(_db()):
         click.echo(f"{row['name']:<20} {row['phone_masked']:<10} {'active' if row['active'] else 'inactive'}")

@@ -1,4 +1,4 @@
-"""Queue state shared by every worker and server (it lives in the database), callbacks, and agents."""
+"""Queue state shared by every worker and server (it lives in the database), and the callbacks owed."""
 from __future__ import annotations
 
 import statistics
@@ -7,20 +7,15 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
-from ivr.core.identity import caller_identity
-from ivr.store.models import Agent, Callback, QueueEntry, utcnow
+from ivr.store.models import Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
 
-PIN_METHOD = "scrypt:4096:8:1"
-
-
 class QueueError(Refused):
-    """A request about queues, callbacks or agents that cannot be carried out; nothing was changed."""
+    """A request about queues or callbacks that cannot be carried out; nothing was changed."""
 
 
 class _TTLCache:
@@ -117,40 +112,3 @@ def callback_done(db: Database, callback_id: int, *, actor: str, note: str = "")
         if not done:
             raise QueueError(f"there is no waiting callback {callback_id}")
         audit(conn, actor=actor, action="callback.done", subject=f"callback {callback_id}", to_value=note or "done")
-
-
-# -- agents ------------------------------------------------------------------------------------------------
-def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *, actor: str) -> None:
-    phone_hash, masked = caller_identity(secret_key, phone)
-    if phone_hash is None:
-        raise QueueError(f"{phone!r} is not a phone number (use E.164, e.g. +15551234567)")
-    if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise QueueError("an agent PIN is 4 to 12 digits")
-    with db.write() as conn:
-        if conn.execute(select(Agent.id).where(Agent.name == name)).first():
-            raise QueueError(f"there is already an agent called {name!r}")
-        conn.execute(Agent.__table__.insert().values(name=name, phone_hash=phone_hash, phone_masked=masked,
-                                                     pin_hash=generate_password_hash(pin, PIN_METHOD), active=True,
-                                                     created_at=utcnow()))
-        audit(conn, actor=actor, action="agent.add", subject=f"agent {name}", to_value=f"phone {masked}")
-
-
-def agents(db: Database) -> list[dict]:
-    with db.read() as conn:
-        rows = conn.execute(select(Agent.name, Agent.phone_masked, Agent.active, Agent.created_at)
-                            .order_by(Agent.name)).all()
-    return [dict(r._mapping) for r in rows]
-
-
-def agent_for_phone(db: Database, phone_hash: str | None) -> tuple[str, str] | None:
-    """(name, pin_hash) of the active agent calling from this number."""
-    if not phone_hash:
-        return None
-    with db.read() as conn:
-        row = conn.execute(select(Agent.name, Agent.pin_hash).where(Agent.phone_hash == phone_hash,
-                                                                    Agent.active.is_(True))).first()
-    return (row.name, row.pin_hash) if row else None
-
-
-def pin_ok(pin_hash: str, pin: str) -> bool:
-    return bool(pin) and check_password_hash(pin_hash, pin)

@@ -5,15 +5,15 @@ import hashlib
 import secrets
 
 from sqlalchemy import select, update
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
 from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
+from ivr.store.pins import hash_pin, pin_matches
 from ivr.store.models import ApiToken, User, utcnow
 
 ROLES = ("viewer", "ops", "admin")
-PIN_METHOD = "scrypt:4096:8:1"  # a PIN is checked inside a phone webhook: slow enough to hurt guessing, not callers
 
 
 class UserError(Refused):
@@ -46,7 +46,7 @@ def add_user(db: Database, name: str, role: str, *, actor: str, password: str | 
         user_id = conn.execute(User.__table__.insert().values(
             name=name, role=role, active=True, created_at=utcnow(),
             password_hash=generate_password_hash(password) if password else None,
-            phone_pin_hash=generate_password_hash(_valid_pin(phone_pin), PIN_METHOD) if phone_pin else None,
+            phone_pin_hash=hash_pin(_valid_pin(phone_pin)) if phone_pin else None,
         )).inserted_primary_key[0]
         audit(conn, actor=actor, action="user.add", subject=f"user {name}", to_value=f"role={role}")
     return user_id
@@ -55,7 +55,7 @@ def add_user(db: Database, name: str, role: str, *, actor: str, password: str | 
 def set_phone_pin(db: Database, name: str, pin: str, *, actor: str) -> None:
     with db.write() as conn:
         done = conn.execute(update(User).where(User.name == name).values(
-            phone_pin_hash=generate_password_hash(_valid_pin(pin), PIN_METHOD))).rowcount
+            phone_pin_hash=hash_pin(_valid_pin(pin)))).rowcount
         if not done:
             raise UserError(f"there is no user called {name!r}")
         audit(conn, actor=actor, action="user.phone_pin", subject=f"user {name}", to_value="PIN changed")
@@ -67,7 +67,7 @@ def phone_admin_for_pin(db: Database, pin: str) -> tuple[int, str] | None:
         rows = conn.execute(select(User.id, User.name, User.phone_pin_hash).where(
             User.role == "admin", User.active.is_(True), User.phone_pin_hash.is_not(None))).all()
     for row in rows:
-        if check_password_hash(row.phone_pin_hash, pin):
+        if pin_matches(row.phone_pin_hash, pin):
             return row.id, row.name
     return None
 

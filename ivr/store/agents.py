@@ -1,0 +1,47 @@
+"""Agents: who may take callers on the agent line (known by caller ID and a PIN)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ivr.core.errors import Refused
+from ivr.core.identity import caller_identity
+from ivr.store.audit import audit
+from ivr.store.db import Database
+from ivr.store.models import Agent, utcnow
+from ivr.store.pins import hash_pin
+
+
+class AgentError(Refused):
+    """A request about agents that cannot be carried out; nothing was changed."""
+
+
+def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *, actor: str) -> None:
+    phone_hash, masked = caller_identity(secret_key, phone)
+    if phone_hash is None:
+        raise AgentError(f"{phone!r} is not a phone number (use E.164, e.g. +15551234567)")
+    if not (pin.isdigit() and 4 <= len(pin) <= 12):
+        raise AgentError("an agent PIN is 4 to 12 digits")
+    with db.write() as conn:
+        if conn.execute(select(Agent.id).where(Agent.name == name)).first():
+            raise AgentError(f"there is already an agent called {name!r}")
+        conn.execute(Agent.__table__.insert().values(name=name, phone_hash=phone_hash, phone_masked=masked,
+                                                     pin_hash=hash_pin(pin), active=True,
+                                                     created_at=utcnow()))
+        audit(conn, actor=actor, action="agent.add", subject=f"agent {name}", to_value=f"phone {masked}")
+
+
+def agents(db: Database) -> list[dict]:
+    with db.read() as conn:
+        rows = conn.execute(select(Agent.name, Agent.phone_masked, Agent.active, Agent.created_at)
+                            .order_by(Agent.name)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def agent_for_phone(db: Database, phone_hash: str | None) -> tuple[str, str] | None:
+    """(name, pin_hash) of the active agent calling from this number."""
+    if not phone_hash:
+        return None
+    with db.read() as conn:
+        row = conn.execute(select(Agent.name, Agent.pin_hash).where(Agent.phone_hash == phone_hash,
+                                                                    Agent.active.is_(True))).first()
+    return (row.name, row.pin_hash) if row else None
