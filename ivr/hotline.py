@@ -7,13 +7,12 @@ from twilio.request_validator import RequestValidator
 
 from ivr.config import Config
 from ivr.core.identity import caller_identity
-from ivr.store.db import Database
 from ivr.spool.recorder import EventRecorder
-from ivr.core.rules import RulesStore
+from ivr.store.db import Database
+from ivr.store.rules_file import RulesStore
 from ivr.store.state import StateReader
 from ivr.worker.handlers import job_handlers
 from ivr.worker.jobs import JobWorker
-
 
 
 @dataclass
