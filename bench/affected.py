@@ -117,7 +117,7 @@ class Scratch:
 
 def child_import(url: str, path: str, batch: int | None) -> None:
     """Run in a subprocess: import, then print the report and this process's peak RSS as JSON."""
-    from ivr.store.affected import import_file
+    from ivr.store.affected_import import import_file
     from ivr.store.db import Database
 
     db = Database(url)
@@ -246,7 +246,8 @@ def pk_probe_us(db, keys: list[bytes]) -> float:
 # -- main --------------------------------------------------------------------------------------------------
 def bench_one(kind: str, csv_path: Path, small_path: Path, rows: int, prefixes: list[str], batch: int | None,
               workdir: Path) -> dict:
-    from ivr.store.affected import normalize, number_hash
+    from ivr.core.phone_numbers import normalize
+    from ivr.store.affected import number_hash
     from ivr.store.db import Database
 
     print(f"\n[{kind}] importing {rows:,} rows ({csv_path.stat().st_size / 1e6:.0f} MB) in a subprocess ...",
@@ -360,7 +361,7 @@ def main() -> None:
     if args.rows < SMALL:
         parser.error(f"--rows must be at least {SMALL}")
 
-    from ivr.store.affected import file_sha256
+    from ivr.store.affected_import import file_sha256
 
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     workdir = Path(tempfile.mkdtemp(prefix="ivr-bench-affected-"))

@@ -16,9 +16,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, inspect, select, text
 
-from ivr.store import affected
-from ivr.store.affected import InvalidNumber, Normalizer, import_file, is_affected, normalize, number_hash
+from ivr.core.phone_numbers import InvalidNumber, Normalizer, normalize
 from ivr.ops.cli import main
+from ivr.store import affected, affected_import, affected_writes
+from ivr.store.affected import is_affected, number_hash
+from ivr.store.affected_import import import_file
 from ivr.store.db import Database
 from ivr.store.models import AffectedImport, AffectedNumber, AuditEntry
 
@@ -226,7 +228,7 @@ def test_an_interrupted_import_resumes_from_its_last_committed_batch(db, tmp_pat
     assert report.resumed_from_line == 1001 and report.rows_this_run == 1506
     assert (report.rows_read, report.rows_added, report.bad_rows) == (2506, 2500, 1)
     assert report.already_present == 5
-    assert report.bad_samples == [affected.BadRow(1202, "not a phone number")]
+    assert report.bad_samples == [affected_import.BadRow(1202, "not a phone number")]
     assert count_numbers(db) == 2500
     (row,) = imports(db)  # the same import, finished
     assert (row.status, row.rows_read, row.rows_added, row.bad_rows) == ("done", 2506, 2500, 1)
@@ -239,8 +241,8 @@ def test_a_crash_in_the_middle_of_a_sqlite_batch_keeps_the_counts_exact(db, tmp_
     """SQLite writes a batch in key-range transactions; the file offset moves only with the last one."""
     if not db.is_sqlite:
         pytest.skip("key-range transactions are SQLite's")
-    monkeypatch.setattr(affected, "SQLITE_TXN_ROWS", 300)
-    write = affected._SQLiteBatches.write
+    monkeypatch.setattr(affected_writes, "SQLITE_TXN_ROWS", 300)
+    write = affected_writes.SQLiteBatches.write
     batches = []
 
     def crash_before_the_last_range_of_batch_two(self, conn, hashes, record):
@@ -253,14 +255,14 @@ def test_a_crash_in_the_middle_of_a_sqlite_batch_keeps_the_counts_exact(db, tmp_
 
         return write(self, conn, hashes, record_or_crash)
 
-    monkeypatch.setattr(affected._SQLiteBatches, "write", crash_before_the_last_range_of_batch_two)
+    monkeypatch.setattr(affected_writes.SQLiteBatches, "write", crash_before_the_last_range_of_batch_two)
     path = write_csv(tmp_path / "list.csv", ["phone"] + us_numbers(2500))
     with pytest.raises(Interrupted):
         import_file(db, path, secret_key=SECRET, actor="ops", batch_size=1000)
     (row,) = imports(db)
     assert (row.line_no, row.rows_read) == (1001, 1000)  # batch two will be read again...
     assert count_numbers(db) == row.rows_added == 1000 + 900  # ...though three of its four ranges are in
-    monkeypatch.setattr(affected._SQLiteBatches, "write", write)
+    monkeypatch.setattr(affected_writes.SQLiteBatches, "write", write)
     report = import_file(db, path, secret_key=SECRET, actor="ops", batch_size=1000)
     assert (report.rows_read, report.rows_added, report.already_present) == (2500, 2500, 0)
     assert count_numbers(db) == 2500
@@ -292,14 +294,14 @@ def test_bad_rows_are_counted_and_reported_with_their_line_numbers(db, tmp_path)
     assert got[9] == "no column 2"
     assert "longer than" in got[10]
     assert "not a valid number" in got[11]
-    text_lines = affected.report_lines(report)
+    text_lines = affected_import.report_lines(report)
     assert "  line 6: too short for US (+1)" in text_lines
 
 
 def test_only_the_first_bad_rows_are_kept_but_all_are_counted(db, tmp_path):
     path = write_csv(tmp_path / "bad.csv", [f"nonsense {i}" for i in range(150)] + ["+12125550100"])
     report = import_file(db, path, secret_key=SECRET, actor="ops")
-    assert report.bad_rows == 150 and len(report.bad_samples) == affected.MAX_BAD_ROWS_KEPT
+    assert report.bad_rows == 150 and len(report.bad_samples) == affected_import.MAX_BAD_ROWS_KEPT
     assert report.bad_samples[-1].line_no == 100 and report.rows_added == 1
 
 

@@ -689,7 +689,7 @@ def affected_import(file, region, batch_size, actor):
     """
     import time
 
-    from ivr.store.affected import import_file, progress_line, report_lines
+    from ivr.store.affected_import import import_file, progress_line, report_lines
 
     cfg = _config()
     _affected_key_note(cfg)
@@ -727,7 +727,8 @@ def affected_import(file, region, batch_size, actor):
               help="Country for a number written without +country code.")
 def affected_check(number, region):
     """Say whether a number is on the list (the number is shown masked)."""
-    from ivr.store.affected import InvalidNumber, is_affected, normalize
+    from ivr.core.phone_numbers import InvalidNumber, normalize
+    from ivr.store.affected import is_affected
 
     cfg = _config()
     _affected_key_note(cfg)
