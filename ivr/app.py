@@ -14,37 +14,50 @@ from ivr.hotline import Hotline
 
 def create_app(config: Config | Mapping | None = None) -> Flask:
     """Build the app. `config`: a Config, or overrides (Config field names) on top of the environment."""
-    if isinstance(config, Config):
-        cfg = config
-    else:
-        cfg = from_env()
-        if config:
-            cfg = cfg.with_overrides(**dict(config))
-    cfg = finalize(cfg)
-
+    cfg = _resolve(config)
     app = Flask(__name__, instance_path=str(cfg.instance_path))
-    # Uploads may be large; the voice routes set their own, much smaller limit (webhooks/voice.py).
+    # Uploads may be large; the voice routes set their own, much smaller limit (webhooks/twilio_view.py).
     app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=cfg.upload_max_bytes + 1_000_000, IVR=cfg)
     app.session_interface = _NoSessionForTwilio()
     _configure_logging(app)
     app.extensions["ivr"] = Hotline.build(cfg)
+    register_twilio_webhooks(app)
+    register_api(app)
+    register_console(app)
+    register_monitoring(app)
+    register_jobs(app)
+    return app
 
-    import webhooks.admin_line  # noqa: F401  (adds the admin line's routes to the voice blueprint)
-    import webhooks.agent_line  # noqa: F401  (adds the agent line's routes to the voice blueprint)
-    from ivr.ops.api import bp as api_bp
-    from webhooks.media import bp as media_bp
-    from webhooks.voice import bp as voice_bp
 
-    app.register_blueprint(voice_bp)
-    app.register_blueprint(media_bp)
-    app.register_blueprint(api_bp)
-    from ivr.ops.console import init_app as init_console
+def _resolve(config: Config | Mapping | None) -> Config:
+    if isinstance(config, Config):
+        return finalize(config)
+    cfg = from_env()
+    return finalize(cfg.with_overrides(**dict(config)) if config else cfg)
 
-    init_console(app)
 
-    hotline = app.extensions["ivr"]
-    if cfg.jobs_in_app:
-        app.before_request(hotline.jobs.ensure_started)
+def register_twilio_webhooks(app: Flask) -> None:
+    """Everything Twilio calls: the caller routes, the admin and agent lines, and the audio they play."""
+    from webhooks import admin_line, agent_line, media, voice
+
+    for bp in (voice.bp, admin_line.bp, agent_line.bp, media.bp):
+        app.register_blueprint(bp)
+
+
+def register_api(app: Flask) -> None:
+    from ivr.ops.api import bp
+
+    app.register_blueprint(bp)
+
+
+def register_console(app: Flask) -> None:
+    from ivr.ops.console import init_app
+
+    init_app(app)
+
+
+def register_monitoring(app: Flask) -> None:
+    """What tells people about the hotline: the index, /healthz, /metrics."""
 
     @app.get("/")
     def index():
@@ -62,7 +75,12 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
         body, content_type = exposition(app.extensions["ivr"])
         return app.response_class(body, mimetype=content_type.split(";")[0], headers={"Content-Type": content_type})
 
-    return app
+
+def register_jobs(app: Flask) -> None:
+    """Work background jobs in each web worker, when this process is meant to (IVR_JOBS_IN_APP)."""
+    hotline = app.extensions["ivr"]
+    if hotline.config.jobs_in_app:
+        app.before_request(hotline.jobs.ensure_started)
 
 
 class _NoSessionForTwilio(SecureCookieSessionInterface):

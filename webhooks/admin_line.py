@@ -10,19 +10,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import request
+from flask import Blueprint, request
 
 from ivr.store import jobs
 from ivr.store.audit import audit
 from ivr.core.verbs import Event, Gather, Hangup, Link, PlayUrl, Record, Redirect, Reply, Say
 from ivr.store.models import TOPICS
 from ivr.store.users import phone_admin_for_pin
-from webhooks.voice import _call_sid, _digits, _values, voice_route
+from webhooks.twilio_view import _call_sid, _digits, _values, twilio_route
 
 MAX_PIN_TRIES = 3
 MAX_TRIES = 3
 TOPIC_NAMES = {"main": "the main announcement", "details": "the details", "advice": "what callers should do"}
 LANG = "en"  # the admin line speaks to staff in the default staff language
+
+bp = Blueprint("admin_line", __name__, url_prefix="/voice")
+voice_route = twilio_route(bp)
 
 
 def _say(text: str) -> Say:

@@ -9,17 +9,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import request
+from flask import Blueprint, request
 
 from ivr.store import agents, queues
 from ivr.store.pins import pin_matches
 from ivr.store.audit import audit
 from ivr.core.verbs import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
-from webhooks.voice import _call_sid, _digits, _int, _values, voice_route
+from webhooks.twilio_view import _call_sid, _digits, _int, _values, twilio_route
 
 MAX_PIN_TRIES = 3
 MAX_IDLE_POLLS = 30  # about ten minutes of "nobody is waiting" before the line lets the agent go
 LANG = "en"
+
+bp = Blueprint("agent_line", __name__, url_prefix="/voice")
+voice_route = twilio_route(bp)
 
 
 def _say(text: str) -> Say:
