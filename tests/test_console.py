@@ -208,7 +208,7 @@ def test_static_files_need_no_sign_in(app):
 @pytest.fixture
 def targets(hotline):
     """A draft announcement and a draft briefing, for the routes that act on one."""
-    from ivr.ops.console import briefings
+    from ivr.store import briefings
 
     # A second published version (so there is one to roll back to) and a draft (to publish).
     announcements.create_version(hotline.db, lang="en", topic="main", text="Version two.", source="text",

@@ -11,15 +11,17 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select
 
+from ivr.config import Config
 from ivr.core.errors import Refused
 from ivr.media import audio, tts
 from ivr.store.audit import audit
-from ivr.config import Config
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import TOPICS, Announcement, Incident, Media, TTSCacheEntry, utcnow
+from ivr.store.reads import active_incident
 from ivr.store.state import bump_content
+from ivr.store.versions import next_version, publish_version
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +99,10 @@ def _incident_id(conn: Connection, incident_id: int | None) -> int:
         if conn.execute(select(Incident.id).where(Incident.id == incident_id)).first() is None:
             raise AnnouncementError(f"there is no incident {incident_id}")
         return incident_id
-    found = conn.execute(select(Incident.id).where(Incident.status == "active")
-                         .order_by(Incident.updated_at.desc()).limit(1)).scalar()
+    found = active_incident(conn)
     if found is None:
         raise AnnouncementError("there is no active incident; create or activate one first")
-    return found
+    return found.id
 
 
 def check_target(languages, lang: str, topic: str) -> None:
@@ -119,9 +120,8 @@ def create_version(db: Database, *, lang: str, topic: str, text: str | None, sou
         raise AnnouncementError("an announcement needs text or audio")
     with db.write() as conn:
         inc = _incident_id(conn, incident_id)
-        version = (conn.execute(select(func.max(Announcement.version)).where(
-            Announcement.incident_id == inc, Announcement.language == lang, Announcement.topic == topic)
-        ).scalar() or 0) + 1
+        version = next_version(conn, Announcement, Announcement.incident_id == inc, Announcement.language == lang,
+                               Announcement.topic == topic)
         new_id = conn.execute(insert(Announcement).values(
             incident_id=inc, language=lang, topic=topic, version=version, status="draft",
             text=text, source=source, engine=audio_.engine if audio_ else None,
@@ -148,13 +148,7 @@ def _publish(conn: Connection, announcement_id: int, actor: str, reason: str) ->
         raise AnnouncementError(f"there is no announcement {announcement_id}")
     if row.status == "published":
         raise AnnouncementError(f"announcement {announcement_id} (version {row.version}) is already published")
-    previous = conn.execute(select(Announcement.id, Announcement.version).where(
-        Announcement.incident_id == row.incident_id, Announcement.language == row.language,
-        Announcement.topic == row.topic, Announcement.status == "published")).first()
-    if previous:
-        conn.execute(update(Announcement).where(Announcement.id == previous.id).values(status="archived"))
-    conn.execute(update(Announcement).where(Announcement.id == announcement_id)
-                 .values(status="published", published_at=utcnow()))
+    previous = publish_version(conn, Announcement, row, ("incident_id", "language", "topic"))
     audit(conn, actor=actor, action="announcement.publish",
           subject=_subject(row.incident_id, row.language, row.topic, row.version),
           from_value=f"version {previous.version}" if previous else None, to_value=f"version {row.version}",

@@ -24,7 +24,8 @@ from sqlalchemy import Connection, select, update
 from ivr.core.snapshot import Content, Snapshot, Spoken
 from ivr.store.audit import audit
 from ivr.store.db import Database, after_commit
-from ivr.store.models import MODES, Announcement, HotlineState, Incident, utcnow
+from ivr.store.models import MODES, Announcement, HotlineState, utcnow
+from ivr.store.reads import active_incident
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,7 @@ WATCH_RETRY_S = 2.0  # after the LISTEN connection failed, read the row per requ
 
 def load_content(conn: Connection, version: int) -> Content:
     """Read the active incident and its published announcements."""
-    incident = conn.execute(
-        select(Incident.id, Incident.title, Incident.severity)
-        .where(Incident.status == "active").order_by(Incident.updated_at.desc()).limit(1)
-    ).first()
+    incident = active_incident(conn)
     if incident is None:
         return Content(version=version)
     rows = conn.execute(

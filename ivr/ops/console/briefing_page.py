@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 
 from ivr.core.errors import Refused
-from ivr.ops.console import briefings
-from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.store import briefings
+from ivr.ops.console.base import actor, bp, hotline, log, needs, reason
 from ivr.store.users import role_at_least
 
 

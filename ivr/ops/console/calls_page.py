@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 from flask import render_template, request
 
-from ivr.ops.console import queries
+from ivr.store import reads as queries
 from ivr.ops.console.base import FormError, bp, hotline, needs
 from ivr.ops.console.export import csv_download, date_range
 from ivr.store.db import Database

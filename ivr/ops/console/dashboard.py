@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 from flask import flash, redirect, render_template, request, url_for
 
-from ivr.ops.console import charts, queries
+from ivr.ops.console import charts
+from ivr.store import reads as queries
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
 from ivr.store.models import MODES, utcnow
 from ivr.store.state import get_mode, set_mode

@@ -1,4 +1,5 @@
-"""What the console reads: the active incident, calls and their paths through the menu, and chart figures.
+"""What staff read about the hotline (console, API, metrics): the active incident, calls and their paths
+through the menu, and chart figures.
 
 Time windows go through calls.started_at (indexed), and events are reached through their call, so the
 dashboard stays cheap while a surge fills call_events.

@@ -5,13 +5,14 @@ Publishing makes a version the only published one for its incident and archives 
 """
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select
 
 from ivr.core.errors import Refused
 from ivr.store.audit import audit
-from ivr.ops.console.queries import active_incident
+from ivr.store.reads import active_incident
 from ivr.store.db import Database
 from ivr.store.models import BriefingVersion, utcnow
+from ivr.store.versions import next_version, publish_version
 
 FIELDS = ("facts", "exposed", "caller_actions", "answers")
 FIELD_MAX = 20_000
@@ -45,8 +46,7 @@ def create(db: Database, fields: dict, *, actor: str, reason: str, publish: bool
         raise BriefingError(f"{', '.join(too_long)} is longer than {FIELD_MAX} characters")
     with db.write() as conn:
         incident_id = _incident(conn)
-        version = (conn.execute(select(func.max(BriefingVersion.version))
-                                .where(BriefingVersion.incident_id == incident_id)).scalar() or 0) + 1
+        version = next_version(conn, BriefingVersion, BriefingVersion.incident_id == incident_id)
         new_id = conn.execute(insert(BriefingVersion).values(
             incident_id=incident_id, version=version, status="draft", created_by=actor, created_at=utcnow(), **values,
         )).inserted_primary_key[0]
@@ -69,12 +69,7 @@ def _publish(conn: Connection, briefing_id: int, actor: str, reason: str) -> Non
         raise BriefingError(f"there is no briefing {briefing_id}")
     if row.status == "published":
         raise BriefingError(f"briefing version {row.version} is already published")
-    previous = conn.execute(select(BriefingVersion.id, BriefingVersion.version).where(
-        BriefingVersion.incident_id == row.incident_id, BriefingVersion.status == "published")).first()
-    if previous:
-        conn.execute(update(BriefingVersion).where(BriefingVersion.id == previous.id).values(status="archived"))
-    conn.execute(update(BriefingVersion).where(BriefingVersion.id == briefing_id)
-                 .values(status="published", published_at=utcnow()))
+    previous = publish_version(conn, BriefingVersion, row, ("incident_id",))
     audit(conn, actor=actor, action="briefing.publish", subject=_subject(row.incident_id, row.version),
           from_value=f"version {previous.version}" if previous else None, to_value=f"version {row.version}",
           reason=reason)

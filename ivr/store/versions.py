@@ -1,0 +1,25 @@
+"""Versioned content (announcements, agent briefings): numbering versions and publishing one atomically.
+
+Within its scope (an incident's language and topic, or an incident's briefing) at most one version is
+published; publishing archives the one before. The caller audits and raises its own Refused.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Connection, func, select, update
+
+from ivr.store.models import utcnow
+
+
+def next_version(conn: Connection, model, *scope) -> int:
+    """The number the next version in this scope gets (1 for the first)."""
+    return (conn.execute(select(func.max(model.version)).where(*scope)).scalar() or 0) + 1
+
+
+def publish_version(conn: Connection, model, row, scope: tuple[str, ...]):
+    """Publish `row` (a draft or archived version) and archive its scope's published one; returns that one."""
+    where = [getattr(model, name) == getattr(row, name) for name in scope]
+    previous = conn.execute(select(model.id, model.version).where(*where, model.status == "published")).first()
+    if previous:
+        conn.execute(update(model).where(model.id == previous.id).values(status="archived"))
+    conn.execute(update(model).where(model.id == row.id).values(status="published", published_at=utcnow()))
+    return previous
