@@ -7,13 +7,13 @@ cache under audio/ makes serving fast and is rebuilt from the database when a fi
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, request, send_file
 
 from ivr.store.announcements import media_bytes
+from ivr.store.files import write_atomically
 
 log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__)
@@ -29,10 +29,7 @@ def cached_file(hotline, sha256: str) -> Path | None:
     data = media_bytes(hotline.db, sha256)
     if data is None:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    write_atomically(path, data)
     log.info("media %s rebuilt in the local cache from the database", sha256[:12])
     return path
 

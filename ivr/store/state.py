@@ -24,6 +24,7 @@ from sqlalchemy import Connection, select, update
 from ivr.core.snapshot import Content, Snapshot, Spoken
 from ivr.store.audit import audit
 from ivr.store.db import Database, after_commit
+from ivr.store.files import write_atomically
 from ivr.store.models import MODES, Announcement, HotlineState, utcnow
 from ivr.store.reads import active_incident
 
@@ -294,10 +295,7 @@ class StateReader:
         with self._lock:
             self._last = snap
             try:
-                self.snapshot_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.snapshot_file.with_name(f".{self.snapshot_file.name}.{os.getpid()}")
-                tmp.write_text(json.dumps({"mode": snap.mode, "content": snap.content.to_json()}))
-                os.replace(tmp, self.snapshot_file)
+                write_atomically(self.snapshot_file, json.dumps({"mode": snap.mode, "content": snap.content.to_json()}))
             except OSError as exc:
                 log.warning("could not write the last-good snapshot file: %s", exc)
 

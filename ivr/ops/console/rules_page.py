@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import os
-from pathlib import Path
 
 from flask import flash, redirect, render_template, request, url_for
 
 from ivr.store.audit import audit
+from ivr.store.files import write_atomically
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
 from ivr.core.rules import RulesInvalid, parse
 
@@ -54,20 +53,6 @@ def _page(status: int = 200, *, candidate: str | None = None, problems: list | N
                            error=error, form=request.form), status
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write aside and rename over: a worker reloading meanwhile sees the old file or the new one, whole."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    try:
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-    except OSError:
-        pass
-    os.replace(tmp, path)
-
-
 @bp.get("/rules")
 @needs("viewer")
 def rules():
@@ -109,7 +94,7 @@ def rules_save():
             audit(conn, actor=actor(), action="rules.save", subject=str(h.rules.path),
                   from_value=f"sha256 {_sha(old)[:12]}", to_value=f"sha256 {_sha(text)[:12]}\n{diff[:DIFF_MAX]}",
                   reason=why)
-            _write_atomically(h.rules.path, text)
+            write_atomically(h.rules.path, text, durable=True)
     except (FormError, OSError) as exc:
         log.warning("console: %s: rules save refused: %s", actor(), exc)
         return _page(400, candidate=text, problems=_check(text), error=f"{exc}. Nothing was changed.")
