@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export IVR_ENV ?= development
 PORT ?= 5000
 
-.PHONY: install run setup test chromium bench clean
+.PHONY: install run setup test test-fast chromium bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: setup
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# Everything not marked slow (no servers, browsers or ivr processes): about a minute, for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 # The console's browser tests drive Debian's Chromium through Playwright; no browser is ever downloaded.
 chromium:

@@ -100,6 +100,7 @@ def test_normalize_refuses_an_unknown_region():
         normalize("2125550123", "XX")
 
 
+@pytest.mark.slow
 def test_the_fast_path_gives_phonenumbers_own_answers():
     """Random strings across every country code and format: the fast path only ever agrees with the slow."""
     rng = random.Random(20261129)

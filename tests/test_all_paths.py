@@ -1,6 +1,7 @@
 """`ivr simulate --all-paths`: every key path in both modes and every language ends properly."""
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import AUTH_TOKEN
@@ -9,6 +10,7 @@ from ivr.ops.cli import main
 from ivr.tools.simulate import explore
 
 
+@pytest.mark.slow
 def test_the_shipped_rules_have_no_dead_end_loop_or_missing_prompt(tmp_path):
     result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "2"],
                                 env={"IVR_INSTANCE_PATH": str(tmp_path)}, catch_exceptions=False)

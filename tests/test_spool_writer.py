@@ -290,6 +290,7 @@ def _empty(db) -> None:
         conn.execute(Call.__table__.delete())
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records=_records())
 def test_a_batch_is_written_as_its_records_one_by_one(db, records):

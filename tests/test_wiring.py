@@ -30,6 +30,7 @@ def test_every_kind_of_job_the_hotline_enqueues_has_a_handler():
     assert set(job_handlers()) == set(jobs.KINDS)
 
 
+@pytest.mark.slow
 def test_the_web_workers_and_the_job_commands_work_the_same_kinds(app, config):
     in_app = set(app.extensions["ivr"].jobs.handlers)
     env = server_env(config)
