@@ -7,11 +7,14 @@ from __future__ import annotations
 import click
 
 from ivr.ops.cli import affected, content, routing, server, simulate, staff
+from ivr.ops.cli.context import CliContext
 
 
 @click.group()
-def main():
+@click.pass_context
+def main(ctx: click.Context):
     """The breach hotline: Twilio voice webhooks, announcements and routing."""
+    ctx.ensure_object(CliContext)  # one per command: config, database and actor are resolved on first use
 
 
 main.add_command(server.setup)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ivr.ops.cli.context import _by, _config, _database, _whoami
+from ivr.ops.cli.context import by_option, pass_cli
 
 
 # -- affected-customer list --------------------------------------------------------------------------------
@@ -27,8 +27,9 @@ def _affected_key_note(cfg) -> None:
               help="Country for numbers written without +country code (two letters).")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
               help="Rows per committed batch (default: 500000 on SQLite, 200000 on PostgreSQL).")
-@_by
-def affected_import(file, region, batch_size, actor):
+@by_option
+@pass_cli
+def affected_import(cli, file, region, batch_size):
     """Add the phone numbers of a CSV file to the list; run it again to resume an interrupted import.
 
     The number is taken from a column named phone, phone_number, msisdn or number if the file has a header,
@@ -38,7 +39,7 @@ def affected_import(file, region, batch_size, actor):
 
     from ivr.store.affected_import import import_file, progress_line, report_lines
 
-    cfg = _config()
+    cfg = cli.config
     _affected_key_note(cfg)
     tty = sys.stderr.isatty()
     last = [0.0]
@@ -51,7 +52,7 @@ def affected_import(file, region, batch_size, actor):
             click.echo(progress_line(p), err=True)
 
     try:
-        report = import_file(_database(cfg.db_url), file, secret_key=cfg.secret_key, actor=actor or _whoami(),
+        report = import_file(cli.db, file, secret_key=cfg.secret_key, actor=cli.actor,
                              default_region=region, batch_size=batch_size, progress=show)
     except OSError as exc:
         raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
@@ -72,12 +73,13 @@ def affected_import(file, region, batch_size, actor):
 @click.argument("number")
 @click.option("--region", default="US", show_default=True,
               help="Country for a number written without +country code.")
-def affected_check(number, region):
+@pass_cli
+def affected_check(cli, number, region):
     """Say whether a number is on the list (the number is shown masked)."""
     from ivr.core.phone_numbers import InvalidNumber, normalize
     from ivr.store.affected import is_affected
 
-    cfg = _config()
+    cfg = cli.config
     _affected_key_note(cfg)
     try:
         e164 = normalize(number, region)
@@ -86,6 +88,6 @@ def affected_check(number, region):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     masked = "***" + e164[-4:]  # as the hotline masks callers
-    on_list = is_affected(_database(cfg.db_url), cfg.secret_key, e164)
+    on_list = is_affected(cli.db, cfg.secret_key, e164)
     click.echo(f"{masked}: {'on the affected list' if on_list else 'not on the affected list'}")
 

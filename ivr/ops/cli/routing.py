@@ -5,8 +5,7 @@ import os
 
 import click
 
-from ivr.config import from_env
-from ivr.ops.cli.context import _db, _whoami
+from ivr.ops.cli.context import by_option, pass_cli, required_reason_option
 
 
 # -- mode --------------------------------------------------------------------------------------------------
@@ -16,24 +15,26 @@ def mode():
 
 
 @mode.command("show")
-def mode_show():
+@pass_cli
+def mode_show(cli):
     """Print the current mode, when it was set and by whom."""
     from ivr.store.state import get_mode
 
-    current, at, by = get_mode(_db())
+    current, at, by = get_mode(cli.db)
     click.echo(f"{current} (since {at:%Y-%m-%d %H:%M:%S} UTC, set by {by})")
 
 
 @mode.command("set")
 @click.argument("new_mode", type=click.Choice(["message", "live"]))
-@click.option("--reason", required=True, help="Why: it goes into the audit log.")
-@click.option("--by", "actor", default=None, help="Who is making the change (default: your login).")
-def mode_set(new_mode, reason, actor):
+@required_reason_option
+@by_option
+@pass_cli
+def mode_set(cli, new_mode, reason):
     """Switch the hotline to message-only or live agents (takes effect on the next call)."""
     from ivr.store.state import set_mode
 
     try:
-        before, after = set_mode(_db(), new_mode, reason=reason, actor=actor or _whoami())
+        before, after = set_mode(cli.db, new_mode, reason=reason, actor=cli.actor)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if before == after:
@@ -50,11 +51,12 @@ def rules():
 
 @rules.command("check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-def rules_check(path):
+@pass_cli
+def rules_check(cli, path):
     """Validate a rules file; print every error with its line and field."""
     from ivr.core import rules as rules_mod
 
-    path = path or str(from_env().rules_path)
+    path = path or str(cli.settings.rules_path)
     try:
         loaded = rules_mod.load(path)
     except rules_mod.RulesInvalid as exc:
@@ -65,27 +67,28 @@ def rules_check(path):
 
 
 @rules.command("reload")
-@click.option("--by", "actor", default=None, help="Who is reloading (default: your login).")
-def rules_reload(actor):
+@by_option
+@pass_cli
+def rules_reload(cli):
     """Check the rules file and tell every running worker to load it now (audited); refused if invalid."""
     from ivr.core import rules as rules_mod
     from ivr.store.audit import audit
 
-    cfg = from_env()
+    cfg = cli.settings
     path = cfg.rules_path
     try:
         loaded = rules_mod.load(path)
     except rules_mod.RulesInvalid as exc:
         for err in exc.errors:
             click.echo(f"{path}: {err}", err=True)
-        with _db().write() as conn:
-            audit(conn, actor=actor or _whoami(), action="rules.reload_refused", subject=str(path.name),
+        with cli.db.write() as conn:
+            audit(conn, actor=cli.actor, action="rules.reload_refused", subject=str(path.name),
                   to_value=str(exc)[:2000], reason="ivr rules reload")
         click.echo("not reloaded: the running hotline keeps its last good rules", err=True)
         raise SystemExit(1)
     os.utime(path)  # workers compare the file's stamp on every request: this is the signal
-    with _db().write() as conn:
-        audit(conn, actor=actor or _whoami(), action="rules.reload", subject=str(path.name),
+    with cli.db.write() as conn:
+        audit(conn, actor=cli.actor, action="rules.reload", subject=str(path.name),
               to_value=f"{len(loaded.routing)} routing rules, {len(loaded.queues)} queues", reason="ivr rules reload")
     click.echo(f"{path}: OK; running workers load it on their next request")
 

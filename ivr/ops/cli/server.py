@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ivr.ops.cli.context import _config, _database, _db
+from ivr.ops.cli.context import pass_cli
 
 
 # -- database ----------------------------------------------------------------------------------------------
@@ -19,11 +19,12 @@ def db():
 
 
 @db.command("upgrade")
-def db_upgrade():
+@pass_cli
+def db_upgrade(cli):
     """Create or migrate the database schema to the latest version."""
     from ivr.store.migrate import upgrade
 
-    database = _db()
+    database = cli.db
     upgrade(database)
     click.echo(f"database is up to date ({_safe_url(database.url)})")
 
@@ -53,15 +54,16 @@ def _safe_url(url: str) -> str:
 @click.command()
 @click.option("--audio/--no-audio", default=True, show_default=True,
               help="Speak the default announcement with TTS (else callers hear it through Twilio's <Say>).")
-def setup(audio):
+@pass_cli
+def setup(cli, audio):
     """Migrate the database and make sure a default announcement is published."""
     import logging
 
     from ivr.store.migrate import upgrade
     from ivr.store.seed import ensure_default_content
 
-    cfg = _config()
-    database = _database(cfg.db_url)
+    cfg = cli.config
+    database = cli.db
     upgrade(database)
     speak = _default_speaker(cfg, database) if audio else None
     logging.getLogger("ivr.media.tts").setLevel(logging.ERROR)  # "Google is unreachable" is expected offline
@@ -78,9 +80,10 @@ def setup(audio):
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", 5000)), type=int, show_default="5000")
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", 2)), type=int, show_default="2")
-def serve(host, port, workers):
+@pass_cli
+def serve(cli, host, port, workers):
     """Serve the hotline with gunicorn (prints the Twilio URLs first)."""
-    cfg = _config(serving=True)
+    cfg = cli.serving_config
     base = cfg.public_url or f"http://{host}:{port}"
     click.echo(_banner(cfg, base, host, port))
     # Metrics from every worker: prometheus-client's multiprocess mode, in a folder emptied at each start.
@@ -132,13 +135,14 @@ def jobs():
 
 @jobs.command("run")
 @click.option("--once", is_flag=True, help="Run the jobs that are ready now, then exit.")
-def jobs_run(once):
+@pass_cli
+def jobs_run(cli, once):
     """Work background jobs (instead of, or beside, the web workers' own job threads)."""
     import time
 
     from ivr.hotline import Hotline
 
-    hotline = Hotline.build(_config())
+    hotline = Hotline.build(cli.config)
     done = 0
     while True:
         while hotline.jobs.run_one():
@@ -159,7 +163,8 @@ def jobs_kinds():
 
 
 @click.command()
-def background():
+@pass_cli
+def background(cli):
     """Write the web workers' spooled call records to the database and work background jobs.
 
     `ivr serve` runs one of these per server and restarts it if it dies; run it yourself only when you run
@@ -172,7 +177,7 @@ def background():
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("ivr.background")
-    cfg = _config()
+    cfg = cli.config
     # Below the web workers: on a busy server a webhook waiting for a CPU behind this batch writer would
     # be a caller waiting; the writer only needs to keep up over seconds (the spool holds the rest).
     # Where the kernel groups sessions for scheduling (autogroup), this counts only within our own

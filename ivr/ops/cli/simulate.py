@@ -5,8 +5,7 @@ from pathlib import Path
 
 import click
 
-from ivr.config import from_env
-from ivr.ops.cli.context import _config, _db
+from ivr.ops.cli.context import pass_cli
 from ivr.store.db import Database
 
 
@@ -20,15 +19,16 @@ from ivr.store.db import Database
 @click.option("--all-paths", is_flag=True, help="Walk every key path in both modes and every language, and "
                                                 "report dead ends, endless loops and missing prompts.")
 @click.option("--depth", default=3, show_default=True, help="How many key presses deep --all-paths goes.")
-def simulate(keys, caller, lang, url, media, all_paths, depth):
+@pass_cli
+def simulate(cli, keys, caller, lang, url, media, all_paths, depth):
     """Place a simulated call, signed as Twilio signs, and print what the caller hears."""
     if all_paths:
-        _all_paths(depth)
+        _all_paths(cli.settings.rules_path, depth)
         return
     from ivr.core import rules as rules_mod
     from ivr.tools.simulate import FlaskTransport, HttpTransport, SimulatedCall, keys_for_language
 
-    cfg = _config()
+    cfg = cli.config
     if not cfg.twilio_auth_token:
         raise click.ClickException("no Twilio auth token to sign with: set TWILIO_AUTH_TOKEN to the server's token")
     presses = [k.strip() for k in keys.replace(" ", ",").split(",") if k.strip()]
@@ -54,13 +54,13 @@ def simulate(keys, caller, lang, url, media, all_paths, depth):
     if not url:
         app.extensions["ivr"].close()  # flushes the call's records before we read the routing back
     click.echo(result.transcript())
-    for line in _routing_of(cfg, result.call_sid):
+    for line in _routing_of(cli.db, result.call_sid):
         click.echo(f"  routing: {line}")
     if result.ended.startswith("http-"):
         raise SystemExit(1)
 
 
-def _routing_of(cfg, call_sid: str) -> list[str]:
+def _routing_of(database: Database, call_sid: str) -> list[str]:
     """The routing decisions recorded for a call (the hotline records them asynchronously)."""
     import time
 
@@ -71,7 +71,7 @@ def _routing_of(cfg, call_sid: str) -> list[str]:
     deadline = time.monotonic() + 2.0
     while True:
         try:
-            with _db().read() as conn:
+            with database.read() as conn:
                 rows = conn.execute(select(CallEvent.detail).where(CallEvent.call_sid == call_sid,
                                                                    CallEvent.kind == "route")).scalars().all()
         except Exception:
@@ -81,7 +81,7 @@ def _routing_of(cfg, call_sid: str) -> list[str]:
         time.sleep(0.1)
 
 
-def _all_paths(depth: int) -> None:
+def _all_paths(rules_path: Path, depth: int) -> None:
     """`ivr simulate --all-paths`: on a throwaway database, so nothing real is booked, queued or texted."""
     import tempfile
 
@@ -92,9 +92,8 @@ def _all_paths(depth: int) -> None:
     from ivr.store.seed import ensure_default_content
     from ivr.tools.simulate import explore
 
-    cfg = from_env()
     try:
-        rules = rules_mod.load(cfg.rules_path)
+        rules = rules_mod.load(rules_path)
     except rules_mod.RulesInvalid as exc:
         raise click.ClickException(str(exc)) from None
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +103,7 @@ def _all_paths(depth: int) -> None:
         ensure_default_content(database)
         database.dispose()
         app = create_app(Config(env="development", instance_path=Path(tmp), database_url=url,
-                                twilio_auth_token="all-paths", rules_path=cfg.rules_path, secret_key="all-paths",
+                                twilio_auth_token="all-paths", rules_path=rules_path, secret_key="all-paths",
                                 jobs_in_app=False, media_cache_dir=Path(tmp) / "media"))
         try:
             walked, problems = explore(app, "all-paths", rules, depth=depth)
