@@ -11,6 +11,7 @@ import click
 from ivr.config import Config, ConfigError, finalize, from_env
 from ivr.core.errors import Refused
 from ivr.store.db import Database
+from ivr.store.models import TOPICS
 
 _DATABASES: dict[str, Database] = {}
 
@@ -112,5 +113,5 @@ reason_option = _reason(required=False)
 required_reason_option = _reason(required=True)
 lang_option = click.option("--lang", default="en", show_default=True, help="Language code from routing_rules.yaml.")
 topic_option = click.option("--topic", default="main", show_default=True,
-                            type=click.Choice(["main", "details", "advice"]), help="What it answers: the main "
+                            type=click.Choice(TOPICS), help="What it answers: the main "
                             "message, details (menu 1) or what to do (menu 2).")

@@ -6,6 +6,7 @@ import os
 import click
 
 from ivr.ops.cli.context import by_option, pass_cli, required_reason_option
+from ivr.store.models import MODES
 
 
 # -- mode --------------------------------------------------------------------------------------------------
@@ -25,7 +26,7 @@ def mode_show(cli):
 
 
 @mode.command("set")
-@click.argument("new_mode", type=click.Choice(["message", "live"]))
+@click.argument("new_mode", type=click.Choice(MODES))
 @required_reason_option
 @by_option
 @pass_cli

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ivr.ops.cli.context import by_option, pass_cli, refusals_as_errors
+from ivr.store.users import ROLES
 
 
 # -- users and tokens --------------------------------------------------------------------------------------
@@ -14,7 +15,7 @@ def users():
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["viewer", "ops", "admin"]), required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--password", default=None, help="Console password (prompted if --ask-password).")
 @click.option("--ask-password", is_flag=True, help="Prompt for the password without echo.")
 @click.option("--phone-pin", default=None, help="PIN for the admin phone line (admins only).")
