@@ -287,7 +287,7 @@ def test_postgresql_restarted_under_load_loses_no_call(config, server, db_url):
         before = len(done)
         subprocess.run(restart, check=True, capture_output=True, timeout=60)
         subprocess.run(["pg_isready", "-h", "127.0.0.1", "-t", "30"], check=True, capture_output=True)
-        from ivr.ops import cli as cli_mod
+        from ivr.ops.cli import context as cli_mod
 
         for database in cli_mod._DATABASES.values():  # this test process's own pools died too
             database.dispose()

@@ -1,0 +1,33 @@
+"""The `ivr` command: set up, serve, switch modes, check rules and simulate calls.
+
+Every group and command is added here, by name: importing a module registers nothing.
+"""
+from __future__ import annotations
+
+import click
+
+from ivr.ops.cli import affected, content, routing, server, simulate, staff
+from ivr.ops.cli.context import CliContext
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context):
+    """The breach hotline: Twilio voice webhooks, announcements and routing."""
+    ctx.ensure_object(CliContext)  # one per command: config, database and actor are resolved on first use
+
+
+main.add_command(server.setup)
+main.add_command(server.serve)
+main.add_command(server.db)
+main.add_command(server.background)
+main.add_command(server.jobs)
+main.add_command(routing.mode)
+main.add_command(routing.rules)
+main.add_command(content.announce)
+main.add_command(content.incident)
+main.add_command(staff.users)
+main.add_command(staff.agents)
+main.add_command(staff.callbacks)
+main.add_command(affected.affected)
+main.add_command(simulate.simulate)

@@ -1,0 +1,117 @@
+"""What every `ivr` command shares: the configuration, the database and who is acting (each resolved once per
+command), the common options, and how a refusal is reported."""
+from __future__ import annotations
+
+import atexit
+import functools
+import getpass
+
+import click
+
+from ivr.config import Config, ConfigError, finalize, from_env
+from ivr.core.errors import Refused
+from ivr.store.db import Database
+from ivr.store.models import TOPICS
+
+_DATABASES: dict[str, Database] = {}
+
+
+def _database(url: str) -> Database:
+    """One Database (and connection pool) per URL for this process, released at exit."""
+    if url not in _DATABASES:
+        if not _DATABASES:
+            atexit.register(lambda: [d.dispose() for d in _DATABASES.values()])
+        _DATABASES[url] = Database(url)
+    return _DATABASES[url]
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+class CliContext:
+    """The command's view of the install, each part resolved on first use and then kept."""
+
+    def __init__(self):
+        self.by: str | None = None  # --by, set by the option's callback before the command runs
+        self._settings: Config | None = None
+        self._configs: dict[bool, Config] = {}
+
+    @property
+    def settings(self) -> Config:
+        """The environment's settings as given, nothing derived or created (enough to read the rules file)."""
+        if self._settings is None:
+            self._settings = self._resolve(from_env)
+        return self._settings
+
+    @property
+    def config(self) -> Config:
+        """The configuration for admin commands: no Twilio token needed."""
+        return self._finalized(serving=False)
+
+    @property
+    def serving_config(self) -> Config:
+        """The configuration to serve with: refused without a Twilio token outside development."""
+        return self._finalized(serving=True)
+
+    @property
+    def db(self) -> Database:
+        return _database(self.config.db_url)
+
+    @property
+    def actor(self) -> str:
+        """Who is acting, for the audit log: --by, else the login."""
+        return self.by or _login()
+
+    def _finalized(self, serving: bool) -> Config:
+        if serving not in self._configs:
+            self._configs[serving] = self._resolve(lambda: finalize(self.settings, serving=serving))
+        return self._configs[serving]
+
+    @staticmethod
+    def _resolve(make):
+        try:
+            return make()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+pass_cli = click.make_pass_decorator(CliContext, ensure=True)
+
+
+def refusals_as_errors(fn):
+    """Turn the hotline's "cannot do that" errors into CLI errors (exit 1, a clear message, nothing changed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Refused as exc:
+            raise click.ClickException(f"{exc} (nothing was changed)") from None
+
+    return wrapper
+
+
+def _set_by(ctx: click.Context, _param, value):
+    if value is not None:
+        ctx.ensure_object(CliContext).by = value
+
+
+by_option = click.option("--by", default=None, expose_value=False, callback=_set_by,
+                         help="Who is making the change (default: your login).")
+
+
+def _reason(required: bool):
+    return click.option("--reason", required=required, default=None if required else "",
+                        help="Why: it goes into the audit log.")
+
+
+reason_option = _reason(required=False)
+required_reason_option = _reason(required=True)
+lang_option = click.option("--lang", default="en", show_default=True, help="Language code from routing_rules.yaml.")
+topic_option = click.option("--topic", default="main", show_default=True,
+                            type=click.Choice(TOPICS), help="What it answers: the main "
+                            "message, details (menu 1) or what to do (menu 2).")

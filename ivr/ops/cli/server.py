@@ -1,0 +1,215 @@
+"""Running the hotline: setup, serve (and its banner), the database schema, the background process, jobs."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from ivr.ops.cli.context import pass_cli
+
+
+# -- database ----------------------------------------------------------------------------------------------
+@click.group()
+def db():
+    """The database schema."""
+
+
+@db.command("upgrade")
+@pass_cli
+def db_upgrade(cli):
+    """Create or migrate the database schema to the latest version."""
+    from ivr.store.migrate import upgrade
+
+    database = cli.db
+    upgrade(database)
+    click.echo(f"database is up to date ({_safe_url(database.url)})")
+
+
+def _default_speaker(cfg, database):
+    """TTS for the default announcement; if no engine works, the text is published alone (and we say so)."""
+    from ivr.store.announcements import speak
+    from ivr.media.audio import AudioRejected
+    from ivr.media.tts import TTSError
+
+    def _speak(text, lang):
+        try:
+            return speak(database, cfg, text, lang)
+        except (TTSError, AudioRejected) as exc:
+            click.echo(f"  no audio for the {lang} default text ({exc}); callers will hear it through <Say>")
+            return None
+
+    return _speak
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.command()
+@click.option("--audio/--no-audio", default=True, show_default=True,
+              help="Speak the default announcement with TTS (else callers hear it through Twilio's <Say>).")
+@pass_cli
+def setup(cli, audio):
+    """Migrate the database and make sure a default announcement is published."""
+    import logging
+
+    from ivr.store.migrate import upgrade
+    from ivr.store.seed import ensure_default_content
+
+    cfg = cli.config
+    database = cli.db
+    upgrade(database)
+    speak = _default_speaker(cfg, database) if audio else None
+    logging.getLogger("ivr.media.tts").setLevel(logging.ERROR)  # "Google is unreachable" is expected offline
+    created = ensure_default_content(database, speak=speak)
+    click.echo(f"database ready: {_safe_url(database.url)}")
+    click.echo("default announcement published (edit it before going live)" if created
+               else "announcements: existing ones kept")
+    if cfg.token_source == "development-file":
+        click.echo(f"no TWILIO_AUTH_TOKEN set: using a local development token kept in "
+                   f"{cfg.instance_path / 'dev_twilio_auth_token'} (real Twilio calls will be refused)")
+
+
+@click.command()
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", 5000)), type=int, show_default="5000")
+@click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", 2)), type=int, show_default="2")
+@pass_cli
+def serve(cli, host, port, workers):
+    """Serve the hotline with gunicorn (prints the Twilio URLs first)."""
+    cfg = cli.serving_config
+    base = cfg.public_url or f"http://{host}:{port}"
+    click.echo(_banner(cfg, base, host, port))
+    # Metrics from every worker: prometheus-client's multiprocess mode, in a folder emptied at each start.
+    metrics_dir = cfg.instance_path / f"prometheus-{port}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # The workers only answer webhooks: spooled records and background jobs go to one `ivr background`
+    # process, started (and restarted) by gunicorn's master (ivr/gunicorn_conf.py).
+    os.environ.setdefault("IVR_EVENT_WRITER", "process")
+    if os.environ["IVR_EVENT_WRITER"] == "process":
+        os.environ.setdefault("IVR_JOBS_IN_APP", "0")
+        from ivr.spool.writer import SpoolWriter
+
+        # /healthz must not take a heartbeat left by an earlier run for this run's writer.
+        (cfg.spool_dir / SpoolWriter.HEARTBEAT).unlink(missing_ok=True)
+    args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-",
+            "--timeout", "30", "--config", "python:ivr.worker.gunicorn_conf", "ivr.wsgi:app"]
+    exe = Path(sys.executable).with_name("gunicorn")
+    os.execv(str(exe) if exe.exists() else args[0], args)
+
+
+def _banner(cfg, base: str, host: str, port: int) -> str:
+    lines = [
+        "",
+        "Breach hotline starting. In the Twilio console, set on your phone number (Voice):",
+        f"  A call comes in  (POST):  {base}/voice/incoming",
+        f"  Primary handler fails:    {base}/voice/fallback",
+        f"  Call status changes:      {base}/voice/status",
+    ]
+    if not cfg.public_url:
+        lines.append("  (Twilio cannot reach 127.0.0.1: expose the port over HTTPS and set IVR_PUBLIC_URL to it.)")
+    if cfg.token_source == "development-file":
+        lines.append("No TWILIO_AUTH_TOKEN: a local development token is in use, so only simulated calls work.")
+    lines += [
+        "",
+        "Try a call without a phone (in another terminal):",
+        f"  .venv/bin/ivr simulate --url http://{host}:{port} --keys 1,9,0",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# -- jobs --------------------------------------------------------------------------------------------------
+@click.group()
+def jobs():
+    """Background jobs (phone recordings to publish, ...)."""
+
+
+@jobs.command("run")
+@click.option("--once", is_flag=True, help="Run the jobs that are ready now, then exit.")
+@pass_cli
+def jobs_run(cli, once):
+    """Work background jobs (instead of, or beside, the web workers' own job threads)."""
+    import time
+
+    from ivr.hotline import Hotline
+
+    hotline = Hotline.build(cli.config)
+    done = 0
+    while True:
+        while hotline.jobs.run_one():
+            done += 1
+        if once:
+            break
+        time.sleep(1.0)
+    click.echo(f"{done} job(s) run")
+
+
+@jobs.command("kinds")
+def jobs_kinds():
+    """The kinds of job this install can work (the same in every process that works jobs)."""
+    from ivr.worker.handlers import job_handlers
+
+    for kind in sorted(job_handlers()):
+        click.echo(kind)
+
+
+@click.command()
+@pass_cli
+def background(cli):
+    """Write the web workers' spooled call records to the database and work background jobs.
+
+    `ivr serve` runs one of these per server and restarts it if it dies; run it yourself only when you run
+    gunicorn yourself with IVR_EVENT_WRITER=process. Stops on SIGTERM/SIGINT after writing what is left."""
+    import signal
+    import threading
+
+    from ivr.spool.writer import SpoolWriter
+    from ivr.hotline import Hotline
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("ivr.background")
+    cfg = cli.config
+    # Below the web workers: on a busy server a webhook waiting for a CPU behind this batch writer would
+    # be a caller waiting; the writer only needs to keep up over seconds (the spool holds the rest).
+    # Where the kernel groups sessions for scheduling (autogroup), this counts only within our own
+    # session: see "What runs on each server" in the README.
+    nice = int(os.environ.get("IVR_BACKGROUND_NICE", "10") or 0)
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
+    hotline = Hotline.build(cfg)
+    stop = threading.Event()
+    parent = os.getppid()
+
+    def _stop(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    def _watch_parent():  # the server that started us is gone (even by kill -9): drain and leave
+        while not stop.wait(1.0):
+            if parent != 1 and os.getppid() != parent:
+                log.warning("the server that started this writer is gone: stopping")
+                stop.set()
+
+    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    if cfg.event_writer == "process" and not cfg.jobs_in_app:
+        hotline.jobs.ensure_started()
+    writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
+    log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
+    writer.run(stop)
+    hotline.jobs.stop()
+    log.info("spool writer stopped: %d records written", writer.written)
+    hotline.close()
+
