@@ -16,10 +16,12 @@ from functools import wraps
 from flask import Blueprint, Response, current_app, request
 
 from ivr.core import flow, verbs
-from ivr.core.effects import BookCallback, CallStarted, EnterQueue, LeaveQueue, SendSms
+from ivr.core.effects import SMS_JOB, Audit, BookCallback, CallStarted, EnqueueJob, EnterQueue, LeaveQueue, SendSms
+from ivr.core.staff_call import StaffCall
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
 from ivr.store import jobs
+from ivr.store.audit import audit
 from webhooks import twiml
 from webhooks.params import raw_query, twilio_params
 from webhooks.security import is_signed_by_twilio
@@ -159,7 +161,31 @@ def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
         elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
-            hotline.recorder.record("job", call_sid=sid, kind=jobs.SMS, dedupe_key=f"{jobs.SMS}:{sid}", payload=payload)
-        elif not isinstance(effect, BookCallback):  # callbacks are stored before answering (_book_callback)
+            hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}", payload=payload)
+        elif not isinstance(effect, (BookCallback, Audit, EnqueueJob)):  # written before answering
             raise TypeError(f"not an effect: {effect!r}")
     return call_info
+
+
+def write_staff_effects(hotline: Hotline, reply: verbs.Reply) -> verbs.Reply:
+    """A staff line's audit lines and jobs, in one transaction before the answer: staff never hear of a
+    publish that was not queued (a failure here is the safe reply instead)."""
+    staff = [e for e in reply.effects if isinstance(e, (Audit, EnqueueJob))]
+    if staff:
+        with hotline.db.write() as conn:
+            for effect in staff:
+                if isinstance(effect, Audit):
+                    audit(conn, actor=effect.actor, action=effect.action, subject=effect.subject,
+                          to_value=effect.to_value, reason=effect.reason)
+                else:
+                    jobs.enqueue(conn, effect.kind, effect.payload, dedupe_key=effect.dedupe_key)
+        if any(isinstance(e, EnqueueJob) for e in staff):
+            hotline.jobs.poke()
+    return reply
+
+
+def staff_call(hotline: Hotline, line: str) -> StaffCall:
+    """The staff-line view of this call: its CallSid, the key for sign-ins, and the masked phone."""
+    number = _values().get("From") or ""
+    caller = f"phone ***{number[-4:]}" if len(number) >= 4 else "phone (unknown)"
+    return StaffCall(line, _call_sid(), hotline.config.secret_key, caller)

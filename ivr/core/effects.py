@@ -1,12 +1,17 @@
 """What a call step asks the shell to do besides answering: one small value per effect.
 
-The flow stays pure by returning these in `Reply.effects`; webhooks/voice.py `apply()` carries them out
-(spooled, never written to the database in the caller's path, except a callback, which must be stored
-before the caller hears it promised).
+The flow stays pure by returning these in `Reply.effects`; webhooks/twilio_view.py carries them out:
+spooled, never written to the database in the caller's path, except a callback, which must be stored
+before the caller hears it promised. The staff lines' effects (Audit, EnqueueJob) are written before the
+answer, so staff never hear of something that did not happen.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# The kinds of background job a step can ask for; ivr/worker/handlers.py has a handler for each (a test checks).
+SMS_JOB = "sms"
+PHONE_RECORDING_JOB = "phone_recording"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class EnterQueue:
 class LeaveQueue:
     status: str
     wait_s: int | None = None
+    agent: str | None = None  # who took the caller, when an agent did
 
 
 @dataclass(frozen=True)
@@ -51,3 +57,23 @@ class BookCallback:
     reason: str
     keep_place: bool = False
     voicemail_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Audit:
+    """A line of the audit log: who did what to what, and why."""
+
+    actor: str
+    action: str
+    subject: str
+    to_value: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class EnqueueJob:
+    """Background work (ivr/worker/) queued in the same transaction as the step's audit lines."""
+
+    kind: str
+    payload: dict
+    dedupe_key: str

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+MODES = ("message", "live")  # everything is in the announcement, or agents take calls
+TOPICS = ("main", "details", "advice")  # what an announcement answers: the main message, key 1, key 2
+
 
 @dataclass(frozen=True)
 class Spoken:

@@ -10,15 +10,13 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, insert, or_, select, update
 
+from ivr.core.effects import PHONE_RECORDING_JOB, SMS_JOB
 from ivr.store.db import dialect_insert
 from ivr.store.models import Job, utcnow
 
 STALE_AFTER = timedelta(minutes=10)  # a job "running" this long lost its worker: run it again
 
-# The kinds of job the hotline enqueues; ivr/worker/handlers.py has a handler for each (a test checks).
-SMS = "sms"
-PHONE_RECORDING = "phone_recording"
-KINDS = (SMS, PHONE_RECORDING)
+KINDS = (SMS_JOB, PHONE_RECORDING_JOB)  # every kind a step can ask for (ivr/core/effects.py)
 
 
 def enqueue(conn: Connection, kind: str, payload: dict, dedupe_key: str | None = None) -> None:

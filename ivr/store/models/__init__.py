@@ -2,11 +2,12 @@
 
 Importing this package registers every table with `Base.metadata` (migrations and tests rely on that).
 """
+from ivr.core.snapshot import MODES, TOPICS
 from ivr.store.models.affected import AffectedImport, AffectedNumber
 from ivr.store.models.base import Base, UTCDateTime, utcnow
 from ivr.store.models.calls import Call, CallEvent
-from ivr.store.models.content import TOPICS, Announcement, BriefingVersion, Incident, Media, TTSCacheEntry
-from ivr.store.models.hotline import MODES, AuditEntry, HotlineState, Job
+from ivr.store.models.content import Announcement, BriefingVersion, Incident, Media, TTSCacheEntry
+from ivr.store.models.hotline import AuditEntry, HotlineState, Job
 from ivr.store.models.queues import Callback, QueueEntry
 from ivr.store.models.staff import Agent, ApiToken, ConsoleSession, LoginFailure, User
 

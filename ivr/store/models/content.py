@@ -34,9 +34,6 @@ class Media(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-TOPICS = ("main", "details", "advice")
-
-
 class Announcement(Base):
     """One version of what callers hear on a topic (main, details, advice) in one language."""
 

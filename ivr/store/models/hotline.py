@@ -9,9 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ivr.store.models.base import Base, UTCDateTime, utcnow
 
 
-MODES = ("message", "live")
-
-
 class HotlineState(Base):
     """One row: the mode every worker reads on every call, and a version bumped on any content change."""
 

@@ -1,0 +1,135 @@
+"""The admin phone line as pure steps: record an announcement by phone, hear it back, then publish it.
+
+PIN (three tries, then goodbye; every try audited) -> language -> topic -> <Record> -> played back ->
+1 publish, 2 record again, 3 discard. Publishing is a job (ivr/worker/phone_recording.py) that fetches the
+recording and puts it through the upload pipeline. webhooks/admin_line.py looks up the PIN and calls these.
+"""
+from __future__ import annotations
+
+from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob
+from ivr.core.rules import Rules
+from ivr.core.snapshot import TOPICS
+from ivr.core.staff_call import StaffCall, bye, say
+from ivr.core.verbs import Event, Gather, Hangup, Link, PlayUrl, Record, Redirect, Reply
+
+MAX_PIN_TRIES = 3
+MAX_TRIES = 3
+TOPIC_NAMES = {"main": "the main announcement", "details": "the details", "advice": "what callers should do"}
+EXPIRED = "This session has expired. Goodbye."
+
+
+def _audit(actor: str, action: str, subject: str = "admin line", to_value: str | None = None, reason: str = ""):
+    return Audit(actor, action, subject, to_value, reason)
+
+
+def _pin_prompt(tries: int, lead: tuple = ()) -> list:
+    gather = Gather(Link.to("/voice/admin/pin", t=tries), lead + (
+        say("Announcement line. Enter your PIN, then press the pound key."),), timeout=10, num_digits=None)
+    return [gather, say("We did not get a PIN. Goodbye."), Hangup()]
+
+
+def start() -> Reply:
+    return Reply(_pin_prompt(0), [Event("admin_line", "pin asked")])
+
+
+def pin_entered(call: StaffCall, rules: Rules, tries: int, admin: str | None) -> Reply:
+    """The admin whose PIN was entered (None: no admin has it)."""
+    if admin is None:
+        tries += 1
+        effects = [_audit(call.caller, "admin_line.pin_failed", to_value=f"try {tries} of {MAX_PIN_TRIES}")]
+        if tries >= MAX_PIN_TRIES:
+            effects.append(_audit(call.caller, "admin_line.locked_out", to_value="too many wrong PINs; call ended"))
+            return bye("That PIN is not right. Goodbye.", Event("admin_line", "locked out"), effects)
+        return Reply(_pin_prompt(tries, (say("That PIN is not right."),)), [Event("admin_line", "wrong pin")],
+                     effects=effects)
+    return Reply(_language_menu(call, rules, admin), [Event("admin_line", f"login {admin}")],
+                 effects=[_audit(admin, "admin_line.login", to_value=call.caller)])
+
+
+def _language_menu(call: StaffCall, rules: Rules, name: str, lead: tuple = ()) -> list:
+    choices = " ".join(f"To record in {lang.name}, press {lang.key}." for lang in rules.languages.values())
+    link = call.link("/voice/admin/lang", name)
+    return [Gather(link, lead + (say(choices),), timeout=8), Redirect(link)]
+
+
+def language_chosen(call: StaffCall, rules: Rules, name: str | None, digits: str | None) -> Reply:
+    if name is None:
+        return bye(EXPIRED, Event("admin_line", "bad session"))
+    lang = next((code for code, l in rules.languages.items() if l.key == digits), None)
+    if lang is None:
+        return Reply(_language_menu(call, rules, name, (say("Please choose a language."),)))
+    return Reply(_topic_menu(call, name, lang))
+
+
+def _topic_menu(call: StaffCall, name: str, lang: str, lead: tuple = ()) -> list:
+    choices = " ".join(f"To record {TOPIC_NAMES[t]}, press {i}." for i, t in enumerate(TOPICS, start=1))
+    link = call.link("/voice/admin/topic", name, l=lang)
+    return [Gather(link, lead + (say(choices),), timeout=8), Redirect(link)]
+
+
+def topic_chosen(call: StaffCall, name: str | None, lang: str, digits: str | None) -> Reply:
+    if name is None:
+        return bye(EXPIRED, Event("admin_line", "bad session"))
+    digits = digits or ""
+    if not (digits.isdigit() and 1 <= int(digits) <= len(TOPICS)):
+        return Reply(_topic_menu(call, name, lang, (say("Please choose what to record."),)))
+    topic = TOPICS[int(digits) - 1]
+    return Reply([Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=0))])
+
+
+def record(call: StaffCall, rules: Rules, name: str | None, lang: str, topic: str | None, attempts: int,
+           max_seconds: int) -> Reply:
+    if name is None or topic not in TOPICS:
+        return bye(EXPIRED, Event("admin_line", "bad session"))
+    if attempts >= MAX_TRIES:
+        return bye("No recording was made. Nothing was published. Goodbye.", Event("admin_line", "no recording"))
+    params = dict(l=lang, tp=topic)
+    return Reply([
+        say(f"Record {TOPIC_NAMES[topic]} in {rules.languages[lang].name} after the tone. "
+            "Press the pound key when you are done."),
+        Record(call.link("/voice/admin/recorded", name, **params), max_seconds),
+        # Silence: Twilio skips the action and continues here.
+        Redirect(call.link("/voice/admin/record", name, a=attempts + 1, **params)),
+    ])
+
+
+def _review_menu(call: StaffCall, name: str, params: dict, lead: tuple) -> list:
+    link = call.link("/voice/admin/review", name, **params)
+    prompt = say("To publish this recording, press 1. To record again, press 2. To discard it, press 3.")
+    return [Gather(link, lead + (prompt,), timeout=8), Redirect(link)]
+
+
+def recorded(call: StaffCall, name: str | None, lang: str, topic: str | None, attempts: int, url: str,
+             seconds: str) -> Reply:
+    """Twilio's <Record> action: play the recording back and ask what to do with it."""
+    if name is None or topic not in TOPICS:
+        return bye(EXPIRED, Event("admin_line", "bad session"))
+    if not url or not seconds.isdigit() or int(seconds) < 1:
+        return Reply([say("That recording was too short."),
+                      Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=attempts + 1))])
+    params = dict(l=lang, tp=topic, r=url, a=0)
+    return Reply(_review_menu(call, name, params, (say("Here is your recording."), PlayUrl(url))),
+                 [Event("admin_line", f"recorded {seconds} s")])
+
+
+def reviewed(call: StaffCall, name: str | None, lang: str, topic: str | None, url: str, attempts: int,
+             choice: str | None) -> Reply:
+    """1 publish (a job fetches and publishes the recording), 2 record again, 3 discard."""
+    if name is None or topic not in TOPICS or not url:
+        return bye(EXPIRED, Event("admin_line", "bad session"))
+    subject = f"{lang}/{topic}"
+    if choice == "1":
+        job = EnqueueJob(PHONE_RECORDING_JOB, {"recording_url": url, "lang": lang, "topic": topic, "actor": name,
+                                               "call_sid": call.call_sid},
+                         f"{PHONE_RECORDING_JOB}:{call.call_sid}:{url}"[:160])
+        audit = _audit(name, "announcement.phone_recorded", subject, "queued for publishing",
+                       "recorded on the admin phone line")
+        return bye("Thank you. Your recording will be published within a minute. Goodbye.",
+                   Event("admin_line", "publish"), [job, audit])
+    if choice == "2":
+        return Reply([Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=0))])
+    if choice == "3" or attempts + 1 >= MAX_TRIES:
+        return bye("The recording was discarded. Nothing was published. Goodbye.", Event("admin_line", "discard"),
+                   [_audit(name, "announcement.phone_discarded", subject, "recording discarded; nothing published")])
+    params = dict(l=lang, tp=topic, r=url, a=attempts + 1)
+    return Reply(_review_menu(call, name, params, (say("Please choose."),)))

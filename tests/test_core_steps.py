@@ -1,0 +1,150 @@
+"""The call flow and both staff lines as pure steps: no app, no database, no Twilio; values in, values out."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from ivr.config import PROJECT_ROOT
+from ivr.core import admin_line, agent_line, flow
+from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob, EnterQueue, LeaveQueue, SendSms
+from ivr.core.rules import load
+from ivr.core.snapshot import Content, Snapshot, Spoken
+from ivr.core.staff_call import StaffCall
+from ivr.core.verbs import Context, DialQueue, Enqueue, Gather, Hangup, Pause, Play, Position, Record, Redirect
+
+RULES = load(PROJECT_ROOT / "routing_rules.yaml")
+CONTENT = Content(version=3, incident_id=7, incident_title="Card data theft", severity="critical",
+                  spoken={"en/main": Spoken("We were breached.", "a" * 64, 2),
+                          "en/details": Spoken("Names and card numbers.", None, 1)})
+LIVE, MESSAGE = Snapshot("live", CONTENT), Snapshot("message", CONTENT)
+WEDNESDAY_NOON_NEW_YORK = datetime(2026, 12, 2, 17, 0, tzinfo=timezone.utc)  # every queue is open
+SECRET = "s" * 32
+
+
+def ctx(**kw) -> Context:
+    return Context(now=WEDNESDAY_NOON_NEW_YORK, call_sid="CA" + "1" * 32, **kw)
+
+
+def said(verbs) -> list[str]:
+    out = []
+    for verb in verbs:
+        out += said(verb.prompts) if isinstance(verb, Gather) else [getattr(verb, "text", None)]
+    return [s for s in out if s]
+
+
+def test_a_new_call_hears_the_greeting_and_the_announcement_inside_the_menu():
+    reply = flow.incoming(RULES, LIVE, Position("en"))
+    gather, redirect = reply.verbs
+    assert isinstance(gather, Gather) and isinstance(redirect, Redirect)
+    assert gather.prompts[1] == Play("a" * 64)  # the published audio, interruptible
+    assert gather.action.route == "/voice/menu" and dict(gather.action.params)["s"] == "1"
+    assert [e.kind for e in reply.events] == ["call_started"] and reply.outcome == "listening"
+
+
+def test_key_1_speaks_the_details_and_key_4_asks_the_shell_for_a_text():
+    details = flow.menu_choice(RULES, LIVE, Position("en", 0, 1), "1", ctx())
+    assert "Names and card numbers." in said(details.verbs)
+    sms = flow.menu_choice(RULES, LIVE, Position("en", 0, 1), "4", ctx())
+    reference = flow.reference("CA" + "1" * 32)
+    assert sms.effects == [SendSms("en", reference)] and any(reference in s for s in said(sms.verbs))
+
+
+def test_a_withheld_caller_is_offered_no_text_and_nothing_is_queued():
+    reply = flow.menu_choice(RULES, LIVE, Position("en", 0, 1), "4", ctx(caller_known=False))
+    assert reply.effects == []
+
+
+def test_a_fraud_report_in_live_mode_is_queued_first_with_its_context():
+    reply = flow.menu_choice(RULES, LIVE, Position("en", 0, 1), "7", ctx(affected=lambda: True))
+    enqueue = next(v for v in reply.verbs if isinstance(v, Enqueue))
+    assert enqueue.queue == RULES.twilio_queue("fraud", RULES.queues["fraud"].priority)
+    (enter,) = reply.effects
+    assert isinstance(enter, EnterQueue) and (enter.queue, enter.affected, enter.severity) == ("fraud", True,
+                                                                                               "critical")
+
+
+def test_leaving_the_queue_carries_the_wait_the_shell_read():
+    reply = flow.queue_result(RULES, LIVE, Position("en"), "bridged", 95)
+    assert reply.effects == [LeaveQueue("bridged", 95)] and reply.outcome == "agent"
+
+
+def test_three_silences_end_the_call_politely():
+    for attempt in range(RULES.menu.max_attempts - 1):
+        reply = flow.menu_choice(RULES, MESSAGE, Position("en", attempt, attempt + 1), None, ctx())
+        assert not any(isinstance(v, Hangup) for v in reply.verbs)
+    last = flow.menu_choice(RULES, MESSAGE, Position("en", RULES.menu.max_attempts - 1, 5), None, ctx())
+    assert isinstance(last.verbs[-1], Hangup) and last.outcome == "ended-no-choice"
+
+
+# -- the admin line ----------------------------------------------------------------------------------------
+ADMIN_CALL = StaffCall("admin-line", "CA" + "2" * 32, SECRET, "phone ***0123")
+
+
+def test_three_wrong_admin_pins_end_the_call_and_each_is_audited():
+    first = admin_line.pin_entered(ADMIN_CALL, RULES, 0, None)
+    assert [a.action for a in first.effects] == ["admin_line.pin_failed"] and not isinstance(first.verbs[-1], Record)
+    last = admin_line.pin_entered(ADMIN_CALL, RULES, admin_line.MAX_PIN_TRIES - 1, None)
+    assert isinstance(last.verbs[-1], Hangup)
+    assert [a.action for a in last.effects] == ["admin_line.pin_failed", "admin_line.locked_out"]
+    assert all(a.actor == "phone ***0123" for a in last.effects)
+
+
+def test_a_signed_in_admin_is_bound_to_this_call_only():
+    reply = admin_line.pin_entered(ADMIN_CALL, RULES, 0, "dana")
+    params = dict(reply.verbs[0].action.params)
+    assert ADMIN_CALL.signed_in(params["u"], params["k"]) == "dana"
+    other_call = StaffCall("admin-line", "CA" + "3" * 32, SECRET)
+    assert other_call.signed_in(params["u"], params["k"]) is None
+    assert StaffCall("agent-line", ADMIN_CALL.call_sid, SECRET).signed_in(params["u"], params["k"]) is None
+    assert reply.effects == [Audit("dana", "admin_line.login", "admin line", "phone ***0123")]
+
+
+def test_publishing_a_phone_recording_is_a_job_and_an_audit_line_nothing_else():
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1"
+    reply = admin_line.reviewed(ADMIN_CALL, "dana", "es", "advice", url, 0, "1")
+    job, audit = reply.effects
+    assert isinstance(job, EnqueueJob) and job.kind == PHONE_RECORDING_JOB
+    assert job.payload == {"recording_url": url, "lang": "es", "topic": "advice", "actor": "dana",
+                           "call_sid": ADMIN_CALL.call_sid}
+    assert (audit.actor, audit.action, audit.subject) == ("dana", "announcement.phone_recorded", "es/advice")
+    assert isinstance(reply.verbs[-1], Hangup)
+
+
+@pytest.mark.parametrize("step", [
+    lambda: admin_line.language_chosen(ADMIN_CALL, RULES, None, "1"),
+    lambda: admin_line.record(ADMIN_CALL, RULES, None, "en", "main", 0, 300),
+    lambda: admin_line.reviewed(ADMIN_CALL, None, "en", "main", "https://x", 0, "1"),
+])
+def test_an_admin_step_without_a_valid_session_publishes_nothing(step):
+    reply = step()
+    assert isinstance(reply.verbs[-1], Hangup) and reply.effects == []
+
+
+# -- the agent line ----------------------------------------------------------------------------------------
+AGENT_CALL = StaffCall("agent-line", "CA" + "4" * 32, SECRET, "phone ***0500")
+
+
+def test_a_stranger_on_the_agent_line_is_turned_away_and_audited():
+    reply = agent_line.start(AGENT_CALL, None, "***0999")
+    assert isinstance(reply.verbs[-1], Hangup) and reply.effects[0].action == "agent_line.unknown_caller"
+
+
+def test_with_nobody_waiting_the_agent_waits_and_the_line_looks_again():
+    reply = agent_line.next_caller(AGENT_CALL, RULES, "alex", None, 3)
+    assert isinstance(reply.verbs[1], Pause) and dict(reply.verbs[2].to.params)["a"] == "4"
+    assert isinstance(agent_line.next_caller(AGENT_CALL, RULES, "alex", None, agent_line.MAX_IDLE_POLLS).verbs[-1],
+                      Hangup)
+
+
+def test_the_agent_is_dialled_into_the_queue_of_the_caller_who_waited_longest():
+    reply = agent_line.next_caller(AGENT_CALL, RULES, "alex", {"queue": "fraud", "priority": 30}, 0)
+    dial = next(v for v in reply.verbs if isinstance(v, DialQueue))
+    assert dial.queue == RULES.twilio_queue("fraud", 30) and dial.action.route == "/voice/agent/next"
+
+
+def test_the_whisper_closes_the_queue_entry_as_bridged_by_that_agent():
+    entry = {"language": "es", "reason": "fraud first", "severity": "high", "affected": True}
+    reply = agent_line.whisper(RULES, entry, 95, "alex")
+    assert reply.effects == [LeaveQueue("bridged", 95, "alex")]
+    assert "on the affected customers list" in said(reply.verbs)[0] and "35 seconds" in said(reply.verbs)[0]
