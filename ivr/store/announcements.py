@@ -143,12 +143,8 @@ def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "")
 
 
 def _publish(conn: Connection, announcement_id: int, actor: str, reason: str) -> None:
-    row = conn.execute(select(*ROW_COLUMNS).where(Announcement.id == announcement_id)).first()
-    if row is None:
-        raise AnnouncementError(f"there is no announcement {announcement_id}")
-    if row.status == "published":
-        raise AnnouncementError(f"announcement {announcement_id} (version {row.version}) is already published")
-    previous = publish_version(conn, Announcement, row, ("incident_id", "language", "topic"))
+    row, previous = publish_version(conn, Announcement, ROW_COLUMNS, announcement_id,
+                                    ("incident_id", "language", "topic"), AnnouncementError, "announcement")
     audit(conn, actor=actor, action="announcement.publish",
           subject=_subject(row.incident_id, row.language, row.topic, row.version),
           from_value=f"version {previous.version}" if previous else None, to_value=f"version {row.version}",

@@ -64,12 +64,8 @@ def publish(db: Database, briefing_id: int, *, actor: str, reason: str) -> dict:
 
 
 def _publish(conn: Connection, briefing_id: int, actor: str, reason: str) -> None:
-    row = conn.execute(select(*COLUMNS).where(BriefingVersion.id == briefing_id)).first()
-    if row is None:
-        raise BriefingError(f"there is no briefing {briefing_id}")
-    if row.status == "published":
-        raise BriefingError(f"briefing version {row.version} is already published")
-    previous = publish_version(conn, BriefingVersion, row, ("incident_id",))
+    row, previous = publish_version(conn, BriefingVersion, COLUMNS, briefing_id, ("incident_id",), BriefingError,
+                                    "briefing")
     audit(conn, actor=actor, action="briefing.publish", subject=_subject(row.incident_id, row.version),
           from_value=f"version {previous.version}" if previous else None, to_value=f"version {row.version}",
           reason=reason)

@@ -5,6 +5,8 @@ published; publishing archives the one before. The caller audits and raises its 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from sqlalchemy import Connection, func, select, update
 
 from ivr.store.models import utcnow
@@ -15,11 +17,20 @@ def next_version(conn: Connection, model, *scope) -> int:
     return (conn.execute(select(func.max(model.version)).where(*scope)).scalar() or 0) + 1
 
 
-def publish_version(conn: Connection, model, row, scope: tuple[str, ...]):
-    """Publish `row` (a draft or archived version) and archive its scope's published one; returns that one."""
+def publish_version(conn: Connection, model, columns: tuple, row_id: int, scope: tuple[str, ...],
+                    refused: Callable[[str], Exception], what: str):
+    """Publish version `row_id` (a draft or archived one) and archive its scope's published one.
+
+    Returns (the version, the one it replaced or None); refused(message) when there is nothing to publish.
+    """
+    row = conn.execute(select(*columns).where(model.id == row_id)).first()
+    if row is None:
+        raise refused(f"there is no {what} {row_id}")
+    if row.status == "published":
+        raise refused(f"{what} {row_id} (version {row.version}) is already published")
     where = [getattr(model, name) == getattr(row, name) for name in scope]
     previous = conn.execute(select(model.id, model.version).where(*where, model.status == "published")).first()
     if previous:
         conn.execute(update(model).where(model.id == previous.id).values(status="archived"))
     conn.execute(update(model).where(model.id == row.id).values(status="published", published_at=utcnow()))
-    return previous
+    return row, previous
