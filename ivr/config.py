@@ -45,8 +45,9 @@ class Config:
     twilio_api_url: str = ""  # a stand-in for https://api.twilio.com (tests, staging); empty: Twilio itself
     jobs_in_app: bool = True  # work background jobs in a thread of each web worker (else: `ivr jobs run`)
     # "thread": each process writes its spooled events itself; "process": workers only append to the spool
-    # and `ivr background` (started by `ivr serve`) writes it; see ivr/events.py.
+    # and `ivr background` (started by `ivr serve`) writes it; see ivr/spool/.
     event_writer: str = "thread"
+    background_nice: int = 10  # how far below the web workers `ivr background` runs (ivr/worker/background.py)
     # Where the auth token came from: "environment", "config", "development-file"
     token_source: str = field(default="config", compare=False)
 
@@ -94,6 +95,7 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         jobs_in_app=env.get("IVR_JOBS_IN_APP", "1") not in ("0", "false", "no"),
         event_writer=env.get("IVR_EVENT_WRITER", "thread"),
         event_flush_interval=float(env.get("IVR_EVENT_FLUSH_INTERVAL", 0.1)),
+        background_nice=int(env.get("IVR_BACKGROUND_NICE", "10") or 0),
         sms_from=env.get("TWILIO_SMS_FROM", ""),
         notice_url=env.get("IVR_NOTICE_URL", ""),
         twilio_api_url=env.get("IVR_TWILIO_API_URL", "").rstrip("/"),

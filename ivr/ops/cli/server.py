@@ -1,7 +1,6 @@
 """Running the hotline: setup, serve (and its banner), the database schema, the background process, jobs."""
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -169,47 +168,7 @@ def background(cli):
 
     `ivr serve` runs one of these per server and restarts it if it dies; run it yourself only when you run
     gunicorn yourself with IVR_EVENT_WRITER=process. Stops on SIGTERM/SIGINT after writing what is left."""
-    import signal
-    import threading
+    from ivr.worker.background import run_background
 
-    from ivr.spool.writer import SpoolWriter
-    from ivr.hotline import Hotline
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("ivr.background")
-    cfg = cli.config
-    # Below the web workers: on a busy server a webhook waiting for a CPU behind this batch writer would
-    # be a caller waiting; the writer only needs to keep up over seconds (the spool holds the rest).
-    # Where the kernel groups sessions for scheduling (autogroup), this counts only within our own
-    # session: see "What runs on each server" in the README.
-    nice = int(os.environ.get("IVR_BACKGROUND_NICE", "10") or 0)
-    try:
-        os.nice(nice)
-    except OSError:
-        pass
-    hotline = Hotline.build(cfg)
-    stop = threading.Event()
-    parent = os.getppid()
-
-    def _stop(*_):
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-
-    def _watch_parent():  # the server that started us is gone (even by kill -9): drain and leave
-        while not stop.wait(1.0):
-            if parent != 1 and os.getppid() != parent:
-                log.warning("the server that started this writer is gone: stopping")
-                stop.set()
-
-    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
-    if cfg.event_writer == "process" and not cfg.jobs_in_app:
-        hotline.jobs.ensure_started()
-    writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
-    log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
-    writer.run(stop)
-    hotline.jobs.stop()
-    log.info("spool writer stopped: %d records written", writer.written)
-    hotline.close()
+    run_background(cli.config)
 

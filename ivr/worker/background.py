@@ -1,0 +1,57 @@
+"""`ivr background`: one per server, started, restarted and stopped last by gunicorn's master (gunicorn_conf.py).
+
+It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py) and works
+the background jobs (ivr/worker/jobs.py), below the web workers' CPU priority; it drains and stops on
+SIGTERM, SIGINT, or when the server that started it is gone.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+from ivr.config import Config
+from ivr.hotline import Hotline
+from ivr.spool.writer import SpoolWriter
+
+log = logging.getLogger("ivr.background")
+
+
+def run_background(cfg: Config) -> None:
+    """Run until told to stop, then write what is left and return."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    # Below the web workers: on a busy server a webhook waiting for a CPU behind this batch writer would
+    # be a caller waiting; the writer only needs to keep up over seconds (the spool holds the rest).
+    # Where the kernel groups sessions for scheduling (autogroup), this counts only within our own
+    # session: see docs/performance.md.
+    nice = cfg.background_nice
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
+    hotline = Hotline.build(cfg)
+    stop = threading.Event()
+    parent = os.getppid()
+
+    def _stop(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    def _watch_parent():  # the server that started us is gone (even by kill -9): drain and leave
+        while not stop.wait(1.0):
+            if parent != 1 and os.getppid() != parent:
+                log.warning("the server that started this writer is gone: stopping")
+                stop.set()
+
+    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    if cfg.event_writer == "process" and not cfg.jobs_in_app:
+        hotline.jobs.ensure_started()
+    writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
+    log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
+    writer.run(stop)
+    hotline.jobs.stop()
+    log.info("spool writer stopped: %d records written", writer.written)
+    hotline.close()
