@@ -6,7 +6,6 @@ get a 403.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import logging
@@ -153,11 +152,11 @@ def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
     call_info = {}
     for effect in effects:
         if isinstance(effect, CallStarted):  # rides on the step's first event: one spool write instead of two
-            call_info = {**dataclasses.asdict(effect), "call_info": True}
+            call_info = {**vars(effect), "call_info": True}
         elif isinstance(effect, EnterQueue):
-            hotline.recorder.record("queue_enter", call_sid=sid, **dataclasses.asdict(effect))
+            hotline.recorder.record("queue_enter", call_sid=sid, **vars(effect))
         elif isinstance(effect, LeaveQueue):
-            hotline.recorder.record("queue_exit", call_sid=sid, **dataclasses.asdict(effect))
+            hotline.recorder.record("queue_exit", call_sid=sid, **vars(effect))
         elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
