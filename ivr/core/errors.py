@@ -7,3 +7,12 @@ else is a fault (logged, 500 at most); a Refused is the user's to fix.
 
 class Refused(ValueError):
     """A request the hotline will not carry out (bad input, a state that forbids it); nothing was changed."""
+
+
+class NotFound(Refused):
+    """The thing a request names does not exist (the API answers 404)."""
+
+
+class Conflict(Refused):
+    """The request is well formed, but the current state forbids it, e.g. publishing what is published
+    already (the API answers 409)."""

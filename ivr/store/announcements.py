@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select
 
 from ivr.config import Config
-from ivr.core.errors import Refused
+from ivr.core.errors import Conflict, NotFound, Refused
 from ivr.media import audio, tts
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
@@ -33,6 +33,14 @@ ROW_COLUMNS = (Announcement.id, Announcement.incident_id, Announcement.language,
 
 class AnnouncementError(Refused):
     """A request about announcements that cannot be carried out; nothing was changed."""
+
+
+class AnnouncementNotFound(AnnouncementError, NotFound):
+    """No such announcement, version or incident."""
+
+
+class AnnouncementConflict(AnnouncementError, Conflict):
+    """Not now: e.g. already published, nothing to roll back to, no active incident."""
 
 
 @dataclass(frozen=True)
@@ -97,11 +105,11 @@ def store_upload(db: Database, cfg: Config, data: bytes) -> Audio:
 def _incident_id(conn: Connection, incident_id: int | None) -> int:
     if incident_id is not None:
         if conn.execute(select(Incident.id).where(Incident.id == incident_id)).first() is None:
-            raise AnnouncementError(f"there is no incident {incident_id}")
+            raise AnnouncementNotFound(f"there is no incident {incident_id}")
         return incident_id
     found = active_incident(conn)
     if found is None:
-        raise AnnouncementError("there is no active incident; create or activate one first")
+        raise AnnouncementConflict("there is no active incident; create or activate one first")
     return found.id
 
 
@@ -144,7 +152,8 @@ def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "")
 
 def _publish(conn: Connection, announcement_id: int, actor: str, reason: str) -> None:
     row, previous = publish_version(conn, Announcement, ROW_COLUMNS, announcement_id,
-                                    ("incident_id", "language", "topic"), AnnouncementError, "announcement")
+                                    ("incident_id", "language", "topic"), AnnouncementError, "announcement",
+                                    missing=AnnouncementNotFound, published=AnnouncementConflict)
     audit(conn, actor=actor, action="announcement.publish",
           subject=_subject(row.incident_id, row.language, row.topic, row.version),
           from_value=f"version {previous.version}" if previous else None, to_value=f"version {row.version}",
@@ -167,11 +176,11 @@ def rollback(db: Database, *, lang: str, topic: str = "main", to_version: int | 
                 query = query.where(Announcement.version < current.version)
             target = conn.execute(query.order_by(Announcement.version.desc()).limit(1)).scalar()
             if target is None:
-                raise AnnouncementError(f"no earlier published {lang}/{topic} version to roll back to")
+                raise AnnouncementConflict(f"no earlier published {lang}/{topic} version to roll back to")
         else:
             target = conn.execute(select(Announcement.id).where(*where, Announcement.version == to_version)).scalar()
             if target is None:
-                raise AnnouncementError(f"there is no {lang}/{topic} version {to_version}")
+                raise AnnouncementNotFound(f"there is no {lang}/{topic} version {to_version}")
         _publish(conn, target, actor, reason or "rollback")
         return _row(conn, target)
 
@@ -203,7 +212,7 @@ def media_bytes(db: Database, sha256: str) -> bytes | None:
 def _row(conn: Connection, announcement_id: int) -> dict:
     row = conn.execute(select(*ROW_COLUMNS).where(Announcement.id == announcement_id)).first()
     if row is None:
-        raise AnnouncementError(f"there is no announcement {announcement_id}")
+        raise AnnouncementNotFound(f"there is no announcement {announcement_id}")
     return dict(row._mapping)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from ivr.core.errors import Refused
+from ivr.core.errors import NotFound, Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.store.models import Incident, utcnow
@@ -12,6 +12,10 @@ from ivr.store.state import bump_content
 
 class IncidentError(Refused):
     """A request about incidents that cannot be carried out; nothing was changed."""
+
+
+class IncidentNotFound(IncidentError, NotFound):
+    """No such incident."""
 
 
 def _check_severity(severity: str, severities: list[str]) -> None:
@@ -48,7 +52,7 @@ def update_incident(db: Database, incident_id: int, *, severities: list[str], ac
         row = conn.execute(select(Incident.title, Incident.severity, Incident.exposed)
                            .where(Incident.id == incident_id)).first()
         if row is None:
-            raise IncidentError(f"there is no incident {incident_id}")
+            raise IncidentNotFound(f"there is no incident {incident_id}")
         before = {k: getattr(row, k) for k in values}
         conn.execute(update(Incident).where(Incident.id == incident_id).values(updated_at=utcnow(), **values))
         audit(conn, actor=actor, action="incident.update", subject=f"incident {incident_id}",
@@ -60,7 +64,7 @@ def activate_incident(db: Database, incident_id: int, *, actor: str, reason: str
     """Make this the incident callers hear about; the previously active one is closed."""
     with db.write() as conn:
         if conn.execute(select(Incident.id).where(Incident.id == incident_id)).first() is None:
-            raise IncidentError(f"there is no incident {incident_id}")
+            raise IncidentNotFound(f"there is no incident {incident_id}")
         previous = conn.execute(select(Incident.id).where(Incident.status == "active")).scalars().all()
         conn.execute(update(Incident).where(Incident.status == "active", Incident.id != incident_id)
                      .values(status="closed", updated_at=utcnow()))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
 
-from ivr.core.errors import Refused
+from ivr.core.errors import NotFound, Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
@@ -16,6 +16,10 @@ from ivr.core.routing import QueueStats
 
 class QueueError(Refused):
     """A request about queues or callbacks that cannot be carried out; nothing was changed."""
+
+
+class CallbackNotFound(QueueError, NotFound):
+    """No such callback waiting."""
 
 
 class _TTLCache:
@@ -105,10 +109,11 @@ def callbacks(db: Database, status: str = "waiting") -> list[dict]:
     return [dict(r._mapping) for r in rows]
 
 
-def callback_done(db: Database, callback_id: int, *, actor: str, note: str = "") -> None:
+def callback_done(db: Database, callback_id: int, *, actor: str, note: str = "", reason: str = "") -> None:
     with db.write() as conn:
         done = conn.execute(update(Callback).where(Callback.id == callback_id, Callback.status == "waiting")
                             .values(status="done", done_at=utcnow(), done_by=actor, note=note or None)).rowcount
         if not done:
-            raise QueueError(f"there is no waiting callback {callback_id}")
-        audit(conn, actor=actor, action="callback.done", subject=f"callback {callback_id}", to_value=note or "done")
+            raise CallbackNotFound(f"there is no waiting callback {callback_id}")
+        audit(conn, actor=actor, action="callback.done", subject=f"callback {callback_id}", to_value=note or "done",
+              reason=reason)

@@ -18,16 +18,19 @@ def next_version(conn: Connection, model, *scope) -> int:
 
 
 def publish_version(conn: Connection, model, columns: tuple, row_id: int, scope: tuple[str, ...],
-                    refused: Callable[[str], Exception], what: str):
+                    refused: Callable[[str], Exception], what: str, *,
+                    missing: Callable[[str], Exception] | None = None,
+                    published: Callable[[str], Exception] | None = None):
     """Publish version `row_id` (a draft or archived one) and archive its scope's published one.
 
-    Returns (the version, the one it replaced or None); refused(message) when there is nothing to publish.
+    Returns (the version, the one it replaced or None); refused(message) when there is nothing to publish,
+    or `missing` (no such version) and `published` (published already) where the caller tells them apart.
     """
     row = conn.execute(select(*columns).where(model.id == row_id)).first()
     if row is None:
-        raise refused(f"there is no {what} {row_id}")
+        raise (missing or refused)(f"there is no {what} {row_id}")
     if row.status == "published":
-        raise refused(f"{what} {row_id} (version {row.version}) is already published")
+        raise (published or refused)(f"{what} {row_id} (version {row.version}) is already published")
     where = [getattr(model, name) == getattr(row, name) for name in scope]
     previous = conn.execute(select(model.id, model.version).where(*where, model.status == "published")).first()
     if previous:
