@@ -40,7 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/audio.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench/out
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .schemathesis bench/out
 
 # A breach-day surge of complete calls on SQLite and PostgreSQL (bench/surge.py): about 10 minutes,
 # too long for `make bench`. `.venv/bin/python bench/surge.py --quick` is a 3-minute smoke run.

@@ -1,0 +1,46 @@
+"""Incidents: create, change, activate."""
+from __future__ import annotations
+
+from flask import g, jsonify
+
+from ivr.ops.api import bp
+from ivr.ops.api.auth import hotline, requires
+from ivr.ops.api.wire import ID, jsonable
+from ivr.store import incidents
+
+
+def _incident(incident_id: int) -> dict:
+    return next(jsonable(r) for r in incidents.list_incidents(hotline().db) if r["id"] == incident_id)
+
+
+@bp.get("/incidents")
+@requires("viewer")
+def incidents_list():
+    return jsonify(incidents=[jsonable(r) for r in incidents.list_incidents(hotline().db)])
+
+
+@bp.post("/incidents")
+@requires("admin")
+def incidents_create():
+    body, h = g.body, hotline()
+    new_id = incidents.create(h.db, title=body["title"], severity=body["severity"], exposed=body.get("exposed", ""),
+                              severities=h.rules.rules.severities, actor=g.user,
+                              activate=body.get("activate", False), reason=body["reason"])
+    return jsonify(_incident(new_id)), 201
+
+
+@bp.post(f"/incidents/<{ID}:incident_id>/activate")
+@requires("admin")
+def incidents_activate(incident_id: int):
+    incidents.activate_incident(hotline().db, incident_id, actor=g.user, reason=g.body["reason"])
+    return jsonify(_incident(incident_id))
+
+
+@bp.patch(f"/incidents/<{ID}:incident_id>")
+@requires("admin")
+def incidents_update(incident_id: int):
+    body, h = g.body, hotline()
+    incidents.update_incident(h.db, incident_id, severities=h.rules.rules.severities, actor=g.user,
+                              reason=body["reason"], title=body.get("title"), severity=body.get("severity"),
+                              exposed=body.get("exposed"))
+    return jsonify(_incident(incident_id))
