@@ -6,8 +6,15 @@ import re
 import pytest
 from jsonschema import Draft202012Validator
 
-from ivr.store import queues
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
+
+from ivr.config import PROJECT_ROOT
+from ivr.core.rules import load as load_rules
 from ivr.ops.api import load_openapi
+from ivr.ops.api.document import document_path
+from ivr.store import queues
 from ivr.store.users import add_user, create_token
 
 DOC = load_openapi()
@@ -28,12 +35,9 @@ def check(resp, path: str, method: str):
 
 def test_every_api_route_is_documented(app):
     documented = {(path, m) for path, ops in DOC["paths"].items() for m in ops}
-    for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/"):
-            continue
-        path = re.sub(r"<(?:\w+:)?\w+>", "{id}", rule.rule[len("/api"):])
-        for method in rule.methods - {"HEAD", "OPTIONS"}:
-            assert (path, method.lower()) in documented, f"{method} {rule.rule} is not in ivr/openapi.yaml"
+    served = {(document_path(rule.rule), method.lower()) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/") for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert served == documented
 
 
 @pytest.fixture
@@ -52,23 +56,27 @@ def test_responses_match_the_document(app, hotline, admin, place_call):
     check(client.post("/api/mode", json={"mode": "party", "reason": "x"}, headers=admin), "/mode", "post")
     check(client.get("/api/mode"), "/mode", "get")
     created = check(client.post("/api/incidents", json={"title": "Second breach", "severity": "critical",
-                                                         "exposed": "emails"}, headers=admin), "/incidents", "post")
+                                                         "exposed": "emails", "reason": "found"}, headers=admin),
+                    "/incidents", "post")
     new_id = created.get_json()["id"]
-    check(client.post("/api/incidents", json={"title": "x", "severity": "mild"}, headers=admin), "/incidents", "post")
-    check(client.patch(f"/api/incidents/{new_id}", json={"severity": "high"}, headers=admin), "/incidents/{id}",
-          "patch")
+    check(client.post("/api/incidents", json={"title": "x", "severity": "mild", "reason": "x"}, headers=admin),
+          "/incidents", "post")
+    check(client.patch(f"/api/incidents/{new_id}", json={"severity": "high", "reason": "worse"}, headers=admin),
+          "/incidents/{id}", "patch")
     check(client.get("/api/incidents", headers=admin), "/incidents", "get")
     check(client.get("/api/announcements", headers=admin), "/announcements", "get")
-    tts = check(client.post("/api/announcements/tts", json={"lang": "en", "text": "An update."}, headers=admin),
-                "/announcements/tts", "post")
-    check(client.post(f"/api/announcements/{tts.get_json()['id']}/publish", json={}, headers=admin),
+    tts = check(client.post("/api/announcements/tts", json={"lang": "en", "text": "An update.", "reason": "news"},
+                            headers=admin), "/announcements/tts", "post")
+    check(client.post(f"/api/announcements/{tts.get_json()['id']}/publish", json={"reason": "news"}, headers=admin),
           "/announcements/{id}/publish", "post")
-    check(client.post("/api/announcements/rollback", json={"lang": "en"}, headers=admin),
+    check(client.post(f"/api/announcements/{tts.get_json()['id']}/publish", json={"reason": "again"},
+                      headers=admin), "/announcements/{id}/publish", "post")  # 409: published already
+    check(client.post("/api/announcements/rollback", json={"lang": "en", "reason": "typo"}, headers=admin),
           "/announcements/rollback", "post")
     check(client.get("/api/callbacks", headers=admin), "/callbacks", "get")
     cb_id = queues.callbacks(hotline.db)[0]["id"]
-    check(client.post(f"/api/callbacks/{cb_id}/done", json={"note": "ok"}, headers=admin), "/callbacks/{id}/done",
-          "post")
+    check(client.post(f"/api/callbacks/{cb_id}/done", json={"note": "ok", "reason": "called back"}, headers=admin),
+          "/callbacks/{id}/done", "post")
     calls = check(client.get("/api/calls", headers=admin), "/calls", "get").get_json()["calls"]
     assert [s["kind"] for s in calls[0]["path"]][:3] == ["call_started", "menu_choice", "menu_choice"]
     check(client.post(f"/api/incidents/{new_id}/activate", json={"reason": "bigger"}, headers=admin),
@@ -77,6 +85,59 @@ def test_responses_match_the_document(app, hotline, admin, place_call):
     assert stats["mode"] == "live" and stats["incident"]["severity"] == "high" and stats["calls_last_hour"] >= 1
     assert set(stats["queues"]) == {"fraud", "affected", "general"}
     assert client.get("/api/openapi.json").get_json()["openapi"] == "3.1.0"
+
+
+def _st_schema():
+    """The document as the app serves it with the shipped rules (the tests' rules have the same languages and
+    severities), checked as `st run --checks all` checks, with schemathesis.toml."""
+    rules = load_rules(PROJECT_ROOT / "routing_rules.yaml")
+    config = SchemathesisConfig.from_path(str(PROJECT_ROOT / "schemathesis.toml"))
+    config.projects.default.checks.update(included_check_names=["all"])
+    return schemathesis.openapi.from_dict(load_openapi(rules.languages, rules.severities), config=config)
+
+
+AS_ADMIN, ANONYMOUS = _st_schema(), _st_schema()
+_admin_token: dict[str, str] = {}  # the running test's, for the auth provider below
+
+
+@AS_ADMIN.auth(refresh_interval=None)
+class _AdminToken:
+    def get(self, case, ctx):
+        return _admin_token.get("token", "ivr_none_yet")  # asked once at collection, before any test
+
+    def set(self, case, token, ctx):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def st_app(app, hotline, place_call):
+    """The app, with something for Schemathesis to find (a call, a callback waiting) and an admin's token."""
+    place_call(keys=["1", "0"])
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="en",
+                            queue="general", priority=10, reason="callback offered")
+    add_user(hotline.db, "st", "admin", actor="test")
+    _admin_token["token"] = create_token(hotline.db, "st", actor="test")
+    return app
+
+
+# Bounded so that `make test` stays fast: a fixed, derandomized sequence of a few examples per operation,
+# besides Schemathesis' coverage cases, sent in-process (WSGI). `st run` for minutes finds what this misses.
+BOUNDED = settings(max_examples=8, derandomize=True, deadline=None, database=None,
+                   suppress_health_check=list(HealthCheck))
+
+
+@AS_ADMIN.parametrize()
+@BOUNDED
+def test_the_api_holds_its_document_for_an_admin(st_app, case):
+    case.operation.schema.app = st_app  # in-process, also for the checks' own extra requests
+    case.call_and_validate(app=st_app)
+
+
+@ANONYMOUS.parametrize()
+@BOUNDED
+def test_the_api_holds_its_document_for_anyone(st_app, case):
+    case.operation.schema.app = st_app
+    case.call_and_validate(app=st_app)
 
 
 def test_healthz_says_why_it_is_unhealthy(app, hotline):
