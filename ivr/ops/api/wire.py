@@ -19,6 +19,7 @@ def jsonable(row: dict) -> dict:
     return {k: timestamp(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
-# Ids are 64-bit in the database; a larger one in a path names nothing (404), not an overflow (500).
-MAX_ID = 2**63 - 1
+# Incidents, announcements, versions and callbacks are numbered in `integer` columns (32-bit in PostgreSQL):
+# a larger number in a path names nothing (404), and in a body is refused (400), never an overflow (500).
+MAX_ID = 2**31 - 1
 ID = f"int(min=1,max={MAX_ID})"
