@@ -5,6 +5,7 @@ from flask import Response, g, jsonify, request
 
 from ivr.ops.api import bp
 from ivr.ops.api.auth import hotline, requires
+from ivr.ops.api.errors import error
 from ivr.ops.api.wire import ID, jsonable
 from ivr.store import announcements
 
@@ -63,6 +64,6 @@ def announcements_export(announcement_id: int):
     db = hotline().db
     row = announcements.get(db, announcement_id)
     if not row["media_sha256"]:
-        return jsonify(error=f"announcement {announcement_id} is text only"), 404
+        return error(404, f"announcement {announcement_id} is text only")
     return Response(announcements.media_bytes(db, row["media_sha256"]), mimetype="audio/wav",
                     headers={"Content-Disposition": f'attachment; filename="announcement-{announcement_id}.wav"'})
