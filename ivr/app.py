@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 
 from flask import Flask, jsonify
@@ -10,6 +9,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from ivr.config import Config, finalize, from_env
 from ivr.hotline import Hotline
+from ivr.ops.health import register_health
 
 
 def create_app(config: Config | Mapping | None = None) -> Flask:
@@ -25,6 +25,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     register_api(app)
     register_console(app)
     register_monitoring(app)
+    register_health(app)
     register_jobs(app)
     return app
 
@@ -57,16 +58,12 @@ def register_console(app: Flask) -> None:
 
 
 def register_monitoring(app: Flask) -> None:
-    """What tells people about the hotline: the index, /healthz, /metrics."""
+    """What tells people about the hotline: the index, /metrics (the probes: ivr/ops/health.py)."""
 
     @app.get("/")
     def index():
         return jsonify(service="breach hotline", voice_url="/voice/incoming", status_callback="/voice/status",
                        fallback_url="/voice/fallback")
-
-    @app.get("/healthz")
-    def healthz():
-        return _health(app.extensions["ivr"])
 
     @app.get("/metrics")
     def metrics():
@@ -90,30 +87,6 @@ class _NoSessionForTwilio(SecureCookieSessionInterface):
         if request.path.startswith(("/voice/", "/media/")):
             return self.make_null_session(app)
         return super().open_session(app, request)
-
-
-def _health(hotline: Hotline):
-    """Database reachable, rules loaded, an announcement published: 200; anything else: 503 and why."""
-    problems = []
-    snap = hotline.state.current()
-    if not snap.fresh:
-        problems.append("database unreachable")
-    if not snap.content.spoken:
-        problems.append("no announcement published")
-    if hotline.rules.last_error is not None:
-        problems.append("routing rules file invalid (last good rules in use)")
-    if hotline.config.event_writer == "process":
-        from ivr.spool.writer import SpoolWriter
-
-        try:
-            age = time.time() - (hotline.config.spool_dir / SpoolWriter.HEARTBEAT).stat().st_mtime
-        except OSError:
-            age = None
-        if age is None or age > 10:
-            problems.append("spool writer (ivr background) not running: call records wait in the spool")
-    body = {"ok": not problems, "problems": problems, "mode": snap.mode,
-            "content_version": snap.content.version}
-    return jsonify(body), (200 if not problems else 503)
 
 
 def _configure_logging(app: Flask) -> None:
