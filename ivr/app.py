@@ -1,15 +1,16 @@
 """The app factory: configuration, the hotline's parts, the blueprints."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from flask import Flask, jsonify
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.config import Config, finalize, from_env
 from ivr.hotline import Hotline
 from ivr.ops.health import register_health
+from ivr.ops.logs import register_logging
 
 
 def create_app(config: Config | Mapping | None = None) -> Flask:
@@ -19,7 +20,8 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     # Uploads may be large; the voice routes set their own, much smaller limit (webhooks/twilio_view.py).
     app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=cfg.upload_max_bytes + 1_000_000, IVR=cfg)
     app.session_interface = _NoSessionForTwilio()
-    _configure_logging(app)
+    register_logging(app, cfg)
+    register_trusted_proxies(app, cfg)
     app.extensions["ivr"] = Hotline.build(cfg)
     register_twilio_webhooks(app)
     register_api(app)
@@ -35,6 +37,13 @@ def _resolve(config: Config | Mapping | None) -> Config:
         return finalize(config)
     cfg = from_env()
     return finalize(cfg.with_overrides(**dict(config)) if config else cfg)
+
+
+def register_trusted_proxies(app: Flask, cfg: Config) -> None:
+    """Behind IVR_TRUSTED_PROXIES proxies: the client address, scheme and host as they saw them."""
+    if cfg.trusted_proxies:
+        n = cfg.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
 
 
 def register_twilio_webhooks(app: Flask) -> None:
@@ -87,8 +96,3 @@ class _NoSessionForTwilio(SecureCookieSessionInterface):
         if request.path.startswith(("/voice/", "/media/")):
             return self.make_null_session(app)
         return super().open_session(app, request)
-
-
-def _configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

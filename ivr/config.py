@@ -48,6 +48,8 @@ class Config:
     # and `ivr background` (started by `ivr serve`) writes it; see ivr/spool/.
     event_writer: str = "thread"
     background_nice: int = 10  # how far below the web workers `ivr background` runs (ivr/worker/background.py)
+    log_format: str = "text"  # "json": one JSON object per line from every process of `ivr serve`
+    trusted_proxies: int = 0  # proxies in front that set X-Forwarded-*: their client address is believed
     # Where the auth token came from: "environment", "config", "development-file"
     token_source: str = field(default="config", compare=False)
 
@@ -96,6 +98,8 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         event_writer=env.get("IVR_EVENT_WRITER", "thread"),
         event_flush_interval=float(env.get("IVR_EVENT_FLUSH_INTERVAL", 0.1)),
         background_nice=int(env.get("IVR_BACKGROUND_NICE", "10") or 0),
+        log_format=env.get("IVR_LOG_FORMAT", "text").strip().lower() or "text",
+        trusted_proxies=int(env.get("IVR_TRUSTED_PROXIES", 0) or 0),
         sms_from=env.get("TWILIO_SMS_FROM", ""),
         notice_url=env.get("IVR_NOTICE_URL", ""),
         twilio_api_url=env.get("IVR_TWILIO_API_URL", "").rstrip("/"),

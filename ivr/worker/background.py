@@ -13,6 +13,7 @@ import threading
 
 from ivr.config import Config
 from ivr.hotline import Hotline
+from ivr.ops.logs import configure
 from ivr.spool.writer import SpoolWriter
 
 log = logging.getLogger("ivr.background")
@@ -20,7 +21,7 @@ log = logging.getLogger("ivr.background")
 
 def run_background(cfg: Config) -> None:
     """Run until told to stop, then write what is left and return."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    configure(cfg.log_format, "background")
     # Below the web workers: on a busy server a webhook waiting for a CPU behind this batch writer would
     # be a caller waiting; the writer only needs to keep up over seconds (the spool holds the rest).
     # Where the kernel groups sessions for scheduling (autogroup), this counts only within our own

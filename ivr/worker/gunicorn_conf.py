@@ -5,6 +5,7 @@
   everything they spooled. It runs in its own session: a Ctrl-C or a signal to the server's process group
   reaches the master, which then stops it in order.
 - prometheus-client is told when a worker is gone.
+- Logs as IVR_LOG_FORMAT says (ivr/ops/logs.py).
 """
 import os
 import signal
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 _background = None
+
+logger_class = "ivr.ops.logs.GunicornLogger"
 
 
 class Background:

@@ -82,9 +82,11 @@ def setup(cli, audio):
 @pass_cli
 def serve(cli, host, port, workers):
     """Serve the hotline with gunicorn (prints the Twilio URLs first)."""
+    from ivr.ops.logs import banner
+
     cfg = cli.serving_config
     base = cfg.public_url or f"http://{host}:{port}"
-    click.echo(_banner(cfg, base, host, port))
+    banner(cfg.log_format, _banner(cfg, base, host, port))
     # Metrics from every worker: prometheus-client's multiprocess mode, in a folder emptied at each start.
     metrics_dir = cfg.instance_path / f"prometheus-{port}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
