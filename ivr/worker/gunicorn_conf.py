@@ -5,7 +5,10 @@
   everything they spooled. It runs in its own session: a Ctrl-C or a signal to the server's process group
   reaches the master, which then stops it in order.
 - prometheus-client is told when a worker is gone.
-- Logs as IVR_LOG_FORMAT says (ivr/ops/logs.py).
+- Logs as IVR_LOG_FORMAT says (ivr/ops/logs.py); the control socket (`gunicornc`) in the instance folder,
+  so that two servers on one host never take each other's (gunicorn's default is one per user).
+
+Settings here are defaults: GUNICORN_CMD_ARGS and what follows `--` on `ivr serve`'s command line win.
 """
 import os
 import signal
@@ -14,9 +17,17 @@ import threading
 import time
 from pathlib import Path
 
+from ivr.config import from_env
+
 _background = None
 
 logger_class = "ivr.ops.logs.GunicornLogger"
+accesslog = "-"
+timeout = 30
+control_socket = str(from_env().instance_path / "gunicorn.ctl")
+# A Unix socket path holds at most 107 bytes: a deeper instance folder gets none (said at start).
+_socket_path_too_long = len(os.fsencode(control_socket)) > 107
+control_socket_disable = _socket_path_too_long
 
 
 class Background:
@@ -119,6 +130,8 @@ def _gone(pid: int) -> bool:
 
 def when_ready(server):
     global _background
+    if _socket_path_too_long:
+        server.log.warning("no control socket: %s is longer than a Unix socket path may be", control_socket)
     if os.environ.get("IVR_EVENT_WRITER") == "process":
         _background = Background(server.log)
         _background.start()

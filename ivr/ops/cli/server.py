@@ -75,13 +75,18 @@ def setup(cli, audio):
                    f"{cfg.instance_path / 'dev_twilio_auth_token'} (real Twilio calls will be refused)")
 
 
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", 5000)), type=int, show_default="5000")
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", 2)), type=int, show_default="2")
+@click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
 @pass_cli
-def serve(cli, host, port, workers):
-    """Serve the hotline with gunicorn (prints the Twilio URLs first)."""
+def serve(cli, host, port, workers, gunicorn_args):
+    """Serve the hotline with gunicorn (prints the Twilio URLs first).
+
+    Anything after `--` goes to gunicorn as it is, after ivr's own settings, so it wins (as
+    GUNICORN_CMD_ARGS does over ivr/worker/gunicorn_conf.py): `ivr serve --port 8001 -- --graceful-timeout 20`.
+    """
     from ivr.ops.logs import banner
 
     cfg = cli.serving_config
@@ -101,8 +106,8 @@ def serve(cli, host, port, workers):
 
         # /healthz must not take a heartbeat left by an earlier run for this run's writer.
         (cfg.spool_dir / SpoolWriter.HEARTBEAT).unlink(missing_ok=True)
-    args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--access-logfile", "-",
-            "--timeout", "30", "--config", "python:ivr.worker.gunicorn_conf", "ivr.wsgi:app"]
+    args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--config", "python:ivr.worker.gunicorn_conf", *gunicorn_args, "ivr.wsgi:app"]
     exe = Path(sys.executable).with_name("gunicorn")
     os.execv(str(exe) if exe.exists() else args[0], args)
 
