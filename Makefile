@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export IVR_ENV ?= development
 PORT ?= 5000
 
-.PHONY: install run setup test test-fast chromium bench clean
+.PHONY: install run setup test test-fast chromium nginx bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +22,7 @@ setup: $(STAMP)
 run: setup
 	PORT=$(PORT) $(BIN)/ivr serve
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium nginx
 	$(BIN)/python -m pytest
 
 # Everything not marked slow (no servers, browsers or ivr processes): about a minute, for the edit-test loop.
@@ -33,6 +33,11 @@ test-fast: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
 	    || echo "chromium is not installed and cannot be (not root): the browser tests will be skipped"
+
+# The deploy test puts Debian's nginx, with deploy/nginx/ivr-hotline.conf, in front of two servers.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq nginx; } \
+	    || echo "nginx is not installed and cannot be (not root): the deploy test will be skipped"
 
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

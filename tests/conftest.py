@@ -131,11 +131,11 @@ def free_port() -> int:
 class Server:
     """A real gunicorn serving the hotline on a free port."""
 
-    def __init__(self, env: dict, workers: int = 2):
-        self.port = free_port()
+    def __init__(self, env: dict, workers: int = 2, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(env["IVR_INSTANCE_PATH"]) / f"server-{self.port}.log"
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")  # a restart on the same port adds to it
         # `ivr serve` is what `make run` runs: it prints the banner, then execs gunicorn.
         self.proc = subprocess.Popen(
             [str(IVR), "serve", "--port", str(self.port), "--workers", str(workers)],
