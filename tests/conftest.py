@@ -131,14 +131,14 @@ def free_port() -> int:
 class Server:
     """A real gunicorn serving the hotline on a free port."""
 
-    def __init__(self, env: dict, workers: int = 2, port: int | None = None):
+    def __init__(self, env: dict, workers: int = 2, port: int | None = None, gunicorn_args=()):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(env["IVR_INSTANCE_PATH"]) / f"server-{self.port}.log"
         self.log = open(self.log_path, "ab")  # a restart on the same port adds to it
         # `ivr serve` is what `make run` runs: it prints the banner, then execs gunicorn.
         self.proc = subprocess.Popen(
-            [str(IVR), "serve", "--port", str(self.port), "--workers", str(workers)],
+            [str(IVR), "serve", "--port", str(self.port), "--workers", str(workers), "--", *gunicorn_args],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
         )
         try:
@@ -185,8 +185,8 @@ def server(config):
     """Start gunicorn servers for this test: server() -> Server; all stopped at the end."""
     started = []
 
-    def _start(workers: int = 2, **extra) -> Server:
-        srv = Server(server_env(config, **extra), workers)
+    def _start(workers: int = 2, gunicorn_args=(), **extra) -> Server:
+        srv = Server(server_env(config, **extra), workers, gunicorn_args=gunicorn_args)
         started.append(srv)
         return srv
 

@@ -1,8 +1,10 @@
 """Helpers for tests: signing requests as Twilio does, reading TwiML, waiting for records."""
 from __future__ import annotations
 
+import json
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
@@ -43,3 +45,14 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def json_log(path) -> list[dict]:
+    """The lines of a server's log (IVR_LOG_FORMAT=json), each of which must be one JSON object."""
+    entries = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"{Path(path).name}: not one JSON object: {line!r}") from None
+    return entries

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import os
 import select
 import shutil
@@ -25,7 +24,7 @@ import requests
 from sqlalchemy import create_engine, func, select as sql_select, text
 
 from conftest import AUTH_TOKEN, PG_URL, PROJECT_ROOT, Server, _pg_database, always_open, free_port
-from helpers import wait_for
+from helpers import json_log, wait_for
 from ivr.store.db import Database
 from ivr.store.migrate import upgrade
 from ivr.store.models import Call
@@ -296,8 +295,7 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
 
     def access_line():
         for srv in servers:
-            for line in srv.log_path.read_text().splitlines():
-                entry = json.loads(line)
+            for entry in json_log(srv.log_path):
                 if entry.get("request_id") == rid and entry["logger"] == "gunicorn.access":
                     return entry
     entry = wait_for(access_line, timeout=5)
@@ -349,11 +347,6 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
 
     # Every line both servers wrote, through restarts and the outage, is one JSON object.
     for srv in servers:
-        entries = []
-        for line in srv.log_path.read_text().splitlines():
-            try:
-                entries.append(json.loads(line))
-            except ValueError:
-                pytest.fail(f"not one JSON object: {line!r}")
+        entries = json_log(srv.log_path)
         assert {"master", "worker", "background", "serve"} <= {e["process"] for e in entries}
         assert any(e.get("call_sid", "").startswith("CA") and e.get("route") == "/voice/incoming" for e in entries)

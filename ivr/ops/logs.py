@@ -73,11 +73,11 @@ class _RequestContext(logging.Filter):
         from flask import has_request_context, request
 
         if has_request_context():
-            env = request.environ
-            record.request_id = request_id(env)
+            environ = request.environ
+            record.request_id = request_id(environ)
             record.route = request.url_rule.rule if request.url_rule is not None else None
-            record.call_sid = call_sid(env)
-            record.client = env.get("REMOTE_ADDR")
+            record.call_sid = call_sid(environ)
+            record.client = environ.get("REMOTE_ADDR")
         return True
 
 
@@ -119,9 +119,9 @@ def register_logging(app, cfg) -> None:
 
     @app.after_request
     def _tag_request(response):
-        env = request.environ
-        env["ivr.route"] = request.url_rule.rule if request.url_rule is not None else None
-        response.headers["X-Request-Id"] = request_id(env)
+        environ = request.environ
+        environ["ivr.route"] = request.url_rule.rule if request.url_rule is not None else None
+        response.headers["X-Request-Id"] = request_id(environ)
         return response
 
 

@@ -1,0 +1,127 @@
+"""What an operator runs on: the probes, the JSON logs, gunicorn's control socket, the settings file."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from conftest import AUTH_TOKEN, IVR, PROJECT_ROOT
+from helpers import json_log
+from ivr.ops.health import DRAIN_FILE
+from ivr.ops.logs import JsonFormatter
+from ivr.spool.writer import SpoolWriter
+from ivr.store.db import Database
+from ivr.tools.simulate import HttpTransport, SimulatedCall
+
+DATABASE_AWAY = "postgresql://postgres@127.0.0.1:1/nothing"  # nothing listens on port 1: refused at once
+
+
+def test_readyz_needs_no_database_and_says_what_keeps_a_server_from_callers(app, config, tmp_path):
+    from ivr.app import create_app
+
+    client = app.test_client()
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ready", "problems": []}
+    (config.instance_path / DRAIN_FILE).touch()  # the operator drains this server before stopping it
+    drained = client.get("/readyz")
+    assert drained.status_code == 503 and drained.get_json()["problems"][0].startswith("draining")
+    (config.instance_path / DRAIN_FILE).unlink()
+
+    # The database is away: a server that has the snapshot another worker left is still ready; /healthz
+    # reports the outage as "degraded".
+    away = create_app(config.with_overrides(database_url=DATABASE_AWAY))
+    try:
+        assert away.test_client().get("/readyz").status_code == 200
+        health = away.test_client().get("/healthz")
+        assert health.status_code == 503 and health.get_json()["status"] == "degraded"
+        assert health.get_json()["ready"] is True and "database unreachable" in health.get_json()["problems"][0]
+    finally:
+        away.extensions["ivr"].close()
+    # A new server that never read the content cannot serve callers what they must hear.
+    fresh = create_app(config.with_overrides(database_url=DATABASE_AWAY, instance_path=tmp_path / "new"))
+    try:
+        resp = fresh.test_client().get("/readyz")
+        assert resp.status_code == 503 and "no snapshot" in resp.get_json()["problems"][0]
+    finally:
+        fresh.extensions["ivr"].close()
+
+
+def test_readyz_waits_for_ivr_background_under_ivr_serve(config):
+    from ivr.app import create_app
+
+    app = create_app(config.with_overrides(event_writer="process"))
+    try:
+        client = app.test_client()
+        resp = client.get("/readyz")
+        assert resp.status_code == 503 and resp.get_json()["problems"] == ["spool writer (ivr background) not running"]
+        SpoolWriter(Database(config.db_url), config.spool_dir).beat()
+        assert client.get("/readyz").status_code == 200
+    finally:
+        app.extensions["ivr"].close()
+
+
+def test_a_json_log_line_keeps_its_traceback_and_request_fields_inside():
+    try:
+        raise ValueError("boom\non two lines")
+    except ValueError:
+        record = logging.LogRecord("webhooks.voice", logging.ERROR, __file__, 1, "step %s failed", ("menu",),
+                                   sys.exc_info())
+    record.call_sid, record.route = "CA" + "1" * 32, "/voice/menu"
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "step menu failed" and entry["level"] == "error"
+    assert entry["call_sid"] == "CA" + "1" * 32 and entry["route"] == "/voice/menu"
+    assert "Traceback" in entry["traceback"] and "ValueError: boom\non two lines" in entry["traceback"]
+
+
+def test_the_environment_file_example_lists_every_setting():
+    example = (PROJECT_ROOT / "deploy" / "hotline.env.example").read_text()
+    listed = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", example, re.M))
+    read = set()
+    for path in [PROJECT_ROOT / "ivr" / "config.py", *(PROJECT_ROOT / "ivr" / "ops").rglob("*.py")]:
+        read |= set(re.findall(r"""(?:os\.environ|\benv)\.get\(\s*["']([A-Z][A-Z0-9_]+)["']""", path.read_text()))
+    read -= {"PROMETHEUS_MULTIPROC_DIR"}  # set by `ivr serve` itself, per server
+    assert read and read <= listed | {"IVR_INSTANCE_PATH", "IVR_MEDIA_CACHE"}, sorted(read - listed)
+    assert "IVR_INSTANCE_PATH" in (PROJECT_ROOT / "deploy" / "systemd" / "ivr-hotline@.service").read_text()
+
+
+@pytest.mark.slow
+def test_two_servers_on_one_host_each_have_their_control_socket_and_log_json(config, server, tmp_path):
+    """Two `ivr serve` from two instance folders: each gunicorn's control socket is its own (gunicorn's
+    default is one per user, which the second took from the first); everything they write is JSON."""
+    first = server(workers=1, IVR_INSTANCE_PATH=str(tmp_path / "one"), IVR_LOG_FORMAT="json")
+    # Settings after `--` reach gunicorn and win over ivr's own (here: where the control socket goes).
+    elsewhere = tmp_path / "two" / "control.sock"
+    second = server(workers=1, gunicorn_args=["--control-socket", str(elsewhere)],
+                    IVR_INSTANCE_PATH=str(tmp_path / "two"), IVR_LOG_FORMAT="json")
+
+    def master_behind(socket_path) -> int:
+        out = subprocess.run([str(IVR.with_name("gunicornc")), "-s", str(socket_path), "-c", "show stats", "-j"],
+                             capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return json.loads(out.stdout)["pid"]
+
+    assert master_behind(tmp_path / "one" / "gunicorn.ctl") == first.proc.pid  # `ivr serve` execs gunicorn
+    assert master_behind(elsewhere) == second.proc.pid
+
+    call = SimulatedCall(HttpTransport(first.url), AUTH_TOKEN, keys=["0"]).run()
+    assert call.ended == "hangup"
+    forged = requests.post(first.url + "/voice/incoming", data={"CallSid": call.call_sid},
+                           headers={"X-Twilio-Signature": "forged", "X-Request-Id": "req-from-the-proxy"}, timeout=5)
+    assert forged.status_code == 403 and forged.headers["X-Request-Id"] == "req-from-the-proxy"
+    second.stop()  # stopping one server leaves the other's socket in place
+    assert master_behind(tmp_path / "one" / "gunicorn.ctl") == first.proc.pid
+
+    entries = json_log(first.log_path) + json_log(second.log_path)
+    assert {"serve", "master", "worker", "background"} <= {e["process"] for e in entries}
+    access = [e for e in entries if e["logger"] == "gunicorn.access" and e.get("call_sid") == call.call_sid]
+    assert {(e["route"], e["status"]) for e in access} >= {("/voice/incoming", 200), ("/voice/status", 200)}
+    refused = [e for e in entries if e.get("request_id") == "req-from-the-proxy"]
+    assert {e["logger"] for e in refused} == {"webhooks.voice", "gunicorn.access"}  # the warning and the line
+    assert all(e["client"] == "127.0.0.1" and e["route"] == "/voice/incoming" for e in refused)
