@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 
@@ -125,3 +126,13 @@ def test_two_servers_on_one_host_each_have_their_control_socket_and_log_json(con
     refused = [e for e in entries if e.get("request_id") == "req-from-the-proxy"]
     assert {e["logger"] for e in refused} == {"webhooks.voice", "gunicorn.access"}  # the warning and the line
     assert all(e["client"] == "127.0.0.1" and e["route"] == "/voice/incoming" for e in refused)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_systemd_unit_is_one_systemd_accepts_without_a_word(tmp_path):
+    """systemd only warns about a misplaced or misspelt setting, and then ignores it: no warning allowed."""
+    unit = (PROJECT_ROOT / "deploy" / "systemd" / "ivr-hotline@.service").read_text()
+    (tmp_path / "ivr-hotline@.service").write_text(unit.replace("/opt/ivr-hotline", str(PROJECT_ROOT)))
+    out = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "ivr-hotline@8001.service")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and not (out.stdout + out.stderr).strip(), out.stdout + out.stderr
