@@ -258,16 +258,46 @@ def _ready(srv: Server) -> bool:
         return False
 
 
+class _Twilio(HttpTransport):
+    """Twilio's side of the calls, keeping what went wrong (the call result says only the status).
+
+    One connection per webhook: Twilio's docs promise nothing about keep-alive, and a reload of nginx (a
+    drain here, a certificate renewal anywhere) closes its idle keep-alive connections, so a request sent
+    on one at that moment is lost by any client that does not retry it (seen here: SSLEOFError). That is
+    the client's business, not something a drain can prevent (see docs/deploy.md).
+    """
+
+    def __init__(self, nginx: Nginx):
+        super().__init__(nginx.url)
+        self.session.verify = str(nginx.cert)
+        self.session.trust_env = False  # else REQUESTS_CA_BUNDLE, where set, wins over the session's verify
+        self.session.headers["Connection"] = "close"
+        self.failures = []
+
+    def post(self, url, params, headers):
+        status, ctype, body = super().post(url, params, headers)
+        if status != 200:
+            self.failures.append(f"{time.strftime('%H:%M:%S')} {url}: {status} {body[:300]!r}")
+        return status, ctype, body
+
+
 def _call(nginx: Nginx, keys=("0",)):
-    transport = HttpTransport(nginx.url)
-    transport.session.verify = str(nginx.cert)
-    transport.session.trust_env = False  # else REQUESTS_CA_BUNDLE, where set, wins over the session's verify
-    return SimulatedCall(transport, AUTH_TOKEN, keys=list(keys)).run()
+    transport = _Twilio(nginx)
+    result = SimulatedCall(transport, AUTH_TOKEN, keys=list(keys)).run()
+    result.failures = transport.failures
+    return result
 
 
 def _recorded(db: Database, sids: list[str]) -> int:
-    with db.read() as conn:
-        return conn.execute(sql_select(func.count()).select_from(Call).where(Call.call_sid.in_(sids))).scalar()
+    """How many of these calls are in the database (-1 while it cannot say: other tests restart the
+    machine's PostgreSQL, and this test's own connection goes with it)."""
+    try:
+        with db.read() as conn:
+            return conn.execute(sql_select(func.count()).select_from(Call)
+                                .where(Call.call_sid.in_(sids))).scalar()
+    except Exception:
+        db.engine.dispose()
+        return -1
 
 
 def test_two_servers_behind_the_shipped_nginx_site(stack):
@@ -305,7 +335,7 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
     results, stop = [], threading.Event()
 
     def keep_calling():
-        while not stop.is_set():
+        while not stop.wait(0.05):  # a steady trickle, not a benchmark on a shared machine
             results.append(_call(nginx))
 
     callers = [threading.Thread(target=keep_calling) for _ in range(2)]
@@ -324,8 +354,8 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
         for t in callers:
             t.join(30)
     assert len(results) >= 8, "calls must have gone on during the restarts"
-    failed = [r.transcript() for r in results if r.ended != "hangup"]
-    assert not failed, failed[:2]
+    failed = [(r.ended, r.failures) for r in results if r.ended != "hangup"]
+    assert not failed, (failed[:3], nginx.errors())
     sids = [r.call_sid for r in first + results]
     assert wait_for(lambda: _recorded(db, sids) == len(sids), timeout=15), (_recorded(db, sids), len(sids))
 
