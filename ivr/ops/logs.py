@@ -108,6 +108,9 @@ def configure(log_format: str, role: str) -> None:
 
     sys.excepthook = _uncaught
     threading.excepthook = lambda args: _uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+    sys.unraisablehook = lambda u: logging.getLogger("ivr").error(  # e.g. an error in a __del__
+        "%s: %s", u.err_msg or "exception ignored", u.exc_value,
+        exc_info=(u.exc_type, u.exc_value, u.exc_traceback) if u.exc_type else None)
 
 
 def register_logging(app, cfg) -> None:
