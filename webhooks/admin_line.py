@@ -5,10 +5,10 @@ step needs (whose PIN this is), and writes the step's audit lines and jobs befor
 """
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from ivr.core import admin_line as steps
-from ivr.store.users import phone_admin_for_pin
+from ivr.store.users import is_active_admin, phone_admin_for_pin
 from webhooks.twilio_view import _digits, _int, _values, staff_call, twilio_route, write_staff_effects
 
 bp = Blueprint("admin_line", __name__, url_prefix="/voice")
@@ -17,7 +17,9 @@ LINE = "admin-line"
 
 
 def _signed_in(call) -> str | None:
-    return call.signed_in(request.args.get("u", ""), request.args.get("k", ""))
+    """The admin this URL signs in, while she is still an active admin: deactivating her ends the call."""
+    name = call.signed_in(request.args.get("u", ""), request.args.get("k", ""))
+    return name if name and is_active_admin(current_app.extensions["ivr"].db, name) else None
 
 
 @voice_route("/admin")

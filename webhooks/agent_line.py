@@ -6,7 +6,7 @@ writes the step's audit lines before answering.
 """
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from ivr.core import agent_line as steps
 from ivr.store import agents, queues
@@ -19,7 +19,9 @@ LINE = "agent-line"
 
 
 def _signed_in(call) -> str | None:
-    return call.signed_in(request.args.get("u", ""), request.args.get("k", ""))
+    """The agent this URL signs in, while still an active agent: deactivating them ends the shift at once."""
+    name = call.signed_in(request.args.get("u", ""), request.args.get("k", ""))
+    return name if name and agents.is_active_agent(current_app.extensions["ivr"].db, name) else None
 
 
 @voice_route("/agent")
