@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from ivr.core import agent_line as steps
-from ivr.store import agents, queues
+from ivr.store import agents, pin_guard, queues
+from ivr.store.pin_guard import PinLimits
 from ivr.store.pins import pin_matches
 from webhooks.twilio_view import _call_sid, _digits, _int, _values, staff_call, twilio_route, write_staff_effects
 
@@ -28,7 +29,8 @@ def _signed_in(call) -> str | None:
 def agent(hotline, rules, snap, pos):
     caller_hash, masked = hotline.caller_identity(_values().get("From"))
     found = agents.agent_for_phone(hotline.db, caller_hash)
-    return write_staff_effects(hotline, steps.start(staff_call(hotline, LINE), found and found[0], masked))
+    locked = bool(found) and pin_guard.locked(hotline.db, "agent", caller_hash)
+    return write_staff_effects(hotline, steps.start(staff_call(hotline, LINE), found and found[0], masked, locked))
 
 
 @voice_route("/agent/pin")
@@ -36,8 +38,15 @@ def agent_pin(hotline, rules, snap, pos):
     caller_hash, masked = hotline.caller_identity(_values().get("From"))
     found = agents.agent_for_phone(hotline.db, caller_hash)
     name, pin_hash = found or (None, None)
-    reply = steps.pin_entered(staff_call(hotline, LINE), name, pin_matches(pin_hash, _digits() or ""),
-                              _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES), masked)
+    call = staff_call(hotline, LINE)
+    if name and pin_guard.locked(hotline.db, "agent", caller_hash):
+        return steps.start(call, name, masked, locked=True)  # not even the right PIN is checked
+    pin_ok = pin_matches(pin_hash, _digits() or "")
+    if name and pin_ok:
+        pin_guard.succeeded(hotline.db, "agent", caller_hash)
+    locked = bool(name) and not pin_ok and pin_guard.failed(hotline.db, "agent", caller_hash, masked,
+                                                            PinLimits.from_config(hotline.config))
+    reply = steps.pin_entered(call, name, pin_ok, _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES), masked, locked)
     return write_staff_effects(hotline, reply)
 
 
