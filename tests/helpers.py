@@ -43,3 +43,11 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def console_sign_in(client, name: str, password: str, **kw):
+    """Sign in to the console as a browser would: fetch the form (for its CSRF token), then post it."""
+    client.get("/console/login", **kw).close()
+    with client.session_transaction() as sess:
+        token = sess["csrf"]
+    return client.post("/console/login", data={"name": name, "password": password, "csrf_token": token}, **kw)

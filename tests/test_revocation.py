@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
-from helpers import parse_twiml, signed_post, twilio_params
+from helpers import console_sign_in, parse_twiml, signed_post, twilio_params
 from ivr.store import agents, users
 from ivr.store.models import ApiToken, AuditEntry, utcnow
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
@@ -18,10 +18,7 @@ ADMIN_PIN = "482916"
 
 
 def sign_in(client, name, password=PASSWORD):
-    client.get("/console/login").close()
-    with client.session_transaction() as sess:
-        token = sess["csrf"]
-    return client.post("/console/login", data={"name": name, "password": password, "csrf_token": token})
+    return console_sign_in(client, name, password)
 
 
 def last_audit(hotline, action):
