@@ -1,12 +1,14 @@
 """The app factory: configuration, the hotline's parts, the blueprints."""
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Mapping
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.config import Config, finalize, from_env
 from ivr.hotline import Hotline
@@ -21,6 +23,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app.session_interface = _NoSessionForTwilio()
     _configure_logging(app)
     app.extensions["ivr"] = Hotline.build(cfg)
+    register_trusted_proxies(app)
     register_twilio_webhooks(app)
     register_api(app)
     register_console(app)
@@ -34,6 +37,16 @@ def _resolve(config: Config | Mapping | None) -> Config:
         return finalize(config)
     cfg = from_env()
     return finalize(cfg.with_overrides(**dict(config)) if config else cfg)
+
+
+def register_trusted_proxies(app: Flask) -> None:
+    """Behind IVR_TRUSTED_PROXIES proxies, remote_addr is the client's address as the last N proxies recorded
+    it in X-Forwarded-For (one entry each, counted from the right); what a client wrote there itself is never
+    believed. Sign-in throttling, the console's logs and the audit see that address. Scheme and host stay as
+    received: Twilio's signatures are checked against IVR_PUBLIC_URL, not against headers."""
+    hops = app.config["IVR"].trusted_proxies
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=0, x_host=0)
 
 
 def register_twilio_webhooks(app: Flask) -> None:
@@ -72,6 +85,11 @@ def register_monitoring(app: Flask) -> None:
     def metrics():
         from ivr.ops.metrics import exposition
 
+        token = app.config["IVR"].metrics_token  # when set, scrapers must send it: the figures are not public
+        if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                             f"Bearer {token}".encode()):
+            return jsonify(error="authentication required: Authorization: Bearer <IVR_METRICS_TOKEN>"), 401, {
+                "WWW-Authenticate": 'Bearer realm="metrics"'}
         body, content_type = exposition(app.extensions["ivr"])
         return app.response_class(body, mimetype=content_type.split(";")[0], headers={"Content-Type": content_type})
 

@@ -60,7 +60,7 @@ def test_production_refuses_to_start_without_a_twilio_token(tmp_path):
 
 
 def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every_worker(config, server):
-    srv = server(workers=2)
+    srv = server(workers=2, IVR_METRICS_TOKEN="scrape-secret")
     env = server_env(config)
 
     def call(keys):
@@ -92,7 +92,9 @@ def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every
 
     import requests
 
-    metrics = requests.get(srv.url + "/metrics", timeout=10).text
+    assert requests.get(srv.url + "/metrics", timeout=10).status_code == 401  # IVR_METRICS_TOKEN is set
+    assert requests.get(srv.url + "/metrics", headers={"Authorization": "Bearer guess"}, timeout=10).status_code == 401
+    metrics = requests.get(srv.url + "/metrics", headers={"Authorization": "Bearer scrape-secret"}, timeout=10).text
     count = re.search(r'ivr_webhook_seconds_count\{route="/incoming"\} ([0-9.]+)', metrics)
     assert count and float(count.group(1)) == len(sids)
     assert 'ivr_mode{mode="live"} 1.0' in metrics
