@@ -685,6 +685,25 @@ def test_the_audit_log_filters_and_exports_csv_safe_for_spreadsheets(as_role, ho
     assert rows[1][1:] == ["otto", "mode.set", "hotline", "message", "live", "'=HYPERLINK(\"http://evil\")"]
 
 
+TRICKS = [" =HYPERLINK(\"http://evil\")", "\t=1+2", "\r=1+2", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
+          "fine\n=HYPERLINK(\"http://evil\")", "fine;=1+2", "fine,@SUM(A1)", '=1+2";=1+2', "\uff1d1+1"]
+
+
+def test_csv_exports_neutralise_formulas_at_the_start_after_spaces_and_inside_cells(as_role, hotline):
+    with hotline.db.write() as conn:
+        for n, trick in enumerate(TRICKS):
+            conn.execute(insert(AuditEntry).values(at=utcnow(), actor="otto", action=f"test.{n}", subject="x",
+                                                   reason=trick))
+        conn.execute(insert(AuditEntry).values(at=utcnow(), actor="otto", action="test.plain", subject="x",
+                                               reason="a - b, as planned"))
+    raw = page(as_role("viewer").get("/console/audit.csv", query_string={"action": "test."}))
+    rows = {r[2]: r[6] for r in csv.reader(io.StringIO(raw))}
+    for n, trick in enumerate(TRICKS):
+        assert rows[f"test.{n}"] == "'" + trick, trick
+    assert rows["test.plain"] == "a - b, as planned"  # ordinary text is left alone
+    assert raw.splitlines()[0] == '"at","actor","action","subject","from","to","reason"'  # every cell quoted
+
+
 def test_the_live_partial_holds_no_form(as_role):
     assert "<form" not in page(as_role("admin").get("/console/live"))
 
