@@ -5,7 +5,7 @@ from sqlalchemy import select, update
 
 from ivr.core.errors import Refused
 from ivr.core.identity import caller_identity
-from ivr.store.audit import audit
+from ivr.store.audit import audit, required_reason
 from ivr.store.db import Database
 from ivr.store.models import Agent, utcnow
 from ivr.store.pins import hash_pin
@@ -49,16 +49,14 @@ def agent_for_phone(db: Database, phone_hash: str | None) -> tuple[str, str] | N
 
 def deactivate_agent(db: Database, name: str, *, actor: str, reason: str) -> None:
     """Take an agent off the line at once: their number and PIN no longer open it, even mid-call."""
-    reason = (reason or "").strip() if isinstance(reason, str) or reason is None else ""
-    if not reason:
-        raise AgentError("say why (a reason is required and kept in the audit log)")
+    reason = required_reason(reason, AgentError)
     with db.write() as conn:
         done = conn.execute(update(Agent).where(Agent.name == name, Agent.active.is_(True))
                             .values(active=False)).rowcount
         if not done:
             raise AgentError(f"there is no active agent called {name!r}")
         audit(conn, actor=actor, action="agent.deactivate", subject=f"agent {name}", from_value="active",
-              to_value="inactive", reason=reason[:500])
+              to_value="inactive", reason=reason)
 
 
 def is_active_agent(db: Database, name: str) -> bool:

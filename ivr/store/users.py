@@ -10,7 +10,7 @@ from werkzeug.security import generate_password_hash
 
 from ivr.core.errors import Refused
 from ivr.core.identity import caller_identity
-from ivr.store.audit import audit
+from ivr.store.audit import audit, required_reason
 from ivr.store.db import Database
 from ivr.store.models import ApiToken, ConsoleSession, User, utcnow
 from ivr.store.pins import hash_pin, pin_matches
@@ -32,13 +32,6 @@ def _valid_pin(pin: str) -> str:
     if not (pin.isdigit() and 6 <= len(pin) <= 12):
         raise UserError("an admin phone PIN is 6 to 12 digits")
     return pin
-
-
-def _reason(reason: str | None) -> str:
-    reason = (reason or "").strip() if isinstance(reason, str) or reason is None else ""
-    if not reason:
-        raise UserError("say why (a reason is required and kept in the audit log)")
-    return reason[:500]
 
 
 def add_user(db: Database, name: str, role: str, *, actor: str, password: str | None = None,
@@ -174,7 +167,7 @@ def _revoke(conn: Connection, user_id: int) -> int:
 
 def revoke_tokens(db: Database, name: str, *, actor: str, reason: str) -> int:
     """Revoke every live API token of a user at once; how many were revoked."""
-    reason = _reason(reason)
+    reason = required_reason(reason, UserError)
     with db.write() as conn:
         n = _revoke(conn, _user_id(conn, name))
         audit(conn, actor=actor, action="token.revoke", subject=f"user {name}", to_value=f"{n} token(s) revoked",
@@ -184,7 +177,7 @@ def revoke_tokens(db: Database, name: str, *, actor: str, reason: str) -> int:
 
 def deactivate_user(db: Database, name: str, *, actor: str, reason: str) -> None:
     """Lock a user out at once: console sessions ended, API tokens revoked, the phone PIN no longer accepted."""
-    reason = _reason(reason)
+    reason = required_reason(reason, UserError)
     with db.write() as conn:
         user_id = _user_id(conn, name)
         if not conn.execute(select(User.active).where(User.id == user_id)).scalar():
@@ -198,7 +191,7 @@ def deactivate_user(db: Database, name: str, *, actor: str, reason: str) -> None
 
 def reactivate_user(db: Database, name: str, *, actor: str, reason: str) -> None:
     """Let a deactivated user back in; revoked tokens stay revoked (make a new one)."""
-    reason = _reason(reason)
+    reason = required_reason(reason, UserError)
     with db.write() as conn:
         user_id = _user_id(conn, name)
         if conn.execute(select(User.active).where(User.id == user_id)).scalar():
