@@ -65,6 +65,11 @@ def test_guesses_from_120_addresses_are_slowed_then_stopped(proxied):
                 conn.execute(update(LoginFailure).where(LoginFailure.id == row_id)
                              .values(at=at - timedelta(seconds=waited)))
         assert [attempt(proxied, "198.18.1.1", "guess").status_code for _ in then] == then
+    # After an attack the real admin need not wait: an operator forgets the failures (audited).
+    from ivr.ops.console.auth import unlock
+
+    assert unlock(hotline.db, "Ada", actor="ciso", reason="attack over") == 22
+    assert attempt(proxied, "198.51.100.20", PASSWORD).status_code == 303
 
 
 def test_without_trusted_proxies_x_forwarded_for_is_not_believed(config, hotline):

@@ -112,6 +112,20 @@ def users_reactivate(cli, name, reason):
     click.echo(f"user {name} reactivated")
 
 
+@users.command("unlock")
+@click.argument("name")
+@required_reason_option
+@by_option
+@refusals_as_errors
+@pass_cli
+def users_unlock(cli, name, reason):
+    """Forget a name's failed console sign-ins, so it may sign in again at once."""
+    from ivr.ops.console.auth import unlock
+
+    n = unlock(cli.db, name, actor=cli.actor, reason=reason)
+    click.echo(f"{n} failed sign-in(s) of {name} forgotten")
+
+
 class _CreateByDefault(click.Group):
     """`ivr users token NAME` creates a token; `ivr users token revoke|list ...` does the rest."""
 

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.ops.console import csrf
+from ivr.store.audit import audit, required_reason
 from ivr.store.db import Database
 from ivr.store.models import ConsoleSession, LoginFailure, User, utcnow
 
@@ -118,6 +119,16 @@ def throttled(db: Database, name: str, ip: str) -> timedelta:
         if addr == ip and n >= NAME_MAX:  # this address alone has had its hundred tries at this name
             waits.append(at + NAME_WINDOW - now)
     return max(waits)
+
+
+def unlock(db: Database, name: str, *, actor: str, reason: str) -> int:
+    """Forget a name's failed sign-ins (after a distributed attack, say), so it may try again at once."""
+    reason = required_reason(reason)
+    with db.write() as conn:
+        n = conn.execute(delete(LoginFailure).where(LoginFailure.user_name == _throttle_key(name, "")[0])).rowcount
+        audit(conn, actor=actor, action="console.sign_in_unlocked", subject=f"user {name.strip()[:100]}",
+              to_value=f"{n} failed sign-in(s) forgotten", reason=reason)
+    return n
 
 
 def record_failure(db: Database, name: str, ip: str) -> None:
