@@ -1,9 +1,10 @@
 """The app factory: configuration, the hotline's parts, the blueprints."""
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -40,10 +41,12 @@ def _resolve(config: Config | Mapping | None) -> Config:
 
 
 def register_trusted_proxies(app: Flask, cfg: Config) -> None:
-    """Behind IVR_TRUSTED_PROXIES proxies: the client address, scheme and host as they saw them."""
+    """Behind IVR_TRUSTED_PROXIES proxies, remote_addr is the client's address as the last N proxies recorded
+    it in X-Forwarded-For (one entry each, counted from the right); what a client wrote there itself is never
+    believed. Sign-in throttling, the logs and the audit see that address. Scheme and host stay as
+    received: Twilio's signatures are checked against IVR_PUBLIC_URL, not against headers."""
     if cfg.trusted_proxies:
-        n = cfg.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.trusted_proxies, x_proto=0, x_host=0)
 
 
 def register_twilio_webhooks(app: Flask) -> None:
@@ -78,6 +81,11 @@ def register_monitoring(app: Flask) -> None:
     def metrics():
         from ivr.ops.metrics import exposition
 
+        token = app.config["IVR"].metrics_token  # when set, scrapers must send it: the figures are not public
+        if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                             f"Bearer {token}".encode()):
+            return jsonify(error="authentication required: Authorization: Bearer <IVR_METRICS_TOKEN>"), 401, {
+                "WWW-Authenticate": 'Bearer realm="metrics"'}
         body, content_type = exposition(app.extensions["ivr"])
         return app.response_class(body, mimetype=content_type.split(";")[0], headers={"Content-Type": content_type})
 

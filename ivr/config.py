@@ -40,6 +40,14 @@ class Config:
     audio_max_seconds: float = 300.0
     # Where phone recordings may be fetched from (scheme://host[:port]); nothing else, so no SSRF.
     recording_origins: tuple[str, ...] = ("https://api.twilio.com",)
+    # Staff phone lines (admin, agent): wrong PINs within the window lock one caller ID, or the whole line.
+    pin_caller_limit: int = 5
+    pin_line_limit: int = 50
+    pin_window_minutes: int = 15
+    pin_lock_minutes: int = 15
+    admin_line_own_numbers: bool = False  # the admin line takes an admin's PIN only from her own caller ID
+    trusted_proxies: int = 0  # hops of X-Forwarded-For to believe (the HTTPS proxy in front of us)
+    metrics_token: str = ""  # when set, /metrics wants "Authorization: Bearer <token>"
     sms_from: str = ""  # the Twilio number SMS follow-ups are sent from
     notice_url: str = ""  # the public breach notice the SMS links to
     twilio_api_url: str = ""  # a stand-in for https://api.twilio.com (tests, staging); empty: Twilio itself
@@ -49,7 +57,6 @@ class Config:
     event_writer: str = "thread"
     background_nice: int = 10  # how far below the web workers `ivr background` runs (ivr/worker/background.py)
     log_format: str = "text"  # "json": one JSON object per line from every process of `ivr serve`
-    trusted_proxies: int = 0  # proxies in front that set X-Forwarded-*: their client address is believed
     # Where the auth token came from: "environment", "config", "development-file"
     token_source: str = field(default="config", compare=False)
 
@@ -100,6 +107,12 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         background_nice=int(env.get("IVR_BACKGROUND_NICE", "10") or 0),
         log_format=env.get("IVR_LOG_FORMAT", "text").strip().lower() or "text",
         trusted_proxies=int(env.get("IVR_TRUSTED_PROXIES", 0) or 0),
+        pin_caller_limit=int(env.get("IVR_PIN_CALLER_LIMIT", 5)),
+        pin_line_limit=int(env.get("IVR_PIN_LINE_LIMIT", 50)),
+        pin_window_minutes=int(env.get("IVR_PIN_WINDOW_MINUTES", 15)),
+        pin_lock_minutes=int(env.get("IVR_PIN_LOCK_MINUTES", 15)),
+        admin_line_own_numbers=env.get("IVR_ADMIN_LINE_OWN_NUMBERS", "0") in ("1", "true", "yes"),
+        metrics_token=env.get("IVR_METRICS_TOKEN", ""),
         sms_from=env.get("TWILIO_SMS_FROM", ""),
         notice_url=env.get("IVR_NOTICE_URL", ""),
         twilio_api_url=env.get("IVR_TWILIO_API_URL", "").rstrip("/"),

@@ -56,3 +56,11 @@ def json_log(path) -> list[dict]:
         except ValueError:
             raise AssertionError(f"{Path(path).name}: not one JSON object: {line!r}") from None
     return entries
+
+
+def console_sign_in(client, name: str, password: str, **kw):
+    """Sign in to the console as a browser would: fetch the form (for its CSRF token), then post it."""
+    client.get("/console/login", **kw).close()
+    with client.session_transaction() as sess:
+        token = sess["csrf"]
+    return client.post("/console/login", data={"name": name, "password": password, "csrf_token": token}, **kw)

@@ -107,6 +107,24 @@ def test_a_redirect_to_another_host_is_refused_too(admin_app, twilio_host):
         assert "169.254.169.254 is not on the allow-list" in conn.execute(select(Job.last_error)).scalar()
 
 
+@pytest.mark.parametrize("trick", ["\\@", "@", "%0d%0a", "\t"])
+def test_a_url_two_parsers_read_differently_sends_nothing_anywhere(admin_app, twilio_host, trick):
+    """`http://evil\\@allowed/...`: urlsplit sees the allowed host, requests (urllib3) the evil one, and the
+    account's credentials would go with it. Backslashes, user info and control characters are refused."""
+    hotline = admin_app.extensions["ivr"]
+    evil = StubHost({})
+    try:
+        url = f"{evil.origin}{trick}{twilio_host.origin.removeprefix('http://')}{REC_PATH}"
+        admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=url)
+        assert hotline.jobs.run_one()
+        assert evil.requests == [] and twilio_host.requests == []  # no request, with or without credentials
+    finally:
+        evil.close()
+    with hotline.db.read() as conn:
+        status, error = conn.execute(select(Job.status, Job.last_error)).one()
+    assert status == "failed" and any(why in error for why in ("backslash", "user info", "not a URL"))
+
+
 def test_three_wrong_pins_hang_up_and_are_audited(admin_app):
     hotline = admin_app.extensions["ivr"]
     result = admin_call(admin_app, ["0000", "111111", "99999999", "482916"])

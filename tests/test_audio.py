@@ -194,3 +194,36 @@ def test_empty_upload_is_rejected():
         audio.decode(b"")
     assert exc.value.reason == "empty"
     assert isinstance(exc.value, ValueError)
+
+
+def test_an_upload_that_is_a_playlist_fetches_nothing_and_reads_no_local_file(speech_wav, tmp_path):
+    """ffmpeg follows playlists: an "upload" that is an HLS playlist naming a URL would make the server fetch
+    it (server-side request forgery), and one naming a file would publish that file. (Recent ffmpeg builds
+    also refuse some of these by themselves; the hotline does not rely on the build.)"""
+    from stubs import StubHost
+
+    secret = tmp_path / "server-side.wav"
+    secret.write_bytes(speech_wav)
+    target = StubHost({"/segment.wav": (200, {"Content-Type": "audio/wav"}, speech_wav)})
+    head = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\n"
+    playlists = [head + f"{target.origin}/segment.wav\n#EXT-X-ENDLIST\n", head + f"{secret}\n#EXT-X-ENDLIST\n",
+                 head + f"file:{secret}\n#EXT-X-ENDLIST\n", f"ffconcat version 1.0\nfile 'file:{secret}'\n",
+                 f"ffconcat version 1.0\nfile '{secret}'\n"]
+    try:
+        for playlist in playlists:
+            with pytest.raises(audio.AudioRejected, match="not a playable audio file"):
+                audio.decode(playlist.encode())
+        assert target.requests == []
+    finally:
+        target.close()
+
+
+def test_only_the_accepted_audio_formats_are_read(speech_wav):
+    """ffmpeg reads hundreds of formats, each a parser exposed to whoever uploads; the hotline reads the
+    ones people record and export audio in (see INPUT_FORMATS), and says which they are."""
+    avi = run_ffmpeg("-c:a", "pcm_s16le", data=speech_wav, suffix=".avi")  # a container ffmpeg would read
+    with pytest.raises(audio.AudioRejected, match="not a playable audio file.*WAV, MP3") as refused:
+        audio.decode(avi)
+    assert refused.value.reason == "undecodable"
+    flac = run_ffmpeg("-c:a", "flac", data=speech_wav, suffix=".flac")
+    assert abs(len(audio.decode(flac)) - len(audio.decode(speech_wav))) < 50

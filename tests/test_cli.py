@@ -1,6 +1,8 @@
 """The `ivr` command as ops and admins use it: rules check, announcements, users."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from click.testing import CliRunner
 
@@ -87,13 +89,41 @@ def test_bad_announcement_input_is_a_clear_error(ivr, tmp_path):
 
 
 def test_users_and_tokens(ivr):
-    assert "added as admin" in ivr("users", "add", "dana", "--role", "admin", "--phone-pin", "482916").output
+    # Secrets come from a prompt or standard input, never from the command line (shell history, `ps`).
+    out = ivr("users", "add", "dana", "--role", "admin", "--ask-password", "--ask-pin",
+              input="a long enough password\n482916\n").output
+    assert "added as admin" in out and "482916" not in out
     token = ivr("users", "token", "dana").output.strip()
     assert token.startswith("ivr_") and len(token) > 40
     result = ivr("users", "add", "dana", "--role", "ops", ok=False)
     assert "already a user called 'dana'" in result.output
-    result = ivr("users", "add", "sam", "--role", "ops", "--password", "short", ok=False)
+    result = ivr("users", "add", "sam", "--role", "ops", "--ask-password", input="short\n", ok=False)
     assert "at least 10 characters" in result.output
+    result = ivr("users", "add", "sam", "--role", "admin", "--ask-pin", input="2468\n", ok=False)
+    assert "6 to 12 digits" in result.output
+    assert ivr("users", "add", "sam", "--role", "ops", "--password", "x" * 12, ok=False).exit_code == 2
+
+
+def test_users_and_tokens_are_revoked_from_the_command_line(ivr, hotline):
+    from ivr.store.users import list_tokens, user_for_token
+
+    ivr("users", "add", "dana", "--role", "admin")
+    month = ivr("users", "token", "dana", "--expires", "30d", "--label", "ci").output.strip()
+    (ci,) = list_tokens(hotline.db, "dana")
+    assert timedelta(days=29) < ci["expires_at"] - ci["created_at"] <= timedelta(days=30)
+    assert "--expires" in ivr("users", "token", "dana", "--expires", "soon", ok=False).output
+    assert "#" in ivr("users", "token", "list").output and month not in ivr("users", "token", "list").output
+    assert "reason" in ivr("users", "token", "revoke", "dana", ok=False).output  # --reason is required
+    assert "1 token(s) of dana revoked" in ivr("users", "token", "revoke", "dana", "--reason", "rotation").output
+    assert user_for_token(hotline.db, month) is None
+    fresh = ivr("users", "token", "dana").output.strip()
+    assert user_for_token(hotline.db, fresh) == ("dana", "admin")
+    assert "deactivated" in ivr("users", "deactivate", "dana", "--reason", "left", "--by", "ciso").output
+    assert user_for_token(hotline.db, fresh) is None
+    assert "already deactivated" in ivr("users", "deactivate", "dana", "--reason", "again", ok=False).output
+    assert "reactivated" in ivr("users", "reactivate", "dana", "--reason", "came back").output
+    assert "no user called 'nobody'" in ivr("users", "deactivate", "nobody", "--reason", "x", ok=False).output
+    assert "0 failed sign-in(s) of dana forgotten" in ivr("users", "unlock", "dana", "--reason", "checked").output
 
 
 def test_incidents_from_the_command_line_feed_routing(ivr, config, hotline):
@@ -114,10 +144,12 @@ def test_incidents_from_the_command_line_feed_routing(ivr, config, hotline):
 def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
     from ivr.store import queues
 
-    assert "agent alex added" in ivr("agents", "add", "alex", "--phone", "+15555550500", "--pin", "2468").output
+    assert "agent alex added" in ivr("agents", "add", "alex", "--phone", "+15555550500", input="2468\n").output
     listing = ivr("agents", "list").output
     assert "alex" in listing and "***0500" in listing and "+15555550500" not in listing
-    assert "not a phone number" in ivr("agents", "add", "bo", "--phone", "12", "--pin", "2468", ok=False).output
+    assert "not a phone number" in ivr("agents", "add", "bo", "--phone", "12", input="2468\n", ok=False).output
+    assert "agent alex deactivated" in ivr("agents", "deactivate", "alex", "--reason", "left").output
+    assert "inactive" in ivr("agents", "list").output
     queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="es",
                             queue="general", priority=10, reason="callback offered")
     queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+15555550222", language="en",

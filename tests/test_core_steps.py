@@ -10,7 +10,7 @@ from ivr.core import admin_line, agent_line, flow
 from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob, EnterQueue, LeaveQueue, SendSms
 from ivr.core.rules import load
 from ivr.core.snapshot import Content, Snapshot, Spoken
-from ivr.core.staff_call import StaffCall
+from ivr.core.staff_call import PIN_LOCKED, StaffCall
 from ivr.core.verbs import Context, DialQueue, Enqueue, Gather, Hangup, Pause, Play, Position, Record, Redirect
 
 RULES = load(PROJECT_ROOT / "routing_rules.yaml")
@@ -88,6 +88,16 @@ def test_three_wrong_admin_pins_end_the_call_and_each_is_audited():
     assert isinstance(last.verbs[-1], Hangup)
     assert [a.action for a in last.effects] == ["admin_line.pin_failed", "admin_line.locked_out"]
     assert all(a.actor == "phone ***0123" for a in last.effects)
+
+
+def test_a_pin_that_locks_the_line_is_audited_and_hung_up_in_the_same_words_on_both_lines():
+    admin = admin_line.pin_entered(ADMIN_CALL, RULES, 0, None, locked=True)
+    assert said(admin.verbs) == [PIN_LOCKED] and isinstance(admin.verbs[-1], Hangup)
+    assert [a.action for a in admin.effects] == ["admin_line.pin_failed"]
+    assert said(admin_line.start(locked=True).verbs) == [PIN_LOCKED]
+    agent = agent_line.pin_entered(AGENT_CALL, "alex", False, 0, "***0500", locked=True)
+    assert said(agent.verbs) == [PIN_LOCKED] and [a.action for a in agent.effects] == ["agent_line.pin_failed"]
+    assert said(agent_line.start(AGENT_CALL, "alex", "***0500", locked=True).verbs) == [PIN_LOCKED]
 
 
 def test_a_signed_in_admin_is_bound_to_this_call_only():

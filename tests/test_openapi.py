@@ -164,3 +164,19 @@ def test_metrics_report_webhook_latency_calls_queues_and_mode(app, place_call):
     assert re.search(r'ivr_calls_last_hour\{outcome="ended-no-choice"\} [1-9]', body)
     assert 'ivr_queue_waiting{queue="general"} 0.0' in body and "ivr_callbacks_waiting 0.0" in body
     assert "+1555" not in body  # no personal data
+
+
+def test_metrics_want_the_bearer_token_when_one_is_set(config):
+    from ivr.app import create_app
+
+    app = create_app(config.with_overrides(metrics_token="scrape-secret"))
+    try:
+        client = app.test_client()
+        refused = client.get("/metrics")
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secrét"}).status_code == 401
+        ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert ok.status_code == 200 and "ivr_mode" in ok.get_data(as_text=True)
+    finally:
+        app.extensions["ivr"].close()

@@ -60,7 +60,7 @@ def test_production_refuses_to_start_without_a_twilio_token(tmp_path):
 
 
 def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every_worker(config, server):
-    srv = server(workers=2)
+    srv = server(workers=2, IVR_METRICS_TOKEN="scrape-secret")
     env = server_env(config)
 
     def call(keys):
@@ -87,15 +87,31 @@ def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every
 
     assert wait_for(recorded), "every call and its routing decision must be recorded"
     db.dispose()
+    # PIN guessing on the admin line is counted in the database, whichever worker answers each call: the
+    # fifth wrong PIN from one number locks it, and the right PIN is refused after that.
+    add = subprocess.run([str(IVR), "users", "add", "dana", "--role", "admin", "--ask-pin"], env=env, text=True,
+                         input="482916\n", capture_output=True, timeout=120)
+    assert add.returncode == 0, add.stderr
+
+    def admin_call(keys):
+        return SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=keys, caller="+15555550666").run("/voice/admin")
+
+    assert admin_call(["111111", "222222", "333333"]).said()[-1] == "That PIN is not right. Goodbye."
+    locked = "This line cannot take a PIN right now. Please try again later. Goodbye."
+    assert admin_call(["444444", "555555"]).said()[-1] == locked
+    assert admin_call(["482916"]).said() == [locked]
     # Both workers' latency histograms are in /metrics (prometheus-client's multiprocess mode).
     import re
 
     import requests
 
-    metrics = requests.get(srv.url + "/metrics", timeout=10).text
+    assert requests.get(srv.url + "/metrics", timeout=10).status_code == 401  # IVR_METRICS_TOKEN is set
+    assert requests.get(srv.url + "/metrics", headers={"Authorization": "Bearer guess"}, timeout=10).status_code == 401
+    metrics = requests.get(srv.url + "/metrics", headers={"Authorization": "Bearer scrape-secret"}, timeout=10).text
     count = re.search(r'ivr_webhook_seconds_count\{route="/incoming"\} ([0-9.]+)', metrics)
     assert count and float(count.group(1)) == len(sids)
     assert 'ivr_mode{mode="live"} 1.0' in metrics
+    assert 'ivr_pin_locks_total{limit="caller",line="admin"} 1.0' in metrics  # counted by whichever worker
 
 
 def test_cli_mode_set_requires_a_reason_and_validates_the_mode(config):

@@ -5,10 +5,12 @@ step needs (whose PIN this is), and writes the step's audit lines and jobs befor
 """
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from ivr.core import admin_line as steps
-from ivr.store.users import phone_admin_for_pin
+from ivr.store import pin_guard
+from ivr.store.pin_guard import PinLimits
+from ivr.store.users import is_active_admin, phone_admin_for_pin
 from webhooks.twilio_view import _digits, _int, _values, staff_call, twilio_route, write_staff_effects
 
 bp = Blueprint("admin_line", __name__, url_prefix="/voice")
@@ -17,20 +19,29 @@ LINE = "admin-line"
 
 
 def _signed_in(call) -> str | None:
-    return call.signed_in(request.args.get("u", ""), request.args.get("k", ""))
+    """The admin this URL signs in, while she is still an active admin: deactivating her ends the call."""
+    name = call.signed_in(request.args.get("u", ""), request.args.get("k", ""))
+    return name if name and is_active_admin(current_app.extensions["ivr"].db, name) else None
 
 
 @voice_route("/admin")
 def admin(hotline, rules, snap, pos):
-    return steps.start()
+    caller_hash, _ = hotline.caller_identity(_values().get("From"))
+    return steps.start(locked=pin_guard.locked(hotline.db, "admin", caller_hash))
 
 
 @voice_route("/admin/pin")
 def admin_pin(hotline, rules, snap, pos):
-    pin = _digits() or ""
-    found = phone_admin_for_pin(hotline.db, pin) if pin.isdigit() else None
+    caller_hash, masked = hotline.caller_identity(_values().get("From"))
+    if pin_guard.locked(hotline.db, "admin", caller_hash):
+        return steps.start(locked=True)  # not even the right PIN is checked
+    pin, cfg = _digits() or "", hotline.config
+    found = phone_admin_for_pin(hotline.db, pin, caller_hash, cfg.admin_line_own_numbers) if pin.isdigit() else None
+    if found:
+        pin_guard.succeeded(hotline.db, "admin", caller_hash)
+    locked = not found and pin_guard.failed(hotline.db, "admin", caller_hash, masked, PinLimits.from_config(cfg))
     tries = _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES)
-    reply = steps.pin_entered(staff_call(hotline, LINE), rules, tries, found[1] if found else None)
+    reply = steps.pin_entered(staff_call(hotline, LINE), rules, tries, found[1] if found else None, locked)
     return write_staff_effects(hotline, reply)
 
 

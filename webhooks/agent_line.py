@@ -6,10 +6,11 @@ writes the step's audit lines before answering.
 """
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from ivr.core import agent_line as steps
-from ivr.store import agents, queues
+from ivr.store import agents, pin_guard, queues
+from ivr.store.pin_guard import PinLimits
 from ivr.store.pins import pin_matches
 from webhooks.twilio_view import _call_sid, _digits, _int, _values, staff_call, twilio_route, write_staff_effects
 
@@ -19,14 +20,17 @@ LINE = "agent-line"
 
 
 def _signed_in(call) -> str | None:
-    return call.signed_in(request.args.get("u", ""), request.args.get("k", ""))
+    """The agent this URL signs in, while still an active agent: deactivating them ends the shift at once."""
+    name = call.signed_in(request.args.get("u", ""), request.args.get("k", ""))
+    return name if name and agents.is_active_agent(current_app.extensions["ivr"].db, name) else None
 
 
 @voice_route("/agent")
 def agent(hotline, rules, snap, pos):
     caller_hash, masked = hotline.caller_identity(_values().get("From"))
     found = agents.agent_for_phone(hotline.db, caller_hash)
-    return write_staff_effects(hotline, steps.start(staff_call(hotline, LINE), found and found[0], masked))
+    locked = bool(found) and pin_guard.locked(hotline.db, "agent", caller_hash)
+    return write_staff_effects(hotline, steps.start(staff_call(hotline, LINE), found and found[0], masked, locked))
 
 
 @voice_route("/agent/pin")
@@ -34,8 +38,15 @@ def agent_pin(hotline, rules, snap, pos):
     caller_hash, masked = hotline.caller_identity(_values().get("From"))
     found = agents.agent_for_phone(hotline.db, caller_hash)
     name, pin_hash = found or (None, None)
-    reply = steps.pin_entered(staff_call(hotline, LINE), name, pin_matches(pin_hash, _digits() or ""),
-                              _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES), masked)
+    call = staff_call(hotline, LINE)
+    if name and pin_guard.locked(hotline.db, "agent", caller_hash):
+        return steps.start(call, name, masked, locked=True)  # not even the right PIN is checked
+    pin_ok = pin_matches(pin_hash, _digits() or "")
+    if name and pin_ok:
+        pin_guard.succeeded(hotline.db, "agent", caller_hash)
+    locked = bool(name) and not pin_ok and pin_guard.failed(hotline.db, "agent", caller_hash, masked,
+                                                            PinLimits.from_config(hotline.config))
+    reply = steps.pin_entered(call, name, pin_ok, _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES), masked, locked)
     return write_staff_effects(hotline, reply)
 
 

@@ -17,7 +17,7 @@ from ivr.store.files import write_atomically
 
 log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__)
-_SHA = re.compile(r"^[0-9a-f]{64}$")
+_SHA = re.compile(r"[0-9a-f]{64}")
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 
 
@@ -36,7 +36,7 @@ def cached_file(hotline, sha256: str) -> Path | None:
 
 @bp.route("/media/<sha256>.wav", methods=["GET", "HEAD"])
 def media(sha256: str):
-    if not _SHA.match(sha256):
+    if not _SHA.fullmatch(sha256):  # match() with $ lets a trailing newline through (and into a header)
         abort(404)
     etag = f'"{sha256}"'
     if etag in request.headers.get("If-None-Match", "") or request.headers.get("If-None-Match") == "*":

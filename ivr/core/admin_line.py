@@ -1,15 +1,16 @@
 """The admin phone line as pure steps: record an announcement by phone, hear it back, then publish it.
 
-PIN (three tries, then goodbye; every try audited) -> language -> topic -> <Record> -> played back ->
-1 publish, 2 record again, 3 discard. Publishing is a job (ivr/worker/phone_recording.py) that fetches the
-recording and puts it through the upload pipeline. webhooks/admin_line.py looks up the PIN and calls these.
+PIN (three tries a call, then goodbye; every try audited; limited across calls by ivr/store/pin_guard.py)
+-> language -> topic -> <Record> -> played back -> 1 publish, 2 record again, 3 discard. Publishing is a
+job (ivr/worker/phone_recording.py) that fetches the recording and puts it through the upload pipeline.
+webhooks/admin_line.py looks up the PIN and calls these.
 """
 from __future__ import annotations
 
 from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob
 from ivr.core.rules import Rules
 from ivr.core.snapshot import TOPICS
-from ivr.core.staff_call import StaffCall, bye, say
+from ivr.core.staff_call import StaffCall, bye, pin_locked, say
 from ivr.core.verbs import Event, Gather, Hangup, Link, PlayUrl, Record, Redirect, Reply
 
 MAX_PIN_TRIES = 3
@@ -28,15 +29,19 @@ def _pin_prompt(tries: int, lead: tuple = ()) -> list:
     return [gather, say("We did not get a PIN. Goodbye."), Hangup()]
 
 
-def start() -> Reply:
-    return Reply(_pin_prompt(0), [Event("admin_line", "pin asked")])
+def start(locked: bool = False) -> Reply:
+    """`locked`: the line takes no PIN from this caller ID now (ivr/store/pin_guard.py)."""
+    return pin_locked("admin_line") if locked else Reply(_pin_prompt(0), [Event("admin_line", "pin asked")])
 
 
-def pin_entered(call: StaffCall, rules: Rules, tries: int, admin: str | None) -> Reply:
-    """The admin whose PIN was entered (None: no admin has it)."""
+def pin_entered(call: StaffCall, rules: Rules, tries: int, admin: str | None, locked: bool = False) -> Reply:
+    """The admin whose PIN was entered (None: no admin has it). `locked`: this wrong PIN was one too many
+    (ivr/store/pin_guard.py), so the line takes no more from this caller ID for now."""
     if admin is None:
         tries += 1
         effects = [_audit(call.caller, "admin_line.pin_failed", to_value=f"try {tries} of {MAX_PIN_TRIES}")]
+        if locked:
+            return pin_locked("admin_line", effects)
         if tries >= MAX_PIN_TRIES:
             effects.append(_audit(call.caller, "admin_line.locked_out", to_value="too many wrong PINs; call ended"))
             return bye("That PIN is not right. Goodbye.", Event("admin_line", "locked out"), effects)

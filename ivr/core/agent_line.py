@@ -1,6 +1,7 @@
 """The agent line as pure steps: agents take the next caller, highest priority and longest wait first.
 
-Agents are known by caller ID and a PIN (three tries, then goodbye, audited). Each connection is a
+Agents are known by caller ID and a PIN (three tries a call, then goodbye, audited; across calls,
+ivr/store/pin_guard.py). Each connection is a
 <Dial><Queue> to the Twilio queue of the caller who should be served next, with a whisper of that
 caller's context first. When the call ends, the agent is offered the next caller. webhooks/agent_line.py
 looks up the agent, the queues and the caller's entry, and calls these.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from ivr.core.effects import Audit, LeaveQueue
 from ivr.core.rules import Rules
-from ivr.core.staff_call import StaffCall, bye, say
+from ivr.core.staff_call import StaffCall, bye, pin_locked, say
 from ivr.core.verbs import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply
 
 MAX_PIN_TRIES = 3
@@ -27,20 +28,27 @@ def _pin_prompt(tries: int, lead: tuple = ()) -> list:
             say("We did not get a PIN. Goodbye."), Hangup()]
 
 
-def start(call: StaffCall, agent: str | None, masked: str | None) -> Reply:
-    """A call to the agent line: only an agent's own number is asked for a PIN."""
+def start(call: StaffCall, agent: str | None, masked: str | None, locked: bool = False) -> Reply:
+    """A call to the agent line: only an agent's own number is asked for a PIN, unless the line takes no PIN
+    from it now (`locked`, ivr/store/pin_guard.py)."""
     if agent is None:
         return bye(STRANGER, Event("agent_line", "unknown"),
                    [_audit(f"phone {masked}", "agent_line.unknown_caller", "not an agent's number; call ended")])
+    if locked:
+        return pin_locked("agent_line")
     return Reply(_pin_prompt(0), [Event("agent_line", "pin asked")])
 
 
-def pin_entered(call: StaffCall, agent: str | None, pin_ok: bool, tries: int, masked: str | None) -> Reply:
+def pin_entered(call: StaffCall, agent: str | None, pin_ok: bool, tries: int, masked: str | None,
+                locked: bool = False) -> Reply:
+    """`locked`: this wrong PIN was one too many (ivr/store/pin_guard.py): no more from this caller ID for now."""
     if agent is None:
         return bye(STRANGER)
     if not pin_ok:
         tries += 1
         effects = [_audit(agent, "agent_line.pin_failed", f"try {tries} of {MAX_PIN_TRIES} from {masked}")]
+        if locked:
+            return pin_locked("agent_line", effects)
         if tries >= MAX_PIN_TRIES:
             effects.append(_audit(agent, "agent_line.locked_out", "too many wrong PINs; call ended"))
             return bye("That PIN is not right. Goodbye.", Event("agent_line", "locked out"), effects)

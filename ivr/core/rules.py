@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ivr.core import yaml_text
 from ivr.core.errors import Refused
 
 # Every language must have every one of these prompts: a caller in any language hears every step.
@@ -292,33 +292,14 @@ class RulesInvalid(Refused):
         super().__init__(f"{path}: " + "; ".join(str(e) for e in errors))
 
 
-def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """Map each key path in the YAML document to the (1-based) line it is written on."""
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            out[path + (key,)] = key_node.start_mark.line + 1
-            _line_map(value_node, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_map(item, path + (i,), out)
-    return out
-
-
 def parse(text: str, source: str = "routing_rules.yaml") -> Rules:
     """Parse and validate rules text; raise RulesInvalid naming the line and field of every error."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise RulesInvalid(source, [RuleError(line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")])
+        data, lines = yaml_text.read(text)  # refuses anchors and aliases before anything expands them
+    except yaml_text.YamlRefused as exc:
+        raise RulesInvalid(source, [RuleError(exc.line, "", exc.message)]) from None
     if not isinstance(data, dict):
         raise RulesInvalid(source, [RuleError(1, "", "the file must be a mapping of settings")])
-    lines = _line_map(node)
     try:
         rules = Rules.model_validate(data)
     except ValidationError as exc:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from ivr.core.verbs import Event, Hangup, Link, Reply, Say
 
 STAFF_LANG = "en"  # the staff lines speak to staff in the default staff language
+# Said when a line takes no PIN from this caller (ivr/store/pin_guard.py): the same words whichever limit
+# was reached, so a guesser learns nothing about the other.
+PIN_LOCKED = "This line cannot take a PIN right now. Please try again later. Goodbye."
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,8 @@ def say(text: str) -> Say:
 
 def bye(text: str, event: Event | None = None, effects: list | None = None) -> Reply:
     return Reply([say(text), Hangup()], [event] if event else [], effects=list(effects or []))
+
+
+def pin_locked(line: str, effects: list | None = None) -> Reply:
+    """Goodbye to a caller the line takes no PIN from now (not even the right one)."""
+    return bye(PIN_LOCKED, Event(line, "pin locked"), effects)

@@ -28,6 +28,11 @@ PAD_MS = 150  # silence kept around speech so the first syllable is not clipped 
 # μ-law steps near full scale are ~0.3 dB: limit this far below the ceiling so rounding stays under it.
 MULAW_MARGIN_DB = 0.3
 FFMPEG_TIMEOUT_S = 120
+# What ffmpeg may read: local files only (no http, no ftp: a playlist naming a URL fetches nothing), and
+# only these demuxers, so an upload cannot be an HLS or concat playlist, an image sequence or a device.
+PROTOCOLS = "file,pipe"
+INPUT_FORMATS = "wav,w64,mp3,ogg,flac,aac,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm"
+ACCEPTED = "accepted formats: WAV, MP3, OGG (Vorbis or Opus), FLAC, AAC, M4A/MP4, WebM/Matroska"
 WAVE_FORMAT_PCM, WAVE_FORMAT_MULAW, WAVE_FORMAT_EXTENSIBLE = 1, 7, 0xFFFE
 
 
@@ -75,7 +80,7 @@ def decode(data: bytes, *, max_bytes: int = 20_000_000, max_decoded_seconds: flo
     try:
         wav = _ffmpeg(data, args)
     except _FFmpegFailed as exc:
-        raise AudioRejected("undecodable", f"not a playable audio file ({exc})") from None
+        raise AudioRejected("undecodable", f"not a playable audio file ({exc}); {ACCEPTED}") from None
     seg = _segment_from_wav(wav)
     if len(seg) == 0:
         raise AudioRejected("empty", "the file contains no audio samples")
@@ -159,7 +164,8 @@ def _ffmpeg(data: bytes, args: list[str]) -> bytes:
         src, dst = os.path.join(tmp, "in"), os.path.join(tmp, "out.wav")
         with open(src, "wb") as f:
             f.write(data)
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", src, *args,
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", PROTOCOLS,
+               "-format_whitelist", INPUT_FORMATS, "-i", src, *args,
                "-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", "wav", "-y", dst]
         proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
         if proc.returncode != 0:

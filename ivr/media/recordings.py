@@ -4,48 +4,74 @@ Twilio hands us a RecordingUrl; fetching whatever URL a request names would let 
 webhook make our server fetch internal addresses (server-side request forgery). So the URL's origin
 (scheme, host, port) must be on the allow-list, redirects are checked the same way, the account's
 credentials go only to an allowed origin, and the download is size-capped.
+
+A URL is parsed once, by the parser requests itself uses (urllib3's parse_url), and the request goes to
+a URL rebuilt from the parts that were checked: two parsers that disagree about a URL's host (urlsplit
+reads `https://evil\\@api.twilio.com/` as api.twilio.com, urllib3 as evil) would let credentials leave for
+the wrong host. Backslashes, user info, whitespace and control characters are refused outright.
 """
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+import re
+from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 MAX_REDIRECTS = 3
+_UNSAFE = re.compile(r"[\\\x00-\x20\x7f]")  # backslash, space and every control character
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class RecordingRefused(ValueError):
     """The recording cannot be fetched, and trying again will not change that (a refused host, a size)."""
 
 
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RecordingRefused(f"not an http(s) URL: {url[:200]!r}")
-    default = 443 if parts.scheme == "https" else 80
-    port = parts.port or default
-    return f"{parts.scheme}://{parts.hostname.lower()}" + ("" if port == default else f":{port}")
+@dataclass(frozen=True)
+class CheckedUrl:
+    origin: str  # scheme://host[:port], the port only when it is not the scheme's default
+    url: str  # rebuilt from the checked parts alone: what is requested
 
 
-def allowed(url: str, origins: tuple[str, ...]) -> bool:
+def checked(url: str) -> CheckedUrl:
+    """Parse a URL the way requests will, refusing anything two parsers could read differently."""
+    if not isinstance(url, str) or _UNSAFE.search(url):
+        raise RecordingRefused(f"the URL has a backslash, a space or a control character: {url[:200]!r}")
     try:
-        return origin(url) in {origin(o) for o in origins}
-    except RecordingRefused:
-        return False
+        parts = parse_url(url)
+    except LocationParseError:
+        raise RecordingRefused(f"not a URL: {url[:200]!r}") from None
+    scheme = (parts.scheme or "").lower()
+    if scheme not in DEFAULT_PORTS or not parts.host:
+        raise RecordingRefused(f"not an http(s) URL: {url[:200]!r}")
+    if parts.auth is not None:
+        raise RecordingRefused(f"the URL carries user info: {url.split('@')[-1][:200]!r}")
+    port = parts.port or DEFAULT_PORTS[scheme]
+    origin = f"{scheme}://{parts.host.lower()}" + ("" if port == DEFAULT_PORTS[scheme] else f":{port}")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return CheckedUrl(origin, origin + target)
+
+
+def origin(url: str) -> str:
+    return checked(url).origin
 
 
 def fetch(url: str, *, origins: tuple[str, ...], auth: tuple[str, str] | None, max_bytes: int,
           timeout: float = 15.0) -> bytes:
     """Download a recording from an allowed origin (following only allowed redirects), at most max_bytes."""
-    first = origin(url)
+    allow = {origin(o) for o in origins}
+    first = checked(url).origin
     for _ in range(MAX_REDIRECTS + 1):
-        if not allowed(url, origins):
-            raise RecordingRefused(f"recording host {origin(url)} is not on the allow-list ({', '.join(origins)})")
+        target = checked(url)
+        if target.origin not in allow:
+            raise RecordingRefused(f"recording host {target.origin} is not on the allow-list ({', '.join(origins)})")
         # Credentials only for the origin Twilio named, never for wherever a redirect points.
-        send_auth = auth if origin(url) == first else None
-        with requests.get(url, auth=send_auth, timeout=timeout, stream=True, allow_redirects=False) as resp:
+        send_auth = auth if target.origin == first else None
+        with requests.get(target.url, auth=send_auth, timeout=timeout, stream=True, allow_redirects=False) as resp:
             if resp.is_redirect:
-                url = urljoin(url, resp.headers.get("Location", ""))
+                url = urljoin(target.url, resp.headers.get("Location", ""))
                 continue
             if resp.status_code == 404:
                 raise RuntimeError("the recording is not available yet (404)")  # Twilio: retry shortly

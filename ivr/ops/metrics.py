@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
@@ -16,6 +16,8 @@ WEBHOOK_SECONDS = Histogram(
     "ivr_webhook_seconds", "Time to answer a Twilio webhook, by route", ["route"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+PIN_LOCKS = Counter("ivr_pin_locks", "Staff phone lines locked against PIN guessing, by line and by the limit "
+                    "reached (caller: one caller ID; line: every caller)", ["line", "limit"])
 
 
 class HotlineCollector:

@@ -1,11 +1,11 @@
 """Agents: who may take callers on the agent line (known by caller ID and a PIN)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ivr.core.errors import Refused
 from ivr.core.identity import caller_identity
-from ivr.store.audit import audit
+from ivr.store.audit import audit, required_reason
 from ivr.store.db import Database
 from ivr.store.models import Agent, utcnow
 from ivr.store.pins import hash_pin
@@ -45,3 +45,20 @@ def agent_for_phone(db: Database, phone_hash: str | None) -> tuple[str, str] | N
         row = conn.execute(select(Agent.name, Agent.pin_hash).where(Agent.phone_hash == phone_hash,
                                                                     Agent.active.is_(True))).first()
     return (row.name, row.pin_hash) if row else None
+
+
+def deactivate_agent(db: Database, name: str, *, actor: str, reason: str) -> None:
+    """Take an agent off the line at once: their number and PIN no longer open it, even mid-call."""
+    reason = required_reason(reason, AgentError)
+    with db.write() as conn:
+        done = conn.execute(update(Agent).where(Agent.name == name, Agent.active.is_(True))
+                            .values(active=False)).rowcount
+        if not done:
+            raise AgentError(f"there is no active agent called {name!r}")
+        audit(conn, actor=actor, action="agent.deactivate", subject=f"agent {name}", from_value="active",
+              to_value="inactive", reason=reason)
+
+
+def is_active_agent(db: Database, name: str) -> bool:
+    with db.read() as conn:
+        return conn.execute(select(Agent.id).where(Agent.name == name, Agent.active.is_(True))).first() is not None

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, delete, or_, select, update
 from werkzeug.security import generate_password_hash
 
 from ivr.core.errors import Refused
-from ivr.store.audit import audit
+from ivr.core.identity import caller_identity
+from ivr.store.audit import audit, required_reason
 from ivr.store.db import Database
+from ivr.store.models import ApiToken, ConsoleSession, User, utcnow
 from ivr.store.pins import hash_pin, pin_matches
-from ivr.store.models import ApiToken, User, utcnow
 
 ROLES = ("viewer", "ops", "admin")
 
@@ -25,9 +27,10 @@ def role_at_least(role: str, needed: str) -> bool:
 
 
 def _valid_pin(pin: str) -> str:
+    # Six digits at least: with the line's failure limits a 6-digit PIN holds for years, a 4-digit one for weeks.
     pin = (pin or "").strip()
-    if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise UserError("a phone PIN is 4 to 12 digits")
+    if not (pin.isdigit() and 6 <= len(pin) <= 12):
+        raise UserError("an admin phone PIN is 6 to 12 digits")
     return pin
 
 
@@ -61,11 +64,30 @@ def set_phone_pin(db: Database, name: str, pin: str, *, actor: str) -> None:
         audit(conn, actor=actor, action="user.phone_pin", subject=f"user {name}", to_value="PIN changed")
 
 
-def phone_admin_for_pin(db: Database, pin: str) -> tuple[int, str] | None:
-    """The active admin whose phone PIN this is, if any."""
+def set_phone(db: Database, secret_key: str, name: str, phone: str, *, actor: str) -> None:
+    """Record the caller ID an admin calls the admin line from (kept only hashed and masked)."""
+    phone_hash, masked = caller_identity(secret_key, phone)
+    if phone_hash is None:
+        raise UserError(f"{phone!r} is not a phone number (use E.164, e.g. +15551234567)")
+    with db.write() as conn:
+        done = conn.execute(update(User).where(User.name == name).values(
+            phone_hash=phone_hash, phone_masked=masked)).rowcount
+        if not done:
+            raise UserError(f"there is no user called {name!r}")
+        audit(conn, actor=actor, action="user.phone", subject=f"user {name}", to_value=f"phone {masked}")
+
+
+def phone_admin_for_pin(db: Database, pin: str, caller_hash: str | None = None,
+                        own_numbers: bool = False) -> tuple[int, str] | None:
+    """The active admin whose phone PIN this is, if any; with `own_numbers`, only one calling from her number."""
+    if own_numbers and not caller_hash:
+        return None
+    query = select(User.id, User.name, User.phone_pin_hash).where(
+        User.role == "admin", User.active.is_(True), User.phone_pin_hash.is_not(None))
+    if own_numbers:
+        query = query.where(User.phone_hash == caller_hash)
     with db.read() as conn:
-        rows = conn.execute(select(User.id, User.name, User.phone_pin_hash).where(
-            User.role == "admin", User.active.is_(True), User.phone_pin_hash.is_not(None))).all()
+        rows = conn.execute(query).all()
     for row in rows:
         if pin_matches(row.phone_pin_hash, pin):
             return row.id, row.name
@@ -77,24 +99,110 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(db: Database, name: str, *, actor: str, label: str = "") -> str:
-    """A new API token for a user; only its hash is kept, so this is the one time it is shown."""
+def create_token(db: Database, name: str, *, actor: str, expires: timedelta | None = None, label: str = "") -> str:
+    """A new API token for a user, valid for `expires` (None: until revoked); only its hash is kept, so
+    this is the one time it is shown."""
+    if expires is not None and expires <= timedelta(0):
+        raise UserError("a token's lifetime must be positive")
     token = "ivr_" + secrets.token_urlsafe(32)
+    now = utcnow()
+    expires_at = now + expires if expires is not None else None
     with db.write() as conn:
         user_id = conn.execute(select(User.id).where(User.name == name, User.active.is_(True))).scalar()
         if user_id is None:
             raise UserError(f"there is no active user called {name!r}")
         conn.execute(ApiToken.__table__.insert().values(user_id=user_id, token_hash=_token_hash(token),
-                                                        label=label, created_at=utcnow()))
-        audit(conn, actor=actor, action="token.create", subject=f"user {name}", to_value=label or "API token")
+                                                        label=label, created_at=now, expires_at=expires_at))
+        until = f"expires {expires_at.isoformat(timespec='minutes')}" if expires_at else "no expiry"
+        audit(conn, actor=actor, action="token.create", subject=f"user {name}",
+              to_value=f"{label or 'API token'}; {until}")
     return token
 
 
+def _usable_token(now):
+    return (ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
+
+
 def user_for_token(db: Database, token: str) -> tuple[str, str] | None:
-    """(name, role) of the active user owning this API token."""
+    """(name, role) of the active user owning this API token, if it is neither revoked nor expired."""
     if not token:
         return None
+    now = utcnow()
     with db.read() as conn:
-        row = conn.execute(select(User.name, User.role).join(ApiToken, ApiToken.user_id == User.id)
-                           .where(ApiToken.token_hash == _token_hash(token), User.active.is_(True))).first()
-    return (row.name, row.role) if row else None
+        row = conn.execute(select(ApiToken.id, ApiToken.last_used_at, User.name, User.role)
+                           .join(User, ApiToken.user_id == User.id)
+                           .where(ApiToken.token_hash == _token_hash(token), User.active.is_(True),
+                                  *_usable_token(now))).first()
+    if row is None:
+        return None
+    if row.last_used_at is None or row.last_used_at < now - timedelta(minutes=1):
+        with db.write() as conn:  # at most once a minute per token: a scripted client costs no write per call
+            conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+    return row.name, row.role
+
+
+def list_tokens(db: Database, name: str | None = None) -> list[dict]:
+    """Every API token (of one user, if named), newest first; never the token itself."""
+    query = (select(ApiToken.id, User.name.label("user"), ApiToken.label, ApiToken.created_at,
+                    ApiToken.last_used_at, ApiToken.expires_at, ApiToken.revoked_at)
+             .join(User, ApiToken.user_id == User.id).order_by(ApiToken.id.desc()))
+    if name is not None:
+        query = query.where(User.name == name)
+    with db.read() as conn:
+        rows = conn.execute(query).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def _user_id(conn: Connection, name: str) -> int:
+    user_id = conn.execute(select(User.id).where(User.name == name)).scalar()
+    if user_id is None:
+        raise UserError(f"there is no user called {name!r}")
+    return user_id
+
+
+def _revoke(conn: Connection, user_id: int) -> int:
+    return conn.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                        .values(revoked_at=utcnow())).rowcount
+
+
+def revoke_tokens(db: Database, name: str, *, actor: str, reason: str) -> int:
+    """Revoke every live API token of a user at once; how many were revoked."""
+    reason = required_reason(reason, UserError)
+    with db.write() as conn:
+        n = _revoke(conn, _user_id(conn, name))
+        audit(conn, actor=actor, action="token.revoke", subject=f"user {name}", to_value=f"{n} token(s) revoked",
+              reason=reason)
+    return n
+
+
+def deactivate_user(db: Database, name: str, *, actor: str, reason: str) -> None:
+    """Lock a user out at once: console sessions ended, API tokens revoked, the phone PIN no longer accepted."""
+    reason = required_reason(reason, UserError)
+    with db.write() as conn:
+        user_id = _user_id(conn, name)
+        if not conn.execute(select(User.active).where(User.id == user_id)).scalar():
+            raise UserError(f"{name!r} is already deactivated")
+        conn.execute(update(User).where(User.id == user_id).values(active=False))
+        sessions = conn.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user_id)).rowcount
+        tokens = _revoke(conn, user_id)
+        audit(conn, actor=actor, action="user.deactivate", subject=f"user {name}", from_value="active",
+              to_value=f"inactive; {sessions} session(s) ended, {tokens} token(s) revoked", reason=reason)
+
+
+def reactivate_user(db: Database, name: str, *, actor: str, reason: str) -> None:
+    """Let a deactivated user back in; revoked tokens stay revoked (make a new one)."""
+    reason = required_reason(reason, UserError)
+    with db.write() as conn:
+        user_id = _user_id(conn, name)
+        if conn.execute(select(User.active).where(User.id == user_id)).scalar():
+            raise UserError(f"{name!r} is already active")
+        conn.execute(update(User).where(User.id == user_id).values(active=True))
+        audit(conn, actor=actor, action="user.reactivate", subject=f"user {name}", from_value="inactive",
+              to_value="active", reason=reason)
+
+
+def is_active_admin(db: Database, name: str) -> bool:
+    """Still an active admin: checked on every step of an admin line call, so deactivation ends it at once."""
+    with db.read() as conn:
+        return conn.execute(select(User.id).where(User.name == name, User.role == "admin",
+                                                  User.active.is_(True))).first() is not None

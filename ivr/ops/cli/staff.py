@@ -1,9 +1,12 @@
 """The people: users (console, API, admin line), agents (agent line) and their callback worklist."""
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
+
 import click
 
-from ivr.ops.cli.context import by_option, pass_cli, refusals_as_errors
+from ivr.ops.cli.context import by_option, pass_cli, refusals_as_errors, required_reason_option
 from ivr.store.users import ROLES
 
 
@@ -13,50 +16,172 @@ def users():
     """People who run the hotline (viewer, ops, admin)."""
 
 
+def _secret(what: str) -> str:
+    """A password or PIN: asked twice without echo on a terminal, else one line of standard input. Never a
+    command-line value, which would land in shell history and in every `ps` listing."""
+    if sys.stdin.isatty():
+        return click.prompt(what, hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise click.ClickException(f"no {what.lower()} on standard input (nothing was changed)")
+    return line
+
+
+def _duration(value: str | None) -> timedelta | None:
+    """'30d', '12h', '90m' or '2w' as a timedelta (None stays None: no expiry)."""
+    if value is None:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = value[:-1], value[-1:].lower()
+    if unit not in units or not number.isdigit() or int(number) < 1:
+        raise click.BadParameter(f"{value!r}: write a whole number and m, h, d or w, e.g. 30d", param_hint="--expires")
+    return timedelta(**{units[unit]: int(number)})
+
+
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), required=True)
-@click.option("--password", default=None, help="Console password (prompted if --ask-password).")
-@click.option("--ask-password", is_flag=True, help="Prompt for the password without echo.")
-@click.option("--phone-pin", default=None, help="PIN for the admin phone line (admins only).")
+@click.option("--ask-password", is_flag=True, help="Set a console password: prompted, or a line of stdin.")
+@click.option("--ask-pin", is_flag=True, help="Set an admin phone line PIN (6-12 digits): prompted, or the "
+              "next line of stdin.")
 @by_option
 @refusals_as_errors
 @pass_cli
-def users_add(cli, name, role, password, ask_password, phone_pin):
+def users_add(cli, name, role, ask_password, ask_pin):
     """Add a user."""
     from ivr.store.users import add_user
 
-    if ask_password:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    add_user(cli.db, name, role, actor=cli.actor, password=password, phone_pin=phone_pin)
+    password = _secret("Password") if ask_password else None
+    pin = _secret("Phone PIN") if ask_pin else None
+    add_user(cli.db, name, role, actor=cli.actor, password=password, phone_pin=pin)
     click.echo(f"user {name} added as {role}")
 
 
 @users.command("set-pin")
 @click.argument("name")
-@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True)
 @by_option
 @refusals_as_errors
 @pass_cli
-def users_set_pin(cli, name, pin):
-    """Set a user's PIN for the admin phone line."""
+def users_set_pin(cli, name):
+    """Set a user's PIN for the admin phone line (prompted, or a line of stdin)."""
     from ivr.store.users import set_phone_pin
 
-    set_phone_pin(cli.db, name, pin, actor=cli.actor)
+    set_phone_pin(cli.db, name, _secret("Phone PIN"), actor=cli.actor)
     click.echo(f"phone PIN set for {name}")
 
 
-@users.command("token")
+@users.command("set-phone")
 @click.argument("name")
+@click.argument("phone")
+@by_option
+@refusals_as_errors
+@pass_cli
+def users_set_phone(cli, name, phone):
+    """Record the caller ID an admin calls the admin line from (see IVR_ADMIN_LINE_OWN_NUMBERS)."""
+    from ivr.store.users import set_phone
+
+    set_phone(cli.db, cli.config.secret_key, name, phone, actor=cli.actor)
+    click.echo(f"phone number set for {name}")
+
+
+@users.command("deactivate")
+@click.argument("name")
+@required_reason_option
+@by_option
+@refusals_as_errors
+@pass_cli
+def users_deactivate(cli, name, reason):
+    """Lock a user out now: sessions ended, API tokens revoked, phone PIN refused."""
+    from ivr.store.users import deactivate_user
+
+    deactivate_user(cli.db, name, actor=cli.actor, reason=reason)
+    click.echo(f"user {name} deactivated: sessions ended, tokens revoked, phone PIN refused")
+
+
+@users.command("reactivate")
+@click.argument("name")
+@required_reason_option
+@by_option
+@refusals_as_errors
+@pass_cli
+def users_reactivate(cli, name, reason):
+    """Let a deactivated user back in (old tokens stay revoked)."""
+    from ivr.store.users import reactivate_user
+
+    reactivate_user(cli.db, name, actor=cli.actor, reason=reason)
+    click.echo(f"user {name} reactivated")
+
+
+@users.command("unlock")
+@click.argument("name")
+@required_reason_option
+@by_option
+@refusals_as_errors
+@pass_cli
+def users_unlock(cli, name, reason):
+    """Forget a name's failed console sign-ins, so it may sign in again at once."""
+    from ivr.ops.console.auth import unlock
+
+    n = unlock(cli.db, name, actor=cli.actor, reason=reason)
+    click.echo(f"{n} failed sign-in(s) of {name} forgotten")
+
+
+class _CreateByDefault(click.Group):
+    """`ivr users token NAME` creates a token; `ivr users token revoke|list ...` does the rest."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+@users.group("token", cls=_CreateByDefault)
+def users_token():
+    """API tokens: `token NAME [--expires 30d]` creates one; `token revoke NAME`, `token list [NAME]`."""
+
+
+@users_token.command("create")
+@click.argument("name")
+@click.option("--expires", default=None, help="Lifetime, e.g. 30d, 12h, 2w (default: until revoked).")
 @click.option("--label", default="", help="What the token is for.")
 @by_option
 @refusals_as_errors
 @pass_cli
-def users_token(cli, name, label):
+def users_token_create(cli, name, expires, label):
     """Create an API token for a user (shown once; only its hash is stored)."""
     from ivr.store.users import create_token
 
-    click.echo(create_token(cli.db, name, actor=cli.actor, label=label))
+    click.echo(create_token(cli.db, name, actor=cli.actor, expires=_duration(expires), label=label))
+
+
+@users_token.command("revoke")
+@click.argument("name")
+@required_reason_option
+@by_option
+@refusals_as_errors
+@pass_cli
+def users_token_revoke(cli, name, reason):
+    """Revoke every API token of a user, at once."""
+    from ivr.store.users import revoke_tokens
+
+    n = revoke_tokens(cli.db, name, actor=cli.actor, reason=reason)
+    click.echo(f"{n} token(s) of {name} revoked")
+
+
+@users_token.command("list")
+@click.argument("name", required=False)
+@pass_cli
+def users_token_list(cli, name):
+    """API tokens (never the tokens themselves): created, last used, expiry, revocation."""
+    from ivr.store.users import list_tokens
+
+    def when(ts):
+        return f"{ts:%Y-%m-%d %H:%M}" if ts else "-"
+
+    for t in list_tokens(cli.db, name):
+        state = "revoked" if t["revoked_at"] else "live"
+        click.echo(f"#{t['id']:<4} {t['user']:<16} {state:<8} created {when(t['created_at'])} "
+                   f"used {when(t['last_used_at'])} expires {when(t['expires_at'])} {t['label']}")
 
 
 # -- agents and callbacks ----------------------------------------------------------------------------------
@@ -68,16 +193,29 @@ def agents():
 @agents.command("add")
 @click.argument("name")
 @click.option("--phone", required=True, help="The number the agent calls from (caller ID), E.164.")
-@click.option("--pin", required=True, help="4 to 12 digits.")
 @by_option
 @refusals_as_errors
 @pass_cli
-def agents_add(cli, name, phone, pin):
-    """Add an agent (their number and PIN are stored only hashed)."""
+def agents_add(cli, name, phone):
+    """Add an agent (their number and PIN, 4 to 12 digits, prompted or a line of stdin, are stored only hashed)."""
     from ivr.store.agents import add_agent
 
-    add_agent(cli.db, cli.config.secret_key, name, phone, pin, actor=cli.actor)
+    add_agent(cli.db, cli.config.secret_key, name, phone, _secret("Agent PIN"), actor=cli.actor)
     click.echo(f"agent {name} added")
+
+
+@agents.command("deactivate")
+@click.argument("name")
+@required_reason_option
+@by_option
+@refusals_as_errors
+@pass_cli
+def agents_deactivate(cli, name, reason):
+    """Take an agent off the agent line now (their number and PIN stop working, even mid-call)."""
+    from ivr.store.agents import deactivate_agent
+
+    deactivate_agent(cli.db, name, actor=cli.actor, reason=reason)
+    click.echo(f"agent {name} deactivated")
 
 
 @agents.command("list")

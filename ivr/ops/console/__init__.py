@@ -9,18 +9,19 @@ SESSION_LIFETIME = timedelta(hours=8)  # one shift; the server enforces it too (
 
 
 def init_app(app: Flask) -> None:
-    """Register the console and make its session cookie safe (HttpOnly, SameSite=Lax, Secure behind HTTPS)."""
+    """Register the console and make its session cookie safe: HttpOnly, SameSite=Lax, and Secure everywhere
+    but in development (`make run` on http://127.0.0.1) unless the public URL is https there too."""
     from ivr.ops.console import pages  # noqa: F401  (adds every page's routes to the blueprint)
     from ivr.ops.console.base import bp
 
-    public_url = app.config["IVR"].public_url
+    cfg = app.config["IVR"]
     lifetime = app.config.setdefault("CONSOLE_SESSION_LIFETIME", SESSION_LIFETIME)
     app.config.setdefault("CONSOLE_REFRESH_SECONDS", 15)
     app.config.update(
         SESSION_COOKIE_NAME="ivr_console",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=public_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=not cfg.dev or cfg.public_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=lifetime,  # the browser drops the cookie when the server stops honouring it
     )
     app.register_blueprint(bp)

@@ -16,11 +16,16 @@ from sqlalchemy import delete, func, insert, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.ops.console import csrf
+from ivr.store.audit import audit, required_reason
 from ivr.store.db import Database
 from ivr.store.models import ConsoleSession, LoginFailure, User, utcnow
 
-MAX_FAILURES = 5
+MAX_FAILURES = 5  # from one address for one name in FAILURE_WINDOW
 FAILURE_WINDOW = timedelta(minutes=15)
+NAME_WINDOW = timedelta(hours=24)  # failures for a name from every address are counted this long
+PER_ADDRESS_CAP = 10  # one address adds at most this many to its name's count: it cannot lock others out
+NAME_FREE = 20  # counted failures before the name's back-off starts
+NAME_MAX = 100  # counted failures at which the name takes no more tries (NIST 800-63B: at most 100)
 _dummy_hash: str | None = None
 
 
@@ -77,14 +82,53 @@ def _throttle_key(name: str, ip: str) -> tuple[str, str]:
     return name.strip().lower()[:120], (ip or "unknown")[:64]
 
 
-def throttled(db: Database, name: str, ip: str) -> bool:
-    """Too many recent failures for this user name from this address."""
+def _name_backoff(counted: int) -> timedelta:
+    """How long a name waits after its latest failure, once failures from everywhere add up: 30 s at
+    NAME_FREE, doubling to the window's length (about four tries an hour), and a day at NAME_MAX: at most
+    100 failed tries per account (NIST 800-63B, 5.2.2)."""
+    if counted < NAME_FREE:
+        return timedelta(0)
+    if counted >= NAME_MAX:
+        return NAME_WINDOW
+    return min(FAILURE_WINDOW, timedelta(seconds=30 * 2 ** min(counted - NAME_FREE, 10)))
+
+
+def throttled(db: Database, name: str, ip: str) -> timedelta:
+    """How long this name must wait before trying from this address (zero: it may try now).
+
+    Two limits: MAX_FAILURES from this address in FAILURE_WINDOW (as before), and per name across every
+    address, where each address counts for at most PER_ADDRESS_CAP: a stranger guessing from one address
+    cannot lock the real user out from hers, while guesses spread over many addresses are slowed, then stopped.
+    """
     user_name, ip = _throttle_key(name, ip)
+    now = utcnow()
     with db.read() as conn:
-        failures = conn.execute(select(func.count()).select_from(LoginFailure).where(
+        rows = conn.execute(select(LoginFailure.ip, func.count(), func.max(LoginFailure.at)).where(
+            LoginFailure.user_name == user_name, LoginFailure.at > now - NAME_WINDOW)
+            .group_by(LoginFailure.ip)).all()
+        here = conn.execute(select(func.count(), func.min(LoginFailure.at)).where(
             LoginFailure.user_name == user_name, LoginFailure.ip == ip,
-            LoginFailure.at > utcnow() - FAILURE_WINDOW)).scalar_one()
-    return failures >= MAX_FAILURES
+            LoginFailure.at > now - FAILURE_WINDOW)).one()
+    waits = [timedelta(0)]
+    if here[0] >= MAX_FAILURES:
+        waits.append(here[1] + FAILURE_WINDOW - now)
+    counted = sum(min(n, PER_ADDRESS_CAP) for _, n, _ in rows)
+    if counted >= NAME_FREE:
+        waits.append(max(at for _, _, at in rows) + _name_backoff(counted) - now)
+    for addr, n, at in rows:
+        if addr == ip and n >= NAME_MAX:  # this address alone has had its hundred tries at this name
+            waits.append(at + NAME_WINDOW - now)
+    return max(waits)
+
+
+def unlock(db: Database, name: str, *, actor: str, reason: str) -> int:
+    """Forget a name's failed sign-ins (after a distributed attack, say), so it may try again at once."""
+    reason = required_reason(reason)
+    with db.write() as conn:
+        n = conn.execute(delete(LoginFailure).where(LoginFailure.user_name == _throttle_key(name, "")[0])).rowcount
+        audit(conn, actor=actor, action="console.sign_in_unlocked", subject=f"user {name.strip()[:100]}",
+              to_value=f"{n} failed sign-in(s) forgotten", reason=reason)
+    return n
 
 
 def record_failure(db: Database, name: str, ip: str) -> None:
@@ -114,7 +158,7 @@ def sign_in(db: Database, user: ConsoleUser, ip: str) -> None:
     with db.write() as conn:
         conn.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
         # Old failures anywhere, and this user's from this address: a success clears the slate.
-        conn.execute(delete(LoginFailure).where((LoginFailure.at <= now - FAILURE_WINDOW) | (
+        conn.execute(delete(LoginFailure).where((LoginFailure.at <= now - NAME_WINDOW) | (
             (LoginFailure.user_name == user_name) & (LoginFailure.ip == ip))))
         conn.execute(insert(ConsoleSession).values(
             id_hash=_id_hash(sid), user_id=user.id, created_at=now,

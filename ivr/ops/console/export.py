@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +11,9 @@ from flask import Response
 
 from ivr.ops.console.base import FormError
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell as a formula when it starts with one of these, even after spaces; and a cell
+# that a program splits again (on a line break or another separator) starts anew there (OWASP, CSV Injection).
+_FORMULA = re.compile(r"(?:^|[\r\n,;|\t])[\s\x00-\x1f]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]")
 
 
 def day(value: str | None, field: str) -> datetime | None:
@@ -31,14 +34,17 @@ def date_range(args) -> tuple[datetime | None, datetime | None]:
 
 
 def cell(value) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula is quoted as text."""
+    """A CSV cell; text that a spreadsheet could run as a formula, at its start or after a separator or
+    line break inside it, is marked as text with a leading apostrophe (every cell is quoted, see below)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # a number is a number: -1 stays -1
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if _FORMULA.search(text) else text
 
 
 def csv_download(filename: str, header: list[str], rows: Iterable[Iterable]) -> Response:
@@ -46,7 +52,7 @@ def csv_download(filename: str, header: list[str], rows: Iterable[Iterable]) -> 
 
     def generate() -> Iterator[str]:
         buf = io.StringIO()
-        writer = csv.writer(buf)
+        writer = csv.writer(buf, quoting=csv.QUOTE_ALL)  # quotes doubled: a cell cannot break out into the next
         writer.writerow(header)
         for i, row in enumerate(rows, 1):
             writer.writerow([cell(v) for v in row])

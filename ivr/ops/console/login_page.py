@@ -5,6 +5,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from ivr.ops.console import auth
 from ivr.ops.console.base import bp, hotline, log, needs
+from ivr.store.audit import audit
 
 FAILED = "Wrong user name or password."
 
@@ -12,7 +13,9 @@ FAILED = "Wrong user name or password."
 @bp.route("/login", methods=["GET", "POST"])
 @needs(None)
 def login():
-    """The sign-in form; five failures for a user from one address in 15 minutes lock that pair out."""
+    """The sign-in form, throttled per user and address and per user across addresses (see auth.throttled).
+
+    Behind IVR_TRUSTED_PROXIES proxies, remote_addr is the client's address from X-Forwarded-For (ProxyFix)."""
     target = request.values.get("next")
     if request.method == "GET":
         if g.user is not None:
@@ -20,18 +23,26 @@ def login():
         return render_template("console/login.html", next=target)
     db, ip = hotline().db, request.remote_addr or ""
     name, password = request.form.get("name", ""), request.form.get("password", "")
-    if auth.throttled(db, name, ip):
-        log.warning("console: sign-in refused for %r from %s: too many failures", name[:120], ip)
-        minutes = int(auth.FAILURE_WINDOW.total_seconds() // 60)
+    wait = auth.throttled(db, name, ip)
+    if wait:
+        log.warning("console: sign-in refused for %r from %s: too many failures (wait %d s)", name[:120], ip,
+                    wait.total_seconds())
+        minutes = max(1, -(-int(wait.total_seconds()) // 60))
         return render_template("console/login.html", next=target, name=name,
-                               error=f"Too many failed sign-ins for this user from your address. "
-                                     f"Wait {minutes} minutes and try again."), 429
+                               error=f"Too many failed sign-ins for this user. Wait {minutes} "
+                                     f"minute{'s' if minutes != 1 else ''} and try again."), 429
     user = auth.check_password(db, name, password)
     if user is None:
         auth.record_failure(db, name, ip)
         log.warning("console: failed sign-in for %r from %s", name[:120], ip)
+        if auth.throttled(db, name, ip):  # this failure started a throttle: worth a line in the audit log
+            with db.write() as conn:
+                audit(conn, actor=f"console from {ip}", action="console.sign_in_throttled",
+                      subject=f"user {name.strip()[:100]}", to_value="too many failed sign-ins")
         return render_template("console/login.html", next=target, name=name, error=FAILED), 401
     auth.sign_in(db, user, ip)
+    with db.write() as conn:
+        audit(conn, actor=user.name, action="console.sign_in", subject=f"user {user.name}", to_value=f"from {ip}")
     log.info("console: %s (%s) signed in from %s", user.name, user.role, ip)
     return redirect(auth.safe_next(target), 303)
 

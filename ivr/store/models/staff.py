@@ -1,4 +1,4 @@
-"""The people who run the hotline: users, their API tokens and console sessions, agents."""
+"""The people who run the hotline: users, their API tokens and console sessions, agents; PIN guessing limits."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,6 +18,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # viewer | ops | admin
     password_hash: Mapped[str | None] = mapped_column(String(255))
     phone_pin_hash: Mapped[str | None] = mapped_column(String(255))  # for the admin phone line
+    # The admin's own caller ID (keyed hash, as for callers): the admin line can be limited to these.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -32,6 +35,8 @@ class ApiToken(Base):
     label: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: until revoked
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class LoginFailure(Base):
@@ -65,4 +70,28 @@ class Agent(Base):
     phone_masked: Mapped[str] = mapped_column(String(32))
     pin_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PinFailure(Base):
+    """One wrong PIN on a staff phone line, per caller ID (hashed), so limits hold across calls and workers."""
+
+    __tablename__ = "pin_failures"
+    __table_args__ = (Index("ix_pin_failures_lookup", "line", "caller_hash", "at"),
+                      Index("ix_pin_failures_line", "line", "at"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    line: Mapped[str] = mapped_column(String(16))  # admin | agent
+    caller_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PinLock(Base):
+    """A staff line refusing PINs until `until`: from one caller ID, or (caller_hash NULL) from everyone."""
+
+    __tablename__ = "pin_locks"
+    __table_args__ = (Index("ix_pin_locks_lookup", "line", "until"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line: Mapped[str] = mapped_column(String(16))
+    caller_hash: Mapped[str | None] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
