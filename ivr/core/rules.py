@@ -15,41 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ivr.core import yaml_text
 from ivr.core.errors import Refused
+from ivr.core.prompts import PLACEHOLDERS, REQUIRED_PROMPTS
 
-# Every language must have every one of these prompts: a caller in any language hears every step.
-REQUIRED_PROMPTS = (
-    "greeting",
-    "menu",
-    "invalid_choice",
-    "no_input",
-    "too_many_attempts",
-    "goodbye",
-    "agents_unavailable",
-    "connecting_agent",
-    "hold",
-    "queue_failed",
-    "language_menu",
-    "language_set",
-    "no_announcement",
-    "details_missing",
-    "advice_missing",
-    "technical_difficulty",
-    "queue_position",
-    "queue_estimate",
-    "queue_no_estimate",
-    "callback_offer",
-    "callback_confirmed",
-    "callback_unavailable",
-    "voicemail_prompt",
-    "voicemail_thanks",
-    "queue_closed",
-    "sms_sent",
-    "sms_unavailable",
-    "sms_body",
-)
-# Placeholders a prompt may use, filled in when it is spoken.
-PLACEHOLDERS = {"queue_position": {"position"}, "queue_estimate": {"minutes"}, "sms_sent": {"reference"},
-                "sms_body": {"url", "reference"}}
 
 MenuAction = Literal["details", "advice", "language", "repeat", "agent", "fraud", "sms", "goodbye"]
 ROUTED = ("agent", "fraud")  # menu actions decided by the routing rules
