@@ -113,7 +113,9 @@ def test_agent_key_in_live_mode_enqueues_with_a_hold_loop(place_call, hotline):
     assert "We cannot estimate the wait yet." in said  # nobody answered yet: no figure is invented
     assert EN["advice"] in said  # the key facts, again
     assert said[-1].startswith("To get a call back instead, keeping your place")
-    assert hold_doc[-1].tag == "Pause"  # then the document ends and Twilio asks again: the hold loop
+    # Then the hold tone, inside the Gather (a key still works), and the document ends: Twilio asks again.
+    assert [el.tag for el in hold_doc] == ["Gather"] and hold_doc[0][-1].tag == "Play"
+    assert hold_doc[0][-1].text.endswith(f"/media/{hotline.hold_tone[1]}.wav")
     assert result.ended == "queued"
     assert call_row(hotline, result.call_sid).outcome == "queued"
 

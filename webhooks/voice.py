@@ -43,6 +43,7 @@ def _context(hotline: Hotline) -> verbs.Context:
         affected=lambda: known and _affected(hotline, number),
         queue_stats=lambda: queues.queue_stats(hotline.db),
         recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
+        hold_tone=hotline.hold_tone,
     )
 
 

@@ -299,7 +299,12 @@ def hold(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, 
     if ctx.caller_known:
         prompts.append(_say(rules, lang, "callback_offer"))
     choice = Link.to("/voice/hold-choice", l=lang, q=queue, p=priority)
-    return Reply([Gather(choice, tuple(prompts), 5), Pause(rules.hold.pause_seconds)])
+    if not ctx.hold_tone:  # no tone to play (it could not be made): silence rather than nothing
+        return Reply([Gather(choice, tuple(prompts), 5), Pause(rules.hold.pause_seconds)])
+    # The tone inside the Gather: no dead air, and a key still works while it plays.
+    tone_s, sha = ctx.hold_tone
+    music = Play(sha, loop=max(1, round(rules.hold.pause_seconds / tone_s)))
+    return Reply([Gather(choice, tuple(prompts) + (music,), 1)])
 
 
 def hold_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, priority: int,
