@@ -217,10 +217,15 @@ class SimulatedCall:
         return None
 
     def _finish(self) -> CallResult:
+        if self.result.ended != "queued":  # a queued caller is still on the line: see hang_up()
+            self.hang_up()
+        return self.result
+
+    def hang_up(self) -> None:
+        """The call ends: Twilio's final status callback (for a queued caller, whenever the test says)."""
         duration = str(max(len(self.result.heard) * 5, 1))
         self.request("/voice/status", {"CallStatus": "completed", "CallDuration": duration,
                                        "CallbackSource": "call-progress-events", "SequenceNumber": "0"})
-        return self.result
 
 
 def keys_for_language(rules, lang: str | None) -> list[str]:
