@@ -56,10 +56,11 @@ def sentences(text: str) -> list[str]:
 class SentenceLanguages:
     """Which languages' prompts hold a sentence, as the rules say (placeholders match any value)."""
 
-    def __init__(self, rules):
+    def __init__(self, prompts_by_language: dict[str, dict[str, str]]):
+        self.prompts = prompts_by_language
         self._exact: dict[str, set[str]] = {}
         self._patterns: list[tuple[re.Pattern, set[str]]] = []
-        for code, prompts in rules.prompts.items():
+        for code, prompts in prompts_by_language.items():
             for text in prompts.values():
                 for sentence in sentences(text):
                     if "{" in sentence:
