@@ -57,6 +57,7 @@ class Config:
     event_writer: str = "thread"
     background_nice: int = 10  # how far below the web workers `ivr background` runs (ivr/worker/background.py)
     log_format: str = "text"  # "json": one JSON object per line from every process of `ivr serve`
+    queue_reconcile_s: float = 60.0  # how often `ivr background` closes queue entries long past their maximum
     # Where the auth token came from: "environment", "config", "development-file"
     token_source: str = field(default="config", compare=False)
 
@@ -113,6 +114,7 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         pin_lock_minutes=int(env.get("IVR_PIN_LOCK_MINUTES", 15)),
         admin_line_own_numbers=env.get("IVR_ADMIN_LINE_OWN_NUMBERS", "0") in ("1", "true", "yes"),
         metrics_token=env.get("IVR_METRICS_TOKEN", ""),
+        queue_reconcile_s=float(env.get("IVR_QUEUE_RECONCILE_S", "60") or 60),
         sms_from=env.get("TWILIO_SMS_FROM", ""),
         notice_url=env.get("IVR_NOTICE_URL", ""),
         twilio_api_url=env.get("IVR_TWILIO_API_URL", "").rstrip("/"),

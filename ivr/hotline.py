@@ -24,6 +24,7 @@ class Hotline:
     recorder: EventRecorder
     jobs: "JobWorker" = None
     validator: RequestValidator = None
+    hold_tone: tuple[float, str] | None = None  # (seconds, sha256) of the music between hold messages
 
     @classmethod
     def build(cls, config: Config) -> "Hotline":

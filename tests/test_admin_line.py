@@ -163,3 +163,13 @@ def test_the_session_key_is_bound_to_the_call(admin_app):
     assert "To record the main announcement" in step(sid_a).find("Gather/Say").text
     other = step(sid_b)  # the same URL, replayed in another call
     assert other.find("Say").text == "This session has expired. Goodbye." and other.find("Hangup") is not None
+
+
+@pytest.mark.parametrize("keys, where", [(["482916"], "language"), (["482916", "1"], "topic")])
+def test_a_silent_admin_is_let_go_from_the_language_and_topic_menus(admin_app, keys, where):
+    result = admin_call(admin_app, keys)  # then silence
+    assert result.ended == "hangup", result.transcript()
+    assert result.said()[-1].endswith("Nothing was recorded. Goodbye.")
+    menu = "To record in" if where == "language" else "To record the main"
+    asked = [s for s in result.said() if s.startswith(menu)]
+    assert len(asked) == 3  # the menu and two tries more, as the caller menus allow

@@ -37,3 +37,47 @@ def test_an_endless_loop_is_found(app, hotline, monkeypatch):
     walked, problems = explore(app, AUTH_TOKEN, hotline.rules.rules, depth=1, modes=("live",))
     assert problems and all("endless loop" in p.problem for p in problems)
     assert ("en", ("",)) in {(p.lang, p.keys) for p in problems}
+
+
+def test_the_walk_reports_time_to_facts_and_every_sentence_is_in_the_voice_of_its_language(app, hotline):
+    walked, problems = explore(app, AUTH_TOKEN, hotline.rules.rules, depth=1)
+    assert problems == []
+    # The oracle here is independent of the check: the offers are in their own voices, and nowhere else.
+    from ivr.tools.simulate import FlaskTransport, SimulatedCall
+
+    for keys in (["9"], ["3", "1", "5"]):
+        heard = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=keys).run().heard
+        says = [(h.text, h.lang) for h in heard if h.kind == "say"]
+        assert all(lang == "es-US" for text, lang in says if "español" in text)
+        assert all(lang == "en-US" for text, lang in says if "For English" in text)
+        assert ("Para español, oprima 3.", "es-US") in says
+
+
+def test_a_sentence_in_the_voice_of_another_language_is_found(app, hotline, monkeypatch):
+    # A bug that reads the Spanish "no choice heard" with the English voice.
+    def wrong_voice(rules, pos, prompt, event):
+        return flow.Reply(flow.goodbye(rules, pos.lang, [flow.Say(rules.prompt("es", prompt), "en")]), [event])
+
+    monkeypatch.setattr(flow, "_retry", wrong_voice)
+    walked, problems = explore(app, AUTH_TOKEN, hotline.rules.rules, depth=1, modes=("message",))
+    assert ("en", ("",), "a sentence of the es prompts in a en-US voice: 'No escuchamos ninguna opción.'") in {
+        (p.lang, p.keys, p.problem) for p in problems}
+
+
+def test_the_rules_refuse_another_languages_offer_inside_a_prompt(rules_file):
+    from ivr.core.rules import RulesInvalid, parse
+
+    text = rules_file.read_text().replace("      To hear what you should do now, press 2.\n",
+                                          "      To hear what you should do now, press 2.\n      Para español, oprima 3.\n")
+    with pytest.raises(RulesInvalid) as err:
+        parse(text)
+    assert "'Para español, oprima 3.' is another language's offer" in str(err.value)
+    assert "prompts.en.menu" in str(err.value)
+
+
+def test_ivr_simulate_all_paths_reports_time_to_facts_per_language(tmp_path):
+    result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "1"],
+                                env={"IVR_INSTANCE_PATH": str(tmp_path)}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for lang in ("en", "es"):
+        assert f"time to facts, {lang}: " in result.output and "s to the end of the announcement (ok)" in result.output

@@ -30,10 +30,12 @@ def test_a_caller_hears_greeting_announcement_and_menu_interruptibly(place_call)
     gather = first.find("Gather")
     assert gather is not None, "the menu must be in a Gather"
     # Everything before the menu is inside the Gather: a caller can press a key during the announcement.
-    said = [el.text for el in gather.findall("Say")]
-    assert said[0].startswith("Thank you for calling")
-    assert said[1] == EN["main"]
-    assert said[2].startswith(MENU_EN)
+    said = [(el.text, el.get("language")) for el in gather.findall("Say")]
+    assert said[0][0].startswith("Thank you for calling")
+    # The other language offers itself in its own voice before the announcement, with one key.
+    assert said[1] == ("Para español, oprima 3.", "es-US")
+    assert said[2][0] == EN["main"]
+    assert said[3][0].startswith(MENU_EN) and "español" not in said[3][0]
     assert gather.get("numDigits") == "1" and gather.get("input") == "dtmf"
     # With no key, the next verb sends the caller back to the menu: no dead end.
     assert first.find("Redirect") is not None
@@ -71,17 +73,18 @@ def test_invalid_keys_are_explained_and_counted(place_call, hotline):
 
 
 def test_spanish_holds_for_the_rest_of_the_call(place_call, hotline):
-    result = place_call(keys=["3", "2", "1", "2", "5"])
+    result = place_call(keys=["3", "1", "2", "5"])
     said = result.said()
-    i = said.index("Escuchará esta línea en español.")
-    assert said[i + 1] == ES["main"]
-    after = said[i + 1:]
+    i = said.index(ES["main"])
+    press = result.heard.index(next(h for h in result.heard if h.kind == "press"))
+    assert result.heard[press + 1].text == ES["main"]  # one key, and the Spanish announcement at once
+    after = said[i:]
     assert ES["details"] in after and ES["advice"] in after
     assert "Lo sentimos, esa no es una de las opciones." in after
     assert not any(s in after for s in (EN["main"], EN["details"], "Sorry, that is not one of the options."))
-    langs = {h.lang for h in result.heard[result.heard.index(next(h for h in result.heard
-                                                                   if h.text == ES["main"])):] if h.kind == "say"}
-    assert langs == {"es-US"}
+    langs = {(h.lang, h.text == "For English, press 3.") for h in result.heard[result.heard.index(
+        next(h for h in result.heard if h.text == ES["main"])):] if h.kind == "say"}
+    assert langs == {("es-US", False), ("en-US", True)}  # English offers itself in its own voice
     assert call_row(hotline, result.call_sid).language == "es"
 
 
@@ -110,7 +113,9 @@ def test_agent_key_in_live_mode_enqueues_with_a_hold_loop(place_call, hotline):
     assert "We cannot estimate the wait yet." in said  # nobody answered yet: no figure is invented
     assert EN["advice"] in said  # the key facts, again
     assert said[-1].startswith("To get a call back instead, keeping your place")
-    assert hold_doc[-1].tag == "Pause"  # then the document ends and Twilio asks again: the hold loop
+    # Then the hold tone, inside the Gather (a key still works), and the document ends: Twilio asks again.
+    assert [el.tag for el in hold_doc] == ["Gather"] and hold_doc[0][-1].tag == "Play"
+    assert hold_doc[0][-1].text.endswith(f"/media/{hotline.hold_tone[1]}.wav")
     assert result.ended == "queued"
     assert call_row(hotline, result.call_sid).outcome == "queued"
 
@@ -134,10 +139,10 @@ def test_queue_full_or_error_keeps_the_caller_served(app):
 
 
 def test_every_step_is_recorded_once_by_callsid(place_call, hotline):
-    result = place_call(keys=["1", "3", "2", "0"])
+    result = place_call(keys=["1", "3", "0"])
     events = events_of(hotline, result.call_sid)
     assert [(e.kind, e.digits) for e in events] == [
-        ("call_started", None), ("menu_choice", "1"), ("menu_choice", "3"), ("language", "2"),
+        ("call_started", None), ("menu_choice", "1"), ("menu_choice", "3"), ("language", None),
         ("menu_choice", "0"), ("route", None), ("no_input", None), ("no_input", None), ("no_input", None),
         ("goodbye", None),
     ]

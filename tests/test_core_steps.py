@@ -37,7 +37,8 @@ def test_a_new_call_hears_the_greeting_and_the_announcement_inside_the_menu():
     reply = flow.incoming(RULES, LIVE, Position("en"))
     gather, redirect = reply.verbs
     assert isinstance(gather, Gather) and isinstance(redirect, Redirect)
-    assert gather.prompts[1] == Play("a" * 64)  # the published audio, interruptible
+    # The greeting, Spanish offering itself in its own voice, then the published audio, all interruptible.
+    assert gather.prompts[1].lang == "es" and gather.prompts[2] == Play("a" * 64)
     assert gather.action.route == "/voice/menu" and dict(gather.action.params)["s"] == "1"
     assert [e.kind for e in reply.events] == ["call_started"] and reply.outcome == "listening"
 

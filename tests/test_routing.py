@@ -31,8 +31,9 @@ def situation(**kw):
     ("affected caller, medium severity", {"affected": True, "severity": "medium"}, "enqueue", "general", 15),
     ("unaffected caller, critical", {"severity": "critical"}, "enqueue", "general", 10),
     ("fraud report beats everything", {"menu": "fraud", "affected": True}, "enqueue", "fraud", 30),
-    ("message mode: a callback offer", {"mode": "message", "affected": True}, "callback", None, None),
-    ("message mode, fraud: still a callback", {"mode": "message", "menu": "fraud"}, "callback", None, None),
+    # A callback keeps the queue and priority the caller would have had in live mode.
+    ("message mode: a callback offer", {"mode": "message", "affected": True}, "callback", "affected", 20),
+    ("message mode, fraud: still a callback", {"mode": "message", "menu": "fraud"}, "callback", "fraud", 30),
 ])
 def test_who_goes_where(case, kw, action, queue, priority):
     d = decide(RULES, situation(**kw))

@@ -48,13 +48,13 @@ def admin_pin(hotline, rules, snap, pos):
 @voice_route("/admin/lang")
 def admin_lang(hotline, rules, snap, pos):
     call = staff_call(hotline, LINE)
-    return steps.language_chosen(call, rules, _signed_in(call), _digits())
+    return steps.language_chosen(call, rules, _signed_in(call), _digits(), pos.attempts)
 
 
 @voice_route("/admin/topic")
 def admin_topic(hotline, rules, snap, pos):
     call = staff_call(hotline, LINE)
-    return steps.topic_chosen(call, _signed_in(call), pos.lang, _digits())
+    return steps.topic_chosen(call, _signed_in(call), pos.lang, _digits(), pos.attempts)
 
 
 @voice_route("/admin/record")

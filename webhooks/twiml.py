@@ -31,7 +31,7 @@ def _child(parent, verb, rules: Rules, base: str) -> None:
     if isinstance(verb, verbs.Say):
         _say(parent, verb, rules)
     elif isinstance(verb, verbs.Play):
-        parent.play(media_url(verb.media, base))
+        parent.play(media_url(verb.media, base), **({"loop": verb.loop} if verb.loop != 1 else {}))
     elif isinstance(verb, verbs.PlayUrl):
         parent.play(verb.url)
     elif isinstance(verb, verbs.Pause):

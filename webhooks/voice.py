@@ -43,6 +43,7 @@ def _context(hotline: Hotline) -> verbs.Context:
         affected=lambda: known and _affected(hotline, number),
         queue_stats=lambda: queues.queue_stats(hotline.db),
         recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
+        hold_tone=hotline.hold_tone,
     )
 
 
@@ -73,12 +74,13 @@ def _book_callback(hotline: Hotline, reply: verbs.Reply, pos: verbs.Position) ->
 
 @voice_route("/menu")
 def menu(hotline: Hotline, rules, snap, pos):
-    return flow.menu_choice(rules, snap, pos, _digits(), _context(hotline))
+    after = _values().arg("x") or None
+    return flow.menu_choice(rules, snap, pos, _digits(), _context(hotline), after if after == "sms" else None)
 
 
 @voice_route("/language")
 def language(hotline: Hotline, rules, snap, pos):
-    return flow.language_choice(rules, snap, pos, _digits())
+    return flow.language_choice(rules, snap, pos, _digits(), _context(hotline))
 
 
 @voice_route("/hold")

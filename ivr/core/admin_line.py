@@ -51,33 +51,45 @@ def pin_entered(call: StaffCall, rules: Rules, tries: int, admin: str | None, lo
                  effects=[_audit(admin, "admin_line.login", to_value=call.caller)])
 
 
-def _language_menu(call: StaffCall, rules: Rules, name: str, lead: tuple = ()) -> list:
+def _language_menu(call: StaffCall, rules: Rules, name: str, lead: tuple = (), tries: int = 0) -> list:
     choices = " ".join(f"To record in {lang.name}, press {lang.key}." for lang in rules.languages.values())
-    link = call.link("/voice/admin/lang", name)
+    link = call.link("/voice/admin/lang", name, a=tries)
     return [Gather(link, lead + (say(choices),), timeout=8), Redirect(link)]
 
 
-def language_chosen(call: StaffCall, rules: Rules, name: str | None, digits: str | None) -> Reply:
+def _next_try(attempts: int) -> int | None:
+    """The menu's failed tries with this one, or None when that was the last allowed: like the caller
+    menus, a silent or lost admin is let go instead of holding the line open."""
+    return attempts + 1 if attempts + 1 < MAX_TRIES else None
+
+
+def language_chosen(call: StaffCall, rules: Rules, name: str | None, digits: str | None, attempts: int = 0) -> Reply:
     if name is None:
         return bye(EXPIRED, Event("admin_line", "bad session"))
     lang = next((code for code, l in rules.languages.items() if l.key == digits), None)
     if lang is None:
-        return Reply(_language_menu(call, rules, name, (say("Please choose a language."),)))
+        tries = _next_try(attempts)
+        if tries is None:
+            return bye("No language was chosen. Nothing was recorded. Goodbye.", Event("admin_line", "no language"))
+        return Reply(_language_menu(call, rules, name, (say("Please choose a language."),), tries))
     return Reply(_topic_menu(call, name, lang))
 
 
-def _topic_menu(call: StaffCall, name: str, lang: str, lead: tuple = ()) -> list:
+def _topic_menu(call: StaffCall, name: str, lang: str, lead: tuple = (), tries: int = 0) -> list:
     choices = " ".join(f"To record {TOPIC_NAMES[t]}, press {i}." for i, t in enumerate(TOPICS, start=1))
-    link = call.link("/voice/admin/topic", name, l=lang)
+    link = call.link("/voice/admin/topic", name, l=lang, a=tries)
     return [Gather(link, lead + (say(choices),), timeout=8), Redirect(link)]
 
 
-def topic_chosen(call: StaffCall, name: str | None, lang: str, digits: str | None) -> Reply:
+def topic_chosen(call: StaffCall, name: str | None, lang: str, digits: str | None, attempts: int = 0) -> Reply:
     if name is None:
         return bye(EXPIRED, Event("admin_line", "bad session"))
     digits = digits or ""
     if not (digits.isdigit() and 1 <= int(digits) <= len(TOPICS)):
-        return Reply(_topic_menu(call, name, lang, (say("Please choose what to record."),)))
+        tries = _next_try(attempts)
+        if tries is None:
+            return bye("Nothing was chosen. Nothing was recorded. Goodbye.", Event("admin_line", "no topic"))
+        return Reply(_topic_menu(call, name, lang, (say("Please choose what to record."),), tries))
     topic = TOPICS[int(digits) - 1]
     return Reply([Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=0))])
 

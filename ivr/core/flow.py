@@ -29,8 +29,12 @@ def _say(rules: Rules, lang: str, name: str, **values) -> Say:
 
 
 def _spoken(rules: Rules, snap: Snapshot, lang: str, topic: str, missing_prompt: str) -> list:
-    """The published announcement on a topic: its audio, else its text, else the prompt for 'nothing yet'."""
+    """The published announcement on a topic: its audio, else its text. A topic not published yet falls
+    back to the main announcement (never "no details" right after the details); with nothing at all
+    published, the prompt for 'nothing yet'."""
     found = snap.content.find(lang, topic, rules.default_language)
+    if found is None and topic != "main":
+        found = snap.content.find(lang, "main", rules.default_language)
     if found is None:
         return [_say(rules, lang, missing_prompt)]
     spoken, code = found
@@ -40,12 +44,40 @@ def _spoken(rules: Rules, snap: Snapshot, lang: str, topic: str, missing_prompt:
     return [Say(spoken.text, code)]
 
 
-def menu(rules: Rules, pos: Position, lead: list) -> list:
-    """The menu in a Gather (the lead prompts first, all interruptible), then the no-input path."""
+def menu(rules: Rules, pos: Position, lead: list, short: bool = False, after: str | None = None) -> list:
+    """The menu in a Gather (the lead prompts first, all interruptible), then the no-input path.
+
+    `short`: after an action or an error the caller has heard the full menu once; they hear how to get it
+    again (and a person) instead of all of it. `after`: what the keys mean here besides the menu ("sms": 9
+    repeats the reference).
+    """
+    link = pos.link("/voice/menu")
+    if after:
+        link = Link(link.route, link.params + (("x", after),))
+    options = (_say(rules, pos.lang, "menu_short"),) if short else _full_menu(rules, pos.lang)
     return [
-        Gather(pos.link("/voice/menu"), tuple(lead) + (_say(rules, pos.lang, "menu"),), rules.menu.timeout_seconds),
-        Redirect(pos.link("/voice/menu")),  # Twilio posts no Digits here: that is "no input"
+        Gather(link, tuple(lead) + options, rules.menu.timeout_seconds),
+        Redirect(link),  # Twilio posts no Digits here: that is "no input"
     ]
+
+
+def _full_menu(rules: Rules, lang: str) -> tuple:
+    """The menu in the caller's language, then the other languages offering themselves in their own voices."""
+    return (_say(rules, lang, "menu"),) + _offers(rules, lang, _language_key(rules))
+
+
+def _language_key(rules: Rules) -> str | None:
+    return next((k for k, action in rules.menu.options.items() if action == "language"), None)
+
+
+def _offers(rules: Rules, lang: str | None, key: str | None) -> tuple:
+    """"Para español, oprima 3" in each language but `lang`, spoken by that language's voice. The key:
+    `key` (the menu's language option: none, no offers), or with `lang` None (the language menu) each
+    language's own."""
+    if lang is not None and key is None:
+        return ()
+    return tuple(_say(rules, code, "language_offer", key=key or language.key)
+                 for code, language in rules.languages.items() if code != lang)
 
 
 def goodbye(rules: Rules, lang: str, lead: list | None = None) -> list:
@@ -56,15 +88,25 @@ def goodbye(rules: Rules, lang: str, lead: list | None = None) -> list:
 
 
 def incoming(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
-    """A new call: greeting, the announcement, then the menu, all interruptible."""
-    lead = [_say(rules, pos.lang, "greeting"), *_spoken(rules, snap, pos.lang, "main", "no_announcement")]
+    """A new call: the greeting, the other languages offering themselves in their own voices (the menu's
+    language key switches at once, so nobody waits through an announcement they cannot follow), then the
+    announcement and the menu, all interruptible."""
+    lead = [_say(rules, pos.lang, "greeting"), *_offers(rules, pos.lang, _language_key(rules)),
+            *_spoken(rules, snap, pos.lang, "main", "no_announcement")]
     return Reply(menu(rules, pos, lead), [Event("call_started", snap.mode)], outcome="listening")
 
 
-def menu_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None, ctx: Context | None = None) -> Reply:
+def menu_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None, ctx: Context | None = None,
+                after: str | None = None) -> Reply:
     """The caller pressed a key in the menu, or pressed nothing."""
     if pos.step > rules.menu.max_steps:
         return Reply(goodbye(rules, pos.lang), [Event("goodbye", "max steps")], outcome="ended-max-steps")
+    if after == "sms" and (not digits or rules.menu.options.get(digits) == "repeat"):
+        if not digits:  # they listened to the reference: the full menu, not an error
+            return Reply(menu(rules, pos, []))
+        ref = reference((ctx or Context(_utcnow())).call_sid)
+        lead = [_say(rules, pos.lang, "sms_reference", reference=ref), _say(rules, pos.lang, "sms_repeat_hint")]
+        return Reply(_sms_menu(rules, pos, lead), [Event("menu_choice", "sms reference again", digits)])
     if not digits:
         return _retry(rules, pos, "no_input", Event("no_input"))
     action = rules.menu.options.get(digits)
@@ -80,7 +122,9 @@ def _retry(rules: Rules, pos: Position, prompt: str, event: Event) -> Reply:
     if attempts >= rules.menu.max_attempts:
         verbs = goodbye(rules, pos.lang, [_say(rules, pos.lang, prompt), _say(rules, pos.lang, "too_many_attempts")])
         return Reply(verbs, [event, Event("goodbye", "max attempts")], outcome="ended-no-choice")
-    return Reply(menu(rules, Position(pos.lang, attempts, pos.step), [_say(rules, pos.lang, prompt)]), [event])
+    # A caller who said nothing may not have caught the options: all of them again; a wrong key: the short menu.
+    short = prompt != "no_input"
+    return Reply(menu(rules, Position(pos.lang, attempts, pos.step), [_say(rules, pos.lang, prompt)], short), [event])
 
 
 def _repeat(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
@@ -88,31 +132,20 @@ def _repeat(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
 
 
 def _details(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "details", "details_missing")))
+    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "details", "details_missing"), short=True))
 
 
 def _advice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "advice", "advice_missing")))
+    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "advice", "advice_missing"), short=True))
 
 
 def _language_menu(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    # Each language's own words, so every caller understands the choice.
-    prompts = tuple(_say(rules, code, "language_menu") for code in _languages_once(rules))
-    return Reply([
-        Gather(pos.link("/voice/language"), prompts, rules.menu.timeout_seconds),
-        Redirect(pos.link("/voice/language")),
-    ])
-
-
-def _languages_once(rules: Rules) -> list[str]:
-    """One language per distinct language-menu prompt (they are usually all the same bilingual sentence)."""
-    seen, codes = set(), []
-    for code in rules.languages:
-        text = rules.prompt(code, "language_menu")
-        if text not in seen:
-            seen.add(text)
-            codes.append(code)
-    return codes
+    """With one other language, the key switches at once; with more, each offers itself with its own key."""
+    others = [lang.key for code, lang in rules.languages.items() if code != pos.lang]
+    if len(others) == 1:
+        return language_choice(rules, snap, pos, others[0], ctx, direct=True)
+    link = pos.link("/voice/language")
+    return Reply([Gather(link, _offers(rules, None, None), rules.menu.timeout_seconds), Redirect(link)])
 
 
 def _utcnow() -> datetime:
@@ -154,25 +187,25 @@ def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
 
 
 def _offer_callback(rules, snap, pos, ctx, d: Decision) -> Reply:
+    """Nobody to put them through to: a callback (the caller is in no line, so none to keep a place in)."""
     lead = _overflow_lead(rules, pos.lang, d, snap.mode)
-    if not ctx.caller_known:
-        return Reply(menu(rules, pos, lead + [_say(rules, pos.lang, "callback_unavailable")]),
-                     outcome="agents-unavailable")
+    if not ctx.caller_known:  # no number to call back: a voicemail, which asks for one
+        return _voicemail(rules, snap, pos, ctx, d, lead + [_say(rules, pos.lang, "callback_unavailable")])
     gather = Gather(Link.to("/voice/callback", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1),
-                    tuple(lead) + (_say(rules, pos.lang, "callback_offer"),), rules.menu.timeout_seconds)
-    return Reply([gather] + menu(rules, pos, []), outcome="callback-offered")
+                    tuple(lead) + (_say(rules, pos.lang, "callback_offer_later"),), rules.menu.timeout_seconds)
+    return Reply([gather] + menu(rules, pos, [], short=True), outcome="callback-offered")
 
 
-def _voicemail(rules, snap, pos, ctx, d: Decision) -> Reply:
-    lead = _overflow_lead(rules, pos.lang, d, snap.mode)
+def _voicemail(rules, snap, pos, ctx, d: Decision, lead: list | None = None) -> Reply:
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode) if lead is None else lead
     link = Link.to("/voice/voicemail", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1)
     verbs = lead + [_say(rules, pos.lang, "voicemail_prompt"), Record(link, 120)] + menu(rules, pos, [])
     return Reply(verbs, outcome="voicemail-offered")
 
 
 def _message(rules, snap, pos, ctx, d: Decision) -> Reply:
-    return Reply(menu(rules, pos, _overflow_lead(rules, pos.lang, d, snap.mode) + [_say(rules, pos.lang, d.prompt)]),
-                 outcome="agents-unavailable")
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode) + [_say(rules, pos.lang, d.prompt)]
+    return Reply(menu(rules, pos, lead, short=True), outcome="agents-unavailable")
 
 
 def _dial(rules, snap, pos, ctx, d: Decision) -> Reply:
@@ -196,11 +229,18 @@ def reference(call_sid: str) -> str:
 
 def _sms(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
     if not ctx.caller_known:
-        return Reply(menu(rules, pos, [_say(rules, pos.lang, "sms_unavailable")]), [Event("sms", "withheld")])
+        return Reply(menu(rules, pos, [_say(rules, pos.lang, "sms_unavailable")], short=True),
+                     [Event("sms", "withheld")])
     # The webhook layer adds the number; the job sends the text after the call has moved on.
     ref = reference(ctx.call_sid)
-    return Reply(menu(rules, pos, [_say(rules, pos.lang, "sms_sent", reference=ref)]), [Event("sms", ref)],
-                 effects=[SendSms(pos.lang, ref)])
+    lead = [_say(rules, pos.lang, "sms_sent", reference=ref), _say(rules, pos.lang, "sms_repeat_hint")]
+    return Reply(_sms_menu(rules, pos, lead), [Event("sms", ref)], effects=[SendSms(pos.lang, ref)])
+
+
+def _sms_menu(rules: Rules, pos: Position, lead: list) -> list:
+    """After the SMS: 9 says the reference again, every other key is the menu's, silence the full menu."""
+    gather, redirect = menu(rules, pos, [], after="sms")
+    return [Gather(gather.action, tuple(lead), gather.timeout), redirect]
 
 
 def _goodbye(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
@@ -219,17 +259,21 @@ _ACTIONS = {
 }
 
 
-def language_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None) -> Reply:
-    """The caller answered the language menu; the choice holds for the rest of the call."""
+def language_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None, ctx: Context | None = None,
+                    direct: bool = False) -> Reply:
+    """A key in the language menu: a language key switches for the rest of the call; any other key means
+    what it means in the menu (0: a person). `direct`: the menu's language key with only one other language."""
     chosen = next((code for code, lang in rules.languages.items() if digits and lang.key == digits), None)
     if chosen is None:
-        # No choice or a wrong key: back to the menu in the language they had, nothing lost.
-        event = Event("invalid", "language menu", digits[:32]) if digits else Event("no_input", "language menu")
-        lead = [_say(rules, pos.lang, "invalid_choice")] if digits else []
-        return Reply(menu(rules, pos, lead), [event])
+        if digits:
+            return menu_choice(rules, snap, pos, digits, ctx)
+        # No choice: back to the menu in the language they had, nothing lost.
+        return Reply(menu(rules, pos, []), [Event("no_input", "language menu")])
     new = Position(chosen, 0, pos.step)
-    lead = [_say(rules, chosen, "language_set"), *_spoken(rules, snap, chosen, "main", "no_announcement")]
-    return Reply(menu(rules, new, lead), [Event("language", chosen, digits)], language=chosen)
+    # Switched with one key: the announcement in their language says it all, at once.
+    lead = [] if direct else [_say(rules, chosen, "language_set")]
+    lead += _spoken(rules, snap, chosen, "main", "no_announcement")
+    return Reply(menu(rules, new, lead), [Event("language", chosen, None if direct else digits)], language=chosen)
 
 
 def hold(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, priority: int,
@@ -245,14 +289,22 @@ def hold(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, 
     if position:
         prompts.append(_say(rules, lang, "queue_position", position=position))
     minutes = ctx.recent_wait_minutes(queue) if queue in rules.queues else None
-    prompts.append(_say(rules, lang, "queue_estimate", minutes=minutes) if minutes is not None
-                   else _say(rules, lang, "queue_no_estimate"))
+    if minutes is None:
+        prompts.append(_say(rules, lang, "queue_no_estimate"))
+    else:
+        prompts.append(_say(rules, lang, "queue_estimate_one") if minutes == 1
+                       else _say(rules, lang, "queue_estimate", minutes=minutes))
     if rules.hold.repeat_facts:
         prompts += _spoken(rules, snap, lang, "advice", "advice_missing")
     if ctx.caller_known:
         prompts.append(_say(rules, lang, "callback_offer"))
     choice = Link.to("/voice/hold-choice", l=lang, q=queue, p=priority)
-    return Reply([Gather(choice, tuple(prompts), 5), Pause(rules.hold.pause_seconds)])
+    if not ctx.hold_tone:  # no tone to play (it could not be made): silence rather than nothing
+        return Reply([Gather(choice, tuple(prompts), 5), Pause(rules.hold.pause_seconds)])
+    # The tone inside the Gather: no dead air, and a key still works while it plays.
+    tone_s, sha = ctx.hold_tone
+    music = Play(sha, loop=max(1, round(rules.hold.pause_seconds / tone_s)))
+    return Reply([Gather(choice, tuple(prompts) + (music,), 1)])
 
 
 def hold_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, priority: int,
@@ -295,7 +347,7 @@ def queue_result(rules: Rules, snap: Snapshot, pos: Position, result: str, wait_
                      effects=[leave])
     # queue-full, error, system-error, or a Dial that failed: say so and keep the caller served with the menu.
     lead = [_say(rules, pos.lang, "queue_failed"), _say(rules, pos.lang, "agents_unavailable")]
-    return Reply(menu(rules, Position(pos.lang, 0, pos.step), lead), [Event("queue", result or "unknown")],
+    return Reply(menu(rules, Position(pos.lang, 0, pos.step), lead, short=True), [Event("queue", result or "unknown")],
                  outcome=f"queue-{result or 'unknown'}", effects=[leave])
 
 

@@ -5,6 +5,7 @@ slow, or any enqueue while the hotline is in message mode, gets that queue's ove
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -79,7 +80,8 @@ def decide(rules: Rules, s: Situation) -> Decision:
     route = next(r for r in rules.routing if matches(rules, r, s))  # the last rule always matches
     then = route.then
     if then.action != "enqueue":
-        return Decision(route.name, then.action, prompt=then.prompt, number=then.number)
+        queue, priority = _callback_place(rules, route, s) if then.action in ("callback", "voicemail") else (None, None)
+        return Decision(route.name, then.action, queue, priority, prompt=then.prompt, number=then.number)
     queue = rules.queues[then.queue]
     reason = _overflow_reason(rules, then.queue, s)
     if reason:
@@ -87,6 +89,19 @@ def decide(rules: Rules, s: Situation) -> Decision:
                         number=queue.overflow_number, overflow=reason)
     priority = then.priority or queue.priority
     return Decision(route.name, "enqueue", then.queue, priority, rules.twilio_queue(then.queue, priority))
+
+
+def _callback_place(rules: Rules, route: Route, s: Situation) -> tuple[str | None, int | None]:
+    """The queue and priority a callback or voicemail keeps: the rule's own, else those the caller would
+    have had in live mode (a fraud report stays ahead of everyone else's callbacks)."""
+    then = route.then
+    if then.queue is None:
+        live = dataclasses.replace(s, mode="live")
+        natural = next((r.then for r in rules.routing if r.then.action == "enqueue" and matches(rules, r, live)), None)
+        if natural is None:
+            return None, then.priority
+        then = natural.model_copy(update={"priority": then.priority or natural.priority})
+    return then.queue, then.priority or rules.queues[then.queue].priority
 
 
 def _overflow_reason(rules: Rules, queue: str, s: Situation) -> str | None:

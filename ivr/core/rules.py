@@ -15,41 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ivr.core import yaml_text
 from ivr.core.errors import Refused
+from ivr.core.prompts import PLACEHOLDERS, REQUIRED_PROMPTS
 
-# Every language must have every one of these prompts: a caller in any language hears every step.
-REQUIRED_PROMPTS = (
-    "greeting",
-    "menu",
-    "invalid_choice",
-    "no_input",
-    "too_many_attempts",
-    "goodbye",
-    "agents_unavailable",
-    "connecting_agent",
-    "hold",
-    "queue_failed",
-    "language_menu",
-    "language_set",
-    "no_announcement",
-    "details_missing",
-    "advice_missing",
-    "technical_difficulty",
-    "queue_position",
-    "queue_estimate",
-    "queue_no_estimate",
-    "callback_offer",
-    "callback_confirmed",
-    "callback_unavailable",
-    "voicemail_prompt",
-    "voicemail_thanks",
-    "queue_closed",
-    "sms_sent",
-    "sms_unavailable",
-    "sms_body",
-)
-# Placeholders a prompt may use, filled in when it is spoken.
-PLACEHOLDERS = {"queue_position": {"position"}, "queue_estimate": {"minutes"}, "sms_sent": {"reference"},
-                "sms_body": {"url", "reference"}}
 
 MenuAction = Literal["details", "advice", "language", "repeat", "agent", "fraud", "sms", "goodbye"]
 ROUTED = ("agent", "fraud")  # menu actions decided by the routing rules
@@ -220,10 +187,28 @@ def cross_check(rules: Rules) -> list[tuple[tuple, str]]:
                 allowed = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS.get(name, ()))) or "none"
                 problems.append((("prompts", code, name), f"prompt {name!r} uses an unknown placeholder "
                                                           f"(allowed: {allowed})"))
+    problems += _foreign_offers(rules)
     problems += _routing_problems(rules)
     for code in rules.prompts:
         if code not in rules.languages:
             problems.append((("prompts", code), f"prompts for {code!r}, which is not one of the languages"))
+    return problems
+
+
+def _foreign_offers(rules: Rules) -> list[tuple[tuple, str]]:
+    """A language's offer ("Para español, oprima 3") written into another language's prompt would be read
+    by that language's voice: the flow speaks each offer in its own voice, so it has no place there."""
+    from ivr.core.prompts import SentenceLanguages, sentences
+
+    problems: list[tuple[tuple, str]] = []
+    for code, prompts in rules.prompts.items():
+        offers = SentenceLanguages({c: {"language_offer": p.get("language_offer") or ""}
+                                    for c, p in rules.prompts.items() if c != code})
+        for name, text in prompts.items():
+            for sentence in sentences(text or ""):
+                if offers.of(sentence):
+                    problems.append((("prompts", code, name), f"{sentence!r} is another language's offer: "
+                                     "each language offers itself, in its own voice (language_offer)"))
     return problems
 
 

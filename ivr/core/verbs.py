@@ -17,6 +17,7 @@ class Say:
 @dataclass(frozen=True)
 class Play:
     media: str  # sha256 of the phone-ready audio
+    loop: int = 1
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class Context:
     affected: Callable[[], bool] = lambda: False
     queue_stats: Callable[[], dict] = dict
     recent_wait_minutes: Callable[[str], int | None] = lambda queue: None
+    hold_tone: tuple[float, str] | None = None  # (seconds, sha256) of the tone between hold messages
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import os
 from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from ivr.store.models import MODES, Call, utcnow
@@ -62,6 +62,12 @@ class HotlineCollector:
             longest.add_metric([name], s.longest_wait_s if s else 0)
         yield size
         yield longest
+        healed = CounterMetricFamily("ivr_queue_entries_healed", "Queue entries closed without the Enqueue "
+                                     "action: by the call's final status (ended) or the reconciler (expired)",
+                                     labels=["how"])
+        for how, n in queues.closed_without_queue_result(db).items():
+            healed.add_metric([how], n)
+        yield healed
         cb = GaugeMetricFamily("ivr_callbacks_waiting", "Callbacks not yet done")
         cb.add_metric([], waiting)
         yield cb

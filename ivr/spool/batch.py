@@ -133,6 +133,21 @@ def write_records(conn: Connection, records: list[dict]) -> None:
         rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
         if rows:
             conn.execute(_status_update(terminal), rows)
+    _close_ended_calls_queue_entries(conn, [r for r in statuses if r["status"] in TERMINAL])
+
+
+def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> None:
+    """A call that ended has left its queue, whatever became of the Enqueue action's request (Twilio may
+    never send it, or it may be lost): otherwise the entry waits for ever and the longest wait, which
+    routing reads, only grows. "ended": how it ended is not known, only that it did."""
+    if not ended:
+        return
+    c = QueueEntry.__table__.c
+    result = conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status == "waiting")
+                          .values(status="ended", ended_at=bindparam("ended")),
+                          [{"sid": r["call_sid"], "ended": _ts(r.get("at"))} for r in ended])
+    if result.rowcount and result.rowcount > 0:
+        log.info("%d queue entries closed by their call's final status (no Enqueue action came)", result.rowcount)
 
 
 def _write_queue_records(conn: Connection, records: list[dict]) -> None:
@@ -150,7 +165,9 @@ def _write_queue_records(conn: Connection, records: list[dict]) -> None:
     if leaving:
         c = QueueEntry.__table__.c
         # Only a waiting entry ends: a callback or an agent's answer already recorded is never overwritten.
-        conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status == "waiting")
+        # "ended" (the call's final status came first) is provisional: the queue's own word is better.
+        conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"),
+                                                        c.status.in_(("waiting", "ended")))
                      .values(status=bindparam("st"), ended_at=bindparam("ended"), wait_s=bindparam("wait"),
                              agent=bindparam("agent")), leaving)
 

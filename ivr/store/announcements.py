@@ -140,14 +140,32 @@ def create_version(db: Database, *, lang: str, topic: str, text: str | None, sou
               to_value=_describe(source, text, audio_), reason=reason)
         if publish:
             _publish(conn, new_id, actor, reason)
-        return _row(conn, new_id)
+        return _with_warnings(conn, _row(conn, new_id))
 
 
 def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "") -> dict:
     """Make a version the one callers hear; the previously published one is archived. Atomic and audited."""
     with db.write() as conn:
         _publish(conn, announcement_id, actor, reason)
-        return _row(conn, announcement_id)
+        return _with_warnings(conn, _row(conn, announcement_id))
+
+
+SUPPORTING_TOPICS = {"details": "1", "advice": "2"}  # the topics callers reach from the main announcement
+
+
+def _with_warnings(conn: Connection, row: dict) -> dict:
+    """The row, with `warnings`: a main announcement published while its incident has no details or
+    advice in that language (callers pressing 1 or 2 then hear the main announcement again)."""
+    warnings = []
+    if row["status"] == "published" and row["topic"] == "main":
+        published = set(conn.execute(select(Announcement.topic).where(
+            Announcement.incident_id == row["incident_id"], Announcement.language == row["language"],
+            Announcement.status == "published")).scalars())
+        for topic, key in SUPPORTING_TOPICS.items():
+            if topic not in published:
+                warnings.append(f"no {topic} announcement is published in {row['language']} for this incident: "
+                                f"callers who press {key} hear the main announcement again until one is")
+    return {**row, "warnings": warnings}
 
 
 def _publish(conn: Connection, announcement_id: int, actor: str, reason: str) -> None:

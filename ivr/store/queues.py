@@ -70,6 +70,36 @@ def recent_wait_minutes(db: Database, queue: str) -> int | None:
     return _wait_cache.get(("wait", db.url, queue), compute)
 
 
+RECONCILE_MARGIN_MINUTES = 10  # beyond a queue's max_wait_minutes, a "waiting" entry is a lost request
+UNKNOWN_QUEUE_MAX_WAIT_MINUTES = 60  # an entry of a queue no longer in the rules
+
+
+def reconcile(db: Database, max_wait_minutes: dict[str, int], now: datetime | None = None) -> list[dict]:
+    """Close entries still "waiting" long past their queue's maximum wait ("expired"): their call ended
+    and both the Enqueue action and the final status were lost. Otherwise routing, which reads the longest
+    wait, would send every new caller to the overflow for ever. Returns the entries closed."""
+    now = now or datetime.now(timezone.utc)
+    with db.write() as conn:
+        rows = conn.execute(select(QueueEntry.id, QueueEntry.call_sid, QueueEntry.queue, QueueEntry.enqueued_at)
+                            .where(QueueEntry.status == "waiting")).all()
+        stale = [r for r in rows if now - r.enqueued_at > timedelta(minutes=max_wait_minutes.get(
+            r.queue, UNKNOWN_QUEUE_MAX_WAIT_MINUTES) + RECONCILE_MARGIN_MINUTES)]
+        if stale:
+            conn.execute(update(QueueEntry).where(QueueEntry.id.in_([r.id for r in stale]),
+                                                  QueueEntry.status == "waiting")
+                         .values(status="expired", ended_at=now))
+    return [{"call_sid": r.call_sid, "queue": r.queue, "waited_s": int((now - r.enqueued_at).total_seconds())}
+            for r in stale]
+
+
+def closed_without_queue_result(db: Database) -> dict[str, int]:
+    """How many entries were closed by a call's final status ("ended") or by reconcile() ("expired")."""
+    with db.read() as conn:
+        rows = conn.execute(select(QueueEntry.status, func.count()).where(QueueEntry.status.in_(("ended", "expired")))
+                            .group_by(QueueEntry.status)).all()
+    return {"ended": 0, "expired": 0, **{status: n for status, n in rows}}
+
+
 def next_waiting(db: Database) -> dict | None:
     """The caller an agent should take: the longest-waiting one in the highest-priority queue."""
     with db.read() as conn:

@@ -12,6 +12,8 @@ from urllib.parse import urljoin
 
 from twilio.request_validator import RequestValidator
 
+from ivr.core.prompts import SentenceLanguages, sentences
+
 
 @dataclass
 class Heard:
@@ -217,10 +219,15 @@ class SimulatedCall:
         return None
 
     def _finish(self) -> CallResult:
+        if self.result.ended != "queued":  # a queued caller is still on the line: see hang_up()
+            self.hang_up()
+        return self.result
+
+    def hang_up(self) -> None:
+        """The call ends: Twilio's final status callback (for a queued caller, whenever the test says)."""
         duration = str(max(len(self.result.heard) * 5, 1))
         self.request("/voice/status", {"CallStatus": "completed", "CallDuration": duration,
                                        "CallbackSource": "call-progress-events", "SequenceNumber": "0"})
-        return self.result
 
 
 def keys_for_language(rules, lang: str | None) -> list[str]:
@@ -232,7 +239,8 @@ def keys_for_language(rules, lang: str | None) -> list[str]:
     menu_key = next((k for k, action in rules.menu.options.items() if action == "language"), None)
     if menu_key is None:
         raise ValueError("the menu has no language option")
-    return [menu_key, rules.languages[lang].key]
+    # With two languages the menu's language key switches at once; with more it opens the language menu.
+    return [menu_key] if len(rules.languages) == 2 else [menu_key, rules.languages[lang].key]
 
 
 @dataclass(frozen=True)
@@ -285,8 +293,27 @@ def _path_problem(result: CallResult, rules) -> str | None:
     if result.ended == "end-of-document" and not any(h.kind == "record" or h.kind == "silence" and "records" in h.text
                                                       for h in result.heard[-2:]):
         return "dead end: the call drops without a goodbye"
-    known = {lang.say_language for lang in rules.languages.values()}
+    codes: dict[str, set[str]] = {}
+    for code, lang in rules.languages.items():
+        codes.setdefault(lang.say_language, set()).add(code)
+    sentence_languages = _sentence_languages(rules)
     for heard in result.heard:
-        if heard.kind == "say" and (not heard.text or heard.lang not in known):
+        if heard.kind == "say" and (not heard.text or heard.lang not in codes):
             return f"prompt missing or in an unknown language: {heard.text[:60]!r} ({heard.lang})"
+        if heard.kind == "say":
+            for sentence in sentences(heard.text):
+                written_in = sentence_languages.of(sentence)
+                if written_in and not written_in & codes[heard.lang]:
+                    return (f"a sentence of the {'/'.join(sorted(written_in))} prompts in a {heard.lang} voice: "
+                            f"{sentence[:60]!r}")
     return None
+
+
+_languages_of_rules: list[SentenceLanguages] = []
+
+
+def _sentence_languages(rules) -> SentenceLanguages:
+    """Which language each prompt sentence is in, by the rules (built once for the rules in use)."""
+    if not _languages_of_rules or _languages_of_rules[0].prompts is not rules.prompts:
+        _languages_of_rules[:] = [SentenceLanguages(rules.prompts)]
+    return _languages_of_rules[0]

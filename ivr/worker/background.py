@@ -1,7 +1,8 @@
 """`ivr background`: one per server, started, restarted and stopped last by gunicorn's master (gunicorn_conf.py).
 
-It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py) and works
-the background jobs (ivr/worker/jobs.py), below the web workers' CPU priority; it drains and stops on
+It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py), works
+the background jobs (ivr/worker/jobs.py) and heals the queue state (ivr/store/queues.py reconcile), below the
+web workers' CPU priority; it drains and stops on
 SIGTERM, SIGINT, or when the server that started it is gone.
 """
 from __future__ import annotations
@@ -50,9 +51,25 @@ def run_background(cfg: Config) -> None:
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
     if cfg.event_writer == "process" and not cfg.jobs_in_app:
         hotline.jobs.ensure_started()
+    threading.Thread(target=_reconcile_queues, args=(hotline, stop, cfg.queue_reconcile_s),
+                     name="queue-reconcile", daemon=True).start()
     writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
     log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
     writer.run(stop)
     hotline.jobs.stop()
     log.info("spool writer stopped: %d records written", writer.written)
     hotline.close()
+
+
+def _reconcile_queues(hotline: Hotline, stop: threading.Event, every: float) -> None:
+    """Every so often, close queue entries whose call must have ended long ago (ivr/store/queues.py)."""
+    from ivr.store import queues
+
+    while not stop.wait(every):
+        try:
+            limits = {name: q.max_wait_minutes for name, q in hotline.rules.rules.queues.items()}
+            for entry in queues.reconcile(hotline.db, limits):
+                log.warning("queue entry of call %s in %s closed after %d s waiting: no Enqueue action or final "
+                            "status arrived", entry["call_sid"][:64], entry["queue"], entry["waited_s"])
+        except Exception:  # the database may be down: try again next time
+            log.exception("queue reconciliation failed")

@@ -18,6 +18,12 @@ def _rules_languages(cfg):
         raise click.ClickException(str(exc)) from None
 
 
+def _echo_announcement(row: dict) -> None:
+    click.echo(_announcement_line(row))
+    for warning in row.get("warnings", ()):
+        click.echo(f"warning: {warning}", err=True)
+
+
 def _announcement_line(row: dict) -> str:
     what = (f"audio {row['media_sha256'][:12]} {row['duration_ms'] / 1000:.1f} s"
             if row["media_sha256"] else "text only")
@@ -51,7 +57,7 @@ def announce_tts(cli, lang, topic, text_file, text, publish, reason):
     cfg = cli.config
     row = create_from_text(cli.db, cfg, _rules_languages(cfg), lang=lang, topic=topic, text=body,
                            actor=cli.actor, publish=publish, reason=reason)
-    click.echo(_announcement_line(row))
+    _echo_announcement(row)
 
 
 @announce.command("upload")
@@ -72,7 +78,7 @@ def announce_upload(cli, file, lang, topic, text, publish, reason):
     row = create_from_audio(cli.db, cfg, _rules_languages(cfg), data=Path(file).read_bytes(),
                             lang=lang, topic=topic, text=text, actor=cli.actor, publish=publish,
                             reason=reason)
-    click.echo(_announcement_line(row))
+    _echo_announcement(row)
 
 
 @announce.command("list")
@@ -98,7 +104,7 @@ def announce_publish(cli, announcement_id, reason):
     """Publish a version: callers hear it from their next step on."""
     from ivr.store.announcements import publish
 
-    click.echo(_announcement_line(publish(cli.db, announcement_id, actor=cli.actor, reason=reason)))
+    _echo_announcement(publish(cli.db, announcement_id, actor=cli.actor, reason=reason))
 
 
 @announce.command("rollback")

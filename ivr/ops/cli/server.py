@@ -178,4 +178,3 @@ def background(cli):
     from ivr.worker.background import run_background
 
     run_background(cli.config)
-

@@ -91,6 +91,7 @@ def _all_paths(rules_path: Path, depth: int) -> None:
     from ivr.store.migrate import upgrade
     from ivr.store.seed import ensure_default_content
     from ivr.tools.simulate import explore
+    from ivr.tools.time_to_facts import TARGET_S
 
     try:
         rules = rules_mod.load(rules_path)
@@ -107,11 +108,28 @@ def _all_paths(rules_path: Path, depth: int) -> None:
                                 jobs_in_app=False, media_cache_dir=Path(tmp) / "media"))
         try:
             walked, problems = explore(app, "all-paths", rules, depth=depth)
+            timings = _times_to_facts(app, rules)
         finally:
             app.extensions["ivr"].close()
     for problem in problems:
         click.echo(problem)
+    for timing in timings:
+        click.echo(f"time to facts, {timing}")
+    slow = [t for t in timings if t.seconds is None or t.seconds > TARGET_S]
     click.echo(f"{walked} paths walked ({len(rules.languages)} languages, both modes, depth {depth}): "
-               f"{len(problems)} problem(s)")
+               f"{len(problems) + len(slow)} problem(s)")
+    problems += slow
     if problems:
         raise SystemExit(1)
+
+
+def _times_to_facts(app, rules) -> list:
+    """For each language: how long until a caller has heard the published announcement in it."""
+    from ivr.tools.simulate import FlaskTransport
+    from ivr.tools.time_to_facts import Durations, announcement_matcher, measure
+
+    transport = FlaskTransport(app)
+    durations = Durations(transport, transport.base)
+    snapshot = app.extensions["ivr"].state.current()
+    return [measure(transport, "all-paths", rules, lang, announcement_matcher(snapshot, lang), durations)
+            for lang in rules.languages]

@@ -51,6 +51,8 @@ def _done(row: dict, what: str):
              row["version"], what)
     state = "callers hear it now" if row["status"] == "published" else "saved as a draft"
     flash(f"{row['language']}/{row['topic']} version {row['version']} {what}: {state}.", "ok")
+    for warning in row.get("warnings", ()):
+        flash(f"Warning: {warning}.", "warning")
     return redirect(url_for("console.announcements_page") + f"#{row['language']}-{row['topic']}", 303)
 
 

@@ -22,7 +22,9 @@ class QueueEntry(Base):
     reason: Mapped[str] = mapped_column(String(40), default="")  # the menu choice or rule that sent them
     severity: Mapped[str] = mapped_column(String(20), default="")
     affected: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting | bridged | callback | left | hangup
+    # waiting | bridged | callback | left | hangup; ended (the call ended, the queue never said how) |
+    # expired (still "waiting" long past the queue's max wait: closed by the reconciler)
+    status: Mapped[str] = mapped_column(String(20), default="waiting")
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     wait_s: Mapped[int | None] = mapped_column(Integer)
