@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ivr.core import yaml_text
+from ivr.core.agent_rules import Agents
 from ivr.core.errors import Refused
 
 # Every language must have every one of these prompts: a caller in any language hears every step.
@@ -46,10 +47,12 @@ REQUIRED_PROMPTS = (
     "sms_sent",
     "sms_unavailable",
     "sms_body",
+    "callback_unreachable_sms",
 )
 # Placeholders a prompt may use, filled in when it is spoken.
 PLACEHOLDERS = {"queue_position": {"position"}, "queue_estimate": {"minutes"}, "sms_sent": {"reference"},
-                "sms_body": {"url", "reference"}}
+                "sms_body": {"url", "reference"},
+                "callback_unreachable_sms": {"url"}}
 
 MenuAction = Literal["details", "advice", "language", "repeat", "agent", "fraud", "sms", "goodbye"]
 ROUTED = ("agent", "fraud")  # menu actions decided by the routing rules
@@ -179,6 +182,7 @@ class Rules(_Strict):
     queues: dict[str, Queue]
     routing: list[Route] = Field(min_length=1)
     hold: Hold = Hold()
+    agents: Agents = Agents()
     prompts: dict[str, dict[str, str]]
 
     def prompt(self, lang: str, name: str) -> str:
