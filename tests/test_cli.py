@@ -159,7 +159,7 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
     cb_id = lines[0].split()[0].lstrip("#")
     assert "done" in ivr("callbacks", "done", cb_id, "--note", "card blocked", "--by", "alex").output
     assert "+15555550222" not in ivr("callbacks", "list").output
-    assert "no waiting callback" in ivr("callbacks", "done", cb_id, ok=False).output
+    assert "no open callback" in ivr("callbacks", "done", cb_id, ok=False).output
 
 
 def test_rules_reload_is_audited_and_refuses_a_bad_file(ivr, hotline, rules_file):

@@ -1,8 +1,8 @@
 """`ivr background`: one per server, started, restarted and stopped last by gunicorn's master (gunicorn_conf.py).
 
 It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py) and works
-the background jobs (ivr/worker/jobs.py), below the web workers' CPU priority; it drains and stops on
-SIGTERM, SIGINT, or when the server that started it is gone.
+the background jobs (ivr/worker/jobs.py) and the callback retention (ivr/worker/retention.py), below the
+web workers' CPU priority; it drains and stops on SIGTERM, SIGINT, or when the server that started it is gone.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ivr.config import Config
 from ivr.hotline import Hotline
 from ivr.ops.logs import configure
 from ivr.spool.writer import SpoolWriter
+from ivr.worker import retention
 
 log = logging.getLogger("ivr.background")
 
@@ -48,6 +49,7 @@ def run_background(cfg: Config) -> None:
                 stop.set()
 
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    retention.start(hotline, stop)  # callbacks' personal data kept no longer than promised
     if cfg.event_writer == "process" and not cfg.jobs_in_app:
         hotline.jobs.ensure_started()
     writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
