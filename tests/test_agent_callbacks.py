@@ -180,3 +180,21 @@ def test_retention_closes_callbacks_owed_too_long_and_deletes_what_is_left_of_cl
     assert (scrubbed.voicemail_url, scrubbed.note, scrubbed.queue) == (None, None, "general")  # reports keep the rest
     assert row(hotline, recent_done).note == "spoke to Mrs Smith"  # within the retention period
     assert retention.run_once(hotline) == {"expired": 0, "scrubbed": 0}
+
+
+def test_an_agent_takes_callers_and_callbacks_only_from_the_queues_they_serve(app, hotline):
+    from ivr.store.state import set_mode
+
+    agents.add_agent(hotline.db, hotline.config.secret_key, "fran", AGENT_PHONE, PIN, actor="test", queues=("fraud",))
+    assert agents.serves(hotline.db, "fran") == ("fraud",)
+    set_mode(hotline.db, "live", reason="agents on shift", actor="test")
+    general = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], caller="+15555550111").run()
+    hotline.recorder.flush()
+    owe(hotline, "1", "+15555550101", minutes_ago=30)  # a general callback: not fran's
+    sid = "CA" + "8" * 32
+    queues.request_callback(hotline.db, call_sid=sid, number="+15555550808", language="en", queue="fraud",
+                            priority=30, reason="fraud")
+    result = agent_call(app)
+    assert not any(s.startswith("Next caller") for s in result.said())  # the general caller is not fran's
+    assert result.dialled == [("+15555550808", HOTLINE)]  # nobody waiting in fraud: the fraud callback
+    assert queues.next_waiting(hotline.db)["call_sid"] == general.call_sid  # still waiting for a general agent

@@ -150,6 +150,10 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
     assert "not a phone number" in ivr("agents", "add", "bo", "--phone", "12", input="2468\n", ok=False).output
     assert "agent alex deactivated" in ivr("agents", "deactivate", "alex", "--reason", "left").output
     assert "inactive" in ivr("agents", "list").output
+    assert "unknown queue 'fruad'" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fruad",
+                                          input="2468\n", ok=False).output
+    assert "agent bo added" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fraud",
+                                   "--queue", "affected", input="2468\n").output
     queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="es",
                             queue="general", priority=10, reason="callback offered")
     queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+15555550222", language="en",

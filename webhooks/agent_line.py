@@ -59,11 +59,12 @@ def agent_next(hotline, rules, snap, pos):
     call = staff_call(hotline, LINE)
     name = _signed_in(call)
     polls = _int(request.args.get("a"), 0, steps.MAX_IDLE_POLLS)
-    taken = queues.take_next(hotline.db, name) if name else None
+    serves = agents.serves(hotline.db, name) if name else ()
+    taken = queues.take_next(hotline.db, name, serves) if name else None
     if taken is not None:
         desk.set_status(hotline.db, name, "on_call", call_sid=taken["call_sid"])
     elif name:
-        owed = callbacks.claim_next(hotline.db, name)
+        owed = callbacks.claim_next(hotline.db, name, serves)
         if owed is not None:
             return callback_steps.offer(call, rules, name, owed, utcnow())
         if polls >= steps.MAX_IDLE_POLLS:

@@ -40,9 +40,11 @@ def _ready(now: datetime):
 ORDER = (Callback.priority.desc(), Callback.requested_at, Callback.id)  # priority, then the original place
 
 
-def claim_next(db: Database, agent: str) -> dict | None:
-    """Offer the next due callback to `agent`: it is theirs alone until they call, skip, or the offer lapses."""
-    return _claim(db, agent, select(Callback.__table__).order_by(*ORDER).limit(1))
+def claim_next(db: Database, agent: str, serves: tuple[str, ...] = ()) -> dict | None:
+    """Offer the next due callback (of the queues `agent` serves; none: all) to them: it is theirs alone until
+    they call, skip, or the offer lapses."""
+    query = select(Callback.__table__).order_by(*ORDER).limit(1)
+    return _claim(db, agent, query.where(Callback.queue.in_(serves)) if serves else query)
 
 
 def claim(db: Database, callback_id: int, agent: str) -> dict | None:

@@ -80,12 +80,15 @@ def next_waiting(db: Database) -> dict | None:
     return dict(row._mapping) if row else None
 
 
-def take_next(db: Database, agent: str) -> dict | None:
-    """Claim the caller an agent should take (as next_waiting) for `agent`, in one transaction, so two agents
-    dialling at once are told about two different callers. Their record is the agent's from now on."""
+def take_next(db: Database, agent: str, serves: tuple[str, ...] = ()) -> dict | None:
+    """Claim the caller an agent should take (as next_waiting, from the queues they serve; none: all) for
+    `agent`, in one transaction, so two agents dialling at once are told about two different callers."""
     now = utcnow()
+    waiting = QueueEntry.status == "waiting"
+    if serves:
+        waiting = waiting & QueueEntry.queue.in_(serves)
     with db.write() as conn:
-        row = conn.execute(select(QueueEntry.__table__).where(QueueEntry.status == "waiting")
+        row = conn.execute(select(QueueEntry.__table__).where(waiting)
                            .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id).limit(1)
                            .with_for_update(skip_locked=True)).first()
         if row is None:

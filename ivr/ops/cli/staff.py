@@ -193,15 +193,22 @@ def agents():
 @agents.command("add")
 @click.argument("name")
 @click.option("--phone", required=True, help="The number the agent calls from (caller ID), E.164.")
+@click.option("--queue", "queue_names", multiple=True, help="A queue they serve (repeat it); none: every queue.")
 @by_option
 @refusals_as_errors
 @pass_cli
-def agents_add(cli, name, phone):
+def agents_add(cli, name, phone, queue_names):
     """Add an agent; their PIN (4 to 12 digits) is prompted or a line of stdin. The agent line knows them by
     their number's hash and the PIN's hash; the number itself is kept so the desk's "call now" can ring them."""
+    from ivr.core import rules as rules_mod
     from ivr.store.agents import add_agent
 
-    add_agent(cli.db, cli.config.secret_key, name, phone, _secret("Agent PIN"), actor=cli.actor)
+    known = rules_mod.load(cli.settings.rules_path).queues
+    unknown = [q for q in queue_names if q not in known]
+    if unknown:
+        raise click.ClickException(f"unknown queue {unknown[0]!r} (queues: {', '.join(known)}); nothing was changed")
+    add_agent(cli.db, cli.config.secret_key, name, phone, _secret("Agent PIN"), actor=cli.actor,
+              queues=tuple(queue_names))
     click.echo(f"agent {name} added")
 
 

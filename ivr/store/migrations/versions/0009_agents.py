@@ -24,6 +24,7 @@ def upgrade() -> None:
     with op.batch_alter_table('agents', schema=None) as batch_op:
         batch_op.add_column(sa.Column('phone', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('user_name', sa.String(length=120), nullable=True))
+        batch_op.add_column(sa.Column('queues', sa.String(length=400), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('status', sa.String(length=16), nullable=False, server_default='signed_out'))
         batch_op.add_column(sa.Column('status_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('call_sid', sa.String(length=64), nullable=True))
@@ -50,7 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('wrap_ups')
     with op.batch_alter_table('agents', schema=None) as batch_op:
-        for column in ('callback_id', 'call_sid', 'status_at', 'status', 'user_name', 'phone'):
+        for column in ('callback_id', 'call_sid', 'status_at', 'status', 'queues', 'user_name', 'phone'):
             batch_op.drop_column(column)
     with op.batch_alter_table('callbacks', schema=None) as batch_op:
         for column in ('claimed_at', 'claimed_by', 'next_try_at', 'attempts', 'number_masked'):
