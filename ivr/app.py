@@ -52,9 +52,9 @@ def register_trusted_proxies(app: Flask, cfg: Config) -> None:
 def register_twilio_webhooks(app: Flask) -> None:
     """Everything Twilio calls: the caller routes, the admin and agent lines, and the audio they play."""
     from ivr.media import hold_tone
-    from webhooks import admin_line, agent_line, media, voice
+    from webhooks import admin_line, agent_callbacks, agent_line, media, voice
 
-    for bp in (voice.bp, admin_line.bp, agent_line.bp, media.bp):
+    for bp in (voice.bp, admin_line.bp, agent_line.bp, agent_callbacks.bp, media.bp):
         app.register_blueprint(bp)
     hotline = app.extensions["ivr"]
     hotline.hold_tone = hold_tone.ensure(hotline.db)  # made at start, never in a call

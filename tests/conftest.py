@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -87,7 +88,11 @@ def rules_file(tmp_path) -> Path:
 
 @pytest.fixture
 def config(db_url, tmp_path, rules_file) -> Config:
+    from ivr.store import queues
+
     reset_database(db_url)
+    for cache in (queues._stats_cache, queues._wait_cache):  # per-process caches keyed by the database URL
+        cache._at.clear()
     return Config(env="test", instance_path=tmp_path / "instance", database_url=db_url,
                   twilio_auth_token=AUTH_TOKEN, rules_path=rules_file, secret_key="test-secret",
                   event_flush_interval=0.02, media_cache_dir=tmp_path / "media-cache", jobs_in_app=False,
@@ -193,3 +198,44 @@ def server(config):
     yield _start
     for srv in started:
         srv.stop()
+
+
+# -- a real browser (Debian's Chromium through Playwright), for every test that drives the console ------------
+CHROMIUM = "/usr/bin/chromium"
+# As root Chromium needs --no-sandbox; the rest stop it reaching for hosts it cannot reach (FACTS.md).
+FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+         "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, installed if it is missing and we may (never a downloaded browser)."""
+    if not os.path.exists(CHROMIUM) and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run("apt-get update -qq && apt-get install -y -qq chromium", shell=True, capture_output=True,
+                       timeout=900)
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium needs root)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=chromium, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser tab; any JavaScript console error or page error fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    yield tab
+    context.close()
+    assert problems == [], problems

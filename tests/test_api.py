@@ -203,7 +203,7 @@ def test_requests_outside_the_document_get_a_json_4xx(app, tokens):
         refused(client.post(f"/api/incidents/{big}/activate", json={"reason": "x"}, headers=admin), 404, "not found")
     refused(client.get(f"/api/announcements/{2**31 - 1}/audio", headers=admin), 404, "there is no announcement")
     refused(client.post(f"/api/callbacks/{2**31 - 1}/done", json={"reason": "x"}, headers=admin), 404,
-            "no waiting callback")
+            "no open callback")
     refused(client.get("/api/announcements/abc/audio", headers=admin), 404, "not found")
     refused(client.post("/api/announcements/rollback", json={"lang": "en", "to_version": "abc", "reason": "x"},
                         headers=admin), 400, "to_version: 'abc' is not of type 'integer'")

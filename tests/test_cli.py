@@ -150,6 +150,10 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
     assert "not a phone number" in ivr("agents", "add", "bo", "--phone", "12", input="2468\n", ok=False).output
     assert "agent alex deactivated" in ivr("agents", "deactivate", "alex", "--reason", "left").output
     assert "inactive" in ivr("agents", "list").output
+    assert "unknown queue 'fruad'" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fruad",
+                                          input="2468\n", ok=False).output
+    assert "agent bo added" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fraud",
+                                   "--queue", "affected", input="2468\n").output
     queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="es",
                             queue="general", priority=10, reason="callback offered")
     queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+15555550222", language="en",
@@ -159,7 +163,7 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
     cb_id = lines[0].split()[0].lstrip("#")
     assert "done" in ivr("callbacks", "done", cb_id, "--note", "card blocked", "--by", "alex").output
     assert "+15555550222" not in ivr("callbacks", "list").output
-    assert "no waiting callback" in ivr("callbacks", "done", cb_id, ok=False).output
+    assert "no open callback" in ivr("callbacks", "done", cb_id, ok=False).output
 
 
 def test_rules_reload_is_audited_and_refuses_a_bad_file(ivr, hotline, rules_file):

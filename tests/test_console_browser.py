@@ -1,10 +1,6 @@
 """The console in a real browser: Debian's headless Chromium driven by Playwright, against gunicorn (`ivr serve`)."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import pytest
 
 from conftest import AUTH_TOKEN
@@ -16,48 +12,10 @@ from ivr.store.users import add_user
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-# As root Chromium needs --no-sandbox; the rest stop it reaching for hosts it cannot reach (FACTS.md).
-FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",
-         "--disable-sync"]
 SCREENSHOTS = PROJECT_ROOT / "build" / "screenshots"
 PASSWORD = "a long browser password"
 TEXT = "We have reset every customer's password. Sign in with the link we emailed you."
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's Chromium, installed if it is missing and we may (never a downloaded browser)."""
-    if not os.path.exists(CHROMIUM) and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run("apt-get update -qq && apt-get install -y -qq chromium", shell=True, capture_output=True,
-                       timeout=900)
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium needs root)")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=chromium, args=FLAGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh browser tab; any JavaScript console error or page error fails the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
-    tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    yield tab
-    context.close()
-    assert problems == [], problems
-
+# The browser fixtures (chromium, browser, page) are in conftest.py: the agent desk's tests use them too.
 
 PLAY_METADATA = """audio => new Promise(resolve => {
     const done = () => resolve({state: audio.readyState, duration: audio.duration, error: null});

@@ -148,14 +148,35 @@ def test_with_nobody_waiting_the_agent_waits_and_the_line_looks_again():
                       Hangup)
 
 
-def test_the_agent_is_dialled_into_the_queue_of_the_caller_who_waited_longest():
-    reply = agent_line.next_caller(AGENT_CALL, RULES, "alex", {"queue": "fraud", "priority": 30}, 0)
-    dial = next(v for v in reply.verbs if isinstance(v, DialQueue))
+def test_the_agent_hears_the_whisper_then_is_dialled_into_the_queue_of_the_caller_claimed_for_them():
+    taken = {"queue": "fraud", "priority": 30, "language": "es", "reason": "fraud first", "severity": "high",
+             "affected": True, "wait_s": 95}
+    reply = agent_line.next_caller(AGENT_CALL, RULES, "alex", taken, 0)
+    whisper, dial = reply.verbs
+    assert "on the affected customers list" in whisper.text and "1 minutes 35 seconds" in whisper.text
+    assert "in Español" in whisper.text  # said on the agent's own call, before the Dial
     assert dial.queue == RULES.twilio_queue("fraud", 30) and dial.action.route == "/voice/agent/next"
+    assert (dial.notice.route, dict(dial.notice.params)) == ("/voice/queue-connect", {"l": "es"})
 
 
-def test_the_whisper_closes_the_queue_entry_as_bridged_by_that_agent():
-    entry = {"language": "es", "reason": "fraud first", "severity": "high", "affected": True}
-    reply = agent_line.whisper(RULES, entry, 95, "alex")
-    assert reply.effects == [LeaveQueue("bridged", 95, "alex")]
-    assert "on the affected customers list" in said(reply.verbs)[0] and "35 seconds" in said(reply.verbs)[0]
+def test_the_queue_url_document_tells_the_caller_only_that_a_person_is_coming():
+    """Twilio runs it on the queued caller's leg (twilio.com/docs/voice/twiml/queue)."""
+    reply = agent_line.queue_connect(RULES, "es")
+    assert said(reply.verbs) == [RULES.prompt("es", "connecting_agent")] and reply.effects == []
+
+
+def test_a_callback_offer_says_its_context_and_an_answered_dial_sends_the_agent_to_wrap_up():
+    from ivr.core import agent_callbacks
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    owed = {"id": 7, "language": "en", "queue": "general", "reason": "voicemail", "attempts": 1,
+            "requested_at": datetime(2026, 12, 1, 11, 30, tzinfo=timezone.utc), "voicemail_url": "https://x/RE1",
+            "number": "+15555550123", "call_sid": "CA" + "5" * 32}
+    offer = agent_callbacks.offer(AGENT_CALL, RULES, "alex", owed, now)
+    text = " ".join(said(offer.verbs[0].prompts))
+    assert "asked 30 minutes 0 seconds ago" in text and "attempt 2 of 3" in text and "voicemail" in text
+    dial = agent_callbacks.dialling(AGENT_CALL, "alex", owed, "+15555550100").verbs[-1]
+    assert (dial.number, dial.caller_id, dial.action.route) == ("+15555550123", "+15555550100",
+                                                               "/voice/agent/callback-result")
+    done = agent_callbacks.dial_ended(AGENT_CALL, "alex", 7, "done", "completed", 15)
+    assert "record its outcome" in said(done.verbs)[0] and done.verbs[-1].to.route == "/voice/agent/next"

@@ -12,7 +12,7 @@ from conftest import AUTH_TOKEN
 from helpers import parse_twiml, signed_post, twilio_params
 from ivr.store import affected, agents, queues
 from ivr.store.models import AffectedNumber, AuditEntry, Job, QueueEntry, utcnow
-from ivr.tools.simulate import FlaskTransport, SimulatedCall
+from ivr.tools.simulate import FlaskTransport, SimulatedCall, TwilioQueues
 from ivr.store.state import set_mode
 from stubs import StubHost, basic_auth
 
@@ -165,22 +165,37 @@ def agent(live):
     return "+15555550500"
 
 
-def test_an_agent_is_connected_to_the_next_caller_after_a_whisper(app, live, agent):
+def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_someone_is_coming(app, live, agent):
+    """Twilio runs <Queue url> on the queued caller's leg (TwilioQueues in ivr/tools/simulate.py follows
+    twilio.com/docs/voice/twiml/queue), so the whisper must be said on the agent's own call."""
     mark_affected(live, "+12125550777")
-    call(app, ["0"])
-    priority_caller = call(app, ["0"], caller="+12125550777").call_sid
-    result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["2468"], caller=agent).run("/voice/agent")
-    dial_doc = next(d for d in result.documents if d.find("Dial") is not None)
-    queue_el = dial_doc.find("Dial/Queue")
-    assert queue_el.text == "affected"  # the higher-priority queue first
-    whisper_url = queue_el.get("url")
-    # Twilio requests the whisper for the caller being dequeued.
-    doc = post(app, whisper_url, priority_caller, QueueTime="95", DequeingCallSid="CA" + "e" * 32)
-    whisper = doc.find("Say").text
-    assert "Caller in English" in whisper and "on the affected customers list" in whisper
-    assert "waited 1 minutes 35 seconds" in whisper and "severity high" in whisper
+    twilio = TwilioQueues()
+    plain = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], queues=twilio)
+    plain.run()
+    priority = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], caller="+12125550777", queues=twilio)
+    priority.run()
     live.recorder.flush()
-    assert {r.call_sid: r.status for r in entries(live)}[priority_caller] == "bridged"
+    with live.db.write() as conn:  # the affected caller has waited 95 seconds
+        conn.execute(update(QueueEntry).where(QueueEntry.call_sid == priority.result.call_sid)
+                     .values(enqueued_at=utcnow() - timedelta(seconds=95)))
+    result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["2468"], caller=agent, queues=twilio,
+                           max_requests=6).run("/voice/agent")
+    dial_doc = next(d for d in result.documents if d.find("Dial") is not None)
+    assert dial_doc.find("Dial/Queue").text == "affected"  # the higher-priority queue first
+    whisper = next(s for s in result.said() if s.startswith("Next caller"))
+    assert "in English" in whisper and "on the affected customers list" in whisper
+    assert "waited 1 minutes 3" in whisper and "severity high" in whisper  # 95 s and a moment
+    assert [el.tag for el in dial_doc] == ["Say", "Dial"]  # said before the Dial, on the agent's leg
+    # The queued caller's leg ran the <Queue url> document: a notice, nothing about them.
+    caller_heard = priority.result.said()
+    connect_notice = caller_heard[caller_heard.index("Please hold. We are connecting you to a member of our team.",
+                                                     1):]
+    assert connect_notice and not any("English" in s or "affected" in s or "waited" in s for s in caller_heard)
+    assert priority.result.ended == "bridged" and plain.result.ended == "bridged"  # the agent took both in turn
+    assert not any(s.startswith("Next caller") for s in caller_heard + plain.result.said())
+    live.recorder.flush()
+    rows = {r.call_sid: r.status for r in entries(live)}
+    assert rows[priority.result.call_sid] == "bridged" and rows[plain.result.call_sid] == "bridged"
 
 
 def test_agent_line_refuses_strangers_and_three_wrong_pins(app, live, agent):
@@ -256,3 +271,24 @@ def test_sms_retries_when_twilio_fails_then_records_the_failure(config):
     finally:
         hotline.close()
         host.close()
+
+
+def test_two_agents_asking_at_once_are_never_told_about_the_same_caller(app, live):
+    import threading
+
+    for keys in (["0"], ["0"], ["7"]):
+        call(app, keys)
+    barrier, got = threading.Barrier(5), []
+
+    def take(name):
+        barrier.wait()
+        got.append(queues.take_next(live.db, name))
+
+    threads = [threading.Thread(target=take, args=(f"agent{i}",)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = [t for t in got if t is not None]
+    assert len(taken) == 3 and len({t["call_sid"] for t in taken}) == 3  # three callers, five agents
+    assert all(r.status == "bridged" for r in entries(live))

@@ -1,18 +1,20 @@
 """The agent line (POST /voice/agent): the HTTP shell around ivr/core/agent_line.py.
 
 Each route reads Twilio's parameters and our own (the session key), looks up what the step needs (the agent
-for this caller ID and whether the PIN matches, the next caller waiting, the caller's queue entry) and
-writes the step's audit lines before answering.
+for this caller ID and whether the PIN matches; the next caller, or else the next owed callback, claimed for
+this agent in one transaction) and writes the step's audit lines and the agent's status before answering.
 """
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
+from ivr.core import agent_callbacks as callback_steps
 from ivr.core import agent_line as steps
-from ivr.store import agents, pin_guard, queues
+from ivr.store import agents, callbacks, desk, pin_guard, queues
+from ivr.store.models import utcnow
 from ivr.store.pin_guard import PinLimits
 from ivr.store.pins import pin_matches
-from webhooks.twilio_view import _call_sid, _digits, _int, _values, staff_call, twilio_route, write_staff_effects
+from webhooks.twilio_view import _digits, _int, _values, staff_call, twilio_route, write_staff_effects
 
 bp = Blueprint("agent_line", __name__, url_prefix="/voice")
 voice_route = twilio_route(bp)
@@ -44,6 +46,7 @@ def agent_pin(hotline, rules, snap, pos):
     pin_ok = pin_matches(pin_hash, _digits() or "")
     if name and pin_ok:
         pin_guard.succeeded(hotline.db, "agent", caller_hash)
+        desk.set_status(hotline.db, name, "available")
     locked = bool(name) and not pin_ok and pin_guard.failed(hotline.db, "agent", caller_hash, masked,
                                                             PinLimits.from_config(hotline.config))
     reply = steps.pin_entered(call, name, pin_ok, _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES), masked, locked)
@@ -52,16 +55,25 @@ def agent_pin(hotline, rules, snap, pos):
 
 @voice_route("/agent/next")
 def agent_next(hotline, rules, snap, pos):
-    """Connect the agent to the next caller, or wait a little and look again."""
+    """Connect the agent to the next caller; with nobody waiting, offer the next owed callback."""
     call = staff_call(hotline, LINE)
     name = _signed_in(call)
-    waiting = queues.next_waiting(hotline.db) if name else None
-    return steps.next_caller(call, rules, name, waiting, _int(request.args.get("a"), 0, steps.MAX_IDLE_POLLS))
+    polls = _int(request.args.get("a"), 0, steps.MAX_IDLE_POLLS)
+    serves = agents.serves(hotline.db, name) if name else ()
+    taken = queues.take_next(hotline.db, name, serves) if name else None
+    if taken is not None:
+        desk.set_status(hotline.db, name, "on_call", call_sid=taken["call_sid"])
+    elif name:
+        owed = callbacks.claim_next(hotline.db, name, serves)
+        if owed is not None:
+            return callback_steps.offer(call, rules, name, owed, utcnow())
+        if polls >= steps.MAX_IDLE_POLLS:
+            desk.set_status(hotline.db, name, "signed_out")
+    return steps.next_caller(call, rules, name, taken, polls)
 
 
-@voice_route("/whisper")
-def whisper(hotline, rules, snap, pos):
-    """The <Dial><Queue url> document: the caller's context, and their queue entry closed as bridged."""
-    entry = queues.entry(hotline.db, _call_sid())
-    agent = request.args.get("u", "")[:120] or None
-    return steps.whisper(rules, entry, _int(_values().get("QueueTime"), 0, 10**6), agent)
+@voice_route("/queue-connect")
+def queue_connect(hotline, rules, snap, pos):
+    """Twilio's <Queue url> document, run on the QUEUED CALLER's leg (twilio.com/docs/voice/twiml/queue): it
+    says nothing about them. The agent line already recorded the caller as taken (queues.take_next)."""
+    return steps.queue_connect(rules, pos.lang)

@@ -85,10 +85,11 @@ def _render(sequence: tuple | list, rules: Rules, base: str) -> str:
         elif isinstance(verb, verbs.Leave):
             resp.leave()
         elif isinstance(verb, verbs.Dial):
-            resp.dial(verb.number, action=url(verb.action, base), method="POST", timeout=30)
+            extra = {"caller_id": verb.caller_id} if verb.caller_id else {}
+            resp.dial(verb.number, action=url(verb.action, base), method="POST", timeout=30, **extra)
         elif isinstance(verb, verbs.DialQueue):
             dial = resp.dial(action=url(verb.action, base), method="POST")
-            dial.queue(verb.queue, url=url(verb.whisper, base), method="POST")
+            dial.queue(verb.queue, url=url(verb.notice, base), method="POST")
         else:
             _child(resp, verb, rules, base)
     return str(resp)

@@ -1,17 +1,20 @@
 """The agent line as pure steps: agents take the next caller, highest priority and longest wait first.
 
 Agents are known by caller ID and a PIN (three tries a call, then goodbye, audited; across calls,
-ivr/store/pin_guard.py). Each connection is a
-<Dial><Queue> to the Twilio queue of the caller who should be served next, with a whisper of that
-caller's context first. When the call ends, the agent is offered the next caller. webhooks/agent_line.py
-looks up the agent, the queues and the caller's entry, and calls these.
+ivr/store/pin_guard.py). Each connection is a <Dial><Queue> to the Twilio queue of the caller who should be
+served next. The agent hears that caller's context on their own call first: Twilio runs the <Queue url>
+document on the QUEUED CALLER's leg, "executed on the queued caller's end before the two parties are
+connected" (twilio.com/docs/voice/twiml/queue), so that document only tells the caller a person is coming.
+With nobody waiting, the agent is offered the next owed callback (ivr/core/agent_callbacks.py). When a call
+ends, the agent is offered the next one. webhooks/agent_line.py claims the caller (or callback) in the
+database and calls these.
 """
 from __future__ import annotations
 
-from ivr.core.effects import Audit, LeaveQueue
+from ivr.core.effects import Audit
 from ivr.core.rules import Rules
 from ivr.core.staff_call import StaffCall, bye, pin_locked, say
-from ivr.core.verbs import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply
+from ivr.core.verbs import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
 
 MAX_PIN_TRIES = 3
 MAX_IDLE_POLLS = 30  # about ten minutes of "nobody is waiting" before the line lets the agent go
@@ -58,32 +61,49 @@ def pin_entered(call: StaffCall, agent: str | None, pin_ok: bool, tries: int, ma
                  effects=[_audit(agent, "agent_line.login", f"from {masked}")])
 
 
-def next_caller(call: StaffCall, rules: Rules, agent: str | None, waiting: dict | None, polls: int) -> Reply:
-    """Connect the agent to the caller who should be served next (`waiting`), or wait and look again."""
+def expired() -> Reply:
+    return bye("This session has expired. Goodbye.", Event("agent_line", "bad session"))
+
+
+def idle(call: StaffCall, agent: str, polls: int, lead: tuple = ("Nobody is waiting right now.",)) -> Reply:
+    """Wait a little and look again; after a long while with nobody to serve, let the agent go."""
+    if polls >= MAX_IDLE_POLLS:
+        return bye("Nobody has been waiting for a while. Goodbye.")
+    return Reply([say(text) for text in lead] + [Pause(20),
+                                                 Redirect(call.link("/voice/agent/next", agent, a=polls + 1))])
+
+
+def next_caller(call: StaffCall, rules: Rules, agent: str | None, taken: dict | None, polls: int) -> Reply:
+    """Connect the agent to the caller claimed for them (`taken`, their queue entry), or wait and look again."""
     if agent is None:
-        return bye("This session has expired. Goodbye.", Event("agent_line", "bad session"))
-    if waiting is None:
-        if polls >= MAX_IDLE_POLLS:
-            return bye("Nobody has been waiting for a while. Goodbye.")
-        return Reply([say("Nobody is waiting right now."), Pause(20),
-                      Redirect(call.link("/voice/agent/next", agent, a=polls + 1))])
-    queue, priority = waiting["queue"], waiting["priority"]
+        return expired()
+    if taken is None:
+        return idle(call, agent, polls)
+    queue, priority = taken["queue"], taken["priority"]
     twilio_queue = rules.twilio_queue(queue, priority) if queue in rules.queues else queue
-    return Reply([say("Connecting you to the next caller."),
-                  DialQueue(twilio_queue, Link.to("/voice/whisper", u=agent),
-                            call.link("/voice/agent/next", agent, a=0))],
+    notice = Link.to("/voice/queue-connect", l=rules.language(taken["language"]))
+    return Reply([say(whisper(rules, taken)),
+                  DialQueue(twilio_queue, notice, call.link("/voice/agent/next", agent, a=0))],
                  [Event("agent_line", f"dequeue {twilio_queue}")])
 
 
-def whisper(rules: Rules, entry: dict | None, wait: int, agent: str | None) -> Reply:
-    """Who this caller is and why they called, said before the two are connected."""
-    leave = LeaveQueue("bridged", wait, agent)
-    if entry is None:
-        return Reply([say(f"Connecting a caller who waited {wait // 60} minutes. We have no details for this call.")],
-                     effects=[leave])
-    lang = rules.languages[entry["language"]].name if entry["language"] in rules.languages else entry["language"]
-    facts = [f"Caller in {lang}", f"waited {wait // 60} minutes {wait % 60} seconds",
-             f"reason: {entry['reason']}", f"incident severity {entry['severity'] or 'unknown'}"]
+def language_name(rules: Rules, code: str) -> str:
+    return rules.languages[code].name if code in rules.languages else (code or "an unknown language")
+
+
+def minutes_seconds(seconds: int) -> str:
+    return f"{seconds // 60} minutes {seconds % 60} seconds"
+
+
+def whisper(rules: Rules, entry: dict) -> str:
+    """Said on the agent's own call before they are connected: who the next caller is and why they called."""
+    facts = [f"Next caller in {language_name(rules, entry['language'])}", f"waited {minutes_seconds(entry['wait_s'])}",
+             f"reason: {entry['reason'] or 'not known'}", f"incident severity {entry['severity'] or 'unknown'}"]
     if entry["affected"]:
         facts.insert(1, "on the affected customers list")
-    return Reply([say(". ".join(facts) + ".")], effects=[leave])
+    return ". ".join(facts) + ". Connecting you now."
+
+
+def queue_connect(rules: Rules, lang: str) -> Reply:
+    """The <Queue url> document, on the caller's leg: only that a person is coming, in their language."""
+    return Reply([Say(rules.prompt(lang, "connecting_agent"), lang)])

@@ -39,10 +39,12 @@ REQUIRED_PROMPTS = (
     "sms_repeat_hint",
     "sms_unavailable",
     "sms_body",
+    "callback_unreachable_sms",
 )
 # Placeholders a prompt may use, filled in when it is spoken.
 PLACEHOLDERS = {"queue_position": {"position"}, "queue_estimate": {"minutes"}, "sms_sent": {"reference"},
-                "sms_reference": {"reference"}, "sms_body": {"url", "reference"}, "language_offer": {"key"}}
+                "sms_reference": {"reference"}, "sms_body": {"url", "reference"}, "language_offer": {"key"},
+                "callback_unreachable_sms": {"url"}}
 KEYS = "0123456789*#"
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

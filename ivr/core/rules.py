@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ivr.core import yaml_text
+from ivr.core.agent_rules import Agents
 from ivr.core.errors import Refused
 from ivr.core.prompts import PLACEHOLDERS, REQUIRED_PROMPTS
 
@@ -146,6 +147,7 @@ class Rules(_Strict):
     queues: dict[str, Queue]
     routing: list[Route] = Field(min_length=1)
     hold: Hold = Hold()
+    agents: Agents = Agents()
     prompts: dict[str, dict[str, str]]
 
     def prompt(self, lang: str, name: str) -> str:

@@ -77,14 +77,19 @@ class Leave:
 class Dial:
     number: str
     action: "Link"
+    caller_id: str | None = None  # None: the caller's own number (Twilio's default)
 
 
 @dataclass(frozen=True)
 class DialQueue:
-    """Connect an agent to the caller at the front of a Twilio queue, after a whisper (the url) to the agent."""
+    """Connect an agent to the caller at the front of a Twilio queue.
+
+    `notice` is the document Twilio runs on the QUEUED CALLER's leg just before connecting them (Twilio's
+    <Queue url>): a notice for the caller, never the agent's whisper, which the agent line says beforehand.
+    """
 
     queue: str
-    whisper: "Link"
+    notice: "Link"
     action: "Link"
 
 

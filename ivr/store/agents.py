@@ -15,7 +15,9 @@ class AgentError(Refused):
     """A request about agents that cannot be carried out; nothing was changed."""
 
 
-def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *, actor: str) -> None:
+def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *, actor: str,
+              queues: tuple[str, ...] = ()) -> None:
+    """An agent for the agent line; `queues`: the ones they serve (none given: every queue)."""
     phone_hash, masked = caller_identity(secret_key, phone)
     if phone_hash is None:
         raise AgentError(f"{phone!r} is not a phone number (use E.164, e.g. +15551234567)")
@@ -25,9 +27,17 @@ def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *,
         if conn.execute(select(Agent.id).where(Agent.name == name)).first():
             raise AgentError(f"there is already an agent called {name!r}")
         conn.execute(Agent.__table__.insert().values(name=name, phone_hash=phone_hash, phone_masked=masked,
-                                                     pin_hash=hash_pin(pin), active=True,
-                                                     created_at=utcnow()))
-        audit(conn, actor=actor, action="agent.add", subject=f"agent {name}", to_value=f"phone {masked}")
+                                                     phone=phone.strip(), pin_hash=hash_pin(pin), active=True,
+                                                     queues=",".join(queues), created_at=utcnow()))
+        audit(conn, actor=actor, action="agent.add", subject=f"agent {name}",
+              to_value=f"phone {masked}; serves {', '.join(queues) or 'every queue'}")
+
+
+def serves(db: Database, name: str) -> tuple[str, ...]:
+    """The queues this agent takes callers and callbacks from; empty: all of them."""
+    with db.read() as conn:
+        listed = conn.execute(select(Agent.queues).where(Agent.name == name)).scalar() or ""
+    return tuple(q for q in listed.split(",") if q)
 
 
 def agents(db: Database) -> list[dict]:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select, update
 
 from ivr.core.errors import NotFound, Refused
+from ivr.core.identity import caller_identity
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
@@ -109,6 +110,25 @@ def next_waiting(db: Database) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+def take_next(db: Database, agent: str, serves: tuple[str, ...] = ()) -> dict | None:
+    """Claim the caller an agent should take (as next_waiting, from the queues they serve; none: all) for
+    `agent`, in one transaction, so two agents dialling at once are told about two different callers."""
+    now = utcnow()
+    waiting = QueueEntry.status == "waiting"
+    if serves:
+        waiting = waiting & QueueEntry.queue.in_(serves)
+    with db.write() as conn:
+        row = conn.execute(select(QueueEntry.__table__).where(waiting)
+                           .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id).limit(1)
+                           .with_for_update(skip_locked=True)).first()
+        if row is None:
+            return None
+        waited = max(0, int((now - row.enqueued_at).total_seconds()))
+        conn.execute(update(QueueEntry).where(QueueEntry.id == row.id)
+                     .values(status="bridged", agent=agent, ended_at=now, wait_s=waited))
+    return {**row._mapping, "wait_s": waited}
+
+
 def entry(db: Database, call_sid: str) -> dict | None:
     with db.read() as conn:
         row = conn.execute(select(QueueEntry.__table__).where(QueueEntry.call_sid == call_sid)).first()
@@ -126,7 +146,8 @@ def request_callback(db: Database, *, call_sid: str, number: str, language: str,
             conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status == "waiting")
                          .values(status="callback", ended_at=utcnow()))
         conn.execute(dialect_insert(conn, Callback.__table__).values(
-            call_sid=call_sid, number=number, language=language, queue=queue, priority=priority, reason=reason,
+            call_sid=call_sid, number=number, number_masked=caller_identity("", number)[1] or "",
+            language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",
         ).on_conflict_do_nothing(index_elements=["call_sid"]))
 
@@ -140,10 +161,8 @@ def callbacks(db: Database, status: str = "waiting") -> list[dict]:
 
 
 def callback_done(db: Database, callback_id: int, *, actor: str, note: str = "", reason: str = "") -> None:
-    with db.write() as conn:
-        done = conn.execute(update(Callback).where(Callback.id == callback_id, Callback.status == "waiting")
-                            .values(status="done", done_at=utcnow(), done_by=actor, note=note or None)).rowcount
-        if not done:
-            raise CallbackNotFound(f"there is no waiting callback {callback_id}")
-        audit(conn, actor=actor, action="callback.done", subject=f"callback {callback_id}", to_value=note or "done",
-              reason=reason)
+    from ivr.store.callbacks import close_by_hand
+
+    if not close_by_hand(db, callback_id, actor=actor, note=note, reason=reason):
+        raise CallbackNotFound(f"there is no open callback {callback_id}")
+

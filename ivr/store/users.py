@@ -15,7 +15,7 @@ from ivr.store.db import Database
 from ivr.store.models import ApiToken, ConsoleSession, User, utcnow
 from ivr.store.pins import hash_pin, pin_matches
 
-ROLES = ("viewer", "ops", "admin")
+ROLES = ("viewer", "agent", "ops", "admin")  # each can do what the ones before it can
 
 
 class UserError(Refused):

@@ -41,6 +41,7 @@ class CallResult:
     requests: list[tuple[str, dict]] = field(default_factory=list)
     documents: list[ET.Element] = field(default_factory=list)
     ended: str = ""  # how the call ended: hangup, end-of-document, queued, step-limit, http-<status>
+    dialled: list[tuple[str, str]] = field(default_factory=list)  # (number, caller ID) of each <Dial><Number>
 
     def said(self) -> list[str]:
         return [h.text for h in self.heard if h.kind == "say"]
@@ -98,13 +99,38 @@ class HttpTransport(Transport):
         return resp.status_code, resp.headers.get("Content-Type", "").split(";")[0], resp.content
 
 
+class TwilioQueues:
+    """Twilio's side of <Enqueue> and <Dial><Queue>: the simulated callers waiting in each queue, in order.
+
+    Share one between calls so an agent's <Dial><Queue> reaches a caller who was enqueued.
+    """
+
+    def __init__(self):
+        self.waiting: dict[str, list["SimulatedCall"]] = {}
+
+    def join(self, queue: str, call: "SimulatedCall") -> None:
+        self.waiting.setdefault(queue, []).append(call)
+
+    def front(self, queue: str) -> "SimulatedCall | None":
+        line = self.waiting.get(queue) or []
+        return line.pop(0) if line else None
+
+
 class SimulatedCall:
-    """One call from `caller` to `to`, pressing `keys` in order whenever the hotline gathers input."""
+    """One call from `caller` to `to`, pressing `keys` in order whenever the hotline gathers input.
+
+    `answer`: the DialCallStatus of a number this call dials (completed: they answered; busy, no-answer,
+    failed). `queues`: the Twilio queues shared with other simulated calls.
+    """
 
     def __init__(self, transport: Transport, auth_token: str, *, keys=(), caller="+15555550123",
                  to="+15555550100", public_url: str | None = None, max_requests: int = 60, fetch_media=False,
-                 recording_url: str | None = None, recording_seconds: int = 12):
+                 recording_url: str | None = None, recording_seconds: int = 12, answer: str = "completed",
+                 queues: TwilioQueues | None = None):
         self.transport = transport
+        self.answer = answer
+        self.queues = queues
+        self.enqueue_action: str | None = None
         self.validator = RequestValidator(auth_token)
         self.keys = list(keys)
         self.base = (public_url or transport.base).rstrip("/")
@@ -179,6 +205,10 @@ class SimulatedCall:
                                                 "RecordingSid": "RE" + secrets.token_hex(16), "Digits": "#"}
             elif tag == "Enqueue":
                 return self._enqueue(verb)
+            elif tag == "Dial":
+                nxt = self._dial(verb)
+                if nxt is not None:
+                    return nxt
             elif tag == "Hangup":
                 self.result.ended = "hangup"
                 self.result.heard.append(Heard("hangup"))
@@ -204,19 +234,69 @@ class SimulatedCall:
     def _enqueue(self, verb: ET.Element):
         queue = (verb.text or "").strip()
         self.result.heard.append(Heard("enqueue", f"waits in queue {queue}"))
+        self.enqueue_action = verb.get("action")
+        if self.queues is not None:
+            self.queues.join(queue, self)
         wait_url = verb.get("waitUrl")
         if wait_url:
             extra = {"QueuePosition": "1", "QueueSid": "QU" + "0" * 32, "QueueTime": "0", "AvgQueueTime": "0",
                      "CurrentQueueSize": "1", "MaxQueueSize": "100"}
-            status, _ctype, body = self.request(wait_url, extra)
-            if status == 200:
-                doc = ET.fromstring(body)
-                self.result.documents.append(doc)
-                for child in doc:
-                    if child.tag in ("Say", "Play", "Pause"):
-                        self._prompt(child)
+            self._hear_document(wait_url, extra)
         self.result.ended = "queued"
         return None
+
+    def _hear_document(self, url: str, params: dict) -> None:
+        """Request a document that may only speak (a waitUrl pass, a <Queue url>) and hear its prompts."""
+        status, _ctype, body = self.request(url, params)
+        if status == 200:
+            doc = ET.fromstring(body)
+            self.result.documents.append(doc)
+            for child in doc:
+                if child.tag in ("Say", "Play", "Pause"):
+                    self._prompt(child)
+
+    def _dial(self, verb: ET.Element):
+        """<Dial> (twilio.com/docs/voice/twiml/dial): the action gets DialCallStatus; without an action the
+        call goes on with the next verb (None here)."""
+        action = verb.get("action")
+        queue = verb.find("Queue")
+        if queue is not None:
+            status, other = self._dial_queue(queue)
+        else:
+            number = verb.find("Number")
+            target = ((number.text if number is not None else verb.text) or "").strip()
+            self.result.dialled.append((target, verb.get("callerId", "")))
+            self.result.heard.append(Heard("dial", f"dials {target}: {self.answer}"))
+            status, other = self.answer, "CA" + secrets.token_hex(16)
+        if not action:
+            return None
+        answered = status in ("completed", "answered")
+        return action, {"DialCallStatus": status, "DialCallSid": other, "DialCallDuration": "60" if answered else "0"}
+
+    def _dial_queue(self, queue: ET.Element) -> tuple[str, str]:
+        """Connect this call (an agent) to the front caller of a queue. Twilio runs the <Queue url> document
+        on the QUEUED CALLER's leg, "executed on the queued caller's end before the two parties are
+        connected" (twilio.com/docs/voice/twiml/queue): the caller hears it, this call does not."""
+        name = (queue.text or "").strip()
+        caller = self.queues.front(name) if self.queues is not None else None
+        if caller is None:  # Twilio waits for a caller until the Dial's timeout: nobody came
+            self.result.heard.append(Heard("dial", f"dials queue {name}: nobody there"))
+            return "no-answer", ""
+        self.result.heard.append(Heard("dial", f"connected to the caller from queue {name}"))
+        caller.connected(queue.get("url"), self.params["CallSid"])
+        return "completed", caller.params["CallSid"]
+
+    def connected(self, url: str | None, dequeuing_sid: str) -> None:
+        """This queued caller is dequeued by an agent: run the <Queue url> document here, talk, hang up."""
+        queue_params = {"QueueSid": "QU" + "0" * 32, "QueueTime": "60", "DequeingCallSid": dequeuing_sid}
+        if url:
+            self._hear_document(url, queue_params)
+        self.result.heard.append(Heard("connected", "talks with an agent"))
+        if self.enqueue_action:  # after the bridged call, Twilio requests the Enqueue action
+            self.request(self.enqueue_action, {"QueueResult": "bridged", "QueueTime": "60",
+                                               "QueueSid": queue_params["QueueSid"]})
+        self.result.ended = "bridged"
+        self._finish()
 
     def _finish(self) -> CallResult:
         if self.result.ended != "queued":  # a queued caller is still on the line: see hang_up()

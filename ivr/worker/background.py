@@ -1,9 +1,9 @@
 """`ivr background`: one per server, started, restarted and stopped last by gunicorn's master (gunicorn_conf.py).
 
 It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py), works
-the background jobs (ivr/worker/jobs.py) and heals the queue state (ivr/store/queues.py reconcile), below the
-web workers' CPU priority; it drains and stops on
-SIGTERM, SIGINT, or when the server that started it is gone.
+the background jobs (ivr/worker/jobs.py), heals the queue state (ivr/store/queues.py reconcile) and applies
+the callback retention (ivr/worker/retention.py), below the web workers' CPU priority; it drains and stops
+on SIGTERM, SIGINT, or when the server that started it is gone.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ivr.config import Config
 from ivr.hotline import Hotline
 from ivr.ops.logs import configure
 from ivr.spool.writer import SpoolWriter
+from ivr.worker import retention
 
 log = logging.getLogger("ivr.background")
 
@@ -49,6 +50,7 @@ def run_background(cfg: Config) -> None:
                 stop.set()
 
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    retention.start(hotline, stop)  # callbacks' personal data kept no longer than promised
     if cfg.event_writer == "process" and not cfg.jobs_in_app:
         hotline.jobs.ensure_started()
     threading.Thread(target=_reconcile_queues, args=(hotline, stop, cfg.queue_reconcile_s),

@@ -11,8 +11,11 @@ from twilio.rest import Client
 
 from ivr.worker.jobs import PermanentError
 
+TEXTS = ("sms_body", "callback_unreachable_sms")  # the press-4 notice; a callback closed as unreachable
 
-def _client(cfg) -> Client:
+
+def rest_client(cfg) -> Client:
+    """Twilio's REST API (messages, calls), or the stand-in at IVR_TWILIO_API_URL."""
     client = Client(cfg.twilio_account_sid, cfg.twilio_auth_token, http_client=TwilioHttpClient(timeout=10))
     if cfg.twilio_api_url:  # a stand-in for api.twilio.com (tests, staging)
         client.api.base_url = cfg.twilio_api_url
@@ -28,10 +31,13 @@ def send_sms(hotline, payload: dict) -> dict:
     if not (cfg.twilio_account_sid and cfg.sms_from):
         raise PermanentError("SMS is not configured: set TWILIO_ACCOUNT_SID and TWILIO_SMS_FROM")
     rules = hotline.rules.rules
-    body = rules.prompt(rules.language(payload.get("lang")), "sms_body").format(
+    prompt = payload.get("prompt", "sms_body")
+    if prompt not in TEXTS:
+        raise PermanentError(f"no SMS text called {prompt!r}")
+    body = rules.prompt(rules.language(payload.get("lang")), prompt).format(
         url=cfg.notice_url or "", reference=payload["reference"])
     try:
-        message = _client(cfg).messages.create(to=payload["to"], from_=cfg.sms_from, body=body)
+        message = rest_client(cfg).messages.create(to=payload["to"], from_=cfg.sms_from, body=body)
     except TwilioRestException as exc:
         if exc.status == 429 or exc.status >= 500:
             raise  # worth another try

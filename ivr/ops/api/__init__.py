@@ -1,4 +1,4 @@
-"""The JSON API under /api/: mode, incidents, announcements, callbacks, calls and statistics.
+"""The JSON API under /api/: mode, incidents, announcements, callbacks, calls, statistics and reports.
 
 Every route but the document needs `Authorization: Bearer <token>` (`ivr users token NAME`) and a role:
 viewers read, ops switch the mode and work callbacks, admins manage incidents and announcements. Every
@@ -18,5 +18,5 @@ errors.register(bp)
 document.register(bp)
 
 # Each module adds its routes to bp.
-from ivr.ops.api import announcements, calls, callbacks, incidents, mode  # noqa: E402,F401
+from ivr.ops.api import announcements, calls, callbacks, incidents, mode, reports  # noqa: E402,F401
 from ivr.ops.api.document import load_openapi  # noqa: E402,F401

@@ -16,7 +16,7 @@ def callbacks_list():
     """The agents' worklist, highest priority first, then in the order callers called."""
     rows = queues.callbacks(hotline().db, g.query.get("status", "waiting"))
     if not role_at_least(g.role, "ops"):  # a callback's number is personal data: viewers see it masked
-        rows = [{**r, "number": "***" + r["number"][-4:]} for r in rows]
+        rows = [{**r, "number": r["number_masked"]} for r in rows]
     return jsonify(callbacks=[jsonable(r) for r in rows])
 
 

@@ -13,7 +13,7 @@ from ivr.store.users import ROLES
 # -- users and tokens --------------------------------------------------------------------------------------
 @click.group()
 def users():
-    """People who run the hotline (viewer, ops, admin)."""
+    """People who run the hotline (viewer, agent, ops, admin)."""
 
 
 def _secret(what: str) -> str:
@@ -193,14 +193,22 @@ def agents():
 @agents.command("add")
 @click.argument("name")
 @click.option("--phone", required=True, help="The number the agent calls from (caller ID), E.164.")
+@click.option("--queue", "queue_names", multiple=True, help="A queue they serve (repeat it); none: every queue.")
 @by_option
 @refusals_as_errors
 @pass_cli
-def agents_add(cli, name, phone):
-    """Add an agent (their number and PIN, 4 to 12 digits, prompted or a line of stdin, are stored only hashed)."""
+def agents_add(cli, name, phone, queue_names):
+    """Add an agent; their PIN (4 to 12 digits) is prompted or a line of stdin. The agent line knows them by
+    their number's hash and the PIN's hash; the number itself is kept so the desk's "call now" can ring them."""
+    from ivr.core import rules as rules_mod
     from ivr.store.agents import add_agent
 
-    add_agent(cli.db, cli.config.secret_key, name, phone, _secret("Agent PIN"), actor=cli.actor)
+    known = rules_mod.load(cli.settings.rules_path).queues
+    unknown = [q for q in queue_names if q not in known]
+    if unknown:
+        raise click.ClickException(f"unknown queue {unknown[0]!r} (queues: {', '.join(known)}); nothing was changed")
+    add_agent(cli.db, cli.config.secret_key, name, phone, _secret("Agent PIN"), actor=cli.actor,
+              queues=tuple(queue_names))
     click.echo(f"agent {name} added")
 
 
@@ -216,6 +224,20 @@ def agents_deactivate(cli, name, reason):
 
     deactivate_agent(cli.db, name, actor=cli.actor, reason=reason)
     click.echo(f"agent {name} deactivated")
+
+
+@agents.command("link")
+@click.argument("name")
+@click.option("--user", "user_name", required=True, help="Their console login (role agent or above): the desk.")
+@by_option
+@refusals_as_errors
+@pass_cli
+def agents_link(cli, name, user_name):
+    """Link an agent (their phone) to a console login, for the agent desk."""
+    from ivr.store.desk import link_user
+
+    link_user(cli.db, name, user_name, actor=cli.actor)
+    click.echo(f"agent {name} uses the desk as {user_name}")
 
 
 @agents.command("list")
@@ -242,7 +264,8 @@ def callbacks_list(cli, done):
     rows = list_callbacks(cli.db, "done" if done else "waiting")
     for row in rows:
         vm = f" voicemail {row['voicemail_url']}" if row["voicemail_url"] else ""
-        click.echo(f"#{row['id']:<5} p{row['priority']:<3} {row['requested_at']:%Y-%m-%d %H:%M} {row['number']:<16} "
+        number = row["number"] or row["number_masked"]  # a closed callback's full number is gone
+        click.echo(f"#{row['id']:<5} p{row['priority']:<3} {row['requested_at']:%Y-%m-%d %H:%M} {number:<16} "
                    f"{row['language']} {row['queue'] or '-'}: {row['reason']}{vm}")
     if not rows:
         click.echo("no callbacks waiting" if not done else "no finished callbacks")
@@ -261,3 +284,22 @@ def callbacks_done(cli, callback_id, note):
     callback_done(cli.db, callback_id, actor=cli.actor, note=note)
     click.echo(f"callback {callback_id} done")
 
+
+
+@click.command()
+@click.option("--since", default="24h", show_default=True, help="An ISO date or time (UTC), or a span: 24h, 7d.")
+@click.option("--per", "bucket", type=click.Choice(["hour", "day"]), default="hour", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@refusals_as_errors
+@pass_cli
+def report(cli, since, bucket, fmt):
+    """Calls and callbacks by outcome, wrap-up code, language and queue; service level, abandonment and
+    callbacks kept within the promised time (the same figures as the console's Reports and GET /api/reports)."""
+    import json
+
+    from ivr.core import rules as rules_mod
+    from ivr.ops import reports
+
+    promised = rules_mod.load(cli.settings.rules_path).agents.callbacks.promised_hours
+    figures = reports.build(cli.db, since=reports.parse_since(since), bucket=bucket, promised_hours=promised)
+    click.echo(reports.to_csv(figures) if fmt == "csv" else json.dumps(figures, indent=2), nl=fmt == "json")

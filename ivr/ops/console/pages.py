@@ -6,5 +6,7 @@ from ivr.ops.console import (  # noqa: F401
     briefing_page,
     calls_page,
     dashboard,
+    desk_page,
+    reports_page,
     rules_page,
 )

@@ -8,9 +8,9 @@ from ivr.store.models.base import Base, UTCDateTime, utcnow
 from ivr.store.models.calls import Call, CallEvent
 from ivr.store.models.content import Announcement, BriefingVersion, Incident, Media, TTSCacheEntry
 from ivr.store.models.hotline import AuditEntry, HotlineState, Job
-from ivr.store.models.queues import Callback, QueueEntry
+from ivr.store.models.queues import Callback, QueueEntry, WrapUp
 from ivr.store.models.staff import Agent, ApiToken, ConsoleSession, LoginFailure, PinFailure, PinLock, User
 
 __all__ = ["AffectedImport", "AffectedNumber", "Agent", "Announcement", "ApiToken", "AuditEntry", "Base",
            "BriefingVersion", "Call", "CallEvent", "Callback", "ConsoleSession", "HotlineState", "Incident", "Job",
-           "LoginFailure", "MODES", "Media", "PinFailure", "PinLock", "QueueEntry", "TOPICS", "TTSCacheEntry", "UTCDateTime", "User", "utcnow"]
+           "LoginFailure", "MODES", "Media", "PinFailure", "PinLock", "QueueEntry", "TOPICS", "TTSCacheEntry", "UTCDateTime", "User", "WrapUp", "utcnow"]

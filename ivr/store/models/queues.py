@@ -1,4 +1,4 @@
-"""Callers waiting for a person, and the callbacks owed to them."""
+"""Callers waiting for a person, the callbacks owed to them, and what agents recorded of each call."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -32,23 +32,45 @@ class QueueEntry(Base):
 
 
 class Callback(Base):
-    """A caller who asked to be called back (or left a voicemail): agents' worklist, in priority order.
+    """A caller who asked to be called back (or left a voicemail), owed until an agent reaches them.
 
-    This is the one place a full caller number is kept, because calling back needs it.
+    This is the one place a full caller number is kept, because calling back needs it; it is deleted when the
+    callback is closed (done, unreachable or expired).
     """
 
     __tablename__ = "callbacks"
     __table_args__ = (Index("ix_callbacks_worklist", "status", "priority", "requested_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    number: Mapped[str] = mapped_column(String(32))
+    number: Mapped[str | None] = mapped_column(String(32))  # None once closed
+    number_masked: Mapped[str] = mapped_column(String(32), default="")
     language: Mapped[str] = mapped_column(String(8))
     queue: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(80), default="")
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # their place in line
     voicemail_url: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | done
+    # waiting | offered (to claimed_by) | calling (claimed_by is dialling) | done | unreachable | expired
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # dials that reached nobody
+    next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # not offered before this
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_by: Mapped[str | None] = mapped_column(String(120))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class WrapUp(Base):
+    """What an agent recorded at the end of a call: one of the rules' wrap-up codes and a note."""
+
+    __tablename__ = "wrap_ups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)  # the caller's call (a callback's original)
+    callback_id: Mapped[int | None] = mapped_column(Integer)
+    agent: Mapped[str] = mapped_column(String(120))
+    code: Mapped[str] = mapped_column(String(40), index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(8), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -1,0 +1,129 @@
+"""Reports for the regulator and the call centre: calls and callbacks by outcome, wrap-up code, language and
+queue, per hour or day; service level, abandonment, and callbacks kept within the promised time.
+
+One function builds the figures (`build`); the console page, `ivr report` and `GET /api/reports` all show
+it, as charts, CSV or JSON.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from ivr.core.errors import Refused
+from ivr.store.db import Database
+from ivr.store.models import Call, Callback, QueueEntry, WrapUp
+
+BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+ANSWERED_WITHIN_S = 60  # the service level: answered by an agent within this many seconds
+
+
+class ReportError(Refused):
+    """A report request that cannot be answered as asked (a bad date or bucket)."""
+
+
+def parse_since(text: str | None, now: datetime | None = None) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise), or a span back from now: 24h, 7d. Default 24h."""
+    now = now or datetime.now(timezone.utc)
+    text = (text or "24h").strip()
+    try:
+        if text[-1:] in ("h", "d") and text[:-1].isdigit():
+            return now - (timedelta(hours=int(text[:-1])) if text[-1] == "h" else timedelta(days=int(text[:-1])))
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"since must be an ISO date or time, or a span like 24h or 7d (got {text!r})") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _floor(ts: datetime, bucket: str) -> str:
+    start = ts.replace(minute=0, second=0, microsecond=0)
+    return (start if bucket == "hour" else start.replace(hour=0)).isoformat()
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def build(db: Database, *, since: datetime, until: datetime | None = None, bucket: str = "hour",
+          answered_within_s: int = ANSWERED_WITHIN_S, promised_hours: int = 24) -> dict:
+    if bucket not in BUCKETS:
+        raise ReportError(f"bucket must be one of {', '.join(BUCKETS)}")
+    until = until or datetime.now(timezone.utc)
+    if since >= until:
+        raise ReportError("since must be before until")
+    with db.read() as conn:
+        calls = conn.execute(select(Call.started_at, Call.outcome, Call.language)
+                             .where(Call.started_at >= since, Call.started_at < until)).all()
+        queued = conn.execute(select(QueueEntry.enqueued_at, QueueEntry.queue, QueueEntry.language,
+                                     QueueEntry.status, QueueEntry.wait_s)
+                              .where(QueueEntry.enqueued_at >= since, QueueEntry.enqueued_at < until)).all()
+        wraps = conn.execute(select(WrapUp.created_at, WrapUp.code, WrapUp.queue, WrapUp.language)
+                             .where(WrapUp.created_at >= since, WrapUp.created_at < until)).all()
+        owed = conn.execute(select(Callback.requested_at, Callback.done_at, Callback.status, Callback.queue,
+                                   Callback.language)
+                            .where(Callback.requested_at >= since, Callback.requested_at < until)).all()
+    answered = [q for q in queued if q.status == "bridged"]
+    ended = [q for q in queued if q.status in ("bridged", "hangup")]
+    promise = timedelta(hours=promised_hours)
+    kept = [c for c in owed if c.status == "done" and c.done_at and c.done_at - c.requested_at <= promise]
+    due = [c for c in owed if c.status != "waiting" or c.requested_at + promise <= until]
+    series: dict[str, Counter] = {}
+    for kind, rows, at in (("calls", calls, "started_at"), ("queued", queued, "enqueued_at"),
+                           ("wrap_ups", wraps, "created_at"), ("callbacks", owed, "requested_at")):
+        for r in rows:
+            series.setdefault(_floor(getattr(r, at), bucket), Counter())[kind] += 1
+    for q in queued:
+        if q.status in ("bridged", "hangup"):
+            series[_floor(q.enqueued_at, bucket)]["answered" if q.status == "bridged" else "abandoned"] += 1
+    return {
+        "since": since.isoformat(), "until": until.isoformat(), "bucket": bucket,
+        "calls": {"total": len(calls), "by_outcome": dict(Counter(c.outcome or "unknown" for c in calls)),
+                  "by_language": dict(Counter(c.language or "unknown" for c in calls))},
+        "queues": {"by_queue": {name: dict(Counter(q.status for q in queued if q.queue == name))
+                                for name in sorted({q.queue for q in queued})},
+                   "by_language": dict(Counter(q.language or "unknown" for q in queued))},
+        "service_level": {"answered_within_s": answered_within_s, "answered": len(answered),
+                          "within": sum(1 for q in answered if (q.wait_s or 0) <= answered_within_s),
+                          "share": _share(sum(1 for q in answered if (q.wait_s or 0) <= answered_within_s),
+                                          len(answered))},
+        "abandonment": {"ended": len(ended), "abandoned": len(ended) - len(answered),
+                        "share": _share(len(ended) - len(answered), len(ended))},
+        "wrap_ups": {"total": len(wraps), "by_code": dict(Counter(w.code for w in wraps)),
+                     "by_queue": dict(Counter(w.queue or "none" for w in wraps)),
+                     "by_language": dict(Counter(w.language or "unknown" for w in wraps))},
+        "callbacks": {"total": len(owed), "by_status": dict(Counter(c.status for c in owed)),
+                      "by_queue": dict(Counter(c.queue for c in owed)),
+                      "promised_hours": promised_hours, "due": len(due), "kept": len(kept),
+                      "kept_share": _share(len(kept), len(due))},
+        "series": [{"start": start, **{k: counts.get(k, 0) for k in
+                                       ("calls", "queued", "answered", "abandoned", "wrap_ups", "callbacks")}}
+                   for start, counts in sorted(series.items())],
+    }
+
+
+def to_csv(report: dict) -> str:
+    """One table, section/name/value, so a spreadsheet can pivot it; the series rows name their hour or day."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["section", "name", "value"])
+    for section in ("calls", "queues", "service_level", "abandonment", "wrap_ups", "callbacks"):
+        for key, value in report[section].items():
+            if isinstance(value, dict):
+                for name, inner in value.items():
+                    writer.writerow([f"{section}.{key}", name, _cell(inner)])
+            else:
+                writer.writerow([section, key, _cell(value)])
+    for row in report["series"]:
+        for key, value in row.items():
+            if key != "start":
+                writer.writerow([f"{report['bucket']} {row['start']}", key, value])
+    return out.getvalue()
+
+
+def _cell(value) -> str:
+    if isinstance(value, dict):  # a queue's statuses
+        return " ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return "" if value is None else str(value)

@@ -1,0 +1,103 @@
+"""The agent desk's data: each agent's status and current caller, and the wrap-ups they record."""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from ivr.core.errors import Refused
+from ivr.store.audit import audit
+from ivr.store.db import Database
+from ivr.store.models import utcnow
+from ivr.store.models import Agent, Callback, QueueEntry, WrapUp
+
+STATUSES = ("available", "on_call", "break", "signed_out")
+CHOSEN = ("available", "break", "signed_out")  # what an agent may set on the desk (on_call is the line's)
+
+
+class DeskError(Refused):
+    """A desk request that cannot be carried out; nothing was changed."""
+
+
+def set_status(db: Database, agent: str, status: str, *, call_sid: str | None = None,
+               callback_id: int | None = None, actor: str | None = None) -> None:
+    """Record an agent's status; going on a call also records whom they are with (kept until the next call)."""
+    if status not in STATUSES:
+        raise DeskError(f"status must be one of {', '.join(STATUSES)}")
+    values = dict(status=status, status_at=utcnow())
+    if status == "on_call":
+        values.update(call_sid=call_sid, callback_id=callback_id)
+    with db.write() as conn:
+        before = conn.execute(select(Agent.status).where(Agent.name == agent)).scalar()
+        if before is None:
+            raise DeskError(f"there is no agent called {agent!r}")
+        conn.execute(update(Agent).where(Agent.name == agent).values(**values))
+        if before != status:
+            audit(conn, actor=actor or agent, action="agent.status", subject=f"agent {agent}",
+                  from_value=before, to_value=status + (f" ({call_sid})" if call_sid else ""))
+
+
+def agent_for_user(db: Database, user_name: str) -> dict | None:
+    with db.read() as conn:
+        row = conn.execute(select(Agent.name, Agent.status, Agent.status_at, Agent.call_sid, Agent.callback_id,
+                                  Agent.phone, Agent.phone_masked).where(Agent.user_name == user_name,
+                                                            Agent.active.is_(True))).first()
+    return dict(row._mapping) if row else None
+
+
+def link_user(db: Database, agent: str, user_name: str | None, *, actor: str) -> None:
+    """Link an agent (their phone) to a console login, for the desk."""
+    from ivr.store.models import User
+
+    with db.write() as conn:
+        if user_name and not conn.execute(select(User.id).where(User.name == user_name)).first():
+            raise DeskError(f"there is no user called {user_name!r}")
+        if not conn.execute(update(Agent).where(Agent.name == agent).values(user_name=user_name)).rowcount:
+            raise DeskError(f"there is no agent called {agent!r}")
+        audit(conn, actor=actor, action="agent.link_user", subject=f"agent {agent}", to_value=user_name or "none")
+
+
+def statuses(db: Database) -> list[dict]:
+    """Every active agent's status, for ops."""
+    with db.read() as conn:
+        rows = conn.execute(select(Agent.name, Agent.status, Agent.status_at, Agent.user_name)
+                            .where(Agent.active.is_(True)).order_by(Agent.name)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def current_caller(db: Database, agent: dict) -> dict | None:
+    """The caller this agent is (or was last) with, as the desk shows them; None once wrapped up."""
+    sid = agent.get("call_sid")
+    if not sid:
+        return None
+    with db.read() as conn:
+        if conn.execute(select(WrapUp.id).where(WrapUp.call_sid == sid)).first():
+            return None
+        entry = conn.execute(select(QueueEntry.__table__).where(QueueEntry.call_sid == sid)).first()
+        callback = conn.execute(select(Callback.__table__).where(Callback.call_sid == sid)).first()
+    found = dict((entry or callback)._mapping) if (entry or callback) else {"call_sid": sid}
+    if callback is not None:
+        found.update(callback_id=callback.id, number_masked=callback.number_masked, callback_reason=callback.reason,
+                     attempts=callback.attempts)
+    return found
+
+
+def wrap_up(db: Database, *, agent: str, call_sid: str, code: str, note: str, codes: dict[str, str]) -> int:
+    """Record the outcome of a call (once per call); the agent is available again."""
+    if code not in codes:
+        raise DeskError(f"unknown wrap-up code {code!r} (codes: {', '.join(codes)})")
+    if len(note) > 2000:
+        raise DeskError("a note is at most 2000 characters")
+    with db.write() as conn:
+        if conn.execute(select(WrapUp.id).where(WrapUp.call_sid == call_sid)).first():
+            raise DeskError("this call already has a wrap-up")
+        entry = conn.execute(select(QueueEntry.queue, QueueEntry.language).where(QueueEntry.call_sid == call_sid)).first()
+        callback = conn.execute(select(Callback.id, Callback.queue, Callback.language)
+                                .where(Callback.call_sid == call_sid)).first()
+        source = entry or callback
+        wrap_id = conn.execute(WrapUp.__table__.insert().values(
+            call_sid=call_sid, callback_id=callback.id if callback else None, agent=agent, code=code, note=note,
+            queue=source.queue if source else "", language=source.language if source else "",
+            created_at=utcnow())).inserted_primary_key[0]
+        conn.execute(update(Agent).where(Agent.name == agent, Agent.status == "on_call")
+                     .values(status="available", status_at=utcnow()))
+        audit(conn, actor=agent, action="call.wrap_up", subject=f"call {call_sid}", to_value=code)
+    return wrap_id
