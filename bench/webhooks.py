@@ -55,7 +55,7 @@ RECORD_WAIT_S = 3
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qAtc"]
 TARGET_RATIO, TARGET_P99_MS = 0.5, 20.0
-# The bare app gets the flags `ivr serve` gives gunicorn (ivr/cli.py); both command lines are printed.
+# The bare app gets the flags `ivr serve` gives gunicorn (ivr/ops/cli/server.py); both command lines are printed.
 BARE_ARGV = [str(BIN / "gunicorn"), "--bind", "127.0.0.1:{port}", "--workers", str(WORKERS),
              "--access-logfile", "-", "--timeout", "30", "--chdir", str(ROOT / "bench"), "bare_app:app"]
 

@@ -2,7 +2,8 @@
 
 Nothing here touches Flask, Twilio or the database. A step's input is the route Twilio requested (`Step`),
 the digits pressed, the rules and the snapshot of the hotline's state; its output is a `Reply`: the verbs to
-answer with and the events to record. webhooks/voice.py parses requests and renders replies as TwiML.
+answer with and the events to record. webhooks/ parses requests (twilio_view.py) and renders replies as
+TwiML (twiml.py).
 
 Call position travels in the action URLs we hand Twilio (signed by Twilio on the way back, so a caller
 cannot forge it): `l` the language, `a` failed attempts in a row, `s` the step number. The step number makes

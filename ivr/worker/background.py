@@ -27,7 +27,7 @@ def run_background(cfg: Config) -> None:
     # Below the web workers: on a busy server a webhook waiting for a CPU behind this batch writer would
     # be a caller waiting; the writer only needs to keep up over seconds (the spool holds the rest).
     # Where the kernel groups sessions for scheduling (autogroup), this counts only within our own
-    # session: see docs/performance.md.
+    # session: see "What runs on each server" in docs/operations.md.
     nice = cfg.background_nice
     try:
         os.nice(nice)

@@ -1,6 +1,6 @@
 """gunicorn settings used by `ivr serve`.
 
-- The master starts one `ivr background` process (the spool writer and job runner, see ivr/events.py) when
+- The master starts one `ivr background` process (the spool writer and job runner, see ivr/spool/writer.py) when
   the server is ready, restarts it if it dies, and stops it last at exit, after the workers, so it writes
   everything they spooled. It runs in its own session: a Ctrl-C or a signal to the server's process group
   reaches the master, which then stops it in order.

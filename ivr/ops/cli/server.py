@@ -98,7 +98,7 @@ def serve(cli, host, port, workers, gunicorn_args):
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     # The workers only answer webhooks: spooled records and background jobs go to one `ivr background`
-    # process, started (and restarted) by gunicorn's master (ivr/gunicorn_conf.py).
+    # process, started (and restarted) by gunicorn's master (ivr/worker/gunicorn_conf.py).
     os.environ.setdefault("IVR_EVENT_WRITER", "process")
     if os.environ["IVR_EVENT_WRITER"] == "process":
         os.environ.setdefault("IVR_JOBS_IN_APP", "0")

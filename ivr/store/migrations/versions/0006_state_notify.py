@@ -1,7 +1,7 @@
 """NOTIFY on every change of hotline_state (PostgreSQL)
 
 Each worker process LISTENs on the `ivr_state` channel and reads the state row again only when told (see
-ivr/state.py). The code that changes the row sends NOTIFY itself; this trigger covers every other writer
+ivr/store/state.py). The code that changes the row sends NOTIFY itself; this trigger covers every other writer
 (a manual UPDATE during an incident, a restore). SQLite has no such channel: workers there read the row per
 request, so nothing is needed.
 
