@@ -26,12 +26,7 @@ class Config:
     max_body_bytes: int = 64 * 1024
     validate_signatures: bool = True
     # Seconds between two batches of call records. Larger batches cost less per record, but each batch is
-    # a burst of CPU that webhooks queue behind. At 2,000 calls/s on PostgreSQL, a 0.25 s batch took 26 ms
-    # of CPU (writer and server together), and the slow webhooks of a half-rate run clustered on those
-    # bursts; a 0.1 s batch takes 12 ms, for 12 ms/s more CPU in all. On SQLite each commit rewrites the
-    # index pages its rows touched, so small batches cost more as the file grows: at 1,850 calls/s the
-    # writer used 105-140 ms/s of CPU at 0.1 s against 85-125 at 0.25 s, for a p99 of 7-11.5 ms against
-    # 8.7-25 (three 10 s runs of each, twice, interleaved).
+    # a burst of CPU that webhooks queue behind: shorter bursts, a shorter tail (docs/performance.md).
     event_flush_interval: float = 0.1
     media_cache_dir: Path = PROJECT_ROOT / "audio" / "cache"  # rebuilt from the database on demand
     tts_engines: tuple[str, ...] = ("gtts", "espeak")

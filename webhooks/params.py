@@ -5,8 +5,7 @@ urlencoded body. This parses it the way Werkzeug does (strict UTF-8 for the body
 undecodable percent-escapes kept as written) into plain dicts, once, and hands RequestValidator a mapping it
 reads without the exception-driven lookups it needs for a MultiDict. It reads the query string, the content
 type and a Content-Length body straight from the WSGI environ (each `request.*` lookup through Flask's proxy
-costs microseconds, and Werkzeug's limited input stream more). Measured in-process on /voice/incoming, the
-signature check with its parsing took 171 µs of 688 per request before reading the environ, 95 of 532 after.
+costs microseconds, and Werkzeug's limited input stream more; docs/performance.md).
 
 The body is read here and not kept for Werkzeug: voice routes read their parameters through
 `twilio_params()` only, never `request.form` or `request.values`.

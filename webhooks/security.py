@@ -28,7 +28,7 @@ def is_signed_by_twilio(request: Request, validator: RequestValidator, public_ur
     params = twilio_params(request).form if env.get("REQUEST_METHOD") == "POST" else {}
     url = signed_url(request, public_url)
     # Fast path: the URL exactly as requested is one of the two forms validate() accepts (with and without
-    # the port), so a match here is a match there, at half the cost (one HMAC instead of two).
+    # the port), so a match here is a match there, with one HMAC instead of two.
     if hmac.compare_digest(validator.compute_signature(url, params), signature):
         return True
     return validator.validate(url, params, signature)

@@ -99,9 +99,8 @@ def write_records(conn: Connection, records: list[dict]) -> None:
     """Apply records in one transaction, a few statements per batch; replays change nothing.
 
     The two big ones, calls and their steps, go to PostgreSQL as one JSON array each, which the server
-    unpacks (json_to_recordset): one statement instead of one per row. Measured for a pass of 200 calls:
-    7.7 ms of the writer's CPU and 4.0 ms of the server's row by row (pipelined executemany), 2.8 and 3.0
-    this way. SQLite runs in-process, where executemany is already one loop in C."""
+    unpacks (json_to_recordset): one statement instead of one per row, about half the CPU of a pass
+    (docs/performance.md). SQLite runs in-process, where executemany is already one loop in C."""
     records = [_without_nul(r) for r in records]
     pg = conn.dialect.name == "postgresql"
     calls = list(_call_rows(records).values())

@@ -6,8 +6,8 @@ file or a request Twilio retried is recorded once. Two ways to get the spool int
 
 - "process" (what `ivr serve` runs): the workers only append; one `ivr background` process per server,
   started and restarted by gunicorn's master, tails every worker's segments and writes them in batches
-  (SpoolWriter). The web workers spend no CPU and no GIL time on database writes, which measured as about a
-  third of a webhook's cost when done in a thread beside the request.
+  (SpoolWriter). The web workers spend no CPU and no GIL time on database writes, which cost about a third
+  of a webhook when done in a thread beside the request.
 - "thread" (in-process use: tests, `ivr simulate`): each process keeps an in-memory batch too, and a
   background thread writes it every `interval` seconds.
 

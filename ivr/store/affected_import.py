@@ -26,8 +26,8 @@ from ivr.store.models import AffectedImport, utcnow
 PHONE_COLUMNS = ("phone", "phone_number", "msisdn", "number")  # in order of preference ("number" is vague)
 MAX_BAD_ROWS_KEPT = 100
 # Rows read per batch. SQLite writes out every b-tree page a batch touches, and random keys touch nearly all
-# of them, so larger batches write far less (measured, plain sqlite3 towards 3M rows: 15-23 s per million
-# rows in 100k-row transactions, 7-9 s in sorted 500k-row batches). PostgreSQL logs row by row and cares less.
+# of them, so larger batches write far less (about half the time: docs/performance.md). PostgreSQL logs row
+# by row and cares less.
 BATCH_SQLITE = 500_000
 BATCH_POSTGRESQL = 200_000
 
@@ -139,9 +139,9 @@ class _Run:
     """One run of an import: read and hash a batch, write it; on PostgreSQL the two overlap.
 
     On PostgreSQL the writing happens in the server, so this thread reads the next batch while a writer
-    thread commits the last one (measured, 3M rows: 37-46 s against 47-64 s in turn); at most two batches are
-    in memory. SQLite writes in this process: a writer thread, starved of the GIL by the reading, held the
-    write lock for seconds and was slower overall (4M rows: 49 s against 39 s), so there they take turns.
+    thread commits the last one (faster than in turn); at most two batches are in memory. SQLite writes in
+    this process: a writer thread, starved of the GIL by the reading, held the write lock for seconds and
+    was slower overall, so there they take turns (docs/performance.md).
     """
 
     def __init__(self, conn, store, fh, offset, line_no, total_bytes, layout, normalizer, hasher, report,

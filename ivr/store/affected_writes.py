@@ -7,9 +7,8 @@ from sqlalchemy import Connection
 
 from ivr.store.affected import HASH_BYTES
 
-# Keys per SQLite write transaction (a batch is sorted, then written in key ranges). Measured importing 10M
-# rows: the longest transaction took 0.5 s, against 15.5 s with one transaction per 500k batch, when the
-# hotline's writers give up after their 5 s busy timeout ("database is locked").
+# Keys per SQLite write transaction (a batch is sorted, then written in key ranges): each transaction stays
+# well under the 5 s the hotline's writers wait before "database is locked" (one per 500k batch did not).
 SQLITE_TXN_ROWS = 50_000
 SQLITE_IMPORT_CACHE_KIB = 32 * 1024  # page cache of the import connection only (the default is 2 MiB)
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY: signature, flags, no header extension
@@ -93,7 +92,7 @@ class PostgresBatches:
         with self.raw.cursor() as cur:
             with cur.copy("COPY affected_staging (number_hash) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(payload)
-            # In key order, the index is walked once per batch: measured 13 µs a row against 20 unordered.
+            # In key order, the index is walked once per batch (a third less time a row than unordered).
             cur.execute("INSERT INTO affected_numbers (number_hash) SELECT number_hash FROM affected_staging "
                         "ORDER BY number_hash ON CONFLICT DO NOTHING")
             return cur.rowcount
