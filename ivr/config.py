@@ -129,6 +129,10 @@ def finalize(cfg: Config, serving: bool = True) -> Config:
 
     `serving=False` (admin commands): no token is needed; a development token is used if one was made.
     """
+    if cfg.log_format not in ("text", "json"):
+        raise ConfigError(f"IVR_LOG_FORMAT is {cfg.log_format!r}: it must be text or json")
+    if cfg.trusted_proxies < 0:
+        raise ConfigError(f"IVR_TRUSTED_PROXIES is {cfg.trusted_proxies}: it counts proxies, 0 or more")
     if not cfg.twilio_auth_token and not serving and not cfg.dev:
         kept = cfg.instance_path / "dev_twilio_auth_token"
         if kept.exists():

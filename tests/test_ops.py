@@ -81,6 +81,14 @@ def test_a_json_log_line_keeps_its_traceback_and_request_fields_inside():
     assert "Traceback" in entry["traceback"] and "ValueError: boom\non two lines" in entry["traceback"]
 
 
+def test_a_log_format_or_proxy_count_that_means_nothing_stops_the_server_with_a_clear_error():
+    from ivr.config import ConfigError, finalize, from_env
+
+    for env, says in (({"IVR_LOG_FORMAT": "xml"}, "text or json"), ({"IVR_TRUSTED_PROXIES": "-1"}, "0 or more")):
+        with pytest.raises(ConfigError, match=says):
+            finalize(from_env({"IVR_ENV": "development", **env}), serving=False)
+
+
 def test_the_environment_file_example_lists_every_setting():
     example = (PROJECT_ROOT / "deploy" / "hotline.env.example").read_text()
     listed = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", example, re.M))
