@@ -44,21 +44,34 @@ def callback_row(db, sid):
 
 
 class Browser:
+    """requests with the console's cookies. They are Secure (as deployed, behind TLS); like a browser on
+    localhost, it sends them over plain HTTP to the test server anyway."""
+
     def __init__(self, base):
         self.base, self.http = base, requests.Session()
+
+    def get(self, path):
+        return self._plain(self.http.get(self.base + path))
+
+    def _plain(self, resp):
+        for cookie in self.http.cookies:
+            cookie.secure = False
+        return resp
 
     def csrf(self, html: str) -> str:
         return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
     def login(self, name, password):
-        page = self.http.get(self.base + "/console/login").text
-        resp = self.http.post(self.base + "/console/login", data={"name": name, "password": password,
-                                                                  "csrf_token": self.csrf(page)})
-        assert resp.ok and "/console/login" not in resp.url
+        page = self.get("/console/login").text
+        resp = self._plain(self.http.post(self.base + "/console/login", allow_redirects=False,
+                                          data={"name": name, "password": password, "csrf_token": self.csrf(page)}))
+        assert resp.status_code == 303, resp.text[-300:]
 
     def post(self, path, data):
-        page = self.http.get(self.base + "/console/desk").text
-        return self.http.post(self.base + path, data={**data, "csrf_token": self.csrf(page)})
+        page = self.get("/console/desk").text
+        resp = self._plain(self.http.post(self.base + path, data={**data, "csrf_token": self.csrf(page)},
+                                          allow_redirects=False))
+        return self.get(resp.headers["Location"]) if resp.status_code == 303 else resp
 
 
 def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(config, server):
@@ -92,12 +105,12 @@ def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(con
         # The desk shows whom the agent was with, and takes the wrap-up.
         browser = Browser(srv.url)
         browser.login("aggie", "agent password 1")
-        live = browser.http.get(srv.url + "/console/desk/live").text
+        live = browser.get("/console/desk/live").text
         assert f'data-call-sid="{caller.call_sid}"' in live and "***0123" in live and "English" in live
         assert "0 agent" in re.search(r"Menu path</dt><dd>([^<]*)", live).group(1)  # pressed 0 for a person
         resp = browser.post("/console/desk/wrap-up", {"code": "fraud_reported", "note": "card blocked"})
         assert resp.ok and "Wrap-up recorded" in resp.text
-        assert "No caller right now." in browser.http.get(srv.url + "/console/desk/live").text
+        assert "No caller right now." in browser.get("/console/desk/live").text
 
         # The report counts it: API, and the console's CSV.
         with db.write() as conn:
@@ -106,7 +119,7 @@ def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(con
         report = requests.get(srv.url + "/api/reports?since=1h", headers={"Authorization": f"Bearer {token}"}).json()
         assert report["wrap_ups"]["by_code"] == {"fraud_reported": 1}
         assert report["callbacks"]["by_status"] == {"done": 1} and report["callbacks"]["kept"] == 1
-        assert "wrap_ups.by_code,fraud_reported,1" in browser.http.get(srv.url + "/console/reports.csv").text
+        assert "wrap_ups.by_code,fraud_reported,1" in browser.get("/console/reports.csv").text
         with db.write() as conn:
             conn.execute(update(User).where(User.name == "aggie").values(role="agent"))
 
