@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ivr.ops.cli.context import by_option, lang_option, pass_cli, reason_option, refusals_as_errors, topic_option
+from ivr.ops.cli.context import change, lang_option, pass_cli, refusals_as_errors, topic_option
 
 
 # -- announcements ---------------------------------------------------------------------------------------
@@ -43,10 +43,7 @@ def announce():
 @click.option("--text-file", type=click.File("r", encoding="utf-8"), required=False, help="Text to speak ('-' for stdin).")
 @click.option("--text", default=None, help="Text to speak (instead of --text-file).")
 @click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
-@reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change()
 def announce_tts(cli, lang, topic, text_file, text, publish, reason):
     """Synthesise an announcement from text (gTTS, or espeak-ng offline) and store it phone-ready."""
     from ivr.store.announcements import create_from_text
@@ -66,10 +63,7 @@ def announce_tts(cli, lang, topic, text_file, text, publish, reason):
 @topic_option
 @click.option("--text", default=None, help="What the recording says (shown to admins, spoken if audio fails).")
 @click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
-@reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change()
 def announce_upload(cli, file, lang, topic, text, publish, reason):
     """Upload a recording (WAV, MP3, OGG, M4A); it is refused whole if unusable."""
     from ivr.store.announcements import create_from_audio
@@ -96,10 +90,7 @@ def announce_list(cli, lang, topic):
 
 @announce.command("publish")
 @click.argument("announcement_id", type=int)
-@reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change()
 def announce_publish(cli, announcement_id, reason):
     """Publish a version: callers hear it from their next step on."""
     from ivr.store.announcements import publish
@@ -111,10 +102,7 @@ def announce_publish(cli, announcement_id, reason):
 @lang_option
 @topic_option
 @click.option("--to", "to_version", type=int, default=None, help="Version to publish again (default: the previous one).")
-@reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change()
 def announce_rollback(cli, lang, topic, to_version, reason):
     """Publish an earlier version again, in one step."""
     from ivr.store.announcements import rollback
@@ -170,10 +158,7 @@ def incident_list(cli):
 @click.option("--severity", required=True, help="One of the severities in routing_rules.yaml.")
 @click.option("--exposed", default="", help="What data was exposed, e.g. 'names, emails, card numbers'.")
 @click.option("--activate", is_flag=True, help="Make it the active incident at once.")
-@reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change()
 def incident_create(cli, title, severity, exposed, activate, reason):
     """Create an incident (a draft unless --activate)."""
     from ivr.store.incidents import create
@@ -189,10 +174,7 @@ def incident_create(cli, title, severity, exposed, activate, reason):
 @click.option("--title", default=None)
 @click.option("--severity", default=None)
 @click.option("--exposed", default=None)
-@reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change()
 def incident_update(cli, incident_id, title, severity, exposed, reason):
     """Change an incident's title, severity or exposed data (takes effect on the next call)."""
     from ivr.store.incidents import update_incident
@@ -204,10 +186,7 @@ def incident_update(cli, incident_id, title, severity, exposed, reason):
 
 @incident.command("activate")
 @click.argument("incident_id", type=int)
-@reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change()
 def incident_activate(cli, incident_id, reason):
     """Make an incident the active one (its announcements and severity apply from the next call)."""
     from ivr.store.incidents import activate_incident

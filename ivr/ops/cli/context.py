@@ -115,3 +115,17 @@ lang_option = click.option("--lang", default="en", show_default=True, help="Lang
 topic_option = click.option("--topic", default="main", show_default=True,
                             type=click.Choice(TOPICS), help="What it answers: the main "
                             "message, details (menu 1) or what to do (menu 2).")
+
+
+def change(reason: str | None = "optional"):
+    """A command that changes something: --reason ("required", "optional" or None), --by, refusals as clear
+    errors, and the context object as its first argument."""
+    decorators = [d for d in (_reason(required=reason == "required") if reason else None, by_option,
+                              refusals_as_errors, pass_cli) if d]
+
+    def decorate(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return decorate

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import click
 
-from ivr.ops.cli.context import by_option, pass_cli, refusals_as_errors, required_reason_option
+from ivr.ops.cli.context import change, pass_cli, refusals_as_errors
 from ivr.store.users import ROLES
 
 
@@ -44,9 +44,7 @@ def _duration(value: str | None) -> timedelta | None:
 @click.option("--ask-password", is_flag=True, help="Set a console password: prompted, or a line of stdin.")
 @click.option("--ask-pin", is_flag=True, help="Set an admin phone line PIN (6-12 digits): prompted, or the "
               "next line of stdin.")
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason=None)
 def users_add(cli, name, role, ask_password, ask_pin):
     """Add a user."""
     from ivr.store.users import add_user
@@ -59,9 +57,7 @@ def users_add(cli, name, role, ask_password, ask_pin):
 
 @users.command("set-pin")
 @click.argument("name")
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason=None)
 def users_set_pin(cli, name):
     """Set a user's PIN for the admin phone line (prompted, or a line of stdin)."""
     from ivr.store.users import set_phone_pin
@@ -73,9 +69,7 @@ def users_set_pin(cli, name):
 @users.command("set-phone")
 @click.argument("name")
 @click.argument("phone")
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason=None)
 def users_set_phone(cli, name, phone):
     """Record the caller ID an admin calls the admin line from (see IVR_ADMIN_LINE_OWN_NUMBERS)."""
     from ivr.store.users import set_phone
@@ -86,10 +80,7 @@ def users_set_phone(cli, name, phone):
 
 @users.command("deactivate")
 @click.argument("name")
-@required_reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason="required")
 def users_deactivate(cli, name, reason):
     """Lock a user out now: sessions ended, API tokens revoked, phone PIN refused."""
     from ivr.store.users import deactivate_user
@@ -100,10 +91,7 @@ def users_deactivate(cli, name, reason):
 
 @users.command("reactivate")
 @click.argument("name")
-@required_reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason="required")
 def users_reactivate(cli, name, reason):
     """Let a deactivated user back in (old tokens stay revoked)."""
     from ivr.store.users import reactivate_user
@@ -114,10 +102,7 @@ def users_reactivate(cli, name, reason):
 
 @users.command("unlock")
 @click.argument("name")
-@required_reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason="required")
 def users_unlock(cli, name, reason):
     """Forget a name's failed console sign-ins, so it may sign in again at once."""
     from ivr.ops.console.auth import unlock
@@ -144,9 +129,7 @@ def users_token():
 @click.argument("name")
 @click.option("--expires", default=None, help="Lifetime, e.g. 30d, 12h, 2w (default: until revoked).")
 @click.option("--label", default="", help="What the token is for.")
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason=None)
 def users_token_create(cli, name, expires, label):
     """Create an API token for a user (shown once; only its hash is stored)."""
     from ivr.store.users import create_token
@@ -156,10 +139,7 @@ def users_token_create(cli, name, expires, label):
 
 @users_token.command("revoke")
 @click.argument("name")
-@required_reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason="required")
 def users_token_revoke(cli, name, reason):
     """Revoke every API token of a user, at once."""
     from ivr.store.users import revoke_tokens
@@ -194,9 +174,7 @@ def agents():
 @click.argument("name")
 @click.option("--phone", required=True, help="The number the agent calls from (caller ID), E.164.")
 @click.option("--queue", "queue_names", multiple=True, help="A queue they serve (repeat it); none: every queue.")
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason=None)
 def agents_add(cli, name, phone, queue_names):
     """Add an agent; their PIN (4 to 12 digits) is prompted or a line of stdin. The agent line knows them by
     their number's hash and the PIN's hash; the number itself is kept so the desk's "call now" can ring them."""
@@ -214,10 +192,7 @@ def agents_add(cli, name, phone, queue_names):
 
 @agents.command("deactivate")
 @click.argument("name")
-@required_reason_option
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason="required")
 def agents_deactivate(cli, name, reason):
     """Take an agent off the agent line now (their number and PIN stop working, even mid-call)."""
     from ivr.store.agents import deactivate_agent
@@ -229,9 +204,7 @@ def agents_deactivate(cli, name, reason):
 @agents.command("link")
 @click.argument("name")
 @click.option("--user", "user_name", required=True, help="Their console login (role agent or above): the desk.")
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason=None)
 def agents_link(cli, name, user_name):
     """Link an agent (their phone) to a console login, for the agent desk."""
     from ivr.store.desk import link_user
@@ -274,9 +247,7 @@ def callbacks_list(cli, done):
 @callbacks.command("done")
 @click.argument("callback_id", type=int)
 @click.option("--note", default="", help="What happened (kept with the callback).")
-@by_option
-@refusals_as_errors
-@pass_cli
+@change(reason=None)
 def callbacks_done(cli, callback_id, note):
     """Mark a callback as done."""
     from ivr.store.queues import callback_done
