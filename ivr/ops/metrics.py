@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func, select
 
-from ivr.store.models import MODES, Call, utcnow
+from ivr.store import reads
+from ivr.store.models import MODES, utcnow
 
 WEBHOOK_SECONDS = Histogram(
     "ivr_webhook_seconds", "Time to answer a Twilio webhook, by route", ["route"],
@@ -28,7 +28,6 @@ class HotlineCollector:
 
     def collect(self):
         from ivr.store import queues
-        from ivr.store.models import Callback
 
         db = self.hotline.db
         snap = self.hotline.state.current()
@@ -43,13 +42,11 @@ class HotlineCollector:
             return
         since = utcnow() - timedelta(hours=1)
         with db.read() as conn:
-            outcomes = conn.execute(select(func.coalesce(Call.outcome, "unknown"), func.count())
-                                    .where(Call.started_at >= since).group_by(Call.outcome)).all()
-            waiting = conn.execute(select(func.count()).select_from(Callback)
-                                   .where(Callback.status == "waiting")).scalar()
+            outcomes = reads.outcomes_since(conn, since)
+            waiting = reads.callbacks_waiting(conn)
         calls = GaugeMetricFamily("ivr_calls_last_hour", "Calls started in the last hour, by outcome",
                                   labels=["outcome"])
-        for outcome, n in outcomes:
+        for outcome, n in outcomes.items():
             calls.add_metric([outcome], n)
         yield calls
         size = GaugeMetricFamily("ivr_queue_waiting", "Callers waiting, by queue", labels=["queue"])

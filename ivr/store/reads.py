@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.store.db import Database
 from ivr.core.call_status import TERMINAL
-from ivr.store.models import Announcement, Call, CallEvent, Incident
+from ivr.store.models import Announcement, Call, Callback, CallEvent, Incident
 
 IN_PROGRESS_WINDOW = timedelta(hours=2)  # a call with no final status older than this was lost, not live
 ABANDONED_OUTCOMES = ("listening", "queued")  # the caller hung up while listening or waiting for an agent
@@ -39,6 +39,29 @@ def call_counts(conn: Connection, now: datetime) -> tuple[int, int]:
         Call.started_at >= now - IN_PROGRESS_WINDOW, Call.status.is_(None) | Call.status.not_in(TERMINAL))
     last_hour = select(func.count()).select_from(Call).where(Call.started_at >= now - timedelta(hours=1))
     return conn.execute(live).scalar_one(), conn.execute(last_hour).scalar_one()
+
+
+def outcomes_since(conn: Connection, since: datetime) -> dict[str, int]:
+    """How the calls started since `since` stand (or ended), counted by outcome."""
+    rows = conn.execute(select(func.coalesce(Call.outcome, "unknown"), func.count())
+                        .where(Call.started_at >= since).group_by(Call.outcome)).all()
+    return {outcome: n for outcome, n in rows}
+
+
+def callbacks_waiting(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(Callback).where(Callback.status == "waiting")).scalar_one()
+
+
+def call_steps(conn: Connection, sids: list[str]) -> dict[str, list]:
+    """Each call's steps (kind, digits, detail) in the order they happened; rows are written in batches, not
+    in step order."""
+    steps: dict[str, list] = {sid: [] for sid in sids}
+    if sids:
+        for row in conn.execute(select(CallEvent.call_sid, CallEvent.kind, CallEvent.digits, CallEvent.detail)
+                                .where(CallEvent.call_sid.in_(sids))
+                                .order_by(CallEvent.call_sid, CallEvent.at, CallEvent.id)):
+            steps[row.call_sid].append(row)
+    return steps
 
 
 def _epoch(conn: Connection, column):
@@ -99,15 +122,9 @@ def recent_calls(conn: Connection, *, since: datetime | None = None, until: date
 
 
 def call_paths(conn: Connection, sids: list[str]) -> dict[str, list[str]]:
-    """Each call's path through the menu, step by step, in the order it happened."""
-    paths: dict[str, list[str]] = {sid: [] for sid in sids}
-    if not sids:
-        return paths
-    rows = conn.execute(select(CallEvent.call_sid, CallEvent.kind, CallEvent.detail, CallEvent.digits)
-                        .where(CallEvent.call_sid.in_(sids)).order_by(CallEvent.call_sid, CallEvent.at, CallEvent.id))
-    for row in rows:
-        paths[row.call_sid].append(describe_step(row.kind, row.detail, row.digits))
-    return paths
+    """Each call's path through the menu, step by step in plain words, in the order it happened."""
+    return {sid: [describe_step(s.kind, s.detail, s.digits) for s in steps]
+            for sid, steps in call_steps(conn, sids).items()}
 
 
 def describe_step(kind: str, detail: str | None, digits: str | None) -> str:
