@@ -13,7 +13,7 @@ from flask import Flask, url_for
 from sqlalchemy import func, insert, select, update
 from werkzeug.security import generate_password_hash
 
-from ivr.store import announcements
+from ivr.store import announcements, incidents, queues
 from ivr.media import tts
 from ivr.config import Config
 from ivr.ops.console import init_app
@@ -38,6 +38,9 @@ ROLES_NEEDED = {
     "console.desk_page": "agent", "console.desk_live": "agent", "console.desk_status": "agent",
     "console.desk_wrap_up": "agent", "console.desk_call_now": "agent",
     "console.reports_view": "viewer", "console.reports_csv": "viewer",
+    "console.incidents_page": "viewer", "console.incident_create": "admin", "console.incident_update": "admin",
+    "console.incident_activate": "admin",
+    "console.callbacks_page": "viewer", "console.callback_done": "ops",
 }
 ROLES = ("viewer", "agent", "ops", "admin")
 USERS = {"viewer": "vera", "agent": "aggie", "ops": "otto", "admin": "ada"}
@@ -219,7 +222,10 @@ def targets(hotline):
     draft = announcements.create_version(hotline.db, lang="en", topic="main", text="A draft.", source="text",
                                          audio_=None, actor="test")
     brief = briefings.create(hotline.db, {"facts": "Draft facts."}, actor="test", reason="setup")
-    return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": _desk_targets(hotline)}
+    incident = incidents.create(hotline.db, title="A draft incident", severity="high", exposed="",
+                                severities=hotline.rules.rules.severities, actor="test")
+    return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": _desk_targets(hotline),
+            "incident_id": incident}
 
 
 def _desk_targets(hotline) -> int:
@@ -260,6 +266,11 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
         "console.desk_status": {"status": "break"},
         "console.desk_wrap_up": {"code": "question_answered", "note": "told them what to do"},
         "console.desk_call_now": {},
+        "console.incident_create": {"title": "Second breach", "severity": "high", "reason": "new disclosure"},
+        "console.incident_update": {"title": "Card data breach", "severity": "critical", "exposed": "card numbers",
+                                    "reason": "forensics report"},
+        "console.incident_activate": {"reason": "disclosure day", "carry_over": "yes"},
+        "console.callback_done": {"reason": "called back", "note": "reached"},
     }
     return forms[endpoint]
 

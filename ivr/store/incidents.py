@@ -1,12 +1,12 @@
 """Incidents: the breach the hotline talks about. Exactly one is active; its severity feeds the routing rules."""
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 
 from ivr.core.errors import NotFound, Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
-from ivr.store.models import Incident, utcnow
+from ivr.store.models import Announcement, Incident, utcnow
 from ivr.store.state import bump_content
 
 
@@ -60,12 +60,62 @@ def update_incident(db: Database, incident_id: int, *, severities: list[str], ac
         bump_content(conn)
 
 
-def activate_incident(db: Database, incident_id: int, *, actor: str, reason: str = "") -> None:
-    """Make this the incident callers hear about; the previously active one is closed."""
+def languages_without_announcement(conn: Connection, incident_id: int, languages) -> list[str]:
+    """The languages (in the rules' order) with nothing published for this incident: callers of those hear
+    only the prompts."""
+    covered = set(conn.execute(select(Announcement.language).where(
+        Announcement.incident_id == incident_id, Announcement.status == "published")).scalars())
+    return [lang for lang in languages if lang not in covered]
+
+
+def _carry_over(conn: Connection, source_id: int, target_id: int, *, actor: str, reason: str) -> list[str]:
+    """Publish, for the target incident, a copy of each announcement the source incident has published in a
+    language and topic the target has nothing published for. Returns what was copied ("en/main", ...)."""
+    have = set(tuple(r) for r in conn.execute(select(Announcement.language, Announcement.topic).where(
+        Announcement.incident_id == target_id, Announcement.status == "published")).all())
+    copied = []
+    for row in conn.execute(select(Announcement.__table__).where(Announcement.incident_id == source_id,
+                                                                 Announcement.status == "published")).all():
+        if (row.language, row.topic) in have:
+            continue
+        where = (Announcement.incident_id == target_id, Announcement.language == row.language,
+                 Announcement.topic == row.topic)
+        conn.execute(update(Announcement).where(*where, Announcement.status == "published").values(status="archived"))
+        version = max(conn.execute(select(Announcement.version).where(*where)).scalars(), default=0) + 1
+        conn.execute(insert(Announcement).values(
+            incident_id=target_id, language=row.language, topic=row.topic, version=version, status="published",
+            text=row.text, source=row.source, engine=row.engine, media_sha256=row.media_sha256,
+            duration_ms=row.duration_ms, created_by=actor, created_at=utcnow(), published_at=utcnow()))
+        audit(conn, actor=actor, action="announcement.carry_over",
+              subject=f"incident {target_id} {row.language}/{row.topic} v{version}",
+              from_value=f"incident {source_id} {row.language}/{row.topic} v{row.version}",
+              to_value=f"version {version}", reason=reason)
+        copied.append(f"{row.language}/{row.topic}")
+    return copied
+
+
+def activate_incident(db: Database, incident_id: int, *, actor: str, reason: str = "", languages=None,
+                      carry_over: bool = False) -> list[str]:
+    """Make this the incident callers hear about; the previously active one is closed.
+
+    With `languages`, refuse (changing nothing) if any of them would have nothing published, unless
+    `carry_over` copies the previous incident's published announcements first. Returns what was carried over.
+    """
     with db.write() as conn:
         if conn.execute(select(Incident.id).where(Incident.id == incident_id)).first() is None:
             raise IncidentNotFound(f"there is no incident {incident_id}")
         previous = conn.execute(select(Incident.id).where(Incident.status == "active")).scalars().all()
+        copied = []
+        if carry_over:
+            for source in previous:
+                if source != incident_id:
+                    copied += _carry_over(conn, source, incident_id, actor=actor, reason=reason)
+        if languages is not None:
+            missing = languages_without_announcement(conn, incident_id, languages)
+            if missing:
+                raise IncidentError(f"callers in {', '.join(missing)} would hear nothing about incident "
+                                    f"{incident_id}: publish an announcement for it first, or carry the current "
+                                    "announcements over")
         conn.execute(update(Incident).where(Incident.status == "active", Incident.id != incident_id)
                      .values(status="closed", updated_at=utcnow()))
         conn.execute(update(Incident).where(Incident.id == incident_id).values(status="active", updated_at=utcnow()))
@@ -73,6 +123,7 @@ def activate_incident(db: Database, incident_id: int, *, actor: str, reason: str
               from_value=", ".join(f"incident {p}" for p in previous) or None, to_value=f"incident {incident_id}",
               reason=reason)
         bump_content(conn)
+    return copied
 
 
 def list_incidents(db: Database) -> list[dict]:

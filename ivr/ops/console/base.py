@@ -128,3 +128,4 @@ def _when(value) -> str:
 # Globals, not context: the macros in _macros.html see them when imported.
 bp.add_app_template_global(csrf.token, "csrf_token")
 bp.add_app_template_global(lambda: g.get("user"), "current_user")
+bp.add_app_template_global(role_at_least, "role_at_least")

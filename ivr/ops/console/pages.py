@@ -4,9 +4,11 @@ from ivr.ops.console import (  # noqa: F401
     audit_page,
     login_page,
     briefing_page,
+    callbacks_page,
     calls_page,
     dashboard,
     desk_page,
     reports_page,
+    incidents_page,
     rules_page,
 )

@@ -1,0 +1,50 @@
+"""Callbacks owed: the work list in the order agents should call (priority, then the caller's place in line),
+marked done with a reason. Full numbers only for the roles that call back; viewers see them masked."""
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, request, url_for
+
+from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.store import queues
+from ivr.store.users import role_at_least
+
+NOTE_MAX = 1000
+
+
+def masked(number: str) -> str:
+    """A number as the calls page shows callers: its last four digits only."""
+    digits = "".join(ch for ch in number or "" if ch.isdigit())
+    return "***" + digits[-4:] if len(digits) >= 4 else "***"
+
+
+def _page(status: int = 200, error: str | None = None, form_id: int | None = None):
+    db = hotline().db
+    full = role_at_least(g.user.role, "ops")
+    rows = [dict(r, shown_number=r["number"] if full else masked(r["number"]))
+            for r in queues.callbacks(db, "waiting")]
+    return render_template("console/callbacks.html", rows=rows, full_numbers=full, languages=hotline().rules.rules
+                           .languages, error=error, form_id=form_id, form=request.form), status
+
+
+@bp.get("/callbacks")
+@needs("viewer")
+def callbacks_page():
+    return _page()
+
+
+@bp.post("/callbacks/<int:callback_id>/done")
+@needs("ops")
+def callback_done(callback_id: int):
+    form = request.form
+    try:
+        why = reason(form)
+        note = (form.get("note") or "").strip()
+        if len(note) > NOTE_MAX:
+            raise FormError(f"the note is longer than {NOTE_MAX} characters")
+        queues.callback_done(hotline().db, callback_id, actor=actor(), note=note, reason=why)
+    except (FormError, queues.QueueError) as exc:
+        log.warning("console: %s: callback %s refused: %s", actor(), callback_id, exc)
+        return _page(400, f"{exc}. Nothing was changed.", callback_id)
+    log.info("console: %s marked callback %s done", actor(), callback_id)
+    flash(f"Callback {callback_id} is marked done.", "ok")
+    return redirect(url_for("console.callbacks_page"), 303)

@@ -1,0 +1,109 @@
+"""Incidents: create one, change its severity and what was exposed, and activate it without leaving callers
+in silence (every language must have something published, or the current announcements are carried over)."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+
+from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.store import incidents
+
+TITLE_MAX, EXPOSED_MAX = 200, 5000
+
+
+def _rules():
+    return hotline().rules.rules
+
+
+def _coverage(rows: list[dict]) -> dict[int, list[str]]:
+    """Per incident, the languages with nothing published for it."""
+    languages = list(_rules().languages)
+    with hotline().db.read() as conn:
+        return {r["id"]: incidents.languages_without_announcement(conn, r["id"], languages) for r in rows}
+
+
+def _page(status: int = 200, error: str | None = None, form_name: str | None = None):
+    rows = incidents.list_incidents(hotline().db)
+    return render_template("console/incidents.html", rows=rows, missing=_coverage(rows), rules=_rules(),
+                           error=error, form_name=form_name, form=request.form), status
+
+
+def _field(form, name: str, limit: int, what: str) -> str:
+    value = (form.get(name) or "").strip()
+    if len(value) > limit:
+        raise FormError(f"the {what} is longer than {limit} characters")
+    return value
+
+
+def _refused(exc: Exception, form_name: str):
+    log.warning("console: %s: %s refused: %s", actor(), form_name, exc)
+    return _page(400, f"{exc}. Nothing was changed.", form_name)
+
+
+def _back(incident_id: int, message: str):
+    flash(message, "ok")
+    return redirect(url_for("console.incidents_page") + f"#incident-{incident_id}", 303)
+
+
+@bp.get("/incidents")
+@needs("viewer")
+def incidents_page():
+    return _page()
+
+
+@bp.post("/incidents")
+@needs("admin")
+def incident_create():
+    form = request.form
+    try:
+        why = reason(form)
+        new_id = incidents.create(hotline().db, title=_field(form, "title", TITLE_MAX, "title"),
+                                  severity=form.get("severity", ""),
+                                  exposed=_field(form, "exposed", EXPOSED_MAX, "description of what was exposed"),
+                                  severities=_rules().severities, actor=actor(), reason=why)
+    except (FormError, incidents.IncidentError) as exc:
+        return _refused(exc, "create")
+    log.info("console: %s created incident %s", actor(), new_id)
+    return _back(new_id, f"Incident {new_id} was created as a draft: callers hear about it once it is activated.")
+
+
+@bp.post("/incidents/<int:incident_id>")
+@needs("admin")
+def incident_update(incident_id: int):
+    """Change the title, severity or what was exposed; only the fields that differ are changed and audited."""
+    form = request.form
+    try:
+        why = reason(form)
+        current = next((r for r in incidents.list_incidents(hotline().db) if r["id"] == incident_id), None)
+        if current is None:
+            raise FormError(f"there is no incident {incident_id}")
+        sent = {"title": _field(form, "title", TITLE_MAX, "title"), "severity": form.get("severity", ""),
+                "exposed": _field(form, "exposed", EXPOSED_MAX, "description of what was exposed")}
+        changed = {k: v for k, v in sent.items() if v != (current[k] or "")}
+        if not changed:
+            raise FormError("nothing was changed in the form")
+        if "title" in changed and not changed["title"]:
+            raise FormError("an incident needs a title")
+        incidents.update_incident(hotline().db, incident_id, severities=_rules().severities, actor=actor(),
+                                  reason=why, **changed)
+    except (FormError, incidents.IncidentError) as exc:
+        return _refused(exc, f"update-{incident_id}")
+    log.info("console: %s changed incident %s: %s", actor(), incident_id, ", ".join(changed))
+    return _back(incident_id, f"Incident {incident_id}: {', '.join(changed)} changed.")
+
+
+@bp.post("/incidents/<int:incident_id>/activate")
+@needs("admin")
+def incident_activate(incident_id: int):
+    """Make this the incident callers hear about, never leaving a language with nothing published."""
+    form = request.form
+    try:
+        copied = incidents.activate_incident(hotline().db, incident_id, actor=actor(), reason=reason(form),
+                                             languages=list(_rules().languages),
+                                             carry_over=form.get("carry_over") == "yes")
+    except (FormError, incidents.IncidentError) as exc:
+        return _refused(exc, f"activate-{incident_id}")
+    log.info("console: %s activated incident %s (carried over: %s)", actor(), incident_id, copied or "nothing")
+    carried = f" The current announcements were carried over: {', '.join(copied)}." if copied else ""
+    return _back(incident_id, f"Incident {incident_id} is active: callers hear about it from their next step."
+                 + carried)
+
