@@ -1,11 +1,16 @@
 """The console pages that run breach day: incidents, callbacks, agents and users (through the Flask app)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+import re
+from datetime import timedelta
+
+from sqlalchemy import insert, select, update
 
 from ivr.store import announcements, incidents, queues
-from ivr.store.models import Announcement, Incident
-from test_console import as_role, audit_rows, page, users  # noqa: F401  (fixtures)
+from ivr.store.models import Announcement, Call, ConsoleSession, Incident, utcnow
+from ivr.store.models_routing import Agent
+from ivr.store.state import get_mode, set_mode
+from test_console import PASSWORD, as_role, audit_rows, page, users  # noqa: F401  (fixtures)
 
 
 def _published(hotline, incident_id: int) -> set[tuple[str, str]]:
@@ -93,3 +98,108 @@ def test_callbacks_are_listed_by_priority_masked_for_viewers_and_marked_done_wit
     assert (entry.actor, entry.reason, entry.to_value) == ("otto", "called back", "reached")
     again = ops.post(f"/console/callbacks/{first}/done", {"reason": "twice"})
     assert again.status_code == 400 and "no waiting callback" in page(again)
+
+
+# -- real time ---------------------------------------------------------------------------------------------
+
+
+def _agent_on_line(hotline, name: str, sid: str, *, bridged_to: str | None = None) -> None:
+    """What the agent line records: the agent's own call with its login event, and a caller bridged to them."""
+    from ivr.store.models import Call, CallEvent
+    from ivr.store.models_routing import QueueEntry
+
+    now = utcnow()
+    with hotline.db.write() as conn:
+        conn.execute(insert(Agent).values(name=name, phone_hash=sid, phone_masked="***0000", pin_hash="x",
+                                          active=True, created_at=now))
+        conn.execute(insert(Call).values(call_sid=sid, started_at=now))
+        conn.execute(insert(CallEvent).values(call_sid=sid, step="1", at=now, kind="agent_line",
+                                              detail=f"login {name}"))
+        if bridged_to:
+            conn.execute(insert(Call).values(call_sid=bridged_to, started_at=now))
+            conn.execute(insert(QueueEntry).values(call_sid=bridged_to, queue="general", priority=1, language="en",
+                                                   status="bridged", enqueued_at=now, ended_at=now, agent=name))
+
+
+def _waiting(hotline, sid: str, queue: str, seconds_ago: int) -> None:
+    from ivr.store.models_routing import QueueEntry
+
+    with hotline.db.write() as conn:
+        conn.execute(insert(QueueEntry).values(call_sid=sid, queue=queue, priority=1, language="en", status="waiting",
+                                               enqueued_at=utcnow() - timedelta(seconds=seconds_ago)))
+
+
+def test_live_mode_with_no_free_agent_is_a_banner_and_queues_show_their_waits(as_role, hotline):
+    set_mode(hotline.db, "live", reason="shift", actor="otto")
+    _waiting(hotline, "CAw1", "fraud", 125)
+    _waiting(hotline, "CAw2", "fraud", 5)
+    viewer = as_role("viewer")
+    body = page(viewer.get("/console/live"))
+    assert "Live mode is on but no agent is free" in body
+    row = re.search(r'<tr data-queue="fraud">(.*?)</tr>', body, re.S).group(1)
+    assert ">2<" in row and "2 min 05 s" in row
+
+    _agent_on_line(hotline, "amy", "CAagent1", bridged_to="CAcaller1")
+    body = page(viewer.get("/console/live"))
+    assert "no agent is free (1 on a call)" in body and 'id="agents-on-call">1<' in body
+    _agent_on_line(hotline, "bob", "CAagent2")
+    body = page(viewer.get("/console/live"))
+    assert "no agent is free" not in body and 'id="agents-free">1<' in body and "Agents free: bob." in body
+    with hotline.db.write() as conn:  # bob hangs up: no longer on the line
+        conn.execute(update(Call).where(Call.call_sid == "CAagent2").values(status="completed"))
+    assert "no agent is free" in page(viewer.get("/console/live"))
+
+
+def test_a_language_or_topic_with_nothing_published_is_a_banner(as_role, hotline):
+    with hotline.db.write() as conn:
+        conn.execute(update(Announcement).where(Announcement.language == "es").values(status="archived"))
+        conn.execute(update(Announcement).where(Announcement.language == "en", Announcement.topic == "advice")
+                     .values(status="archived"))
+    body = page(as_role("viewer").get("/console/"))
+    assert "Nothing is published in Español: those callers hear only the prompts." in body
+    assert "Nothing is published in English for advice" in body
+
+
+def test_the_live_refresh_carries_the_mode_card_with_the_figures(as_role, hotline):
+    viewer = as_role("viewer")
+    assert 'data-live-part="mode" data-mode="message"' in page(viewer.get("/console/live"))
+    set_mode(hotline.db, "live", reason="shift", actor="otto")
+    body = page(viewer.get("/console/live"))
+    assert 'data-live-part="mode" data-mode="live" data-target="message" data-by="otto"' in body
+    assert "The hotline is in <strong>live</strong> mode." in body and "<form" not in body
+
+
+def test_a_switch_sent_after_the_session_expired_is_not_made_and_the_dashboard_says_so(as_role, hotline):
+    ops = as_role("ops")
+    with hotline.db.write() as conn:
+        conn.execute(update(ConsoleSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    resp = ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes",
+                                      "reason": "agents arrived at 08:00"})
+    assert resp.status_code == 303
+    assert "was not done: nothing was changed" in page(ops.get(resp.headers["Location"]))
+    assert get_mode(hotline.db)[0] == "message"
+    resp = ops.client.post("/console/login", data={"name": "otto", "password": PASSWORD, "csrf_token": ops.token(),
+                                                   "next": "/console/"})
+    assert resp.status_code == 303
+    body = page(ops.get("/console/"))
+    assert "Your switch to live mode was not made: your session had expired before you sent it." in body
+    assert 'value="agents arrived at 08:00"' in body  # the typed reason is kept, the tick is not
+    assert get_mode(hotline.db)[0] == "message"
+    assert "Your switch to live mode was not made" not in page(ops.get("/console/"))  # said once
+
+
+def test_sessions_slide_with_activity_but_not_with_the_dashboard_refresh(as_role, hotline):
+    viewer = as_role("viewer")
+    soon = utcnow() + timedelta(minutes=10)
+    with hotline.db.write() as conn:
+        conn.execute(update(ConsoleSession).values(expires_at=soon))
+
+    def expires():
+        with hotline.db.read() as conn:
+            value = conn.execute(select(ConsoleSession.expires_at)).scalar_one()
+        return value if value.tzinfo else value.replace(tzinfo=soon.tzinfo)
+
+    assert viewer.get("/console/live").status_code == 200
+    assert abs((expires() - soon).total_seconds()) < 1
+    assert viewer.get("/console/calls").status_code == 200
+    assert expires() - utcnow() > timedelta(hours=7, minutes=59)

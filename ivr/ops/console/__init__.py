@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from flask import Flask
 
-SESSION_LIFETIME = timedelta(hours=8)  # one shift; the server enforces it too (ivr/console/auth.py)
+SESSION_LIFETIME = timedelta(hours=8)  # idle time allowed; the server enforces it too (ivr/ops/console/auth.py)
+SESSION_MAX = timedelta(hours=24)  # however active, a session ends a day after sign-in
 
 
 def init_app(app: Flask) -> None:
@@ -16,6 +17,7 @@ def init_app(app: Flask) -> None:
 
     cfg = app.config["IVR"]
     lifetime = app.config.setdefault("CONSOLE_SESSION_LIFETIME", SESSION_LIFETIME)
+    app.config.setdefault("CONSOLE_SESSION_MAX", SESSION_MAX)
     app.config.setdefault("CONSOLE_REFRESH_SECONDS", 15)
     app.config.update(
         SESSION_COOKIE_NAME="ivr_console",

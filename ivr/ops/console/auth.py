@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import timedelta, timezone
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, g, redirect, request, session, url_for
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.ops.console import csrf
@@ -26,6 +26,7 @@ NAME_WINDOW = timedelta(hours=24)  # failures for a name from every address are 
 PER_ADDRESS_CAP = 10  # one address adds at most this many to its name's count: it cannot lock others out
 NAME_FREE = 20  # counted failures before the name's back-off starts
 NAME_MAX = 100  # counted failures at which the name takes no more tries (NIST 800-63B: at most 100)
+SLIDE_STEP = timedelta(minutes=1)  # a session's expiry is written at most once a minute
 _dummy_hash: str | None = None
 
 
@@ -46,27 +47,64 @@ def _id_hash(sid: str) -> str:
 
 
 def current_user() -> ConsoleUser | None:
-    """The user signed in with this request's cookie, if the session is still open and the user active."""
+    """The user signed in with this request's cookie, if the session is still open and the user active.
+
+    A session slides with activity: each page or change moves its expiry to a full lifetime from now (at most
+    once a minute, and never past the absolute limit). The dashboard's own refresh is not activity, so a
+    screen left open still expires.
+    """
     sid = session.get("sid")
     if not sid:
         return None
+    now = utcnow()
     with _hotline_db().read() as conn:
-        row = conn.execute(select(User.id, User.name, User.role)
+        row = conn.execute(select(User.id, User.name, User.role, ConsoleSession.created_at, ConsoleSession.expires_at)
                            .join(ConsoleSession, ConsoleSession.user_id == User.id)
-                           .where(ConsoleSession.id_hash == _id_hash(sid), ConsoleSession.expires_at > utcnow(),
+                           .where(ConsoleSession.id_hash == _id_hash(sid), ConsoleSession.expires_at > now,
                                   User.active.is_(True))).first()
     if row is None:
         session.pop("sid", None)
         g.session_expired = True
         return None
+    if request.endpoint != "console.live":
+        _slide(sid, _aware(row.created_at), _aware(row.expires_at), now)
     return ConsoleUser(row.id, row.name, row.role)
 
 
+def _aware(ts):
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)  # SQLite hands times back without a zone
+
+
+def _slide(sid: str, created, expires, now) -> None:
+    config = current_app.config
+    new = min(now + config["CONSOLE_SESSION_LIFETIME"], created + config["CONSOLE_SESSION_MAX"])
+    if new - expires >= SLIDE_STEP:
+        with _hotline_db().write() as conn:
+            conn.execute(update(ConsoleSession).where(ConsoleSession.id_hash == _id_hash(sid))
+                         .values(expires_at=new))
+
+
+PENDING_SWITCH = "pending_switch"
+
+
 def to_login():
-    """Send an anonymous request to the sign-in page, coming back here afterwards if it was a page."""
-    if g.get("session_expired"):
-        flash("Your session has expired. Please sign in again.", "error")
+    """Send an anonymous request to the sign-in page, coming back here afterwards if it was a page.
+
+    A change sent with an expired session is not made, and the sign-in page says so plainly; a mode switch's
+    typed reason is kept (in the signed cookie) so the dashboard can offer the switch again after sign-in.
+    """
     target = request.full_path.rstrip("?") if request.method == "GET" else None
+    if g.get("session_expired"):
+        if request.method == "GET":
+            flash("Your session has expired. Please sign in again.", "error")
+        else:
+            flash("Your session had expired, so what you just sent was not done: nothing was changed. "
+                  "Sign in and do it again.", "error")
+            target = urlsplit(request.referrer or "").path or None
+            if request.endpoint == "console.mode" and csrf.valid():
+                session[PENDING_SWITCH] = {"mode": request.form.get("mode", "")[:16],
+                                           "reason": request.form.get("reason", "")[:500]}
+                target = url_for("console.dashboard")
     return redirect(url_for("console.login", next=target), 303)
 
 
@@ -163,9 +201,12 @@ def sign_in(db: Database, user: ConsoleUser, ip: str) -> None:
         conn.execute(insert(ConsoleSession).values(
             id_hash=_id_hash(sid), user_id=user.id, created_at=now,
             expires_at=now + current_app.config["CONSOLE_SESSION_LIFETIME"]))
+    pending = session.get(PENDING_SWITCH)
     session.clear()
     session.permanent = True
     session["sid"] = sid
+    if pending:
+        session[PENDING_SWITCH] = pending
     csrf.renew()
 
 

@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ivr.core.errors import Refused
 from ivr.ops.console import auth, csrf
+from ivr.ops.console.realtime import wait_text
 from ivr.store.users import role_at_least
 
 log = logging.getLogger("ivr.ops.console")
@@ -125,7 +126,18 @@ def _when(value) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+# Who set something, in words: the seed data's actors are not people.
+_NOT_PEOPLE = {"migration": "the hotline's first start", "setup": "the hotline's first start",
+               "system": "the hotline itself"}
+
+
+@bp.app_template_filter("who")
+def who(name) -> str:
+    return _NOT_PEOPLE.get(name or "", name or "nobody")
+
+
 # Globals, not context: the macros in _macros.html see them when imported.
 bp.add_app_template_global(csrf.token, "csrf_token")
 bp.add_app_template_global(lambda: g.get("user"), "current_user")
 bp.add_app_template_global(role_at_least, "role_at_least")
+bp.add_app_template_global(wait_text, "wait_text")

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 
-from ivr.ops.console import charts
+from ivr.ops.console import auth, charts, realtime
+from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, who
 from ivr.store import reads as queries
-from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
 from ivr.store.models import MODES, utcnow
+from ivr.store.queues import queue_stats
 from ivr.store.state import get_mode, set_mode
 
 DAY = timedelta(hours=24)
@@ -26,10 +27,13 @@ def _labels(start: datetime, seconds: int, n: int) -> list[str]:
 
 def live_figures() -> dict:
     """Everything the live part of the dashboard shows."""
-    db, now = hotline().db, utcnow()
+    db, now, rules = hotline().db, utcnow(), hotline().rules.rules
     five, hour = _slot_start(now, 300), _slot_start(now, 3600)
+    mode = get_mode(db)
     with db.read() as conn:
         incident = queries.active_incident(conn)
+        people = realtime.presence(conn, now)
+        missing = realtime.unpublished(conn, incident.id if incident else None, rules.languages)
         in_progress, last_hour = queries.call_counts(conn, now)
         per5 = queries.calls_per_slot(conn, five, 300, 24 * 12 + 1)
         total, lost = queries.abandoned_per_slot(conn, hour, 3600, 25)
@@ -38,8 +42,12 @@ def live_figures() -> dict:
     labels5, labels_h = _labels(five, 300, len(per5)), _labels(hour, 3600, len(total))
     n_calls, n_lost = sum(total), sum(lost)
     return {
-        "mode": get_mode(db),
+        "mode": mode,
         "incident": incident,
+        "people": people,
+        "queues_now": realtime.queues_now(queue_stats(db, cached=False), rules.queues),
+        "warnings": realtime.warnings(mode[0], people, missing,
+                                      {code: lang.name for code, lang in rules.languages.items()}),
         "in_progress": in_progress,
         "last_hour": last_hour,
         "queues": queries.queue_summary(db),
@@ -63,9 +71,24 @@ def _published() -> list:
         return queries.published_announcements(conn, incident.id) if incident else []
 
 
+def _pending(live: dict) -> tuple[str | None, dict]:
+    """A switch sent with an expired session (auth.to_login kept it): say plainly it was not made."""
+    pending = session.pop(auth.PENDING_SWITCH, None)
+    if not pending or pending.get("mode") not in MODES:
+        return None, {}
+    mode, _, by = live["mode"]
+    wanted = pending["mode"]
+    now = (f"The hotline is in {wanted} mode anyway now (set by {who(by)})." if mode == wanted else
+           f"The hotline is still in {mode} mode. Your reason is filled in below: tick the box and press the "
+           "switch again if you still want it.")
+    return f"Your switch to {wanted} mode was not made: your session had expired before you sent it. {now}", pending
+
+
 def _page(status: int = 200, error: str | None = None):
-    return render_template("console/dashboard.html", live=live_figures(), published=_published(), modes=MODES,
-                           error=error, form=request.form), status
+    live = live_figures()
+    pending, kept = _pending(live) if not error else (None, {})
+    return render_template("console/dashboard.html", live=live, published=_published(), modes=MODES,
+                           error=error, pending=pending, form=kept or request.form), status
 
 
 @bp.get("/")
@@ -78,7 +101,7 @@ def dashboard():
 @needs("viewer")
 def live():
     """The live part of the dashboard alone, fetched by console.js every few seconds."""
-    return render_template("console/_live.html", live=live_figures())
+    return render_template("console/_live.html", live=live_figures(), parts=True)
 
 
 @bp.post("/mode")
