@@ -12,35 +12,34 @@ from ivr.store.models import MODES, utcnow
 from ivr.store.queues import queue_stats
 from ivr.store.state import get_mode, set_mode
 
-DAY = timedelta(hours=24)
+DAY, HOUR, FIVE = timedelta(hours=24), timedelta(hours=1), timedelta(minutes=5)
 
 
-def _slot_start(now: datetime, seconds: int) -> datetime:
-    """The start of the slot 24 hours ago, on a slot boundary, so bars line up with clock times."""
-    start = int((now - DAY).timestamp()) // seconds * seconds
-    return datetime.fromtimestamp(start, timezone.utc)
-
-
-def _labels(start: datetime, seconds: int, n: int) -> list[str]:
-    return [(start + timedelta(seconds=seconds * i)).strftime("%H:%M") for i in range(n)]
+def _slots_to_now(now: datetime, slot: timedelta, n: int) -> datetime:
+    """The start of `n` slots on round clock times, the last one holding `now`."""
+    seconds = int(slot.total_seconds())
+    current = int(now.timestamp()) // seconds * seconds
+    return datetime.fromtimestamp(current - seconds * (n - 1), timezone.utc)
 
 
 def live_figures() -> dict:
     """Everything the live part of the dashboard shows."""
     db, now, rules = hotline().db, utcnow(), hotline().rules.rules
-    five, hour = _slot_start(now, 300), _slot_start(now, 3600)
+    five, hour = _slots_to_now(now, FIVE, 24), _slots_to_now(now, HOUR, 24)
     mode = get_mode(db)
     with db.read() as conn:
         incident = queries.active_incident(conn)
         people = realtime.presence(conn, now)
         missing = realtime.unpublished(conn, incident.id if incident else None, rules.languages)
         in_progress, last_hour = queries.call_counts(conn, now)
-        per5 = queries.calls_per_slot(conn, five, 300, 24 * 12 + 1)
-        total, lost = queries.abandoned_per_slot(conn, hour, 3600, 25)
+        per5 = queries.calls_per_slot(conn, five, 300, 24)
+        total, lost = queries.abandoned_per_slot(conn, hour, 3600, 24)
         choices = queries.menu_choices(conn, now - DAY)
     busiest = max(range(len(per5)), key=per5.__getitem__)
-    labels5, labels_h = _labels(five, 300, len(per5)), _labels(hour, 3600, len(total))
     n_calls, n_lost = sum(total), sum(lost)
+    recent = (f"{sum(per5)} calls in the last 2 hours; busiest 5 minutes from "
+              f"{(five + FIVE * busiest):%H:%M} UTC with {per5[busiest]} calls." if sum(per5) else
+              "No calls in the last 2 hours.")
     return {
         "mode": mode,
         "incident": incident,
@@ -53,14 +52,13 @@ def live_figures() -> dict:
         "queues": queries.queue_summary(db),
         "abandon_rate": f"{100 * n_lost / n_calls:.0f}%" if n_calls else "no calls",
         "charts": [
-            charts.columns("Calls per 5 minutes, last 24 hours (UTC)", per5, labels5, tick_every=36,
-                           summary=f"{sum(per5)} calls in 24 hours; busiest 5 minutes from {labels5[busiest]} "
-                                   f"UTC with {per5[busiest]} calls."),
+            charts.timeline("Calls per 5 minutes, last 2 hours (UTC)", per5, five, FIVE, now,
+                            tick_every=timedelta(minutes=15), summary=recent),
+            charts.timeline("Calls per hour, and how many were abandoned, last 24 hours (UTC)", total, hour, HOUR,
+                            now, tick_every=timedelta(hours=3), overlay=lost, overlay_name="abandoned",
+                            summary=f"{n_lost} of {n_calls} calls in 24 hours abandoned while listening or queued."),
             charts.rows("Menu choices, last 24 hours", choices,
                         summary="; ".join(f"{label}: {n}" for label, n in choices) or "No menu choices yet."),
-            charts.columns("Abandoned calls per hour, last 24 hours (UTC)", total, labels_h, tick_every=3,
-                           overlay=lost, overlay_name="abandoned",
-                           summary=f"{n_lost} of {n_calls} calls abandoned while listening or queued."),
         ],
     }
 
