@@ -13,7 +13,8 @@ from flask import Flask, url_for
 from sqlalchemy import func, insert, select, update
 from werkzeug.security import generate_password_hash
 
-from ivr.store import announcements, incidents, queues
+from ivr.store import agents, announcements, incidents, queues
+from ivr.store.users import create_token, list_tokens, list_users
 from ivr.media import tts
 from ivr.config import Config
 from ivr.ops.console import init_app
@@ -41,6 +42,10 @@ ROLES_NEEDED = {
     "console.incidents_page": "viewer", "console.incident_create": "admin", "console.incident_update": "admin",
     "console.incident_activate": "admin",
     "console.callbacks_page": "viewer", "console.callback_done": "ops",
+    "console.agents_page": "ops", "console.agent_add": "admin", "console.agent_deactivate": "admin",
+    "console.users_page": "admin", "console.user_add": "admin", "console.user_role": "admin",
+    "console.user_active": "admin", "console.user_password": "admin", "console.user_pin": "admin",
+    "console.token_create": "admin", "console.token_revoke": "admin",
 }
 ROLES = ("viewer", "agent", "ops", "admin")
 USERS = {"viewer": "vera", "agent": "aggie", "ops": "otto", "admin": "ada"}
@@ -224,8 +229,12 @@ def targets(hotline):
     brief = briefings.create(hotline.db, {"facts": "Draft facts."}, actor="test", reason="setup")
     incident = incidents.create(hotline.db, title="A draft incident", severity="high", exposed="",
                                 severities=hotline.rules.rules.severities, actor="test")
-    return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": _desk_targets(hotline),
-            "incident_id": incident}
+    callback = _desk_targets(hotline)
+    agents.add_agent(hotline.db, hotline.config.secret_key, "zed", "+15551239999", "1234", actor="test")
+    vera = next(u["id"] for u in list_users(hotline.db) if u["name"] == "vera")
+    create_token(hotline.db, "vera", actor="test", label="script")
+    return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": callback,
+            "incident_id": incident, "user_id": vera}
 
 
 def _desk_targets(hotline) -> int:
@@ -238,6 +247,10 @@ def _desk_targets(hotline) -> int:
     queues.request_callback(hotline.db, call_sid="CA" + "e" * 32, number="+15555550777", language="en",
                             queue="general", priority=10, reason="callback offered")
     return queues.callbacks(hotline.db)[0]["id"]
+
+
+def token_id(hotline) -> int:
+    return list_tokens(hotline.db)[0]["id"]
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +284,15 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
                                     "reason": "forensics report"},
         "console.incident_activate": {"reason": "disclosure day", "carry_over": "yes"},
         "console.callback_done": {"reason": "called back", "note": "reached"},
+        "console.agent_add": {"name": "amy", "phone": "+15551230000", "pin": "1234", "reason": "new agent"},
+        "console.agent_deactivate": {"name": "zed", "reason": "left the team"},
+        "console.user_add": {"name": "newbie", "role": "viewer", "password": "0123456789ab", "reason": "new hire"},
+        "console.user_role": {"role": "ops", "reason": "promoted"},
+        "console.user_active": {"active": "no", "reason": "left"},
+        "console.user_password": {"password": "a brand new password", "reason": "forgotten"},
+        "console.user_pin": {"pin": "24681357", "reason": "forgotten"},
+        "console.token_create": {"label": "monitoring", "expires": "30"},
+        "console.token_revoke": {"token_id": str(token_id(hotline)), "reason": "leaked"},
     }
     return forms[endpoint]
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select, update
 
-from ivr.store import announcements, incidents, queues
-from ivr.store.models import Announcement, Call, ConsoleSession, Incident, utcnow
-from ivr.store.models_routing import Agent
+from ivr.store import agents, announcements, incidents, queues
+from ivr.store import users as users_store
+from ivr.store.models import Announcement, Call, CallEvent, ConsoleSession, Incident, utcnow
+from ivr.store.models import Agent
 from ivr.store.state import get_mode, set_mode
 from test_console import PASSWORD, as_role, audit_rows, page, users  # noqa: F401  (fixtures)
 
@@ -106,7 +107,7 @@ def test_callbacks_are_listed_by_priority_masked_for_viewers_and_marked_done_wit
 def _agent_on_line(hotline, name: str, sid: str, *, bridged_to: str | None = None) -> None:
     """What the agent line records: the agent's own call with its login event, and a caller bridged to them."""
     from ivr.store.models import Call, CallEvent
-    from ivr.store.models_routing import QueueEntry
+    from ivr.store.models import QueueEntry
 
     now = utcnow()
     with hotline.db.write() as conn:
@@ -122,7 +123,7 @@ def _agent_on_line(hotline, name: str, sid: str, *, bridged_to: str | None = Non
 
 
 def _waiting(hotline, sid: str, queue: str, seconds_ago: int) -> None:
-    from ivr.store.models_routing import QueueEntry
+    from ivr.store.models import QueueEntry
 
     with hotline.db.write() as conn:
         conn.execute(insert(QueueEntry).values(call_sid=sid, queue=queue, priority=1, language="en", status="waiting",
@@ -203,3 +204,99 @@ def test_sessions_slide_with_activity_but_not_with_the_dashboard_refresh(as_role
     assert abs((expires() - soon).total_seconds()) < 1
     assert viewer.get("/console/calls").status_code == 200
     assert expires() - utcnow() > timedelta(hours=7, minutes=59)
+
+
+# -- agents ------------------------------------------------------------------------------------------------
+
+
+def test_agents_are_added_shown_with_their_status_and_deactivated(as_role, hotline):
+    admin = as_role("admin")
+    form = {"name": "amy", "phone": "+1 555 123 0001", "pin": "1234"}
+    assert admin.post("/console/agents", form).status_code == 400  # no reason
+    assert admin.post("/console/agents", {**form, "reason": "new agent"}).status_code == 303
+    bad = admin.post("/console/agents", {"name": "bob", "phone": "not a number", "pin": "1234", "reason": "x"})
+    assert bad.status_code == 400 and "is not a phone number" in page(bad)
+    assert agents.agent_for_phone(hotline.db, hotline.caller_identity("+15551230001")[0])[0] == "amy"
+    body = page(as_role("ops").get("/console/agents"))
+    assert "***0001" in body and "+15551230001" not in body and "not on the line" in body
+    assert "Deactivate amy" not in body  # ops see, admins change
+
+    with hotline.db.write() as conn:  # amy signs in on the agent line
+        conn.execute(insert(Call).values(call_sid="CAamy", started_at=utcnow()))
+        conn.execute(insert(CallEvent).values(call_sid="CAamy", step="1", at=utcnow(), kind="agent_line",
+                                              detail="login amy"))
+    assert '<span class="badge agent-status status-free">free</span>' in page(admin.get("/console/agents"))
+
+    assert admin.post("/console/agents/deactivate", {"name": "amy", "reason": "left the team"}).status_code == 303
+    assert agents.agent_for_phone(hotline.db, hotline.caller_identity("+15551230001")[0]) is None
+    assert "deactivated" in page(admin.get("/console/agents"))
+    entry = audit_rows(hotline, "agent.deactivate")[-1]
+    assert (entry.actor, entry.reason) == ("ada", "left the team")
+    assert audit_rows(hotline, "agent.add")[-1].reason == "new agent"
+
+
+# -- users -------------------------------------------------------------------------------------------------
+
+
+def _user_id(name: str, hotline) -> int:
+    return next(u["id"] for u in users_store.list_users(hotline.db) if u["name"] == name)
+
+
+def test_an_admin_adds_users_changes_roles_resets_secrets_and_deactivates(app, as_role, hotline):
+    from test_console import Console
+
+    admin = as_role("admin")
+    new = {"name": "nina", "role": "viewer", "password": "nina's own password"}
+    assert admin.post("/console/users", new).status_code == 400  # no reason
+    assert admin.post("/console/users", {**new, "reason": "new hire"}).status_code == 303
+    nina = Console(app)
+    assert nina.login("nina", "nina's own password").status_code == 303
+    assert nina.get("/console/users").status_code == 403  # a viewer never sees the users
+    uid = _user_id("nina", hotline)
+
+    # A new role ends her session, so it holds from her next page.
+    assert admin.post(f"/console/users/{uid}/role", {"role": "ops", "reason": "shift lead"}).status_code == 303
+    assert nina.get("/console/").status_code == 303
+    entry = audit_rows(hotline, "user.role")[-1]
+    assert (entry.from_value, entry.to_value, entry.reason) == ("viewer", "ops", "shift lead")
+
+    # A reset password: the old one no longer works, the new one does.
+    resp = admin.post(f"/console/users/{uid}/password", {"password": "short", "reason": "forgot"})
+    assert resp.status_code == 400 and "at least 10 characters" in page(resp)
+    assert admin.post(f"/console/users/{uid}/password", {"password": "a new long password",
+                                                         "reason": "forgot"}).status_code == 303
+    assert nina.login("nina", "nina's own password").status_code == 401
+    assert nina.login("nina", "a new long password").status_code == 303
+    assert admin.post(f"/console/users/{uid}/pin", {"pin": "12", "reason": "x"}).status_code == 400
+    assert admin.post(f"/console/users/{uid}/pin", {"pin": "24681357", "reason": "phone line"}).status_code == 303
+
+    # Deactivated: signed out at once, cannot sign in; an admin cannot deactivate herself.
+    assert admin.post(f"/console/users/{uid}/active", {"active": "no", "reason": "left"}).status_code == 303
+    assert nina.get("/console/").status_code == 303
+    assert nina.login("nina", "a new long password").status_code == 401
+    own = admin.post(f"/console/users/{_user_id('ada', hotline)}/active", {"active": "no", "reason": "oops"})
+    assert own.status_code == 400 and "cannot deactivate yourself" in page(own)
+    assert "deactivated" in page(admin.get("/console/users"))
+    assert admin.post(f"/console/users/{uid}/active", {"active": "yes", "reason": "back"}).status_code == 303
+    assert nina.login("nina", "a new long password").status_code == 303
+
+
+def test_api_tokens_are_shown_once_listed_with_use_and_expiry_and_revoked_in_a_click(app, as_role, hotline):
+    admin = as_role("admin")
+    uid = _user_id("otto", hotline)
+    resp = admin.post(f"/console/users/{uid}/tokens", {"label": "monitoring", "expires": "7"})
+    body = page(resp)
+    token = re.search(r'<code class="token" id="new-token">(ivr_[^<]+)</code>', body).group(1)
+    assert "ivr_" not in page(admin.get("/console/users"))  # shown that once only
+    client = app.test_client()
+    assert client.get("/api/mode", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    row = re.search(r'<tr id="token-(\d+)">(.*?)</tr>', page(admin.get("/console/users")), re.S)
+    assert "monitoring" in row.group(2) and "never" not in row.group(2) and "<strong>live</strong>" in row.group(2)
+    expires = users_store.list_tokens(hotline.db, "otto")[0]["expires_at"]
+    assert timedelta(days=6, hours=23) < expires - utcnow() <= timedelta(days=7)
+
+    assert admin.post("/console/tokens/revoke", {"token_id": row.group(1)}).status_code == 400  # no reason
+    assert admin.post("/console/tokens/revoke", {"token_id": row.group(1), "reason": "leaked"}).status_code == 303
+    assert client.get("/api/mode", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert "revoked" in page(admin.get("/console/users"))
+    assert audit_rows(hotline, "token.revoke")[-1].reason == "leaked"

@@ -16,7 +16,7 @@ class AgentError(Refused):
 
 
 def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *, actor: str,
-              queues: tuple[str, ...] = ()) -> None:
+              queues: tuple[str, ...] = (), reason: str = "") -> None:
     """An agent for the agent line; `queues`: the ones they serve (none given: every queue)."""
     phone_hash, masked = caller_identity(secret_key, phone)
     if phone_hash is None:
@@ -30,7 +30,7 @@ def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *,
                                                      phone=phone.strip(), pin_hash=hash_pin(pin), active=True,
                                                      queues=",".join(queues), created_at=utcnow()))
         audit(conn, actor=actor, action="agent.add", subject=f"agent {name}",
-              to_value=f"phone {masked}; serves {', '.join(queues) or 'every queue'}")
+              to_value=f"phone {masked}; serves {', '.join(queues) or 'every queue'}", reason=reason)
 
 
 def serves(db: Database, name: str) -> tuple[str, ...]:

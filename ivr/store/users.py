@@ -35,7 +35,7 @@ def _valid_pin(pin: str) -> str:
 
 
 def add_user(db: Database, name: str, role: str, *, actor: str, password: str | None = None,
-             phone_pin: str | None = None) -> int:
+             phone_pin: str | None = None, reason: str = "") -> int:
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise UserError("a user name is 1 to 120 characters")
@@ -51,7 +51,7 @@ def add_user(db: Database, name: str, role: str, *, actor: str, password: str | 
             password_hash=generate_password_hash(password) if password else None,
             phone_pin_hash=hash_pin(_valid_pin(phone_pin)) if phone_pin else None,
         )).inserted_primary_key[0]
-        audit(conn, actor=actor, action="user.add", subject=f"user {name}", to_value=f"role={role}")
+        audit(conn, actor=actor, action="user.add", subject=f"user {name}", to_value=f"role={role}", reason=reason)
     return user_id
 
 
@@ -206,3 +206,69 @@ def is_active_admin(db: Database, name: str) -> bool:
     with db.read() as conn:
         return conn.execute(select(User.id).where(User.name == name, User.role == "admin",
                                                   User.active.is_(True))).first() is not None
+
+
+# -- changes an admin makes in the console: each ends what the old role or secret allowed ------------------
+
+
+def set_role(db: Database, name: str, role: str, *, actor: str, reason: str) -> None:
+    """Give a user another role; their open console sessions end, so the new role holds from the next page."""
+    reason = required_reason(reason, UserError)
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    with db.write() as conn:
+        user_id = _user_id(conn, name)
+        before = conn.execute(select(User.role).where(User.id == user_id)).scalar()
+        if before == role:
+            raise UserError(f"{name!r} already has the {role} role")
+        conn.execute(update(User).where(User.id == user_id).values(role=role))
+        conn.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user_id))
+        audit(conn, actor=actor, action="user.role", subject=f"user {name}", from_value=before, to_value=role,
+              reason=reason)
+
+
+def reset_password(db: Database, name: str, password: str, *, actor: str, reason: str) -> None:
+    """A new console password; every session signed in with the old one ends."""
+    reason = required_reason(reason, UserError)
+    if not isinstance(password, str) or len(password) < 10:
+        raise UserError("a password is at least 10 characters")
+    with db.write() as conn:
+        user_id = _user_id(conn, name)
+        conn.execute(update(User).where(User.id == user_id).values(password_hash=generate_password_hash(password)))
+        sessions = conn.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user_id)).rowcount
+        audit(conn, actor=actor, action="user.password", subject=f"user {name}",
+              to_value=f"password reset; {sessions} session(s) ended", reason=reason)
+
+
+def reset_phone_pin(db: Database, name: str, pin: str, *, actor: str, reason: str) -> None:
+    """A new admin phone-line PIN, with the reason the audit log asks for."""
+    reason = required_reason(reason, UserError)
+    with db.write() as conn:
+        user_id = _user_id(conn, name)
+        conn.execute(update(User).where(User.id == user_id).values(
+            phone_pin_hash=hash_pin(_valid_pin(pin))))
+        audit(conn, actor=actor, action="user.phone_pin", subject=f"user {name}", to_value="PIN changed",
+              reason=reason)
+
+
+def revoke_token(db: Database, token_id: int, *, actor: str, reason: str) -> str:
+    """Revoke one API token; returns its owner's name."""
+    reason = required_reason(reason, UserError)
+    with db.write() as conn:
+        row = conn.execute(select(ApiToken.label, ApiToken.revoked_at, User.name).join(User, ApiToken.user_id == User.id)
+                           .where(ApiToken.id == token_id)).first()
+        if row is None or row.revoked_at is not None:
+            raise UserError(f"there is no live token {token_id}")
+        conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(revoked_at=utcnow()))
+        audit(conn, actor=actor, action="token.revoke", subject=f"user {row.name}",
+              to_value=f"token {token_id} ({row.label or 'API token'}) revoked", reason=reason)
+    return row.name
+
+
+def list_users(db: Database) -> list[dict]:
+    with db.read() as conn:
+        rows = conn.execute(select(User.id, User.name, User.role, User.active, User.created_at,
+                                   User.password_hash.is_not(None).label("has_password"),
+                                   User.phone_pin_hash.is_not(None).label("has_pin"))
+                            .order_by(User.active.desc(), User.name)).all()
+    return [dict(r._mapping) for r in rows]

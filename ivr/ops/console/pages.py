@@ -1,5 +1,6 @@
 """Every console page, imported once so their routes land on the blueprint."""
 from ivr.ops.console import (  # noqa: F401
+    agents_page,
     announcements_page,
     audit_page,
     login_page,
@@ -11,4 +12,5 @@ from ivr.ops.console import (  # noqa: F401
     reports_page,
     incidents_page,
     rules_page,
+    users_page,
 )

@@ -10,8 +10,7 @@ from sqlalchemy import Connection, select
 
 from ivr.core.call_status import TERMINAL
 from ivr.store.reads import IN_PROGRESS_WINDOW
-from ivr.store.models import TOPICS, Announcement, Call, CallEvent
-from ivr.store.models_routing import Agent, QueueEntry
+from ivr.store.models import TOPICS, Agent, Announcement, Call, CallEvent, QueueEntry
 
 LOGIN_PREFIX = "login "  # the agent line's event when an agent's PIN is accepted (webhooks/agent_line.py)
 

@@ -1,0 +1,72 @@
+"""Agents: the people who take calls on the agent line; whether each is free, on a call or off the line;
+adding one (number and PIN) and deactivating one, each with a reason."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+
+from ivr.ops.console import realtime
+from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.store import agents
+from ivr.store.models import utcnow
+
+REFUSED = (FormError, agents.AgentError)
+
+
+def _status(agent: dict, people: realtime.Presence) -> str:
+    if not agent["active"]:
+        return "deactivated"
+    if agent["name"] in people.on_call:
+        return "on a call"
+    return "free" if agent["name"] in people.available else "not on the line"
+
+
+def _page(status: int = 200, error: str | None = None, form_name: str | None = None):
+    db = hotline().db
+    with db.read() as conn:
+        people = realtime.presence(conn, utcnow())
+    rows = [dict(a, status=_status(a, people)) for a in agents.agents(db)]
+    return render_template("console/agents.html", rows=rows, error=error, form_name=form_name,
+                           form=request.form), status
+
+
+def _refused(exc: Exception, form_name: str):
+    log.warning("console: %s: agent %s refused: %s", actor(), form_name, exc)
+    return _page(400, f"{exc}. Nothing was changed.", form_name)
+
+
+@bp.get("/agents")
+@needs("ops")
+def agents_page():
+    return _page()
+
+
+@bp.post("/agents")
+@needs("admin")
+def agent_add():
+    form = request.form
+    try:
+        why = reason(form)
+        name = (form.get("name") or "").strip()
+        if not name or len(name) > 120:
+            raise FormError("an agent's name is 1 to 120 characters")
+        agents.add_agent(hotline().db, hotline().config.secret_key, name, (form.get("phone") or "").strip(),
+                         (form.get("pin") or "").strip(), actor=actor(), reason=why)
+    except REFUSED as exc:
+        return _refused(exc, "add")
+    log.info("console: %s added agent %s", actor(), name)
+    flash(f"Agent {name} was added: they sign in by calling the agent line from that number.", "ok")
+    return redirect(url_for("console.agents_page"), 303)
+
+
+@bp.post("/agents/deactivate")
+@needs("admin")
+def agent_deactivate():
+    form = request.form
+    name = (form.get("name") or "").strip()
+    try:
+        agents.deactivate_agent(hotline().db, name, actor=actor(), reason=reason(form))
+    except REFUSED as exc:
+        return _refused(exc, f"deactivate-{name}")
+    log.info("console: %s deactivated agent %s", actor(), name)
+    flash(f"Agent {name} is deactivated: their number and PIN no longer open the agent line.", "ok")
+    return redirect(url_for("console.agents_page"), 303)
