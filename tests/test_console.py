@@ -27,7 +27,7 @@ ESCAPED = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=
 
 # The least role each console route needs (None: anyone). A route missing here fails the first test.
 ROLES_NEEDED = {
-    "console.login": None, "console.logout": "viewer",
+    "console.login": None, "console.logout": "viewer", "console.not_found": None,
     "console.dashboard": "viewer", "console.live": "viewer", "console.mode": "ops",
     "console.announcements_page": "viewer", "console.announcement_tts": "admin",
     "console.announcement_upload": "admin", "console.announcement_publish": "admin",
@@ -200,11 +200,19 @@ def test_every_page_opens_for_the_least_role_it_needs(as_role, app, route):
     _, endpoint, url = route
     needed = ROLES_NEEDED[endpoint]
     resp = as_role(needed).get(url) if needed else app.test_client().get(url)
-    assert resp.status_code == 200
+    assert resp.status_code == (404 if endpoint == "console.not_found" else 200)
     if resp.mimetype == "text/html":
         assert resp.headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in \
             resp.headers["Content-Security-Policy"]
     resp.close()
+
+
+def test_an_unknown_console_address_gets_the_console_s_own_404(as_role, app):
+    for client in (app.test_client(), as_role("viewer")):
+        resp = client.get("/console/no/such/page")
+        body = page(resp)
+        assert resp.status_code == 404 and "console.css" in body and "There is no console page at this address" in body
+    assert "Sign out" in body and "Dashboard" in body  # signed in: the console's navigation is there
 
 
 def test_static_files_need_no_sign_in(app):

@@ -106,6 +106,17 @@ def _too_large(_exc):
                                         "Nothing was stored.")
 
 
+@bp.get("/<path:unknown>")
+@needs(None)
+def not_found(unknown: str = ""):
+    """Any other address under /console/: the console's own page, not the framework's bare one."""
+    return page_error(404, "Page not found", "There is no console page at this address. It may have been "
+                                             "mistyped, or the link is out of date.")
+
+
+bp.register_error_handler(404, lambda _exc: not_found())
+
+
 @bp.errorhandler(OperationalError)
 def _database_down(exc):
     # Callers are served from the last good snapshot; the console says plainly that it cannot act right now.
