@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import insert, select, update
 
 from ivr.store import agents, announcements, incidents, queues
 from ivr.store import users as users_store
-from ivr.store.models import Announcement, Call, CallEvent, ConsoleSession, Incident, utcnow
-from ivr.store.models import Agent
+from ivr.store.models import (Agent, Announcement, AuditEntry, Call, CallEvent, ConsoleSession, HotlineState,
+                              Incident, utcnow)
 from ivr.store.state import get_mode, set_mode
 from test_console import PASSWORD, as_role, audit_rows, page, users  # noqa: F401  (fixtures)
 
@@ -300,3 +300,72 @@ def test_api_tokens_are_shown_once_listed_with_use_and_expiry_and_revoked_in_a_c
     assert client.get("/api/mode", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert "revoked" in page(admin.get("/console/users"))
     assert audit_rows(hotline, "token.revoke")[-1].reason == "leaked"
+
+
+# -- the smaller things ------------------------------------------------------------------------------------
+
+
+def test_the_audit_log_pages_past_the_newest_500_and_filters_take_times(as_role, hotline):
+    from ivr.store.audit import audit
+
+    base = utcnow().replace(microsecond=0) - timedelta(hours=3)
+    with hotline.db.write() as conn:
+        for i in range(1203):
+            audit(conn, actor="bulk", action="test.entry", subject=f"entry {i}", reason="paging")
+        conn.execute(update(AuditEntry).where(AuditEntry.action == "test.entry").values(at=base))
+    viewer = as_role("viewer")
+    seen, url, pages = [], "/console/audit?actor=bulk", 0
+    while url:
+        body = page(viewer.get(url))
+        seen += re.findall(r"<td data-label=\"Subject\">entry (\d+)</td>", body)
+        older = re.search(r'<a href="([^"]+)" rel="next">Older entries</a>', body)
+        url = older.group(1).replace("&amp;", "&") if older else None
+        pages += 1
+    assert pages == 3 and len(seen) == 1203 and len(set(seen)) == 1203 and seen[0] == "1202" and seen[-1] == "0"
+    assert "Newest entries" in body
+
+    # A time, not only a day: entries from 10:00 to 10:30 of one day.
+    with hotline.db.write() as conn:
+        conn.execute(update(AuditEntry).where(AuditEntry.subject == "entry 5")
+                     .values(at=datetime(2026, 3, 1, 10, 15, tzinfo=timezone.utc)))
+        conn.execute(update(AuditEntry).where(AuditEntry.subject == "entry 6")
+                     .values(at=datetime(2026, 3, 1, 10, 45, tzinfo=timezone.utc)))
+    body = page(viewer.get("/console/audit", query_string={"from": "2026-03-01 10:00", "to": "2026-03-01T10:30"}))
+    assert ">entry 5<" in body and ">entry 6<" not in body
+    body = page(viewer.get("/console/audit", query_string={"from": "2026-03-01", "to": "2026-03-01"}))
+    assert ">entry 5<" in body and ">entry 6<" in body
+    bad = viewer.get("/console/audit", query_string={"from": "10:00"})
+    assert bad.status_code == 400 and "YYYY-MM-DD HH:MM" in page(bad)
+
+
+def test_a_one_line_rules_change_shows_as_a_short_diff_across_the_row(as_role, hotline):
+    import hashlib
+
+    admin = as_role("admin")
+    text = hotline.rules.path.read_text()
+    resp = admin.post("/console/rules/save", {"text": text.replace("max_attempts: 3", "max_attempts: 4"),
+                                              "reason": "kinder", "base_sha": hashlib.sha256(text.encode()).hexdigest()})
+    assert resp.status_code == 303
+    body = page(admin.get("/console/audit", query_string={"action": "rules.save"}))
+    diff = re.search(r'<tr class="diff-row"><td colspan="7">(.*?)</td></tr>', body, re.S).group(1)
+    assert "The change to the rules (2 lines)" in diff
+    assert '<span class="del">-  max_attempts: 3' in diff and '<span class="add">+  max_attempts: 4' in diff
+    assert diff.count("<span") <= 9  # headers, the two lines and two of context each side: not the whole file
+
+
+def test_the_rules_editor_numbers_its_lines(as_role, hotline):
+    body = page(as_role("viewer").get("/console/rules"))
+    gutter = re.search(r'<pre class="gutter code" id="rules-gutter" aria-hidden="true">(.*?)</pre>', body, re.S)
+    lines = hotline.rules.path.read_text().count("\n") + 1
+    assert gutter.group(1).split() == [str(i) for i in range(1, lines + 1)]
+
+
+def test_calls_say_how_they_ended_in_plain_words(as_role, hotline):
+    with hotline.db.write() as conn:
+        conn.execute(insert(Call).values(call_sid="CAplain", started_at=utcnow(), outcome="ended-no-choice",
+                                         status="completed"))
+    body = page(as_role("viewer").get("/console/calls"))
+    assert "ended: no key pressed, or keys not recognised" in body and "ended-no-choice" not in body
+    with hotline.db.write() as conn:
+        conn.execute(update(HotlineState).values(updated_by="migration"))  # as a fresh database says
+    assert "set by the hotline&#39;s first start." in page(as_role("viewer").get("/console/"))

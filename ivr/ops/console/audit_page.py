@@ -47,19 +47,39 @@ def _all_rows(db: Database, query) -> Iterator[tuple]:
 @bp.get("/audit")
 @needs("viewer")
 def audit_log():
-    db = hotline().db
+    db, args = hotline().db, request.args
     error, rows = None, []
     try:
-        query = _filtered(request.args)
+        query = _filtered(args)
+        before = (args.get("before") or "").strip()
+        if before and not (before.isdigit() and len(before) <= 18):
+            raise FormError("the page to show is given by an entry number")
     except FormError as exc:
         error = f"{exc}."
     else:
+        if before:  # keyset paging: the entries older than the last one on the previous page
+            query = query.where(AuditEntry.id < int(before))
         with db.read() as conn:
             rows = conn.execute(query.limit(SHOWN + 1)).all()
     with db.read() as conn:
         actions = conn.execute(select(AuditEntry.action).distinct().order_by(AuditEntry.action)).scalars().all()
-    return render_template("console/audit.html", rows=rows[:SHOWN], more=len(rows) > SHOWN, shown=SHOWN,
-                           actions=actions, args=request.args, error=error), (400 if error else 200)
+    filters = {k: v for k, v in args.items() if k != "before" and v}
+    older = dict(filters, before=rows[SHOWN - 1].id) if len(rows) > SHOWN else None
+    return render_template("console/audit.html", rows=[_shown(r) for r in rows[:SHOWN]], older=older,
+                           paged=bool(args.get("before")), filters=filters, shown=SHOWN, actions=actions, args=args,
+                           error=error), (400 if error else 200)
+
+
+def _shown(row) -> dict:
+    """An entry as the page shows it: a saved rules file's diff apart, as lines marked added or removed."""
+    entry = dict(row._mapping)
+    entry["diff"] = None
+    if row.action == "rules.save" and row.to_value and "\n" in row.to_value:
+        entry["to_value"], diff = row.to_value.split("\n", 1)
+        entry["diff"] = [("add" if line.startswith("+") and not line.startswith("+++") else
+                          "del" if line.startswith("-") and not line.startswith("---") else
+                          "hunk" if line.startswith("@@") else "", line) for line in diff.splitlines()]
+    return entry
 
 
 @bp.get("/audit.csv")

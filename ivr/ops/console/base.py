@@ -147,6 +147,24 @@ def who(name) -> str:
     return _NOT_PEOPLE.get(name or "", name or "nobody")
 
 
+# How calls ended, in plain words (the codes stay in the CSV, where a regulator's spreadsheet sorts them).
+OUTCOMES = {
+    "listening": "hung up while listening", "queued": "waited for an agent", "agent": "spoke to an agent",
+    "abandoned": "hung up while waiting for an agent", "callback": "asked to be called back",
+    "callback-offered": "was offered a callback", "voicemail": "left a voicemail",
+    "voicemail-offered": "was offered voicemail", "agents-unavailable": "no agent could take the call",
+    "dialled-overflow": "put through to the overflow number", "ended-by-caller": "chose to end the call",
+    "ended-error": "ended after a fault", "ended-max-steps": "ended after the most steps a call may take",
+    "ended-no-choice": "ended: no key pressed, or keys not recognised", "fallback": "served by the fallback",
+    "fallback-queued": "queued by the fallback", "redirected": "moved on from the queue",
+}
+
+
+@bp.app_template_filter("outcome")
+def outcome(code) -> str:
+    return OUTCOMES.get(code or "", (code or "").replace("-", " "))
+
+
 # Globals, not context: the macros in _macros.html see them when imported.
 bp.add_app_template_global(csrf.token, "csrf_token")
 bp.add_app_template_global(lambda: g.get("user"), "current_user")

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 WIDTH, HEIGHT = 720, 220
 PAD_LEFT, PAD_RIGHT, PAD_BOTTOM, PAD_TOP = 44, 36, 24, 18
 PHONE_WIDTH, ROW_H, PHONE_LABEL_W, PHONE_VALUE_W = 340, 22, 52, 96
+LABEL_WIDTH = 40  # what a "14:00" label needs along the axis, in chart units
 NUMBER_MIN_WIDTH = 14  # a bar narrower than this gets no number above it (its <title> still has it)
 
 
@@ -109,13 +110,14 @@ def timeline(title: str, values: list[int], start: datetime, slot: timedelta, no
 
     first_tick = datetime.fromtimestamp(math.ceil(start.timestamp() / tick_every.total_seconds())
                                         * tick_every.total_seconds(), start.tzinfo)
-    ticks, moment = [], first_tick
-    while moment < now - tick_every / 3:  # no clock label crowding the "now" label
-        ticks.append((x_at(moment), moment.strftime("%H:%M")))
+    ticks, moment, now_x = [], first_tick, x_at(now)
+    while moment <= now:
+        if abs(x_at(moment) - now_x) >= LABEL_WIDTH:  # no clock time printed over the "now" label
+            ticks.append((x_at(moment), moment.strftime("%H:%M")))
         moment += tick_every
     grid = tuple((round(PAD_TOP + plot_h - plot_h * v / top, 2), v) for v in range(0, top + 1, step))
     phone = _phone_rows(labels, values, overlay, top)
-    return Chart(title, summary, "columns", WIDTH, HEIGHT, tuple(bars), tuple(ticks), grid, x_at(now), overlay_name,
+    return Chart(title, summary, "columns", WIDTH, HEIGHT, tuple(bars), tuple(ticks), grid, now_x, overlay_name,
                  width >= NUMBER_MIN_WIDTH, phone, 8 + ROW_H * len(values))
 
 

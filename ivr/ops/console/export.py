@@ -1,4 +1,4 @@
-"""What the audit and calls pages share: date-range filters and CSV downloads that spreadsheets cannot abuse."""
+"""What the audit and calls pages share: time-range filters and CSV downloads that spreadsheets cannot abuse."""
 from __future__ import annotations
 
 import csv
@@ -16,21 +16,32 @@ from ivr.ops.console.base import FormError
 _FORMULA = re.compile(r"(?:^|[\r\n,;|\t])[\s\x00-\x1f]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]")
 
 
-def day(value: str | None, field: str) -> datetime | None:
-    """A YYYY-MM-DD filter as the start of that day in UTC."""
+TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
+
+
+def moment(value: str | None, field: str) -> tuple[datetime | None, bool]:
+    """A filter written as a day (YYYY-MM-DD) or a time of day (YYYY-MM-DD HH:MM), in UTC; and whether it
+    was a whole day."""
     value = (value or "").strip()
     if not value:
-        return None
+        return None, False
+    for fmt in TIME_FORMATS:
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc), False
+        except ValueError:
+            pass
     try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc), True
     except ValueError:
-        raise FormError(f"the {field} date must be written YYYY-MM-DD, not {value[:20]!r}") from None
+        raise FormError(f"the {field} time must be written YYYY-MM-DD or YYYY-MM-DD HH:MM (UTC), "
+                        f"not {value[:20]!r}") from None
 
 
 def date_range(args) -> tuple[datetime | None, datetime | None]:
-    """(from, until): `from` inclusive, `to` inclusive of its whole day."""
-    start, end = day(args.get("from"), "from"), day(args.get("to"), "to")
-    return start, end + timedelta(days=1) if end else None
+    """(from, until): `from` inclusive; `to` a time (exclusive) or a day (inclusive of the whole day)."""
+    start, _ = moment(args.get("from"), "from")
+    end, whole_day = moment(args.get("to"), "to")
+    return start, end + timedelta(days=1) if end and whole_day else end
 
 
 def cell(value) -> str:

@@ -89,7 +89,7 @@ def rules_save():
             raise FormError("the rules file changed since you opened this page; reload it and edit again")
         if old == text:
             raise FormError("the edited rules are the same as the file in force")
-        diff = "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True), "before", "after"))
+        diff = "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True), "before", "after", n=2))
         with h.db.write() as conn:  # the file is replaced inside the transaction: no audit entry without it
             audit(conn, actor=actor(), action="rules.save", subject=str(h.rules.path),
                   from_value=f"sha256 {_sha(old)[:12]}", to_value=f"sha256 {_sha(text)[:12]}\n{diff[:DIFF_MAX]}",

@@ -65,3 +65,19 @@
   window.ivrConsole = {refresh: refresh};
   window.setInterval(refresh, seconds * 1000);
 }());
+
+/* The rules editor's line numbers: kept in step with the text and its scrolling. */
+(function () {
+  "use strict";
+  var text = document.getElementById("rules-text"), gutter = document.getElementById("rules-gutter");
+  if (!text || !gutter) { return; }
+  function number() {
+    var n = text.value.split("\n").length, lines = [];
+    for (var i = 1; i <= n; i += 1) { lines.push(i); }
+    gutter.textContent = lines.join("\n") + "\n";
+    gutter.scrollTop = text.scrollTop;
+  }
+  text.addEventListener("input", number);
+  text.addEventListener("scroll", function () { gutter.scrollTop = text.scrollTop; });
+  number();
+}());
