@@ -22,7 +22,8 @@ def _coverage(rows: list[dict]) -> dict[int, list[str]]:
 
 
 def _page(status: int = 200, error: str | None = None, form_name: str | None = None):
-    rows = incidents.list_incidents(hotline().db)
+    order = {"active": 0, "draft": 1}  # the one callers hear about first, then those being prepared
+    rows = sorted(incidents.list_incidents(hotline().db), key=lambda r: (order.get(r["status"], 2), -r["id"]))
     return render_template("console/incidents.html", rows=rows, missing=_coverage(rows), rules=_rules(),
                            error=error, form_name=form_name, form=request.form), status
 

@@ -55,7 +55,8 @@
             if (name === "mode") { turnSwitch(part); }
           });
           alarm("");
-          say("Figures updated at " + new Date().toLocaleTimeString() + "; they refresh every " + seconds + " seconds.");
+          say("Figures updated at " + new Date().toISOString().slice(11, 19) + " UTC; they refresh every " + seconds +
+              " seconds.");
           return true;
         });
       })
