@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export IVR_ENV ?= development
 PORT ?= 5000
 
-.PHONY: install run setup test test-fast chromium nginx bench clean
+.PHONY: install run setup test test-fast chromium nginx axe bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +22,7 @@ setup: $(STAMP)
 run: setup
 	PORT=$(PORT) $(BIN)/ivr serve
 
-test: $(STAMP) chromium nginx
+test: $(STAMP) chromium nginx axe
 	$(BIN)/python -m pytest
 
 # Everything not marked slow (no servers, browsers or ivr processes): about a minute, for the edit-test loop.
@@ -38,6 +38,15 @@ chromium:
 nginx:
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq nginx; } \
 	    || echo "nginx is not installed and cannot be (not root): the deploy test will be skipped"
+
+# axe-core, the accessibility checker the browser tests inject into every console page (from npm, pinned).
+AXE_VERSION := 4.14.1
+AXE := build/axe/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+$(AXE):
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq npm; } \
+	    || echo "npm is not installed and cannot be (not root): the accessibility checks will be skipped"
+	-command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix build/axe axe-core@$(AXE_VERSION)
 
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

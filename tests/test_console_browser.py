@@ -105,3 +105,154 @@ def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(con
         assert page.locator("h1").count() == 1
     page.goto(srv.url + "/console/audit")
     assert "agents on shift from 08:00" in page.locator("table.audit").inner_text()
+
+
+# -- every page: the breach-day jobs, accessibility (axe-core) and screenshots at desktop and phone size -------
+
+AXE = PROJECT_ROOT / "build" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+DESKTOP, PHONE = {"width": 1366, "height": 768}, {"width": 390, "height": 844}
+AXE_RUN = """async () => (await axe.run(document)).violations.map(
+    v => v.id + ': ' + v.help + ' -> ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))"""
+
+
+def look(tab, name: str) -> None:
+    """Screenshots at both sizes, axe-core finds nothing at either, and a phone never scrolls sideways."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        tab.set_viewport_size(size)
+        tab.screenshot(path=str(SCREENSHOTS / f"{name}-{suffix}.png"), full_page=True)
+        assert tab.evaluate(AXE_RUN) == [], (name, suffix)
+        if size is PHONE:
+            assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
+    tab.set_viewport_size(DESKTOP)
+
+
+def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config, server, browser):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from ivr.store import queues
+    from ivr.store.models import ConsoleSession, utcnow
+    from ivr.store.state import get_mode, set_mode
+
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is missing: `make axe` installs axe-core from npm")
+    srv = server(workers=1)
+    db = Database(config.db_url)
+    add_user(db, "ada", "admin", actor="test", password=PASSWORD)
+    queues.request_callback(db, call_sid="CA" + "b" * 32, number="+15550104321", language="es", queue="fraud",
+                            priority=10, reason="fraud")
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(path=str(AXE))  # injected by the browser itself: the pages' CSP stays as deployed
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        tab.goto(srv.url + "/console/login")
+        look(tab, "login")
+        tab.get_by_label("User name").fill("ada")
+        tab.get_by_label("Password").fill(PASSWORD)
+        tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url(srv.url + "/console/")
+
+        # Incidents: a new one, refused while Spanish would be silent, then activated carrying Spanish over.
+        tab.goto(srv.url + "/console/incidents")
+        form = tab.locator("#incident-create")
+        form.get_by_label("Title").fill("Card numbers exposed")
+        form.get_by_label("Severity").select_option("critical")
+        form.get_by_label("What was exposed").fill("Card numbers and expiry dates of 12,000 customers")
+        form.get_by_label("Reason").fill("disclosure at 09:00")
+        form.get_by_role("button", name="Create as a draft").click()
+        card = tab.locator(".incident-card.status-draft")
+        assert "Nothing is published for this incident in en, es" in card.inner_text()
+        card.get_by_label("Carry the announcements").check()
+        card.locator(".activate-form").get_by_label("Reason").fill("disclosure day")
+        card.get_by_role("button", name="Activate").click()
+        assert "carried over" in tab.get_by_role("status").first.inner_text()
+        assert "active: callers hear it" in tab.locator(".incident-card.status-active").inner_text()
+        look(tab, "incidents")
+
+        # Callbacks: the full number for an admin; marked done with a reason.
+        tab.goto(srv.url + "/console/callbacks")
+        assert "+15550104321" in tab.locator("table.callbacks").inner_text()
+        look(tab, "callbacks")
+        tab.get_by_label("Reason").first.fill("called back, card blocked")
+        tab.get_by_role("button", name="Mark done").first.click()
+        assert "No callbacks are owed." in tab.locator("table.callbacks").inner_text()
+
+        # Agents: added, then deactivated.
+        tab.goto(srv.url + "/console/agents")
+        add = tab.locator("#agent-add")
+        add.get_by_label("Name").fill("amy")
+        add.get_by_label("Their phone number").fill("+15551230001")
+        add.get_by_label("PIN for the agent line").fill("4321")
+        add.get_by_label("Reason").fill("new agent")
+        add.get_by_role("button", name="Add the agent").click()
+        assert "not on the line" in tab.locator("table.agents").inner_text()
+        look(tab, "agents")
+
+        # Users: a new viewer with a token, revoked in a click.
+        tab.goto(srv.url + "/console/users")
+        add = tab.locator("#user-add")
+        add.get_by_label("User name").fill("vera")
+        add.get_by_label("Password (at least 10 characters)").fill("vera's long password")
+        add.get_by_label("Reason").fill("new hire")
+        add.get_by_role("button", name="Add the user").click()
+        vera = tab.locator("details.user", has_text="vera")
+        vera.locator("summary").click()
+        vera.get_by_label("New API token").fill("wallboard")
+        vera.get_by_role("button", name="Make a token").click()
+        assert tab.locator("#new-token").inner_text().startswith("ivr_")
+        look(tab, "users-new-token")
+        tab.goto(srv.url + "/console/users")
+        tab.get_by_label("Reason for revoking").fill("wallboard retired")
+        tab.get_by_role("button", name="Revoke token").first.click()
+        assert "is revoked" in tab.get_by_role("status").first.inner_text()
+        look(tab, "users")
+
+        # The dashboard: live mode switched elsewhere with no agent on the line: the card turns with the
+        # figures, the switch offers message mode with its tick cleared, and the banner says nobody is free.
+        tab.goto(srv.url + "/console/")
+        tab.get_by_label("Reason").fill("agents arriving")
+        tab.get_by_label("I confirm").check()
+        set_mode(db, "live", reason="from the phone", actor="otto")
+        assert tab.evaluate("window.ivrConsole.refresh()") is True
+        assert "The hotline is in live mode." in tab.locator("#mode-card").inner_text()
+        assert tab.locator("#stat-mode").inner_text() == "live"
+        assert tab.get_by_role("button", name="Switch to message mode").is_visible()
+        assert not tab.get_by_label("I confirm").is_checked()
+        assert "switched to live mode by otto meanwhile" in tab.locator("#mode-changed").inner_text()
+        assert tab.get_by_label("Reason").input_value() == "agents arriving"
+        assert "Live mode is on but no agent is free" in tab.locator(".banner").inner_text()
+        look(tab, "dashboard-live-no-agent")
+
+        # A switch typed while the session expires is not made, says so, and keeps its reason.
+        tab.get_by_label("Reason").fill("back to message: no agents")
+        tab.get_by_label("I confirm").check()
+        with db.write() as conn:
+            conn.execute(update(ConsoleSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        tab.get_by_role("button", name="Switch to message mode").click()
+        tab.wait_for_url("**/console/login**")
+        assert "nothing was changed" in tab.get_by_role("alert").first.inner_text()
+        assert get_mode(db)[0] == "live"
+        tab.get_by_label("User name").fill("ada")
+        tab.get_by_label("Password").fill(PASSWORD)
+        tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url(srv.url + "/console/")
+        assert "Your switch to message mode was not made" in tab.locator("#mode-changed").inner_text()
+        assert tab.get_by_label("Reason").input_value() == "back to message: no agents"
+        assert get_mode(db)[0] == "live"
+        set_mode(db, "message", reason="test done", actor="test")
+
+        for name in ("dashboard", "announcements", "briefing", "calls", "audit", "rules", "no-such-page"):
+            resp = tab.goto(srv.url + "/console/" + ("" if name == "dashboard" else name))
+            assert tab.locator("h1").count() == 1
+            look(tab, name)
+        assert resp.status == 404 and tab.locator("h1").inner_text() == "Page not found"
+        problems.remove("Failed to load resource: the server responded with a status of 404 (NOT FOUND)")
+    finally:
+        context.close()
+        db.dispose()
+    assert problems == [], problems
