@@ -6,7 +6,8 @@ from sqlalchemy import Connection, insert, select, update
 from ivr.core.errors import NotFound, Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
-from ivr.store.models import Announcement, Incident, utcnow
+from ivr.store.models import TOPICS, Announcement, Incident, utcnow
+from ivr.store.reads import unpublished
 from ivr.store.state import bump_content
 
 
@@ -63,9 +64,8 @@ def update_incident(db: Database, incident_id: int, *, severities: list[str], ac
 def languages_without_announcement(conn: Connection, incident_id: int, languages) -> list[str]:
     """The languages (in the rules' order) with nothing published for this incident: callers of those hear
     only the prompts."""
-    covered = set(conn.execute(select(Announcement.language).where(
-        Announcement.incident_id == incident_id, Announcement.status == "published")).scalars())
-    return [lang for lang in languages if lang not in covered]
+    missing = set(unpublished(conn, incident_id, languages))
+    return [lang for lang in languages if all((lang, topic) in missing for topic in TOPICS)]
 
 
 def _carry_over(conn: Connection, source_id: int, target_id: int, *, actor: str, reason: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 
-from ivr.ops.console import realtime
+from ivr.store import reads
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
 from ivr.store import agents
 from ivr.store.models import utcnow
@@ -12,7 +12,7 @@ from ivr.store.models import utcnow
 REFUSED = (FormError, agents.AgentError)
 
 
-def _status(agent: dict, people: realtime.Presence) -> str:
+def _status(agent: dict, people: reads.Presence) -> str:
     if not agent["active"]:
         return "deactivated"
     if agent["name"] in people.on_call:
@@ -23,7 +23,7 @@ def _status(agent: dict, people: realtime.Presence) -> str:
 def _page(status: int = 200, error: str | None = None, form_name: str | None = None):
     db = hotline().db
     with db.read() as conn:
-        people = realtime.presence(conn, utcnow())
+        people = reads.presence(conn, utcnow())
     rows = [dict(a, status=_status(a, people)) for a in agents.agents(db)]
     return render_template("console/agents.html", rows=rows, error=error, form_name=form_name,
                            form=request.form), status

@@ -29,8 +29,8 @@ def live_figures() -> dict:
     mode = get_mode(db)
     with db.read() as conn:
         incident = queries.active_incident(conn)
-        people = realtime.presence(conn, now)
-        missing = realtime.unpublished(conn, incident.id if incident else None, rules.languages)
+        people = queries.presence(conn, now)
+        missing = queries.unpublished(conn, incident.id if incident else None, rules.languages)
         in_progress, last_hour = queries.call_counts(conn, now)
         per5 = queries.calls_per_slot(conn, five, 300, 24)
         total, lost = queries.abandoned_per_slot(conn, hour, 3600, 24)
