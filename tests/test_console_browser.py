@@ -127,6 +127,13 @@ def look(tab, name: str) -> None:
     tab.set_viewport_size(DESKTOP)
 
 
+def sign_in(tab, url: str) -> None:
+    tab.get_by_label("User name").fill("ada")
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url(url + "/console/")
+
+
 def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config, server, browser):
     from datetime import timedelta
 
@@ -152,10 +159,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
     try:
         tab.goto(srv.url + "/console/login")
         look(tab, "login")
-        tab.get_by_label("User name").fill("ada")
-        tab.get_by_label("Password").fill(PASSWORD)
-        tab.get_by_role("button", name="Sign in").click()
-        tab.wait_for_url(srv.url + "/console/")
+        sign_in(tab, srv.url)
 
         # Incidents: a new one, refused while Spanish would be silent, then activated carrying Spanish over.
         tab.goto(srv.url + "/console/incidents")
@@ -192,6 +196,9 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         add.get_by_role("button", name="Add the agent").click()
         assert "not on the line" in tab.locator("table.agents").inner_text()
         look(tab, "agents")
+        tab.locator("table.agents").get_by_label("Reason").fill("left the team")
+        tab.get_by_role("button", name="Deactivate amy").click()
+        assert "deactivated" in tab.locator("table.agents").inner_text()
 
         # Users: a new viewer with a token, revoked in a click.
         tab.goto(srv.url + "/console/users")
@@ -237,10 +244,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         tab.wait_for_url("**/console/login**")
         assert "nothing was changed" in tab.get_by_role("alert").first.inner_text()
         assert get_mode(db)[0] == "live"
-        tab.get_by_label("User name").fill("ada")
-        tab.get_by_label("Password").fill(PASSWORD)
-        tab.get_by_role("button", name="Sign in").click()
-        tab.wait_for_url(srv.url + "/console/")
+        sign_in(tab, srv.url)
         assert "Your switch to message mode was not made" in tab.locator("#mode-changed").inner_text()
         assert tab.get_by_label("Reason").input_value() == "back to message: no agents"
         assert get_mode(db)[0] == "live"

@@ -2,10 +2,10 @@
 adding one (number and PIN) and deactivating one, each with a reason."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request
 
 from ivr.store import reads
-from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.ops.console.base import FormError, actor, bp, done, hotline, needs, reason, refused
 from ivr.store import agents
 from ivr.store.models import utcnow
 
@@ -30,8 +30,7 @@ def _page(status: int = 200, error: str | None = None, form_name: str | None = N
 
 
 def _refused(exc: Exception, form_name: str):
-    log.warning("console: %s: agent %s refused: %s", actor(), form_name, exc)
-    return _page(400, f"{exc}. Nothing was changed.", form_name)
+    return refused(_page, exc, form_name)
 
 
 @bp.get("/agents")
@@ -53,9 +52,8 @@ def agent_add():
                          (form.get("pin") or "").strip(), actor=actor(), reason=why)
     except REFUSED as exc:
         return _refused(exc, "add")
-    log.info("console: %s added agent %s", actor(), name)
-    flash(f"Agent {name} was added: they sign in by calling the agent line from that number.", "ok")
-    return redirect(url_for("console.agents_page"), 303)
+    return done("console.agents_page", f"Agent {name} was added: they sign in by calling the agent line from "
+                                       "that number.")
 
 
 @bp.post("/agents/deactivate")
@@ -67,6 +65,5 @@ def agent_deactivate():
         agents.deactivate_agent(hotline().db, name, actor=actor(), reason=reason(form))
     except REFUSED as exc:
         return _refused(exc, f"deactivate-{name}")
-    log.info("console: %s deactivated agent %s", actor(), name)
-    flash(f"Agent {name} is deactivated: their number and PIN no longer open the agent line.", "ok")
-    return redirect(url_for("console.agents_page"), 303)
+    return done("console.agents_page", f"Agent {name} is deactivated: their number and PIN no longer open the "
+                                       "agent line.")

@@ -5,7 +5,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from ivr.core.errors import Refused
 from ivr.store import announcements
-from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, refused
 from ivr.store.models import TOPICS
 
 TEXT_MAX = 5000  # a few minutes of speech; longer belongs in several topics
@@ -57,8 +57,7 @@ def _done(row: dict, what: str):
 
 
 def _refused(exc: Exception, form_name: str):
-    log.warning("console: %s: %s refused: %s", actor(), form_name, exc)
-    return _page(400, f"{exc}. Nothing was changed.", form_name)
+    return refused(_page, exc, form_name)
 
 
 @bp.get("/announcements")

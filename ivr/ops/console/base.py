@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import timezone
 
-from flask import Blueprint, current_app, g, render_template, request
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -58,6 +58,19 @@ def reason(form) -> str:
     if len(text) > REASON_MAX:
         raise FormError(f"the reason is longer than {REASON_MAX} characters")
     return text
+
+
+def refused(page, exc: Exception, form_name: str):
+    """A form that could not be carried out: logged, and its page again with the error and what was typed."""
+    log.warning("console: %s: %s refused: %s", actor(), form_name, exc)
+    return page(400, f"{exc}. Nothing was changed.", form_name)
+
+
+def done(endpoint: str, message: str, anchor: str = ""):
+    """A change made: logged, said on the page it came from (after a redirect, so a reload repeats nothing)."""
+    log.info("console: %s: %s", actor(), message)
+    flash(message, "ok")
+    return redirect(url_for(endpoint) + anchor, 303)
 
 
 def page_error(status: int, title: str, message: str):

@@ -2,9 +2,9 @@
 marked done with a reason. Full numbers only for the roles that call back; viewers see them masked."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import g, render_template, request
 
-from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.ops.console.base import FormError, actor, bp, done, hotline, needs, reason, refused
 from ivr.store import queues
 from ivr.store.users import role_at_least
 
@@ -43,8 +43,5 @@ def callback_done(callback_id: int):
             raise FormError(f"the note is longer than {NOTE_MAX} characters")
         queues.callback_done(hotline().db, callback_id, actor=actor(), note=note, reason=why)
     except (FormError, queues.QueueError) as exc:
-        log.warning("console: %s: callback %s refused: %s", actor(), callback_id, exc)
-        return _page(400, f"{exc}. Nothing was changed.", callback_id)
-    log.info("console: %s marked callback %s done", actor(), callback_id)
-    flash(f"Callback {callback_id} is marked done.", "ok")
-    return redirect(url_for("console.callbacks_page"), 303)
+        return refused(_page, exc, callback_id)
+    return done("console.callbacks_page", f"Callback {callback_id} is marked done.")

@@ -2,9 +2,9 @@
 in silence (every language must have something published, or the current announcements are carried over)."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request
 
-from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.ops.console.base import FormError, actor, bp, done, hotline, needs, reason, refused
 from ivr.store import incidents
 
 TITLE_MAX, EXPOSED_MAX = 200, 5000
@@ -36,13 +36,11 @@ def _field(form, name: str, limit: int, what: str) -> str:
 
 
 def _refused(exc: Exception, form_name: str):
-    log.warning("console: %s: %s refused: %s", actor(), form_name, exc)
-    return _page(400, f"{exc}. Nothing was changed.", form_name)
+    return refused(_page, exc, form_name)
 
 
 def _back(incident_id: int, message: str):
-    flash(message, "ok")
-    return redirect(url_for("console.incidents_page") + f"#incident-{incident_id}", 303)
+    return done("console.incidents_page", message, f"#incident-{incident_id}")
 
 
 @bp.get("/incidents")
@@ -63,7 +61,6 @@ def incident_create():
                                   severities=_rules().severities, actor=actor(), reason=why)
     except (FormError, incidents.IncidentError) as exc:
         return _refused(exc, "create")
-    log.info("console: %s created incident %s", actor(), new_id)
     return _back(new_id, f"Incident {new_id} was created as a draft: callers hear about it once it is activated.")
 
 
@@ -88,7 +85,6 @@ def incident_update(incident_id: int):
                                   reason=why, **changed)
     except (FormError, incidents.IncidentError) as exc:
         return _refused(exc, f"update-{incident_id}")
-    log.info("console: %s changed incident %s: %s", actor(), incident_id, ", ".join(changed))
     return _back(incident_id, f"Incident {incident_id}: {', '.join(changed)} changed.")
 
 
@@ -103,7 +99,6 @@ def incident_activate(incident_id: int):
                                              carry_over=form.get("carry_over") == "yes")
     except (FormError, incidents.IncidentError) as exc:
         return _refused(exc, f"activate-{incident_id}")
-    log.info("console: %s activated incident %s (carried over: %s)", actor(), incident_id, copied or "nothing")
     carried = f" The current announcements were carried over: {', '.join(copied)}." if copied else ""
     return _back(incident_id, f"Incident {incident_id} is active: callers hear about it from their next step."
                  + carried)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request
 
-from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
+from ivr.ops.console.base import FormError, actor, bp, done, hotline, log, needs, reason, refused
 from ivr.store import users
 from ivr.store.models import utcnow
 
@@ -34,14 +34,16 @@ def _not_yourself(name: str, what: str) -> None:
 
 
 def _refused(exc: Exception, form_name: str):
-    log.warning("console: %s: %s refused: %s", actor(), form_name, exc)
-    return _page(400, f"{exc}. Nothing was changed.", form_name)
+    return refused(_page, exc, form_name)
 
 
-def _done(message: str):
-    log.info("console: %s: %s", actor(), message)
-    flash(message, "ok")
-    return redirect(url_for("console.users_page"), 303)
+def _change(user_id: int, form_name: str, make) -> object:
+    """Carry out `make(name, form)` (which returns what to tell the admin) on one user, or refuse it whole."""
+    try:
+        message = make(_name(user_id), request.form)
+    except REFUSED as exc:
+        return _refused(exc, f"{form_name}-{user_id}")
+    return done("console.users_page", message)
 
 
 @bp.get("/users")
@@ -61,63 +63,53 @@ def user_add():
                        password=form.get("password") or None, phone_pin=form.get("pin") or None)
     except REFUSED as exc:
         return _refused(exc, "add")
-    return _done(f"User {name} was added with the {form.get('role')} role.")
+    return done("console.users_page", f"User {name} was added with the {form.get('role')} role.")
 
 
 @bp.post("/users/<int:user_id>/role")
 @needs("admin")
 def user_role(user_id: int):
-    form = request.form
-    try:
-        name = _name(user_id)
+    def make(name, form):
         _not_yourself(name, "change the role of")
         users.set_role(hotline().db, name, form.get("role", ""), actor=actor(), reason=reason(form))
-    except REFUSED as exc:
-        return _refused(exc, f"role-{user_id}")
-    return _done(f"{name} now has the {form.get('role')} role (signed out, so it holds from their next page).")
+        return f"{name} now has the {form.get('role')} role (signed out, so it holds from their next page)."
+
+    return _change(user_id, "role", make)
 
 
 @bp.post("/users/<int:user_id>/active")
 @needs("admin")
 def user_active(user_id: int):
     """Deactivate (sessions, tokens and phone PIN end at once) or reactivate a user."""
-    form = request.form
-    try:
-        name, why = _name(user_id), reason(form)
+    def make(name, form):
         if form.get("active") == "no":
             _not_yourself(name, "deactivate")
-            users.deactivate_user(hotline().db, name, actor=actor(), reason=why)
-            message = f"{name} is deactivated: signed out, API tokens revoked, phone PIN refused."
-        else:
-            users.reactivate_user(hotline().db, name, actor=actor(), reason=why)
-            message = f"{name} is active again (old API tokens stay revoked)."
-    except REFUSED as exc:
-        return _refused(exc, f"active-{user_id}")
-    return _done(message)
+            users.deactivate_user(hotline().db, name, actor=actor(), reason=reason(form))
+            return f"{name} is deactivated: signed out, API tokens revoked, phone PIN refused."
+        users.reactivate_user(hotline().db, name, actor=actor(), reason=reason(form))
+        return f"{name} is active again (old API tokens stay revoked)."
+
+    return _change(user_id, "active", make)
 
 
 @bp.post("/users/<int:user_id>/password")
 @needs("admin")
 def user_password(user_id: int):
-    form = request.form
-    try:
-        name = _name(user_id)
+    def make(name, form):
         users.reset_password(hotline().db, name, form.get("password", ""), actor=actor(), reason=reason(form))
-    except REFUSED as exc:
-        return _refused(exc, f"password-{user_id}")
-    return _done(f"{name} has a new password; their open sessions were ended.")
+        return f"{name} has a new password; their open sessions were ended."
+
+    return _change(user_id, "password", make)
 
 
 @bp.post("/users/<int:user_id>/pin")
 @needs("admin")
 def user_pin(user_id: int):
-    form = request.form
-    try:
-        name = _name(user_id)
+    def make(name, form):
         users.reset_phone_pin(hotline().db, name, form.get("pin", ""), actor=actor(), reason=reason(form))
-    except REFUSED as exc:
-        return _refused(exc, f"pin-{user_id}")
-    return _done(f"{name} has a new phone PIN.")
+        return f"{name} has a new phone PIN."
+
+    return _change(user_id, "pin", make)
 
 
 @bp.post("/users/<int:user_id>/tokens")
@@ -150,4 +142,4 @@ def token_revoke():
         owner = users.revoke_token(hotline().db, int(token_id), actor=actor(), reason=reason(form))
     except REFUSED as exc:
         return _refused(exc, "revoke")
-    return _done(f"Token {token_id} of {owner} is revoked: it is refused from now on.")
+    return done("console.users_page", f"Token {token_id} of {owner} is revoked: it is refused from now on.")
