@@ -219,6 +219,9 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         assert "is revoked" in tab.get_by_role("status").first.inner_text()
         look(tab, "users")
 
+        for keys in (["1"], ["2", "9"], ["1", "2"]):  # a few calls, so the charts have bars to show
+            SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=keys).run()
+
         # The dashboard: live mode switched elsewhere with no agent on the line: the card turns with the
         # figures, the switch offers message mode with its tick cleared, and the banner says nobody is free.
         tab.goto(srv.url + "/console/")

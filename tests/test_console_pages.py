@@ -168,6 +168,9 @@ def test_the_live_refresh_carries_the_mode_card_with_the_figures(as_role, hotlin
     body = page(viewer.get("/console/live"))
     assert 'data-live-part="mode" data-mode="live" data-target="message" data-by="otto"' in body
     assert "The hotline is in <strong>live</strong> mode." in body and "<form" not in body
+    dashboard = page(viewer.get("/console/"))
+    # Screen readers hear problems (an alert), not "figures updated" every 15 seconds.
+    assert '<p class="muted" id="live-status">' in dashboard and 'id="live-problem" role="alert" hidden' in dashboard
 
 
 def test_a_switch_sent_after_the_session_expired_is_not_made_and_the_dashboard_says_so(as_role, hotline):
