@@ -372,3 +372,29 @@ def test_calls_say_how_they_ended_in_plain_words(as_role, hotline):
     with hotline.db.write() as conn:
         conn.execute(update(HotlineState).values(updated_by="migration"))  # as a fresh database says
     assert "set by the hotline&#39;s first start." in page(as_role("viewer").get("/console/"))
+
+
+def test_an_agent_who_signs_in_on_the_agent_line_is_free_then_off_the_line_after_hanging_up(app, as_role, hotline):
+    from helpers import parse_twiml, signed_post, twilio_params
+
+    agents.add_agent(hotline.db, hotline.config.secret_key, "alex", "+15555550500", "2468", actor="test")
+    set_mode(hotline.db, "live", reason="shift", actor="test")
+    ops = as_role("ops")
+    assert "Live mode is on but no agent is free" in page(ops.get("/console/live"))
+    sid, client = "CA" + "a" * 32, app.test_client()
+
+    def twilio(path: str, **extra):  # signed as Twilio signs, for the agent's own call
+        return signed_post(client, path, twilio_params(sid, From="+15555550500", **extra),
+                           sign_url="http://localhost" + path)
+
+    gather = parse_twiml(twilio("/voice/agent")).find("Gather")
+    twilio(gather.get("action").replace("&amp;", "&"), Digits="2468").close()  # the PIN: signed in
+    hotline.recorder.flush()
+    assert '<span class="badge agent-status status-free">free</span>' in page(ops.get("/console/agents"))
+    live = page(ops.get("/console/live"))
+    assert "no agent is free" not in live and "Agents free: alex." in live
+    # The agent hangs up: Twilio's status callback says completed
+    # (https://www.twilio.com/docs/voice/twiml#callstatus-values).
+    twilio("/voice/status", CallStatus="completed", CallDuration="60").close()
+    hotline.recorder.flush()
+    assert "not on the line" in page(ops.get("/console/agents"))
