@@ -347,7 +347,8 @@ def test_a_one_line_rules_change_shows_as_a_short_diff_across_the_row(as_role, h
     admin = as_role("admin")
     text = hotline.rules.path.read_text()
     resp = admin.post("/console/rules/save", {"text": text.replace("max_attempts: 3", "max_attempts: 4"),
-                                              "reason": "kinder", "base_sha": hashlib.sha256(text.encode()).hexdigest()})
+                                              "reason": "kinder",
+                                              "base_sha": hashlib.sha256(text.encode()).hexdigest()})
     assert resp.status_code == 303
     body = page(admin.get("/console/audit", query_string={"action": "rules.save"}))
     diff = re.search(r'<tr class="diff-row"><td colspan="7">(.*?)</td></tr>', body, re.S).group(1)

@@ -255,7 +255,8 @@ def revoke_token(db: Database, token_id: int, *, actor: str, reason: str) -> str
     """Revoke one API token; returns its owner's name."""
     reason = required_reason(reason, UserError)
     with db.write() as conn:
-        row = conn.execute(select(ApiToken.label, ApiToken.revoked_at, User.name).join(User, ApiToken.user_id == User.id)
+        row = conn.execute(select(ApiToken.label, ApiToken.revoked_at, User.name)
+                           .join(User, ApiToken.user_id == User.id)
                            .where(ApiToken.id == token_id)).first()
         if row is None or row.revoked_at is not None:
             raise UserError(f"there is no live token {token_id}")
