@@ -159,6 +159,12 @@ def test_a_language_or_topic_with_nothing_published_is_a_banner(as_role, hotline
     body = page(as_role("viewer").get("/console/"))
     assert "Nothing is published in Español: those callers hear only the prompts." in body
     assert "Nothing is published in English for advice" in body
+    assert "Callers hear the announcement" in body  # English still has something
+    with hotline.db.write() as conn:
+        conn.execute(update(Announcement).values(status="archived"))
+    body = page(as_role("viewer").get("/console/live"))
+    assert "Nothing is published, so callers hear only the greeting and the menu" in body
+    assert "Callers hear the announcement" not in body
 
 
 def test_the_live_refresh_carries_the_mode_card_with_the_figures(as_role, hotline):

@@ -8,7 +8,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 from ivr.ops.console import auth, charts, realtime
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, who
 from ivr.store import reads as queries
-from ivr.store.models import MODES, utcnow
+from ivr.store.models import MODES, TOPICS, utcnow
 from ivr.store.queues import queue_stats
 from ivr.store.state import get_mode, set_mode
 
@@ -44,6 +44,7 @@ def live_figures() -> dict:
         "mode": mode,
         "incident": incident,
         "people": people,
+        "silent": len(missing) == len(rules.languages) * len(TOPICS),  # nothing published in any language
         "queues_now": realtime.queues_now(queue_stats(db, cached=False), rules.queues),
         "warnings": realtime.warnings(mode[0], people, missing,
                                       {code: lang.name for code, lang in rules.languages.items()}),
