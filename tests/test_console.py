@@ -41,7 +41,7 @@ ROLES_NEEDED = {
     "console.reports_view": "viewer", "console.reports_csv": "viewer",
     "console.incidents_page": "viewer", "console.incident_create": "admin", "console.incident_update": "admin",
     "console.incident_activate": "admin",
-    "console.callbacks_page": "viewer", "console.callback_done": "ops",
+    "console.callbacks_page": "viewer", "console.callback_done": "agent",
     "console.agents_page": "ops", "console.agent_add": "admin", "console.agent_deactivate": "admin",
     "console.users_page": "admin", "console.user_add": "admin", "console.user_role": "admin",
     "console.user_active": "admin", "console.user_password": "admin", "console.user_pin": "admin",

@@ -8,8 +8,7 @@ from sqlalchemy import insert, select, update
 
 from ivr.store import agents, announcements, incidents, queues
 from ivr.store import users as users_store
-from ivr.store.models import (Agent, Announcement, AuditEntry, Call, CallEvent, ConsoleSession, HotlineState,
-                              Incident, utcnow)
+from ivr.store.models import Announcement, AuditEntry, Call, ConsoleSession, HotlineState, Incident, utcnow
 from ivr.store.state import get_mode, set_mode
 from test_console import PASSWORD, as_role, audit_rows, page, users  # noqa: F401  (fixtures)
 
@@ -98,28 +97,18 @@ def test_callbacks_are_listed_by_priority_masked_for_viewers_and_marked_done_wit
     entry = audit_rows(hotline, "callback.done")[-1]
     assert (entry.actor, entry.reason, entry.to_value) == ("otto", "called back", "reached")
     again = ops.post(f"/console/callbacks/{first}/done", {"reason": "twice"})
-    assert again.status_code == 400 and "no waiting callback" in page(again)
+    assert again.status_code == 400 and "There is no open callback" in page(again)
 
 
 # -- real time ---------------------------------------------------------------------------------------------
 
 
-def _agent_on_line(hotline, name: str, sid: str, *, bridged_to: str | None = None) -> None:
-    """What the agent line records: the agent's own call with its login event, and a caller bridged to them."""
-    from ivr.store.models import Call, CallEvent
-    from ivr.store.models import QueueEntry
+def _agent_on_line(hotline, name: str, phone: str, *, bridged_to: str | None = None) -> None:
+    """An agent signed in on the agent line (free), or put through to a caller (on a call)."""
+    from ivr.store import desk
 
-    now = utcnow()
-    with hotline.db.write() as conn:
-        conn.execute(insert(Agent).values(name=name, phone_hash=sid, phone_masked="***0000", pin_hash="x",
-                                          active=True, created_at=now))
-        conn.execute(insert(Call).values(call_sid=sid, started_at=now))
-        conn.execute(insert(CallEvent).values(call_sid=sid, step="1", at=now, kind="agent_line",
-                                              detail=f"login {name}"))
-        if bridged_to:
-            conn.execute(insert(Call).values(call_sid=bridged_to, started_at=now))
-            conn.execute(insert(QueueEntry).values(call_sid=bridged_to, queue="general", priority=1, language="en",
-                                                   status="bridged", enqueued_at=now, ended_at=now, agent=name))
+    agents.add_agent(hotline.db, hotline.config.secret_key, name, phone, "2468", actor="test")
+    desk.set_status(hotline.db, name, "on_call" if bridged_to else "available", call_sid=bridged_to)
 
 
 def _waiting(hotline, sid: str, queue: str, seconds_ago: int) -> None:
@@ -131,6 +120,8 @@ def _waiting(hotline, sid: str, queue: str, seconds_ago: int) -> None:
 
 
 def test_live_mode_with_no_free_agent_is_a_banner_and_queues_show_their_waits(as_role, hotline):
+    from ivr.store import desk
+
     set_mode(hotline.db, "live", reason="shift", actor="otto")
     _waiting(hotline, "CAw1", "fraud", 125)
     _waiting(hotline, "CAw2", "fraud", 5)
@@ -140,14 +131,13 @@ def test_live_mode_with_no_free_agent_is_a_banner_and_queues_show_their_waits(as
     row = re.search(r'<tr data-queue="fraud">(.*?)</tr>', body, re.S).group(1)
     assert ">2<" in row and "2 min 05 s" in row
 
-    _agent_on_line(hotline, "amy", "CAagent1", bridged_to="CAcaller1")
+    _agent_on_line(hotline, "amy", "+15555550601", bridged_to="CAcaller1")
     body = page(viewer.get("/console/live"))
     assert "no agent is free (1 on a call)" in body and 'id="agents-on-call">1<' in body
-    _agent_on_line(hotline, "bob", "CAagent2")
+    _agent_on_line(hotline, "bob", "+15555550602")
     body = page(viewer.get("/console/live"))
     assert "no agent is free" not in body and 'id="agents-free">1<' in body and "Agents free: bob." in body
-    with hotline.db.write() as conn:  # bob hangs up: no longer on the line
-        conn.execute(update(Call).where(Call.call_sid == "CAagent2").values(status="completed"))
+    desk.set_status(hotline.db, "bob", "break")  # bob takes a break: nobody is free again
     assert "no agent is free" in page(viewer.get("/console/live"))
 
 
@@ -219,6 +209,8 @@ def test_sessions_slide_with_activity_but_not_with_the_dashboard_refresh(as_role
 
 
 def test_agents_are_added_shown_with_their_status_and_deactivated(as_role, hotline):
+    from ivr.store import desk
+
     admin = as_role("admin")
     form = {"name": "amy", "phone": "+1 555 123 0001", "pin": "1234"}
     assert admin.post("/console/agents", form).status_code == 400  # no reason
@@ -230,10 +222,7 @@ def test_agents_are_added_shown_with_their_status_and_deactivated(as_role, hotli
     assert "***0001" in body and "+15551230001" not in body and "not on the line" in body
     assert "Deactivate amy" not in body  # ops see, admins change
 
-    with hotline.db.write() as conn:  # amy signs in on the agent line
-        conn.execute(insert(Call).values(call_sid="CAamy", started_at=utcnow()))
-        conn.execute(insert(CallEvent).values(call_sid="CAamy", step="1", at=utcnow(), kind="agent_line",
-                                              detail="login amy"))
+    desk.set_status(hotline.db, "amy", "available")  # amy signs in on the agent line
     assert '<span class="badge agent-status status-free">free</span>' in page(admin.get("/console/agents"))
 
     assert admin.post("/console/agents/deactivate", {"name": "amy", "reason": "left the team"}).status_code == 303
@@ -381,7 +370,7 @@ def test_calls_say_how_they_ended_in_plain_words(as_role, hotline):
     assert "set by the hotline&#39;s first start." in page(as_role("viewer").get("/console/"))
 
 
-def test_an_agent_who_signs_in_on_the_agent_line_is_free_then_off_the_line_after_hanging_up(app, as_role, hotline):
+def test_an_agent_who_signs_in_on_the_agent_line_is_free_on_the_console(app, as_role, hotline):
     from helpers import parse_twiml, signed_post, twilio_params
 
     agents.add_agent(hotline.db, hotline.config.secret_key, "alex", "+15555550500", "2468", actor="test")
@@ -400,8 +389,3 @@ def test_an_agent_who_signs_in_on_the_agent_line_is_free_then_off_the_line_after
     assert '<span class="badge agent-status status-free">free</span>' in page(ops.get("/console/agents"))
     live = page(ops.get("/console/live"))
     assert "no agent is free" not in live and "Agents free: alex." in live
-    # The agent hangs up: Twilio's status callback says completed
-    # (https://www.twilio.com/docs/voice/twiml#callstatus-values).
-    twilio("/voice/status", CallStatus="completed", CallDuration="60").close()
-    hotline.recorder.flush()
-    assert "not on the line" in page(ops.get("/console/agents"))

@@ -42,8 +42,8 @@ def serves(db: Database, name: str) -> tuple[str, ...]:
 
 def agents(db: Database) -> list[dict]:
     with db.read() as conn:
-        rows = conn.execute(select(Agent.name, Agent.phone_masked, Agent.active, Agent.created_at)
-                            .order_by(Agent.name)).all()
+        rows = conn.execute(select(Agent.name, Agent.phone_masked, Agent.active, Agent.created_at, Agent.status,
+                                   Agent.status_at).order_by(Agent.name)).all()
     return [dict(r._mapping) for r in rows]
 
 

@@ -14,9 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.store.db import Database
 from ivr.core.call_status import TERMINAL
-from ivr.store.models import TOPICS, Agent, Announcement, Call, Callback, CallEvent, Incident, QueueEntry
+from ivr.store.models import TOPICS, Agent, Announcement, Call, Callback, CallEvent, Incident
 
-LOGIN_PREFIX = "login "  # the agent line's event when an agent's PIN is accepted (webhooks/agent_line.py)
 IN_PROGRESS_WINDOW = timedelta(hours=2)  # a call with no final status older than this was lost, not live
 ABANDONED_OUTCOMES = ("listening", "queued")  # the caller hung up while listening or waiting for an agent
 
@@ -160,27 +159,17 @@ def queue_summary(db: Database) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Presence:
-    available: tuple[str, ...]  # signed in on the agent line, not on a call
+    available: tuple[str, ...]  # signed in on the agent line (or the desk), not on a call
     on_call: tuple[str, ...]
 
 
-def _call_open(now: datetime):
-    """A call that has not ended (and is recent enough to be really live, not a lost status)."""
-    return (Call.started_at >= now - IN_PROGRESS_WINDOW) & (Call.status.is_(None) | Call.status.not_in(TERMINAL))
-
-
-def presence(conn: Connection, now: datetime) -> Presence:
-    """Agents on the agent line now: a call that signed in and has not ended; on a call if a caller they were
-    bridged to is still connected."""
-    active = set(conn.execute(select(Agent.name).where(Agent.active.is_(True))).scalars())
-    signed_in = {detail[len(LOGIN_PREFIX):] for detail in conn.execute(
-        select(CallEvent.detail).join(Call, Call.call_sid == CallEvent.call_sid)
-        .where(CallEvent.kind == "agent_line", CallEvent.detail.startswith(LOGIN_PREFIX), _call_open(now))).scalars()}
-    on_call = set(conn.execute(select(QueueEntry.agent).join(Call, Call.call_sid == QueueEntry.call_sid)
-                               .where(QueueEntry.status == "bridged", QueueEntry.agent.is_not(None),
-                                      _call_open(now))).scalars())
-    on_call &= active
-    return Presence(tuple(sorted((signed_in & active) - on_call)), tuple(sorted(on_call)))
+def presence(conn: Connection) -> Presence:
+    """The active agents free (available) and on a call, as the agent line and the desk set their status."""
+    rows = conn.execute(select(Agent.name, Agent.status).where(Agent.active.is_(True),
+                                                              Agent.status.in_(("available", "on_call")))
+                        .order_by(Agent.name)).all()
+    return Presence(tuple(r.name for r in rows if r.status == "available"),
+                    tuple(r.name for r in rows if r.status == "on_call"))
 
 
 def unpublished(conn: Connection, incident_id: int | None, languages) -> list[tuple[str, str]]:

@@ -1,30 +1,19 @@
-"""Agents: the people who take calls on the agent line; whether each is free, on a call or off the line;
-adding one (number and PIN) and deactivating one, each with a reason."""
+"""Agents: the people who take calls on the agent line, each free, on a call, on a break or off the line (the
+status the agent line and the desk keep); adding one (number and PIN) and deactivating one, with a reason."""
 from __future__ import annotations
 
 from flask import render_template, request
 
-from ivr.store import reads
 from ivr.ops.console.base import FormError, actor, bp, done, hotline, needs, reason, refused
 from ivr.store import agents
-from ivr.store.models import utcnow
 
 REFUSED = (FormError, agents.AgentError)
-
-
-def _status(agent: dict, people: reads.Presence) -> str:
-    if not agent["active"]:
-        return "deactivated"
-    if agent["name"] in people.on_call:
-        return "on a call"
-    return "free" if agent["name"] in people.available else "not on the line"
+STATUS_WORDS = {"available": "free", "on_call": "on a call", "break": "on a break", "signed_out": "not on the line"}
 
 
 def _page(status: int = 200, error: str | None = None, form_name: str | None = None):
-    db = hotline().db
-    with db.read() as conn:
-        people = reads.presence(conn, utcnow())
-    rows = [dict(a, status=_status(a, people)) for a in agents.agents(db)]
+    rows = [dict(a, status="deactivated" if not a["active"] else STATUS_WORDS.get(a["status"], a["status"]))
+            for a in agents.agents(hotline().db)]
     return render_template("console/agents.html", rows=rows, error=error, form_name=form_name,
                            form=request.form), status
 

@@ -19,7 +19,7 @@ def masked(number: str) -> str:
 
 def _page(status: int = 200, error: str | None = None, form_id: int | None = None):
     db = hotline().db
-    full = role_at_least(g.user.role, "ops")
+    full = role_at_least(g.user.role, "agent")  # the roles that call back
     rows = [dict(r, shown_number=r["number"] if full else masked(r["number"]))
             for r in queues.callbacks(db, "waiting")]
     return render_template("console/callbacks.html", rows=rows, full_numbers=full, languages=hotline().rules.rules
@@ -33,7 +33,7 @@ def callbacks_page():
 
 
 @bp.post("/callbacks/<int:callback_id>/done")
-@needs("ops")
+@needs("agent")
 def callback_done(callback_id: int):
     form = request.form
     try:

@@ -87,14 +87,16 @@ def _phone_rows(labels: list[str], values: list[int], overlay: list[int] | None,
     return tuple(rows)
 
 
-def timeline(title: str, values: list[int], start: datetime, slot: timedelta, now: datetime, *, tick_every: timedelta,
-             summary: str, overlay: list[int] | None = None, overlay_name: str = "") -> Chart:
-    """Counts per time slot from `start`, the last slot holding `now`: columns with clock ticks every
-    `tick_every` (on round times), "now" marked, and a y-axis in round steps."""
+def _slot_width(values: list[int]) -> float:
+    return (WIDTH - PAD_LEFT - PAD_RIGHT) / max(len(values), 1)
+
+
+def columns(title: str, values: list[int], labels: list[str], *, summary: str, ticks=None, tick_every: int = 1,
+            now_x: float | None = None, overlay: list[int] | None = None, overlay_name: str = "") -> Chart:
+    """Vertical bars, one per label, with a y-axis in round steps and each bar's number when it fits; tick
+    labels as given (x, text), or every `tick_every` bars."""
     top, step = nice_steps(max(values + (overlay or []) + [0]))
-    plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_BOTTOM - PAD_TOP
-    width = plot_w / max(len(values), 1)
-    labels = [(start + slot * i).strftime("%H:%M") for i in range(len(values))]
+    plot_h, width = HEIGHT - PAD_BOTTOM - PAD_TOP, _slot_width(values)
     bars = []
     for i, value in enumerate(values):
         h = plot_h * value / top
@@ -104,21 +106,33 @@ def timeline(title: str, values: list[int], start: datetime, slot: timedelta, no
                         width=round(width * 0.8, 2), height=round(h, 2), label=labels[i], value=value,
                         overlay_y=round(PAD_TOP + plot_h - oh, 2), overlay_height=round(oh, 2),
                         overlay_width=round(width * 0.8, 2), overlay_value=extra))
-
-    def x_at(moment: datetime) -> float:
-        return round(PAD_LEFT + (moment - start) / slot * width, 2)
-
-    first_tick = datetime.fromtimestamp(math.ceil(start.timestamp() / tick_every.total_seconds())
-                                        * tick_every.total_seconds(), start.tzinfo)
-    ticks, moment, now_x = [], first_tick, x_at(now)
-    while moment <= now:
-        if abs(x_at(moment) - now_x) >= LABEL_WIDTH:  # no clock time printed over the "now" label
-            ticks.append((x_at(moment), moment.strftime("%H:%M")))
-        moment += tick_every
+    if ticks is None:
+        ticks = [(round(PAD_LEFT + (i + 0.5) * width, 2), labels[i]) for i in range(0, len(values), tick_every)]
     grid = tuple((round(PAD_TOP + plot_h - plot_h * v / top, 2), v) for v in range(0, top + 1, step))
     phone = _phone_rows(labels, values, overlay, top)
     return Chart(title, summary, "columns", WIDTH, HEIGHT, tuple(bars), tuple(ticks), grid, now_x, overlay_name,
                  width >= NUMBER_MIN_WIDTH, phone, 8 + ROW_H * len(values))
+
+
+def timeline(title: str, values: list[int], start: datetime, slot: timedelta, now: datetime, *, tick_every: timedelta,
+             summary: str, overlay: list[int] | None = None, overlay_name: str = "") -> Chart:
+    """Counts per time slot from `start`, the last slot holding `now`: columns with clock ticks every
+    `tick_every` (on round times), "now" marked, and a y-axis in round steps."""
+    width = _slot_width(values)
+
+    def x_at(moment: datetime) -> float:
+        return round(PAD_LEFT + (moment - start) / slot * width, 2)
+
+    every = tick_every.total_seconds()
+    moment = datetime.fromtimestamp(math.ceil(start.timestamp() / every) * every, start.tzinfo)
+    ticks, now_x = [], x_at(now)
+    while moment <= now:
+        if abs(x_at(moment) - now_x) >= LABEL_WIDTH:  # no clock time printed over the "now" label
+            ticks.append((x_at(moment), moment.strftime("%H:%M")))
+        moment += tick_every
+    labels = [(start + slot * i).strftime("%H:%M") for i in range(len(values))]
+    return columns(title, values, labels, summary=summary, ticks=ticks, now_x=now_x, overlay=overlay,
+                   overlay_name=overlay_name)
 
 
 def rows(title: str, items: list[tuple[str, int]], *, summary: str) -> Chart:

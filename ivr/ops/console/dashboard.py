@@ -29,7 +29,7 @@ def live_figures() -> dict:
     mode = get_mode(db)
     with db.read() as conn:
         incident = queries.active_incident(conn)
-        people = queries.presence(conn, now)
+        people = queries.presence(conn)
         missing = queries.unpublished(conn, incident.id if incident else None, rules.languages)
         in_progress, last_hour = queries.call_counts(conn, now)
         per5 = queries.calls_per_slot(conn, five, 300, 24)
