@@ -162,3 +162,14 @@ def test_the_body_limit_holds_for_a_chunked_body(app):
                           HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(body),
                                                                "wsgi.input_terminated": True})
     assert status == 413
+
+
+def test_every_twilio_route_refuses_the_unsigned_and_answers_the_signed_with_twiml(app):
+    """Every route under /voice/ the app serves, read from its URL map so a new one cannot be forgotten."""
+    routes = sorted({rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/voice/")})
+    assert len(routes) >= 20  # the caller routes, both staff lines, the agent's callbacks
+    client = app.test_client()
+    for route in routes:
+        assert client.post(route, data=twilio_params(Digits="1")).status_code == 403, route
+        assert signed_post(client, route, twilio_params(Digits="1"), token="not-our-token").status_code == 403, route
+        parse_twiml(signed_post(client, route, twilio_params(Digits="1")))
