@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -64,3 +65,19 @@ def console_sign_in(client, name: str, password: str, **kw):
     with client.session_transaction() as sess:
         token = sess["csrf"]
     return client.post("/console/login", data={"name": name, "password": password, "csrf_token": token}, **kw)
+
+
+def at_once(fn, agents: int) -> list:
+    """fn(name) for `agents` agents released at the same moment, each in its own thread; what each got."""
+    barrier, got = threading.Barrier(agents), []
+
+    def one(name):
+        barrier.wait()
+        got.append(fn(name))
+
+    threads = [threading.Thread(target=one, args=(f"agent{i}",)) for i in range(agents)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got

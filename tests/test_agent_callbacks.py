@@ -4,7 +4,6 @@ simulated agent's call follows Twilio's <Dial> (ivr/tools/simulate.py, twilio.co
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 from urllib.parse import parse_qs
 
@@ -12,9 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
+from helpers import at_once
 from ivr.store import agents, callbacks, queues
-from ivr.store.models import AuditEntry, Job, utcnow
-from ivr.store.models import Callback
+from ivr.store.models import AuditEntry, Callback, Job, utcnow
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
 from stubs import StubHost
 
@@ -132,18 +131,7 @@ def test_the_last_unanswered_attempt_closes_it_as_unreachable_and_texts_them(con
 def test_two_agents_never_get_the_same_callback(hotline):
     for digit in "123":
         owe(hotline, digit, f"+1555555010{digit}", minutes_ago=int(digit))
-    barrier = threading.Barrier(6)
-    got: list = []
-
-    def claim(name):
-        barrier.wait()
-        got.append(callbacks.claim_next(hotline.db, name))
-
-    threads = [threading.Thread(target=claim, args=(f"agent{i}",)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = at_once(lambda name: callbacks.claim_next(hotline.db, name), 6)
     claimed = [c for c in got if c is not None]
     assert len(got) == 6 and len(claimed) == 3  # three callbacks, six agents asking at the same moment
     assert len({c["id"] for c in claimed}) == 3

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
-from helpers import parse_twiml, signed_post, twilio_params
+from helpers import at_once, parse_twiml, signed_post, twilio_params
 from ivr.store import affected, agents, queues
 from ivr.store.models import AffectedNumber, AuditEntry, Job, QueueEntry, utcnow
 from ivr.tools.simulate import FlaskTransport, SimulatedCall, TwilioQueues
@@ -274,21 +274,9 @@ def test_sms_retries_when_twilio_fails_then_records_the_failure(config):
 
 
 def test_two_agents_asking_at_once_are_never_told_about_the_same_caller(app, live):
-    import threading
-
     for keys in (["0"], ["0"], ["7"]):
         call(app, keys)
-    barrier, got = threading.Barrier(5), []
-
-    def take(name):
-        barrier.wait()
-        got.append(queues.take_next(live.db, name))
-
-    threads = [threading.Thread(target=take, args=(f"agent{i}",)) for i in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = at_once(lambda name: queues.take_next(live.db, name), 5)
     taken = [t for t in got if t is not None]
     assert len(taken) == 3 and len({t["call_sid"] for t in taken}) == 3  # three callers, five agents
     assert all(r.status == "bridged" for r in entries(live))

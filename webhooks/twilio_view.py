@@ -1,16 +1,16 @@
 """What every Twilio webhook shares: the signature check, Twilio's parameters, the call position, the answer
-in TwiML whatever happens, and carrying out the step's effects (spooled, never a database write).
+in TwiML whatever happens, and carrying out the step's effects: a caller's are spooled (no database write
+in a caller's path); a staff line's audit lines and jobs are written before it answers.
 
 Whatever happens inside, a signed request gets 200 and TwiML that keeps the caller served; only forgeries
 get a 403.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import time
-from functools import wraps
+from functools import partial, wraps
 
 from flask import Blueprint, Response, current_app, request
 
@@ -77,7 +77,7 @@ def twilio_route(bp: Blueprint):
     touches the database."""
 
     def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
-        return functools.partial(_register, bp, path, methods, needs_state)
+        return partial(_register, bp, path, methods, needs_state)
 
     return voice_route
 
