@@ -10,7 +10,6 @@ from sqlalchemy import func, select, update
 
 from ivr.core.errors import NotFound, Refused
 from ivr.core.identity import caller_identity
-from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
