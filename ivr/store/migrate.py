@@ -5,10 +5,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
+from ivr.core.errors import Refused
 from ivr.store.db import Database
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Development builds' migrations, squashed into 0009_schema.py before 0.1.0; the last commit that has them.
+SQUASHED = ("0001", "0002", "0003", "0004", "0005", "0006", "0007_security")
+SQUASHED_IN = "111b234"
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -26,12 +33,29 @@ def upgrade(db: Database, revision: str = "head") -> None:
             # Two app servers deploying at once must not both run the same migration.
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74820101)")
         cfg.attributes["connection"] = conn
+        _refuse_unknown(cfg, conn)
         command.upgrade(cfg, revision)
         conn.commit()
 
 
 def current(db: Database) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def _refuse_unknown(cfg: AlembicConfig, conn) -> None:
+    """A schema at a revision these migrations do not know is left as it is, with the way forward."""
+    at = MigrationContext.configure(conn).get_current_revision()
+    if at is None:
+        return
+    try:
+        ScriptDirectory.from_config(cfg).get_revision(at)
+        return
+    except CommandError:
+        pass
+    if at in SQUASHED:
+        raise Refused(f"the database's schema is at revision {at}, from a development build before 0.1.0; "
+                      f"bring it to 0009_agents with that build's migrations first (git checkout {SQUASHED_IN} "
+                      f"&& make install && ivr db upgrade), then run this version")
+    raise Refused(f"the database's schema is at revision {at}, which this version does not know (a newer "
+                  f"version of ivr, or another application's migrations in the same database)")

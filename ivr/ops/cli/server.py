@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ivr.ops.cli.context import pass_cli
+from ivr.ops.cli.context import pass_cli, refusals_as_errors
 
 
 # -- database ----------------------------------------------------------------------------------------------
@@ -19,6 +19,7 @@ def db():
 
 @db.command("upgrade")
 @pass_cli
+@refusals_as_errors
 def db_upgrade(cli):
     """Create or migrate the database schema to the latest version."""
     from ivr.store.migrate import upgrade
@@ -54,6 +55,7 @@ def _safe_url(url: str) -> str:
 @click.option("--audio/--no-audio", default=True, show_default=True,
               help="Speak the default announcement with TTS (else callers hear it through Twilio's <Say>).")
 @pass_cli
+@refusals_as_errors
 def setup(cli, audio):
     """Migrate the database and make sure a default announcement is published."""
     import logging
