@@ -747,6 +747,13 @@ def test_the_audit_log_filters_and_exports_csv_safe_for_spreadsheets(as_role, ho
     assert rows[1][1:] == ["otto", "mode.set", "hotline", "message", "live", "'=HYPERLINK(\"http://evil\")"]
 
 
+@pytest.mark.parametrize("export", ["/console/calls.csv", "/console/audit.csv"])
+def test_a_csv_export_with_a_bad_filter_is_a_page_that_says_why_not_a_file(as_role, export):
+    resp = as_role("viewer").get(export, query_string={"from": "yesterday"})
+    assert resp.status_code == 400 and resp.mimetype == "text/html"
+    assert "Bad filter" in page(resp) and "YYYY-MM-DD" in page(resp)
+
+
 TRICKS = [" =HYPERLINK(\"http://evil\")", "\t=1+2", "\r=1+2", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
           "fine\n=HYPERLINK(\"http://evil\")", "fine;=1+2", "fine,@SUM(A1)", '=1+2";=1+2', "\uff1d1+1"]
 

@@ -7,7 +7,7 @@ from flask import render_template, request
 from sqlalchemy import select
 
 from ivr.ops.console.base import FormError, bp, hotline, needs
-from ivr.ops.console.export import csv_download, date_range
+from ivr.ops.console.export import date_range, filtered_csv
 from ivr.store.db import Database
 from ivr.store.models import AuditEntry
 
@@ -85,9 +85,5 @@ def _shown(row) -> dict:
 @bp.get("/audit.csv")
 @needs("viewer")
 def audit_csv():
-    try:
-        query = _filtered(request.args)
-    except FormError as exc:
-        return render_template("console/error.html", title="Bad filter", message=f"{exc}."), 400
-    return csv_download("audit-log.csv", ["at", "actor", "action", "subject", "from", "to", "reason"],
-                        _all_rows(hotline().db, query))
+    return filtered_csv("audit-log.csv", ["at", "actor", "action", "subject", "from", "to", "reason"],
+                        lambda args: _all_rows(hotline().db, _filtered(args)))

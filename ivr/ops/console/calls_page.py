@@ -7,7 +7,7 @@ from flask import render_template, request
 
 from ivr.store import reads as queries
 from ivr.ops.console.base import FormError, bp, hotline, needs
-from ivr.ops.console.export import csv_download, date_range
+from ivr.ops.console.export import date_range, filtered_csv
 from ivr.store.db import Database
 
 SHOWN = 200
@@ -49,8 +49,4 @@ def calls():
 @bp.get("/calls.csv")
 @needs("viewer")
 def calls_csv():
-    try:
-        start, end = date_range(request.args)
-    except FormError as exc:
-        return render_template("console/error.html", title="Bad filter", message=f"{exc}."), 400
-    return csv_download("calls-timeline.csv", HEADER, _timeline(hotline().db, start, end))
+    return filtered_csv("calls-timeline.csv", HEADER, lambda args: _timeline(hotline().db, *date_range(args)))

@@ -4,12 +4,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 
-from flask import Response
+from flask import Response, request
 
-from ivr.ops.console.base import FormError
+from ivr.ops.console.base import FormError, page_error
 
 # A spreadsheet runs a cell as a formula when it starts with one of these, even after spaces; and a cell
 # that a program splits again (on a line break or another separator) starts anew there (OWASP, CSV Injection).
@@ -56,6 +56,16 @@ def cell(value) -> str:
         return str(value)  # a number is a number: -1 stays -1
     text = str(value)
     return "'" + text if _FORMULA.search(text) else text
+
+
+def filtered_csv(filename: str, header: list[str], rows_for: Callable[[Mapping], Iterable[Iterable]]):
+    """The CSV of `rows_for(request.args)`, which reads the filters before it returns; a bad filter is a 400
+    page that says why, never a download cut short."""
+    try:
+        rows = rows_for(request.args)
+    except FormError as exc:
+        return page_error(400, "Bad filter", f"{exc}.")
+    return csv_download(filename, header, rows)
 
 
 def csv_download(filename: str, header: list[str], rows: Iterable[Iterable]) -> Response:
