@@ -35,6 +35,12 @@ def _field(form, name: str, limit: int, what: str) -> str:
     return value
 
 
+def _described(form) -> dict[str, str]:
+    """What the create and edit forms say about an incident, checked for length."""
+    return {"title": _field(form, "title", TITLE_MAX, "title"), "severity": form.get("severity", ""),
+            "exposed": _field(form, "exposed", EXPOSED_MAX, "description of what was exposed")}
+
+
 def _refused(exc: Exception, form_name: str):
     return refused(_page, exc, form_name)
 
@@ -55,10 +61,8 @@ def incident_create():
     form = request.form
     try:
         why = reason(form)
-        new_id = incidents.create(hotline().db, title=_field(form, "title", TITLE_MAX, "title"),
-                                  severity=form.get("severity", ""),
-                                  exposed=_field(form, "exposed", EXPOSED_MAX, "description of what was exposed"),
-                                  severities=_rules().severities, actor=actor(), reason=why)
+        new_id = incidents.create(hotline().db, **_described(form), severities=_rules().severities,
+                                  actor=actor(), reason=why)
     except (FormError, incidents.IncidentError) as exc:
         return _refused(exc, "create")
     return _back(new_id, f"Incident {new_id} was created as a draft: callers hear about it once it is activated.")
@@ -74,9 +78,7 @@ def incident_update(incident_id: int):
         current = next((r for r in incidents.list_incidents(hotline().db) if r["id"] == incident_id), None)
         if current is None:
             raise FormError(f"there is no incident {incident_id}")
-        sent = {"title": _field(form, "title", TITLE_MAX, "title"), "severity": form.get("severity", ""),
-                "exposed": _field(form, "exposed", EXPOSED_MAX, "description of what was exposed")}
-        changed = {k: v for k, v in sent.items() if v != (current[k] or "")}
+        changed = {k: v for k, v in _described(form).items() if v != (current[k] or "")}
         if not changed:
             raise FormError("nothing was changed in the form")
         if "title" in changed and not changed["title"]:
