@@ -5,6 +5,7 @@ or expiring really ends it, on every worker and every server.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ PER_ADDRESS_CAP = 10  # one address adds at most this many to its name's count: 
 NAME_FREE = 20  # counted failures before the name's back-off starts
 NAME_MAX = 100  # counted failures at which the name takes no more tries (NIST 800-63B: at most 100)
 SLIDE_STEP = timedelta(minutes=1)  # a session's expiry is written at most once a minute
-_dummy_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,15 +177,19 @@ def record_failure(db: Database, name: str, ip: str) -> None:
 
 def check_password(db: Database, name: str, password: str) -> ConsoleUser | None:
     """The active user with this name and password, or None (taking as long when the name is unknown)."""
-    global _dummy_hash
     with db.read() as conn:
         row = conn.execute(select(User.id, User.name, User.role, User.password_hash)
                            .where(User.name == name.strip(), User.active.is_(True))).first()
     if row is None or not row.password_hash:
-        _dummy_hash = _dummy_hash or generate_password_hash(secrets.token_hex(8))
-        check_password_hash(_dummy_hash, password)  # same cost as a real check: the timing reveals no names
+        check_password_hash(_stand_in_hash(), password)  # same cost as a real check: the timing reveals no names
         return None
     return ConsoleUser(row.id, row.name, row.role) if check_password_hash(row.password_hash, password) else None
+
+
+@functools.cache
+def _stand_in_hash() -> str:
+    """A hash of a random password, checked when the name is unknown or has no password."""
+    return generate_password_hash(secrets.token_hex(8))
 
 
 def sign_in(db: Database, user: ConsoleUser, ip: str) -> None:
