@@ -41,6 +41,9 @@ class BadRow:
     line_no: int
     reason: str
 
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class ImportProgress:
@@ -337,7 +340,7 @@ def report_lines(report: ImportReport) -> list[str]:
         shown = len(report.bad_samples)
         more = f" (the first {shown} of this run)" if report.bad_rows > shown else ""
         lines.append(f"bad rows{more}:")
-        lines += [f"  line {b.line_no}: {b.reason}" for b in report.bad_samples]
+        lines += [f"  {bad}" for bad in report.bad_samples]
     if report.resumed_from_line and report.bad_rows > len(report.bad_samples):
         lines.append("  (bad rows before the resume point were listed by the interrupted run)")
     return lines
