@@ -41,11 +41,13 @@ def _described(form) -> dict[str, str]:
             "exposed": _field(form, "exposed", EXPOSED_MAX, "description of what was exposed")}
 
 
-def _refused(exc: Exception, form_name: str):
-    return refused(_page, exc, form_name)
-
-
-def _back(incident_id: int, message: str):
+def _carry_out(form_name: str, make):
+    """Carry out `make(form)`, which returns the incident it changed and what to tell the admin (said there,
+    after a redirect); a refusal shows the page again with why, and nothing was changed."""
+    try:
+        incident_id, message = make(request.form)
+    except (FormError, incidents.IncidentError) as exc:
+        return refused(_page, exc, form_name)
     return done("console.incidents_page", message, f"#incident-{incident_id}")
 
 
@@ -58,22 +60,21 @@ def incidents_page():
 @bp.post("/incidents")
 @needs("admin")
 def incident_create():
-    form = request.form
-    try:
+    def make(form):
         why = reason(form)
         new_id = incidents.create(hotline().db, **_described(form), severities=_rules().severities,
                                   actor=actor(), reason=why)
-    except (FormError, incidents.IncidentError) as exc:
-        return _refused(exc, "create")
-    return _back(new_id, f"Incident {new_id} was created as a draft: callers hear about it once it is activated.")
+        return new_id, (f"Incident {new_id} was created as a draft: callers hear about it once it is "
+                        "activated.")
+
+    return _carry_out("create", make)
 
 
 @bp.post("/incidents/<int:incident_id>")
 @needs("admin")
 def incident_update(incident_id: int):
     """Change the title, severity or what was exposed; only the fields that differ are changed and audited."""
-    form = request.form
-    try:
+    def make(form):
         why = reason(form)
         current = next((r for r in incidents.list_incidents(hotline().db) if r["id"] == incident_id), None)
         if current is None:
@@ -85,23 +86,21 @@ def incident_update(incident_id: int):
             raise FormError("an incident needs a title")
         incidents.update_incident(hotline().db, incident_id, severities=_rules().severities, actor=actor(),
                                   reason=why, **changed)
-    except (FormError, incidents.IncidentError) as exc:
-        return _refused(exc, f"update-{incident_id}")
-    return _back(incident_id, f"Incident {incident_id}: {', '.join(changed)} changed.")
+        return incident_id, f"Incident {incident_id}: {', '.join(changed)} changed."
+
+    return _carry_out(f"update-{incident_id}", make)
 
 
 @bp.post("/incidents/<int:incident_id>/activate")
 @needs("admin")
 def incident_activate(incident_id: int):
     """Make this the incident callers hear about, never leaving a language with nothing published."""
-    form = request.form
-    try:
+    def make(form):
         copied = incidents.activate_incident(hotline().db, incident_id, actor=actor(), reason=reason(form),
                                              languages=list(_rules().languages),
                                              carry_over=form.get("carry_over") == "yes")
-    except (FormError, incidents.IncidentError) as exc:
-        return _refused(exc, f"activate-{incident_id}")
-    carried = f" The current announcements were carried over: {', '.join(copied)}." if copied else ""
-    return _back(incident_id, f"Incident {incident_id} is active: callers hear about it from their next step."
-                 + carried)
+        told = f"Incident {incident_id} is active: callers hear about it from their next step."
+        return incident_id, told + (f" The current announcements were carried over: {', '.join(copied)}."
+                                    if copied else "")
 
+    return _carry_out(f"activate-{incident_id}", make)
