@@ -60,7 +60,8 @@ def console_routes() -> list[tuple[str, str, str]]:
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
             if rule.endpoint.startswith("console.") and rule.endpoint != "console.static":
-                url = url_for(rule.endpoint, **{arg: 1 for arg in rule.arguments})
+                # A view's defaults (one view under several URLs) are not URL parameters.
+                url = url_for(rule.endpoint, **{arg: 1 for arg in rule.arguments - set(rule.defaults or ())})
                 out += [(m, rule.endpoint, url) for m in sorted(rule.methods - {"HEAD", "OPTIONS"})]
     return out
 

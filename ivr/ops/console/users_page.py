@@ -66,15 +66,30 @@ def user_add():
     return done("console.users_page", f"User {name} was added with the {form.get('role')} role.")
 
 
-@bp.post("/users/<int:user_id>/role")
-@needs("admin")
-def user_role(user_id: int):
-    def make(name, form):
-        _not_yourself(name, "change the role of")
-        users.set_role(hotline().db, name, form.get("role", ""), actor=actor(), reason=reason(form))
-        return f"{name} now has the {form.get('role')} role (signed out, so it holds from their next page)."
+# The changes of one thing about a user: the store's function for it, and what the admin is told.
+SETTINGS = {
+    "role": (users.set_role, "{name} now has the {value} role (signed out, so it holds from their next page)."),
+    "password": (users.reset_password, "{name} has a new password; their open sessions were ended."),
+    "pin": (users.reset_phone_pin, "{name} has a new phone PIN."),
+}
 
-    return _change(user_id, "role", make)
+
+@bp.post("/users/<int:user_id>/role", endpoint="user_role", defaults={"setting": "role"})
+@bp.post("/users/<int:user_id>/password", endpoint="user_password", defaults={"setting": "password"})
+@bp.post("/users/<int:user_id>/pin", endpoint="user_pin", defaults={"setting": "pin"})
+@needs("admin")
+def user_set(user_id: int, setting: str):
+    """A new role, console password or phone PIN, from the form field of that name."""
+    store, told = SETTINGS[setting]
+
+    def make(name, form):
+        if setting == "role":
+            _not_yourself(name, "change the role of")
+        value = form.get(setting, "")
+        store(hotline().db, name, value, actor=actor(), reason=reason(form))
+        return told.format(name=name, value=value)
+
+    return _change(user_id, setting, make)
 
 
 @bp.post("/users/<int:user_id>/active")
@@ -90,26 +105,6 @@ def user_active(user_id: int):
         return f"{name} is active again (old API tokens stay revoked)."
 
     return _change(user_id, "active", make)
-
-
-@bp.post("/users/<int:user_id>/password")
-@needs("admin")
-def user_password(user_id: int):
-    def make(name, form):
-        users.reset_password(hotline().db, name, form.get("password", ""), actor=actor(), reason=reason(form))
-        return f"{name} has a new password; their open sessions were ended."
-
-    return _change(user_id, "password", make)
-
-
-@bp.post("/users/<int:user_id>/pin")
-@needs("admin")
-def user_pin(user_id: int):
-    def make(name, form):
-        users.reset_phone_pin(hotline().db, name, form.get("pin", ""), actor=actor(), reason=reason(form))
-        return f"{name} has a new phone PIN."
-
-    return _change(user_id, "pin", make)
 
 
 @bp.post("/users/<int:user_id>/tokens")
