@@ -7,7 +7,8 @@ from datetime import timedelta
 import click
 
 from ivr.ops.cli.context import change, pass_cli, refusals_as_errors
-from ivr.store.users import ROLES
+from ivr.store.agents import deactivate_agent
+from ivr.store.users import ROLES, deactivate_user, reactivate_user, revoke_tokens
 
 
 # -- users and tokens --------------------------------------------------------------------------------------
@@ -36,6 +37,24 @@ def _duration(value: str | None) -> timedelta | None:
     if unit not in units or not number.isdigit() or int(number) < 1:
         raise click.BadParameter(f"{value!r}: write a whole number and m, h, d or w, e.g. 30d", param_hint="--expires")
     return timedelta(**{units[unit]: int(number)})
+
+
+def _reasoned(group: click.Group, verb: str, run, told: str, doc: str) -> None:
+    """Add `GROUP VERB NAME --reason WHY`: `run(db, name, actor=, reason=)`, then `told` is said (with what
+    `run` returned as {done})."""
+
+    @group.command(verb, help=doc)
+    @click.argument("name")
+    @change(reason="required")
+    def command(cli, name, reason):
+        done = run(cli.db, name, actor=cli.actor, reason=reason)
+        click.echo(told.format(name=name, done=done))
+
+
+_reasoned(users, "deactivate", deactivate_user, "user {name} deactivated: sessions ended, tokens revoked, phone PIN "
+          "refused", "Lock a user out now: sessions ended, API tokens revoked, phone PIN refused.")
+_reasoned(users, "reactivate", reactivate_user, "user {name} reactivated",
+          "Let a deactivated user back in (old tokens stay revoked).")
 
 
 @users.command("add")
@@ -78,28 +97,6 @@ def users_set_phone(cli, name, phone):
     click.echo(f"phone number set for {name}")
 
 
-@users.command("deactivate")
-@click.argument("name")
-@change(reason="required")
-def users_deactivate(cli, name, reason):
-    """Lock a user out now: sessions ended, API tokens revoked, phone PIN refused."""
-    from ivr.store.users import deactivate_user
-
-    deactivate_user(cli.db, name, actor=cli.actor, reason=reason)
-    click.echo(f"user {name} deactivated: sessions ended, tokens revoked, phone PIN refused")
-
-
-@users.command("reactivate")
-@click.argument("name")
-@change(reason="required")
-def users_reactivate(cli, name, reason):
-    """Let a deactivated user back in (old tokens stay revoked)."""
-    from ivr.store.users import reactivate_user
-
-    reactivate_user(cli.db, name, actor=cli.actor, reason=reason)
-    click.echo(f"user {name} reactivated")
-
-
 @users.command("unlock")
 @click.argument("name")
 @change(reason="required")
@@ -137,15 +134,8 @@ def users_token_create(cli, name, expires, label):
     click.echo(create_token(cli.db, name, actor=cli.actor, expires=_duration(expires), label=label))
 
 
-@users_token.command("revoke")
-@click.argument("name")
-@change(reason="required")
-def users_token_revoke(cli, name, reason):
-    """Revoke every API token of a user, at once."""
-    from ivr.store.users import revoke_tokens
-
-    n = revoke_tokens(cli.db, name, actor=cli.actor, reason=reason)
-    click.echo(f"{n} token(s) of {name} revoked")
+_reasoned(users_token, "revoke", revoke_tokens, "{done} token(s) of {name} revoked",
+          "Revoke every API token of a user, at once.")
 
 
 @users_token.command("list")
@@ -190,15 +180,8 @@ def agents_add(cli, name, phone, queue_names):
     click.echo(f"agent {name} added")
 
 
-@agents.command("deactivate")
-@click.argument("name")
-@change(reason="required")
-def agents_deactivate(cli, name, reason):
-    """Take an agent off the agent line now (their number and PIN stop working, even mid-call)."""
-    from ivr.store.agents import deactivate_agent
-
-    deactivate_agent(cli.db, name, actor=cli.actor, reason=reason)
-    click.echo(f"agent {name} deactivated")
+_reasoned(agents, "deactivate", deactivate_agent, "agent {name} deactivated",
+          "Take an agent off the agent line now (their number and PIN stop working, even mid-call).")
 
 
 @agents.command("link")
