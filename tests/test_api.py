@@ -190,6 +190,22 @@ def test_an_upload_needs_a_reason_too(app, hotline, tokens):
     assert n_announcements(hotline) == before
 
 
+def test_activating_an_incident_through_the_api_never_leaves_a_language_silent(app, hotline, tokens):
+    client, admin = app.test_client(), tokens["admin"]
+    heard = hotline.state.current().content.incident_id
+    body = {"title": "Second breach", "severity": "high", "activate": True, "reason": "disclosure"}
+    before = client.get("/api/incidents", headers=admin).get_json()
+    resp = client.post("/api/incidents", json=body, headers=admin)
+    assert resp.status_code == 409 and "callers in en, es would hear nothing" in resp.get_json()["error"]
+    assert client.get("/api/incidents", headers=admin).get_json() == before  # no draft left behind
+    assert hotline.state.current().content.incident_id == heard
+    resp = client.post("/api/incidents", json={**body, "carry_over": True}, headers=admin)
+    assert resp.status_code == 201 and resp.get_json()["status"] == "active"
+    assert hotline.state.current().content.incident_id == resp.get_json()["id"]
+    bad = client.post(f"/api/incidents/{heard}/activate", json={"reason": "x", "carry_over": "yes"}, headers=admin)
+    assert bad.status_code == 400 and "carry_over" in bad.get_json()["error"]
+
+
 def test_requests_outside_the_document_get_a_json_4xx(app, tokens):
     client = app.test_client()
     admin = tokens["admin"]

@@ -127,8 +127,13 @@ def test_users_and_tokens_are_revoked_from_the_command_line(ivr, hotline):
 
 
 def test_incidents_from_the_command_line_feed_routing(ivr, config, hotline):
-    out = ivr("incident", "create", "--title", "Card data theft", "--severity", "critical",
-              "--exposed", "names, card numbers", "--activate", "--reason", "disclosure day", "--by", "ciso").output
+    before = ivr("incident", "list").output
+    create = ("incident", "create", "--title", "Card data theft", "--severity", "critical",
+              "--exposed", "names, card numbers", "--activate", "--reason", "disclosure day", "--by", "ciso")
+    silent = ivr(*create, ok=False)  # a new incident has nothing published: callers would hear nothing
+    assert "callers in en, es would hear nothing" in silent.output and "nothing was changed" in silent.output
+    assert ivr("incident", "list").output == before  # not even a draft was left behind
+    out = ivr(*create, "--carry-over").output
     assert "created and activated" in out
     new_id = out.split()[1]
     listing = ivr("incident", "list").output.splitlines()
@@ -139,6 +144,23 @@ def test_incidents_from_the_command_line_feed_routing(ivr, config, hotline):
     assert hotline.state.current().content.severity == "medium"
     bad = ivr("incident", "update", new_id, "--severity", "apocalyptic", ok=False)
     assert bad.exit_code == 1 and "severity must be one of low, medium, high, critical" in bad.output
+
+
+def test_activating_an_incident_from_the_command_line_never_leaves_a_language_silent(ivr, hotline):
+    from ivr.store.announcements import create_version
+
+    heard = hotline.state.current().content.incident_id
+    draft = ivr("incident", "create", "--title", "Second breach", "--severity", "high", "--reason", "new").output
+    new_id = draft.split()[1]
+    create_version(hotline.db, lang="en", topic="main", text="What happened.", source="tts", audio_=None,
+                   actor="ada", publish=True, incident_id=int(new_id))
+    refused = ivr("incident", "activate", new_id, "--reason", "go", ok=False)
+    assert "callers in es would hear nothing" in refused.output  # English has its own, Spanish nothing
+    assert hotline.state.current().content.incident_id == heard
+    out = ivr("incident", "activate", new_id, "--carry-over", "--reason", "go").output
+    assert f"incident {new_id} is now active; carried over from the one before: " in out
+    assert "es/main" in out and "en/main" not in out  # English keeps its own statement
+    assert hotline.state.current().content.incident_id == int(new_id)
 
 
 def test_agents_and_callbacks_from_the_command_line(ivr, hotline):

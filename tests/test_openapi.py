@@ -79,8 +79,12 @@ def test_responses_match_the_document(app, hotline, admin, place_call):
           "/callbacks/{id}/done", "post")
     calls = check(client.get("/api/calls", headers=admin), "/calls", "get").get_json()["calls"]
     assert [s["kind"] for s in calls[0]["path"]][:3] == ["call_started", "menu_choice", "menu_choice"]
-    check(client.post(f"/api/incidents/{new_id}/activate", json={"reason": "bigger"}, headers=admin),
-          "/incidents/{id}/activate", "post")
+    silent = check(client.post(f"/api/incidents/{new_id}/activate", json={"reason": "bigger"}, headers=admin),
+                   "/incidents/{id}/activate", "post")
+    assert silent.status_code == 409  # nothing published for it yet
+    activated = check(client.post(f"/api/incidents/{new_id}/activate", json={"reason": "bigger", "carry_over": True},
+                                  headers=admin), "/incidents/{id}/activate", "post").get_json()
+    assert activated["status"] == "active" and "en/main" in activated["carried_over"]
     stats = check(client.get("/api/stats", headers=admin), "/stats", "get").get_json()
     assert stats["mode"] == "live" and stats["incident"]["severity"] == "high" and stats["calls_last_hour"] >= 1
     assert set(stats["queues"]) == {"fraud", "affected", "general"}

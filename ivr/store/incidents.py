@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select, update
 
-from ivr.core.errors import NotFound, Refused
+from ivr.core.errors import Conflict, NotFound, Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.store.models import TOPICS, Announcement, Incident, utcnow
@@ -19,13 +19,19 @@ class IncidentNotFound(IncidentError, NotFound):
     """No such incident."""
 
 
+class IncidentUncovered(IncidentError, Conflict):
+    """Activating it would leave callers in some language with nothing published to hear."""
+
+
 def _check_severity(severity: str, severities: list[str]) -> None:
     if severity not in severities:
         raise IncidentError(f"severity must be one of {', '.join(severities)} (routing_rules.yaml), not {severity!r}")
 
 
 def create(db: Database, *, title: str, severity: str, exposed: str, severities: list[str], actor: str,
-           activate: bool = False, reason: str = "") -> int:
+           activate: bool = False, reason: str = "", languages=None, carry_over: bool = False) -> int:
+    """A new incident, a draft; with `activate`, made active in the same transaction (see activate_incident
+    for `languages` and `carry_over`), so a refused activation leaves no draft behind."""
     title = (title or "").strip()
     if not title:
         raise IncidentError("an incident needs a title")
@@ -37,8 +43,8 @@ def create(db: Database, *, title: str, severity: str, exposed: str, severities:
             updated_at=now)).inserted_primary_key[0]
         audit(conn, actor=actor, action="incident.create", subject=f"incident {incident_id}",
               to_value=f"{title!r} severity={severity} exposed={exposed!r}", reason=reason)
-    if activate:
-        activate_incident(db, incident_id, actor=actor, reason=reason)
+        if activate:
+            _activate(conn, incident_id, actor=actor, reason=reason, languages=languages, carry_over=carry_over)
     return incident_id
 
 
@@ -104,25 +110,30 @@ def activate_incident(db: Database, incident_id: int, *, actor: str, reason: str
     with db.write() as conn:
         if conn.execute(select(Incident.id).where(Incident.id == incident_id)).first() is None:
             raise IncidentNotFound(f"there is no incident {incident_id}")
-        previous = conn.execute(select(Incident.id).where(Incident.status == "active")).scalars().all()
-        copied = []
-        if carry_over:
-            for source in previous:
-                if source != incident_id:
-                    copied += _carry_over(conn, source, incident_id, actor=actor, reason=reason)
-        if languages is not None:
-            missing = languages_without_announcement(conn, incident_id, languages)
-            if missing:
-                raise IncidentError(f"callers in {', '.join(missing)} would hear nothing about incident "
+        return _activate(conn, incident_id, actor=actor, reason=reason, languages=languages, carry_over=carry_over)
+
+
+def _activate(conn: Connection, incident_id: int, *, actor: str, reason: str, languages,
+              carry_over: bool) -> list[str]:
+    previous = conn.execute(select(Incident.id).where(Incident.status == "active")).scalars().all()
+    copied = []
+    if carry_over:
+        for source in previous:
+            if source != incident_id:
+                copied += _carry_over(conn, source, incident_id, actor=actor, reason=reason)
+    if languages is not None:
+        missing = languages_without_announcement(conn, incident_id, languages)
+        if missing:
+            raise IncidentUncovered(f"callers in {', '.join(missing)} would hear nothing about incident "
                                     f"{incident_id}: publish an announcement for it first, or carry the current "
                                     "announcements over")
-        conn.execute(update(Incident).where(Incident.status == "active", Incident.id != incident_id)
-                     .values(status="closed", updated_at=utcnow()))
-        conn.execute(update(Incident).where(Incident.id == incident_id).values(status="active", updated_at=utcnow()))
-        audit(conn, actor=actor, action="incident.activate", subject=f"incident {incident_id}",
-              from_value=", ".join(f"incident {p}" for p in previous) or None, to_value=f"incident {incident_id}",
-              reason=reason)
-        bump_content(conn)
+    conn.execute(update(Incident).where(Incident.status == "active", Incident.id != incident_id)
+                 .values(status="closed", updated_at=utcnow()))
+    conn.execute(update(Incident).where(Incident.id == incident_id).values(status="active", updated_at=utcnow()))
+    audit(conn, actor=actor, action="incident.activate", subject=f"incident {incident_id}",
+          from_value=", ".join(f"incident {p}" for p in previous) or None, to_value=f"incident {incident_id}",
+          reason=reason)
+    bump_content(conn)
     return copied
 
 

@@ -25,15 +25,19 @@ def incidents_create():
     body, h = g.body, hotline()
     new_id = incidents.create(h.db, title=body["title"], severity=body["severity"], exposed=body.get("exposed", ""),
                               severities=h.rules.rules.severities, actor=g.user,
-                              activate=body.get("activate", False), reason=body["reason"])
+                              activate=body.get("activate", False), reason=body["reason"],
+                              languages=list(h.rules.rules.languages), carry_over=body.get("carry_over", False))
     return jsonify(_incident(new_id)), 201
 
 
 @bp.post(f"/incidents/<{ID}:incident_id>/activate")
 @requires("admin")
 def incidents_activate(incident_id: int):
-    incidents.activate_incident(hotline().db, incident_id, actor=g.user, reason=g.body["reason"])
-    return jsonify(_incident(incident_id))
+    h = hotline()
+    copied = incidents.activate_incident(h.db, incident_id, actor=g.user, reason=g.body["reason"],
+                                         languages=list(h.rules.rules.languages),
+                                         carry_over=g.body.get("carry_over", False))
+    return jsonify({**_incident(incident_id), "carried_over": copied})
 
 
 @bp.patch(f"/incidents/<{ID}:incident_id>")

@@ -153,20 +153,29 @@ def incident_list(cli):
                    f"(exposed: {row['exposed'] or 'unknown'})")
 
 
+_carry_over_option = click.option(
+    "--carry-over", is_flag=True,
+    help="Publish for it a copy of what callers hear now, in each language and topic it has nothing for.")
+
+
 @incident.command("create")
 @click.option("--title", required=True)
 @click.option("--severity", required=True, help="One of the severities in routing_rules.yaml.")
 @click.option("--exposed", default="", help="What data was exposed, e.g. 'names, emails, card numbers'.")
-@click.option("--activate", is_flag=True, help="Make it the active incident at once.")
+@click.option("--activate", is_flag=True, help="Make it the active incident at once (with --carry-over: a new "
+              "incident has nothing published yet).")
+@_carry_over_option
 @change()
-def incident_create(cli, title, severity, exposed, activate, reason):
+def incident_create(cli, title, severity, exposed, activate, carry_over, reason):
     """Create an incident (a draft unless --activate)."""
     from ivr.store.incidents import create
 
     cfg = cli.config
     new_id = create(cli.db, title=title, severity=severity, exposed=exposed, severities=_severities(cfg),
-                    actor=cli.actor, activate=activate, reason=reason)
-    click.echo(f"incident {new_id} created" + (" and activated" if activate else " (draft)"))
+                    actor=cli.actor, activate=activate, reason=reason, languages=_rules_languages(cfg),
+                    carry_over=carry_over)
+    done = " and activated" + (", what callers heard carried over" if carry_over else "") if activate else " (draft)"
+    click.echo(f"incident {new_id} created{done}")
 
 
 @incident.command("update")
@@ -186,11 +195,15 @@ def incident_update(cli, incident_id, title, severity, exposed, reason):
 
 @incident.command("activate")
 @click.argument("incident_id", type=int)
+@_carry_over_option
 @change()
-def incident_activate(cli, incident_id, reason):
-    """Make an incident the active one (its announcements and severity apply from the next call)."""
+def incident_activate(cli, incident_id, carry_over, reason):
+    """Make an incident the active one (its announcements and severity apply from the next call). Refused
+    while a language would have nothing published for it, unless --carry-over."""
     from ivr.store.incidents import activate_incident
 
-    activate_incident(cli.db, incident_id, actor=cli.actor, reason=reason)
-    click.echo(f"incident {incident_id} is now active")
+    copied = activate_incident(cli.db, incident_id, actor=cli.actor, reason=reason,
+                               languages=_rules_languages(cli.config), carry_over=carry_over)
+    click.echo(f"incident {incident_id} is now active"
+               + (f"; carried over from the one before: {', '.join(copied)}" if copied else ""))
 
