@@ -77,6 +77,21 @@ def test_with_no_database_and_no_snapshot_callers_still_hear_something_useful(co
         fresh.extensions["ivr"].close()
 
 
+def test_a_worker_started_while_the_database_is_away_plays_the_hold_tone_from_its_cache(config):
+    from ivr.app import create_app
+    from ivr.media import audio
+
+    fresh = create_app(config.with_overrides(database_url=DEAD_URL))
+    try:
+        seconds, sha = fresh.extensions["ivr"].hold_tone  # not None: hold music, not a pause
+        with fresh.test_client().get(f"/media/{sha}.wav") as resp:
+            assert resp.status_code == 200 and resp.mimetype == "audio/wav"
+            tone = audio.decode(resp.data)
+        assert abs(len(tone) / 1000 - seconds) < 0.1 and tone.dBFS > -40  # the tone itself, not silence
+    finally:
+        fresh.extensions["ivr"].close()
+
+
 def test_a_bug_inside_a_step_is_answered_with_the_safe_reply(app, monkeypatch):
     import ivr.core.flow
 

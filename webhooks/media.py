@@ -13,7 +13,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, request, send_file
 
 from ivr.store.announcements import media_bytes
-from ivr.store.files import write_atomically
+from ivr.store.files import cached_media, write_atomically
 
 log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__)
@@ -23,7 +23,7 @@ CACHE_FOREVER = "public, max-age=31536000, immutable"
 
 def cached_file(hotline, sha256: str) -> Path | None:
     """The local file for this audio, written from the database first if it is missing."""
-    path = hotline.config.media_cache_dir / f"{sha256}.wav"
+    path = cached_media(hotline.config.media_cache_dir, sha256)
     if path.exists():
         return path
     data = media_bytes(hotline.db, sha256)

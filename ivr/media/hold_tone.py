@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import array
 import io
-import logging
 import math
 import wave
 
 from ivr.media import audio
 
-log = logging.getLogger(__name__)
 
 RATE = 16_000
 NOTES_HZ = (392.0, 493.9, 587.3, 493.9, 440.0, 523.3, 659.3, 523.3)  # a slow, quiet arpeggio, G and A minor
@@ -48,18 +46,3 @@ def phone_ready() -> audio.PhoneAudio:
         # Music under speech level: callers should notice the next message, not the tone.
         _made.append(audio.make_phone_ready(seg, target_dbfs=-27.0))
     return _made[0]
-
-
-def ensure(db) -> tuple[float, str] | None:
-    """Make the tone and store it (once per database); (seconds, sha256), or None if it could not be made
-    (hold then falls back to a pause)."""
-    from ivr.store.announcements import store_media
-
-    try:
-        tone = phone_ready()
-        with db.write() as conn:
-            store_media(conn, tone)
-    except Exception as exc:  # a missing ffmpeg or a database that is down must not stop the hotline
-        log.error("no hold tone (callers on hold hear a pause instead): %s", exc)
-        return None
-    return tone.duration_ms / 1000, tone.sha256

@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Connection, insert, select
 
 from ivr.config import Config
 from ivr.core.errors import Conflict, NotFound, Refused
-from ivr.media import audio, tts
+from ivr.media import audio, hold_tone, tts
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
+from ivr.store.files import cached_media, write_atomically
 from ivr.store.models import TOPICS, Announcement, Incident, Media, TTSCacheEntry, utcnow
 from ivr.store.reads import active_incident
 from ivr.store.state import bump_content
@@ -61,6 +63,26 @@ def store_media(conn: Connection, phone: audio.PhoneAudio) -> None:
     conn.execute(dialect_insert(conn, Media.__table__).on_conflict_do_nothing().values(
         sha256=phone.sha256, content_type=phone.content_type, data=phone.wav, size=len(phone.wav),
         duration_ms=phone.duration_ms, created_at=utcnow()))
+
+
+def ensure_hold_tone(db: Database, cache_dir: Path) -> tuple[float, str] | None:
+    """Make the hold tone and put it in this server's media cache, which /media serves it from, so that a
+    worker started while the database is away has it too; then store it in the database (once), for servers
+    whose cache lacks it. (seconds, sha256), or None if it could not be made (hold falls back to a pause)."""
+    try:
+        tone = hold_tone.phone_ready()
+        path = cached_media(cache_dir, tone.sha256)
+        if not path.exists():
+            write_atomically(path, tone.wav)
+    except Exception as exc:  # a missing ffmpeg or an unwritable cache must not stop the hotline
+        log.error("no hold tone (callers on hold hear a pause instead): %s", exc)
+        return None
+    try:
+        with db.write() as conn:
+            store_media(conn, tone)
+    except Exception as exc:  # the database is away: this server serves the tone from its cache meanwhile
+        log.warning("hold tone not stored in the database yet (served from this server's cache): %s", exc)
+    return tone.duration_ms / 1000, tone.sha256
 
 
 def process_audio(data: bytes, cfg: Config) -> audio.PhoneAudio:

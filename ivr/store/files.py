@@ -5,6 +5,11 @@ import os
 from pathlib import Path
 
 
+def cached_media(cache_dir: Path, sha256: str) -> Path:
+    """Where this server keeps the phone-ready audio with this checksum, served as /media/<sha256>.wav."""
+    return cache_dir / f"{sha256}.wav"
+
+
 def write_atomically(path: Path, data: bytes | str, *, durable: bool = False) -> None:
     """Write aside, then rename over: a reader meanwhile sees the old file or the new one, whole.
 
