@@ -17,13 +17,13 @@ DEAD_URL = "postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=1"
 def kill_database(hotline):
     """Point the running app at a database server that is not there (connection refused)."""
     dead = Database(DEAD_URL)
-    alive = (hotline.state.db, hotline.recorder.db)
-    hotline.state.db = hotline.recorder.db = dead
+    alive = (hotline.db, hotline.state.db, hotline.recorder.db)
+    hotline.db = hotline.state.db = hotline.recorder.db = dead
     return alive
 
 
 def revive_database(hotline, alive):
-    hotline.state.db, hotline.recorder.db = alive
+    hotline.db, hotline.state.db, hotline.recorder.db = alive
     hotline.state._retry_at = 0.0
 
 
@@ -50,6 +50,24 @@ def test_with_the_database_down_callers_hear_the_last_good_announcement(app, hot
     with hotline.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(CallEvent)
                             .where(CallEvent.call_sid == result.call_sid)).scalar() == len(kinds)
+
+
+def test_with_the_database_down_a_caller_asking_for_a_person_is_still_queued(app, hotline, place_call):
+    """Routing reads how many wait in each queue; unreadable, it routes on the last figures it had (here
+    none: nobody known to be waiting) instead of failing the call."""
+    from ivr.store import queues
+    from ivr.store.state import set_mode
+
+    set_mode(hotline.db, "live", reason="agents on shift", actor="ops")
+    place_call(keys=["9"])  # the worker has read the state once
+    alive = kill_database(hotline)
+    try:
+        queues._stats_cache._at.clear()  # no figures kept from before the outage
+        result = place_call(keys=["0"])
+    finally:
+        revive_database(hotline, alive)
+    assert result.ended == "queued", result.transcript()
+    assert "technical difficulties" not in " ".join(result.said())
 
 
 def test_a_fresh_worker_with_no_database_uses_the_snapshot_file(app, config, place_call):

@@ -1,18 +1,23 @@
 """Queue state shared by every worker and server (it lives in the database), and the callbacks owed."""
 from __future__ import annotations
 
+import logging
 import statistics
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.core.errors import NotFound, Refused
 from ivr.core.identity import caller_identity
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
+
+log = logging.getLogger(__name__)
+
 
 class QueueError(Refused):
     """A request about queues or callbacks that cannot be carried out; nothing was changed."""
@@ -23,16 +28,25 @@ class CallbackNotFound(QueueError, NotFound):
 
 
 class _TTLCache:
-    """A value recomputed at most every `ttl` seconds per process: queue state for routing and hold loops."""
+    """A value recomputed at most every `ttl` seconds per process: queue state for routing and hold loops.
+
+    These are read in callers' webhooks, so a database that cannot be read must not fail the call: the last
+    value (or `default`) is served until the next try, a ttl later, which also keeps a dead database to one
+    failed connect per process per ttl rather than one per webhook."""
 
     def __init__(self, ttl: float):
         self.ttl, self._at, self._value, self._lock = ttl, {}, {}, threading.Lock()
 
-    def get(self, key, compute):
+    def get(self, key, compute, default):
         now = time.monotonic()
         if key in self._at and now - self._at[key] < self.ttl:
             return self._value[key]
-        value = compute()
+        try:
+            value = compute()
+        except SQLAlchemyError as exc:
+            value = self._value.get(key, default)
+            log.warning("queue state unreadable, routing on the last known (%r) until the next try: %s",
+                        value, exc)
         with self._lock:
             self._at[key], self._value[key] = now, value
         return value
@@ -52,7 +66,7 @@ def queue_stats(db: Database, cached: bool = True) -> dict[str, QueueStats]:
         now = datetime.now(timezone.utc)
         return {q: QueueStats(n, int((now - oldest).total_seconds())) for q, n, oldest in rows}
 
-    return _stats_cache.get(("stats", db.url), compute) if cached else compute()
+    return _stats_cache.get(("stats", db.url), compute, {}) if cached else compute()
 
 
 def recent_wait_minutes(db: Database, queue: str) -> int | None:
@@ -67,7 +81,7 @@ def recent_wait_minutes(db: Database, queue: str) -> int | None:
                 QueueEntry.wait_s.is_not(None))).scalars().all()
         return max(1, -(-int(statistics.median(waits)) // 60)) if len(waits) >= 3 else None
 
-    return _wait_cache.get(("wait", db.url, queue), compute)
+    return _wait_cache.get(("wait", db.url, queue), compute, None)
 
 
 RECONCILE_MARGIN_MINUTES = 10  # beyond a queue's max_wait_minutes, a "waiting" entry is a lost request
