@@ -10,8 +10,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from conftest import AUTH_TOKEN, PG_URL
@@ -210,6 +212,36 @@ def test_logs_keep_no_secret_and_no_caller_number(config, server):
     assert "POST /voice/incoming" in log  # the access log is there...
     assert AUTH_TOKEN not in log and config.secret_key not in log
     assert "5555550000" not in log and "+15555550001" not in log  # ...without caller numbers
+
+
+def test_a_server_started_while_the_database_is_away_plays_the_hold_tone(config, server, db_url):
+    """A server (re)started during a database outage serves callers from the last good snapshot; callers on
+    hold hear the hold tone, which each worker makes at start into the server's media cache, not pauses."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("runs once, on the SQLite backend (the outage is a database server that is not there)")
+    import shutil
+
+    from ivr.media import audio
+    from ivr.store.state import set_mode
+
+    db = Database(config.db_url)
+    set_mode(db, "live", reason="agents on shift", actor="ops")
+    db.dispose()
+    cache = str(config.media_cache_dir)
+    first = server(workers=1, IVR_MEDIA_CACHE=cache)
+    assert run_call(first.url, ["0"]).ended == "queued"  # its worker keeps the state in the snapshot file
+    first.stop()
+    shutil.rmtree(cache, ignore_errors=True)  # nothing left by the first server: the new one must make the tone itself
+    away = server(workers=1, IVR_MEDIA_CACHE=cache,
+                  DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=1")
+    call = run_call(away.url, ["0"])
+    assert call.ended == "queued", call.transcript()
+    hold = call.documents[-1]  # Twilio's waitUrl document, fetched as the caller waits (the simulator's last)
+    [tone_url] = [el.text for el in hold.iter("Play")]  # the tone, not a <Pause>
+    resp = requests.get(away.url + urlsplit(tone_url).path, timeout=5)
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "audio/wav"
+    tone = audio.decode(resp.content)
+    assert len(tone) > 5000 and tone.dBFS > -40  # seconds of the tone itself, not silence
 
 
 def _served_fully(result) -> bool:
