@@ -95,6 +95,14 @@ def test_uploads_through_the_api_and_bad_ones_are_refused_whole(app, hotline, to
                        data={"file": (io.BytesIO(wav), "statement.wav"), "lang": "en", "topic": "details",
                              "publish": "true", "text": "Uploaded through the API.", "reason": "statement"})
     assert resp.status_code == 201 and resp.get_json()["source"] == "upload"
+    active = resp.get_json()["incident_id"]
+    draft = client.post("/api/incidents", json={"title": "Second breach", "severity": "high", "reason": "new"},
+                        headers=tokens["admin"]).get_json()["id"]
+    for_draft = client.post("/api/announcements/upload", headers=tokens["admin"],
+                            content_type="multipart/form-data",
+                            data={"file": (io.BytesIO(wav), "statement.wav"), "lang": "en", "incident_id": str(draft),
+                                  "reason": "ready for the next incident"})
+    assert for_draft.status_code == 201 and for_draft.get_json()["incident_id"] == draft != active
     before = n_announcements(hotline)
     bad = client.post("/api/announcements/upload", headers=tokens["admin"], content_type="multipart/form-data",
                       data={"file": (io.BytesIO(b"<html>not audio</html>"), "x.wav"), "lang": "en",
@@ -204,6 +212,26 @@ def test_activating_an_incident_through_the_api_never_leaves_a_language_silent(a
     assert hotline.state.current().content.incident_id == resp.get_json()["id"]
     bad = client.post(f"/api/incidents/{heard}/activate", json={"reason": "x", "carry_over": "yes"}, headers=admin)
     assert bad.status_code == 400 and "carry_over" in bad.get_json()["error"]
+
+
+def test_a_draft_incident_gets_its_statement_through_the_api_before_it_is_activated(app, hotline, tokens):
+    client, admin = app.test_client(), tokens["admin"]
+    heard = hotline.state.current().content.incident_id
+    draft = client.post("/api/incidents", json={"title": "Second breach", "severity": "high", "reason": "new"},
+                        headers=admin).get_json()["id"]
+    made = client.post("/api/announcements/tts", json={"lang": "en", "text": "What happened.", "publish": True,
+                                                       "incident_id": draft, "reason": "ready"}, headers=admin)
+    assert made.status_code == 201 and made.get_json()["incident_id"] == draft
+    assert hotline.state.current().content.incident_id == heard  # callers still hear the active one
+    missing = client.post("/api/announcements/tts", json={"lang": "en", "text": "x", "incident_id": 99999,
+                                                          "reason": "x"}, headers=admin)
+    assert missing.status_code == 404 and "there is no incident 99999" in missing.get_json()["error"]
+    refused = client.post(f"/api/incidents/{draft}/activate", json={"reason": "go"}, headers=admin)
+    assert refused.status_code == 409 and "callers in es would hear nothing" in refused.get_json()["error"]
+    done = client.post(f"/api/incidents/{draft}/activate", json={"reason": "go", "carry_over": True},
+                       headers=admin).get_json()
+    assert "es/main" in done["carried_over"] and "en/main" not in done["carried_over"]
+    assert hotline.state.current().content.spoken["en/main"].text == "What happened."
 
 
 def test_requests_outside_the_document_get_a_json_4xx(app, tokens):

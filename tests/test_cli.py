@@ -147,13 +147,22 @@ def test_incidents_from_the_command_line_feed_routing(ivr, config, hotline):
 
 
 def test_activating_an_incident_from_the_command_line_never_leaves_a_language_silent(ivr, hotline):
-    from ivr.store.announcements import create_version
-
     heard = hotline.state.current().content.incident_id
     draft = ivr("incident", "create", "--title", "Second breach", "--severity", "high", "--reason", "new").output
     new_id = draft.split()[1]
-    create_version(hotline.db, lang="en", topic="main", text="What happened.", source="tts", audio_=None,
-                   actor="ada", publish=True, incident_id=int(new_id))
+    # Its English statement is made ready while it is a draft: callers still hear the active incident.
+    ivr("announce", "tts", "--incident", new_id, "--lang", "en", "--text", "What happened.", "--publish",
+        "--reason", "statement ready")
+    assert hotline.state.current().content.incident_id == heard
+    assert "What happened." not in hotline.state.current().content.spoken["en/main"].text
+    ivr("announce", "tts", "--incident", new_id, "--lang", "en", "--text", "A wrong draft.", "--publish",
+        "--reason", "second thoughts")
+    assert "v1   published" in ivr("announce", "rollback", "--incident", new_id, "--lang", "en",
+                                  "--reason", "back to the first").output
+    listed = ivr("announce", "list", "--incident", new_id).output
+    assert "en/main" in listed and "es/" not in listed
+    assert "there is no incident 999" in ivr("announce", "tts", "--incident", "999", "--lang", "en", "--text", "x",
+                                             "--reason", "x", ok=False).output
     refused = ivr("incident", "activate", new_id, "--reason", "go", ok=False)
     assert "callers in es would hear nothing" in refused.output  # English has its own, Spanish nothing
     assert hotline.state.current().content.incident_id == heard
@@ -161,6 +170,7 @@ def test_activating_an_incident_from_the_command_line_never_leaves_a_language_si
     assert f"incident {new_id} is now active; carried over from the one before: " in out
     assert "es/main" in out and "en/main" not in out  # English keeps its own statement
     assert hotline.state.current().content.incident_id == int(new_id)
+    assert hotline.state.current().content.spoken["en/main"].text == "What happened."
 
 
 def test_agents_and_callbacks_from_the_command_line(ivr, hotline):

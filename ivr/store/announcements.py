@@ -273,7 +273,8 @@ def _describe(source: str, text: str | None, audio_: Audio | None) -> str:
 
 
 def create_from_text(db: Database, cfg: Config, languages, *, lang: str, topic: str, text: str, actor: str,
-                     publish: bool = False, reason: str = "", voice: str | None = None) -> dict:
+                     publish: bool = False, reason: str = "", voice: str | None = None,
+                     incident_id: int | None = None) -> dict:
     """Text to speech to a new version. Synthesis happens here, in the admin's call, never in a webhook."""
     check_target(languages, lang, topic)
     text = (text or "").strip()
@@ -281,14 +282,14 @@ def create_from_text(db: Database, cfg: Config, languages, *, lang: str, topic: 
         raise AnnouncementError("the text is empty")
     spoken = speak(db, cfg, text, lang, voice)
     return create_version(db, lang=lang, topic=topic, text=text, source="tts", audio_=spoken, actor=actor,
-                          publish=publish, reason=reason)
+                          publish=publish, reason=reason, incident_id=incident_id)
 
 
 def create_from_audio(db: Database, cfg: Config, languages, *, data: bytes, lang: str, topic: str, actor: str,
                       source: str = "upload", text: str | None = None, publish: bool = False,
-                      reason: str = "") -> dict:
+                      reason: str = "", incident_id: int | None = None) -> dict:
     """An uploaded file or a phone recording to a new version; refused whole if it is not usable."""
     check_target(languages, lang, topic)
     stored = store_upload(db, cfg, data)
     return create_version(db, lang=lang, topic=topic, text=(text or "").strip() or None, source=source,
-                          audio_=stored, actor=actor, publish=publish, reason=reason)
+                          audio_=stored, actor=actor, publish=publish, reason=reason, incident_id=incident_id)

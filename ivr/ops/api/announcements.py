@@ -1,4 +1,5 @@
-"""Announcement versions of the active incident: from text, from an upload; publish, roll back, export."""
+"""Announcement versions of the active incident (or, when made, of the one named): from text, from an upload;
+publish, roll back, export."""
 from __future__ import annotations
 
 from flask import Response, g, jsonify, request
@@ -27,7 +28,8 @@ def announcements_tts():
     body, h = g.body, hotline()
     row = announcements.create_from_text(
         h.db, h.config, h.rules.rules.languages, lang=body["lang"], topic=body.get("topic", "main"),
-        text=body["text"], actor=g.user, publish=body.get("publish", False), reason=body["reason"])
+        text=body["text"], actor=g.user, publish=body.get("publish", False), reason=body["reason"],
+        incident_id=body.get("incident_id"))
     return jsonify(_version(row)), 201
 
 
@@ -38,7 +40,7 @@ def announcements_upload():
     row = announcements.create_from_audio(
         h.db, h.config, h.rules.rules.languages, data=request.files["file"].read(), lang=body["lang"],
         topic=body.get("topic", "main"), text=body.get("text"), actor=g.user, publish=body.get("publish", False),
-        reason=body["reason"])
+        reason=body["reason"], incident_id=body.get("incident_id"))
     return jsonify(_version(row)), 201
 
 

@@ -32,6 +32,12 @@ def _announcement_line(row: dict) -> str:
             f"{row['source']}{engine}, {what}, {row['created_by']} {row['created_at']:%Y-%m-%d %H:%M}")
 
 
+_incident_option = click.option(
+    "--incident", "incident_id", type=int, default=None,
+    help="For this incident, e.g. a draft to have its statements ready before it is activated (default: the "
+         "active one).")
+
+
 @click.group()
 def announce():
     """Announcements: create from text or audio, list, publish, roll back, export."""
@@ -43,8 +49,9 @@ def announce():
 @click.option("--text-file", type=click.File("r", encoding="utf-8"), required=False, help="Text to speak ('-' for stdin).")
 @click.option("--text", default=None, help="Text to speak (instead of --text-file).")
 @click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
+@_incident_option
 @change()
-def announce_tts(cli, lang, topic, text_file, text, publish, reason):
+def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason):
     """Synthesise an announcement from text (gTTS, or espeak-ng offline) and store it phone-ready."""
     from ivr.store.announcements import create_from_text
 
@@ -53,7 +60,7 @@ def announce_tts(cli, lang, topic, text_file, text, publish, reason):
         raise click.ClickException("give the text with --text-file FILE or --text TEXT")
     cfg = cli.config
     row = create_from_text(cli.db, cfg, _rules_languages(cfg), lang=lang, topic=topic, text=body,
-                           actor=cli.actor, publish=publish, reason=reason)
+                           actor=cli.actor, publish=publish, reason=reason, incident_id=incident_id)
     _echo_announcement(row)
 
 
@@ -63,28 +70,30 @@ def announce_tts(cli, lang, topic, text_file, text, publish, reason):
 @topic_option
 @click.option("--text", default=None, help="What the recording says (shown to admins, spoken if audio fails).")
 @click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
+@_incident_option
 @change()
-def announce_upload(cli, file, lang, topic, text, publish, reason):
+def announce_upload(cli, file, lang, topic, text, publish, incident_id, reason):
     """Upload a recording (WAV, MP3, OGG, M4A); it is refused whole if unusable."""
     from ivr.store.announcements import create_from_audio
 
     cfg = cli.config
     row = create_from_audio(cli.db, cfg, _rules_languages(cfg), data=Path(file).read_bytes(),
                             lang=lang, topic=topic, text=text, actor=cli.actor, publish=publish,
-                            reason=reason)
+                            reason=reason, incident_id=incident_id)
     _echo_announcement(row)
 
 
 @announce.command("list")
 @click.option("--lang", default=None)
 @click.option("--topic", default=None)
+@_incident_option
 @refusals_as_errors
 @pass_cli
-def announce_list(cli, lang, topic):
-    """List the active incident's announcement versions."""
+def announce_list(cli, lang, topic, incident_id):
+    """List an incident's announcement versions (the active one's unless --incident)."""
     from ivr.store.announcements import list_versions
 
-    for row in list_versions(cli.db, lang=lang, topic=topic):
+    for row in list_versions(cli.db, lang=lang, topic=topic, incident_id=incident_id):
         click.echo(_announcement_line(row))
 
 
@@ -102,12 +111,14 @@ def announce_publish(cli, announcement_id, reason):
 @lang_option
 @topic_option
 @click.option("--to", "to_version", type=int, default=None, help="Version to publish again (default: the previous one).")
+@_incident_option
 @change()
-def announce_rollback(cli, lang, topic, to_version, reason):
+def announce_rollback(cli, lang, topic, to_version, incident_id, reason):
     """Publish an earlier version again, in one step."""
     from ivr.store.announcements import rollback
 
-    row = rollback(cli.db, lang=lang, topic=topic, to_version=to_version, actor=cli.actor, reason=reason)
+    row = rollback(cli.db, lang=lang, topic=topic, to_version=to_version, actor=cli.actor, reason=reason,
+                   incident_id=incident_id)
     click.echo(_announcement_line(row))
 
 
