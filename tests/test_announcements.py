@@ -236,12 +236,12 @@ def test_a_call_in_progress_hears_the_new_version_after_a_publish(app, hotline, 
 
 
 def test_with_the_database_down_audio_announcements_fall_back_to_their_text(hotline, publish_tts, place_call):
-    from test_degraded import kill_database
+    from test_degraded import database_down
 
     publish_tts(TEXT_V2)
     place_call(keys=[])
-    kill_database(hotline)
-    result = place_call(keys=[])
+    with database_down(hotline):
+        result = place_call(keys=[])
     assert TEXT_V2 in result.said() and not play_urls(result)
 
 

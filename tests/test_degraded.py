@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select
@@ -25,6 +26,16 @@ def kill_database(hotline):
 def revive_database(hotline, alive):
     hotline.db, hotline.state.db, hotline.recorder.db = alive
     hotline.state._retry_at = 0.0
+
+
+@contextmanager
+def database_down(hotline):
+    """The database away for the block, and back after it (so the app closes its real handles at the end)."""
+    alive = kill_database(hotline)
+    try:
+        yield
+    finally:
+        revive_database(hotline, alive)
 
 
 def test_with_the_database_down_callers_hear_the_last_good_announcement(app, hotline, place_call):
@@ -60,12 +71,9 @@ def test_with_the_database_down_a_caller_asking_for_a_person_is_still_queued(app
 
     set_mode(hotline.db, "live", reason="agents on shift", actor="ops")
     place_call(keys=["9"])  # the worker has read the state once
-    alive = kill_database(hotline)
-    try:
+    with database_down(hotline):
         queues._stats_cache._at.clear()  # no figures kept from before the outage
         result = place_call(keys=["0"])
-    finally:
-        revive_database(hotline, alive)
     assert result.ended == "queued", result.transcript()
     assert "technical difficulties" not in " ".join(result.said())
 
@@ -134,9 +142,9 @@ def test_the_fallback_url_answers_without_the_database(app, hotline, place_call)
 
     set_mode(hotline.db, "live", reason="test", actor="test")
     place_call(keys=[])
-    kill_database(hotline)
-    doc = parse_twiml(signed_post(app.test_client(), "/voice/fallback",
-                                  twilio_params(ErrorCode="11200", ErrorUrl="http://localhost/voice/menu")))
+    with database_down(hotline):
+        doc = parse_twiml(signed_post(app.test_client(), "/voice/fallback",
+                                      twilio_params(ErrorCode="11200", ErrorUrl="http://localhost/voice/menu")))
     says = [el.text for el in doc.iter("Say")]
     assert DEFAULT_TEXTS["en"]["main"] in says
     # Live mode: Twilio's own queue still works when we do not.
