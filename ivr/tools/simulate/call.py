@@ -218,6 +218,8 @@ class SimulatedCall:
         if outcome == "error":
             return None
         params = {"QueueResult": outcome, "QueueSid": QUEUE_SID, "QueueTime": str(int(self.result.hold_seconds))}
+        if self.enqueue_action:
+            self.result.heard.append(Heard("queue", f"Twilio requests the Enqueue action: QueueResult={outcome}"))
         if outcome == "hangup":
             if self.enqueue_action:
                 self.request(self.enqueue_action, params)

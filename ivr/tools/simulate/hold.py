@@ -150,6 +150,7 @@ def abandoned(call, action: str | None) -> None:
     call.result.heard.append(Heard("hangup", f"hangs up on hold after {call.result.hold_passes} pass(es), "
                                              f"about {call.result.hold_seconds:.0f} s in the queue"))
     if action:
+        call.result.heard.append(Heard("queue", "Twilio requests the Enqueue action: QueueResult=hangup"))
         call.request(action, {"QueueResult": "hangup", "QueueSid": QUEUE_SID,
                               "QueueTime": str(int(call.result.hold_seconds))})
     call.result.ended = "hangup"
