@@ -31,6 +31,9 @@ def _presses(text: str) -> list[str]:
               help="How many times the caller hears the hold loop (Twilio's requests of the waitUrl).")
 @click.option("--hold-seconds", default=None, type=click.FloatRange(0, 3600),
               help="Or stop once this much time (estimated) has passed on hold.")
+@click.option("--steps", default=60, show_default=True, type=click.IntRange(1, 500),
+              help="At most this many requests to the hotline; then the caller hangs up (e.g. 4 on the agent "
+                   "line, which otherwise waits about ten minutes for a caller).")
 @click.option("--url", default=None, help="A running hotline (e.g. http://127.0.0.1:5000); default: in-process.")
 @click.option("--media/--no-media", default=False, help="Also fetch the audio the call plays.")
 @click.option("--all-paths", is_flag=True, help="Walk every key path in both modes and every language, report "
@@ -38,7 +41,8 @@ def _presses(text: str) -> list[str]:
                                                 "time to facts of the announcements published.")
 @click.option("--depth", default=3, show_default=True, help="How many key presses deep --all-paths goes.")
 @pass_cli
-def simulate(cli, keys, caller, lang, line, hold_keys, hold_passes, hold_seconds, url, media, all_paths, depth):
+def simulate(cli, keys, caller, lang, line, hold_keys, hold_passes, hold_seconds, steps, url, media, all_paths,
+             depth):
     """Place a simulated call, signed as Twilio signs, and print what the caller hears.
 
     On hold the caller hears the hold loop --hold-passes times (or for --hold-seconds), pressing --hold-keys,
@@ -74,7 +78,7 @@ def simulate(cli, keys, caller, lang, line, hold_keys, hold_passes, hold_seconds
         transport, public = FlaskTransport(app), cfg.public_url or None
     plan = HoldPlan(passes=hold_passes, seconds=hold_seconds, keys=_presses(hold_keys))
     call = SimulatedCall(transport, cfg.twilio_auth_token, keys=presses, caller=caller, public_url=public,
-                         fetch_media=media, hold=plan, lang_by_ear=lang_by_ear)
+                         fetch_media=media, hold=plan, lang_by_ear=lang_by_ear, max_requests=steps)
     shown = " ".join("the PIN" if isinstance(k, Secret) else (k or "(silence)") for k in presses)
     click.echo(f"Calling the {line} line from {caller} (CallSid {call.params['CallSid']}), pressing: "
                f"{shown or 'nothing'}" + (f", choosing {lang} by ear" if lang_by_ear else ""))
