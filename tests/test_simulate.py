@@ -79,3 +79,32 @@ def test_with_url_the_call_is_placed_while_the_local_rules_file_is_broken(server
     assert "  presses 2" in lines
     assert any(line.startswith("  hears (es-US): ") for line in lines[lines.index("  presses 2"):])
     assert "  => call ended: hangup" in lines
+
+
+def _twiml_app(documents: dict[str, str]):
+    """A tiny app answering fixed TwiML per path: the follower's model of Twilio, checked on its own."""
+    from flask import Flask, Response
+
+    app = Flask(__name__)
+    for path, body in documents.items():
+        app.add_url_rule(path, path, lambda body=body: Response(f"<Response>{body}</Response>", mimetype="text/xml"),
+                         methods=["POST"])
+    return app
+
+
+def test_leave_without_an_action_goes_on_after_the_enqueue_and_a_seconds_bound_stops_the_loop():
+    from ivr.tools.simulate import FlaskTransport, HoldPlan, SimulatedCall
+
+    app = _twiml_app({
+        "/voice/incoming": '<Enqueue waitUrl="/wait">q</Enqueue><Say>After the queue.</Say><Hangup/>',
+        "/wait": '<Gather action="/pressed"><Say>Press 1 to leave.</Say></Gather><Pause length="30"/>',
+        "/pressed": "<Say>Leaving.</Say><Leave/>",
+        "/voice/status": "",
+    })
+    # Twilio runs the verb after the <Enqueue> once <Leave> takes the caller out (twilio.com/docs/voice/twiml/leave).
+    left = SimulatedCall(FlaskTransport(app), "token", hold=HoldPlan(passes=3, keys=["", "1"])).run()
+    assert left.said() == ["Press 1 to leave.", "Press 1 to leave.", "Leaving.", "After the queue."]
+    assert left.hold_passes == 2 and left.ended == "hangup"
+    # 35 s a pass (the Gather's 5 s timeout, the 30 s pause): a 60 s bound allows two passes, not three.
+    waiting = SimulatedCall(FlaskTransport(app), "token", hold=HoldPlan(passes=10, seconds=60)).run()
+    assert waiting.hold_passes == 2 and waiting.ended == "queued"
