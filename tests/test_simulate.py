@@ -108,3 +108,14 @@ def test_leave_without_an_action_goes_on_after_the_enqueue_and_a_seconds_bound_s
     # 35 s a pass (the Gather's 5 s timeout, the 30 s pause): a 60 s bound allows two passes, not three.
     waiting = SimulatedCall(FlaskTransport(app), "token", hold=HoldPlan(passes=10, seconds=60)).run()
     assert waiting.hold_passes == 2 and waiting.ended == "queued"
+
+
+def test_a_gather_without_an_action_posts_back_to_its_own_document():
+    from ivr.tools.simulate import FlaskTransport, SimulatedCall
+
+    app = _twiml_app({"/voice/incoming": '<Redirect>/menu?step=1</Redirect>',
+                      "/menu": '<Gather><Say>Press 5.</Say></Gather><Hangup/>', "/voice/status": ""})
+    result = SimulatedCall(FlaskTransport(app), "token", keys=["5", ""]).run()
+    assert [url for url, _ in result.requests][:3] == ["http://localhost/voice/incoming",
+                                                       "http://localhost/menu?step=1", "http://localhost/menu?step=1"]
+    assert result.requests[2][1]["Digits"] == "5" and result.ended == "hangup"

@@ -64,6 +64,9 @@ class SimulatedCall:
         self.hold_plan = hold or HoldPlan()
         self.lang_by_ear = lang_by_ear
         self.enqueue_action: str | None = None
+        # Relative URLs resolve against the document being run, and a <Gather> or <Record> without an action
+        # posts back to it (twilio.com/docs/voice/twiml/gather, .../record).
+        self.document_url = ""
         self.queue_name = ""
         self.validator = RequestValidator(auth_token)
         self.keys = list(keys)
@@ -87,7 +90,7 @@ class SimulatedCall:
 
     def request(self, url: str, extra: dict | None = None) -> tuple[int, str, bytes]:
         """POST a signed, Twilio-shaped request to `url` (absolute, or relative to the current document)."""
-        absolute = urljoin(self.base + "/", url)
+        absolute = urljoin(self.document_url or self.base + "/", url)
         params = {**self.params, **(extra or {})}
         signature = self.validator.compute_signature(absolute, params)
         self.result.requests.append((absolute, params))
@@ -111,6 +114,7 @@ class SimulatedCall:
                 return self._finish()
             doc = ET.fromstring(body)
             self.result.documents.append(doc)
+            self.document_url = self.result.requests[-1][0]
             nxt = self._follow(doc)
             if nxt is None:
                 return self._finish()
@@ -128,7 +132,8 @@ class SimulatedCall:
                 key, why = self._next_key(verb)
                 if key:  # "" in the keys: the caller stays silent at this prompt
                     self.result.heard.append(pressed(key, why))
-                    return verb.get("action", ""), {"Digits": key, "FinishedOnKey": "", "msg": "Gather End"}
+                    digits = {"Digits": key, "FinishedOnKey": "", "msg": "Gather End"}
+                    return verb.get("action") or self.document_url, digits
                 self.result.heard.append(Heard("silence", "presses nothing"))
             elif tag in ("Say", "Play", "Pause"):
                 self.hear(verb)
@@ -140,8 +145,9 @@ class SimulatedCall:
                     self.result.heard.append(Heard("silence", "records nothing"))
                     continue
                 self.result.heard.append(Heard("record", f"records {seconds} s"))
-                return verb.get("action", ""), {"RecordingUrl": url, "RecordingDuration": str(seconds),
-                                                "RecordingSid": "RE" + secrets.token_hex(16), "Digits": "#"}
+                recorded = {"RecordingUrl": url, "RecordingDuration": str(seconds),
+                            "RecordingSid": "RE" + secrets.token_hex(16), "Digits": "#"}
+                return verb.get("action") or self.document_url, recorded
             elif tag == "Enqueue":
                 nxt = self._enqueue(verb)
                 if nxt != "go on":

@@ -72,7 +72,8 @@ def wait_in_queue(call, enqueue: ET.Element, plan: HoldPlan) -> str:
                 return "error"
             doc = ET.fromstring(body)
             result.documents.append(doc)
-            url, extra, outcome = _run_wait_document(call, doc, url, keys)
+            call.document_url = result.requests[-1][0]
+            url, extra, outcome = _run_wait_document(call, doc, call.document_url, keys)
             if outcome:
                 return outcome
         # The document ran out: Twilio requests the waitUrl again (the next pass).
