@@ -119,3 +119,16 @@ def test_a_gather_without_an_action_posts_back_to_its_own_document():
     assert [url for url, _ in result.requests][:3] == ["http://localhost/voice/incoming",
                                                        "http://localhost/menu?step=1", "http://localhost/menu?step=1"]
     assert result.requests[2][1]["Digits"] == "5" and result.ended == "hangup"
+
+
+@pytest.mark.slow
+def test_the_simulator_imports_nothing_of_the_web_or_the_database_layers():
+    # docs/architecture.md: it reaches the app over HTTP or a Flask test client, so it tests what Twilio sees.
+    import subprocess
+    import sys
+
+    code = ("import sys, ivr.tools.simulate; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('flask', 'sqlalchemy', 'werkzeug', 'webhooks', 'psycopg') or m.startswith(('ivr.store', 'ivr.hotline', "
+            "'ivr.app', 'ivr.ops', 'ivr.spool', 'ivr.worker'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

@@ -57,8 +57,10 @@ def wait_in_queue(call, enqueue: ET.Element, plan: HoldPlan) -> str:
             break
         result.hold_passes += 1
         position, size = call.queue_position(queue)
-        result.heard.append(Heard("hold", f"pass {result.hold_passes}: Twilio requests the waitUrl (position "
-                                          f"{position} of {size}, about {result.hold_seconds:.0f} s in the queue)"))
+        alone = "" if call.queues is not None else ": no other simulated caller"
+        result.heard.append(Heard("hold", f"pass {result.hold_passes}: Twilio requests the waitUrl (QueuePosition "
+                                          f"{position} of {size}{alone}; about {result.hold_seconds:.0f} s in "
+                                          f"the queue)"))
         url, extra = wait_url, {"QueuePosition": str(position), "QueueSid": QUEUE_SID,
                                 "QueueTime": str(int(result.hold_seconds)), "AvgQueueTime": "0",
                                 "CurrentQueueSize": str(size), "MaxQueueSize": "100"}
