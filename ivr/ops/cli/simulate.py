@@ -87,6 +87,8 @@ def simulate(cli, keys, caller, lang, line, hold_keys, hold_passes, hold_seconds
     if not url:
         app.extensions["ivr"].close()  # flushes the call's records before we read the routing back
     click.echo(result.transcript())
+    if call.lang_by_ear:
+        click.echo(f"  Note: no prompt offered {lang} in its own voice; the call stayed in the language it began in.")
     for routed in _routing_of(cli.db, result.call_sid):
         click.echo(f"  routing: {routed}")
     if result.ended.startswith("http-"):
