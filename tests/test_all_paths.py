@@ -4,16 +4,17 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from conftest import AUTH_TOKEN
+from conftest import AUTH_TOKEN, server_env
+from ivr.config import PROJECT_ROOT
 from ivr.core import flow, verbs
 from ivr.ops.cli import main
 from ivr.tools.simulate import explore
 
 
 @pytest.mark.slow
-def test_the_shipped_rules_have_no_dead_end_loop_or_missing_prompt(tmp_path):
-    result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "2"],
-                                env={"IVR_INSTANCE_PATH": str(tmp_path)}, catch_exceptions=False)
+def test_the_shipped_rules_have_no_dead_end_loop_or_missing_prompt(config):
+    env = server_env(config, IVR_RULES=str(PROJECT_ROOT / "routing_rules.yaml"))
+    result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "2"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "324 paths walked (2 languages, both modes, depth 2): 0 problem(s)" in result.output
 
@@ -75,9 +76,31 @@ def test_the_rules_refuse_another_languages_offer_inside_a_prompt(rules_file):
     assert "prompts.en.menu" in str(err.value)
 
 
-def test_ivr_simulate_all_paths_reports_time_to_facts_per_language(tmp_path):
-    result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "1"],
-                                env={"IVR_INSTANCE_PATH": str(tmp_path)}, catch_exceptions=False)
+def test_ivr_simulate_all_paths_reports_time_to_facts_per_language(config):
+    result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "1"], env=server_env(config),
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     for lang in ("en", "es"):
         assert f"time to facts, {lang}: " in result.output and "s to the end of the announcement (ok)" in result.output
+
+
+def test_all_paths_measures_the_announcement_published_and_reports_a_long_one_over_target(config, hotline):
+    from ivr.store import announcements
+    from ivr.tools.time_to_facts import TARGET_S
+
+    # What an operator pasted on the day: the statement three times over, about two minutes of speech.
+    sentence = ("On November 28 we found that someone without permission had accessed a system that stores "
+                "customer account information, including names, email addresses and phone numbers. ")
+    row = announcements.create_from_text(hotline.db, hotline.config, hotline.rules.rules.languages, lang="en",
+                                         topic="main", text=sentence * 12, actor="test", publish=True,
+                                         reason="the day")
+    assert row["duration_ms"] > 100_000
+    result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "1"], env=server_env(config),
+                                catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    en = next(line for line in result.output.splitlines() if line.startswith("time to facts, en: "))
+    seconds = float(en.split(": ")[1].split(" s ")[0])
+    assert seconds > 100 and f"(over the {TARGET_S:g} s target)" in en, en
+    assert f"the en main announcement version {row['version']} of incident {row['incident_id']} (audio)" in en
+    es = next(line for line in result.output.splitlines() if line.startswith("time to facts, es: "))
+    assert "(ok)" in es and "the es main announcement version 1" in es  # the default one, still published
