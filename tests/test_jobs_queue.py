@@ -1,0 +1,197 @@
+"""The job queue: two runners never run one job twice, a lapsed lease cannot finish a job another runner
+took, a long job keeps its lease by renewing it, failures back off, and a text is sent once per request
+even when the attempt that sent it never heard back (SQLite, and PostgreSQL when DATABASE_URL names one)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from ivr.core.effects import SMS_JOB
+from ivr.store import jobs
+from ivr.store.models import Job, utcnow
+from ivr.worker.handlers import job_handlers
+from ivr.worker.jobs import JobHandler, JobWorker, retry_delay
+from stubs import TwilioMessages
+
+ACCOUNT = "AC" + "e" * 32
+CALLER = "+15555550188"
+TICK = "test_tick"  # a kind only these tests' runners handle
+
+
+def _enqueue(hotline, n: int, kind: str = TICK) -> list[int]:
+    with hotline.db.write() as conn:
+        for i in range(n):
+            jobs.enqueue(conn, kind, {"n": i})
+    with hotline.db.read() as conn:
+        return conn.execute(select(Job.id).order_by(Job.id)).scalars().all()
+
+
+def _statuses(hotline) -> dict[int, str]:
+    with hotline.db.read() as conn:
+        return dict(conn.execute(select(Job.id, Job.status)).all())
+
+
+def test_two_runners_racing_on_the_same_jobs_never_run_one_twice(hotline):
+    ids = _enqueue(hotline, 24)
+    ran: list[int] = []
+
+    def tick(_hotline, payload, job):
+        ran.append(job.claim.id)
+        time.sleep(0.005)  # long enough for the other runner to look for work meanwhile
+        return {}
+
+    runners = [JobWorker(hotline, {TICK: JobHandler(tick)}) for _ in range(2)]
+
+    def work(runner):
+        while runner.run_one():
+            pass
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in runners for _ in range(2)]  # 4 threads, 2 runners
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(ran) == ids and Counter(ran).most_common(1)[0][1] == 1
+    assert set(_statuses(hotline).values()) == {"done"}
+
+
+def test_a_runner_whose_lease_lapsed_cannot_finish_the_job_another_runner_took(hotline):
+    (job_id,) = _enqueue(hotline, 1)
+    first = jobs.claim(hotline.db, lease=timedelta(milliseconds=50))
+    time.sleep(0.1)  # the first runner stalls (paused, cut off from the database) past its lease
+    second = jobs.claim(hotline.db, lease=timedelta(seconds=60))
+    assert second is not None and second.id == job_id and second.attempt == 2
+    with pytest.raises(jobs.LeaseLost):
+        jobs.record_progress(hotline.db, job_id, first.token, {"late": True})
+    assert not jobs.renew(hotline.db, job_id, first.token, timedelta(seconds=60))
+    assert not jobs.finish(hotline.db, job_id, first.token, {"status": "failed", "last_error": "late"})
+    assert jobs.finish(hotline.db, job_id, second.token, {"status": "done", "result": json.dumps({"by": "second"})})
+    with hotline.db.read() as conn:
+        status, result, error = conn.execute(select(Job.status, Job.result, Job.last_error)).one()
+    assert (status, json.loads(result), error) == ("done", {"by": "second"}, None)
+
+
+def test_a_job_that_runs_past_its_first_lease_keeps_it_by_renewing(hotline):
+    (job_id,) = _enqueue(hotline, 1)
+    lease = timedelta(seconds=0.6)
+    started, runs = threading.Event(), []
+
+    def slow(_hotline, payload, job):
+        runs.append(job.claim.token)
+        started.set()
+        time.sleep(2.0)  # more than three leases
+        return {"slept": 2.0}
+
+    owner = JobWorker(hotline, {TICK: JobHandler(slow)}, lease=lease)
+    rival = JobWorker(hotline, {TICK: JobHandler(slow)}, lease=lease)
+    thread = threading.Thread(target=owner.run_one)
+    thread.start()
+    assert started.wait(10)
+    rival_took = []
+    while thread.is_alive():
+        rival_took.append(rival.run_one())  # all through the job, a rival finds nothing to take
+        time.sleep(0.1)
+    thread.join()
+    assert len(runs) == 1 and not any(rival_took) and len(rival_took) > 10
+    assert _statuses(hotline) == {job_id: "done"}
+
+
+def test_retries_back_off_exponentially_with_jitter_and_a_cap():
+    assert [retry_delay(a, lambda: 0.0) for a in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert [retry_delay(a, lambda: 1.0) for a in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, 16.0]
+    assert retry_delay(30, lambda: 1.0) == retry_delay(9, lambda: 1.0) == 300.0
+
+
+def test_a_failed_attempt_comes_back_later_and_the_last_one_becomes_a_dead_letter(hotline):
+    (job_id,) = _enqueue(hotline, 1)
+
+    def broken(_hotline, payload, job):
+        raise ConnectionError("Twilio unreachable")
+
+    runner = JobWorker(hotline, {TICK: JobHandler(broken)})
+    before = utcnow()
+    assert runner.run_one()
+    with hotline.db.read() as conn:
+        status, run_after, attempts = conn.execute(select(Job.status, Job.run_after, Job.attempts)).one()
+    assert status == "pending" and attempts == 1 and timedelta(seconds=1) <= run_after - before <= timedelta(seconds=3)
+    assert not runner.run_one()  # not before its time
+    for _ in range(4):
+        _due_now(hotline)
+        assert runner.run_one()
+    assert _statuses(hotline) == {job_id: jobs.DEAD}
+    assert [d["id"] for d in jobs.dead_letters(hotline.db)] == [job_id]
+
+
+def _due_now(hotline) -> None:
+    """Time passes: every pending job is due."""
+    with hotline.db.write() as conn:
+        conn.execute(update(Job).where(Job.status == "pending").values(run_after=utcnow() - timedelta(seconds=1)))
+
+
+# -- one text per request ----------------------------------------------------------------------------------
+@pytest.fixture
+def texting(config):
+    """A hotline that texts through a stand-in for Twilio's Messages resource."""
+    from ivr.app import create_app
+
+    twilio = TwilioMessages(ACCOUNT)
+    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+15555550100",
+                                           notice_url="https://example.com/notice", twilio_api_url=twilio.origin))
+    yield app.extensions["ivr"], twilio
+    app.extensions["ivr"].close()
+    twilio.close()
+
+
+def _enqueue_sms(hotline) -> None:
+    with hotline.db.write() as conn:
+        jobs.enqueue(conn, SMS_JOB, {"to": CALLER, "reference": "HL-7Q2", "lang": "en"}, dedupe_key="sms-CA1")
+
+
+def _sms_job(hotline):
+    with hotline.db.read() as conn:
+        return conn.execute(select(Job.status, Job.result, Job.attempts)).one()
+
+
+def test_a_text_twilio_sent_but_whose_answer_was_lost_is_not_sent_again(texting):
+    hotline, twilio = texting
+    twilio.fail_next, twilio.create_anyway = [502], True  # Twilio created it; the answer never reached us
+    _enqueue_sms(hotline)
+    assert hotline.jobs.run_one()
+    assert _sms_job(hotline).status == "pending" and len(twilio.created) == 1
+    _due_now(hotline)
+    assert hotline.jobs.run_one()
+    status, result, attempts = _sms_job(hotline)
+    assert (status, attempts) == ("done", 2) and len(twilio.created) == 1
+    assert json.loads(result)["sid"] == twilio.created[0]["sid"]
+
+
+def test_a_text_twilio_never_created_is_sent_on_the_next_attempt(texting):
+    hotline, twilio = texting
+    twilio.fail_next = [503]  # refused before anything was created
+    _enqueue_sms(hotline)
+    assert hotline.jobs.run_one()
+    assert twilio.created == []
+    _due_now(hotline)
+    assert hotline.jobs.run_one()
+    assert _sms_job(hotline).status == "done" and len(twilio.created) == 1
+    assert "HL-7Q2" in twilio.created[0]["body"] and twilio.created[0]["to"] == CALLER
+
+
+def test_a_runner_that_lost_its_lease_sends_nothing(texting):
+    hotline, twilio = texting
+    _enqueue_sms(hotline)
+    stalled = jobs.claim(hotline.db, lease=timedelta(milliseconds=50))
+    time.sleep(0.1)
+    assert hotline.jobs.run_one()  # the job taken over and sent
+    from ivr.worker.jobs import RunningJob
+
+    late = RunningJob(hotline.db, stalled, timedelta(seconds=60))
+    with pytest.raises(jobs.LeaseLost):
+        job_handlers()[SMS_JOB].run(hotline, stalled.payload, late)
+    assert len(twilio.created) == 1
