@@ -195,3 +195,95 @@ def test_a_runner_that_lost_its_lease_sends_nothing(texting):
     with pytest.raises(jobs.LeaseLost):
         job_handlers()[SMS_JOB].run(hotline, stalled.payload, late)
     assert len(twilio.created) == 1
+
+
+# -- dead letters ------------------------------------------------------------------------------------------
+def _dead_sms(texting) -> int:
+    """A text Twilio refused for good (a 400 is not worth retrying): a dead letter."""
+    hotline, twilio = texting
+    twilio.fail_next = [400]
+    _enqueue_sms(hotline)
+    assert hotline.jobs.run_one()
+    (dead,) = jobs.dead_letters(hotline.db)
+    return dead["id"]
+
+
+def test_dead_letters_are_listed_and_retried_from_the_cli_with_a_reason(texting, config):
+    from click.testing import CliRunner
+
+    from ivr.ops.cli import main
+
+    hotline, twilio = texting
+    job_id = _dead_sms(texting)
+    env = {"DATABASE_URL": config.db_url, "IVR_INSTANCE_PATH": str(config.instance_path)}
+    listed = CliRunner().invoke(main, ["jobs", "dead"], env=env)
+    assert listed.exit_code == 0 and "1 dead letter(s)" in listed.output
+    assert f"{job_id}" in listed.output and "sms" in listed.output and "Twilio refused the message: 400" in listed.output
+    assert CALLER not in listed.output
+    no_reason = CliRunner().invoke(main, ["jobs", "retry", str(job_id)], env=env)
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+    retried = CliRunner().invoke(main, ["jobs", "retry", str(job_id), "--reason", "number fixed", "--by", "otto"], env=env)
+    assert retried.exit_code == 0, retried.output
+    assert _sms_job(hotline).status == "pending"
+    again = CliRunner().invoke(main, ["jobs", "retry", str(job_id), "--reason", "twice"], env=env)
+    assert again.exit_code == 1 and "is not a dead letter (it is pending)" in again.output and "nothing was changed" in again.output
+    assert hotline.jobs.run_one() and _sms_job(hotline).status == "done" and len(twilio.created) == 1
+    (entry,) = _audit(hotline, "job.retry")
+    assert (entry.actor, entry.reason, entry.to_value) == ("otto", "number fixed", "pending")
+    assert "Twilio refused the message: 400" in entry.from_value
+
+
+def test_dead_letters_show_in_the_console_and_ops_retry_one(texting):
+    from helpers import console_sign_in
+    from ivr.store.users import add_user
+
+    hotline, _twilio = texting
+    job_id = _dead_sms(texting)
+    app = _app_of(hotline)
+    for name, role in (("vera", "viewer"), ("otto", "ops")):
+        add_user(hotline.db, name, role, actor="test", password="a long enough password")
+    viewer, ops = app.test_client(), app.test_client()
+    console_sign_in(viewer, "vera", "a long enough password")
+    console_sign_in(ops, "otto", "a long enough password")
+    page = viewer.get("/console/jobs").get_data(as_text=True)
+    assert f'id="job-{job_id}"' in page and "Twilio refused the message: 400" in page and "1 failed for good" in page
+    assert "Retry now" not in page and CALLER not in page and CALLER[-4:] not in page
+    assert viewer.post(f"/console/jobs/{job_id}/retry", data={"reason": "x"}).status_code in (400, 403)
+    with ops.session_transaction() as sess:
+        token = sess["csrf"]
+    refused = ops.post(f"/console/jobs/{job_id}/retry", data={"csrf_token": token, "reason": ""})
+    assert refused.status_code == 400 and "a reason is required" in refused.get_data(as_text=True).lower()
+    assert ops.post(f"/console/jobs/{job_id}/retry", data={"csrf_token": token, "reason": "Twilio fixed"}).status_code == 303
+    assert _sms_job(hotline).status == "pending" and [e.actor for e in _audit(hotline, "job.retry")] == ["otto"]
+    assert "No job has failed for good." in ops.get("/console/jobs").get_data(as_text=True)
+
+
+def _app_of(hotline):
+    from ivr.app import create_app
+
+    return create_app(hotline.config)
+
+
+def _audit(hotline, action: str) -> list:
+    from ivr.store.models import AuditEntry
+
+    with hotline.db.read() as conn:
+        return conn.execute(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)).all()
+
+
+def test_a_dead_letter_keeps_the_number_only_for_the_retention_period(texting):
+    from ivr.worker import retention
+
+    hotline, _twilio = texting
+    job_id = _dead_sms(texting)
+    assert CALLER in jobs.payload_of(hotline.db, job_id)["to"]  # kept, so it can be retried
+    retention.run_once(hotline)
+    assert CALLER in jobs.payload_of(hotline.db, job_id)["to"]  # not old enough yet
+    with hotline.db.write() as conn:
+        conn.execute(update(Job).values(updated_at=utcnow() - timedelta(days=hotline.config.callback_retention_days + 1)))
+    assert retention.run_once(hotline)["dead_letters_scrubbed"] == 1
+    assert jobs.payload_of(hotline.db, job_id)["to"] == "***" + CALLER[-4:]
+    with pytest.raises(jobs.NotRetriable, match="retention period"):
+        jobs.retry_dead(hotline.db, job_id, actor="otto", reason="too late")
+    assert retention.run_once(hotline)["dead_letters_scrubbed"] == 0  # once
+    assert [e.action for e in _audit(hotline, "job.scrub")] == ["job.scrub"]

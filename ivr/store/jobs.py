@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from ivr.core.effects import PHONE_RECORDING_JOB, SMS_JOB
+from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Job, utcnow
@@ -131,7 +132,7 @@ def counts(db: Database) -> dict[str, int]:
 SCRUBBED = "scrubbed_after_retention"  # marks a dead letter whose caller's data retention deleted
 
 
-class NotRetriable(ValueError):
+class NotRetriable(Refused):
     """The job asked for is not a dead letter, or no longer holds what it needs to run."""
 
 
@@ -151,6 +152,12 @@ def retry_dead(db: Database, job_id: int, *, actor: str, reason: str) -> dict:
         audit(conn, actor=actor, action="job.retry", subject=f"job {job_id} ({row.kind})",
               from_value=f"dead: {row.last_error or ''}"[:500], to_value="pending", reason=reason)
     return {"id": job_id, "kind": row.kind}
+
+
+def payload_of(db: Database, job_id: int) -> dict | None:
+    with db.read() as conn:
+        raw = conn.execute(select(Job.payload).where(Job.id == job_id)).scalar()
+    return None if raw is None else json.loads(raw)
 
 
 def dead_to_scrub(db: Database, cutoff: datetime) -> list[tuple[int, str, dict]]:
