@@ -47,13 +47,15 @@ def scrub_dead_letters(hotline, days: int) -> int:
     return len(stale)
 
 
-def start(hotline, stop: threading.Event) -> threading.Thread:
-    """Run the housekeeping now and then every interval, until `stop` is set."""
+def start(hotline, stop: threading.Event, turn=None) -> threading.Thread:
+    """Run the housekeeping now and then every interval, until `stop` is set; with `turn` (a
+    HousekeepingLock), only while this server holds it."""
 
     def loop():
         while True:
             try:
-                run_once(hotline)
+                if turn is None or turn.mine():
+                    run_once(hotline)
             except Exception as exc:  # a database outage must not end housekeeping for good
                 log.warning("housekeeping: %s", exc)
             if stop.wait(hotline.config.housekeeping_seconds):
