@@ -136,16 +136,22 @@ def _due_now(hotline) -> None:
 
 # -- one text per request ----------------------------------------------------------------------------------
 @pytest.fixture
-def texting(config):
-    """A hotline that texts through a stand-in for Twilio's Messages resource."""
+def texting_app(config):
+    """An app that texts through a stand-in for Twilio's Messages resource (app.twilio)."""
     from ivr.app import create_app
 
     twilio = TwilioMessages(ACCOUNT)
     app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+15555550100",
                                            notice_url="https://example.com/notice", twilio_api_url=twilio.origin))
-    yield app.extensions["ivr"], twilio
+    app.twilio = twilio
+    yield app
     app.extensions["ivr"].close()
     twilio.close()
+
+
+@pytest.fixture
+def texting(texting_app):
+    return texting_app.extensions["ivr"], texting_app.twilio
 
 
 def _enqueue_sms(hotline) -> None:
@@ -233,13 +239,13 @@ def test_dead_letters_are_listed_and_retried_from_the_cli_with_a_reason(texting,
     assert "Twilio refused the message: 400" in entry.from_value
 
 
-def test_dead_letters_show_in_the_console_and_ops_retry_one(texting):
+def test_dead_letters_show_in_the_console_and_ops_retry_one(texting, texting_app):
     from helpers import console_sign_in
     from ivr.store.users import add_user
 
     hotline, _twilio = texting
     job_id = _dead_sms(texting)
-    app = _app_of(hotline)
+    app = texting_app
     for name, role in (("vera", "viewer"), ("otto", "ops")):
         add_user(hotline.db, name, role, actor="test", password="a long enough password")
     viewer, ops = app.test_client(), app.test_client()
@@ -256,12 +262,6 @@ def test_dead_letters_show_in_the_console_and_ops_retry_one(texting):
     assert ops.post(f"/console/jobs/{job_id}/retry", data={"csrf_token": token, "reason": "Twilio fixed"}).status_code == 303
     assert _sms_job(hotline).status == "pending" and [e.actor for e in _audit(hotline, "job.retry")] == ["otto"]
     assert "No job has failed for good." in ops.get("/console/jobs").get_data(as_text=True)
-
-
-def _app_of(hotline):
-    from ivr.app import create_app
-
-    return create_app(hotline.config)
 
 
 def _audit(hotline, action: str) -> list:
@@ -287,3 +287,44 @@ def test_a_dead_letter_keeps_the_number_only_for_the_retention_period(texting):
         jobs.retry_dead(hotline.db, job_id, actor="otto", reason="too late")
     assert retention.run_once(hotline)["dead_letters_scrubbed"] == 0  # once
     assert [e.action for e in _audit(hotline, "job.scrub")] == ["job.scrub"]
+
+
+@pytest.mark.slow
+def test_a_text_is_sent_once_when_its_runner_is_killed_after_the_rest_call(config):
+    """`ivr jobs run` killed -9 while Twilio holds back its answer to the create (the message exists, the
+    runner never learns its SID); the next runner, once the lease lapses, adopts that message."""
+    import subprocess
+
+    from conftest import IVR, PROJECT_ROOT, server_env
+    from helpers import wait_for
+    from ivr.store.db import Database
+
+    twilio = TwilioMessages(ACCOUNT)
+    twilio.hold_answer = 30
+    db = Database(config.db_url)
+    try:
+        with db.write() as conn:
+            jobs.enqueue(conn, SMS_JOB, {"to": CALLER, "reference": "HL-9KX", "lang": "en"}, dedupe_key="sms-CA9")
+        env = server_env(config, TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_SMS_FROM="+15555550100",
+                         IVR_TWILIO_API_URL=twilio.origin, IVR_JOB_LEASE_SECONDS="1")
+        runner = subprocess.Popen([str(IVR), "jobs", "run"], env=env, cwd=PROJECT_ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert wait_for(lambda: twilio.created, timeout=60)
+        finally:
+            runner.kill()
+            runner.wait(10)
+        with db.read() as conn:
+            status, result = conn.execute(select(Job.status, Job.result)).one()
+        assert status == "running" and "sending_at" in json.loads(result)["sms"] and "sid" not in json.loads(result)["sms"]
+        time.sleep(1.2)  # the killed runner's lease lapses
+        again = subprocess.run([str(IVR), "jobs", "run", "--once"], env=env, cwd=PROJECT_ROOT, capture_output=True,
+                               text=True, timeout=120)
+        assert "1 job(s) run" in again.stdout, again.stderr
+        with db.read() as conn:
+            status, result, attempts = conn.execute(select(Job.status, Job.result, Job.attempts)).one()
+        assert (status, attempts) == ("done", 2) and len(twilio.created) == 1
+        assert json.loads(result)["sid"] == twilio.created[0]["sid"]
+    finally:
+        db.dispose()
+        twilio.close()
