@@ -10,7 +10,23 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class StubHost:
+class LocalServer:
+    """An HTTP server on a free port of 127.0.0.1, in a thread, until close()."""
+
+    def _serve(self, handler) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True  # an answer held back (TwilioMessages.hold_answer) must not hold close()
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.origin = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+class StubHost(LocalServer):
     """Serves fixed responses by path on 127.0.0.1 and remembers every request (path, Authorization)."""
 
     def __init__(self, routes: dict[str, tuple[int, dict, bytes]]):
@@ -36,22 +52,14 @@ class StubHost:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.origin = f"http://127.0.0.1:{self.server.server_port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self._serve(Handler)
 
 
 def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-class TwilioMessages:
+class TwilioMessages(LocalServer):
     """A stand-in for Twilio's Messages resource that remembers what it was asked to send: POST creates a
     message (201), GET lists them newest first with the To/From filters, as Twilio's list resource does
     (https://www.twilio.com/docs/messaging/api/message-resource). `hold_answer` makes it create the message
@@ -105,13 +113,4 @@ class TwilioMessages:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.origin = f"http://127.0.0.1:{self.server.server_port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self._serve(Handler)
