@@ -264,6 +264,12 @@ def test_dead_letters_show_in_the_console_and_ops_retry_one(texting, texting_app
     assert "No job has failed for good." in ops.get("/console/jobs").get_data(as_text=True)
 
 
+def test_metrics_count_the_dead_letters(texting, texting_app):
+    _dead_sms(texting)
+    body = texting_app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'ivr_jobs{status="failed"} 1.0' in body and 'ivr_jobs{status="pending"} 0.0' in body
+
+
 def _audit(hotline, action: str) -> list:
     from ivr.store.models import AuditEntry
 
