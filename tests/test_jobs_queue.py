@@ -334,3 +334,40 @@ def test_a_text_is_sent_once_when_its_runner_is_killed_after_the_rest_call(confi
     finally:
         db.dispose()
         twilio.close()
+
+
+def test_call_now_pressed_twice_rings_the_agent_once(config):
+    """Outbound calls are made once per claim of a callback: a second press (another tab, a double click)
+    finds it taken, and Twilio's Calls API is not asked again."""
+    from helpers import console_sign_in
+    from ivr.app import create_app
+    from ivr.store import agents, desk, queues
+    from ivr.store.users import add_user
+    from stubs import StubHost
+
+    calls = f"/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
+    twilio = StubHost({calls: (201, {"Content-Type": "application/json"}, b'{"sid": "CA%s", "status": "queued"}' % (b"a" * 32))})
+    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, hotline_number="+15555550100",
+                                           twilio_api_url=twilio.origin))
+    hotline = app.extensions["ivr"]
+    try:
+        add_user(hotline.db, "aggie", "agent", actor="test", password="a long enough password")
+        agents.add_agent(hotline.db, config.secret_key, "alex", "+15555550142", "2468", actor="test")
+        desk.link_user(hotline.db, "alex", "aggie", actor="test")
+        queues.request_callback(hotline.db, call_sid="CA" + "7" * 32, number=CALLER, language="en", queue="general",
+                                priority=10, reason="voicemail")
+        callback_id = queues.callbacks(hotline.db)[0]["id"]
+        tabs = [app.test_client(), app.test_client()]
+        for tab in tabs:
+            console_sign_in(tab, "aggie", "a long enough password")
+        answers = []
+        for tab in tabs:
+            with tab.session_transaction() as sess:
+                token = sess["csrf"]
+            answers.append(tab.post(f"/console/desk/callbacks/{callback_id}/call", data={"csrf_token": token}))
+        assert [a.status_code for a in answers] == [303, 400]
+        assert "is not free to call now" in answers[1].get_data(as_text=True)
+        assert [path for _method, path, _auth in twilio.requests] == [calls]
+    finally:
+        hotline.close()
+        twilio.close()
