@@ -50,6 +50,7 @@ class Config:
     notice_url: str = ""  # the public breach notice the SMS links to
     twilio_api_url: str = ""  # a stand-in for https://api.twilio.com (tests, staging); empty: Twilio itself
     jobs_in_app: bool = True  # work background jobs in a thread of each web worker (else: `ivr jobs run`)
+    job_lease_seconds: float = 60.0  # a claimed job is its runner's this long, renewed while it runs
     # "thread": each process writes its spooled events itself; "process": workers only append to the spool
     # and `ivr background` (started by `ivr serve`) writes it; see ivr/spool/.
     event_writer: str = "thread"
@@ -101,6 +102,7 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         recording_origins=tuple(o.strip().rstrip("/") for o in
                                 env.get("IVR_RECORDING_ORIGINS", "https://api.twilio.com").split(",") if o.strip()),
         jobs_in_app=env.get("IVR_JOBS_IN_APP", "1") not in ("0", "false", "no"),
+        job_lease_seconds=float(env.get("IVR_JOB_LEASE_SECONDS", 60) or 60),
         event_writer=env.get("IVR_EVENT_WRITER", "thread"),
         event_flush_interval=float(env.get("IVR_EVENT_FLUSH_INTERVAL", 0.1)),
         background_nice=int(env.get("IVR_BACKGROUND_NICE", "10") or 0),

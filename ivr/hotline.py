@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from twilio.request_validator import RequestValidator
 
@@ -36,7 +37,7 @@ class Hotline:
             state=StateReader(db, config.instance_path / "last_good_snapshot.json"),
             recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer),
         )
-        hotline.jobs = JobWorker(hotline, job_handlers())
+        hotline.jobs = JobWorker(hotline, job_handlers(), lease=timedelta(seconds=config.job_lease_seconds))
         hotline.rules.on_reload = hotline.audit_rules_reload
         hotline.validator = RequestValidator(config.twilio_auth_token)
         return hotline

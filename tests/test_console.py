@@ -42,6 +42,7 @@ ROLES_NEEDED = {
     "console.incidents_page": "viewer", "console.incident_create": "admin", "console.incident_update": "admin",
     "console.incident_activate": "admin",
     "console.callbacks_page": "viewer", "console.callback_done": "agent",
+    "console.jobs_page": "viewer", "console.job_retry": "ops",
     "console.agents_page": "ops", "console.agent_add": "admin", "console.agent_deactivate": "admin",
     "console.users_page": "admin", "console.user_add": "admin", "console.user_role": "admin",
     "console.user_active": "admin", "console.user_password": "admin", "console.user_pin": "admin",
@@ -243,7 +244,17 @@ def targets(hotline):
     vera = next(u["id"] for u in list_users(hotline.db) if u["name"] == "vera")
     create_token(hotline.db, "vera", actor="test", label="script")
     return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": callback,
-            "incident_id": incident, "user_id": vera}
+            "incident_id": incident, "user_id": vera, "job_id": _dead_letter(hotline)}
+
+
+def _dead_letter(hotline) -> int:
+    """A job that failed for good, for the Jobs page's retry form."""
+    from ivr.store.models import Job
+
+    with hotline.db.write() as conn:
+        return conn.execute(insert(Job).values(kind="sms", payload="{}", status="failed", attempts=5, run_after=utcnow(),
+                                               last_error="TwilioRestException: 503", created_at=utcnow(),
+                                               updated_at=utcnow()).returning(Job.id)).scalar()
 
 
 def _desk_targets(hotline) -> int:
@@ -293,6 +304,7 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
                                     "reason": "forensics report"},
         "console.incident_activate": {"reason": "disclosure day", "carry_over": "yes"},
         "console.callback_done": {"reason": "called back", "note": "reached"},
+        "console.job_retry": {"reason": "Twilio is back"},
         "console.agent_add": {"name": "amy", "phone": "+15551230000", "pin": "1234", "reason": "new agent"},
         "console.agent_deactivate": {"name": "zed", "reason": "left the team"},
         "console.user_add": {"name": "newbie", "role": "viewer", "password": "0123456789ab", "reason": "new hire"},

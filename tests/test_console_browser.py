@@ -253,7 +253,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         assert get_mode(db)[0] == "live"
         set_mode(db, "message", reason="test done", actor="test")
 
-        for name in ("dashboard", "announcements", "briefing", "calls", "audit", "rules", "reports", "desk",
+        for name in ("dashboard", "announcements", "briefing", "calls", "audit", "jobs", "rules", "reports", "desk",
                      "no-such-page"):
             resp = tab.goto(srv.url + "/console/" + ("" if name == "dashboard" else name))
             assert tab.locator("h1").count() == 1

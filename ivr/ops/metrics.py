@@ -68,6 +68,17 @@ class HotlineCollector:
         cb = GaugeMetricFamily("ivr_callbacks_waiting", "Callbacks not yet done")
         cb.add_metric([], waiting)
         yield cb
+        yield from _jobs_gauge(db)
+
+
+def _jobs_gauge(db):
+    """Background jobs by status; "failed" are the dead letters an operator should look at (console: Jobs)."""
+    from ivr.store import jobs
+
+    gauge = GaugeMetricFamily("ivr_jobs", "Background jobs by status (failed: dead letters)", labels=["status"])
+    for status, n in jobs.counts(db).items():
+        gauge.add_metric([status], n)
+    yield gauge
 
 
 def exposition(hotline) -> tuple[bytes, str]:
