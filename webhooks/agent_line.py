@@ -46,7 +46,7 @@ def agent_pin(hotline, rules, snap, pos):
     pin_ok = pin_matches(pin_hash, _digits() or "")
     if name and pin_ok:
         pin_guard.succeeded(hotline.db, "agent", caller_hash)
-        desk.set_status(hotline.db, name, "available")
+        desk.set_status(hotline.db, name, "available", line_call_sid=call.call_sid)
     locked = bool(name) and not pin_ok and pin_guard.failed(hotline.db, "agent", caller_hash, masked,
                                                             PinLimits.from_config(hotline.config))
     reply = steps.pin_entered(call, name, pin_ok, _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES), masked, locked)
@@ -59,6 +59,11 @@ def agent_next(hotline, rules, snap, pos):
     call = staff_call(hotline, LINE)
     name = _signed_in(call)
     polls = _int(request.args.get("a"), 0, steps.MAX_IDLE_POLLS)
+    dial_status = (_values().get("DialCallStatus") or "").strip()[:20]
+    if name and dial_status:  # this is the action of the agent's <Dial><Queue>: whom did Twilio connect?
+        connected = queues.dial_ended(hotline.db, name, dial_status, (_values().get("DialCallSid") or "")[:64],
+                                      _int(_values().get("DialCallDuration"), 0, 10**6))
+        desk.dial_over(hotline.db, name, connected)
     serves = agents.serves(hotline.db, name) if name else ()
     taken = queues.take_next(hotline.db, name, serves) if name else None
     if taken is not None:
@@ -75,5 +80,6 @@ def agent_next(hotline, rules, snap, pos):
 @voice_route("/queue-connect")
 def queue_connect(hotline, rules, snap, pos):
     """Twilio's <Queue url> document, run on the QUEUED CALLER's leg (twilio.com/docs/voice/twiml/queue): it
-    says nothing about them. The agent line already recorded the caller as taken (queues.take_next)."""
+    says nothing about them. Whom the agent was connected to is recorded from the agent's Dial action
+    (DialCallSid, queues.dial_ended) and the caller's Enqueue action (QueueResult bridged)."""
     return steps.queue_connect(rules, pos.lang)

@@ -14,7 +14,10 @@ from sqlalchemy.dialects import postgresql
 from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.segments import encode, now
 from ivr.store.db import Database, dialect_insert
+from ivr.store.desk import sign_out_ended_lines
 from ivr.store.models import Call, CallEvent, Job, QueueEntry
+from ivr.store.models.queues import REASON_CHARS
+from ivr.store.queues import ON_HOLD
 
 log = logging.getLogger("ivr.spool.recorder")
 
@@ -132,7 +135,9 @@ def write_records(conn: Connection, records: list[dict]) -> None:
         rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
         if rows:
             conn.execute(_status_update(terminal), rows)
-    _close_ended_calls_queue_entries(conn, [r for r in statuses if r["status"] in TERMINAL])
+    ended = [r for r in statuses if r["status"] in TERMINAL]
+    _close_ended_calls_queue_entries(conn, ended)
+    sign_out_ended_lines(conn, {r["call_sid"]: _ts(r.get("at")) for r in ended})
 
 
 def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> None:
@@ -142,7 +147,7 @@ def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> Non
     if not ended:
         return
     c = QueueEntry.__table__.c
-    result = conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status == "waiting")
+    result = conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status.in_(ON_HOLD))
                           .values(status="ended", ended_at=bindparam("ended")),
                           [{"sid": r["call_sid"], "ended": _ts(r.get("at"))} for r in ended])
     if result.rowcount and result.rowcount > 0:
@@ -152,7 +157,7 @@ def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> Non
 def _write_queue_records(conn: Connection, records: list[dict]) -> None:
     """Who waits in which queue since when, and how their wait ended: the picture every worker shares."""
     entering = [{"call_sid": r["call_sid"], "queue": r["queue"], "priority": int(r["priority"]),
-                 "language": r.get("language") or "", "reason": (r.get("reason") or "")[:40],
+                 "language": r.get("language") or "", "reason": (r.get("reason") or "")[:REASON_CHARS],
                  "severity": r.get("severity") or "", "affected": bool(r.get("affected")), "status": "waiting",
                  "enqueued_at": _ts(r.get("at"))}
                 for r in records if r["type"] == "queue_enter" and r.get("call_sid")]
@@ -166,7 +171,7 @@ def _write_queue_records(conn: Connection, records: list[dict]) -> None:
         # Only a waiting entry ends: a callback or an agent's answer already recorded is never overwritten.
         # "ended" (the call's final status came first) is provisional: the queue's own word is better.
         conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"),
-                                                        c.status.in_(("waiting", "ended")))
+                                                        c.status.in_((*ON_HOLD, "ended")))
                      .values(status=bindparam("st"), ended_at=bindparam("ended"), wait_s=bindparam("wait"),
                              agent=bindparam("agent")), leaving)
 

@@ -1,0 +1,68 @@
+"""Figures from what happened: a queue entry is `bridged` only when Twilio reports the caller connected.
+
+Twilio's <Dial><Queue> connects the agent to whoever is at the front of the Twilio queue, and "if the queue
+is empty, Dial will wait until the next person joins the queue or until the <Dial> timeout duration is
+reached" (twilio.com/docs/voice/twiml/queue): its action then gets DialCallStatus no-answer, and on a
+connection DialCallSid names the dequeued caller. ivr/tools/simulate.py's TwilioQueues plays that part.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from conftest import AUTH_TOKEN
+from ivr.ops import reports
+from ivr.store import agents, queues
+from ivr.store.models import QueueEntry, utcnow
+from ivr.store.state import set_mode
+from ivr.tools.simulate import FlaskTransport, SimulatedCall, TwilioQueues
+
+AGENT_PHONE = "+15555550500"
+
+
+@pytest.fixture
+def live(hotline):
+    set_mode(hotline.db, "live", reason="agents on shift", actor="test")
+    agents.add_agent(hotline.db, hotline.config.secret_key, "alex", AGENT_PHONE, "2468", actor="test")
+    return hotline
+
+
+def entries(hotline) -> dict[str, tuple]:
+    with hotline.db.read() as conn:
+        rows = conn.execute(select(QueueEntry.call_sid, QueueEntry.status, QueueEntry.agent, QueueEntry.wait_s)
+                            .order_by(QueueEntry.id)).all()
+    return {r.call_sid: (r.status, r.agent, r.wait_s) for r in rows}
+
+
+def stale_callers_and_one_real(app, hotline, twilio: TwilioQueues, stale: int = 5):
+    """`stale` callers whose calls ended while queued with no word from Twilio (their entries still say
+    waiting, Twilio's queue no longer holds them), then one caller really waiting."""
+    gone = []
+    for i in range(stale):
+        call = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], caller=f"+1555555020{i}")
+        call.run()  # never joins `twilio`: as far as Twilio's queue is concerned, they are gone
+        gone.append(call.result.call_sid)
+        hotline.recorder.flush()
+    real = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], caller="+15555550299", queues=twilio)
+    real.run()
+    hotline.recorder.flush()
+    return gone, real
+
+
+def test_only_the_caller_twilio_connected_is_bridged_and_the_stale_entries_close_as_ended(app, live):
+    twilio = TwilioQueues()
+    gone, real = stale_callers_and_one_real(app, live, twilio)
+    agent = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["2468"], caller=AGENT_PHONE, queues=twilio,
+                          max_requests=12).run("/voice/agent")
+    live.recorder.flush()
+    dials = [h.text for h in agent.heard if h.kind == "dial"]
+    assert dials[0].startswith("connected") and dials[1:6] == ["dials queue breach-general: nobody there"] * 5
+    rows = entries(live)
+    assert rows[real.result.call_sid][:2] == ("bridged", "alex")
+    assert [rows[sid][0] for sid in gone] == ["ended"] * 5  # their calls had ended; nobody was connected
+    report = reports.build(live.db, since=utcnow() - timedelta(hours=1))
+    assert report["service_level"]["answered"] == 1
+    queues._wait_cache._at.clear()
+    assert queues.recent_wait_minutes(live.db, "general") is None  # one real wait is not yet a figure
