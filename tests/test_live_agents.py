@@ -184,7 +184,7 @@ def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_some
     assert dial_doc.find("Dial/Queue").text == "affected"  # the higher-priority queue first
     whisper = next(s for s in result.said() if s.startswith("Next caller"))
     assert "in English" in whisper and "on the affected customers list" in whisper
-    assert "waited 1 minutes 3" in whisper and "severity high" in whisper  # 95 s and a moment
+    assert "waited 1 minute 3" in whisper and "severity high" in whisper  # 95 s and a moment
     assert [el.tag for el in dial_doc] == ["Say", "Dial"]  # said before the Dial, on the agent's leg
     # The queued caller's leg ran the <Queue url> document: a notice, nothing about them.
     caller_heard = priority.result.said()

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
 from ivr.ops import reports
-from ivr.store import agents, queues
-from ivr.store.models import QueueEntry, utcnow
+from ivr.store import affected, agents, queues
+from ivr.store.models import AffectedNumber, QueueEntry, utcnow
 from ivr.store.state import set_mode
 from ivr.tools.simulate import FlaskTransport, SimulatedCall, TwilioQueues
 
@@ -66,3 +66,21 @@ def test_only_the_caller_twilio_connected_is_bridged_and_the_stale_entries_close
     assert report["service_level"]["answered"] == 1
     queues._wait_cache._at.clear()
     assert queues.recent_wait_minutes(live.db, "general") is None  # one real wait is not yet a figure
+
+
+def test_the_whisper_says_the_full_reason_and_one_minute_as_people_say_it(app, live):
+    number = "+12125550777"
+    with live.db.write() as conn:
+        conn.execute(AffectedNumber.__table__.insert().values(
+            number_hash=affected.number_hash(live.config.secret_key, number)))
+    twilio = TwilioQueues()
+    caller = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], caller=number, queues=twilio)
+    caller.run()
+    live.recorder.flush()
+    with live.db.write() as conn:
+        conn.execute(update(QueueEntry).values(enqueued_at=utcnow() - timedelta(seconds=61)))
+    agent = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["2468"], caller=AGENT_PHONE, queues=twilio,
+                          max_requests=4).run("/voice/agent")
+    whisper = next(s for s in agent.said() if s.startswith("Next caller"))
+    assert "reason: Affected customers during a high or critical incident." in whisper  # the rule's whole name
+    assert "waited 1 minute 1 second." in whisper or "waited 1 minute 2 seconds." in whisper

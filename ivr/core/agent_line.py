@@ -91,12 +91,22 @@ def language_name(rules: Rules, code: str) -> str:
     return rules.languages[code].name if code in rules.languages else (code or "an unknown language")
 
 
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
 def minutes_seconds(seconds: int) -> str:
-    return f"{seconds // 60} minutes {seconds % 60} seconds"
+    """A duration as it is said: "1 minute 5 seconds", "2 minutes", "40 seconds"."""
+    minutes, seconds = divmod(max(0, int(seconds)), 60)
+    said = [_count(minutes, "minute")] if minutes else []
+    if seconds or not minutes:
+        said.append(_count(seconds, "second"))
+    return " ".join(said)
 
 
 def whisper(rules: Rules, entry: dict) -> str:
-    """Said on the agent's own call before they are connected: who the next caller is and why they called."""
+    """Said on the agent's own call before they are connected: who the next caller is and why they called
+    (the routing rule that sent them, by its full name: it is written to be heard)."""
     facts = [f"Next caller in {language_name(rules, entry['language'])}", f"waited {minutes_seconds(entry['wait_s'])}",
              f"reason: {entry['reason'] or 'not known'}", f"incident severity {entry['severity'] or 'unknown'}"]
     if entry["affected"]:
