@@ -84,3 +84,18 @@ def test_the_whisper_says_the_full_reason_and_one_minute_as_people_say_it(app, l
     whisper = next(s for s in agent.said() if s.startswith("Next caller"))
     assert "reason: Affected customers during a high or critical incident." in whisper  # the rule's whole name
     assert "waited 1 minute 1 second." in whisper or "waited 1 minute 2 seconds." in whisper
+
+
+def test_the_api_and_metrics_show_the_agents_states_from_the_agent_line_and_the_desk(app, live):
+    from ivr.store import desk
+    from ivr.store.users import add_user, create_token
+
+    agents.add_agent(live.db, live.config.secret_key, "bea", "+15555550501", "2468", actor="test")
+    desk.set_status(live.db, "alex", "available", line_call_sid="CA" + "a" * 32)  # called the agent line
+    desk.set_status(live.db, "bea", "available")  # only the desk says so
+    add_user(live.db, "vera", "viewer", actor="test")
+    token = {"Authorization": "Bearer " + create_token(live.db, "vera", actor="test")}
+    body = app.test_client().get("/api/agents", headers=token).get_json()
+    assert {a["name"]: a["state"] for a in body["agents"]} == {"alex": "on the line", "bea": "desk only"}
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'ivr_agents{state="on the line"} 1.0' in metrics and 'ivr_agents{state="desk only"} 1.0' in metrics

@@ -42,11 +42,16 @@ def set_status(db: Database, agent: str, status: str, *, call_sid: str | None = 
 
 
 def agent_for_user(db: Database, user_name: str) -> dict | None:
+    """The desk's agent, with their `state` as every surface shows it (reads.agent_state)."""
+    from ivr.store.reads import agent_state
+
     with db.read() as conn:
         row = conn.execute(select(Agent.name, Agent.status, Agent.status_at, Agent.call_sid, Agent.callback_id,
-                                  Agent.phone, Agent.phone_masked).where(Agent.user_name == user_name,
-                                                            Agent.active.is_(True))).first()
-    return dict(row._mapping) if row else None
+                                  Agent.phone, Agent.phone_masked, Agent.line_call_sid)
+                           .where(Agent.user_name == user_name, Agent.active.is_(True))).first()
+    if row is None:
+        return None
+    return {**row._mapping, "state": agent_state(row.status, row.line_call_sid is not None)}
 
 
 def link_user(db: Database, agent: str, user_name: str | None, *, actor: str) -> None:
@@ -62,11 +67,11 @@ def link_user(db: Database, agent: str, user_name: str | None, *, actor: str) ->
 
 
 def statuses(db: Database) -> list[dict]:
-    """Every active agent's status, for ops."""
+    """Every active agent's state (ivr/store/reads.py agents_now: the agent line and the desk together)."""
+    from ivr.store.reads import agents_now
+
     with db.read() as conn:
-        rows = conn.execute(select(Agent.name, Agent.status, Agent.status_at, Agent.user_name)
-                            .where(Agent.active.is_(True)).order_by(Agent.name)).all()
-    return [dict(r._mapping) for r in rows]
+        return [vars(a) for a in agents_now(conn)]
 
 
 def current_caller(db: Database, agent: dict) -> dict | None:
