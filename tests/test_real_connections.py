@@ -13,13 +13,22 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
+from helpers import wait_for
 from ivr.ops import reports
-from ivr.store import affected, agents, queues
-from ivr.store.models import AffectedNumber, QueueEntry, utcnow
+from ivr.store import affected, agents, queues, reads
+from ivr.store.db import Database
+from ivr.store.models import AffectedNumber, AuditEntry, QueueEntry, utcnow
 from ivr.store.state import set_mode
-from ivr.tools.simulate import FlaskTransport, SimulatedCall, TwilioQueues
+from ivr.tools.simulate import FlaskTransport, HttpTransport, SimulatedCall, TwilioQueues
 
 AGENT_PHONE = "+15555550500"
+
+
+def entries_in(db) -> dict[str, tuple]:
+    """Each queue entry's (status, agent, wait_s), by CallSid."""
+    with db.read() as conn:
+        rows = conn.execute(select(QueueEntry.call_sid, QueueEntry.status, QueueEntry.agent, QueueEntry.wait_s)).all()
+    return {r.call_sid: (r.status, r.agent, r.wait_s) for r in rows}
 
 
 @pytest.fixture
@@ -27,13 +36,6 @@ def live(hotline):
     set_mode(hotline.db, "live", reason="agents on shift", actor="test")
     agents.add_agent(hotline.db, hotline.config.secret_key, "alex", AGENT_PHONE, "2468", actor="test")
     return hotline
-
-
-def entries(hotline) -> dict[str, tuple]:
-    with hotline.db.read() as conn:
-        rows = conn.execute(select(QueueEntry.call_sid, QueueEntry.status, QueueEntry.agent, QueueEntry.wait_s)
-                            .order_by(QueueEntry.id)).all()
-    return {r.call_sid: (r.status, r.agent, r.wait_s) for r in rows}
 
 
 def stale_callers_and_one_real(app, hotline, twilio: TwilioQueues, stale: int = 5):
@@ -59,7 +61,7 @@ def test_only_the_caller_twilio_connected_is_bridged_and_the_stale_entries_close
     live.recorder.flush()
     dials = [h.text for h in agent.heard if h.kind == "dial"]
     assert dials[0].startswith("connected") and dials[1:6] == ["dials queue breach-general: nobody there"] * 5
-    rows = entries(live)
+    rows = entries_in(live.db)
     assert rows[real.result.call_sid][:2] == ("bridged", "alex")
     assert [rows[sid][0] for sid in gone] == ["ended"] * 5  # their calls had ended; nobody was connected
     report = reports.build(live.db, since=utcnow() - timedelta(hours=1))
@@ -99,3 +101,43 @@ def test_the_api_and_metrics_show_the_agents_states_from_the_agent_line_and_the_
     assert {a["name"]: a["state"] for a in body["agents"]} == {"alex": "on the line", "bea": "desk only"}
     metrics = app.test_client().get("/metrics").get_data(as_text=True)
     assert 'ivr_agents{state="on the line"} 1.0' in metrics and 'ivr_agents{state="desk only"} 1.0' in metrics
+
+
+@pytest.mark.slow
+def test_under_ivr_serve_only_the_connected_caller_is_bridged_and_a_hung_up_agent_is_signed_out(server, config):
+    """Every request signed as Twilio signs it, over HTTP to `ivr serve`; the callers' and the agent's final
+    status callbacks go through the spool to `ivr background`, which closes what they end."""
+    db = Database(config.db_url)
+    set_mode(db, "live", reason="agents on shift", actor="test")
+    agents.add_agent(db, config.secret_key, "alex", AGENT_PHONE, "2468", actor="test")
+    srv = server(workers=2)
+    twilio = TwilioQueues()
+    gone = []
+    for i in range(2):  # their calls ended while queued, and Twilio's word of it was lost
+        call = SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["0"], caller=f"+1555555020{i}")
+        gone.append(call.run().call_sid)
+        assert wait_for(lambda: len(entries_in(db)) == i + 1, 15)
+    real = SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["0"], caller="+15555550299", queues=twilio)
+    real.run()
+    assert wait_for(lambda: len(entries_in(db)) == 3, 15)
+
+    agent = SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["2468"], caller=AGENT_PHONE, queues=twilio,
+                          max_requests=6)
+    agent.run("/voice/agent")  # connected once, then two dials that find nobody, then the agent hangs up
+    dials = [h.text for h in agent.result.heard if h.kind == "dial"]
+    assert dials[0].startswith("connected") and dials[1:] == ["dials queue breach-general: nobody there"] * 2
+    assert wait_for(lambda: entries_in(db).get(real.result.call_sid, ("",))[:2] == ("bridged", "alex"), 15)
+    assert [entries_in(db)[sid][0] for sid in gone] == ["ended", "ended"]
+    assert reports.build(db, since=utcnow() - timedelta(hours=1))["service_level"]["answered"] == 1
+
+    def signed_out():
+        with db.read() as conn:
+            return [a.state for a in reads.agents_now(conn)] == ["signed out"]
+
+    assert wait_for(signed_out, 15)  # by the agent line's own final status, not the idle timeout
+    with db.read() as conn:
+        why = conn.execute(select(AuditEntry.reason).where(AuditEntry.action == "agent.status",
+                                                           AuditEntry.actor == "agent line")
+                           .order_by(AuditEntry.id.desc())).scalars().first()
+    assert why == "their call to the agent line ended"
+    db.dispose()
