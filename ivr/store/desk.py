@@ -132,9 +132,10 @@ def sign_out_ended_lines(conn: Connection, ended: dict[str, datetime]) -> None:
     mid-call: in wrap-up (the call is over for them too); on a break or in wrap-up: as they were."""
     if not ended:
         return
-    rows = conn.execute(select(Agent.name, Agent.status, Agent.line_call_sid)
-                        .where(Agent.line_call_sid.in_(list(ended)))).all()
-    for row in rows:
+    # The few agents on the line, matched here: a batch may end thousands of callers' calls, too many for IN.
+    on_line = conn.execute(select(Agent.name, Agent.status, Agent.line_call_sid)
+                           .where(Agent.line_call_sid.is_not(None))).all()
+    for row in (r for r in on_line if r.line_call_sid in ended):
         after = {"available": "signed_out", "on_call": "wrap_up"}.get(row.status, row.status)
         conn.execute(update(Agent).where(Agent.name == row.name, Agent.line_call_sid == row.line_call_sid)
                      .values(line_call_sid=None, status=after, status_at=ended[row.line_call_sid]))
