@@ -141,3 +141,26 @@ def test_under_ivr_serve_only_the_connected_caller_is_bridged_and_a_hung_up_agen
                            .order_by(AuditEntry.id.desc())).scalars().first()
     assert why == "their call to the agent line ended"
     db.dispose()
+
+
+def test_a_caller_twilio_is_connecting_is_bridged_at_once_and_no_longer_counts_as_waiting(app, live):
+    """The <Queue url> request runs on the caller's leg as Twilio connects them, with DequeingCallSid (the
+    agent's call) and QueueTime: during the conversation the caller is not "waiting" for routing and the
+    dashboard, long before the Enqueue and Dial actions come at its end."""
+    from helpers import signed_post, twilio_params
+    from ivr.store import desk
+
+    line_sid = "CA" + "a" * 32
+    desk.set_status(live.db, "alex", "available", line_call_sid=line_sid)  # alex is on the agent line
+    twilio = TwilioQueues()
+    caller = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], queues=twilio)
+    caller.run()
+    live.recorder.flush()
+    assert queues.queue_stats(live.db, cached=False)["general"].waiting == 1
+    path = "/voice/queue-connect?l=en"
+    signed_post(app.test_client(), path, twilio_params(caller.result.call_sid, QueueSid="QU" + "0" * 32,
+                                                       QueueTime="42", DequeingCallSid=line_sid),
+                sign_url="http://localhost" + path).close()
+    live.recorder.flush()
+    assert entries_in(live.db)[caller.result.call_sid] == ("bridged", "alex", 42)
+    assert "general" not in queues.queue_stats(live.db, cached=False)

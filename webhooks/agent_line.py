@@ -80,6 +80,8 @@ def agent_next(hotline, rules, snap, pos):
 @voice_route("/queue-connect")
 def queue_connect(hotline, rules, snap, pos):
     """Twilio's <Queue url> document, run on the QUEUED CALLER's leg (twilio.com/docs/voice/twiml/queue): it
-    says nothing about them. Whom the agent was connected to is recorded from the agent's Dial action
-    (DialCallSid, queues.dial_ended) and the caller's Enqueue action (QueueResult bridged)."""
-    return steps.queue_connect(rules, pos.lang)
+    says nothing about them. Its DequeingCallSid bridges the caller (spooled: this is the caller's webhook
+    path); the agent's Dial action (DialCallSid, queues.dial_ended) and the caller's Enqueue action
+    (QueueResult bridged) say so again afterwards, and whichever comes first counts."""
+    dequeuing = (_values().get("DequeingCallSid") or "").strip()[:64] or None
+    return steps.queue_connect(rules, pos.lang, dequeuing, _int(_values().get("QueueTime"), None, 10**6))

@@ -11,7 +11,7 @@ database and calls these.
 """
 from __future__ import annotations
 
-from ivr.core.effects import Audit
+from ivr.core.effects import Audit, LeaveQueue
 from ivr.core.rules import Rules
 from ivr.core.staff_call import StaffCall, bye, pin_locked, say
 from ivr.core.verbs import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
@@ -114,6 +114,14 @@ def whisper(rules: Rules, entry: dict) -> str:
     return ". ".join(facts) + ". Connecting you now."
 
 
-def queue_connect(rules: Rules, lang: str) -> Reply:
-    """The <Queue url> document, on the caller's leg: only that a person is coming, in their language."""
-    return Reply([Say(rules.prompt(lang, "connecting_agent"), lang)])
+def queue_connect(rules: Rules, lang: str, dequeuing_sid: str | None = None, queue_time: int | None = None) -> Reply:
+    """The <Queue url> document, on the caller's leg: only that a person is coming, in their language.
+
+    Twilio requests it as it connects the caller to the agent's <Dial><Queue>, with DequeingCallSid (that
+    agent's call) and QueueTime (twilio.com/docs/voice/twiml/queue#attributes-url-parameters): Twilio's own
+    word that this caller is bridged, and after how long a wait."""
+    said = [Say(rules.prompt(lang, "connecting_agent"), lang)]
+    if not dequeuing_sid:
+        return Reply(said)
+    return Reply(said, [Event("queue", "bridged")], outcome="agent",
+                 effects=[LeaveQueue("bridged", queue_time, dequeued_by=dequeuing_sid)])

@@ -7,7 +7,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, Text, bindparam, case, cast, column, func, select, update
+from sqlalchemy import Connection, String, Text, bindparam, case, cast, column, func, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
@@ -15,7 +15,7 @@ from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.segments import encode, now
 from ivr.store.db import Database, dialect_insert
 from ivr.store.desk import sign_out_ended_lines
-from ivr.store.models import Call, CallEvent, Job, QueueEntry
+from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry
 from ivr.store.models.queues import REASON_CHARS
 from ivr.store.queues import ON_HOLD
 
@@ -165,7 +165,8 @@ def _write_queue_records(conn: Connection, records: list[dict]) -> None:
         conn.execute(dialect_insert(conn, QueueEntry.__table__).on_conflict_do_nothing(index_elements=["call_sid"]),
                      entering)
     leaving = [{"sid": r["call_sid"], "st": r["status"], "ended": _ts(r.get("at")), "wait": r.get("wait_s"),
-                "agent": r.get("agent")} for r in records if r["type"] == "queue_exit" and r.get("call_sid")]
+                "agent": r.get("agent"), "by": r.get("dequeued_by")}
+               for r in records if r["type"] == "queue_exit" and r.get("call_sid")]
     if leaving:
         c = QueueEntry.__table__.c
         # Only a waiting entry ends: a callback or an agent's answer already recorded is never overwritten.
@@ -173,8 +174,12 @@ def _write_queue_records(conn: Connection, records: list[dict]) -> None:
         conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"),
                                                         c.status.in_((*ON_HOLD, "ended")))
                      .values(status=bindparam("st"), ended_at=bindparam("ended"), wait_s=bindparam("wait"),
-                             agent=bindparam("agent")), leaving)
+                             agent=func.coalesce(bindparam("agent", type_=String), _agent_on_line)), leaving)
 
+
+# The agent whose agent-line call Twilio connected a caller to (the <Queue url> request's DequeingCallSid).
+_agent_on_line = (select(Agent.name).where(Agent.line_call_sid == bindparam("by", type_=String))
+                  .limit(1).scalar_subquery())
 
 _CALL_INFO = ("caller_hash", "caller_masked", "mode", "incident_id")
 
