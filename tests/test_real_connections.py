@@ -164,3 +164,35 @@ def test_a_caller_twilio_is_connecting_is_bridged_at_once_and_no_longer_counts_a
     live.recorder.flush()
     assert entries_in(live.db)[caller.result.call_sid] == ("bridged", "alex", 42)
     assert "general" not in queues.queue_stats(live.db, cached=False)
+
+
+def test_an_agent_who_hangs_up_claims_nobody_and_a_caller_left_claimed_waits_for_the_next_agent(app, live):
+    """Twilio still requests the Dial action when the agent's own call ends (CallStatus completed): no caller
+    may be claimed for a dead call; and a claim whose Dial never reported back is released with the line."""
+    from helpers import parse_twiml, signed_post, twilio_params
+    from ivr.spool.batch import write_records
+
+    line_sid = "CA" + "b" * 32
+    twilio = TwilioQueues()
+    first, second = (SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], caller=f"+1555555031{i}",
+                                   queues=twilio) for i in range(2))
+    first.run()
+    second.run()
+    live.recorder.flush()
+    def agent_line(url: str, **extra):  # the agent's own call, signed as Twilio signs it
+        path = url.replace("http://localhost", "").replace("&amp;", "&")
+        return parse_twiml(signed_post(app.test_client(), path, twilio_params(line_sid, From=AGENT_PHONE, **extra),
+                                       sign_url="http://localhost" + path))
+
+    pin = agent_line("/voice/agent").find("Gather").get("action")
+    dial = agent_line(agent_line(pin, Digits="2468").find("Redirect").text).find("Dial")
+    assert entries_in(live.db)[first.result.call_sid][:2] == ("connecting", "alex")  # claimed, not connected
+    agent_line(dial.get("action"), CallStatus="completed", DialCallStatus="completed",
+               DialCallSid=first.result.call_sid, DialCallDuration="30")
+    rows = entries_in(live.db)
+    assert rows[first.result.call_sid][:2] == ("bridged", "alex") and rows[second.result.call_sid][0] == "waiting"
+
+    assert queues.take_next(live.db, "alex")["call_sid"] == second.result.call_sid  # a claim, then silence
+    with live.db.write() as conn:  # the agent line's final status, as the spool writer applies it
+        write_records(conn, [{"type": "status", "call_sid": line_sid, "status": "completed", "sequence": 3}])
+    assert entries_in(live.db)[second.result.call_sid][:2] == ("waiting", None)

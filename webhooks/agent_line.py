@@ -9,11 +9,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from ivr.core import agent_callbacks as callback_steps
+from ivr.core.call_status import TERMINAL
 from ivr.core import agent_line as steps
 from ivr.store import agents, callbacks, desk, pin_guard, queues
 from ivr.store.models import utcnow
 from ivr.store.pin_guard import PinLimits
 from ivr.store.pins import pin_matches
+from webhooks import twiml
 from webhooks.twilio_view import _digits, _int, _values, staff_call, twilio_route, write_staff_effects
 
 bp = Blueprint("agent_line", __name__, url_prefix="/voice")
@@ -64,6 +66,8 @@ def agent_next(hotline, rules, snap, pos):
         connected = queues.dial_ended(hotline.db, name, dial_status, (_values().get("DialCallSid") or "")[:64],
                                       _int(_values().get("DialCallDuration"), 0, 10**6))
         desk.dial_over(hotline.db, name, connected)
+        if (_values().get("CallStatus") or "") in TERMINAL:  # the agent hung up: claim nobody for a dead call
+            return twiml.EMPTY
     serves = agents.serves(hotline.db, name) if name else ()
     taken = queues.take_next(hotline.db, name, serves) if name else None
     if taken is not None:

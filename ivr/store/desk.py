@@ -129,7 +129,8 @@ def sign_out_ended_lines(conn: Connection, ended: dict[str, datetime]) -> None:
     """Agents whose agent-line call ended (its final status, `ended`: CallSid -> when) are off the line at
     once, rather than looking free until the line's idle timeout. The agent number's status callback
     (/voice/status) is spooled, so this runs in the spool writer, in `ivr background`. Free: signed out;
-    mid-call: in wrap-up (the call is over for them too); on a break or in wrap-up: as they were."""
+    mid-call: in wrap-up (the call is over for them too); on a break or in wrap-up: as they were. A caller
+    still claimed for them (queues.take_next) goes back to waiting."""
     if not ended:
         return
     # The few agents on the line, matched here: a batch may end thousands of callers' calls, too many for IN.
@@ -141,3 +142,6 @@ def sign_out_ended_lines(conn: Connection, ended: dict[str, datetime]) -> None:
                      .values(line_call_sid=None, status=after, status_at=ended[row.line_call_sid]))
         audit(conn, actor=LINE, action="agent.status", subject=f"agent {row.name}", from_value=row.status,
               to_value=after, reason="their call to the agent line ended")
+        # A caller claimed for them whose Dial never reported back waits for the next agent again.
+        conn.execute(update(QueueEntry).where(QueueEntry.agent == row.name, QueueEntry.status == "connecting")
+                     .values(status="waiting", agent=None))
