@@ -194,7 +194,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         add.get_by_label("PIN for the agent line").fill("4321")
         add.get_by_label("Reason").fill("new agent")
         add.get_by_role("button", name="Add the agent").click()
-        assert "not on the line" in tab.locator("table.agents").inner_text()
+        assert "signed out" in tab.locator("table.agents").inner_text()
         look(tab, "agents")
         tab.locator("table.agents").get_by_label("Reason").fill("left the team")
         tab.get_by_role("button", name="Deactivate amy").click()

@@ -40,6 +40,7 @@ class LeaveQueue:
     status: str
     wait_s: int | None = None
     agent: str | None = None  # who took the caller, when an agent did
+    dequeued_by: str | None = None  # the CallSid of the agent-line call Twilio is connecting them to
 
 
 @dataclass(frozen=True)

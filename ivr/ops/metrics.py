@@ -44,6 +44,7 @@ class HotlineCollector:
         with db.read() as conn:
             outcomes = reads.outcomes_since(conn, since)
             waiting = reads.callbacks_waiting(conn)
+            agents_now = reads.agents_now(conn)
         calls = GaugeMetricFamily("ivr_calls_last_hour", "Calls started in the last hour, by outcome",
                                   labels=["outcome"])
         for outcome, n in outcomes.items():
@@ -69,6 +70,7 @@ class HotlineCollector:
         cb.add_metric([], waiting)
         yield cb
         yield from _jobs_gauge(db)
+        yield agents_gauge(agents_now)
 
 
 def _jobs_gauge(db):
@@ -79,6 +81,15 @@ def _jobs_gauge(db):
     for status, n in jobs.counts(db).items():
         gauge.add_metric([status], n)
     yield gauge
+
+
+def agents_gauge(agents_now) -> GaugeMetricFamily:
+    """Active agents by state (reads.agents_now): only "on the line" can take a caller now."""
+    gauge = GaugeMetricFamily("ivr_agents", "Active agents by state: on the line (free), on a call, wrap-up, "
+                              "desk only (no agent-line call up), on a break, signed out", labels=["state"])
+    for state in reads.AGENT_STATES:
+        gauge.add_metric([state], sum(1 for a in agents_now if a.state == state))
+    return gauge
 
 
 def exposition(hotline) -> tuple[bytes, str]:

@@ -7,14 +7,17 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, Text, bindparam, case, cast, column, func, select, update
+from sqlalchemy import Connection, String, Text, bindparam, case, cast, column, func, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
 from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.segments import encode, now
 from ivr.store.db import Database, dialect_insert
-from ivr.store.models import Call, CallEvent, Job, QueueEntry
+from ivr.store.desk import sign_out_ended_lines
+from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry
+from ivr.store.models.queues import REASON_CHARS
+from ivr.store.queues import ON_HOLD
 
 log = logging.getLogger("ivr.spool.recorder")
 
@@ -132,7 +135,9 @@ def write_records(conn: Connection, records: list[dict]) -> None:
         rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
         if rows:
             conn.execute(_status_update(terminal), rows)
-    _close_ended_calls_queue_entries(conn, [r for r in statuses if r["status"] in TERMINAL])
+    ended = [r for r in statuses if r["status"] in TERMINAL]
+    _close_ended_calls_queue_entries(conn, ended)
+    sign_out_ended_lines(conn, {r["call_sid"]: _ts(r.get("at")) for r in ended})
 
 
 def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> None:
@@ -142,7 +147,7 @@ def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> Non
     if not ended:
         return
     c = QueueEntry.__table__.c
-    result = conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status == "waiting")
+    result = conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status.in_(ON_HOLD))
                           .values(status="ended", ended_at=bindparam("ended")),
                           [{"sid": r["call_sid"], "ended": _ts(r.get("at"))} for r in ended])
     if result.rowcount and result.rowcount > 0:
@@ -152,7 +157,7 @@ def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> Non
 def _write_queue_records(conn: Connection, records: list[dict]) -> None:
     """Who waits in which queue since when, and how their wait ended: the picture every worker shares."""
     entering = [{"call_sid": r["call_sid"], "queue": r["queue"], "priority": int(r["priority"]),
-                 "language": r.get("language") or "", "reason": (r.get("reason") or "")[:40],
+                 "language": r.get("language") or "", "reason": (r.get("reason") or "")[:REASON_CHARS],
                  "severity": r.get("severity") or "", "affected": bool(r.get("affected")), "status": "waiting",
                  "enqueued_at": _ts(r.get("at"))}
                 for r in records if r["type"] == "queue_enter" and r.get("call_sid")]
@@ -160,16 +165,21 @@ def _write_queue_records(conn: Connection, records: list[dict]) -> None:
         conn.execute(dialect_insert(conn, QueueEntry.__table__).on_conflict_do_nothing(index_elements=["call_sid"]),
                      entering)
     leaving = [{"sid": r["call_sid"], "st": r["status"], "ended": _ts(r.get("at")), "wait": r.get("wait_s"),
-                "agent": r.get("agent")} for r in records if r["type"] == "queue_exit" and r.get("call_sid")]
+                "agent": r.get("agent"), "by": r.get("dequeued_by")}
+               for r in records if r["type"] == "queue_exit" and r.get("call_sid")]
     if leaving:
         c = QueueEntry.__table__.c
         # Only a waiting entry ends: a callback or an agent's answer already recorded is never overwritten.
         # "ended" (the call's final status came first) is provisional: the queue's own word is better.
         conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"),
-                                                        c.status.in_(("waiting", "ended")))
+                                                        c.status.in_((*ON_HOLD, "ended")))
                      .values(status=bindparam("st"), ended_at=bindparam("ended"), wait_s=bindparam("wait"),
-                             agent=bindparam("agent")), leaving)
+                             agent=func.coalesce(bindparam("agent", type_=String), _agent_on_line)), leaving)
 
+
+# The agent whose agent-line call Twilio connected a caller to (the <Queue url> request's DequeingCallSid).
+_agent_on_line = (select(Agent.name).where(Agent.line_call_sid == bindparam("by", type_=String))
+                  .limit(1).scalar_subquery())
 
 _CALL_INFO = ("caller_hash", "caller_masked", "mode", "incident_id")
 
