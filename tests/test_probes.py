@@ -1,0 +1,174 @@
+"""/healthz and /readyz: the same answer from every worker, the truth about call records within seconds, and
+`ivr serve` restarting an `ivr background` that hangs. Under `ivr serve` where it is a served behaviour."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psycopg
+import pytest
+import requests
+
+from helpers import wait_for
+from ivr.spool.writer_status import HEARTBEAT, WriterStatus
+
+DETECT_WITHIN_S = 15.0  # issue 21: "records cannot be written" and "background hung" reported within this
+
+
+def _problems(client_or_url, path="/healthz") -> tuple[int, list[str]]:
+    if isinstance(client_or_url, str):
+        resp = requests.get(client_or_url + path, timeout=10)
+        return resp.status_code, resp.json()["problems"]
+    resp = client_or_url.get(path)
+    return resp.status_code, resp.get_json()["problems"]
+
+
+# -- in-process -----------------------------------------------------------------------------------------------
+def test_two_workers_report_a_bad_rules_save_alike_whichever_served_a_call(config, rules_file):
+    """Reproduced first: after a bad save, the worker that had taken a call since answered 503, the other 200."""
+    from ivr.app import create_app
+
+    first, second = create_app(config), create_app(config)
+    try:
+        assert _problems(first.test_client())[0] == _problems(second.test_client())[0] == 200
+        rules_file.write_text(rules_file.read_text() + "\nqueues: [unclosed\n")
+        first.extensions["ivr"].rules.rules  # the first worker takes a call: it notices the change
+        one, other = _problems(first.test_client()), _problems(second.test_client())
+        assert one == other and one[0] == 503, (one, other)
+        assert any("routing rules file invalid" in p for p in one[1])
+    finally:
+        first.extensions["ivr"].close()
+        second.extensions["ivr"].close()
+
+
+def test_healthz_tells_a_hung_a_failing_and_a_waiting_writer_apart_and_readyz_ignores_them(config):
+    """Under `ivr serve` one `ivr background` writes every record; the probes read what it publishes."""
+    import sqlite3
+
+    from ivr.app import create_app
+
+    app = create_app(config.with_overrides(event_writer="process"))
+    client = app.test_client()
+    status = WriterStatus(config.spool_dir)
+    try:
+        code, problems = _problems(client)
+        assert code == 503 and "not running or hung (never started)" in problems[0]
+        status.beat()
+        assert _problems(client) == (200, [])
+        status.pass_started()
+        status.pass_ended(sqlite3.OperationalError("attempt to write a readonly database"))
+        status.beat()
+        code, problems = _problems(client)
+        assert code == 503 and problems[0].startswith("call records cannot be written for 0 s: OperationalError: "
+                                                      "attempt to write a readonly database")
+        status.pass_ended(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
+        status.beat()
+        assert _problems(client)[1][0].startswith("call records delayed 0 s: the database is busy")
+        status.pass_ended(None)
+        status.pass_started()
+        status._pass_started -= 20  # a batch waiting for a lock for 20 s, not failed yet
+        status.beat()
+        assert _problems(client)[1] == ["call records delayed 20 s: a write is waiting for the database"]
+        stale = time.time() - 60
+        os.utime(config.spool_dir / HEARTBEAT, (stale, stale))  # stopped a minute ago
+        code, problems = _problems(client)
+        assert code == 503 and problems == ["spool writer (ivr background) not running or hung (no sign of life "
+                                            "for 60 s): call records wait in the spool"]
+        # None of this keeps the server from answering callers: the spool holds their records.
+        assert _problems(client, "/readyz") == (200, [])
+    finally:
+        app.extensions["ivr"].close()
+
+
+# -- under ivr serve --------------------------------------------------------------------------------------------
+def _writer_pids(srv) -> list[int]:
+    import subprocess
+    from pathlib import Path
+
+    out = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True).stdout
+    pids = []
+    for pid in map(int, out.split()):
+        try:
+            if b"background" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+def _run_call(url, keys=("1", "9"), caller="+15555550123"):
+    from conftest import AUTH_TOKEN
+    from ivr.tools.simulate import HttpTransport, SimulatedCall
+
+    return SimulatedCall(HttpTransport(url), AUTH_TOKEN, keys=list(keys), caller=caller).run()
+
+
+def _until_reported(url, words: str, timeout: float, during=None) -> float | None:
+    """Seconds until /healthz names `words` (None if it never did); `during()` runs between polls."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if any(words in p for p in _problems(url)[1]):
+            return time.monotonic() - started
+        if during:
+            during()
+        time.sleep(0.25)
+    return None
+
+
+def _recorded(db_url, call_sids) -> int:
+    from sqlalchemy import func, select
+
+    from ivr.store.db import Database
+    from ivr.store.models import Call
+
+    db = Database(db_url)
+    try:
+        with db.read() as conn:
+            return conn.execute(select(func.count()).select_from(Call).where(Call.call_sid.in_(call_sids))).scalar()
+    finally:
+        db.dispose()
+
+
+@pytest.mark.slow
+def test_every_worker_gives_the_same_probe_answer_after_a_bad_rules_save(config, server, rules_file):
+    srv = server(workers=3)
+    assert wait_for(lambda: _problems(srv.url)[0] == 200, timeout=30)
+    rules_file.write_text(rules_file.read_text() + "\nqueues: [unclosed\n")
+    assert _run_call(srv.url).ended == "hangup"  # one worker takes a call (and notices); the others do not
+    answers = {(code, tuple(problems)) for code, problems in (_problems(srv.url) for _ in range(40))}
+    assert len(answers) == 1, answers
+    [(code, problems)] = answers
+    assert code == 503 and problems == ("routing rules file invalid (last good rules in use)",)
+    assert {_problems(srv.url, "/readyz")[0] for _ in range(20)} == {200}
+
+
+@pytest.mark.slow
+def test_a_stopped_background_is_reported_then_restarted_and_calls_go_on(config, server):
+    srv = server(workers=2)
+    assert wait_for(lambda: _writer_pids(srv) and _problems(srv.url)[0] == 200, timeout=40)
+    [writer] = _writer_pids(srv)
+    calls = []
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        took = _until_reported(srv.url, "not running or hung", DETECT_WITHIN_S,
+                               during=lambda: calls.append(_run_call(srv.url, caller=f"+1555444{len(calls):04d}")))
+        assert took is not None, "a stopped ivr background must be reported"
+        print(f"SIGSTOP of ivr background reported after {took:.1f} s")
+        assert wait_for(lambda: [p for p in _writer_pids(srv) if p != writer], timeout=60), \
+            "the master must kill and restart a stopped ivr background"
+    finally:
+        try:
+            os.kill(writer, signal.SIGKILL)  # ours; gone already when the master did its job
+        except ProcessLookupError:
+            pass
+    assert wait_for(lambda: _problems(srv.url)[0] == 200, timeout=60), _problems(srv.url)
+    calls.append(_run_call(srv.url, caller="+15554449999"))
+    assert calls and all(c.ended == "hangup" for c in calls), [c.ended for c in calls]
+    served = {c.call_sid for c in calls}
+    assert wait_for(lambda: _recorded(config.db_url, served) == len(served), timeout=30)
+    log = srv.log_path.read_text()
+    assert f"ivr background (pid {writer}) gave no sign of life" in log and "restarting it (restart 1)" in log
+    metrics = requests.get(srv.url + "/metrics", timeout=10).text
+    assert "ivr_background_restarts_total 1.0" in metrics
+    assert requests.get(srv.url + "/healthz", timeout=10).json()["background"]["restarts"] == 1
