@@ -172,3 +172,131 @@ def test_a_stopped_background_is_reported_then_restarted_and_calls_go_on(config,
     metrics = requests.get(srv.url + "/metrics", timeout=10).text
     assert "ivr_background_restarts_total 1.0" in metrics
     assert requests.get(srv.url + "/healthz", timeout=10).json()["background"]["restarts"] == 1
+
+
+def _plain_pg(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.mark.slow
+def test_a_table_lock_on_postgresql_is_slow_not_dead(config, server, db_url):
+    """A 20 s ACCESS EXCLUSIVE lock on call_events (what a migration or VACUUM FULL takes). Before: /readyz
+    503 on every server ("writer not running": it was blocked). Now /readyz stays 200, /healthz says the
+    records are delayed, and once the lock is gone they are all written."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL table lock (SQLite's write lock: test_breach_day)")
+    srv = server(workers=2)
+    assert wait_for(lambda: _problems(srv.url)[0] == 200, timeout=40)
+    calls, ready = [], []
+    locker = psycopg.connect(_plain_pg(config.db_url))
+    locker.execute("LOCK TABLE call_events IN ACCESS EXCLUSIVE MODE")
+    try:
+        locked_at, reported = time.monotonic(), None
+        while time.monotonic() - locked_at < 20:
+            calls.append(_run_call(srv.url, caller=f"+1555333{len(calls):04d}"))
+            ready.append(_problems(srv.url, "/readyz")[0])
+            if reported is None and any("call records delayed" in p for p in _problems(srv.url)[1]):
+                reported = time.monotonic() - locked_at
+                print(f"table lock reported as delayed writes after {reported:.1f} s")
+    finally:
+        locker.rollback()
+        locker.close()
+    assert set(ready) == {200}, ready
+    assert reported is not None and reported < DETECT_WITHIN_S
+    assert calls and all(c.ended == "hangup" for c in calls), [c.ended for c in calls]
+    served = {c.call_sid for c in calls}
+    assert wait_for(lambda: _recorded(config.db_url, served) == len(served), timeout=30)
+    assert wait_for(lambda: _problems(srv.url)[0] == 200, timeout=20), _problems(srv.url)
+
+
+@pytest.mark.slow
+def test_records_that_cannot_be_written_are_reported_within_seconds(config, server, db_url, tmp_path):
+    """SQLite on a full disk; PostgreSQL turned read-only (what a failover to a replica leaves). Before:
+    /healthz stayed green for over 50 s while no call record could be written."""
+    if db_url.startswith("sqlite"):
+        fault = _sqlite_on_a_full_disk(config, server, tmp_path)
+    else:
+        fault = _postgresql_read_only(config, server, db_url)
+    with fault as (srv_url, make_it_fail):
+        assert wait_for(lambda: _problems(srv_url)[0] == 200, timeout=40), _problems(srv_url)
+        calls = [_run_call(srv_url)]
+        make_it_fail()
+        took = _until_reported(srv_url, "call records cannot be written", DETECT_WITHIN_S,
+                               during=lambda: calls.append(_run_call(srv_url, caller=f"+1555222{len(calls):04d}")))
+        print(f"records that cannot be written reported after {took} s: {_problems(srv_url)[1]}")
+        assert took is not None, _problems(srv_url)
+        assert _problems(srv_url, "/readyz")[0] == 200  # callers are still answered...
+        assert all(c.ended == "hangup" for c in calls), [c.ended for c in calls]
+
+
+class _Fault:
+    def __init__(self, enter, leave):
+        self.enter, self.leave = enter, leave
+
+    def __enter__(self):
+        return self.enter()
+
+    def __exit__(self, *exc):
+        self.leave()
+
+
+def _sqlite_on_a_full_disk(config, server, tmp_path):
+    import sqlite3
+    import subprocess
+
+    from sqlalchemy.engine import make_url
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem to fill needs root")
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    servers = []
+
+    def enter():
+        with sqlite3.connect(make_url(config.db_url).database) as src, sqlite3.connect(disk / "hotline.db") as dst:
+            src.backup(dst)
+        servers.append(server(workers=2, DATABASE_URL=f"sqlite:///{disk / 'hotline.db'}"))
+
+        def fill():
+            with open(disk / "filler", "wb") as fh:
+                try:
+                    while True:
+                        fh.write(b"\0" * 65536)
+                        fh.flush()
+                except OSError:
+                    pass
+
+        return servers[0].url, fill
+
+    def leave():
+        for srv in servers:
+            srv.stop()
+        subprocess.run(["umount", "-l", str(disk)])
+
+    return _Fault(enter, leave)
+
+
+def _postgresql_read_only(config, server, db_url):
+    from sqlalchemy.engine import make_url
+
+    name = make_url(db_url).database
+    admin = psycopg.connect(_plain_pg(config.db_url), autocommit=True)
+    kick = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+
+    def enter():
+        srv = server(workers=2)
+
+        def read_only():
+            admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            admin.execute(kick, [name])  # sessions come back read-only, as after a failover to a replica
+
+        return srv.url, read_only
+
+    def leave():
+        admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        admin.execute(kick, [name])
+        admin.close()
+
+    return _Fault(enter, leave)

@@ -36,7 +36,7 @@ class WriterState:
 
     pid: int = 0
     busy_since: float | None = None  # the current pass began then and has not ended
-    failing_since: float | None = None  # the first failed pass of the current run of failures
+    failing_since: float | None = None  # when the first failed pass of the current run of failures began
     waiting: bool = False  # the failures are the database being busy (a lock, a timeout): slow, not broken
     error: str = ""  # the last failure, one line
 
@@ -70,12 +70,12 @@ class WriterStatus:
 
     def pass_ended(self, error: BaseException | None = None) -> None:
         with self._lock:
-            self._pass_started = None
+            started, self._pass_started = self._pass_started, None
             if error is None:
                 self._state.failing_since, self._state.waiting, self._state.error = None, False, ""
                 return
-            if self._state.failing_since is None:
-                self._state.failing_since = time.time()
+            if self._state.failing_since is None:  # records have been held up since this pass began
+                self._state.failing_since = started or time.time()
             self._state.waiting, self._state.error = is_waiting(error), one_line(error)
 
     def snapshot(self) -> WriterState:
