@@ -150,6 +150,7 @@ def test_a_stopped_background_is_reported_then_restarted_and_calls_go_on(config,
     [writer] = _writer_pids(srv)
     calls = []
     os.kill(writer, signal.SIGSTOP)
+    stopped_at = time.monotonic()
     try:
         took = _until_reported(srv.url, "not running or hung", DETECT_WITHIN_S,
                                during=lambda: calls.append(_run_call(srv.url, caller=f"+1555444{len(calls):04d}")))
@@ -157,12 +158,14 @@ def test_a_stopped_background_is_reported_then_restarted_and_calls_go_on(config,
         print(f"SIGSTOP of ivr background reported after {took:.1f} s")
         assert wait_for(lambda: [p for p in _writer_pids(srv) if p != writer], timeout=60), \
             "the master must kill and restart a stopped ivr background"
+        print(f"a new ivr background {time.monotonic() - stopped_at:.1f} s after the SIGSTOP")
     finally:
         try:
             os.kill(writer, signal.SIGKILL)  # ours; gone already when the master did its job
         except ProcessLookupError:
             pass
     assert wait_for(lambda: _problems(srv.url)[0] == 200, timeout=60), _problems(srv.url)
+    print(f"/healthz back to 200 {time.monotonic() - stopped_at:.1f} s after the SIGSTOP")
     calls.append(_run_call(srv.url, caller="+15554449999"))
     assert calls and all(c.ended == "hangup" for c in calls), [c.ended for c in calls]
     served = {c.call_sid for c in calls}
