@@ -81,6 +81,63 @@ def test_healthz_tells_a_hung_a_failing_and_a_waiting_writer_apart_and_readyz_ig
         app.extensions["ivr"].close()
 
 
+def test_every_postgresql_connection_carries_the_timeouts_for_its_use(config, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("statement_timeout and lock_timeout are PostgreSQL's (SQLite: its busy timeout)")
+    from sqlalchemy import text
+
+    from ivr.hotline import Hotline
+
+    web, background = Hotline.build(config), Hotline.build(config, background=True)
+    try:
+        for hotline, expected in ((web, ("5s", "1s")), (background, ("30s", "5s"))):
+            with hotline.db.read() as conn:
+                got = conn.execute(text("SELECT current_setting('statement_timeout'), "
+                                        "current_setting('lock_timeout')")).one()
+            assert tuple(got) == expected
+        listen = web.state.watch._open()  # the state LISTEN connection is opened by hand: it has them too
+        try:
+            assert listen.execute("SHOW lock_timeout").fetchone()[0] == "1s"
+        finally:
+            listen.close()
+    finally:
+        web.close()
+        background.close()
+
+
+def test_a_caller_is_answered_while_a_lock_holds_the_state_table(app, config, db_url, place_call):
+    """A migration holds hotline_state for 15 s: the webhook's read gives up after its lock_timeout and the
+    caller hears the snapshot, while the lock is still held (before: the webhook waited for the lock, past
+    Twilio's 15 s)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's lock: test_breach_day's locked-database test")
+    import threading
+
+    from ivr.store.seed import DEFAULT_TEXTS
+
+    assert not place_call(["9"]).ended.startswith("http-")  # the snapshot is in memory
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with psycopg.connect(_plain_pg(config.db_url)) as locker:
+            locker.execute("LOCK TABLE hotline_state IN ACCESS EXCLUSIVE MODE")
+            held.set()
+            release.wait(15)
+
+    locker = threading.Thread(target=hold)
+    locker.start()
+    try:
+        assert held.wait(10)
+        time.sleep(1.2)  # past the state's trust window: the next webhook reads the row
+        result = place_call(["1", "9"])
+        still_held = not release.is_set() and locker.is_alive()
+    finally:
+        release.set()
+        locker.join()
+    assert still_held, "the call must have ended while the lock was held"
+    assert result.ended == "hangup" and DEFAULT_TEXTS["en"]["main"] in result.said(), result.transcript()
+
+
 # -- under ivr serve --------------------------------------------------------------------------------------------
 def _writer_pids(srv) -> list[int]:
     import subprocess
