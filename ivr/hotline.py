@@ -34,7 +34,7 @@ class Hotline:
         hotline = cls(
             config=config,
             db=db,
-            rules=RulesStore(config.rules_path),
+            rules=RulesStore(config.rules_path, kept=config.instance_path / "last_good_rules.yaml"),
             state=StateReader(db, config.instance_path / "last_good_snapshot.json"),
             recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer),
         )

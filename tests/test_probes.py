@@ -42,6 +42,21 @@ def test_two_workers_report_a_bad_rules_save_alike_whichever_served_a_call(confi
         second.extensions["ivr"].close()
 
 
+def test_a_worker_starting_on_a_bad_rules_file_takes_the_last_good_rules(rules_file, tmp_path):
+    from ivr.core.rules import RulesInvalid
+    from ivr.store.rules_file import RulesStore
+
+    kept = tmp_path / "instance" / "last_good_rules.yaml"
+    good = RulesStore(rules_file, kept=kept).rules
+    assert kept.read_text() == rules_file.read_text()
+    rules_file.write_text("queues: [unclosed\n")
+    late = RulesStore(rules_file, kept=kept)  # a worker replaced after the bad save
+    assert late.rules == good and late.last_error is not None
+    assert kept.read_text() != rules_file.read_text()  # a bad file is never kept
+    with pytest.raises(RulesInvalid):
+        RulesStore(rules_file, kept=tmp_path / "none-kept.yaml")  # nothing good to start on
+
+
 def test_healthz_tells_a_hung_a_failing_and_a_waiting_writer_apart_and_readyz_ignores_them(config):
     """Under `ivr serve` one `ivr background` writes every record; the probes read what it publishes."""
     import sqlite3
@@ -139,7 +154,8 @@ def test_a_caller_is_answered_while_a_lock_holds_the_state_table(app, config, db
 
 
 # -- under ivr serve --------------------------------------------------------------------------------------------
-def _writer_pids(srv) -> list[int]:
+def _children(srv, background: bool) -> list[int]:
+    """The master's children: its `ivr background`, or its gunicorn workers."""
     import subprocess
     from pathlib import Path
 
@@ -147,11 +163,19 @@ def _writer_pids(srv) -> list[int]:
     pids = []
     for pid in map(int, out.split()):
         try:
-            if b"background" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if (b"background" in Path(f"/proc/{pid}/cmdline").read_bytes()) == background:
                 pids.append(pid)
         except OSError:
             pass
     return pids
+
+
+def _writer_pids(srv) -> list[int]:
+    return _children(srv, background=True)
+
+
+def _worker_pids(srv) -> list[int]:
+    return _children(srv, background=False)
 
 
 def _run_call(url, keys=("1", "9"), caller="+15555550123"):
@@ -198,6 +222,15 @@ def test_every_worker_gives_the_same_probe_answer_after_a_bad_rules_save(config,
     [(code, problems)] = answers
     assert code == 503 and problems == ("routing rules file invalid (last good rules in use)",)
     assert {_problems(srv.url, "/readyz")[0] for _ in range(20)} == {200}
+    # A worker replaced now starts on the last good rules the others keep in force (before: it failed to
+    # boot on the bad file, and gunicorn's master then stopped the whole server).
+    [worker, *_] = _worker_pids(srv)
+    os.kill(worker, signal.SIGKILL)
+    booted = "routing rules file invalid, starting with the last good rules"
+    assert wait_for(lambda: srv.proc.poll() is not None or booted in srv.log_path.read_text(), timeout=60)
+    assert srv.proc.poll() is None, srv.log_path.read_text()[-2000:]
+    assert {(c, tuple(p)) for c, p in (_problems(srv.url) for _ in range(40))} == {(code, problems)}
+    assert all(_run_call(srv.url, caller=f"+1555666{i:04d}").ended == "hangup" for i in range(6))
 
 
 @pytest.mark.slow
