@@ -138,8 +138,8 @@ def call_records_written(hotline: Hotline, snap) -> Iterable[str]:
         yield (f"call records cannot be written for {now - state.failing_since:.0f} s: {state.error} "
                f"(they wait in the spool)")
     elif state.failing_since is not None:
-        yield (f"call records delayed {now - state.failing_since:.0f} s: the database is busy (a lock or a "
-               f"timeout; writes retried): {state.error}")
+        yield (f"call records delayed {now - state.failing_since:.0f} s: the database is busy or its connection "
+               f"was lost (writes retried): {state.error}")
     elif state.busy_since is not None and now - state.busy_since > WRITES_SLOW_S:
         yield f"call records delayed {now - state.busy_since:.0f} s: a write is waiting for the database"
 

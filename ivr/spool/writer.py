@@ -116,7 +116,9 @@ class SpoolWriter:
                 self.status.pass_ended(exc)
                 log.error("database write failed; %d spooled events kept for the next pass: %s", len(records), exc)
                 return 0
-        self.status.pass_ended(None)
+            self.status.pass_ended(None)
+        elif self.status.probe_due():
+            self.status.probe(self.db)  # nothing to write: find out now whether the next call's records could be
         for path, base, offset, finished in plan:
             if finished:
                 path.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ log = logging.getLogger("ivr.spool.recorder")
 HEARTBEAT = "writer.alive"
 STATE = "writer.json"
 BEAT_EVERY_S = 1.0
+IDLE_PROBE_S = 5.0  # with nothing to write for this long, the writer tries an empty write (see probe)
 BUSY_AFTER_S = 1.0  # a pass longer than this is published as "busy since" (a healthy pass takes milliseconds)
 # SQLSTATEs of "the database is busy, try again": lock_timeout, statement_timeout, serialization, deadlock.
 WAIT_SQLSTATES = {"55P03", "57014", "40001", "40P01"}
@@ -42,9 +43,13 @@ class WriterState:
 
 
 def is_waiting(exc: BaseException) -> bool:
-    """Did the write fail because the database was busy (a lock held, a timeout), not because it cannot write?"""
+    """Did the write fail because the database was busy or its connection went away (retried as it is), not
+    because it cannot take the write?"""
+    if getattr(exc, "connection_invalidated", False):
+        return True
     cause = getattr(exc, "orig", None) or exc
-    if getattr(cause, "sqlstate", None) in WAIT_SQLSTATES:
+    state = getattr(cause, "sqlstate", None) or ""
+    if state in WAIT_SQLSTATES or state.startswith(("08", "57P")):  # connection lost, server shutting down
         return True
     return "database is locked" in str(cause) or "database table is locked" in str(cause)
 
@@ -64,12 +69,14 @@ class WriterStatus:
         self._pass_started: float | None = None
         self._state = WriterState(pid=os.getpid())
         self._published: WriterState | None = None
+        self._last_try = time.monotonic()
 
     def pass_started(self) -> None:
         self._pass_started = time.time()
 
     def pass_ended(self, error: BaseException | None = None) -> None:
         with self._lock:
+            self._last_try = time.monotonic()
             started, self._pass_started = self._pass_started, None
             if error is None:
                 self._state.failing_since, self._state.waiting, self._state.error = None, False, ""
@@ -77,6 +84,27 @@ class WriterStatus:
             if self._state.failing_since is None:  # records have been held up since this pass began
                 self._state.failing_since = started or time.time()
             self._state.waiting, self._state.error = is_waiting(error), one_line(error)
+
+    def probe_due(self) -> bool:
+        return time.monotonic() - self._last_try > IDLE_PROBE_S
+
+    def probe(self, db) -> None:
+        """A write transaction that changes nothing: it fails as a batch would on a database that is read-only,
+        refuses writes, is locked or unreachable (not on a full disk: nothing is written)."""
+        from sqlalchemy import text
+
+        was_failing = self._state.failing_since is not None
+        self.pass_started()
+        try:
+            with db.write() as conn:
+                conn.execute(text("UPDATE call_events SET id = id WHERE 1 = 0"))
+        except Exception as exc:
+            self.pass_ended(exc)
+            if not was_failing:
+                log.error("the database takes no writes now (call records will wait in the spool): %s",
+                          one_line(exc))
+            return
+        self.pass_ended(None)
 
     def snapshot(self) -> WriterState:
         with self._lock:
