@@ -92,8 +92,9 @@ class Background:
             code = _exited(pid)
             if code is not None:
                 return f"exited ({code})"
-            if self.stopping:
-                return "stopping"
+            if self.stopping:  # it drains the spool, beating no more: wait for its exit (stop() bounds it)
+                time.sleep(WATCH_EVERY_S / 10)
+                continue
             age = heartbeat_age(self.spool_dir)
             beat_since_start = age is not None and time.time() - age >= started
             silent = age if beat_since_start else time.time() - started
