@@ -357,11 +357,10 @@ def _sqlite_on_a_full_disk(config, server, tmp_path):
         servers.append(server(workers=2, DATABASE_URL=f"sqlite:///{disk / 'hotline.db'}"))
 
         def fill():
-            with open(disk / "filler", "wb") as fh:
+            with open(disk / "filler", "wb", buffering=0) as fh:  # unbuffered: nothing left to fail at close
                 try:
                     while True:
                         fh.write(b"\0" * 65536)
-                        fh.flush()
                 except OSError:
                     pass
 
