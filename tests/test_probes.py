@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import psycopg
 import pytest
@@ -305,39 +307,34 @@ def test_a_table_lock_on_postgresql_is_slow_not_dead(config, server, db_url):
 @pytest.mark.slow
 def test_records_that_cannot_be_written_are_reported_within_seconds(config, server, db_url, tmp_path):
     """SQLite on a full disk; PostgreSQL turned read-only (what a failover to a replica leaves). Before:
-    /healthz stayed green for over 50 s while no call record could be written."""
-    if db_url.startswith("sqlite"):
-        fault = _sqlite_on_a_full_disk(config, server, tmp_path)
-    else:
-        fault = _postgresql_read_only(config, server, db_url)
-    with fault as (srv_url, make_it_fail, idle):
-        assert wait_for(lambda: _problems(srv_url)[0] == 200, timeout=40), _problems(srv_url)
-        calls = [_run_call(srv_url)]
-        make_it_fail()
+    /healthz stayed green for over 50 s while no call record could be written. Once repaired, every record
+    of the calls answered meanwhile is written."""
+    fault = _sqlite_on_a_full_disk(config, server, tmp_path) if db_url.startswith("sqlite") \
+        else _postgresql_read_only(config, server, db_url)
+    with fault as f:
+        assert wait_for(lambda: _problems(f.url)[0] == 200, timeout=40), _problems(f.url)
+        calls = [_run_call(f.url)]
+        assert wait_for(lambda: _recorded(f.db_url, {calls[0].call_sid}) == 1, timeout=20)  # nothing left to write
+        f.break_it()
         # PostgreSQL read-only is found with no call at all (the writer's empty write when idle); a full disk
         # only by a write that needs space: the next call's.
-        took = _until_reported(srv_url, "call records cannot be written", DETECT_WITHIN_S, during=None if idle
-                               else lambda: calls.append(_run_call(srv_url, caller=f"+1555222{len(calls):04d}")))
-        print(f"records that cannot be written reported after {took} s ({'idle' if idle else 'calls coming'}): "
-              f"{_problems(srv_url)[1]}")
-        assert took is not None, _problems(srv_url)
-        calls.append(_run_call(srv_url, caller="+15552229999"))
-        assert _problems(srv_url, "/readyz")[0] == 200  # callers are still answered...
+        took = _until_reported(f.url, "call records cannot be written", DETECT_WITHIN_S, during=None if f.idle
+                               else lambda: calls.append(_run_call(f.url, caller=f"+1555222{len(calls):04d}")))
+        print(f"records that cannot be written reported after {took} s ({'idle' if f.idle else 'calls coming'}): "
+              f"{_problems(f.url)[1]}")
+        assert took is not None, _problems(f.url)
+        calls.append(_run_call(f.url, caller="+15552229999"))
+        assert _problems(f.url, "/readyz")[0] == 200  # callers are still answered...
         assert all(c.ended == "hangup" for c in calls), [c.ended for c in calls]
+        f.repair()
+        served = {c.call_sid for c in calls}  # ...and their records kept until they can be written
+        assert wait_for(lambda: _recorded(f.db_url, served) == len(served), timeout=30)
+        assert wait_for(lambda: _problems(f.url)[0] == 200, timeout=20), _problems(f.url)
 
 
-class _Fault:
-    def __init__(self, enter, leave):
-        self.enter, self.leave = enter, leave
-
-    def __enter__(self):
-        return self.enter()
-
-    def __exit__(self, *exc):
-        self.leave()
-
-
+@contextmanager
 def _sqlite_on_a_full_disk(config, server, tmp_path):
+    """A copy of the database on a small filesystem of its own (the spool stays on the instance folder's)."""
     import sqlite3
     import subprocess
 
@@ -349,31 +346,30 @@ def _sqlite_on_a_full_disk(config, server, tmp_path):
     disk.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)]).returncode:
         pytest.skip("cannot mount a tmpfs here")
-    servers = []
+    filler = disk / "filler"
 
-    def enter():
+    def fill():
+        with open(filler, "wb", buffering=0) as fh:  # unbuffered: nothing left to fail at close
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+            except OSError:
+                pass
+
+    srv = None
+    try:
         with sqlite3.connect(make_url(config.db_url).database) as src, sqlite3.connect(disk / "hotline.db") as dst:
             src.backup(dst)
-        servers.append(server(workers=2, DATABASE_URL=f"sqlite:///{disk / 'hotline.db'}"))
-
-        def fill():
-            with open(disk / "filler", "wb", buffering=0) as fh:  # unbuffered: nothing left to fail at close
-                try:
-                    while True:
-                        fh.write(b"\0" * 65536)
-                except OSError:
-                    pass
-
-        return servers[0].url, fill, False
-
-    def leave():
-        for srv in servers:
-            srv.stop()
+        url = f"sqlite:///{disk / 'hotline.db'}"
+        srv = server(workers=2, DATABASE_URL=url)
+        yield SimpleNamespace(url=srv.url, db_url=url, idle=False, break_it=fill, repair=filler.unlink)
+    finally:
+        if srv is not None:
+            srv.stop()  # before the unmount
         subprocess.run(["umount", "-l", str(disk)])
 
-    return _Fault(enter, leave)
 
-
+@contextmanager
 def _postgresql_read_only(config, server, db_url):
     from sqlalchemy.engine import make_url
 
@@ -381,18 +377,14 @@ def _postgresql_read_only(config, server, db_url):
     admin = psycopg.connect(_plain_pg(config.db_url), autocommit=True)
     kick = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
 
-    def enter():
-        srv = server(workers=2)
+    def read_only(on: bool):
+        admin.execute(f'ALTER DATABASE "{name}" ' + ("SET default_transaction_read_only = on" if on
+                                                     else "RESET default_transaction_read_only"))
+        admin.execute(kick, [name])  # sessions come back read-only (as after a failover to a replica), or not
 
-        def read_only():
-            admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-            admin.execute(kick, [name])  # sessions come back read-only, as after a failover to a replica
-
-        return srv.url, read_only, True
-
-    def leave():
-        admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
-        admin.execute(kick, [name])
+    try:
+        yield SimpleNamespace(url=server(workers=2).url, db_url=config.db_url, idle=True,
+                              break_it=lambda: read_only(True), repair=lambda: read_only(False))
+    finally:
+        read_only(False)
         admin.close()
-
-    return _Fault(enter, leave)
