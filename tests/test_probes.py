@@ -87,6 +87,11 @@ def test_healthz_tells_a_hung_a_failing_and_a_waiting_writer_apart_and_readyz_ig
         status._pass_started -= 20  # a batch waiting for a lock for 20 s, not failed yet
         status.beat()
         assert _problems(client)[1] == ["call records delayed 20 s: a write is waiting for the database"]
+        status._pass_started -= 400  # past every statement's timeout: stuck, so the heartbeat stops
+        os.utime(config.spool_dir / HEARTBEAT, (time.time() - 30, time.time() - 30))
+        status.beat()
+        assert "not running or hung (no sign of life for 30 s)" in _problems(client)[1][0]
+        status.pass_ended(None)
         stale = time.time() - 60
         os.utime(config.spool_dir / HEARTBEAT, (stale, stale))  # stopped a minute ago
         code, problems = _problems(client)

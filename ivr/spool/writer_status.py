@@ -27,6 +27,9 @@ STATE = "writer.json"
 BEAT_EVERY_S = 1.0
 IDLE_PROBE_S = 5.0  # with nothing to write for this long, the writer tries an empty write (see probe)
 BUSY_AFTER_S = 1.0  # a pass longer than this is published as "busy since" (a healthy pass takes milliseconds)
+# A pass still going after this is stuck, not waiting: each statement has its timeout (PostgreSQL's
+# statement_timeout, SQLite's busy timeout), so the heartbeat stops and the supervisor restarts the process.
+STUCK_PASS_S = 300.0
 # SQLSTATEs of "the database is busy, try again": lock_timeout, statement_timeout, serialization, deadlock.
 WAIT_SQLSTATES = {"55P03", "57014", "40001", "40P01"}
 
@@ -113,7 +116,10 @@ class WriterStatus:
             return WriterState(**{**asdict(self._state), "busy_since": busy})
 
     def beat(self) -> None:
-        """Touch the heartbeat; write the state file if the state changed."""
+        """Touch the heartbeat (unless a pass is stuck); write the state file if the state changed."""
+        started = self._pass_started
+        if started is not None and time.time() - started > STUCK_PASS_S:
+            return
         try:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
             (self.spool_dir / HEARTBEAT).touch()
