@@ -57,6 +57,12 @@ class Config:
     background_nice: int = 10  # how far below the web workers `ivr background` runs (ivr/worker/background.py)
     log_format: str = "text"  # "json": one JSON object per line from every process of `ivr serve`
     queue_reconcile_s: float = 60.0  # how often `ivr background` closes queue entries long past their maximum
+    # PostgreSQL statement_timeout / lock_timeout (ms) of the web workers' connections, and of `ivr background`'s
+    # and the CLI's (ivr/store/db.py).
+    db_statement_timeout_ms: int = 5000
+    db_lock_timeout_ms: int = 1000
+    background_statement_timeout_ms: int = 30000
+    background_lock_timeout_ms: int = 5000
     # Where the auth token came from: "environment", "config", "development-file"
     token_source: str = field(default="config", compare=False)
 
@@ -75,6 +81,14 @@ class Config:
     @property
     def spool_dir(self) -> Path:
         return self.instance_path / "spool"
+
+    def db_timeouts(self, background: bool = False):
+        """The PostgreSQL timeouts of a web worker's connections, or of `ivr background`'s and the CLI's."""
+        from ivr.store.db import DbTimeouts
+
+        if background:
+            return DbTimeouts(self.background_statement_timeout_ms, self.background_lock_timeout_ms)
+        return DbTimeouts(self.db_statement_timeout_ms, self.db_lock_timeout_ms)
 
     def with_overrides(self, **kw) -> "Config":
         return replace(self, **kw)
@@ -115,6 +129,10 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         admin_line_own_numbers=env.get("IVR_ADMIN_LINE_OWN_NUMBERS", "0") in ("1", "true", "yes"),
         metrics_token=env.get("IVR_METRICS_TOKEN", ""),
         queue_reconcile_s=float(env.get("IVR_QUEUE_RECONCILE_S", "60") or 60),
+        db_statement_timeout_ms=int(env.get("IVR_DB_STATEMENT_TIMEOUT_MS", "5000") or 0),
+        db_lock_timeout_ms=int(env.get("IVR_DB_LOCK_TIMEOUT_MS", "1000") or 0),
+        background_statement_timeout_ms=int(env.get("IVR_BACKGROUND_STATEMENT_TIMEOUT_MS", "30000") or 0),
+        background_lock_timeout_ms=int(env.get("IVR_BACKGROUND_LOCK_TIMEOUT_MS", "5000") or 0),
         sms_from=env.get("TWILIO_SMS_FROM", ""),
         hotline_number=env.get("IVR_HOTLINE_NUMBER", ""),
         callback_retention_days=int(env.get("IVR_CALLBACK_RETENTION_DAYS", 7)),

@@ -28,12 +28,14 @@ class Hotline:
     hold_tone: tuple[float, str] | None = None  # (seconds, sha256) of the music between hold messages
 
     @classmethod
-    def build(cls, config: Config) -> "Hotline":
-        db = Database(config.db_url)
+    def build(cls, config: Config, background: bool = False) -> "Hotline":
+        """The parts for a web worker, or (`background`) for `ivr background` and the CLI: they differ in how
+        long a database statement or lock may keep them waiting (ivr/store/db.py)."""
+        db = Database(config.db_url, config.db_timeouts(background))
         hotline = cls(
             config=config,
             db=db,
-            rules=RulesStore(config.rules_path),
+            rules=RulesStore(config.rules_path, kept=config.instance_path / "last_good_rules.yaml"),
             state=StateReader(db, config.instance_path / "last_good_snapshot.json"),
             recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer),
         )

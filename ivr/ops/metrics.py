@@ -38,6 +38,7 @@ class HotlineCollector:
         up = GaugeMetricFamily("ivr_database_up", "1 if the database answered the last state read")
         up.add_metric([], 1.0 if snap.fresh else 0.0)
         yield up
+        yield from background_metrics(self.hotline)
         if not snap.fresh:
             return
         since = utcnow() - timedelta(hours=1)
@@ -90,6 +91,19 @@ def agents_gauge(agents_now) -> GaugeMetricFamily:
     for state in reads.AGENT_STATES:
         gauge.add_metric([state], sum(1 for a in agents_now if a.state == state))
     return gauge
+
+
+def background_metrics(hotline):
+    """This server's `ivr background` as its supervisor recorded it (ivr/worker/supervisor.py)."""
+    from ivr.worker.supervisor import read_record
+
+    record = read_record(hotline.config.instance_path) if hotline.config.event_writer == "process" else None
+    if record is None:
+        return
+    restarts = CounterMetricFamily("ivr_background_restarts", "Times `ivr serve` restarted its spool writer "
+                                   "(ivr background) because it exited or hung")
+    restarts.add_metric([], record.get("restarts", 0))
+    yield restarts
 
 
 def exposition(hotline) -> tuple[bytes, str]:

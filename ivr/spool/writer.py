@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ivr.spool.batch import write_batch
 from ivr.spool.segments import alive, parse_lines, replayable, segment_pid
+from ivr.spool.writer_status import HEARTBEAT, WriterStatus
 from ivr.store.db import Database
 
 log = logging.getLogger("ivr.spool.recorder")  # the name operators' log filters know
@@ -25,7 +26,7 @@ class SpoolWriter:
     """
 
     OFFSETS = "writer-offsets.json"
-    HEARTBEAT = "writer.alive"
+    HEARTBEAT = HEARTBEAT  # the probes and the master's supervisor read its age (ivr/spool/writer_status.py)
     MAX_PASS_BYTES = 16 << 20  # per pass, over all segments: bounds memory and the transaction
 
     def __init__(self, db: Database, spool_dir: Path, interval: float = 0.1, nice: int = 0):
@@ -34,6 +35,7 @@ class SpoolWriter:
         self.interval = interval
         self.failures = 0
         self.written = 0
+        self.status = WriterStatus(self.spool_dir)
         self._offsets: dict[str, int] = {}
         self._load_offsets()
         if nice and not db.is_sqlite:
@@ -75,17 +77,11 @@ class SpoolWriter:
             log.warning("could not save spool offsets: %s", exc)
 
     def beat(self) -> None:
-        """Say this writer is alive (/healthz reads the file's age)."""
-        path = self.spool_dir / self.HEARTBEAT
-        try:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        except OSError:
-            pass
+        """Say this writer is alive, and how its writing goes (/healthz and the supervisor read it)."""
+        self.status.beat()
 
     def pass_once(self) -> int:
         """Write everything readable now; returns the number of records written (0 if the database failed)."""
-        self.beat()
         plan, records, budget = [], [], self.MAX_PASS_BYTES
         for name in sorted(os.listdir(self.spool_dir)) if self.spool_dir.is_dir() else []:
             if not name.startswith("events-") or budget <= 0:
@@ -112,12 +108,17 @@ class SpoolWriter:
             plan.append((path, base, start + len(data), finished))
         set_aside = 0
         if records:
+            self.status.pass_started()
             try:
                 set_aside = write_batch(self.db, records, self.spool_dir)
             except Exception as exc:
                 self.failures += 1
+                self.status.pass_ended(exc)
                 log.error("database write failed; %d spooled events kept for the next pass: %s", len(records), exc)
                 return 0
+            self.status.pass_ended(None)
+        elif self.status.probe_due():
+            self.status.probe(self.db)  # nothing to write: find out now whether the next call's records could be
         for path, base, offset, finished in plan:
             if finished:
                 path.unlink(missing_ok=True)
@@ -135,13 +136,15 @@ class SpoolWriter:
     def run(self, stop: threading.Event) -> None:
         """Pass after pass until `stop` is set; then drain what is left (bounded by a few seconds)."""
         pause = self.interval
+        self.status.run(stop)  # beats from its own thread: a pass waiting for a lock is slow, not dead
         while not stop.is_set():
             started, failures = time.monotonic(), self.failures
             try:
                 self.pass_once()
                 ok = self.failures == failures
-            except Exception:
+            except Exception as exc:
                 log.exception("spool pass failed")
+                self.status.pass_ended(exc)
                 ok = False
             pause = self.interval if ok else min(pause * 2, 5.0)  # a database that is down: back off
             stop.wait(max(0.0, pause - (time.monotonic() - started)))

@@ -107,7 +107,8 @@ class StateWatch:
         import psycopg
 
         url = self.db.engine.url.set(drivername="postgresql")
-        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True, connect_timeout=3)
+        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True, connect_timeout=3,
+                               options=self.db.timeouts.options())
         conn.execute(f"LISTEN {STATE_CHANNEL}")
         return conn
 

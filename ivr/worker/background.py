@@ -35,7 +35,7 @@ def run_background(cfg: Config) -> None:
         os.nice(nice)
     except OSError:
         pass
-    hotline = Hotline.build(cfg)
+    hotline = Hotline.build(cfg, background=True)
     stop = threading.Event()
     parent = os.getppid()
 

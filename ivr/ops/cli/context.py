@@ -16,12 +16,12 @@ from ivr.store.models import TOPICS
 _DATABASES: dict[str, Database] = {}
 
 
-def _database(url: str) -> Database:
+def _database(url: str, timeouts) -> Database:
     """One Database (and connection pool) per URL for this process, released at exit."""
     if url not in _DATABASES:
         if not _DATABASES:
             atexit.register(lambda: [d.dispose() for d in _DATABASES.values()])
-        _DATABASES[url] = Database(url)
+        _DATABASES[url] = Database(url, timeouts)
     return _DATABASES[url]
 
 
@@ -59,7 +59,7 @@ class CliContext:
 
     @property
     def db(self) -> Database:
-        return _database(self.config.db_url)
+        return _database(self.config.db_url, self.config.db_timeouts(background=True))
 
     @property
     def actor(self) -> str:
