@@ -44,10 +44,12 @@ def load_content(conn: Connection, version: int) -> Content:
         return Content(version=version)
     rows = conn.execute(
         select(Announcement.language, Announcement.topic, Announcement.text, Announcement.media_sha256,
-               Announcement.version)
+               Announcement.version, Announcement.source, Announcement.published_at, Announcement.duration_ms)
         .where(Announcement.incident_id == incident.id, Announcement.status == "published")
     ).all()
-    spoken = {f"{r.language}/{r.topic}": Spoken(r.text, r.media_sha256, r.version) for r in rows}
+    spoken = {f"{r.language}/{r.topic}": Spoken(r.text, r.media_sha256, r.version, r.source,
+                                                 r.published_at.timestamp() if r.published_at else None,
+                                                 r.duration_ms) for r in rows}
     return Content(version, incident.id, incident.title, incident.severity, spoken)
 
 
