@@ -181,7 +181,7 @@ def _routed(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, key: str,
 def _decision_words(rules: Rules, d: Decision, queues: dict) -> str:
     queue = queues.get(d.queue or "")
     if d.action == "enqueue":
-        return f"waits in queue {d.queue} ({queue.described}) for an agent"
+        return f"waits in queue {d.queue} for an agent (it is {queue.described})"
     gets = {"callback": "is offered a callback", "voicemail": "is asked to leave a voicemail",
             "message": f"hears the {d.prompt!r} message", "dial": f"is put through to {d.number}",
             "goodbye": "hears goodbye; the call ends"}[d.action]

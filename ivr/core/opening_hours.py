@@ -100,8 +100,9 @@ def spoken_hours(rules: Rules, queue: str, lang: str, now: dt.datetime) -> list[
         at = _time(local.time(), code)
         if code == "es" and not (local.minute == 0 and local.hour in (0, 12)):
             at = ("la " if local.hour % 12 == 1 else "las ") + at
-        said.append((words["holiday"].format(weekday=DAY_NAMES[code][local.weekday()], day=local.day,
-                                             month=MONTHS[code][local.month - 1], time=at), code))
+        text = words["holiday"].format(weekday=DAY_NAMES[code][local.weekday()], day=local.day,
+                                       month=MONTHS[code][local.month - 1], time=at)
+        said.append((text.replace("..", "."), code))  # "at 7 a.m." ends the sentence already
     return said
 
 
@@ -138,7 +139,7 @@ def _time(t: dt.time, code: str) -> str:
 def describe(hours: Hours | None, now: dt.datetime) -> str:
     """For staff: "open until 20:00 America/New_York" or "closed; opens Mon 2026-12-07 08:00 America/New_York"."""
     if hours is None:
-        return "open (no hours: always open)"
+        return "always open"
     until = closes_next(hours, now)
     if until is not None:
         return f"open until {until:%a %H:%M} {hours.timezone}"

@@ -158,9 +158,13 @@ def lines(view: View) -> list[str]:
 
 
 def health(hotline) -> dict:
-    """The caller view's part of /healthz (not a reason for 503: callers are served; ops should know)."""
-    now = caller_now(hotline.rules.rules, hotline.state.current(), utcnow(), queue_stats(hotline.db),
-                     sms_ready(hotline.config))
+    """The caller view's part of /healthz: stand-ins, queues open or closed, what each key gets. Not a reason
+    for 503 (callers are served), but ops should know; `ivr preflight` says what to do about it."""
+    try:
+        stats = queue_stats(hotline.db)
+    except Exception:  # the database is away: the rest of /healthz says so
+        stats = {}
+    now = caller_now(hotline.rules.rules, hotline.state.current(), utcnow(), stats, sms_ready(hotline.config))
     return {"stand_ins": {t.name: t.stand_in for t in now.stand_ins()},
             "queues": {q.name: q.described for q in now.queues},
             "keys": {lang.lang: {k.key: k.gets for k in lang.keys} for lang in now.languages}}

@@ -11,6 +11,7 @@ import time
 from flask import Flask, jsonify
 
 from ivr.hotline import Hotline
+from ivr.ops import caller_view
 
 # `ivr background` beats once per pass; with the database down it backs off up to 5 s between passes and
 # a pass may wait 3 s for a connection (ivr/spool/writer.py, ivr/store/db.py): older than this, it is gone.
@@ -65,7 +66,7 @@ def health_report(hotline: Hotline):
         problems.append("spool writer (ivr background) not running: call records wait in the spool")
     body = {"ok": not problems, "status": "ok" if not problems else "degraded", "problems": problems,
             "ready": not readiness_problems(hotline), "mode": snap.mode, "content_version": snap.content.version,
-            "missing_topics": missing_topics(hotline, snap)}
+            "missing_topics": missing_topics(hotline, snap), **caller_view.health(hotline)}
     return jsonify(body), (200 if not problems else 503)
 
 

@@ -1,0 +1,115 @@
+"""One answer to "what does a caller get right now?": a fact changes (a queue's hours, a topic carried over),
+and the call itself, `ivr status`, `ivr preflight`, the dashboard and /healthz all say the same. Closed
+queues tell callers when they are open, in their own language."""
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+import pytest
+
+from conftest import AUTH_TOKEN
+from ivr.config import PROJECT_ROOT
+from ivr.core import opening_hours
+from ivr.core.rules import DAYS, load
+from ivr.ops import caller_view
+from ivr.store import incidents
+from ivr.store.state import set_mode
+from ivr.tools.simulate import FlaskTransport, SimulatedCall
+from test_console import as_role, page, users  # noqa: F401  (fixtures)
+from test_preflight import ivr  # noqa: F401  (fixture)
+
+SHIPPED = load(PROJECT_ROOT / "routing_rules.yaml")
+SUNDAY = dt.datetime(2026, 12, 6, 17, 0, tzinfo=dt.timezone.utc)  # noon in New York: general is closed
+CHRISTMAS = dt.datetime(2026, 12, 25, 15, 0, tzinfo=dt.timezone.utc)
+
+
+def test_the_shipped_hours_in_words_in_english_and_spanish():
+    assert opening_hours.spoken_hours(SHIPPED, "general", "en", SUNDAY) == [
+        ("We are open Monday to Friday, 8 a.m. to 8 p.m. Eastern time.", "en")]
+    assert opening_hours.spoken_hours(SHIPPED, "general", "es", SUNDAY) == [
+        ("Atendemos de lunes a viernes, de 8 de la mañana a 8 de la noche, hora del Este.", "es")]
+    # On a holiday, when it opens again (the affected queue opens every day at 07:00).
+    assert opening_hours.spoken_hours(SHIPPED, "affected", "en", CHRISTMAS)[1] == (
+        "Today is a holiday. We open again on Saturday, December 26, at 7 a.m.", "en")
+    assert opening_hours.spoken_hours(SHIPPED, "affected", "es", CHRISTMAS)[1] == (
+        "Hoy es día festivo. Volvemos a atender el sábado 26 de diciembre, a las 7 de la mañana.", "es")
+    assert opening_hours.spoken_hours(SHIPPED, "fraud", "en", SUNDAY) == []  # no hours: always open
+    assert opening_hours.opens_next(SHIPPED.queues["general"].hours, SUNDAY) == dt.datetime(
+        2026, 12, 7, 13, 0, tzinfo=dt.timezone.utc)
+
+
+def close_general_today(rules_file) -> str:
+    """General open only on a weekday that is not today (New York time), 8 a.m. to 8 p.m."""
+    today = dt.datetime.now(dt.timezone.utc).astimezone(opening_hours.ZoneInfo("America/New_York")).weekday()
+    other = (today + 3) % 7
+    rules_file.write_text(rules_file.read_text().replace(
+        "    overflow: voicemail",
+        "    hours: {timezone: America/New_York, open: '08:00', close: '20:00', days: [%s]}\n"
+        "    overflow: voicemail" % DAYS[other]))
+    return opening_hours.DAY_NAMES["en"][other], opening_hours.DAY_NAMES["es"][other]
+
+
+def said_in(result, language: str) -> list[str]:
+    return [(say.text or "").strip() for doc in result.documents for say in doc.iter("Say")
+            if say.get("language") == language]
+
+
+def test_a_caller_reaching_a_closed_queue_hears_when_it_is_open_in_their_language(app, hotline, rules_file):
+    en_day, es_day = close_general_today(rules_file)
+    set_mode(hotline.db, "live", reason="test", actor="test")
+    english = said_in(SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"]).run(), "en-US")
+    closed = english.index("Our team is not available right now.")
+    assert english[closed + 1:closed + 3] == [f"We are open on {en_day}, 8 a.m. to 8 p.m. Eastern time.",
+                                              "Please leave your name, a phone number and a short message after "
+                                              "the tone, then press the pound key."]  # general's overflow
+    spanish = said_in(SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["3", "0"]).run(), "es-US")
+    closed = spanish.index("Nuestro equipo no está disponible en este momento.")
+    assert spanish[closed + 1] == f"Atendemos los {es_day}, de 8 de la mañana a 8 de la noche, hora del Este."
+
+
+@pytest.fixture
+def surfaces(app, hotline, ivr, as_role):
+    """surfaces() -> what each surface says: the core's answer for key 0 in English, `ivr status`, `ivr
+    preflight`, the dashboard and /healthz."""
+    viewer = as_role("viewer")
+
+    def read() -> dict:
+        return {"core": caller_view.of_hotline(hotline).now.language("en").key("0").gets,
+                "status": ivr("status").output, "preflight": ivr("preflight", ok=False).output,
+                "dashboard": html.unescape(page(viewer.get("/console/"))),
+                "health": app.test_client().get("/healthz").get_json()}
+
+    return read
+
+
+def test_every_surface_tells_what_key_0_gets_when_the_queue_closes(hotline, rules_file, surfaces):
+    set_mode(hotline.db, "live", reason="test", actor="test")
+    open_now = surfaces()
+    assert open_now["core"] == "waits in queue general for an agent (it is always open)"
+    close_general_today(rules_file)
+    closed = surfaces()
+    gets = closed["core"]
+    assert gets.startswith("is asked to leave a voicemail: queue general is closed; opens ")
+    assert f"en key 0 (agent): {gets}" in closed["status"]
+    assert f"Key 0: a caller {gets}; one on the breach list waits in queue affected" in closed["dashboard"]
+    assert "Key 0 puts callers in the queue" not in closed["dashboard"]
+    assert closed["health"]["keys"]["en"]["0"] == gets
+    assert closed["health"]["queues"]["general"] == gets.split("queue general is ")[1]
+    assert f"- queue general is {closed['health']['queues']['general']}; callers pressing 0 get voicemail" \
+        in closed["preflight"]
+    assert f"<td class=\"queue-hours\">{closed['health']['queues']['general']}</td>" in closed["dashboard"]
+
+
+def test_every_surface_names_a_topic_carried_over_to_a_new_incident(hotline, surfaces):
+    before = surfaces()
+    assert "es/details: carried over" not in before["preflight"]
+    new = incidents.create(hotline.db, title="Card data theft", severity="critical", exposed="card numbers",
+                           severities=["low", "medium", "high", "critical"], actor="test", activate=True,
+                           reason="test", languages=["en", "es"], carry_over=True)
+    after = surfaces()
+    why = "carried over from the incident before"
+    assert new and after["health"]["stand_ins"]["es/details"] == why
+    assert f"- es/details: {why}" in after["preflight"] and f"stand-in: es/details: {why}" in after["status"]
+    assert f'<li data-topic="es/details">es/details: {why}</li>' in after["dashboard"]
+    assert caller_view.of_hotline(hotline).now.language("es").key("1").gets == f"hears es/details v1 ({why})"
