@@ -241,6 +241,10 @@ def test_a_draft_incident_gets_its_statement_through_the_api_before_it_is_activa
     done = client.post(f"/api/incidents/{draft}/activate", json={"reason": "go", "carry_over": True},
                        headers=admin).get_json()
     assert "es/main" in done["carried_over"] and "en/main" not in done["carried_over"]
+    # The go-live check ran after the activation: Spanish callers hear the incident before's words.
+    assert {"kind": "stand-in", "what": "es/main: carried over from the incident before (every es caller hears "
+            "es/main v1)", "fix": 'ivr announce tts --lang es --topic main --text-file main.txt --publish '
+            '--reason "..."'} in done["preflight"]
     assert hotline.state.current().content.spoken["en/main"].text == "What happened."
 
 

@@ -1,6 +1,7 @@
 """The console pages that run breach day: incidents, callbacks, agents and users (through the Flask app)."""
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -56,6 +57,8 @@ def test_an_incident_is_created_changed_and_activated_without_leaving_a_language
     resp = admin.post(f"/console/incidents/{new}/activate", {"reason": "go", "carry_over": "yes"})
     assert resp.status_code == 303
     assert _active(hotline) == new
+    told = html.unescape(page(admin.get(resp.headers["Location"])))  # the go-live check ran after it
+    assert "The go-live check found" in told and "es/main: carried over from the incident before" in told
     assert {lang for lang, _ in _published(hotline, new)} == {"en", "es"}
     assert ("en", "details") in _published(hotline, new)  # topics it lacked came over too
     with hotline.db.read() as conn:
