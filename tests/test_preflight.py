@@ -90,3 +90,45 @@ def test_preflight_is_clean_once_every_problem_is_fixed(ivr, tmp_path, hotline, 
     assert result.output.strip() == "preflight: OK, nothing stands in the way of live mode"
     done = ivr("mode", "set", "live", "--reason", "agents on shift", extra=SMS_ENV)
     assert "mode changed: message -> live" in done.output and not audit_rows(hotline, "preflight.override")
+
+
+def test_the_check_measures_the_published_statement_as_a_caller_hears_it(app, hotline, ivr):
+    """The go-live check's time to facts follows the flow with the published audio: it agrees with the
+    simulated caller's measure, and names a statement too long to hear in time."""
+    from conftest import AUTH_TOKEN
+    from ivr.ops import caller_view
+    from ivr.store import announcements
+    from ivr.tools.simulate import FlaskTransport
+    from ivr.tools.time_to_facts import Durations, announcement_matcher, measure
+    from test_time_to_facts import MAIN
+
+    rules = hotline.rules.rules
+    for lang, text in MAIN.items():
+        announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang=lang, topic="main",
+                                       text=text, actor="test", publish=True, reason="the day")
+    snap = hotline.state.current()
+    transport = FlaskTransport(app)
+    durations = Durations(transport, "http://localhost")
+    checked = caller_view.seconds_to_facts(rules, snap)
+    for lang in rules.languages:
+        simulated = measure(transport, AUTH_TOKEN, rules, lang, announcement_matcher(snap, lang), durations)
+        assert abs(checked[lang] - simulated.seconds) < 0.5, (lang, checked, simulated)
+    assert "until a new caller has heard the main statement" not in ivr("preflight", ok=False).output
+    announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang="en", topic="main",
+                                   text=MAIN["en"] + " " + MAIN["en"], actor="test", publish=True, reason="more")
+    slow = ivr("preflight", ok=False).output
+    assert "- en: " in slow and "s until a new caller has heard the main statement (target 45 s)" in slow
+    assert "- es: " not in slow
+
+
+def test_a_rules_file_that_is_not_the_rules_in_force_is_named(app, hotline, ivr, rules_file):
+    from ivr.ops import caller_view
+
+    rules_file.write_text(rules_file.read_text().replace("max_attempts: 3", "max_attempts: 0"))
+    hotline.rules.rules  # the running hotline notices, and keeps its last good rules
+    problems = caller_view.of_hotline(hotline).problems
+    assert problems[0].kind == "rules-file" and "menu.max_attempts" in problems[0].what
+    assert "`ivr rules check` names each error; fix the file, then `ivr rules reload`" == problems[0].fix
+    out = ivr("preflight", ok=False).output
+    assert out.startswith("preflight: 1 problem(s)\n- the rules file on disk is not the rules in force:")
+    assert "a running server keeps its last good rules" in out
