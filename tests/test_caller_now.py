@@ -10,8 +10,10 @@ import pytest
 
 from conftest import AUTH_TOKEN
 from ivr.config import PROJECT_ROOT
-from ivr.core import opening_hours
+from ivr.core import go_live, opening_hours
+from ivr.core.caller_now import caller_now
 from ivr.core.rules import DAYS, load
+from ivr.core.snapshot import Content, Snapshot, Spoken
 from ivr.ops import caller_view
 from ivr.store import incidents
 from ivr.store.state import set_mode
@@ -113,3 +115,23 @@ def test_every_surface_names_a_topic_carried_over_to_a_new_incident(hotline, sur
     assert f"- es/details: {why}" in after["preflight"] and f"stand-in: es/details: {why}" in after["status"]
     assert f'<li data-topic="es/details">es/details: {why}</li>' in after["dashboard"]
     assert caller_view.of_hotline(hotline).now.language("es").key("1").gets == f"hears es/details v1 ({why})"
+
+
+def snapshot(**spoken) -> Snapshot:
+    """Published topics by "lang_topic": (text, media, version, source, published_at)."""
+    return Snapshot("message", Content(1, 2, "Card data theft", "critical",
+                                       {k.replace("_", "/"): Spoken(*v) for k, v in spoken.items()}))
+
+
+def test_a_topic_published_before_the_main_statement_and_a_rollback_in_one_language_are_named():
+    snap = snapshot(en_main=("Cards were taken.", None, 3, "tts", 300.0), en_details=("We know little.", None, 1,
+                    "tts", 100.0), en_advice=("Cancel your card.", None, 2, "tts", 400.0),
+                    es_main=("Se robaron tarjetas.", None, 2, "tts", 200.0),
+                    es_details=("Detalles.", None, 1, "tts", 250.0), es_advice=("Cancele.", None, 1, "tts", 250.0))
+    now = caller_now(SHIPPED, snap, SUNDAY)
+    assert [(t.name, t.stand_in) for t in now.stand_ins()] == [
+        ("en/details", "published before the main statement (v3): it may no longer agree with it")]
+    facts = go_live.Facts("message", 0, True, None, {"en": 10.0, "es": 10.0}, 45.0)
+    kinds = [p.kind for p in go_live.problems(now, SHIPPED, facts)]
+    assert kinds == ["stand-in", "out-of-step"]  # en main v3, es main v2: after a rollback, say
+    assert "languages out of step: en main v3, es main v2" in str(go_live.problems(now, SHIPPED, facts)[1])
