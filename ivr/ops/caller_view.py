@@ -157,14 +157,17 @@ def lines(view: View) -> list[str]:
     return out
 
 
-def health(hotline) -> dict:
-    """The caller view's part of /healthz: stand-ins, queues open or closed, what each key gets. Not a reason
-    for 503 (callers are served), but ops should know; `ivr preflight` says what to do about it."""
+def health(hotline, snap: Snapshot | None = None) -> dict:
+    """The caller view's part of /healthz: topics with nothing published in a language (callers hear the main
+    announcement, or the default language's, instead), stand-ins, queues open or closed, what each key gets.
+    Not a reason for 503 (callers are served), but ops should know; `ivr preflight` says what to do."""
     try:
         stats = queue_stats(hotline.db)
     except Exception:  # the database is away: the rest of /healthz says so
         stats = {}
-    now = caller_now(hotline.rules.rules, hotline.state.current(), utcnow(), stats, sms_ready(hotline.config))
-    return {"stand_ins": {t.name: t.stand_in for t in now.stand_ins()},
+    snap = snap or hotline.state.current()
+    now = caller_now(hotline.rules.rules, snap, utcnow(), stats, sms_ready(hotline.config))
+    return {"missing_topics": [t.name for t in now.stand_ins() if t.spoken is None],
+            "stand_ins": {t.name: t.stand_in for t in now.stand_ins()},
             "queues": {q.name: q.described for q in now.queues},
             "keys": {lang.lang: {k.key: k.gets for k in lang.keys} for lang in now.languages}}

@@ -66,17 +66,8 @@ def health_report(hotline: Hotline):
         problems.append("spool writer (ivr background) not running: call records wait in the spool")
     body = {"ok": not problems, "status": "ok" if not problems else "degraded", "problems": problems,
             "ready": not readiness_problems(hotline), "mode": snap.mode, "content_version": snap.content.version,
-            "missing_topics": missing_topics(hotline, snap), **caller_view.health(hotline)}
+            **caller_view.health(hotline, snap)}
     return jsonify(body), (200 if not problems else 503)
-
-
-def missing_topics(hotline: Hotline, snap) -> list[str]:
-    """"lang/topic" for each topic not published in a language. Not a reason for 503: callers hear the
-    main announcement instead (ivr/core/flow.py), but ops should know what they are missing."""
-    from ivr.core.snapshot import TOPICS
-
-    return [f"{lang}/{topic}" for lang in hotline.rules.rules.languages for topic in TOPICS
-            if not snap.content.find(lang, topic, lang)]
 
 
 def _writer_alive(hotline: Hotline) -> bool:
