@@ -135,3 +135,27 @@ def test_a_topic_published_before_the_main_statement_and_a_rollback_in_one_langu
     kinds = [p.kind for p in go_live.problems(now, SHIPPED, facts)]
     assert kinds == ["stand-in", "out-of-step"]  # en main v3, es main v2: after a rollback, say
     assert "languages out of step: en main v3, es main v2" in str(go_live.problems(now, SHIPPED, facts)[1])
+
+
+@pytest.mark.slow
+def test_under_ivr_serve_the_switch_the_call_and_healthz_agree_that_the_queue_is_closed(config, rules_file, server):
+    import requests
+
+    from conftest import server_env
+    from ivr.tools.simulate import HttpTransport
+    from test_server import run_ivr
+
+    en_day, es_day = close_general_today(rules_file)
+    srv = server(workers=2)
+    env = server_env(config)
+    refused = run_ivr(env, "mode", "set", "live", "--reason", "agents on shift", check=False)
+    assert refused.returncode == 1 and "- queue general is closed; opens " in refused.stdout
+    run_ivr(env, "mode", "set", "live", "--reason", "agents on shift", "--override", "voicemail covers it")
+    english = said_in(SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["0"]).run(), "en-US")
+    assert f"We are open on {en_day}, 8 a.m. to 8 p.m. Eastern time." in english
+    spanish = said_in(SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["3", "0"]).run(), "es-US")
+    assert f"Atendemos los {es_day}, de 8 de la mañana a 8 de la noche, hora del Este." in spanish
+    for _ in range(4):  # every worker says the same
+        keys = requests.get(srv.url + "/healthz", timeout=10).json()["keys"]
+        assert keys["en"]["0"].startswith("is asked to leave a voicemail: queue general is closed; opens ")
+        assert keys["es"]["0"] == keys["en"]["0"]
