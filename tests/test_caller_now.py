@@ -159,3 +159,14 @@ def test_under_ivr_serve_the_switch_the_call_and_healthz_agree_that_the_queue_is
         keys = requests.get(srv.url + "/healthz", timeout=10).json()["keys"]
         assert keys["en"]["0"].startswith("is asked to leave a voicemail: queue general is closed; opens ")
         assert keys["es"]["0"] == keys["en"]["0"]
+
+
+def test_a_topic_with_nothing_published_says_what_callers_hear_instead():
+    snap = snapshot(en_main=("Cards were taken.", None, 1, "tts", 1.0), en_details=("Names too.", None, 1, "tts", 2.0),
+                    es_main=("Se robaron tarjetas.", None, 1, "tts", 1.0))
+    now = caller_now(SHIPPED, snap, SUNDAY)
+    stand_ins = {t.name: t.stand_in for t in now.stand_ins()}
+    assert stand_ins == {"en/advice": "nothing published: callers hear en/main v1 instead",
+                         "es/details": "nothing published: callers hear en/details v1 instead",
+                         "es/advice": "nothing published: callers hear es/main v1 instead"}
+    assert now.language("es").key("1").gets == "hears en/details v1: nothing is published on details in es"

@@ -16,7 +16,7 @@ from ivr.core import flow, opening_hours
 from ivr.core.routing import Decision, QueueStats, decide
 from ivr.core.rules import ROUTED, Rules
 from ivr.core.snapshot import TOPICS, Snapshot, Spoken
-from ivr.core.verbs import Context, Position
+from ivr.core.verbs import Context, Play, Position, Say
 
 # Announcement sources that are not this incident's own words (ivr/store/incidents.py, ivr/store/seed.py).
 STAND_INS = {"carry-over": "carried over from the incident before", "default": "the default wording from setup"}
@@ -112,21 +112,23 @@ def _language(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, queues:
 
 
 def _topic(rules: Rules, snap: Snapshot, lang: str, topic: str) -> TopicNow:
+    """What the flow plays a caller on this topic, named by the published announcement it is."""
     content, default = snap.content, rules.default_language
     own = content.spoken.get(f"{lang}/{topic}")
     own = own if own and (own.text or own.media) else None
-    direct = content.find(lang, topic, default)
-    found = direct or (content.find(lang, "main", default) if topic != "main" else None)
-    if found is None:
-        return TopicNow(lang, topic, None, "no announcement: only the prompt saying nothing is known yet",
-                        "nothing published")
-    spoken, code = found
-    as_topic = topic if direct else "main"
-    heard = f"{code}/{as_topic} v{spoken.version}"
+    verbs = flow.on_topic(rules, snap, lang, topic)
+    heard = next((f"{name} v{spoken.version}" for name in dict.fromkeys(
+        (f"{lang}/{topic}", f"{default}/{topic}", f"{lang}/main", f"{default}/main"))
+        if (spoken := content.spoken.get(name)) and _plays(verbs, spoken, name.split("/")[0])), None)
+    if heard is None:
+        return TopicNow(lang, topic, None, "only the prompt saying nothing is known yet", "nothing published")
     if own is None:
-        why = f"nothing published: callers hear {heard} instead"
-        return TopicNow(lang, topic, None, heard, why)
+        return TopicNow(lang, topic, None, heard, f"nothing published: callers hear {heard} instead")
     return TopicNow(lang, topic, own, heard, _stand_in(content.spoken.get(f"{lang}/main"), topic, own))
+
+
+def _plays(verbs: list, spoken: Spoken, lang: str) -> bool:
+    return (spoken.media is not None and Play(spoken.media) in verbs) or Say(spoken.text or "", lang) in verbs
 
 
 def _stand_in(main: Spoken | None, topic: str, spoken: Spoken) -> str | None:
@@ -145,7 +147,8 @@ def _key(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, key: str, ac
     reply = flow.menu_choice(rules, snap, Position(lang, 0, 1), key, _context(now, stats, affected=False))
     if action in topics:
         topic = topics[action]
-        gets = f"hears {topic.heard}" + (f" ({topic.stand_in})" if topic.stand_in else "")
+        gets = (f"hears {topic.heard}: nothing is published on {action} in {lang}" if topic.spoken is None else
+                f"hears {topic.heard}" + (f" ({topic.stand_in})" if topic.stand_in else ""))
     else:
         gets = {"repeat": f"hears {topics['main'].heard} again", "goodbye": "hears goodbye; the call ends",
                 "language": _switches(rules, lang),

@@ -129,21 +129,24 @@ def _retry(rules: Rules, pos: Position, prompt: str, event: Event) -> Reply:
     return Reply(menu(rules, Position(pos.lang, attempts, pos.step), [_say(rules, pos.lang, prompt)], short), [event])
 
 
-def statement(rules: Rules, snap: Snapshot, lang: str) -> list:
-    """The main announcement as a caller in `lang` hears it (what time to facts waits for)."""
-    return _spoken(rules, snap, lang, "main", "no_announcement")
+_NOTHING_ON = {"main": "no_announcement", "details": "details_missing", "advice": "advice_missing"}
+
+
+def on_topic(rules: Rules, snap: Snapshot, lang: str, topic: str) -> list:
+    """What a caller in `lang` hears on a topic (ivr/core/caller_now.py shows staff the same)."""
+    return _spoken(rules, snap, lang, topic, _NOTHING_ON[topic])
 
 
 def _repeat(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "main", "no_announcement")))
+    return Reply(menu(rules, pos, on_topic(rules, snap, pos.lang, "main")))
 
 
 def _details(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "details", "details_missing"), short=True))
+    return Reply(menu(rules, pos, on_topic(rules, snap, pos.lang, "details"), short=True))
 
 
 def _advice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "advice", "advice_missing"), short=True))
+    return Reply(menu(rules, pos, on_topic(rules, snap, pos.lang, "advice"), short=True))
 
 
 def _language_menu(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:

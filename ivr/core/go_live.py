@@ -118,7 +118,7 @@ def time_to_facts(rules: Rules, snap: Snapshot, lang: str, seconds_of: Callable)
     """Seconds until a new caller in `lang` has heard the main statement, following the flow itself: they
     listen from the first word, and press their language's key as soon as it is offered in their language.
     `seconds_of(verb)` says how long a Say or Play lasts (the shell measures the published audio)."""
-    statement = flow.statement(rules, snap, lang)
+    statement = flow.on_topic(rules, snap, lang, "main")
     menu_key = next((k for k, action in rules.menu.options.items() if action == "language"), None)
     offers = {rules.prompt(lang, "language_offer").format(key=k): k
               for k in (rules.languages[lang].key, menu_key) if k}
