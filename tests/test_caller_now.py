@@ -170,3 +170,16 @@ def test_a_topic_with_nothing_published_says_what_callers_hear_instead():
                          "es/details": "nothing published: callers hear en/details v1 instead",
                          "es/advice": "nothing published: callers hear es/main v1 instead"}
     assert now.language("es").key("1").gets == "hears en/details v1: nothing is published on details in es"
+
+
+def test_the_setup_wording_is_a_stand_in_even_where_it_was_published_before_it_was_marked(hotline):
+    from sqlalchemy import update
+
+    from ivr.store.models import Announcement
+    from ivr.store.state import bump_content
+
+    with hotline.db.write() as conn:  # a database from before: the seed's rows say "tts"
+        conn.execute(update(Announcement).values(source="tts"))
+        bump_content(conn)
+    stand_ins = {t.name: t.stand_in for t in caller_view.of_hotline(hotline).now.stand_ins()}
+    assert stand_ins["en/main"] == stand_ins["es/advice"] == "the default wording from setup"
