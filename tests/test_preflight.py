@@ -7,9 +7,9 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from ivr.ops.cli import main
-from ivr.store import agents, desk
 from ivr.store.models import AuditEntry
 from ivr.store.state import get_mode
+from test_console_pages import _agent_on_line
 
 STAND_INS = ("en/details", "en/advice", "es/main", "es/details", "es/advice")
 SMS_ENV = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_SMS_FROM": "+15555550100",
@@ -84,8 +84,7 @@ def test_preflight_is_clean_once_every_problem_is_fixed(ivr, tmp_path, hotline, 
     for lang, topic in [(t.split("/")[0], t.split("/")[1]) for t in STAND_INS]:
         text = f"Our own {topic} for this incident, in {lang}."
         ivr("announce", "tts", "--lang", lang, "--topic", topic, "--text", text, "--publish", "--reason", "day")
-    agents.add_agent(hotline.db, config.secret_key, "ada", "+15555550142", "1234", actor="test")
-    desk.set_status(hotline.db, "ada", "available")
+    _agent_on_line(hotline, "ada", "+15555550142")  # tests/test_console_pages.py: signed in on the agent line
     result = ivr("preflight", extra=SMS_ENV)
     assert result.output.strip() == "preflight: OK, nothing stands in the way of live mode"
     done = ivr("mode", "set", "live", "--reason", "agents on shift", extra=SMS_ENV)
