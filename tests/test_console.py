@@ -284,7 +284,8 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
     forms = {
         "console.login": {"name": "ada", "password": PASSWORD},
         "console.logout": {},
-        "console.mode": {"mode": "live", "expected": "message", "confirm": "yes", "reason": "agents on shift"},
+        "console.mode": {"mode": "live", "expected": "message", "confirm": "yes", "reason": "agents on shift",
+                         "override": "a test: nobody needs to answer"},
         "console.announcement_tts": {"lang": "en", "topic": "main", "text": "Hello.", "publish": "yes",
                                      "reason": "update"},
         "console.announcement_upload": {"lang": "en", "topic": "main", "reason": "CEO statement", "publish": "yes",
@@ -514,7 +515,7 @@ def test_every_change_is_audited_with_its_actor_and_reason(as_role, hotline, pla
     assert refused.status_code == 400 and "reason is required" in page(refused)
     assert not audit_rows(hotline, "mode.")
     assert ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes",
-                                      "reason": "agents on shift"}).status_code == 303
+                                      "reason": "agents on shift", "override": "a test"}).status_code == 303
     assert place_call(keys=["0"]).ended == "queued"
     stale = ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes", "reason": "again"})
     assert stale.status_code == 400 and "someone else" in page(stale)
@@ -552,6 +553,7 @@ def test_every_change_is_audited_with_its_actor_and_reason(as_role, hotline, pla
            if r.actor in ("otto", "ada") and r.action != "console.sign_in"]
     assert got == [
         ("mode.set", "otto", "agents on shift"),
+        ("preflight.override", "otto", "a test"),
         ("announcement.create", "ada", "initial statement"),
         ("announcement.publish", "ada", "initial statement"),
         ("announcement.create", "ada", "draft for legal"),
@@ -681,7 +683,8 @@ def test_html_in_every_text_field_is_stored_as_sent_and_shown_escaped(as_role, a
                                  actor="test", publish=True, reason=PAYLOAD)
     admin.post("/console/briefing", {**{f: PAYLOAD for f in ("facts", "exposed", "caller_actions", "answers")},
                                      "publish": "yes", "reason": PAYLOAD}).close()
-    admin.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes", "reason": PAYLOAD}).close()
+    admin.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes", "reason": PAYLOAD,
+                                 "override": PAYLOAD}).close()
     with hotline.db.read() as conn:
         assert conn.execute(select(BriefingVersion.facts)).scalar() == PAYLOAD
         assert conn.execute(select(AuditEntry.reason).where(AuditEntry.action == "mode.set")).scalar() == PAYLOAD
@@ -749,7 +752,7 @@ def test_calls_show_the_masked_caller_and_path_and_export_a_timeline(as_role, ho
 def test_the_audit_log_filters_and_exports_csv_safe_for_spreadsheets(as_role, hotline):
     ops = as_role("ops")
     ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes",
-                               "reason": "=HYPERLINK(\"http://evil\")"}).close()
+                               "reason": "=HYPERLINK(\"http://evil\")", "override": "a test"}).close()
     viewer = as_role("viewer")
     body = page(viewer.get("/console/audit", query_string={"action": "mode", "actor": "otto"}))
     assert "<code>mode.set</code>" in body and "<code>announcement.seed</code>" not in body

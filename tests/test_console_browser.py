@@ -61,6 +61,7 @@ def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(con
     # The mode: callers are not queued, then ops flip the switch with a reason, and the next call is.
     assert call(["0"]).ended == "hangup"
     page.get_by_label("Reason").fill("agents on shift from 08:00")
+    page.get_by_label("Override the go-live check").fill("a test: the queue is enough")
     page.get_by_label("I confirm").check()
     page.get_by_role("button", name="Switch to live mode").click()
     page.wait_for_url(srv.url + "/console/")

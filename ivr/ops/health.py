@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from flask import Flask, jsonify
 
 from ivr.hotline import Hotline
+from ivr.ops import caller_view
 
 # `ivr background` touches its heartbeat every second from a thread that nothing else holds up (a pass
 # waiting for a lock included; ivr/spool/writer_status.py). Silent longer than this, it is stopped or hung.
@@ -79,7 +80,7 @@ def health_report(hotline: Hotline):
     problems = _run(HEALTH_CHECKS, hotline, snap)
     body = {"ok": not problems, "status": "ok" if not problems else "degraded", "problems": problems,
             "ready": not readiness_problems(hotline), "mode": snap.mode, "content_version": snap.content.version,
-            "missing_topics": missing_topics(hotline, snap), "background": background_report(hotline)}
+            "background": background_report(hotline), **caller_view.health(hotline, snap)}
     return jsonify(body), (200 if not problems else 503)
 
 
@@ -152,11 +153,3 @@ def background_report(hotline: Hotline) -> dict | None:
 
     return read_record(hotline.config.instance_path)
 
-
-def missing_topics(hotline: Hotline, snap) -> list[str]:
-    """"lang/topic" for each topic not published in a language. Not a reason for 503: callers hear the
-    main announcement instead (ivr/core/flow.py), but ops should know what they are missing."""
-    from ivr.core.snapshot import TOPICS
-
-    return [f"{lang}/{topic}" for lang in hotline.rules.rules.languages for topic in TOPICS
-            if not snap.content.find(lang, topic, lang)]

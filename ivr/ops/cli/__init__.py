@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ivr.ops.cli import affected, content, jobs, routing, server, simulate, staff
+from ivr.ops.cli import affected, content, jobs, routing, server, simulate, staff, status
 from ivr.ops.cli.context import CliContext
 
 
@@ -34,3 +34,5 @@ main.add_command(staff.callbacks)
 main.add_command(staff.report)
 main.add_command(affected.affected)
 main.add_command(simulate.simulate)
+main.add_command(status.status)
+main.add_command(status.preflight)
