@@ -63,10 +63,26 @@ def health_report(hotline: Hotline):
         problems.append("routing rules file invalid (last good rules in use)")
     if hotline.config.event_writer == "process" and not _writer_alive(hotline):
         problems.append("spool writer (ivr background) not running: call records wait in the spool")
+    problems.extend(spool_problems(hotline, snap))
     body = {"ok": not problems, "status": "ok" if not problems else "degraded", "problems": problems,
             "ready": not readiness_problems(hotline), "mode": snap.mode, "content_version": snap.content.version,
             "missing_topics": missing_topics(hotline, snap)}
     return jsonify(body), (200 if not problems else 503)
+
+
+def spool_problems(hotline: Hotline, snap=None) -> list[str]:
+    """Call records lost (since this server started: someone must look), or waiting longer than
+    IVR_SPOOL_BACKLOG_ALERT_S to reach the database. Read from the spool's metrics (ivr/ops/metrics.py)."""
+    from ivr.ops.metrics import spool_state
+
+    state, problems = spool_state(), []
+    if state.lost:
+        problems.append(f"{state.lost} call records lost since this server started (the spool's disk was full "
+                        "and the workers' memory bound reached): see the log")
+    if state.oldest_age_s is not None and state.oldest_age_s > hotline.config.spool_backlog_alert_s:
+        problems.append(f"{state.records} call records waiting to reach the database, the oldest for "
+                        f"{state.oldest_age_s:.0f} s")
+    return problems
 
 
 def missing_topics(hotline: Hotline, snap) -> list[str]:

@@ -15,6 +15,7 @@ import threading
 from ivr.config import Config
 from ivr.hotline import Hotline
 from ivr.ops.logs import configure
+from ivr.ops.metrics import SpoolMetrics
 from ivr.spool.writer import SpoolWriter
 from ivr.worker import retention
 
@@ -56,6 +57,7 @@ def run_background(cfg: Config) -> None:
     threading.Thread(target=_reconcile_queues, args=(hotline, stop, cfg.queue_reconcile_s),
                      name="queue-reconcile", daemon=True).start()
     writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
+    writer.observer = SpoolMetrics()  # the backlog and records lost, for /metrics and /healthz
     log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
     writer.run(stop)
     hotline.jobs.stop()
