@@ -85,6 +85,7 @@ def test_a_callback_from_the_hold_loop_keeps_the_callers_place(app, live):
         assert [el.tag for el in doc] == ["Say", "Leave"] and doc.find("Say").text.startswith("Thank you. We will call")
         doc = post(app, "/voice/queue-result?l=en&q=general&p=10", sid, QueueResult="leave", From=number)
         assert doc[-1].tag == "Hangup"
+    live.recorder.flush()  # callbacks are spooled like the call's events
     worklist = queues.callbacks(live.db)
     assert [c["number"] for c in worklist] == ["+15555550001", "+15555550002"]  # the original order holds
     assert worklist[0]["requested_at"] < worklist[1]["requested_at"]
@@ -140,6 +141,7 @@ def test_a_voicemail_lands_in_the_worklist(app, hotline):
     doc = post(app, "/voice/voicemail?l=es&q=general&p=10&s=3", sid, From="+15555550321",
                RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1")
     assert doc.find("Say").text.startswith("Gracias.") and doc[-1].tag == "Hangup"
+    hotline.recorder.flush()
     (cb,) = queues.callbacks(hotline.db)
     assert (cb["language"], cb["reason"], cb["voicemail_url"].endswith("RE1")) == ("es", "voicemail", True)
 
