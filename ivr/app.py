@@ -77,6 +77,7 @@ def register_monitoring(app: Flask) -> None:
     from ivr.ops.metrics import SpoolMetrics
 
     app.extensions["ivr"].recorder.observer = SpoolMetrics()  # what the spool holds and loses, counted
+    app.extensions["ivr"].recorder.open_spool()  # its disk reserved before the disk can fill
 
     @app.get("/")
     def index():

@@ -27,7 +27,7 @@ PIN_LOCKS = Counter("ivr_pin_locks", "Staff phone lines locked against PIN guess
 # spool writer (`ivr background`) what waits after each pass. Read back by spool_state() for every surface.
 SPOOL_LOST = Counter("ivr_spool_records_lost", "Call records dropped for good: the spool's disk full and the "
                      "worker's memory bound reached (memory-full), still held at exit (exit), or refused by the "
-                     "database with nowhere to set them aside (refused)", ["reason"])
+                     "database with nowhere to set them aside (refused); by record type", ["reason", "record"])
 SPOOL_HELD = Gauge("ivr_spool_held_records", "Records web workers hold in memory: the spool's disk refused them",
                    multiprocess_mode="livesum")
 SPOOL_HELD_BYTES = Gauge("ivr_spool_held_bytes", "Bytes of the records web workers hold in memory",
@@ -45,8 +45,8 @@ SPOOL_BACKLOG_SINCE = Gauge("ivr_spool_backlog_oldest_timestamp_seconds", "When 
 class SpoolMetrics(SpoolObserver):
     """What the spool reports, as Prometheus metrics (every process of a server: multiprocess mode)."""
 
-    def lost(self, records: int, reason: str) -> None:
-        SPOOL_LOST.labels(reason).inc(records)
+    def lost(self, records: int, reason: str, record_type: str) -> None:
+        SPOOL_LOST.labels(reason, record_type).inc(records)
 
     def held(self, records: int, nbytes: int, oldest_at: float | None) -> None:
         SPOOL_HELD.set(records)

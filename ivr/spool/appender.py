@@ -31,8 +31,9 @@ SEGMENT_MAX_BYTES = 8 << 20  # a worker starts a new spool segment past this siz
 class SpoolObserver:
     """What the spool tells the metrics (ivr/ops/metrics.py implements it; this one tells nobody)."""
 
-    def lost(self, records: int, reason: str) -> None:
-        """Records dropped for good (never written to disk or the database)."""
+    def lost(self, records: int, reason: str, record_type: str) -> None:
+        """Records of a type ('event', 'status', 'callback', 'job', ...) dropped for good: never written to
+        disk or the database."""
 
     def held(self, records: int, nbytes: int, oldest_at: float | None) -> None:
         """Records this process holds in memory because the spool's disk refused them."""
@@ -85,24 +86,32 @@ class SegmentAppender:
         self._seq = 0
         self._written = 0  # bytes in the open segment
         self._reserved_to = 0  # disk allocated up to here (past the end: the reserve)
-        self._held: deque[tuple[bytes, float]] = deque()
+        self._held: deque[tuple[bytes, float, str]] = deque()  # line, when made, record type
         self._held_bytes = 0
         self._drainer: threading.Thread | None = None
         self._logged_at = 0.0
         atexit.register(self.close)
 
+    def open(self) -> None:
+        """Open the segment and reserve its disk now (at worker start, before the disk may fill)."""
+        try:
+            if self._fd is None:
+                self._open_segment()
+        except OSError as exc:
+            log.error("cannot open a spool segment in %s: %s", self.spool_dir, exc)
+
     # -- the webhook side ------------------------------------------------------------------------------
-    def append(self, line: bytes, at: float) -> None:
+    def append(self, line: bytes, at: float, record_type: str) -> None:
         """Spool one line (called under the lock). Never raises: a failure is held or counted."""
         if self._held:  # the disk refused earlier records: this one waits behind them, in order
-            self._hold(line, at)
+            self._hold(line, at, record_type)
             return
         try:
             self._write(line)
         except OSError as exc:
             self._say(f"spool write failed ({exc.strerror or exc}): records are kept in memory "
                       f"(up to {self.memory_bytes} bytes) until the disk takes them")
-            self._hold(line, at)
+            self._hold(line, at, record_type)
 
     def _write(self, line: bytes) -> None:
         if self._fd is not None and self._written >= SEGMENT_MAX_BYTES:
@@ -145,14 +154,14 @@ class SegmentAppender:
             log.error("could not close spool segment %s: %s", segment.name, exc)
 
     # -- a full disk -----------------------------------------------------------------------------------
-    def _hold(self, line: bytes, at: float) -> None:
+    def _hold(self, line: bytes, at: float, record_type: str) -> None:
         if self._held_bytes + len(line) > self.memory_bytes:
             self.lost += 1
-            self.observer.lost(1, "memory-full")
+            self.observer.lost(1, "memory-full", record_type)
             self._say(f"spool disk full and {self.memory_bytes} bytes held in memory: records are being "
                       f"LOST ({self.lost} so far in worker {os.getpid()})", error=True)
             return
-        self._held.append((line, at))
+        self._held.append((line, at, record_type))
         self._held_bytes += len(line)
         self._report_held()
         if self._drainer is None or not self._drainer.is_alive():
@@ -164,7 +173,7 @@ class SegmentAppender:
         if not self._held:
             return True
         while self._held:
-            line, _ = self._held[0]
+            line, _, _ = self._held[0]
             try:
                 self._write(line)
             except OSError:
@@ -199,7 +208,8 @@ class SegmentAppender:
         with self._lock:
             if self._held and not self._drain():
                 self.lost += len(self._held)
-                self.observer.lost(len(self._held), "exit")
+                for _, _, record_type in self._held:
+                    self.observer.lost(1, "exit", record_type)
                 log.error("worker %d exits with %d spooled records the disk would not take: LOST",
                           os.getpid(), len(self._held))
                 self._held.clear()

@@ -73,8 +73,8 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path,
         except OSError as exc:
             log.error("could not keep the refused records in %s: %s; %d records LOST", spool_dir / REJECTED, exc,
                       len(rejected))
-            if observer is not None:
-                observer.lost(len(rejected), "refused")
+            for record, _ in rejected if observer is not None else ():
+                observer.lost(1, "refused", str(record.get("type")))
         for record, exc in rejected:
             log.error("call record refused by the database and set aside in %s (call %s): %s",
                       REJECTED, str(record.get("call_sid"))[:64], _reason(exc))

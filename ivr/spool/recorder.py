@@ -68,7 +68,7 @@ class EventRecorder:
         line = (encode(data) + "\n").encode()
         with self._lock:
             if self.spool_only:
-                self._spool_only(line, data["at"])
+                self._spool_only(line, data["at"], rtype)
                 return
             self._ensure_started()
             if self._fd is None:
@@ -81,14 +81,23 @@ class EventRecorder:
                     data["_unspooled"] = True  # lost if the database refuses its batch: counted then
             self._batch.append(data)
 
-    def _spool_only(self, line: bytes, at: float) -> None:
+    def open_spool(self) -> None:
+        """Process mode: open this worker's segment now, so that its disk is reserved before the disk fills
+        (a web worker calls it at start; otherwise the first record does)."""
+        if self.spool_only and (self._appender is None or self._pid != os.getpid()):
+            with self._lock:
+                self._spool_only(None, 0.0, "")
+
+    def _spool_only(self, line: bytes | None, at: float, rtype: str) -> None:
         """Process mode: append to this worker's segment (ivr/spool/appender.py: a full disk loses nothing
         in silence)."""
         if self._appender is None or self._pid != os.getpid():  # forked: the parent's segment is not ours
             self._pid = os.getpid()
             self._appender = SegmentAppender(self.spool_dir, self._lock, reserve_bytes=self.reserve_bytes,
                                              memory_bytes=self.memory_bytes, observer=self.observer)
-        self._appender.append(line, at)
+            self._appender.open()
+        if line is not None:
+            self._appender.append(line, at, rtype)
 
     # -- the background side ----------------------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -139,10 +148,11 @@ class EventRecorder:
                 except Exception as exc:
                     self.failures += 1
                     log.error("database write failed; %d events kept in the spool for replay: %s", len(batch), exc)
-                    unspooled = sum(1 for r in batch if r.get("_unspooled"))
-                    if unspooled:  # neither on disk nor in the database
-                        self.observer.lost(unspooled, "disk-and-database")
-                        log.error("%d events neither spooled nor written: LOST", unspooled)
+                    unspooled = [r for r in batch if r.get("_unspooled")]
+                    for r in unspooled:  # neither on disk nor in the database
+                        self.observer.lost(1, "disk-and-database", r["type"])
+                    if unspooled:
+                        log.error("%d events neither spooled nor written: LOST", len(unspooled))
                     if segment is not None:
                         os.replace(segment, segment.with_suffix(".pending"))
                     return written
