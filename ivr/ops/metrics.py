@@ -3,6 +3,7 @@ multiprocess mode under gunicorn), and the hotline's state read from the databas
 outcome, queue sizes, callbacks waiting, mode), so every server reports the same shared picture."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ PIN_LOCKS = Counter("ivr_pin_locks", "Staff phone lines locked against PIN guess
 SPOOL_LOST = Counter("ivr_spool_records_lost", "Call records dropped for good: the spool's disk full and the "
                      "worker's memory bound reached (memory-full), still held at exit (exit), or refused by the "
                      "database with nowhere to set them aside (refused); by record type", ["reason", "record"])
-SPOOL_HELD = Gauge("ivr_spool_held_records", "Records web workers hold in memory: the spool's disk refused them",
-                   multiprocess_mode="livesum")
+SPOOL_HELD = Gauge("ivr_spool_held_records", "Records web workers hold in memory: the spool's disk refused them; "
+                   "by record type", ["record"], multiprocess_mode="livesum")
 SPOOL_HELD_BYTES = Gauge("ivr_spool_held_bytes", "Bytes of the records web workers hold in memory",
                          multiprocess_mode="livesum")
 SPOOL_HELD_SINCE = Gauge("ivr_spool_held_oldest_timestamp_seconds", "When the oldest record a worker holds in "
@@ -48,8 +49,9 @@ class SpoolMetrics(SpoolObserver):
     def lost(self, records: int, reason: str, record_type: str) -> None:
         SPOOL_LOST.labels(reason, record_type).inc(records)
 
-    def held(self, records: int, nbytes: int, oldest_at: float | None) -> None:
-        SPOOL_HELD.set(records)
+    def held(self, records: dict[str, int], nbytes: int, oldest_at: float | None) -> None:
+        for record_type, n in records.items():
+            SPOOL_HELD.labels(record_type).set(n)
         SPOOL_HELD_BYTES.set(nbytes)
         SPOOL_HELD_SINCE.set(oldest_at or 0)
 
@@ -92,6 +94,23 @@ def spool_state(now: float | None = None) -> SpoolState:
                       records=int(sums.get("ivr_spool_held_records", 0) + sums.get("ivr_spool_backlog_records", 0)),
                       nbytes=int(sums.get("ivr_spool_held_bytes", 0) + sums.get("ivr_spool_backlog_bytes", 0)),
                       oldest_age_s=max(0.0, now - min(oldest)) if oldest else None)
+
+
+def count_held_as_lost(pid: int) -> int:
+    """A web worker died holding records in memory (killed: it could not count them itself): count them
+    lost, from its own figures (the master calls this before prometheus-client forgets the worker)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    path = os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], f"gauge_livesum_{pid}.db")
+    if not os.path.exists(path):
+        return 0
+    total = 0
+    for key, value, _, _ in MmapedDict.read_all_values_from_file(path):
+        name, _, labels, _ = json.loads(key)
+        if name == "ivr_spool_held_records" and value > 0:
+            SPOOL_LOST.labels("worker-died", labels.get("record", "")).inc(value)
+            total += int(value)
+    return total
 
 
 class SpoolCollector:

@@ -35,8 +35,8 @@ class SpoolObserver:
         """Records of a type ('event', 'status', 'callback', 'job', ...) dropped for good: never written to
         disk or the database."""
 
-    def held(self, records: int, nbytes: int, oldest_at: float | None) -> None:
-        """Records this process holds in memory because the spool's disk refused them."""
+    def held(self, records: dict[str, int], nbytes: int, oldest_at: float | None) -> None:
+        """Records (by type) this process holds in memory because the spool's disk refused them."""
 
     def backlog(self, records: int, nbytes: int, oldest_at: float | None) -> None:
         """Records spooled and not yet in the database (the spool writer says, after each pass)."""
@@ -88,6 +88,7 @@ class SegmentAppender:
         self._reserved_to = 0  # disk allocated up to here (past the end: the reserve)
         self._held: deque[tuple[bytes, float, str]] = deque()  # line, when made, record type
         self._held_bytes = 0
+        self._types_held: set[str] = set()  # reported once: reported again (as 0) when none is left
         self._drainer: threading.Thread | None = None
         self._logged_at = 0.0
         atexit.register(self.close)
@@ -193,7 +194,11 @@ class SegmentAppender:
                     return
 
     def _report_held(self) -> None:
-        self.observer.held(len(self._held), self._held_bytes, self._held[0][1] if self._held else None)
+        by_type = dict.fromkeys(self._types_held, 0)
+        for _, _, record_type in self._held:
+            by_type[record_type] = by_type.get(record_type, 0) + 1
+        self._types_held.update(by_type)
+        self.observer.held(by_type, self._held_bytes, self._held[0][1] if self._held else None)
 
     def _say(self, message: str, error: bool = False) -> None:
         if time.monotonic() - self._logged_at >= self.LOG_EVERY_S:
