@@ -3,6 +3,7 @@ for while the database is away. Every record reaches the database, or is counted
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -19,7 +20,8 @@ from conftest import AUTH_TOKEN
 from helpers import wait_for
 from ivr.store import queues
 from ivr.store.db import Database
-from ivr.store.models import Call, CallEvent
+from ivr.store.models import CallEvent
+from ivr.store.users import add_user
 from ivr.tools.simulate import HttpTransport, SimulatedCall
 
 pytestmark = pytest.mark.slow
@@ -73,6 +75,18 @@ def _health(srv) -> dict:
     return requests.get(srv.url + "/healthz", timeout=5).json()
 
 
+def _dashboard_says(srv, db) -> str:
+    """What the console's dashboard says about call records, to a viewer signed in as a browser would."""
+    add_user(db, "vera", "viewer", actor="test", password="a long viewer password")
+    web = requests.Session()
+    form = web.get(srv.url + "/console/login", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    web.post(srv.url + "/console/login", data={"name": "vera", "password": "a long viewer password",
+                                               "csrf_token": token}, timeout=10)
+    found = re.search(r'id="spool-problem"[^>]*>([^<]*)<', web.get(srv.url + "/console/", timeout=10).text)
+    return found.group(1) if found else ""
+
+
 def _metric(srv, name: str, having: str = "") -> float:
     body = requests.get(srv.url + "/metrics", timeout=5).text
     return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(name) and having in line)
@@ -108,6 +122,7 @@ def test_past_the_reserve_and_the_memory_bound_every_lost_record_is_counted(conf
     lost = _metric(srv, "ivr_spool_records_lost_total", 'record="event"')
     assert lost > 0 and _metric(srv, "ivr_spool_held_records") > 0  # some dropped, some waiting in memory
     assert wait_for(lambda: "waiting to reach the database" in " ".join(_health(srv)["problems"]), timeout=10)
+    assert "records lost" in _dashboard_says(srv, db)  # the console says what /healthz says
     (small_spool / "filler").unlink()  # space returns: what the workers held is spooled, then written
     sids = {r.call_sid for r in done}
     assert wait_for(lambda: _events(db, sids) + lost == per_call * len(done), timeout=30), \

@@ -7,6 +7,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from ivr.ops.console import auth, charts, realtime
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, who
+from ivr.ops.health import spool_problems
 from ivr.store import reads as queries
 from ivr.store.models import MODES, TOPICS, utcnow
 from ivr.store.queues import queue_stats
@@ -48,6 +49,7 @@ def live_figures() -> dict:
         "queues_now": realtime.queues_now(queue_stats(db, cached=False), rules.queues),
         "warnings": realtime.warnings(mode[0], people, missing,
                                       {code: lang.name for code, lang in rules.languages.items()}),
+        "spool_problems": spool_problems(hotline()),  # call records lost or late: what /healthz says
         "in_progress": in_progress,
         "last_hour": last_hour,
         "queues": queries.queue_summary(db),
