@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from conftest import AUTH_TOKEN
 from helpers import wait_for
+from test_agent_desk import Browser
 from ivr.store import queues
 from ivr.store.db import Database
 from ivr.store.models import CallEvent
@@ -78,12 +79,9 @@ def _health(srv) -> dict:
 def _dashboard_says(srv, db) -> str:
     """What the console's dashboard says about call records, to a viewer signed in as a browser would."""
     add_user(db, "vera", "viewer", actor="test", password="a long viewer password")
-    web = requests.Session()
-    form = web.get(srv.url + "/console/login", timeout=10).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    web.post(srv.url + "/console/login", data={"name": "vera", "password": "a long viewer password",
-                                               "csrf_token": token}, timeout=10)
-    found = re.search(r'id="spool-problem"[^>]*>([^<]*)<', web.get(srv.url + "/console/", timeout=10).text)
+    web = Browser(srv.url)
+    web.login("vera", "a long viewer password")
+    found = re.search(r'id="spool-problem"[^>]*>([^<]*)<', web.get("/console/").text)
     return found.group(1) if found else ""
 
 
