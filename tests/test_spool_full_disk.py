@@ -160,12 +160,16 @@ def _database_away(db_url: str):
 def test_a_callback_asked_for_while_the_database_is_away_is_promised_and_kept(config, server, db_url):
     """Message mode, key 0 then 1: the caller is promised a callback. With the database away the promise is
     the same, and the callback is stored, once, when the database is back."""
-    srv = server(workers=2)
+    srv = server(workers=2, IVR_SPOOL_BACKLOG_ALERT_S="2")
     normal = _calls(srv.url, 1, keys=("0", "1"))[0].said()[-1]
     assert normal.startswith("Thank you. We will call you back"), normal
     with _database_away(config.db_url):
         away = _calls(srv.url, 2, first=50, keys=("0", "1"))
         assert [r.said()[-1] for r in away] == [normal, normal], [r.transcript() for r in away]
+        # Meanwhile the records wait, and the probe and the metrics say so.
+        assert wait_for(lambda: "waiting to reach the database" in " ".join(_health(srv)["problems"]), timeout=20)
+        assert _metric(srv, "ivr_spool_backlog_records") > 0
+        assert _metric(srv, "ivr_spool_oldest_unwritten_age_seconds") > 2
     db = Database(config.db_url)
     sids = {r.call_sid for r in away}
     assert wait_for(lambda: {c["call_sid"] for c in queues.callbacks(db)} >= sids, timeout=30), \

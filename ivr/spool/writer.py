@@ -37,6 +37,7 @@ class SpoolWriter:
         self.written = 0
         self.observer = SpoolObserver()  # `ivr background` sets the metrics' (backlog, records lost)
         self._offsets: dict[str, int] = {}
+        self._offsets_unsaved = False
         self._load_offsets()
         if nice and not db.is_sqlite:
             self._nice_backends(nice)
@@ -73,8 +74,11 @@ class SpoolWriter:
         try:
             tmp.write_text(json.dumps(self._offsets))
             os.replace(tmp, self.spool_dir / self.OFFSETS)
+            self._offsets_unsaved = False
         except OSError as exc:  # a restart then re-reads a little more: harmless
-            log.warning("could not save spool offsets: %s", exc)
+            if not self._offsets_unsaved:  # once, not ten times a second while the disk is full
+                log.warning("could not save spool offsets (said once until they are saved again): %s", exc)
+            self._offsets_unsaved = True
 
     def beat(self) -> None:
         """Say this writer is alive (/healthz reads the file's age)."""
