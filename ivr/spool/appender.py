@@ -88,9 +88,9 @@ class SegmentAppender:
         self._reserved_to = 0  # disk allocated up to here (past the end: the reserve)
         self._held: deque[tuple[bytes, float, str]] = deque()  # line, when made, record type
         self._held_bytes = 0
-        self._types_held: set[str] = set()  # reported once: reported again (as 0) when none is left
+        self._held_types: dict[str, int] = {}  # how many of each type are held (kept at 0 once seen: reported)
         self._drainer: threading.Thread | None = None
-        self._logged_at = 0.0
+        self._logged_at: dict[str, float] = {}  # per kind of message
         atexit.register(self.close)
 
     def open(self) -> None:
@@ -110,7 +110,7 @@ class SegmentAppender:
         try:
             self._write(line)
         except OSError as exc:
-            self._say(f"spool write failed ({exc.strerror or exc}): records are kept in memory "
+            self._say("held", f"spool write failed ({exc.strerror or exc}): records are kept in memory "
                       f"(up to {self.memory_bytes} bytes) until the disk takes them")
             self._hold(line, at, record_type)
 
@@ -128,8 +128,8 @@ class SegmentAppender:
             if reserve(self._fd, self._written, self.reserve_bytes):
                 self._reserved_to = self._written + self.reserve_bytes
             elif self._reserved_to > self._written:
-                self._say(f"spool disk full: writing into the reserve ({self._reserved_to - self._written} "
-                          "bytes left)")
+                left = self._reserved_to - self._written
+                self._say("reserve", f"spool disk full: writing into the reserve ({left} bytes left)")
 
     def _open_segment(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -159,27 +159,31 @@ class SegmentAppender:
         if self._held_bytes + len(line) > self.memory_bytes:
             self.lost += 1
             self.observer.lost(1, "memory-full", record_type)
-            self._say(f"spool disk full and {self.memory_bytes} bytes held in memory: records are being "
+            self._say("lost", f"spool disk full and {self.memory_bytes} bytes held in memory: records are being "
                       f"LOST ({self.lost} so far in worker {os.getpid()})", error=True)
             return
         self._held.append((line, at, record_type))
+        self._held_types[record_type] = self._held_types.get(record_type, 0) + 1
         self._held_bytes += len(line)
         self._report_held()
         if self._drainer is None or not self._drainer.is_alive():
             self._drainer = threading.Thread(target=self._drain_loop, name="spool-drain", daemon=True)
             self._drainer.start()
 
-    def _drain(self) -> bool:
-        """Write held records to disk, oldest first, until the disk refuses one. True when none is left."""
+    def _drain(self, limit: int | None = None) -> bool:
+        """Write held records to disk, oldest first, until the disk refuses one (or `limit` are written).
+        True when none is left."""
         if not self._held:
             return True
-        while self._held:
-            line, _, _ = self._held[0]
+        while self._held and limit != 0:
+            line, _, record_type = self._held[0]
             try:
                 self._write(line)
             except OSError:
                 break
+            limit = None if limit is None else limit - 1
             self._held.popleft()
+            self._held_types[record_type] -= 1
             self._held_bytes -= len(line)
         self._report_held()
         if not self._held:
@@ -187,22 +191,21 @@ class SegmentAppender:
         return not self._held
 
     def _drain_loop(self) -> None:
+        pause = self.DRAIN_EVERY_S
         while True:
-            time.sleep(self.DRAIN_EVERY_S)
-            with self._lock:
-                if self._pid != os.getpid() or self._drain():
+            time.sleep(pause)
+            with self._lock:  # a thousand at a time: webhooks wait for this lock
+                before = self._held_bytes
+                if self._pid != os.getpid() or self._drain(limit=1000):
                     return
+                pause = 0.0 if self._held_bytes < before else self.DRAIN_EVERY_S
 
     def _report_held(self) -> None:
-        by_type = dict.fromkeys(self._types_held, 0)
-        for _, _, record_type in self._held:
-            by_type[record_type] = by_type.get(record_type, 0) + 1
-        self._types_held.update(by_type)
-        self.observer.held(by_type, self._held_bytes, self._held[0][1] if self._held else None)
+        self.observer.held(dict(self._held_types), self._held_bytes, self._held[0][1] if self._held else None)
 
-    def _say(self, message: str, error: bool = False) -> None:
-        if time.monotonic() - self._logged_at >= self.LOG_EVERY_S:
-            self._logged_at = time.monotonic()
+    def _say(self, kind: str, message: str, error: bool = False) -> None:
+        if time.monotonic() - self._logged_at.get(kind, -self.LOG_EVERY_S) >= self.LOG_EVERY_S:
+            self._logged_at[kind] = time.monotonic()
             (log.error if error else log.warning)(message)
 
     # -- exit ------------------------------------------------------------------------------------------
@@ -219,5 +222,6 @@ class SegmentAppender:
                           os.getpid(), len(self._held))
                 self._held.clear()
                 self._held_bytes = 0
+                self._held_types = dict.fromkeys(self._held_types, 0)
                 self._report_held()
             self._close_segment()
