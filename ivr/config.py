@@ -54,6 +54,11 @@ class Config:
     # "thread": each process writes its spooled events itself; "process": workers only append to the spool
     # and `ivr background` (started by `ivr serve`) writes it; see ivr/spool/.
     event_writer: str = "thread"
+    # A full spool disk (ivr/spool/appender.py): disk kept allocated ahead of each worker's segment, then
+    # records held in a worker's memory up to this; past both, records are lost and counted.
+    spool_reserve_bytes: int = 1 << 20
+    spool_memory_bytes: int = 16 << 20
+    spool_backlog_alert_s: float = 60.0  # /healthz is degraded when a record waits longer than this
     background_nice: int = 10  # how far below the web workers `ivr background` runs (ivr/worker/background.py)
     log_format: str = "text"  # "json": one JSON object per line from every process of `ivr serve`
     queue_reconcile_s: float = 60.0  # how often `ivr background` closes queue entries long past their maximum
@@ -120,6 +125,9 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         event_writer=env.get("IVR_EVENT_WRITER", "thread"),
         event_flush_interval=float(env.get("IVR_EVENT_FLUSH_INTERVAL", 0.1)),
         background_nice=int(env.get("IVR_BACKGROUND_NICE", "10") or 0),
+        spool_reserve_bytes=int(env.get("IVR_SPOOL_RESERVE_BYTES", 1 << 20)),
+        spool_memory_bytes=int(env.get("IVR_SPOOL_MEMORY_BYTES", 16 << 20)),
+        spool_backlog_alert_s=float(env.get("IVR_SPOOL_BACKLOG_ALERT_S", 60)),
         log_format=env.get("IVR_LOG_FORMAT", "text").strip().lower() or "text",
         trusted_proxies=int(env.get("IVR_TRUSTED_PROXIES", 0) or 0),
         pin_caller_limit=int(env.get("IVR_PIN_CALLER_LIMIT", 5)),

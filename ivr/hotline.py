@@ -37,7 +37,8 @@ class Hotline:
             db=db,
             rules=RulesStore(config.rules_path, kept=config.instance_path / "last_good_rules.yaml"),
             state=StateReader(db, config.instance_path / "last_good_snapshot.json"),
-            recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer),
+            recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer,
+                                   reserve_bytes=config.spool_reserve_bytes, memory_bytes=config.spool_memory_bytes),
         )
         hotline.jobs = JobWorker(hotline, job_handlers(), lease=timedelta(seconds=config.job_lease_seconds))
         hotline.rules.on_reload = hotline.audit_rules_reload

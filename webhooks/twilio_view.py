@@ -136,7 +136,7 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
-        call_info = apply(hotline, reply.effects, sid, params)
+        call_info = apply(hotline, reply.effects, sid, params, pos.lang)
         for i, event in enumerate(reply.events):
             extra = dict(call_info) if i == 0 else {}
             if i == len(reply.events) - 1:
@@ -147,8 +147,10 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         log.exception("could not record the events of %s", req.path)
 
 
-def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
-    """Carry out a step's effects (spooled); returns the call's details for the step's first event to carry."""
+def apply(hotline: Hotline, effects: list, sid: str, params, language: str) -> dict:
+    """Carry out a step's effects (spooled); returns the call's details for the step's first event to carry.
+    A callback is spooled too: the spool writer stores it through the store's own function
+    (ivr/spool/batch.py), once per call however often Twilio retries the step."""
     call_info = {}
     for effect in effects:
         if isinstance(effect, CallStarted):  # rides on the step's first event: one spool write instead of two
@@ -157,11 +159,14 @@ def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
             hotline.recorder.record("queue_enter", call_sid=sid, **vars(effect))
         elif isinstance(effect, LeaveQueue):
             hotline.recorder.record("queue_exit", call_sid=sid, **vars(effect))
+        elif isinstance(effect, BookCallback):  # spooled like the rest: promised even with the database away
+            hotline.recorder.record("callback", call_sid=sid, number=(params.get("From") or "")[:32],
+                                    language=language, **vars(effect))
         elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
             hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}", payload=payload)
-        elif not isinstance(effect, (BookCallback, Audit, EnqueueJob)):  # written before answering
+        elif not isinstance(effect, (Audit, EnqueueJob)):  # staff lines': written before answering
             raise TypeError(f"not an effect: {effect!r}")
     return call_info
 

@@ -153,3 +153,18 @@ def background_report(hotline: Hotline) -> dict | None:
 
     return read_record(hotline.config.instance_path)
 
+
+@health_check
+def spool_problems(hotline: Hotline, snap=None) -> list[str]:
+    """Call records lost (since this server started: someone must look), or waiting longer than
+    IVR_SPOOL_BACKLOG_ALERT_S to reach the database. Read from the spool's metrics (ivr/ops/metrics.py)."""
+    from ivr.ops.metrics import spool_state
+
+    state, problems = spool_state(), []
+    if state.lost:
+        problems.append(f"{state.lost} call records lost since this server started (the spool's disk was full "
+                        "and the workers' memory bound reached): see the log")
+    if state.oldest_age_s is not None and state.oldest_age_s > hotline.config.spool_backlog_alert_s:
+        problems.append(f"{state.records} call records waiting to reach the database, the oldest for "
+                        f"{state.oldest_age_s:.0f} s")
+    return problems

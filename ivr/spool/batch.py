@@ -12,7 +12,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
 from ivr.core.call_status import TERMINAL, status_order
+from ivr.spool.appender import SpoolObserver
 from ivr.spool.segments import encode, now
+from ivr.store import queues
 from ivr.store.db import Database, dialect_insert
 from ivr.store.desk import sign_out_ended_lines
 from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry
@@ -32,12 +34,16 @@ REJECTED = "rejected.jsonl"  # in the spool folder: records the database refused
 MAX_REJECTED = 8  # more records than this refused on their own in one batch: the fault is not in them
 
 
+_AFTER_CALLBACKS = ("callback", "queue_exit", "status")
+
+
 class BatchRefused(Exception):
     """Too many records of a batch were refused one by one: a fault of the code or the schema, not of the
     records. Nothing was set aside; the batch is tried again later."""
 
 
-def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
+def write_batch(db: Database, records: list[dict], spool_dir: Path,
+                observer: SpoolObserver | None = None) -> int:
     """Write records in one transaction; returns how many were set aside.
 
     A record the database (or this code) refuses would otherwise fail its whole batch on every retry, and
@@ -46,9 +52,19 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
     those go to `rejected.jsonl` in the spool folder, with the reason, and the rest is written. Writes are
     idempotent, so halves written before a later failure are written again harmlessly. Raises when the
     database cannot be reached, or when more than MAX_REJECTED records are refused (BatchRefused).
+    A batch with callbacks is written in three steps, in the order the caller lived them: the records
+    before (the queue entry whose place a callback keeps), each callback through the store's own function,
+    then how the wait and the call ended (which must not close the entry before the callback claims it).
     """
     rejected: list[tuple[dict, Exception]] = []
-    _write_or_split(db, records, rejected)
+    callbacks = [r for r in records if r.get("type") == "callback"]
+    if not callbacks:
+        _write_or_split(db, records, rejected)
+    else:
+        _write_or_split(db, [r for r in records if r.get("type") not in _AFTER_CALLBACKS], rejected)
+        for record in callbacks:
+            _store_callback(db, record, rejected)
+        _write_or_split(db, [r for r in records if r.get("type") in _AFTER_CALLBACKS[1:]], rejected)
     if rejected:
         lines = [encode({"at": now(), "error": _reason(exc), "record": record}) + "\n"
                  for record, exc in rejected]
@@ -58,7 +74,10 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.writelines(lines)
         except OSError as exc:
-            log.error("could not keep the refused records in %s: %s", spool_dir / REJECTED, exc)
+            log.error("could not keep the refused records in %s: %s; %d records LOST", spool_dir / REJECTED, exc,
+                      len(rejected))
+            for record, _ in rejected if observer is not None else ():
+                observer.lost(1, "refused", str(record.get("type")))
         for record, exc in rejected:
             log.error("call record refused by the database and set aside in %s (call %s): %s",
                       REJECTED, str(record.get("call_sid"))[:64], _reason(exc))
@@ -72,6 +91,8 @@ def _reason(exc: Exception) -> str:
 
 
 def _write_or_split(db: Database, records: list[dict], rejected: list) -> None:
+    if not records:
+        return
     try:
         with db.write() as conn:
             write_records(conn, records)
@@ -80,14 +101,30 @@ def _write_or_split(db: Database, records: list[dict], rejected: list) -> None:
         if _unreachable(exc):
             raise
         if len(records) == 1:
-            rejected.append((records[0], exc))
-            if len(rejected) > MAX_REJECTED:
-                raise BatchRefused(f"more than {MAX_REJECTED} records refused one by one; last: "
-                                   f"{_reason(exc)}") from exc
+            _refused(records[0], exc, rejected)
             return
     half = len(records) // 2
     _write_or_split(db, records[:half], rejected)
     _write_or_split(db, records[half:], rejected)
+
+
+def _refused(record: dict, exc: Exception, rejected: list) -> None:
+    rejected.append((record, exc))
+    if len(rejected) > MAX_REJECTED:
+        raise BatchRefused(f"more than {MAX_REJECTED} records refused one by one; last: {_reason(exc)}") from exc
+
+
+def _store_callback(db: Database, r: dict, rejected: list) -> None:
+    """A callback the caller was promised (ivr/store/queues.py: once per call), asked for at the record's time."""
+    try:
+        queues.request_callback(db, call_sid=r["call_sid"], number=r.get("number") or "",
+                                language=r["language"], queue=r["queue"], priority=int(r["priority"]),
+                                reason=r.get("reason") or "", keep_place=bool(r.get("keep_place")),
+                                voicemail_url=r.get("voicemail_url"), requested_at=_ts(r.get("at")))
+    except Exception as exc:
+        if _unreachable(exc):
+            raise
+        _refused(r, exc, rejected)
 
 
 def _unreachable(exc: Exception) -> bool:

@@ -194,10 +194,12 @@ def entry(db: Database, call_sid: str) -> dict | None:
 
 
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
-                     reason: str, keep_place: bool = False, voicemail_url: str | None = None) -> None:
-    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue."""
+                     reason: str, keep_place: bool = False, voicemail_url: str | None = None,
+                     requested_at: datetime | None = None) -> None:
+    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue;
+    `requested_at`: when the caller asked (a callback spooled while the database was away), else now."""
     with db.write() as conn:
-        requested = utcnow()
+        requested = requested_at or utcnow()
         if keep_place:
             joined = conn.execute(select(QueueEntry.enqueued_at).where(QueueEntry.call_sid == call_sid)).scalar()
             requested = joined or requested

@@ -16,6 +16,7 @@ import threading
 from ivr.config import Config
 from ivr.hotline import Hotline
 from ivr.ops.logs import configure
+from ivr.ops.metrics import SpoolMetrics
 from ivr.spool.writer import SpoolWriter
 from ivr.worker import retention
 from ivr.worker.housekeeping_lock import HousekeepingLock
@@ -56,6 +57,7 @@ def run_background(cfg: Config) -> None:
     # another thread makes the first connection (iterating the listeners) raised "deque mutated during
     # iteration" in that thread (housekeeping, 2 of 7 starts). Threads that connect start after it.
     writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
+    writer.observer = SpoolMetrics()  # the backlog and records lost, for /metrics and /healthz
     turn = HousekeepingLock(hotline.db)
     retention.start(hotline, stop, turn)  # callbacks' personal data kept no longer than promised
     if cfg.event_writer == "process" and not cfg.jobs_in_app:

@@ -44,4 +44,9 @@ def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
+        from ivr.ops.metrics import count_held_as_lost
+
+        lost = count_held_as_lost(worker.pid)  # a worker killed with records held in memory (a full spool disk)
+        if lost:
+            server.log.error("worker %s died holding %d call records the spool's disk refused: LOST", worker.pid, lost)
         multiprocess.mark_process_dead(worker.pid)

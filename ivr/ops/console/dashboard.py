@@ -8,6 +8,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 from ivr.ops import caller_view
 from ivr.ops.console import auth, charts, realtime
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, who
+from ivr.ops.health import spool_problems
 from ivr.ops.preflight import PreflightFailed, switch_mode
 from ivr.store import reads as queries
 from ivr.store.models import MODES, TOPICS, utcnow
@@ -56,6 +57,7 @@ def live_figures() -> dict:
         "stand_in_of": {t.name: t.stand_in for t in view.now.stand_ins()} if view.now else {},
         "warnings": realtime.warnings(mode[0], people, missing,
                                       {code: lang.name for code, lang in rules.languages.items()}),
+        "spool_problems": spool_problems(hotline()),  # call records lost or late: what /healthz says
         "in_progress": in_progress,
         "last_hour": last_hour,
         "queues": queries.queue_summary(db),
