@@ -25,17 +25,31 @@ class ReportError(Refused):
     """A report request that cannot be answered as asked (a bad date or bucket)."""
 
 
+MAX_SPAN = 99_999  # hours or days back: "since" in the OpenAPI document allows five digits, and so do we
+
+
 def parse_since(text: str | None, now: datetime | None = None) -> datetime:
-    """An ISO date or time (UTC unless it says otherwise), or a span back from now: 24h, 7d. Default 24h."""
+    """An ISO date or time (UTC unless it says otherwise), or a span back from now: 24h, 7d. Default 24h.
+
+    Anything else, or a span longer than MAX_SPAN, is a ReportError (a 400), never an OverflowError. A time
+    before the calendar's first or after its last moment once made UTC is that first or last moment."""
     now = now or datetime.now(timezone.utc)
     text = (text or "24h").strip()
+    if text[-1:] in ("h", "d") and text[:-1].isdigit():
+        count = int(text[:-1])
+        if count > MAX_SPAN:
+            raise ReportError(f"since: a span goes back at most {MAX_SPAN:,}h or {MAX_SPAN:,}d (got {text!r})")
+        return now - (timedelta(hours=count) if text[-1] == "h" else timedelta(days=count))
     try:
-        if text[-1:] in ("h", "d") and text[:-1].isdigit():
-            return now - (timedelta(hours=int(text[:-1])) if text[-1] == "h" else timedelta(days=int(text[:-1])))
         when = datetime.fromisoformat(text)
     except ValueError:
         raise ReportError(f"since must be an ISO date or time, or a span like 24h or 7d (got {text!r})") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    if when.tzinfo is None:
+        return when.replace(tzinfo=timezone.utc)
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first moment a datetime holds in UTC
+        return (datetime.min if when.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
 
 
 def _floor(ts: datetime, bucket: str) -> str:
@@ -51,9 +65,8 @@ def build(db: Database, *, since: datetime, until: datetime | None = None, bucke
           answered_within_s: int = ANSWERED_WITHIN_S, promised_hours: int = 24) -> dict:
     if bucket not in BUCKETS:
         raise ReportError(f"bucket must be one of {', '.join(BUCKETS)}")
-    until = until or datetime.now(timezone.utc)
-    if since >= until:
-        raise ReportError("since must be before until")
+    # A since still to come is an empty window, not an error: the document cannot say "not in the future".
+    until = max(until or datetime.now(timezone.utc), since)
     with db.read() as conn:
         calls = conn.execute(select(Call.started_at, Call.outcome, Call.language)
                              .where(Call.started_at >= since, Call.started_at < until)).all()
