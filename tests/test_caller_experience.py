@@ -107,11 +107,13 @@ def test_a_fraud_callback_sorts_before_callbacks_asked_for_from_hold(app, hotlin
     url = "/voice/hold-choice?l=en&q=general&p=10"
     parse_twiml(signed_post(client, url, twilio_params("CA" + "a" * 32, Digits="1"), sign_url="http://localhost" + url))
     # Later, in message mode, a caller reports fraud (7) and accepts the callback offered.
-    doc = parse_twiml(signed_post(client, "/voice/menu?l=en&a=0&s=1", twilio_params("CA" + "b" * 32, Digits="7"),
+    other = "+12025550188"  # another caller: one number has one callback owed
+    doc = parse_twiml(signed_post(client, "/voice/menu?l=en&a=0&s=1",
+                                  twilio_params("CA" + "b" * 32, Digits="7", From=other),
                                   sign_url="http://localhost/voice/menu?l=en&a=0&s=1"))
     action = doc.find("Gather").get("action")
     assert "q=fraud" in action
-    parse_twiml(signed_post(client, action, twilio_params("CA" + "b" * 32, Digits="1"),
+    parse_twiml(signed_post(client, action, twilio_params("CA" + "b" * 32, Digits="1", From=other),
                             sign_url="http://localhost" + action))
     worklist = queues.callbacks(hotline.db)
     assert [(c["call_sid"][2:3], c["priority"]) for c in worklist] == [("b", 30), ("a", 10)]

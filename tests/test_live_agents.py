@@ -23,7 +23,7 @@ def live(hotline):
     return hotline
 
 
-def call(app, keys, caller="+15555550123"):
+def call(app, keys, caller="+12025550123"):
     result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=keys, caller=caller).run()
     app.extensions["ivr"].recorder.flush()
     return result
@@ -75,28 +75,28 @@ def test_agents_take_the_highest_priority_then_the_longest_waiting(app, live):
 
 
 def test_a_callback_from_the_hold_loop_keeps_the_callers_place(app, live):
-    early = call(app, ["0"], caller="+15555550001").call_sid
-    late = call(app, ["0"], caller="+15555550002").call_sid
+    early = call(app, ["0"], caller="+12025550001").call_sid
+    late = call(app, ["0"], caller="+12025550002").call_sid
     with live.db.write() as conn:  # the early caller joined ten minutes ago
         conn.execute(update(QueueEntry).where(QueueEntry.call_sid == early)
                      .values(enqueued_at=utcnow() - timedelta(minutes=10)))
-    for sid, number in ((late, "+15555550002"), (early, "+15555550001")):
+    for sid, number in ((late, "+12025550002"), (early, "+12025550001")):
         doc = post(app, "/voice/hold-choice?l=en&q=general&p=10", sid, Digits="1", From=number)
         assert [el.tag for el in doc] == ["Say", "Leave"] and doc.find("Say").text.startswith("Thank you. We will call")
         doc = post(app, "/voice/queue-result?l=en&q=general&p=10", sid, QueueResult="leave", From=number)
         assert doc[-1].tag == "Hangup"
     worklist = queues.callbacks(live.db)
-    assert [c["number"] for c in worklist] == ["+15555550001", "+15555550002"]  # the original order holds
+    assert [c["number"] for c in worklist] == ["+12025550001", "+12025550002"]  # the original order holds
     assert worklist[0]["requested_at"] < worklist[1]["requested_at"]
     live.recorder.flush()
     assert {r.status for r in entries(live)} == {"callback"}
 
 
 def test_message_mode_offers_a_callback_and_keeps_the_number_only_there(app, hotline):
-    result = call(app, ["0", "1"], caller="+15555550999")
+    result = call(app, ["0", "1"], caller="+12025550999")
     assert result.said()[-1].startswith("Thank you. We will call you back")
     (cb,) = queues.callbacks(hotline.db)
-    assert cb["number"] == "+15555550999" and cb["reason"] == "callback offered"
+    assert cb["number"] == "+12025550999" and cb["reason"] == "callback offered"
     # Ops mark it done; the audit log says who.
     queues.callback_done(hotline.db, cb["id"], actor="otto", note="called back, card blocked")
     assert queues.callbacks(hotline.db) == []
@@ -137,7 +137,7 @@ def test_out_of_hours_callers_get_the_queue_overflow(config, rules_file, live):
 
 def test_a_voicemail_lands_in_the_worklist(app, hotline):
     sid = "CA" + "7" * 32
-    doc = post(app, "/voice/voicemail?l=es&q=general&p=10&s=3", sid, From="+15555550321",
+    doc = post(app, "/voice/voicemail?l=es&q=general&p=10&s=3", sid, From="+12025550321",
                RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1")
     assert doc.find("Say").text.startswith("Gracias.") and doc[-1].tag == "Hangup"
     (cb,) = queues.callbacks(hotline.db)
@@ -161,8 +161,8 @@ def test_the_hold_loop_says_an_honest_wait_from_measured_waits(app, live):
 # -- the agent line ----------------------------------------------------------------------------------------
 @pytest.fixture
 def agent(live):
-    agents.add_agent(live.db, live.config.secret_key, "alex", "+15555550500", "2468", actor="test")
-    return "+15555550500"
+    agents.add_agent(live.db, live.config.secret_key, "alex", "+12025550500", "2468", actor="test")
+    return "+12025550500"
 
 
 def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_someone_is_coming(app, live, agent):
@@ -199,7 +199,7 @@ def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_some
 
 
 def test_agent_line_refuses_strangers_and_three_wrong_pins(app, live, agent):
-    stranger = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, caller="+15555550666").run("/voice/agent")
+    stranger = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, caller="+12025550666").run("/voice/agent")
     assert stranger.said() == ["This line is for our staff. Goodbye."]
     wrong = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["1111", "2222", "3333", "2468"],
                           caller=agent).run("/voice/agent")
@@ -223,7 +223,7 @@ ACCOUNT = "AC" + "c" * 32
 @pytest.fixture
 def twilio_api():
     path = f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
-    body = json.dumps({"sid": "SM" + "1" * 32, "status": "queued", "to": "+15555550123"}).encode()
+    body = json.dumps({"sid": "SM" + "1" * 32, "status": "queued", "to": "+12025550123"}).encode()
     host = StubHost({path: (201, {"Content-Type": "application/json"}, body)})
     yield host, path
     host.close()
@@ -234,7 +234,7 @@ def test_press_4_texts_the_notice_through_a_background_job(config, twilio_api):
     from ivr.app import create_app
 
     host, path = twilio_api
-    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+15555550100",
+    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+12025550100",
                                            notice_url="https://example.com/notice", twilio_api_url=host.origin))
     hotline = app.extensions["ivr"]
     try:
@@ -248,7 +248,7 @@ def test_press_4_texts_the_notice_through_a_background_job(config, twilio_api):
         with hotline.db.read() as conn:
             status, payload, result_json = conn.execute(select(Job.status, Job.payload, Job.result)).one()
         assert status == "done" and json.loads(result_json)["sid"].startswith("SM")
-        assert "+15555550123" not in payload and json.loads(payload)["to"] == "***0123"  # scrubbed once sent
+        assert "+12025550123" not in payload and json.loads(payload)["to"] == "***0123"  # scrubbed once sent
         assert reference.startswith("HL-")
         assert not hotline.jobs.run_one()  # sent once
     finally:
@@ -259,7 +259,7 @@ def test_sms_retries_when_twilio_fails_then_records_the_failure(config):
     from ivr.app import create_app
 
     host = StubHost({})  # every request: 404 from a stand-in that knows no messages endpoint
-    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+15555550100",
+    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+12025550100",
                                            twilio_api_url=host.origin))
     hotline = app.extensions["ivr"]
     try:

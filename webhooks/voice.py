@@ -12,6 +12,7 @@ from flask import Blueprint
 from ivr.core import flow, verbs
 from ivr.core.call_status import TERMINAL
 from ivr.core.effects import BookCallback, CallStarted
+from ivr.core.phone_numbers import InvalidNumber, normalize
 from ivr.hotline import Hotline
 from ivr.store import queues
 from webhooks import twiml
@@ -35,11 +36,13 @@ def incoming(hotline: Hotline, rules, snap, pos):
 def _context(hotline: Hotline) -> verbs.Context:
     """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person)."""
     number = _values().get("From")
-    known = hotline.caller_identity(number)[0] is not None
+    reachable = callable_number(number)
+    known = reachable is not None
     return verbs.Context(
         now=datetime.now(timezone.utc),
         call_sid=_call_sid(),
         caller_known=known,
+        open_callback=lambda: known and _open_callback(hotline, reachable),
         affected=lambda: known and _affected(hotline, number),
         queue_stats=lambda: queues.queue_stats(hotline.db),
         recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
@@ -56,6 +59,26 @@ def _affected(hotline: Hotline, number: str) -> bool:
         return False
 
 
+def callable_number(number: str | None) -> str | None:
+    """The caller's number as E.164 when a call back or a text can reach it (phonenumbers calls it valid);
+    None when it is withheld or invalid ('+15555550123'): such a caller is offered a voicemail, never promised
+    a callback, on every path that books one."""
+    try:
+        return normalize(number or "")
+    except InvalidNumber:
+        return None
+
+
+def _open_callback(hotline: Hotline, number: str) -> bool:
+    """Is a callback already owed to this number? Unknown (database away): no, and the booking, whenever it
+    is written, still refreshes the open one rather than adding a second."""
+    try:
+        return queues.open_callback_for(hotline.db, number) is not None
+    except Exception as exc:
+        log.warning("open-callback lookup failed, telling the caller it is booked: %s", exc)
+        return False
+
+
 def _queue_params(rules) -> tuple[str, int]:
     queue = _values().arg("q", "")
     default = rules.queues[queue].priority if queue in rules.queues else 1
@@ -66,7 +89,8 @@ def _book_callback(hotline: Hotline, reply: verbs.Reply, pos: verbs.Position) ->
     """Store the callback a reply promises before the caller hears the promise (a failure: the safe reply)."""
     for cb in reply.effects:
         if isinstance(cb, BookCallback):
-            queues.request_callback(hotline.db, call_sid=_call_sid(), number=_values().get("From", "")[:32],
+            number = callable_number(_values().get("From")) or _values().get("From", "")[:32]
+            queues.request_callback(hotline.db, call_sid=_call_sid(), number=number,
                                     language=pos.lang, queue=cb.queue, priority=cb.priority, reason=cb.reason,
                                     keep_place=cb.keep_place, voicemail_url=cb.voicemail_url)
     return reply

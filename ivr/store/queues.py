@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.core.errors import NotFound, Refused
 from ivr.core.identity import caller_identity
+from ivr.store.callbacks import OPEN as OPEN_CALLBACK
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
@@ -148,9 +149,27 @@ def entry(db: Database, call_sid: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+def _open_for(number: str):
+    """The open callback owed to this number (open callbacks keep the full number, so it is the key)."""
+    return (select(Callback.__table__).where(Callback.status.in_(OPEN_CALLBACK), Callback.number == number)
+            .order_by(Callback.requested_at, Callback.id).limit(1))
+
+
+def open_callback_for(db: Database, number: str) -> dict | None:
+    """The callback still owed to this E.164 number, if any."""
+    with db.read() as conn:
+        row = conn.execute(_open_for(number)).first()
+    return dict(row._mapping) if row else None
+
+
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
-                     reason: str, keep_place: bool = False, voicemail_url: str | None = None) -> None:
-    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue."""
+                     reason: str, keep_place: bool = False, voicemail_url: str | None = None) -> str:
+    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue.
+
+    One number has at most one callback owed: a second request while one is open refreshes it (the earlier
+    place in line, the higher priority and its queue, the newer language, a voicemail kept) rather than adding
+    another for agents to call twice. Returns "booked", "refreshed" or "present" (this call's, already stored).
+    """
     with db.write() as conn:
         requested = utcnow()
         if keep_place:
@@ -158,11 +177,23 @@ def request_callback(db: Database, *, call_sid: str, number: str, language: str,
             requested = joined or requested
             conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status == "waiting")
                          .values(status="callback", ended_at=utcnow()))
+        owed = conn.execute(_open_for(number).with_for_update()).first() if number.startswith("+") else None
+        if owed is not None:
+            if owed.call_sid == call_sid:
+                return "present"
+            better = priority > owed.priority
+            conn.execute(update(Callback).where(Callback.id == owed.id).values(
+                requested_at=min(owed.requested_at, requested), language=language,
+                priority=priority if better else owed.priority, queue=queue if better else owed.queue,
+                reason=reason if better else owed.reason, voicemail_url=voicemail_url or owed.voicemail_url,
+                next_try_at=None))  # they asked again: they can be reached now, not at the next retry
+            return "refreshed"
         conn.execute(dialect_insert(conn, Callback.__table__).values(
             call_sid=call_sid, number=number, number_masked=caller_identity("", number)[1] or "",
             language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",
         ).on_conflict_do_nothing(index_elements=["call_sid"]))
+    return "booked"
 
 
 def callbacks(db: Database, status: str = "waiting") -> list[dict]:

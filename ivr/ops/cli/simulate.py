@@ -12,7 +12,7 @@ from ivr.store.db import Database
 # -- simulate ----------------------------------------------------------------------------------------------
 @click.command()
 @click.option("--keys", default="", help="Keys the caller presses in order, e.g. 1,9,0")
-@click.option("--from", "caller", default="+15555550123", show_default=True, help="The caller's number.")
+@click.option("--from", "caller", default="+12025550123", show_default=True, help="The caller's number.")
 @click.option("--lang", default=None, help="Switch to this language through the menu first (e.g. es).")
 @click.option("--url", default=None, help="A running hotline (e.g. http://127.0.0.1:5000); default: in-process.")
 @click.option("--media/--no-media", default=False, help="Also fetch the audio the call plays.")

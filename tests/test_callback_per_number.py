@@ -1,0 +1,80 @@
+"""A callback is promised only to a number that can be called back, and one number has one callback owed: a
+second request refreshes the first, and the caller hears that it did."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from ivr.ops.cli import main
+from ivr.store import queues
+from ivr.store.models import Callback
+from tests.helpers import parse_twiml, signed_post, twilio_params
+
+REFRESHED = "Thank you. We already had your request for a call back, and we have updated it"
+CONFIRMED = "Thank you. We will call you back at the number you are calling from"
+
+
+def _callbacks(hotline) -> list:
+    with hotline.db.read() as conn:
+        return conn.execute(select(Callback.call_sid, Callback.number, Callback.status, Callback.priority,
+                                   Callback.queue, Callback.requested_at).order_by(Callback.id)).all()
+
+
+def _ask_on_hold(client, call_sid: str, number: str, queue="general", priority=10):
+    url = f"/voice/hold-choice?l=en&q={queue}&p={priority}"
+    doc = parse_twiml(signed_post(client, url, twilio_params(call_sid, Digits="1", From=number),
+                                  sign_url="http://localhost" + url))
+    return " ".join(s.text or "" for s in doc.iter("Say"))
+
+
+def test_a_second_request_from_one_number_refreshes_the_first_and_says_so(app, hotline):
+    client = app.test_client()
+    assert CONFIRMED in _ask_on_hold(client, "CA" + "a" * 32, "+12025550142")
+    (first,) = _callbacks(hotline)
+    # Seconds later the same caller rings again, from the fraud line this time, and asks again.
+    said = _ask_on_hold(client, "CA" + "b" * 32, "+1 202 555 0142", queue="fraud", priority=30)
+    assert REFRESHED in said and CONFIRMED not in said
+    (owed,) = _callbacks(hotline)  # still one: agents call this number once
+    assert (owed.call_sid, owed.number, owed.status) == (first.call_sid, "+12025550142", "waiting")
+    assert (owed.queue, owed.priority) == ("fraud", 30) and owed.requested_at == first.requested_at
+    # Another number is another callback; once the first is closed, the number may ask anew.
+    assert CONFIRMED in _ask_on_hold(client, "CA" + "c" * 32, "+12025550143")
+    queues.callback_done(hotline.db, owed_id(hotline, "+12025550142"), actor="test", note="called")
+    assert CONFIRMED in _ask_on_hold(client, "CA" + "d" * 32, "+12025550142")
+    assert [c.status for c in _callbacks(hotline)] == ["done", "waiting", "waiting"]
+
+
+def owed_id(hotline, number: str) -> int:
+    return queues.open_callback_for(hotline.db, number)["id"]
+
+
+def test_the_store_keeps_one_open_callback_per_number_whoever_writes_it(hotline):
+    book = dict(number="+12025550150", language="en", queue="general", priority=10, reason="callback offered")
+    assert queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, **book) == "booked"
+    assert queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, **book) == "present"  # a replay
+    assert queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, **{**book, "language": "es"}) == "refreshed"
+    (owed,) = _callbacks(hotline)
+    assert owed.call_sid == "CA" + "1" * 32
+    assert queues.open_callback_for(hotline.db, "+12025550150")["language"] == "es"
+
+
+def test_a_number_that_cannot_be_called_back_is_offered_a_voicemail_not_a_callback(place_call, hotline):
+    # '+15555550123' has the form of a number, but no such number exists: nobody could call it back.
+    result = place_call(keys=["0", "1"], caller="+15555550123")
+    said = result.said()
+    assert "We cannot call you back because your number is withheld." in said
+    assert not any(s.startswith(CONFIRMED) for s in said) and _callbacks(hotline) == []
+    # The same keys from a real number book one.
+    place_call(keys=["0", "1"], caller="+12025550123")
+    assert [c.number for c in _callbacks(hotline)] == ["+12025550123"]
+
+
+def test_ivr_simulates_a_caller_the_hotline_can_call_back(config, hotline):
+    env = {"IVR_ENV": "production", "TWILIO_AUTH_TOKEN": config.twilio_auth_token, "DATABASE_URL": config.db_url,
+           "IVR_INSTANCE_PATH": str(config.instance_path), "IVR_RULES": str(config.rules_path),
+           "IVR_SECRET_KEY": config.secret_key, "IVR_TTS_ENGINES": "espeak"}
+    result = CliRunner().invoke(main, ["simulate", "--keys", "0,1"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert CONFIRMED in result.output
+    (owed,) = _callbacks(hotline)
+    assert owed.status == "waiting" and owed.number.startswith("+1")
