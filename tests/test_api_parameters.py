@@ -58,3 +58,11 @@ def test_a_form_number_reads_as_the_same_json_number(app, hotline, admin):
                                 "incident_id": f"{active}.0", "reason": "news"})
     assert as_form.status_code == 201, as_form.get_json()
     assert as_form.get_json()["incident_id"] == as_json.get_json()["incident_id"] == active
+
+
+def test_a_blank_since_is_the_default_in_the_console_form_and_a_400_in_the_api(app, admin):
+    client = app.test_client()
+    api = client.get("/api/reports?since=", headers=admin)  # the document: a span, a date or a time
+    assert api.status_code == 400 and "since" in api.get_json()["error"]
+    console_sign_in(client, "ada", "correct horse battery")
+    assert client.get("/console/reports?since=").status_code == 200  # a form submitted with the field blank
