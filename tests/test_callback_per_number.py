@@ -62,7 +62,7 @@ def test_a_number_that_cannot_be_called_back_is_offered_a_voicemail_not_a_callba
     # '+15555550123' has the form of a number, but no such number exists: nobody could call it back.
     result = place_call(keys=["0", "1"], caller="+15555550123")
     said = result.said()
-    assert "We cannot call you back because your number is withheld." in said
+    assert "We cannot call you back: your number is withheld or cannot be called." in said
     assert not any(s.startswith(CONFIRMED) for s in said) and _callbacks(hotline) == []
     # The same keys from a real number book one.
     place_call(keys=["0", "1"], caller="+12025550123")

@@ -96,7 +96,7 @@ def test_message_mode_promises_no_place_in_line(place_call, hotline):
 def test_a_withheld_caller_in_message_mode_can_leave_a_voicemail(place_call):
     result = place_call(keys=["0"], caller="anonymous")
     said = result.said()
-    assert "We cannot call you back because your number is withheld." in said
+    assert "We cannot call you back: your number is withheld or cannot be called." in said
     assert any(s.startswith("Please leave your name, a phone number") for s in said)
     assert any(d.find("Record") is not None for d in result.documents)
 

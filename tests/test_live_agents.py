@@ -106,7 +106,7 @@ def test_message_mode_offers_a_callback_and_keeps_the_number_only_there(app, hot
 
 def test_a_withheld_number_is_told_a_callback_is_impossible(app, hotline):
     result = call(app, ["0"], caller="anonymous")
-    assert any(s.startswith("We cannot call you back because your number is withheld") for s in result.said())
+    assert any(s.startswith("We cannot call you back: your number is withheld or cannot be called") for s in result.said())
     assert queues.callbacks(hotline.db) == []
 
 
