@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from ivr.ops.cli import main
 from ivr.store import agents
-from test_console import PASSWORD, as_role, page, users  # noqa: F401  (fixtures)
+from test_console import as_role, page, users  # noqa: F401  (fixtures)
 
 
 def test_a_second_agent_on_one_caller_id_is_refused_on_the_command_line(config, hotline):

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ivr.ops.cli import main
 from ivr.store.users import add_user, create_token
-from tests.helpers import console_sign_in
+from helpers import console_sign_in
 
 
 @pytest.fixture

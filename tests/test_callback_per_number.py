@@ -2,13 +2,18 @@
 second request refreshes the first, and the caller hears that it did."""
 from __future__ import annotations
 
+import pytest
+import requests
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from ivr.ops.cli import main
 from ivr.store import queues
 from ivr.store.models import Callback
-from tests.helpers import parse_twiml, signed_post, twilio_params
+from ivr.store.users import add_user, create_token
+from ivr.tools.simulate import HttpTransport, SimulatedCall
+from conftest import AUTH_TOKEN
+from helpers import parse_twiml, signed_post, twilio_params
 
 REFRESHED = "Thank you. We already had your request for a call back, and we have updated it"
 CONFIRMED = "Thank you. We will call you back at the number you are calling from"
@@ -78,3 +83,21 @@ def test_ivr_simulates_a_caller_the_hotline_can_call_back(config, hotline):
     assert CONFIRMED in result.output
     (owed,) = _callbacks(hotline)
     assert owed.status == "waiting" and owed.number.startswith("+1")
+
+
+@pytest.mark.slow
+def test_under_ivr_serve_one_number_gets_one_callback_and_an_invalid_one_none(server, hotline):
+    srv = server(workers=2)
+
+    def call(caller):
+        return SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["0", "1"], caller=caller).run().said()
+
+    assert any(s.startswith(CONFIRMED) for s in call("+12025550160"))
+    assert any(s.startswith(REFRESHED) for s in call("+12025550160"))  # two workers, one callback owed
+    assert "We cannot call you back: your number is withheld or cannot be called." in call("+15555550123")
+    assert [(c.number, c.status) for c in _callbacks(hotline)] == [("+12025550160", "waiting")]
+    # An out-of-range report filter is a 400 from the served API too, not a 500.
+    add_user(hotline.db, "ada", "admin", actor="test")
+    token = {"Authorization": "Bearer " + create_token(hotline.db, "ada", actor="test")}
+    resp = requests.get(srv.url + "/api/reports", params={"since": "740000d"}, headers=token, timeout=30)
+    assert resp.status_code == 400 and "at most 99,999h or 99,999d" in resp.json()["error"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ivr.store.users import add_user, create_token
-from tests.helpers import console_sign_in
+from helpers import console_sign_in
 
 TOLD = "the upload is larger than the limit of 2.5 MB (IVR_UPLOAD_MAX_BYTES)"
 
