@@ -42,8 +42,17 @@ def _run(config, url, args):
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-@pytest.mark.parametrize("args", COMMANDS + [("mode", "show"), ("callbacks", "list")], ids=" ".join)
-def test_a_database_that_is_down_is_one_sentence_and_exit_1(config, args):
+READS_AND_SETUP = [("mode", "show"), ("callbacks", "list", "--done"), ("incident", "list"), ("agents", "list"),
+                   ("report", "--since", "7d"), ("setup", "--no-audio"), ("db", "upgrade"), ("rules", "reload"),
+                   ("users", "token", "ada"), ("announce", "publish", "1"), ("announce", "export", "1", "--out",
+                   "x.wav"), ("announce", "rollback", "--lang", "en"), ("jobs", "run"),
+                   ("affected", "import", "list.csv")]
+
+
+@pytest.mark.parametrize("args", COMMANDS + READS_AND_SETUP, ids=" ".join)
+def test_a_database_that_is_down_is_one_sentence_and_exit_1(config, args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.csv").write_text("phone\n+12025550123\n")
     result = _run(config, DOWN, args)
     assert result.exit_code == 1, result.output
     assert SENTENCE in result.output and WHAT_TO_DO in result.output and "Connection refused" in result.output
