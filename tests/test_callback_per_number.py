@@ -13,7 +13,7 @@ from ivr.store.models import Callback
 from ivr.store.users import add_user, create_token
 from ivr.tools.simulate import HttpTransport, SimulatedCall
 from conftest import AUTH_TOKEN
-from helpers import parse_twiml, signed_post, twilio_params
+from helpers import at_once, parse_twiml, signed_post, twilio_params
 
 REFRESHED = "Thank you. We already had your request for a call back, and we have updated it"
 CONFIRMED = "Thank you. We will call you back at the number you are calling from"
@@ -61,6 +61,12 @@ def test_the_store_keeps_one_open_callback_per_number_whoever_writes_it(hotline)
     (owed,) = _callbacks(hotline)
     assert owed.call_sid == "CA" + "1" * 32
     assert queues.open_callback_for(hotline.db, "+12025550150")["language"] == "es"
+
+    # Eight workers booking for one new number at the same moment: one is booked, the rest refresh it.
+    book = {**book, "number": "+12025550151"}
+    got = at_once(lambda name: queues.request_callback(hotline.db, call_sid=f"CA{name:0>32}", **book), 8)
+    assert sorted(got) == ["booked"] + ["refreshed"] * 7
+    assert [c.number for c in _callbacks(hotline)].count("+12025550151") == 1
 
 
 def test_a_number_that_cannot_be_called_back_is_offered_a_voicemail_not_a_callback(place_call, hotline):

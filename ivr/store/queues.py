@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.core.errors import NotFound, Refused
@@ -177,7 +177,11 @@ def request_callback(db: Database, *, call_sid: str, number: str, language: str,
             requested = joined or requested
             conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status == "waiting")
                          .values(status="callback", ended_at=utcnow()))
-        owed = conn.execute(_open_for(number).with_for_update()).first() if number.startswith("+") else None
+        owed = None
+        if number.startswith("+"):
+            if conn.dialect.name == "postgresql":  # two workers booking for one number at once: one at a time
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"callback {number}"})
+            owed = conn.execute(_open_for(number)).first()  # (SQLite: BEGIN IMMEDIATE serialises already)
         if owed is not None:
             if owed.call_sid == call_sid:
                 return "present"
