@@ -70,10 +70,12 @@ def callable_number(number: str | None) -> str | None:
 
 
 def _open_callback(hotline: Hotline, number: str) -> bool:
-    """Is a callback already owed to this number? Unknown (database away): no, and the booking, whenever it
-    is written, still refreshes the open one rather than adding a second."""
+    """Is a callback already owed to this number, from another call (Twilio retrying this request is not
+    asking again)? Unknown (database away): no, and the booking, whenever it is written, still refreshes the
+    open one rather than adding a second."""
     try:
-        return queues.open_callback_for(hotline.db, number) is not None
+        owed = queues.open_callback_for(hotline.db, number)
+        return owed is not None and owed["call_sid"] != _call_sid()
     except Exception as exc:
         log.warning("open-callback lookup failed, telling the caller it is booked: %s", exc)
         return False
