@@ -97,7 +97,7 @@ MARKERS = {"incoming": b"<Gather", "key:1": b"<Gather", "key:0": b"<Enqueue", "h
 BRIDGED_SHARE = 0.8
 REQUEST_TIMEOUT_S = 15.0  # Twilio waits at most 15 s for an answer
 MAX_QUEUE = 5000  # Twilio's maximum maxQueueSize
-TO = "+12025550100"
+TO = "+15555550100"
 ACCOUNT = "AC" + "5" * 32
 QUEUE_SID = "QU" + "7" * 32
 HOLD_ALLOWED = {"Play", "Say", "Pause", "Gather", "Redirect", "Leave", "Hangup"}
@@ -982,7 +982,7 @@ def bench_database(kind: str, new_db, work: Path, args, servers: list, state: di
     env = hotline_env(work / f"instance-{kind}", token, new_db(), rules)
     db_url = env.get("DATABASE_URL") or sqlite_url(env)
     app = start_hotline(env, servers)
-    probe = CallSpec("CA" + secrets.token_hex(16), "+12025550123", 0.0,
+    probe = CallSpec("CA" + secrets.token_hex(16), "+15555550123", 0.0,
                      {k: (lo + hi) / 2 for k, (lo, hi) in THINK.items()}, True, (3, 1), time.time())
     template = probe_call(app, token, probe)
     per_prefix = probe_events(db_url, probe.sid)

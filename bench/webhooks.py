@@ -144,7 +144,7 @@ def twilio_params() -> dict:
     """The parameters Twilio sends with the first request of an inbound call (a new CallSid and caller)."""
     caller = f"+1{secrets.choice('23456789')}{secrets.randbelow(10**9):09d}"
     return {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + "5" * 32, "From": caller,
-            "To": "+12025550100", "Caller": caller, "Called": "+12025550100", "CallStatus": "ringing",
+            "To": "+15555550100", "Caller": caller, "Called": "+15555550100", "CallStatus": "ringing",
             "Direction": "inbound", "ApiVersion": "2010-04-01"}
 
 

@@ -43,7 +43,7 @@ def admin_app(config, twilio_host):
 
 def admin_call(app, keys, recording_url=None):
     call = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=keys, recording_url=recording_url,
-                         caller="+12025559876")
+                         caller="+15555559876")
     return call.run("/voice/admin")
 
 

@@ -17,7 +17,7 @@ from ivr.store.models import AuditEntry, Callback, Job, utcnow
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
 from stubs import StubHost
 
-AGENT_PHONE, PIN, HOTLINE = "+12025550500", "2468", "+12025550100"
+AGENT_PHONE, PIN, HOTLINE = "+15555550500", "2468", "+15555550100"
 
 
 @pytest.fixture
@@ -48,15 +48,15 @@ def row(hotline, sid):
 
 def test_an_agent_with_nobody_waiting_is_offered_the_oldest_callback_and_the_line_dials_the_customer(
         app, hotline, agent):
-    newer = owe(hotline, "2", "+12025550202", minutes_ago=5)
-    older = owe(hotline, "1", "+12025550101", minutes_ago=30)
+    newer = owe(hotline, "2", "+15555550202", minutes_ago=5)
+    older = owe(hotline, "1", "+15555550101", minutes_ago=30)
     result = agent_call(app)
     offer = next(s for s in result.said() if s.startswith("A callback is owed"))
     assert "in English" in offer and "asked 30 minutes" in offer and "attempt 1 of 3" in offer
-    assert result.dialled == [("+12025550101", HOTLINE)]  # the oldest, from the hotline's number
+    assert result.dialled == [("+15555550101", HOTLINE)]  # the oldest, from the hotline's number
     done = row(hotline, older)
     assert (done.status, done.attempts, done.number, done.number_masked) == ("done", 0, None, "***0101")
-    assert row(hotline, newer).status == "waiting" and row(hotline, newer).number == "+12025550202"
+    assert row(hotline, newer).status == "waiting" and row(hotline, newer).number == "+15555550202"
     with hotline.db.read() as conn:
         actions = conn.execute(select(AuditEntry.action).where(AuditEntry.subject == f"callback {done.id}")
                                .order_by(AuditEntry.id)).scalars().all()
@@ -64,31 +64,31 @@ def test_an_agent_with_nobody_waiting_is_offered_the_oldest_callback_and_the_lin
 
 
 def test_a_higher_priority_callback_goes_first(app, hotline, agent):
-    owe(hotline, "1", "+12025550101", minutes_ago=30)
-    owe(hotline, "3", "+12025550303", minutes_ago=1, priority=30)
-    assert agent_call(app).dialled == [("+12025550303", HOTLINE)]
+    owe(hotline, "1", "+15555550101", minutes_ago=30)
+    owe(hotline, "3", "+15555550303", minutes_ago=1, priority=30)
+    assert agent_call(app).dialled == [("+15555550303", HOTLINE)]
 
 
 def test_an_unanswered_callback_stays_owed_with_its_attempt_counted_and_is_offered_again_after_the_delay(
         app, hotline, agent):
-    sid = owe(hotline, "1", "+12025550101", minutes_ago=30)
+    sid = owe(hotline, "1", "+15555550101", minutes_ago=30)
     first = agent_call(app, answer="no-answer")
-    assert first.dialled == [("+12025550101", HOTLINE)]
+    assert first.dialled == [("+15555550101", HOTLINE)]
     assert "They did not answer. We will try again in 15 minutes." in first.said()
     owed = row(hotline, sid)
-    assert (owed.status, owed.attempts, owed.number) == ("waiting", 1, "+12025550101")
+    assert (owed.status, owed.attempts, owed.number) == ("waiting", 1, "+15555550101")
     assert timedelta(minutes=14) < owed.next_try_at - utcnow() <= timedelta(minutes=15)
     too_soon = agent_call(app, max_requests=3)
     assert too_soon.dialled == [] and "Nobody is waiting right now." in too_soon.said()
     with hotline.db.write() as conn:  # fifteen minutes later
         conn.execute(update(Callback).where(Callback.call_sid == sid).values(next_try_at=utcnow()))
     again = agent_call(app, answer="busy")
-    assert any("attempt 2 of 3" in s for s in again.said()) and again.dialled == [("+12025550101", HOTLINE)]
+    assert any("attempt 2 of 3" in s for s in again.said()) and again.dialled == [("+15555550101", HOTLINE)]
     assert row(hotline, sid).attempts == 2
 
 
 def test_a_repeated_dial_result_is_counted_once(app, hotline, agent):
-    sid = owe(hotline, "1", "+12025550101", minutes_ago=3)
+    sid = owe(hotline, "1", "+15555550101", minutes_ago=3)
     result = agent_call(app, answer="no-answer")
     url, params = next((u, p) for u, p in result.requests if "callback-result" in u)
     replay = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, caller=AGENT_PHONE)
@@ -104,12 +104,12 @@ def test_the_last_unanswered_attempt_closes_it_as_unreachable_and_texts_them(con
     path = f"/2010-04-01/Accounts/{account}/Messages.json"
     host = StubHost({path: (201, {"Content-Type": "application/json"},
                             json.dumps({"sid": "SM" + "1" * 32, "status": "queued"}).encode())})
-    app = create_app(config.with_overrides(twilio_account_sid=account, sms_from="+12025550199",
+    app = create_app(config.with_overrides(twilio_account_sid=account, sms_from="+15555550199",
                                            notice_url="https://example.com/notice", twilio_api_url=host.origin))
     hotline = app.extensions["ivr"]
     try:
         agents.add_agent(hotline.db, hotline.config.secret_key, "alex", AGENT_PHONE, PIN, actor="test")
-        sid = owe(hotline, "1", "+12025550101", minutes_ago=60)
+        sid = owe(hotline, "1", "+15555550101", minutes_ago=60)
         with hotline.db.write() as conn:
             conn.execute(update(Callback).where(Callback.call_sid == sid).values(attempts=2))
         result = agent_call(app, answer="failed")
@@ -118,11 +118,11 @@ def test_the_last_unanswered_attempt_closes_it_as_unreachable_and_texts_them(con
         assert (closed.status, closed.attempts, closed.number) == ("unreachable", 3, None)
         assert hotline.jobs.run_one()
         sent = parse_qs(host.bodies[-1].decode())
-        assert sent["To"] == ["+12025550101"] and sent["From"] == ["+12025550199"]
+        assert sent["To"] == ["+15555550101"] and sent["From"] == ["+15555550199"]
         assert sent["Body"][0].startswith("We tried to call you back") and "https://example.com/notice" in sent["Body"][0]
         with hotline.db.read() as conn:
             payload = conn.execute(select(Job.payload)).scalar()
-        assert "+12025550101" not in payload  # scrubbed once sent: no full number is left anywhere
+        assert "+15555550101" not in payload  # scrubbed once sent: no full number is left anywhere
     finally:
         hotline.close()
         host.close()
@@ -130,7 +130,7 @@ def test_the_last_unanswered_attempt_closes_it_as_unreachable_and_texts_them(con
 
 def test_two_agents_never_get_the_same_callback(hotline):
     for digit in "123":
-        owe(hotline, digit, f"+1202555010{digit}", minutes_ago=int(digit))
+        owe(hotline, digit, f"+1555555010{digit}", minutes_ago=int(digit))
     got = at_once(lambda name: callbacks.claim_next(hotline.db, name), 6)
     claimed = [c for c in got if c is not None]
     assert len(got) == 6 and len(claimed) == 3  # three callbacks, six agents asking at the same moment
@@ -141,7 +141,7 @@ def test_two_agents_never_get_the_same_callback(hotline):
 
 
 def test_an_offer_the_agent_passes_on_stays_owed_without_an_attempt(app, hotline, agent):
-    sid = owe(hotline, "1", "+12025550101", minutes_ago=3)
+    sid = owe(hotline, "1", "+15555550101", minutes_ago=3)
     result = agent_call(app, keys=(PIN, "2"), max_requests=4)
     assert "Left for later." in result.said() and result.dialled == []
     owed = row(hotline, sid)
@@ -151,8 +151,8 @@ def test_an_offer_the_agent_passes_on_stays_owed_without_an_attempt(app, hotline
 def test_retention_closes_callbacks_owed_too_long_and_deletes_what_is_left_of_closed_ones(hotline):
     from ivr.worker import retention
 
-    old_open = owe(hotline, "1", "+12025550101", minutes_ago=8 * 24 * 60)
-    old_done, recent_done = owe(hotline, "2", "+12025550202", 9 * 24 * 60), owe(hotline, "3", "+12025550303", 60)
+    old_open = owe(hotline, "1", "+15555550101", minutes_ago=8 * 24 * 60)
+    old_done, recent_done = owe(hotline, "2", "+15555550202", 9 * 24 * 60), owe(hotline, "3", "+15555550303", 60)
     for sid, days_ago in ((old_done, 8), (recent_done, 0)):
         with hotline.db.write() as conn:
             conn.execute(update(Callback).where(Callback.call_sid == sid).values(voicemail_url="https://api.twilio.com/RE1"))
@@ -176,13 +176,13 @@ def test_an_agent_takes_callers_and_callbacks_only_from_the_queues_they_serve(ap
     agents.add_agent(hotline.db, hotline.config.secret_key, "fran", AGENT_PHONE, PIN, actor="test", queues=("fraud",))
     assert agents.serves(hotline.db, "fran") == ("fraud",)
     set_mode(hotline.db, "live", reason="agents on shift", actor="test")
-    general = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], caller="+12025550111").run()
+    general = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"], caller="+15555550111").run()
     hotline.recorder.flush()
-    owe(hotline, "1", "+12025550101", minutes_ago=30)  # a general callback: not fran's
+    owe(hotline, "1", "+15555550101", minutes_ago=30)  # a general callback: not fran's
     sid = "CA" + "8" * 32
-    queues.request_callback(hotline.db, call_sid=sid, number="+12025550808", language="en", queue="fraud",
+    queues.request_callback(hotline.db, call_sid=sid, number="+15555550808", language="en", queue="fraud",
                             priority=30, reason="fraud")
     result = agent_call(app)
     assert not any(s.startswith("Next caller") for s in result.said())  # the general caller is not fran's
-    assert result.dialled == [("+12025550808", HOTLINE)]  # nobody waiting in fraud: the fraud callback
+    assert result.dialled == [("+15555550808", HOTLINE)]  # nobody waiting in fraud: the fraud callback
     assert queues.next_waiting(hotline.db)["call_sid"] == general.call_sid  # still waiting for a general agent

@@ -25,7 +25,7 @@ from stubs import StubHost
 pytestmark = pytest.mark.slow
 
 ACCOUNT = "AC" + "d" * 32
-HOTLINE, AGENT_PHONE, CUSTOMER = "+12025550100", "+12025550500", "+12025550123"
+HOTLINE, AGENT_PHONE, CUSTOMER = "+15555550100", "+15555550500", "+12025550123"
 
 
 def wait_for(predicate, timeout=15.0):
@@ -124,7 +124,7 @@ def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(con
             conn.execute(update(User).where(User.name == "aggie").values(role="agent"))
 
         # "Call now": Twilio is asked to ring the agent's phone, with our URL for when they answer.
-        queues.request_callback(db, call_sid="CA" + "7" * 32, number="+12025550777", language="es",
+        queues.request_callback(db, call_sid="CA" + "7" * 32, number="+15555550777", language="es",
                                 queue="general", priority=10, reason="voicemail")
         second = callback_row(db, "CA" + "7" * 32)
         resp = browser.post(f"/console/desk/callbacks/{second.id}/call", {})
@@ -138,9 +138,9 @@ def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(con
                              max_requests=3)
         rang.params["Direction"] = "outbound-api"
         rang = rang.run(f"{url.path}?{url.query}")
-        assert any("in Español" in s for s in rang.said()) and rang.dialled == [("+12025550777", HOTLINE)]
+        assert any("in Español" in s for s in rang.said()) and rang.dialled == [("+15555550777", HOTLINE)]
         retry = callback_row(db, "CA" + "7" * 32)
-        assert (retry.status, retry.attempts, retry.number) == ("waiting", 1, "+12025550777")
+        assert (retry.status, retry.attempts, retry.number) == ("waiting", 1, "+15555550777")
 
         # ivr background applies the retention: a callback closed long ago loses what was left.
         with db.write() as conn:

@@ -134,13 +134,13 @@ def test_an_oversized_upload_is_refused_with_413(config, tokens):
 def test_the_callback_worklist_through_the_api(app, hotline, tokens):
     from ivr.store import queues
 
-    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+12025550111", language="es",
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="es",
                             queue="general", priority=10, reason="callback offered")
-    queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+12025550222", language="en",
+    queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+15555550222", language="en",
                             queue="fraud", priority=30, reason="asked while on hold")
     client = app.test_client()
     ops_view = client.get("/api/callbacks", headers=tokens["ops"]).get_json()["callbacks"]
-    assert [c["number"] for c in ops_view] == ["+12025550222", "+12025550111"]
+    assert [c["number"] for c in ops_view] == ["+15555550222", "+15555550111"]
     viewer_view = client.get("/api/callbacks", headers=tokens["viewer"]).get_json()["callbacks"]
     assert [c["number"] for c in viewer_view] == ["***0222", "***0111"]  # personal data, masked below ops
     assert client.post(f"/api/callbacks/{ops_view[0]['id']}/done", headers=tokens["viewer"]).status_code == 403
@@ -304,7 +304,7 @@ def test_every_timestamp_carries_its_zone(app, hotline, tokens, place_call):
     from ivr.store import queues
 
     place_call(keys=["1"])
-    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+12025550111", language="en",
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="en",
                             queue="general", priority=10, reason="callback offered")
     client = app.test_client()
     cb = client.get("/api/callbacks", headers=tokens["ops"]).get_json()["callbacks"][0]

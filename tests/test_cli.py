@@ -182,25 +182,25 @@ def test_activating_an_incident_from_the_command_line_never_leaves_a_language_si
 def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
     from ivr.store import queues
 
-    assert "agent alex added" in ivr("agents", "add", "alex", "--phone", "+12025550500", input="2468\n").output
+    assert "agent alex added" in ivr("agents", "add", "alex", "--phone", "+15555550500", input="2468\n").output
     listing = ivr("agents", "list").output
-    assert "alex" in listing and "***0500" in listing and "+12025550500" not in listing
+    assert "alex" in listing and "***0500" in listing and "+15555550500" not in listing
     assert "not a phone number" in ivr("agents", "add", "bo", "--phone", "12", input="2468\n", ok=False).output
     assert "agent alex deactivated" in ivr("agents", "deactivate", "alex", "--reason", "left").output
     assert "inactive" in ivr("agents", "list").output
-    assert "unknown queue 'fruad'" in ivr("agents", "add", "bo", "--phone", "+12025550501", "--queue", "fruad",
+    assert "unknown queue 'fruad'" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fruad",
                                           input="2468\n", ok=False).output
-    assert "agent bo added" in ivr("agents", "add", "bo", "--phone", "+12025550501", "--queue", "fraud",
+    assert "agent bo added" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fraud",
                                    "--queue", "affected", input="2468\n").output
-    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+12025550111", language="es",
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="es",
                             queue="general", priority=10, reason="callback offered")
-    queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+12025550222", language="en",
+    queues.request_callback(hotline.db, call_sid="CA" + "2" * 32, number="+15555550222", language="en",
                             queue="fraud", priority=30, reason="asked while on hold")
     lines = ivr("callbacks", "list").output.splitlines()
-    assert "+12025550222" in lines[0] and "+12025550111" in lines[1]  # priority first
+    assert "+15555550222" in lines[0] and "+15555550111" in lines[1]  # priority first
     cb_id = lines[0].split()[0].lstrip("#")
     assert "done" in ivr("callbacks", "done", cb_id, "--note", "card blocked", "--by", "alex").output
-    assert "+12025550222" not in ivr("callbacks", "list").output
+    assert "+15555550222" not in ivr("callbacks", "list").output
     assert "no open callback" in ivr("callbacks", "done", cb_id, ok=False).output
 
 

@@ -250,10 +250,10 @@ def _desk_targets(hotline) -> int:
     """The admin is also an agent, with a caller to wrap up and a callback owed; returns the callback's id."""
     from ivr.store import agents, desk, queues
 
-    agents.add_agent(hotline.db, hotline.config.secret_key, "ada-agent", "+12025550501", "2468", actor="test")
+    agents.add_agent(hotline.db, hotline.config.secret_key, "ada-agent", "+15555550501", "2468", actor="test")
     desk.link_user(hotline.db, "ada-agent", "ada", actor="test")
     desk.set_status(hotline.db, "ada-agent", "on_call", call_sid="CA" + "d" * 32)
-    queues.request_callback(hotline.db, call_sid="CA" + "e" * 32, number="+12025550777", language="en",
+    queues.request_callback(hotline.db, call_sid="CA" + "e" * 32, number="+15555550777", language="en",
                             queue="general", priority=10, reason="callback offered")
     return queues.callbacks(hotline.db)[0]["id"]
 
@@ -720,7 +720,7 @@ def test_calls_show_the_masked_caller_and_path_and_export_a_timeline(as_role, ho
     call = place_call(keys=["1", "2", "9"])
     viewer = as_role("viewer")
     body = page(viewer.get("/console/calls"))
-    assert "***0123" in body and "+12025550123" not in body
+    assert "***0123" in body and "+15555550123" not in body
     assert "<li>1 details</li><li>2 advice</li><li>9 repeat</li>" in body
     resp = viewer.get("/console/calls.csv")
     assert resp.mimetype == "text/csv" and "attachment" in resp.headers["Content-Disposition"]

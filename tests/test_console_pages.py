@@ -131,10 +131,10 @@ def test_live_mode_with_no_free_agent_is_a_banner_and_queues_show_their_waits(as
     row = re.search(r'<tr data-queue="fraud">(.*?)</tr>', body, re.S).group(1)
     assert ">2<" in row and "2 min 05 s" in row
 
-    _agent_on_line(hotline, "amy", "+12025550601", bridged_to="CAcaller1")
+    _agent_on_line(hotline, "amy", "+15555550601", bridged_to="CAcaller1")
     body = page(viewer.get("/console/live"))
     assert "no agent is free (1 on a call)" in body and 'id="agents-on-call">1<' in body
-    _agent_on_line(hotline, "bob", "+12025550602")
+    _agent_on_line(hotline, "bob", "+15555550602")
     body = page(viewer.get("/console/live"))
     assert "no agent is free" not in body and 'id="agents-free">1<' in body and "Agents free: bob." in body
     desk.set_status(hotline.db, "bob", "break")  # bob takes a break: nobody is free again
@@ -373,14 +373,14 @@ def test_calls_say_how_they_ended_in_plain_words(as_role, hotline):
 def test_an_agent_who_signs_in_on_the_agent_line_is_free_on_the_console(app, as_role, hotline):
     from helpers import parse_twiml, signed_post, twilio_params
 
-    agents.add_agent(hotline.db, hotline.config.secret_key, "alex", "+12025550500", "2468", actor="test")
+    agents.add_agent(hotline.db, hotline.config.secret_key, "alex", "+15555550500", "2468", actor="test")
     set_mode(hotline.db, "live", reason="shift", actor="test")
     ops = as_role("ops")
     assert "Live mode is on but no agent is free" in page(ops.get("/console/live"))
     sid, client = "CA" + "a" * 32, app.test_client()
 
     def twilio(path: str, **extra):  # signed as Twilio signs, for the agent's own call
-        return signed_post(client, path, twilio_params(sid, From="+12025550500", **extra),
+        return signed_post(client, path, twilio_params(sid, From="+15555550500", **extra),
                            sign_url="http://localhost" + path)
 
     gather = parse_twiml(twilio("/voice/agent")).find("Gather")

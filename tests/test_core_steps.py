@@ -171,12 +171,12 @@ def test_a_callback_offer_says_its_context_and_an_answered_dial_sends_the_agent_
     now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
     owed = {"id": 7, "language": "en", "queue": "general", "reason": "voicemail", "attempts": 1,
             "requested_at": datetime(2026, 12, 1, 11, 30, tzinfo=timezone.utc), "voicemail_url": "https://x/RE1",
-            "number": "+12025550123", "call_sid": "CA" + "5" * 32}
+            "number": "+15555550123", "call_sid": "CA" + "5" * 32}
     offer = agent_callbacks.offer(AGENT_CALL, RULES, "alex", owed, now)
     text = " ".join(said(offer.verbs[0].prompts))
     assert "asked 30 minutes 0 seconds ago" in text and "attempt 2 of 3" in text and "voicemail" in text
-    dial = agent_callbacks.dialling(AGENT_CALL, "alex", owed, "+12025550100").verbs[-1]
-    assert (dial.number, dial.caller_id, dial.action.route) == ("+12025550123", "+12025550100",
+    dial = agent_callbacks.dialling(AGENT_CALL, "alex", owed, "+15555550100").verbs[-1]
+    assert (dial.number, dial.caller_id, dial.action.route) == ("+15555550123", "+15555550100",
                                                                "/voice/agent/callback-result")
     done = agent_callbacks.dial_ended(AGENT_CALL, "alex", 7, "done", "completed", 15)
     assert "record its outcome" in said(done.verbs)[0] and done.verbs[-1].to.route == "/voice/agent/next"

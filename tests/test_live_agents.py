@@ -137,7 +137,7 @@ def test_out_of_hours_callers_get_the_queue_overflow(config, rules_file, live):
 
 def test_a_voicemail_lands_in_the_worklist(app, hotline):
     sid = "CA" + "7" * 32
-    doc = post(app, "/voice/voicemail?l=es&q=general&p=10&s=3", sid, From="+12025550321",
+    doc = post(app, "/voice/voicemail?l=es&q=general&p=10&s=3", sid, From="+15555550321",
                RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1")
     assert doc.find("Say").text.startswith("Gracias.") and doc[-1].tag == "Hangup"
     (cb,) = queues.callbacks(hotline.db)
@@ -161,8 +161,8 @@ def test_the_hold_loop_says_an_honest_wait_from_measured_waits(app, live):
 # -- the agent line ----------------------------------------------------------------------------------------
 @pytest.fixture
 def agent(live):
-    agents.add_agent(live.db, live.config.secret_key, "alex", "+12025550500", "2468", actor="test")
-    return "+12025550500"
+    agents.add_agent(live.db, live.config.secret_key, "alex", "+15555550500", "2468", actor="test")
+    return "+15555550500"
 
 
 def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_someone_is_coming(app, live, agent):
@@ -199,7 +199,7 @@ def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_some
 
 
 def test_agent_line_refuses_strangers_and_three_wrong_pins(app, live, agent):
-    stranger = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, caller="+12025550666").run("/voice/agent")
+    stranger = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, caller="+15555550666").run("/voice/agent")
     assert stranger.said() == ["This line is for our staff. Goodbye."]
     wrong = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["1111", "2222", "3333", "2468"],
                           caller=agent).run("/voice/agent")
@@ -234,7 +234,7 @@ def test_press_4_texts_the_notice_through_a_background_job(config, twilio_api):
     from ivr.app import create_app
 
     host, path = twilio_api
-    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+12025550100",
+    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+15555550100",
                                            notice_url="https://example.com/notice", twilio_api_url=host.origin))
     hotline = app.extensions["ivr"]
     try:
@@ -259,7 +259,7 @@ def test_sms_retries_when_twilio_fails_then_records_the_failure(config):
     from ivr.app import create_app
 
     host = StubHost({})  # every request: 404 from a stand-in that knows no messages endpoint
-    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+12025550100",
+    app = create_app(config.with_overrides(twilio_account_sid=ACCOUNT, sms_from="+15555550100",
                                            twilio_api_url=host.origin))
     hotline = app.extensions["ivr"]
     try:

@@ -49,7 +49,7 @@ def admin(hotline):
 def test_responses_match_the_document(app, hotline, admin, place_call):
     client = app.test_client()
     place_call(keys=["1", "0"])
-    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+12025550111", language="en",
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="en",
                             queue="general", priority=10, reason="callback offered")
     check(client.get("/api/mode", headers=admin), "/mode", "get")
     check(client.post("/api/mode", json={"mode": "live", "reason": "shift"}, headers=admin), "/mode", "post")
@@ -117,7 +117,7 @@ class _AdminToken:
 def st_app(app, hotline, place_call):
     """The app, with something for Schemathesis to find (a call, a callback waiting) and an admin's token."""
     place_call(keys=["1", "0"])
-    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+12025550111", language="en",
+    queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="en",
                             queue="general", priority=10, reason="callback offered")
     add_user(hotline.db, "st", "admin", actor="test")
     _admin_token["token"] = create_token(hotline.db, "st", actor="test")

@@ -47,7 +47,7 @@ def admins(hotline):
 
 
 def test_admin_pin_guesses_across_calls_lock_that_caller_id_even_for_the_right_pin(app, config, admins, caplog):
-    hotline, attacker = admins, "+12025550666"
+    hotline, attacker = admins, "+15555550666"
     before = lock_count("admin", "caller")
     first = call(app, "admin", WRONG, attacker)
     assert first.said()[-1] == "That PIN is not right. Goodbye."  # three a call, as before
@@ -63,9 +63,9 @@ def test_admin_pin_guesses_across_calls_lock_that_caller_id_even_for_the_right_p
     finally:
         other.extensions["ivr"].close()
     assert again.said() == [LOCKED_MESSAGE] and not logged_in(again)
-    assert logged_in(call(app, "admin", [PIN], "+12025559876"))  # the admin's own phone still works
+    assert logged_in(call(app, "admin", [PIN], "+15555559876"))  # the admin's own phone still works
     (entry,) = locks(hotline, "admin")
-    assert "***0666: 5 wrong PINs in 15 min" in entry and "+1202" not in entry
+    assert "***0666: 5 wrong PINs in 15 min" in entry and "+1555" not in entry
     assert lock_count("admin", "caller") == before + 1
     assert any("admin line locked (caller)" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
     end_locks(hotline)  # fifteen minutes later
@@ -82,19 +82,19 @@ def test_admin_pin_guesses_from_many_numbers_stop_the_line_taking_pins(app, admi
     assert locks(hotline, "admin") == ["the whole line: 50 wrong PINs from all callers in 15 min; "
                                        "PINs refused for 15 min"]
     assert lock_count("admin", "line") == before + 1
-    assert call(app, "admin", [PIN], "+12025559876").said() == [LOCKED_MESSAGE]  # nobody gets in for now
+    assert call(app, "admin", [PIN], "+15555559876").said() == [LOCKED_MESSAGE]  # nobody gets in for now
     end_locks(hotline)
-    assert logged_in(call(app, "admin", [PIN], "+12025559876"))
+    assert logged_in(call(app, "admin", [PIN], "+15555559876"))
 
 
 def test_the_admin_line_can_take_pins_only_from_admins_own_numbers(config, admins):
     from ivr.app import create_app
 
-    users.set_phone(admins.db, config.secret_key, "dana", "+12025559876", actor="test")
+    users.set_phone(admins.db, config.secret_key, "dana", "+15555559876", actor="test")
     app = create_app(config.with_overrides(admin_line_own_numbers=True))
     try:
-        assert not logged_in(call(app, "admin", [PIN], "+12025550666"))  # her PIN, someone else's phone
-        assert logged_in(call(app, "admin", [PIN], "+12025559876"))
+        assert not logged_in(call(app, "admin", [PIN], "+15555550666"))  # her PIN, someone else's phone
+        assert logged_in(call(app, "admin", [PIN], "+15555559876"))
     finally:
         app.extensions["ivr"].close()
 

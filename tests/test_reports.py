@@ -33,7 +33,7 @@ def seed(db):
                  requested_at=now - timedelta(hours=30), done_at=now - timedelta(hours=2)),  # late: 28 h
             dict(call_sid="CA" + "5" * 32, number=None, language="en", queue="general", priority=10, status="done",
                  requested_at=now - timedelta(hours=3), done_at=now - timedelta(hours=1)),  # kept
-            dict(call_sid="CA" + "6" * 32, number="+12025550106", language="en", queue="general", priority=10,
+            dict(call_sid="CA" + "6" * 32, number="+15555550106", language="en", queue="general", priority=10,
                  status="waiting", requested_at=now - timedelta(hours=1), done_at=None)])  # not due yet
 
 

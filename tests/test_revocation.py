@@ -96,7 +96,7 @@ def test_tokens_expire_and_are_revoked_and_listed_without_their_secret(app, hotl
 
 
 def test_a_deactivated_agent_cannot_sign_in_and_is_let_go_mid_shift(app, hotline):
-    phone = "+12025550500"
+    phone = "+15555550500"
     agents.add_agent(hotline.db, hotline.config.secret_key, "alex", phone, "2468", actor="test")
     client = app.test_client()
     doc = parse_twiml(signed_post(client, "/voice/agent/pin", twilio_params(From=phone, Digits="2468")))

@@ -94,7 +94,7 @@ def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every
     assert add.returncode == 0, add.stderr
 
     def admin_call(keys):
-        return SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=keys, caller="+12025550666").run("/voice/admin")
+        return SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=keys, caller="+15555550666").run("/voice/admin")
 
     assert admin_call(["111111", "222222", "333333"]).said()[-1] == "That PIN is not right. Goodbye."
     locked = "This line cannot take a PIN right now. Please try again later. Goodbye."

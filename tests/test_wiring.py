@@ -22,7 +22,7 @@ from ivr.worker.handlers import job_handlers
 from stubs import StubHost, basic_auth
 
 ACCOUNT = "AC" + "d" * 32
-CALLER = "+12025550123"
+CALLER = "+12025550123"  # a number that can receive a text (phonenumbers calls it valid)
 FORBIDDEN = ("flask", "sqlalchemy", "twilio", "werkzeug", "psycopg")
 
 
@@ -66,7 +66,7 @@ def test_key_4_texts_the_caller_under_ivr_serve_and_keeps_no_number(config, serv
     sent = json.dumps({"sid": "SM" + "2" * 32, "status": "queued", "to": CALLER}).encode()
     twilio = StubHost({messages: (201, {"Content-Type": "application/json"}, sent)})
     try:
-        srv = server(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_SMS_FROM="+12025550100",
+        srv = server(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_SMS_FROM="+15555550100",
                      IVR_NOTICE_URL="https://example.com/notice", IVR_TWILIO_API_URL=twilio.origin)
         result = SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["4", "9"], caller=CALLER,
                                max_requests=6).run("/voice/incoming")
@@ -76,7 +76,7 @@ def test_key_4_texts_the_caller_under_ivr_serve_and_keeps_no_number(config, serv
         (method, path, auth), = twilio.requests
         assert (method, path, auth) == ("POST", messages, basic_auth(ACCOUNT, AUTH_TOKEN))
         form = parse_qs(twilio.bodies[0].decode())
-        assert form["To"] == [CALLER] and form["From"] == ["+12025550100"]
+        assert form["To"] == [CALLER] and form["From"] == ["+15555550100"]
         assert reference in form["Body"][0] and "https://example.com/notice" in form["Body"][0]
         db = Database(config.db_url)
         try:
