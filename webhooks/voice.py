@@ -9,10 +9,9 @@ from datetime import datetime, timezone
 
 from flask import Blueprint
 
-from ivr.core import flow, verbs
+from ivr.core import flow, phone_numbers, verbs
 from ivr.core.call_status import TERMINAL
 from ivr.core.effects import BookCallback, CallStarted
-from ivr.core.phone_numbers import InvalidNumber, normalize
 from ivr.hotline import Hotline
 from ivr.store import queues
 from webhooks import twiml
@@ -36,7 +35,7 @@ def incoming(hotline: Hotline, rules, snap, pos):
 def _context(hotline: Hotline) -> verbs.Context:
     """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person)."""
     number = _values().get("From")
-    reachable = callable_number(number)
+    reachable = phone_numbers.callable_number(number)
     known = reachable is not None
     return verbs.Context(
         now=datetime.now(timezone.utc),
@@ -57,16 +56,6 @@ def _affected(hotline: Hotline, number: str) -> bool:
     except Exception as exc:
         log.error("affected-list lookup failed, routing as not affected: %s", exc)
         return False
-
-
-def callable_number(number: str | None) -> str | None:
-    """The caller's number as E.164 when a call back or a text can reach it (phonenumbers calls it valid);
-    None when it is withheld or invalid ('+15555550123'): such a caller is offered a voicemail, never promised
-    a callback, on every path that books one."""
-    try:
-        return normalize(number or "")
-    except InvalidNumber:
-        return None
 
 
 def _open_callback(hotline: Hotline, number: str) -> bool:
@@ -91,8 +80,7 @@ def _book_callback(hotline: Hotline, reply: verbs.Reply, pos: verbs.Position) ->
     """Store the callback a reply promises before the caller hears the promise (a failure: the safe reply)."""
     for cb in reply.effects:
         if isinstance(cb, BookCallback):
-            number = callable_number(_values().get("From")) or _values().get("From", "")[:32]
-            queues.request_callback(hotline.db, call_sid=_call_sid(), number=number,
+            queues.request_callback(hotline.db, call_sid=_call_sid(), number=_values().get("From", "")[:32],
                                     language=pos.lang, queue=cb.queue, priority=cb.priority, reason=cb.reason,
                                     keep_place=cb.keep_place, voicemail_url=cb.voicemail_url)
     return reply

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.core.errors import NotFound, Refused
 from ivr.core.identity import caller_identity
+from ivr.core.phone_numbers import callable_number
 from ivr.store.callbacks import OPEN as OPEN_CALLBACK
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
@@ -163,41 +164,50 @@ def open_callback_for(db: Database, number: str) -> dict | None:
 
 
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
-                     reason: str, keep_place: bool = False, voicemail_url: str | None = None) -> str:
-    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue.
-
-    One number has at most one callback owed: a second request while one is open refreshes it (the earlier
-    place in line, the higher priority and its queue, the newer language, a voicemail kept) rather than adding
-    another for agents to call twice. Returns "booked", "refreshed" or "present" (this call's, already stored).
-    """
+                     reason: str, keep_place: bool = False, voicemail_url: str | None = None,
+                     requested_at: datetime | None = None) -> None:
+    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue;
+    `requested_at`: when the caller asked (a callback spooled while the database was away), else now."""
     with db.write() as conn:
-        requested = utcnow()
+        requested = requested_at or utcnow()
         if keep_place:
             joined = conn.execute(select(QueueEntry.enqueued_at).where(QueueEntry.call_sid == call_sid)).scalar()
             requested = joined or requested
             conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status == "waiting")
                          .values(status="callback", ended_at=utcnow()))
-        owed = None
-        if number.startswith("+"):
-            if conn.dialect.name == "postgresql":  # two workers booking for one number at once: one at a time
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"callback {number}"})
-            owed = conn.execute(_open_for(number)).first()  # (SQLite: BEGIN IMMEDIATE serialises already)
-        if owed is not None:
-            if owed.call_sid == call_sid:
-                return "present"
-            better = priority > owed.priority
-            conn.execute(update(Callback).where(Callback.id == owed.id).values(
-                requested_at=min(owed.requested_at, requested), language=language,
-                priority=priority if better else owed.priority, queue=queue if better else owed.queue,
-                reason=reason if better else owed.reason, voicemail_url=voicemail_url or owed.voicemail_url,
-                next_try_at=None))  # they asked again: they can be reached now, not at the next retry
-            return "refreshed"
+        # One number has one callback owed: asking again while one is open refreshes it (the earlier place in
+        # line, the higher priority and its queue, the newer language, a voicemail kept) rather than adding
+        # another for agents to call twice. Here, so that it holds however the request arrives (at once, or
+        # spooled while the database was away).
+        number = callable_number(number) or number
+        if _refreshed(conn, call_sid, number, requested, language=language, queue=queue, priority=priority,
+                      reason=reason, voicemail_url=voicemail_url):
+            return
         conn.execute(dialect_insert(conn, Callback.__table__).values(
             call_sid=call_sid, number=number, number_masked=caller_identity("", number)[1] or "",
             language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",
         ).on_conflict_do_nothing(index_elements=["call_sid"]))
-    return "booked"
+
+
+def _refreshed(conn, call_sid: str, number: str, requested: datetime, *, language: str, queue: str,
+               priority: int, reason: str, voicemail_url: str | None) -> bool:
+    """Refresh the callback still owed to this number, if there is one (True: nothing more to store)."""
+    if not number.startswith("+"):  # withheld or unknown: nothing to know the caller by
+        return False
+    if conn.dialect.name == "postgresql":  # two workers booking for one number at once: one at a time
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"callback {number}"})
+    owed = conn.execute(_open_for(number)).first()  # (SQLite: BEGIN IMMEDIATE serialises them already)
+    if owed is None:
+        return False
+    if owed.call_sid != call_sid:  # else a replay of this very request: stored already
+        better = priority > owed.priority
+        conn.execute(update(Callback).where(Callback.id == owed.id).values(
+            requested_at=min(owed.requested_at, requested), language=language,
+            priority=priority if better else owed.priority, queue=queue if better else owed.queue,
+            reason=reason if better else owed.reason, voicemail_url=voicemail_url or owed.voicemail_url,
+            next_try_at=None))  # they asked again: they can be reached now, not at the next retry
+    return True
 
 
 def callbacks(db: Database, status: str = "waiting") -> list[dict]:
