@@ -59,15 +59,24 @@ def test_a_database_that_is_down_is_one_sentence_and_exit_1(config, args, tmp_pa
     assert "Traceback" not in result.output and "sqlalchemy" not in result.output.lower()
 
 
-@pytest.mark.parametrize("args", [a for a in COMMANDS if a[0] in ("mode", "incident", "users")], ids=" ".join)
+READ_ONLY = [("mode", "set", "message", "--reason", "end of shift"),  # from live: no go-live check first
+             ("incident", "create", "--title", "Card data theft", "--severity", "critical", "--reason", "x"),
+             ("users", "add", "ada", "--role", "admin")]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=" ".join)
 def test_a_read_only_database_is_the_same_sentence_and_nothing_changes(config, args):
     from ivr.store.db import Database
+    from ivr.store.incidents import list_incidents
+    from ivr.store.state import set_mode
 
-    result = _run(config, read_only(config.db_url), args)
-    assert result.exit_code == 1, result.output
-    assert SENTENCE in result.output and WHAT_TO_DO in result.output and "read" in result.output.lower()
     db = Database(config.db_url)
     try:
-        assert get_mode(db)[0] == "message"
+        set_mode(db, "live", reason="agents on shift", actor="test")
+        before = list_incidents(db)
+        result = _run(config, read_only(config.db_url), args)
+        assert result.exit_code == 1, result.output
+        assert SENTENCE in result.output and WHAT_TO_DO in result.output and "read" in result.output.lower()
+        assert get_mode(db)[0] == "live" and list_incidents(db) == before
     finally:
         db.dispose()
