@@ -26,6 +26,8 @@ NOT_HERE = {  # why it is not run here, and where it is tested instead
     "rules reload": "running workers to signal (tests/test_server.py)",
     "--all-paths": "nothing, but it walks for a minute: tests/test_all_paths.py runs it with a smaller --depth",
 }
+# The go-live check refuses these on a fresh instance, as the docs say, naming each problem with its fix.
+REFUSED_UNTIL_READY = ("preflight", "mode set live")
 PASSWORD, PIN = "correct horse battery staple", "24681357"
 
 
@@ -116,7 +118,9 @@ def test_every_documented_ivr_command_runs_as_written(fresh, db_url, page):
             runner.invoke(main, ["announce", "tts", "--lang", "en", "--text", "Legal's version.", "--reason", "x"])
         result = runner.invoke(main, _examples(fresh, args), input=_stdin(args))
         ran += 1
-        if result.exit_code != 0:
+        refused_as_documented = (result.exit_code == 1 and "fix:" in result.output
+                                 and " ".join(args).startswith(REFUSED_UNTIL_READY))
+        if result.exit_code != 0 and not refused_as_documented:
             failed.append(f"{page}: {command}\n    -> exit {result.exit_code}: {result.output.strip()[-300:]}"
                           f"{result.exception if result.exit_code != 1 else ''}")
     assert not failed, "\n".join(failed)
