@@ -15,7 +15,7 @@ BASE = "http://localhost"
 
 
 def twilio_params(call_sid: str = "CA" + "1" * 32, **extra) -> dict:
-    params = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "From": "+15555550123", "To": "+15555550100",
+    params = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "From": "+12025550123", "To": "+12025550100",
               "CallStatus": "in-progress", "ApiVersion": "2010-04-01", "Direction": "inbound"}
     params.update(extra)
     return params

@@ -343,9 +343,10 @@ def test_cli_import_and_check(config, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["affected", "import", str(path), "--by", "ops-lead", "--batch", "4"],
                            env=_env(config), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a row was rejected: the others are kept, and it says so
     assert "rows read:        11" in result.output and "added:            10" in result.output
     assert "line 12: too short for US (+1)" in result.output
+    assert "1 of 11 rows were rejected (the other rows are on the list)" in result.output
     check = runner.invoke(main, ["affected", "check", "(212) 555-0003"], env=_env(config))
     assert check.exit_code == 0 and check.output.strip() == "***0003: on the affected list"
     check = runner.invoke(main, ["affected", "check", "+1 212 555 0999"], env=_env(config))
@@ -353,6 +354,21 @@ def test_cli_import_and_check(config, tmp_path):
     assert "not a valid number" in runner.invoke(main, ["affected", "check", "12"], env=_env(config)).output
     missing = runner.invoke(main, ["affected", "import", str(tmp_path / "nope.csv")], env=_env(config))
     assert missing.exit_code == 1 and "cannot read" in missing.output
+
+
+def test_cli_import_of_nothing_but_rejected_rows_exits_1(config, tmp_path):
+    runner = CliRunner()
+    bad = write_csv(tmp_path / "bad.csv", ["phone"] + ["12"] * 1000)
+    result = runner.invoke(main, ["affected", "import", str(bad)], env=_env(config), catch_exceptions=False)
+    assert result.exit_code == 1 and "added:            0" in result.output
+    assert "1,000 of 1,000 rows were rejected (nothing was imported)" in result.output
+    empty = write_csv(tmp_path / "empty.csv", [])
+    result = runner.invoke(main, ["affected", "import", str(empty)], env=_env(config), catch_exceptions=False)
+    assert result.exit_code == 1 and "holds no rows: nothing was imported" in result.output
+    good = write_csv(tmp_path / "good.csv", ["phone"] + us_numbers(3))
+    for _twice in (1, 2):  # all valid, then all present already: nothing to fix, exit 0
+        result = runner.invoke(main, ["affected", "import", str(good)], env=_env(config), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from stubs import StubHost
 pytestmark = pytest.mark.slow
 
 ACCOUNT = "AC" + "d" * 32
-HOTLINE, AGENT_PHONE, CUSTOMER = "+15555550100", "+15555550500", "+15555550123"
+HOTLINE, AGENT_PHONE, CUSTOMER = "+15555550100", "+15555550500", "+12025550123"
 
 
 def wait_for(predicate, timeout=15.0):

@@ -184,7 +184,7 @@ def test_garbage_is_rejected_as_undecodable(data):
 
 def test_too_big_is_rejected_before_decoding():
     # Garbage would be "undecodable" if ffmpeg ever saw it; "too_big" proves the size check comes first.
-    with pytest.raises(audio.AudioRejected, match="too_big.*limit is 0.0 MB") as exc:
+    with pytest.raises(audio.AudioRejected, match=r"too_big.*larger than the limit of 1 kB \(IVR_UPLOAD_MAX_BYTES\)") as exc:
         audio.decode(b"x" * 1001, max_bytes=1000)
     assert exc.value.reason == "too_big"
 

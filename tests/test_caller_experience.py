@@ -96,7 +96,7 @@ def test_message_mode_promises_no_place_in_line(place_call, hotline):
 def test_a_withheld_caller_in_message_mode_can_leave_a_voicemail(place_call):
     result = place_call(keys=["0"], caller="anonymous")
     said = result.said()
-    assert "We cannot call you back because your number is withheld." in said
+    assert "We cannot call you back: your number is withheld or cannot be called." in said
     assert any(s.startswith("Please leave your name, a phone number") for s in said)
     assert any(d.find("Record") is not None for d in result.documents)
 
@@ -107,11 +107,13 @@ def test_a_fraud_callback_sorts_before_callbacks_asked_for_from_hold(app, hotlin
     url = "/voice/hold-choice?l=en&q=general&p=10"
     parse_twiml(signed_post(client, url, twilio_params("CA" + "a" * 32, Digits="1"), sign_url="http://localhost" + url))
     # Later, in message mode, a caller reports fraud (7) and accepts the callback offered.
-    doc = parse_twiml(signed_post(client, "/voice/menu?l=en&a=0&s=1", twilio_params("CA" + "b" * 32, Digits="7"),
+    other = "+12025550188"  # another caller: one number has one callback owed
+    doc = parse_twiml(signed_post(client, "/voice/menu?l=en&a=0&s=1",
+                                  twilio_params("CA" + "b" * 32, Digits="7", From=other),
                                   sign_url="http://localhost/voice/menu?l=en&a=0&s=1"))
     action = doc.find("Gather").get("action")
     assert "q=fraud" in action
-    parse_twiml(signed_post(client, action, twilio_params("CA" + "b" * 32, Digits="1"),
+    parse_twiml(signed_post(client, action, twilio_params("CA" + "b" * 32, Digits="1", From=other),
                             sign_url="http://localhost" + action))
     hotline.recorder.flush()  # callbacks are spooled like the call's events
     worklist = queues.callbacks(hotline.db)

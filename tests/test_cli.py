@@ -1,6 +1,7 @@
 """The `ivr` command as ops and admins use it: rules check, announcements, users."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -133,6 +134,9 @@ def test_incidents_from_the_command_line_feed_routing(ivr, config, hotline):
     silent = ivr(*create, ok=False)  # a new incident has nothing published: callers would hear nothing
     assert "callers in en, es would hear nothing" in silent.output and "nothing was changed" in silent.output
     assert ivr("incident", "list").output == before  # not even a draft was left behind
+    # It names no incident (none was created) and the option that makes it work.
+    assert "about the new incident, so it was not created: add --carry-over" in silent.output
+    assert not re.search(r"incident\s+\d", silent.output)
     out = ivr(*create, "--carry-over").output
     assert "created and activated" in out
     new_id = out.split()[1]
@@ -165,6 +169,8 @@ def test_activating_an_incident_from_the_command_line_never_leaves_a_language_si
                                              "--reason", "x", ok=False).output
     refused = ivr("incident", "activate", new_id, "--reason", "go", ok=False)
     assert "callers in es would hear nothing" in refused.output  # English has its own, Spanish nothing
+    assert f"publish an announcement for it first (ivr announce tts --incident {new_id} ... --publish), or " \
+           f"activate it with --carry-over" in " ".join(refused.output.split())
     assert hotline.state.current().content.incident_id == heard
     out = ivr("incident", "activate", new_id, "--carry-over", "--reason", "go").output
     assert f"incident {new_id} is now active; carried over from the one before: " in out
@@ -223,3 +229,18 @@ def test_simulate_shows_the_routing_decision_and_queue(ivr):
     out = ivr("simulate", "--keys", "7").output
     assert "[enqueue] waits in queue fraud" in out
     assert "routing: enqueue fraud (priority 30) by rule 'Fraud reports go first'" in out
+
+
+def test_an_empty_text_is_called_empty_not_missing(ivr, tmp_path, hotline):
+    empty = tmp_path / "statement.txt"
+    empty.write_text("\n  \n")
+    before = ivr("announce", "list").output
+    refused = ivr("announce", "tts", "--lang", "en", "--text-file", str(empty), "--reason", "x", ok=False)
+    assert refused.exit_code == 1
+    assert f"the text given with --text-file {empty} is empty: nothing was created" in refused.output
+    assert "give the text with" not in refused.output
+    refused = ivr("announce", "tts", "--lang", "en", "--text", " ", "--reason", "x", ok=False)
+    assert "the text given with --text is empty" in refused.output
+    assert "give the text with --text-file FILE or --text TEXT" in ivr("announce", "tts", "--lang", "en",
+                                                                        ok=False).output
+    assert ivr("announce", "list").output == before

@@ -24,7 +24,7 @@ def live(hotline):
     return hotline
 
 
-def call(app, keys, caller="+15555550123"):
+def call(app, keys, caller="+12025550123"):
     result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=keys, caller=caller).run()
     app.extensions["ivr"].recorder.flush()
     return result
@@ -76,29 +76,29 @@ def test_agents_take_the_highest_priority_then_the_longest_waiting(app, live):
 
 
 def test_a_callback_from_the_hold_loop_keeps_the_callers_place(app, live):
-    early = call(app, ["0"], caller="+15555550001").call_sid
-    late = call(app, ["0"], caller="+15555550002").call_sid
+    early = call(app, ["0"], caller="+12025550001").call_sid
+    late = call(app, ["0"], caller="+12025550002").call_sid
     with live.db.write() as conn:  # the early caller joined ten minutes ago
         conn.execute(update(QueueEntry).where(QueueEntry.call_sid == early)
                      .values(enqueued_at=utcnow() - timedelta(minutes=10)))
-    for sid, number in ((late, "+15555550002"), (early, "+15555550001")):
+    for sid, number in ((late, "+12025550002"), (early, "+12025550001")):
         doc = post(app, "/voice/hold-choice?l=en&q=general&p=10", sid, Digits="1", From=number)
         assert [el.tag for el in doc] == ["Say", "Leave"] and doc.find("Say").text.startswith("Thank you. We will call")
         doc = post(app, "/voice/queue-result?l=en&q=general&p=10", sid, QueueResult="leave", From=number)
         assert doc[-1].tag == "Hangup"
     live.recorder.flush()  # callbacks are spooled like the call's events
     worklist = queues.callbacks(live.db)
-    assert [c["number"] for c in worklist] == ["+15555550001", "+15555550002"]  # the original order holds
+    assert [c["number"] for c in worklist] == ["+12025550001", "+12025550002"]  # the original order holds
     assert worklist[0]["requested_at"] < worklist[1]["requested_at"]
     live.recorder.flush()
     assert {r.status for r in entries(live)} == {"callback"}
 
 
 def test_message_mode_offers_a_callback_and_keeps_the_number_only_there(app, hotline):
-    result = call(app, ["0", "1"], caller="+15555550999")
+    result = call(app, ["0", "1"], caller="+12025550999")
     assert result.said()[-1].startswith("Thank you. We will call you back")
     (cb,) = queues.callbacks(hotline.db)
-    assert cb["number"] == "+15555550999" and cb["reason"] == "callback offered"
+    assert cb["number"] == "+12025550999" and cb["reason"] == "callback offered"
     # Ops mark it done; the audit log says who.
     queues.callback_done(hotline.db, cb["id"], actor="otto", note="called back, card blocked")
     assert queues.callbacks(hotline.db) == []
@@ -108,7 +108,7 @@ def test_message_mode_offers_a_callback_and_keeps_the_number_only_there(app, hot
 
 def test_a_withheld_number_is_told_a_callback_is_impossible(app, hotline):
     result = call(app, ["0"], caller="anonymous")
-    assert any(s.startswith("We cannot call you back because your number is withheld") for s in result.said())
+    assert any(s.startswith("We cannot call you back: your number is withheld or cannot be called") for s in result.said())
     assert queues.callbacks(hotline.db) == []
 
 
@@ -238,7 +238,7 @@ ACCOUNT = "AC" + "c" * 32
 @pytest.fixture
 def twilio_api():
     path = f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
-    body = json.dumps({"sid": "SM" + "1" * 32, "status": "queued", "to": "+15555550123"}).encode()
+    body = json.dumps({"sid": "SM" + "1" * 32, "status": "queued", "to": "+12025550123"}).encode()
     host = StubHost({path: (201, {"Content-Type": "application/json"}, body)})
     yield host, path
     host.close()
@@ -263,7 +263,7 @@ def test_press_4_texts_the_notice_through_a_background_job(config, twilio_api):
         with hotline.db.read() as conn:
             status, payload, result_json = conn.execute(select(Job.status, Job.payload, Job.result)).one()
         assert status == "done" and json.loads(result_json)["sid"].startswith("SM")
-        assert "+15555550123" not in payload and json.loads(payload)["to"] == "***0123"  # scrubbed once sent
+        assert "+12025550123" not in payload and json.loads(payload)["to"] == "***0123"  # scrubbed once sent
         assert reference.startswith("HL-")
         assert not hotline.jobs.run_one()  # sent once
     finally:

@@ -31,7 +31,7 @@ KEYS = ("1", "9")  # every call takes the same path: the same number of records 
 
 def _calls(url: str, n: int, first: int = 0, keys=KEYS) -> list:
     def one(i):
-        return SimulatedCall(HttpTransport(url), AUTH_TOKEN, keys=list(keys), caller=f"+1555444{i:04d}").run()
+        return SimulatedCall(HttpTransport(url), AUTH_TOKEN, keys=list(keys), caller=f"+1202555{i:04d}").run()
 
     with ThreadPoolExecutor(4) as pool:
         return list(pool.map(one, range(first, first + n)))

@@ -22,7 +22,7 @@ from ivr.worker.handlers import job_handlers
 from stubs import StubHost, basic_auth
 
 ACCOUNT = "AC" + "d" * 32
-CALLER = "+15555550123"
+CALLER = "+12025550123"  # a number that can receive a text (phonenumbers calls it valid)
 FORBIDDEN = ("flask", "sqlalchemy", "twilio", "werkzeug", "psycopg")
 
 

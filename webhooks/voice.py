@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint
 
-from ivr.core import flow, verbs
+from ivr.core import flow, phone_numbers, verbs
 from ivr.core.call_status import TERMINAL
 from ivr.core.effects import CallStarted
 from ivr.hotline import Hotline
@@ -35,11 +35,13 @@ def incoming(hotline: Hotline, rules, snap, pos):
 def _context(hotline: Hotline) -> verbs.Context:
     """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person)."""
     number = _values().get("From")
-    known = hotline.caller_identity(number)[0] is not None
+    reachable = phone_numbers.callable_number(number)
+    known = reachable is not None
     return verbs.Context(
         now=datetime.now(timezone.utc),
         call_sid=_call_sid(),
         caller_known=known,
+        open_callback=lambda: known and _open_callback(hotline, reachable),
         affected=lambda: known and _affected(hotline, number),
         queue_stats=lambda: queues.queue_stats(hotline.db),
         recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
@@ -53,6 +55,18 @@ def _affected(hotline: Hotline, number: str) -> bool:
         return hotline.is_affected(number)
     except Exception as exc:
         log.error("affected-list lookup failed, routing as not affected: %s", exc)
+        return False
+
+
+def _open_callback(hotline: Hotline, number: str) -> bool:
+    """Is a callback already owed to this number, from another call (Twilio retrying this request is not
+    asking again)? Unknown (database away): no, and the booking, whenever it is written, still refreshes the
+    open one rather than adding a second."""
+    try:
+        owed = queues.open_callback_for(hotline.db, number)
+        return owed is not None and owed["call_sid"] != _call_sid()
+    except Exception as exc:
+        log.warning("open-callback lookup failed, telling the caller it is booked: %s", exc)
         return False
 
 

@@ -332,8 +332,14 @@ def hold_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue
         return Reply([back])
     if not ctx.caller_known:
         return Reply([_say(rules, pos.lang, "callback_unavailable"), back])
-    return Reply([_say(rules, pos.lang, "callback_confirmed"), Leave()], [Event("callback", f"from queue {queue}")],
+    return Reply([_callback_booked(rules, pos, ctx), Leave()], [Event("callback", f"from queue {queue}")],
                  outcome="callback", effects=[BookCallback(queue, priority, "asked while on hold", keep_place=True)])
+
+
+def _callback_booked(rules: Rules, pos: Position, ctx: Context):
+    """What a caller who asked for a callback is told: one number has one callback owed, so a second request
+    refreshes the first (ivr/store/queues.py request_callback), and the caller hears that it did."""
+    return _say(rules, pos.lang, "callback_refreshed" if ctx.open_callback() else "callback_confirmed")
 
 
 def callback_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str | None,
@@ -343,7 +349,7 @@ def callback_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, q
         return menu_choice(rules, snap, pos, digits, ctx)
     if not ctx.caller_known:
         return Reply(menu(rules, pos, [_say(rules, pos.lang, "callback_unavailable")]))
-    return Reply([_say(rules, pos.lang, "callback_confirmed"), Hangup()], [Event("callback", "offered and accepted")],
+    return Reply([_callback_booked(rules, pos, ctx), Hangup()], [Event("callback", "offered and accepted")],
                  outcome="callback", effects=[BookCallback(queue or "", priority, "callback offered")])
 
 

@@ -34,6 +34,16 @@ _TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_num
                "voicemail", "fixed_line", "mobile")
 
 
+def callable_number(raw: str | None) -> str | None:
+    """A caller's number as E.164 when a call back or a text can reach it (phonenumbers calls it valid); None
+    when it is withheld or no such number exists ('+15555550123'): such a caller is offered a voicemail, never
+    promised a callback or a text."""
+    try:
+        return normalize(raw or "")
+    except InvalidNumber:
+        return None
+
+
 def normalize(raw: str, default_region: str = "US") -> str:
     """A phone number in any usual format as E.164 ('+12125550123'); raises InvalidNumber with the reason."""
     return _normalizer(default_region.upper())(raw)

@@ -30,6 +30,7 @@ REQUIRED_PROMPTS = (
     "callback_offer",
     "callback_offer_later",
     "callback_confirmed",
+    "callback_refreshed",
     "callback_unavailable",
     "voicemail_prompt",
     "voicemail_thanks",

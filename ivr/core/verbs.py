@@ -100,7 +100,8 @@ class Context:
 
     now: datetime
     call_sid: str = ""
-    caller_known: bool = True  # False when the number is withheld: no callback or SMS possible
+    caller_known: bool = True  # False when the number is withheld or not valid: no callback or SMS possible
+    open_callback: Callable[[], bool] = lambda: False  # this number has a callback still owed
     affected: Callable[[], bool] = lambda: False
     queue_stats: Callable[[], dict] = dict
     recent_wait_minutes: Callable[[str], int | None] = lambda queue: None

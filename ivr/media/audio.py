@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import imageio_ffmpeg
 
 from ivr.core.errors import Refused
+from ivr.core.limits import audio_length_limit, upload_too_large
 
 with warnings.catch_warnings():
     # pydub warns at import time when ffmpeg is not on PATH; ffmpeg_exe() tells it where ours is.
@@ -72,8 +73,7 @@ def decode(data: bytes, *, max_bytes: int = 20_000_000, max_decoded_seconds: flo
     if not data:
         raise AudioRejected("empty", "the file is empty (0 bytes)")
     if len(data) > max_bytes:
-        size, limit = len(data) / 1e6, max_bytes / 1e6
-        raise AudioRejected("too_big", f"the file is {size:.1f} MB; the limit is {limit:.1f} MB")
+        raise AudioRejected("too_big", upload_too_large(max_bytes))
     # A 20 MB upload can hold hours of low-bitrate audio; stop decoding just past the cap to bound memory.
     args = ["-map", "0:a:0", "-t", f"{max_decoded_seconds + 1:g}",
             "-af", "aformat=sample_fmts=s16:channel_layouts=mono|stereo", "-c:a", "pcm_s16le"]
@@ -101,7 +101,7 @@ def make_phone_ready(
     seg = seg.set_channels(1).set_sample_width(2)
     seg = trim_silence(seg, silence_thresh_dbfs)
     if len(seg) > max_seconds * 1000:
-        message = f"{len(seg) / 1000:.1f} s after trimming silence; the limit is {max_seconds:g} s"
+        message = f"{len(seg) / 1000:.1f} s after trimming silence; the limit is {audio_length_limit(max_seconds)}"
         raise AudioRejected("too_long", message)
     # Measure at 8 kHz: what is cut above 4 kHz is not heard on the phone and must not count as loudness.
     narrow = _segment_from_wav(_ffmpeg(_wav_bytes(seg), ["-ar", str(PHONE_RATE), "-c:a", "pcm_s16le"]))

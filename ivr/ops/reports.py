@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -25,17 +26,55 @@ class ReportError(Refused):
     """A report request that cannot be answered as asked (a bad date or bucket)."""
 
 
+MAX_SPAN = 99_999  # hours or days back: "since" in the OpenAPI document allows five digits, and so do we
+_SPAN = re.compile(r"([0-9]+)([hd])")
+# RFC 3339 (the document's `format: date` and `format: date-time`): a date, or a time with its offset.
+_MOMENT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+                     r"(?:[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?([Zz]|([+-])([0-9]{2}):([0-9]{2})))?")
+_UTC_MIN, _UTC_MAX = datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc)
+
+
 def parse_since(text: str | None, now: datetime | None = None) -> datetime:
-    """An ISO date or time (UTC unless it says otherwise), or a span back from now: 24h, 7d. Default 24h."""
+    """A span back from now (24h, 7d; at most MAX_SPAN), a date (UTC midnight) or an RFC 3339 time with its
+    offset: exactly what the OpenAPI document allows. None: 24h. Anything else is a ReportError (a 400),
+    never an OverflowError; a moment outside what a datetime holds in UTC is its first or last moment."""
     now = now or datetime.now(timezone.utc)
-    text = (text or "24h").strip()
+    text = "24h" if text is None else text
+    span = _SPAN.fullmatch(text)
+    if span:
+        count = int(span[1])
+        if count > MAX_SPAN:
+            raise ReportError(f"since: a span goes back at most {MAX_SPAN:,}h or {MAX_SPAN:,}d (got {text!r})")
+        return now - (timedelta(hours=count) if span[2] == "h" else timedelta(days=count))
+    moment = _MOMENT.fullmatch(text)
     try:
-        if text[-1:] in ("h", "d") and text[:-1].isdigit():
-            return now - (timedelta(hours=int(text[:-1])) if text[-1] == "h" else timedelta(days=int(text[:-1])))
-        when = datetime.fromisoformat(text)
+        if moment is None:
+            raise ValueError
+        return _moment(moment)
     except ValueError:
-        raise ReportError(f"since must be an ISO date or time, or a span like 24h or 7d (got {text!r})") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        raise ReportError(f"since must be an ISO date (2026-12-01), an ISO time with its offset "
+                          f"(2026-12-01T08:00:00Z) or a span like 24h or 7d (got {text[:60]!r})") from None
+
+
+def _moment(m: re.Match) -> datetime:
+    year, month, day = int(m[1]), int(m[2]), int(m[3])
+    if year == 0:  # RFC 3339 has a year 0; a datetime starts at year 1
+        return _UTC_MIN
+    if m[4] is None:
+        return datetime(year, month, day, tzinfo=timezone.utc)
+    hour, minute, second = int(m[4]), int(m[5]), min(int(m[6]), 59)  # a leap second counts as :59
+    micro = int((m[7] or "0")[:6].ljust(6, "0"))
+    zone = timezone.utc
+    if m[9]:
+        hours, minutes = int(m[10]), int(m[11])
+        if hours > 23 or minutes > 59:
+            raise ValueError
+        zone = timezone((-1 if m[9] == "-" else 1) * timedelta(hours=hours, minutes=minutes))
+    when = datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment a datetime holds in UTC
+        return _UTC_MIN if year == 1 else _UTC_MAX
 
 
 def _floor(ts: datetime, bucket: str) -> str:
@@ -51,9 +90,8 @@ def build(db: Database, *, since: datetime, until: datetime | None = None, bucke
           answered_within_s: int = ANSWERED_WITHIN_S, promised_hours: int = 24) -> dict:
     if bucket not in BUCKETS:
         raise ReportError(f"bucket must be one of {', '.join(BUCKETS)}")
-    until = until or datetime.now(timezone.utc)
-    if since >= until:
-        raise ReportError("since must be before until")
+    # A since still to come is an empty window, not an error: the document cannot say "not in the future".
+    until = max(until or datetime.now(timezone.utc), since)
     with db.read() as conn:
         calls = conn.execute(select(Call.started_at, Call.outcome, Call.language)
                              .where(Call.started_at >= since, Call.started_at < until)).all()

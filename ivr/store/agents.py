@@ -20,12 +20,18 @@ def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *,
     """An agent for the agent line; `queues`: the ones they serve (none given: every queue)."""
     phone_hash, masked = caller_identity(secret_key, phone)
     if phone_hash is None:
-        raise AgentError(f"{phone!r} is not a phone number (use E.164, e.g. +15551234567)")
+        raise AgentError(f"{phone!r} is not a phone number (use E.164, e.g. +12025550123)")
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
         raise AgentError("an agent PIN is 4 to 12 digits")
     with db.write() as conn:
         if conn.execute(select(Agent.id).where(Agent.name == name)).first():
             raise AgentError(f"there is already an agent called {name!r}")
+        # The agent line knows an agent by caller ID alone before the PIN: two on one number would be one.
+        holder = conn.execute(select(Agent.name).where(Agent.phone_hash == phone_hash,
+                                                       Agent.active.is_(True))).scalar()
+        if holder is not None:
+            raise AgentError(f"the caller ID {masked} is agent {holder}'s already: one agent per caller ID "
+                             f"(deactivate {holder} first, or give {name} their own number)")
         conn.execute(Agent.__table__.insert().values(name=name, phone_hash=phone_hash, phone_masked=masked,
                                                      phone=phone.strip(), pin_hash=hash_pin(pin), active=True,
                                                      queues=",".join(queues), created_at=utcnow()))

@@ -23,7 +23,23 @@ class IncidentNotFound(IncidentError, NotFound):
 
 
 class IncidentUncovered(IncidentError, Conflict):
-    """Activating it would leave callers in some language with nothing published to hear."""
+    """Activating it would leave callers in some language with nothing published to hear. The refusal names
+    the way out on the command line and in the API (the console's form shows the carry-over box itself)."""
+
+    CARRY_OVER = '--carry-over (API: "carry_over": true) to copy what callers hear now'
+
+    def __init__(self, missing: list[str], incident_id: int, *, new: bool):
+        langs = ", ".join(missing)
+        if new:  # its id was never committed: naming it would point at an incident that does not exist
+            told = (f"callers in {langs} would hear nothing about the new incident, so it was not created: add "
+                    f"{self.CARRY_OVER}, or create it without --activate, publish its announcements "
+                    f"(ivr announce tts --incident ID ... --publish), then activate it")
+        else:
+            told = (f"callers in {langs} would hear nothing about incident {incident_id}: publish an announcement "
+                    f"for it first (ivr announce tts --incident {incident_id} ... --publish), or activate it "
+                    f"with {self.CARRY_OVER}")
+        super().__init__(told)
+        self.missing, self.incident_id = missing, incident_id
 
 
 def _check_severity(severity: str, severities: list[str]) -> None:
@@ -47,7 +63,8 @@ def create(db: Database, *, title: str, severity: str, exposed: str, severities:
         audit(conn, actor=actor, action="incident.create", subject=f"incident {incident_id}",
               to_value=f"{title!r} severity={severity} exposed={exposed!r}", reason=reason)
         if activate:
-            _activate(conn, incident_id, actor=actor, reason=reason, languages=languages, carry_over=carry_over)
+            _activate(conn, incident_id, actor=actor, reason=reason, languages=languages, carry_over=carry_over,
+                      new=True)
     return incident_id
 
 
@@ -117,7 +134,7 @@ def activate_incident(db: Database, incident_id: int, *, actor: str, reason: str
 
 
 def _activate(conn: Connection, incident_id: int, *, actor: str, reason: str, languages,
-              carry_over: bool) -> list[str]:
+              carry_over: bool, new: bool = False) -> list[str]:
     previous = conn.execute(select(Incident.id).where(Incident.status == "active")).scalars().all()
     copied = []
     if carry_over:
@@ -127,9 +144,7 @@ def _activate(conn: Connection, incident_id: int, *, actor: str, reason: str, la
     if languages is not None:
         missing = languages_without_announcement(conn, incident_id, languages)
         if missing:
-            raise IncidentUncovered(f"callers in {', '.join(missing)} would hear nothing about incident "
-                                    f"{incident_id}: publish an announcement for it first, or carry the current "
-                                    "announcements over")
+            raise IncidentUncovered(missing, incident_id, new=new)
     conn.execute(update(Incident).where(Incident.status == "active", Incident.id != incident_id)
                  .values(status="closed", updated_at=utcnow()))
     conn.execute(update(Incident).where(Incident.id == incident_id).values(status="active", updated_at=utcnow()))

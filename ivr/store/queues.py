@@ -7,11 +7,13 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.core.errors import NotFound, Refused
 from ivr.core.identity import caller_identity
+from ivr.core.phone_numbers import callable_number
+from ivr.store.callbacks import OPEN as OPEN_CALLBACK
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
@@ -193,6 +195,19 @@ def entry(db: Database, call_sid: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+def _open_for(number: str):
+    """The open callback owed to this number (open callbacks keep the full number, so it is the key)."""
+    return (select(Callback.__table__).where(Callback.status.in_(OPEN_CALLBACK), Callback.number == number)
+            .order_by(Callback.requested_at, Callback.id).limit(1))
+
+
+def open_callback_for(db: Database, number: str) -> dict | None:
+    """The callback still owed to this E.164 number, if any."""
+    with db.read() as conn:
+        row = conn.execute(_open_for(number)).first()
+    return dict(row._mapping) if row else None
+
+
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
                      reason: str, keep_place: bool = False, voicemail_url: str | None = None,
                      requested_at: datetime | None = None) -> None:
@@ -205,11 +220,39 @@ def request_callback(db: Database, *, call_sid: str, number: str, language: str,
             requested = joined or requested
             conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status.in_(ON_HOLD))
                          .values(status="callback", ended_at=utcnow()))
+        # One number has one callback owed: asking again while one is open refreshes it (the earlier place in
+        # line, the higher priority and its queue, the newer language, a voicemail kept) rather than adding
+        # another for agents to call twice. Here, so that it holds however the request arrives (at once, or
+        # spooled while the database was away).
+        number = callable_number(number) or number
+        if _refreshed(conn, call_sid, number, requested, language=language, queue=queue, priority=priority,
+                      reason=reason, voicemail_url=voicemail_url):
+            return
         conn.execute(dialect_insert(conn, Callback.__table__).values(
             call_sid=call_sid, number=number, number_masked=caller_identity("", number)[1] or "",
             language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",
         ).on_conflict_do_nothing(index_elements=["call_sid"]))
+
+
+def _refreshed(conn, call_sid: str, number: str, requested: datetime, *, language: str, queue: str,
+               priority: int, reason: str, voicemail_url: str | None) -> bool:
+    """Refresh the callback still owed to this number, if there is one (True: nothing more to store)."""
+    if not number.startswith("+"):  # withheld or unknown: nothing to know the caller by
+        return False
+    if conn.dialect.name == "postgresql":  # two workers booking for one number at once: one at a time
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"callback {number}"})
+    owed = conn.execute(_open_for(number)).first()  # (SQLite: BEGIN IMMEDIATE serialises them already)
+    if owed is None:
+        return False
+    if owed.call_sid != call_sid:  # else a replay of this very request: stored already
+        better = priority > owed.priority
+        conn.execute(update(Callback).where(Callback.id == owed.id).values(
+            requested_at=min(owed.requested_at, requested), language=language,
+            priority=priority if better else owed.priority, queue=queue if better else owed.queue,
+            reason=reason if better else owed.reason, voicemail_url=voicemail_url or owed.voicemail_url,
+            next_try_at=None))  # they asked again: they can be reached now, not at the next retry
+    return True
 
 
 def callbacks(db: Database, status: str = "waiting") -> list[dict]:

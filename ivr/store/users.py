@@ -68,7 +68,7 @@ def set_phone(db: Database, secret_key: str, name: str, phone: str, *, actor: st
     """Record the caller ID an admin calls the admin line from (kept only hashed and masked)."""
     phone_hash, masked = caller_identity(secret_key, phone)
     if phone_hash is None:
-        raise UserError(f"{phone!r} is not a phone number (use E.164, e.g. +15551234567)")
+        raise UserError(f"{phone!r} is not a phone number (use E.164, e.g. +12025550123)")
     with db.write() as conn:
         done = conn.execute(update(User).where(User.name == name).values(
             phone_hash=phone_hash, phone_masked=masked)).rowcount

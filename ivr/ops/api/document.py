@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ivr.ops.api.errors import ApiError
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.yaml"
 PREFIX = "/api"
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?(?:[eE][+-]?[0-9]{1,3})?")
 
 
 @functools.cache
@@ -66,6 +68,10 @@ class Operation:
         kinds = [kinds] if isinstance(kinds, str) else kinds
         if "integer" in kinds and re.fullmatch(r"[+-]?[0-9]+", value):
             return int(value)
+        if "integer" in kinds and _JSON_NUMBER.fullmatch(value):
+            number = json.loads(value)  # as the same request in JSON would read it: 2, 2.0 and 2e0 are all 2
+            if isinstance(number, int) or number.is_integer():
+                return int(number)
         if "boolean" in kinds and value in ("true", "false"):
             return value == "true"
         return value

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from ivr.core.errors import Conflict, NotFound, Refused
+from ivr.core.limits import upload_too_large
 from ivr.media.audio import AudioRejected
 from ivr.media.tts import TTSError
 
@@ -40,7 +41,7 @@ def _http_error(exc: HTTPException):
                                                                                       "content-length")}
     message = exc.description or exc.name
     if exc.code == 413:
-        message = f"the request is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+        message = upload_too_large(current_app.config["IVR"].upload_max_bytes)
     return error(exc.code or 500, message, headers)
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import click
 
 from ivr.ops.cli import affected, content, jobs, routing, server, simulate, staff, status
-from ivr.ops.cli.context import CliContext
+from ivr.ops.cli.context import CliContext, HotlineGroup
 
 
-@click.group()
+@click.group(cls=HotlineGroup)
 @click.pass_context
 def main(ctx: click.Context):
     """The breach hotline: Twilio voice webhooks, announcements and routing."""

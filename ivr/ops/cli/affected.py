@@ -33,7 +33,8 @@ def affected_import(cli, file, region, batch_size):
     """Add the phone numbers of a CSV file to the list; run it again to resume an interrupted import.
 
     The number is taken from a column named phone, phone_number, msisdn or number if the file has a header,
-    else from the first column. Only keyed hashes are stored. Exits 1 only if the file cannot be read.
+    else from the first column. Only keyed hashes are stored. Exits 1 when the file cannot be read, holds no
+    rows, or any row was rejected (the valid rows are kept either way).
     """
     import time
 
@@ -67,6 +68,12 @@ def affected_import(cli, file, region, batch_size):
             click.echo("", err=True)
     for line in report_lines(report):
         click.echo(line)
+    if not report.rows_read:
+        raise click.ClickException(f"{file} holds no rows: nothing was imported")
+    if report.bad_rows:
+        kept = "nothing was imported" if report.bad_rows == report.rows_read else "the other rows are on the list"
+        raise click.ClickException(f"{report.bad_rows:,} of {report.rows_read:,} rows were rejected ({kept}): "
+                                   f"correct them and import the corrected file")
 
 
 @affected.command("check")

@@ -55,9 +55,12 @@ def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason
     """Synthesise an announcement from text (gTTS, or espeak-ng offline) and store it phone-ready."""
     from ivr.store.announcements import create_from_text
 
-    body = text if text is not None else (text_file.read() if text_file else None)
-    if not body:
+    if text is None and text_file is None:
         raise click.ClickException("give the text with --text-file FILE or --text TEXT")
+    body = text if text is not None else text_file.read()
+    if not body.strip():
+        given = f"--text-file {text_file.name}" if text is None else "--text"
+        raise click.ClickException(f"the text given with {given} is empty: nothing was created")
     cfg = cli.config
     row = create_from_text(cli.db, cfg, _rules_languages(cfg), lang=lang, topic=topic, text=body,
                            actor=cli.actor, publish=publish, reason=reason, incident_id=incident_id)

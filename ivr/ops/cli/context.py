@@ -1,5 +1,5 @@
 """What every `ivr` command shares: the configuration, the database and who is acting (each resolved once per
-command), the common options, and how a refusal is reported."""
+command), the common options, and how a refusal or an unavailable database is reported."""
 from __future__ import annotations
 
 import atexit
@@ -7,6 +7,7 @@ import functools
 import getpass
 
 import click
+from sqlalchemy import exc as sa_exc
 
 from ivr.config import Config, ConfigError, finalize, from_env
 from ivr.core.errors import Refused
@@ -80,6 +81,41 @@ class CliContext:
 
 
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)
+
+# SQLSTATE classes that mean "the database cannot be used now", not "this statement is wrong": connection
+# failures (08), read-only transactions (25006), operator intervention and shutdown (57), resources (53).
+_UNAVAILABLE_SQLSTATES = ("08", "25006", "57", "53")
+
+
+def database_unavailable(exc: Exception) -> str | None:
+    """The one sentence every command prints when the database cannot be reached or written, or None when
+    `exc` is not that (a bug, a constraint): those keep their traceback."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        why = "no connection was free in time"
+    elif isinstance(exc, sa_exc.DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if not (isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or exc.connection_invalidated
+                or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)):
+            return None
+        why = (str(exc.orig).strip().splitlines() or ["no reason given"])[0][:160]
+    else:
+        return None
+    return (f"The database is unavailable ({why}): check that it is running and writable and that "
+            f"DATABASE_URL points at it, then run the command again; nothing was changed.")
+
+
+class HotlineGroup(click.Group):
+    """The `ivr` group: a database that is down or read-only ends any command with one sentence and exit 1,
+    never a traceback (commands need no handling of their own)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
+            sentence = database_unavailable(exc)
+            if sentence is None:
+                raise
+            raise click.ClickException(sentence) from None
 
 
 def refusals_as_errors(fn):

@@ -20,7 +20,7 @@ def _presses(text: str) -> list[str]:
 # -- simulate ----------------------------------------------------------------------------------------------
 @click.command()
 @click.option("--keys", default="", help="Keys pressed in order at each prompt, e.g. 1,9,0 ('-': stay silent at one).")
-@click.option("--from", "caller", default="+15555550123", show_default=True,
+@click.option("--from", "caller", default="+12025550123", show_default=True,
               help="The caller's number (on --line agent or admin: the staff member's registered phone).")
 @click.option("--lang", default=None, help="Switch to this language through the menu first (e.g. es).")
 @click.option("--line", type=click.Choice(sorted(LINES)), default="caller", show_default=True,

@@ -241,7 +241,9 @@ def callbacks_done(cli, callback_id, note):
 
 
 @click.command()
-@click.option("--since", default="24h", show_default=True, help="An ISO date or time (UTC), or a span: 24h, 7d.")
+@click.option("--since", default="24h", show_default=True,
+              help="A span back from now (24h, 7d), a date (2026-12-01) or a time with its offset "
+                   "(2026-12-01T08:00:00Z).")
 @click.option("--per", "bucket", type=click.Choice(["hour", "day"]), default="hour", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @refusals_as_errors

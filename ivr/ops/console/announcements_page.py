@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from ivr.core.errors import Refused
+from ivr.core.limits import upload_limit
 from ivr.store import announcements
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, refused
 from ivr.store.models import TOPICS
@@ -36,7 +37,8 @@ def _groups() -> tuple[list[tuple[str, str, list[dict]]], str | None]:
 def _page(status: int = 200, error: str | None = None, form_name: str | None = None):
     groups, missing = _groups()
     return render_template("console/announcements.html", groups=groups, missing=missing, languages=_languages(),
-                           topics=TOPICS, error=error, form_name=form_name, form=request.form), status
+                           topics=TOPICS, error=error, form_name=form_name, form=request.form,
+                           upload_limit=upload_limit(hotline().config.upload_max_bytes)), status
 
 
 def _text(form) -> str:

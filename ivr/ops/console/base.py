@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ivr.core.errors import Refused
+from ivr.core.limits import upload_too_large
 from ivr.ops.console import auth, csrf
 from ivr.ops.console.realtime import wait_text
 from ivr.store.users import role_at_least
@@ -114,9 +115,8 @@ def _headers(resp):
 
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(_exc):
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    return page_error(413, "Too large", f"The upload is larger than the {limit / 1_000_000:.0f} MB limit. "
-                                        "Nothing was stored.")
+    told = upload_too_large(current_app.config["IVR"].upload_max_bytes)
+    return page_error(413, "Too large", f"{told[0].upper()}{told[1:]}. Nothing was stored.")
 
 
 @bp.get("/<path:unknown>")

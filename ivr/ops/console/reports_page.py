@@ -11,7 +11,7 @@ from ivr.ops.console.base import bp, hotline, needs
 
 def _report() -> dict:
     rules = hotline().rules.rules
-    return reports.build(hotline().db, since=reports.parse_since(request.args.get("since")),
+    return reports.build(hotline().db, since=reports.parse_since(request.args.get("since") or None),
                          bucket=request.args.get("bucket", "hour"),
                          promised_hours=rules.agents.callbacks.promised_hours)
 

@@ -54,8 +54,8 @@ class SimulatedCall:
     failed). `queues`: the Twilio queues shared with other simulated calls.
     """
 
-    def __init__(self, transport: Transport, auth_token: str, *, keys=(), caller="+15555550123",
-                 to="+15555550100", public_url: str | None = None, max_requests: int = 60, fetch_media=False,
+    def __init__(self, transport: Transport, auth_token: str, *, keys=(), caller="+12025550123",
+                 to="+12025550100", public_url: str | None = None, max_requests: int = 60, fetch_media=False,
                  recording_url: str | None = None, recording_seconds: int = 12, answer: str = "completed",
                  queues: TwilioQueues | None = None, hold: HoldPlan | None = None, lang_by_ear: str | None = None):
         self.transport = transport

@@ -1,0 +1,34 @@
+"""How each configured limit is worded to people, naming the setting that changes it: computed here once, so
+the console, the API, the CLI and the docs never give one limit in different units."""
+from __future__ import annotations
+
+UPLOAD_SETTING = "IVR_UPLOAD_MAX_BYTES"
+AUDIO_SECONDS_SETTING = "IVR_AUDIO_MAX_SECONDS"
+
+
+def _figure(value: float) -> str:
+    """12 and 12.5, never 12.0: a limit is usually a round number."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def size(n_bytes: int) -> str:
+    """'20 MB', '2.5 MB', '1 kB', '900 bytes' (decimal units, as the setting is written in bytes)."""
+    for unit, scale in (("MB", 1_000_000), ("kB", 1_000)):
+        if n_bytes >= scale:
+            return f"{_figure(n_bytes / scale)} {unit}"
+    return f"{n_bytes} bytes"
+
+
+def upload_limit(max_bytes: int) -> str:
+    """'20 MB (IVR_UPLOAD_MAX_BYTES)': the largest announcement upload, as every surface says it."""
+    return f"{size(max_bytes)} ({UPLOAD_SETTING})"
+
+
+def upload_too_large(max_bytes: int) -> str:
+    """What an upload over the limit is told, whether the file or the whole request around it was measured."""
+    return f"the upload is larger than the limit of {upload_limit(max_bytes)}"
+
+
+def audio_length_limit(max_seconds: float) -> str:
+    """'300 s (IVR_AUDIO_MAX_SECONDS)': the longest announcement, uploaded or recorded by phone."""
+    return f"{_figure(max_seconds)} s ({AUDIO_SECONDS_SETTING})"
