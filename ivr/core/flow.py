@@ -163,7 +163,7 @@ def _routed(menu_action: str):
 def route(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, menu_action: str) -> Reply:
     """A caller asked for a person (or reported fraud): the routing rules decide what happens."""
     situation = Situation(mode=snap.mode, menu=menu_action, severity=snap.content.severity,
-                          affected=ctx.affected(), now=ctx.now, queues=ctx.queue_stats())
+                          affected=ctx.affected(), now=ctx.now, queues=ctx.queue_stats(), verified=ctx.verified)
     decision = decide(rules, situation)
     reply = _DECISIONS[decision.action](rules, snap, pos, ctx, decision)
     reply.events.insert(0, Event("route", decision.describe()[:400]))

@@ -2,6 +2,12 @@
 
 The first rule whose conditions all hold decides. An enqueue into a queue that is closed, full or too
 slow, or any enqueue while the hotline is in message mode, gets that queue's overflow instead.
+
+No list oracle: until a caller proves who they are (a reference keyed in, ivr/core/verification.py), what
+they hear must not depend on whether their caller ID is on the breach list, since anyone can spoof one.
+So an unverified caller on the list gets exactly what a caller not on it gets, and the list may only move
+them ahead in line (the priority of the rule they would have matched). `list_audible` finds the rules that
+would have said more, for `ivr rules check` to warn about.
 """
 from __future__ import annotations
 
@@ -23,9 +29,10 @@ class Situation:
     mode: str
     menu: str  # the menu action that asked for routing: agent or fraud
     severity: str
-    affected: bool
+    affected: bool  # on the breach list: by caller ID (unproven) or by a verified reference
     now: dt.datetime
     queues: dict[str, QueueStats] = field(default_factory=dict)
+    verified: bool = False  # proved to be on the list by a reference keyed in during this call
 
     def stats(self, queue: str) -> QueueStats:
         return self.queues.get(queue, QueueStats())
@@ -64,6 +71,8 @@ def matches(rules: Rules, route: Route, s: Situation) -> bool:
         return False
     if w.affected is not None and w.affected != s.affected:
         return False
+    if w.verified is not None and w.verified != s.verified:
+        return False
     if w.queue is not None:
         stats = s.stats(w.queue)
         if w.queue_open is not None and w.queue_open != is_open(rules, w.queue, s.now):
@@ -76,7 +85,24 @@ def matches(rules: Rules, route: Route, s: Situation) -> bool:
 
 
 def decide(rules: Rules, s: Situation) -> Decision:
-    """The routing decision for this caller now."""
+    """The routing decision for this caller now: an unverified caller on the list gets what everyone gets,
+    at most with the priority the list would give (their place in line, nothing they can hear)."""
+    if s.verified or not s.affected:
+        return _decide(rules, dataclasses.replace(s, affected=s.affected or s.verified))
+    public = _decide(rules, dataclasses.replace(s, affected=False))
+    return _with_priority(rules, public, _decide(rules, s))
+
+
+def _with_priority(rules: Rules, public: Decision, listed: Decision) -> Decision:
+    """`public`, ahead in line if the list's rule gives a higher priority (named by that rule, for the agent)."""
+    priority = listed.priority
+    if public.priority is None or priority is None or priority <= public.priority:
+        return public
+    twilio_queue = rules.twilio_queue(public.queue, priority) if public.action == "enqueue" else None
+    return dataclasses.replace(public, rule=listed.rule, priority=priority, twilio_queue=twilio_queue)
+
+
+def _decide(rules: Rules, s: Situation) -> Decision:
     route = next(r for r in rules.routing if matches(rules, r, s))  # the last rule always matches
     then = route.then
     if then.action != "enqueue":

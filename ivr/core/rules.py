@@ -109,7 +109,8 @@ class When(_Strict):
     mode: Literal["message", "live"] | None = None
     menu: list[Literal["agent", "fraud"]] | None = None
     severity_at_least: str | None = None
-    affected: bool | None = None
+    affected: bool | None = None  # on the breach list; unless verified, only a rule's priority applies
+    verified: bool | None = None  # proved to be on the list by a reference keyed in (ivr/core/verification.py)
     queue: str | None = None  # the queue the three conditions below look at
     queue_open: bool | None = None
     queue_size_at_least: int | None = Field(default=None, ge=0)

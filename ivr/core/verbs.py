@@ -102,6 +102,7 @@ class Context:
     call_sid: str = ""
     caller_known: bool = True  # False when the number is withheld: no callback or SMS possible
     affected: Callable[[], bool] = lambda: False
+    verified: bool = False  # the caller keyed in a reference on the breach list during this call
     queue_stats: Callable[[], dict] = dict
     recent_wait_minutes: Callable[[str], int | None] = lambda queue: None
     hold_tone: tuple[float, str] | None = None  # (seconds, sha256) of the tone between hold messages
