@@ -46,3 +46,43 @@ def test_a_number_on_the_list_hears_what_a_number_not_on_it_hears(lang):
             for now in INSTANTS:
                 listed, unlisted = (heard(rules, lang, key, now, on, mode) for on in (True, False))
                 assert listed == unlisted, (key, mode, now)
+
+
+OLD_RULE = """  - name: Affected customers during a high or critical incident, ahead of everyone else
+    when: {affected: true, severity_at_least: high}
+    then: {action: enqueue, queue: general, priority: 20}"""
+AUDIBLE_RULE = """  - name: Affected customers during a high or critical incident
+    when: {affected: true, severity_at_least: high}
+    then: {action: enqueue, queue: affected}"""
+
+
+def rules_check(config, path):
+    from click.testing import CliRunner
+
+    from ivr.ops.cli import main
+
+    env = {"IVR_ENV": "production", "TWILIO_AUTH_TOKEN": config.twilio_auth_token, "DATABASE_URL": config.db_url,
+           "IVR_INSTANCE_PATH": str(config.instance_path), "IVR_SECRET_KEY": config.secret_key}
+    return CliRunner().invoke(main, ["rules", "check", str(path)], env=env, catch_exceptions=False)
+
+
+def test_rules_check_warns_about_a_rule_that_makes_the_list_audible_naming_line_and_field(config, tmp_path):
+    """The rules of before (a queue of their own, open every day, for a caller ID on the list) still load:
+    routing gives such callers everyone's queue at that priority, and the check says so, with line and field."""
+    text = RULES_PATH.read_text()
+    assert OLD_RULE in text
+    audible = tmp_path / "audible.yaml"
+    audible.write_text(text.replace(OLD_RULE, AUDIBLE_RULE))
+    result = rules_check(config, audible)
+    assert result.exit_code == 0 and "OK" in result.output
+    line = 3 + text.splitlines().index(OLD_RULE.splitlines()[0])  # the rule's `then:`
+    warnings = [w for w in result.output.splitlines() if "warning:" in w]
+    assert len(warnings) == 1 and f"warning: line {line}: routing.3.then.queue: the breach list would be audible" \
+        in warnings[0], result.output
+    # ... and the callers it names hear what everyone hears, at every hour.
+    rules = load(audible)
+    for now in INSTANTS:
+        assert heard(rules, "en", "0", now, True) == heard(rules, "en", "0", now, False), now
+
+    shipped = rules_check(config, RULES_PATH)
+    assert shipped.exit_code == 0 and "warning" not in shipped.output

@@ -307,6 +307,21 @@ def _located(lines: dict[tuple, int], loc: tuple, msg: str) -> RuleError:
     return RuleError(lines.get(prefix), ".".join(str(p) for p in loc), msg)
 
 
+def warnings(text: str, rules: Rules) -> list[RuleError]:
+    """What valid rules do that their author may not expect (the breach list made audible), with the line
+    and field of each: `ivr rules check` prints them; the rules still load."""
+    from ivr.core.routing import list_audible
+
+    lines = yaml_text.read(text)[1]
+    return [_located(lines, loc, msg) for loc, msg in list_audible(rules)]
+
+
+def load_checked(path: Path | str) -> tuple[Rules, list[RuleError]]:
+    """The rules in a file and their warnings; RulesInvalid as `load`."""
+    rules = load(path)
+    return rules, warnings(Path(path).read_text(encoding="utf-8"), rules)
+
+
 def load(path: Path | str) -> Rules:
     path = Path(path)
     try:
