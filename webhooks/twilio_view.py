@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from ivr.core import flow, verbs
 from ivr.core.effects import SMS_JOB, Audit, BookCallback, CallStarted, EnqueueJob, EnterQueue, LeaveQueue, SendSms
 from ivr.core.staff_call import StaffCall
+from ivr.core.verification import VerifyAttempt
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
 from ivr.store import jobs
@@ -136,7 +137,7 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
-        call_info = apply(hotline, reply.effects, sid, params)
+        call_info = apply(hotline, reply.effects, sid, params, step)
         for i, event in enumerate(reply.events):
             extra = dict(call_info) if i == 0 else {}
             if i == len(reply.events) - 1:
@@ -147,7 +148,7 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         log.exception("could not record the events of %s", req.path)
 
 
-def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
+def apply(hotline: Hotline, effects: list, sid: str, params, step: str = "") -> dict:
     """Carry out a step's effects (spooled); returns the call's details for the step's first event to carry."""
     call_info = {}
     for effect in effects:
@@ -161,6 +162,9 @@ def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
             hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}", payload=payload)
+        elif isinstance(effect, VerifyAttempt):  # counted by the limits once written (ivr/core/verification.py)
+            caller_hash = hotline.caller_identity(params.get("From"))[0]
+            hotline.recorder.record("verify_attempt", call_sid=sid, step=step, caller_hash=caller_hash, ok=effect.ok)
         elif not isinstance(effect, (BookCallback, Audit, EnqueueJob)):  # written before answering
             raise TypeError(f"not an effect: {effect!r}")
     return call_info

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 
+from ivr.core import verification
 from ivr.core.effects import BookCallback, EnterQueue, LeaveQueue, SendSms
 from ivr.core.routing import Decision, Situation, decide
 from ivr.core.rules import Rules
@@ -257,6 +258,7 @@ _ACTIONS = {
     "fraud": _routed("fraud"),
     "sms": _sms,
     "goodbye": _goodbye,
+    "verify": lambda rules, snap, pos, ctx: verification.ask(rules, pos),  # the reference on the notice
 }
 
 

@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ivr.core import yaml_text
+from ivr.core import verification, yaml_text
 from ivr.core.agent_rules import Agents
 from ivr.core.errors import Refused
 from ivr.core.prompts import PLACEHOLDERS, REQUIRED_PROMPTS
+from ivr.core.verification import Verification
 
 
-MenuAction = Literal["details", "advice", "language", "repeat", "agent", "fraud", "sms", "goodbye"]
+MenuAction = Literal["details", "advice", "language", "repeat", "agent", "fraud", "sms", "goodbye", "verify"]
 ROUTED = ("agent", "fraud")  # menu actions decided by the routing rules
 SEVERITY_DEFAULT = ["low", "medium", "high", "critical"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -149,6 +150,7 @@ class Rules(_Strict):
     routing: list[Route] = Field(min_length=1)
     hold: Hold = Hold()
     agents: Agents = Agents()
+    verification: Verification = Verification()  # key 8: the reference on the company's notice
     prompts: dict[str, dict[str, str]]
 
     def prompt(self, lang: str, name: str) -> str:
@@ -178,6 +180,9 @@ def cross_check(rules: Rules) -> list[tuple[tuple, str]]:
             problems.append((("languages", code, "key"), f"key {lang.key!r} is already used by {seen[lang.key]!r}"))
         seen[lang.key] = code
     wanted = list(REQUIRED_PROMPTS) + [r.then.prompt for r in rules.routing if r.then.prompt]
+    if "verify" in rules.menu.options.values():
+        wanted += verification.PROMPTS
+    problems += verification.problems(rules)
     for code in rules.languages:
         given = rules.prompts.get(code) or {}
         for name in dict.fromkeys(wanted):

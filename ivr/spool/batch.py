@@ -15,7 +15,7 @@ from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.segments import encode, now
 from ivr.store.db import Database, dialect_insert
 from ivr.store.desk import sign_out_ended_lines
-from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry
+from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry, VerificationAttempt
 from ivr.store.models.queues import REASON_CHARS
 from ivr.store.queues import ON_HOLD
 
@@ -130,6 +130,12 @@ def write_records(conn: Connection, records: list[dict]) -> None:
             {"kind": r["kind"], "payload": json.dumps(r["payload"]), "status": "pending", "attempts": 0,
              "run_after": _ts(r.get("at")), "dedupe_key": r["dedupe_key"][:160], "created_at": _ts(r.get("at")),
              "updated_at": _ts(r.get("at"))} for r in jobs])
+    attempts = [{"call_sid": r["call_sid"][:64], "step": str(r.get("step"))[:160], "at": _ts(r.get("at")),
+                 "caller_hash": r.get("caller_hash"), "ok": bool(r.get("ok"))}
+                for r in records if r["type"] == "verify_attempt" and r.get("call_sid")]
+    if attempts:  # references keyed in (key 8): the limits on wrong ones count these
+        conn.execute(dialect_insert(conn, VerificationAttempt.__table__).on_conflict_do_nothing(
+            index_elements=["call_sid", "step"]), attempts)
     statuses = [r for r in records if r["type"] == "status" and r.get("call_sid") and r.get("status")]
     for terminal in (False, True):
         rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]

@@ -1,0 +1,39 @@
+"""Verification by the reference on the company's notice (key 8; issue 23 item 2).
+
+affected_references: the references on the notices, kept only as keyed hashes (like affected_numbers).
+verification_attempts: each reference keyed in (written by the spool writer), for the limits on wrong ones.
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0012_verification'
+down_revision = '0011_agent_line'
+
+
+def upgrade() -> None:
+    op.create_table(
+        'affected_references',
+        sa.Column('reference_hash', sa.LargeBinary(length=16), nullable=False),
+        sa.PrimaryKeyConstraint('reference_hash', name=op.f('pk_affected_references')),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        'verification_attempts',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+        sa.Column('call_sid', sa.String(length=64), nullable=False),
+        sa.Column('step', sa.String(length=160), nullable=False),
+        sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('caller_hash', sa.String(length=64), nullable=True),
+        sa.Column('ok', sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_verification_attempts')),
+        sa.UniqueConstraint('call_sid', 'step', name='uq_verification_attempts_step'),
+    )
+    op.create_index(op.f('ix_verification_attempts_at'), 'verification_attempts', ['at'])
+    op.create_index('ix_verification_attempts_caller', 'verification_attempts', ['caller_hash', 'at'])
+
+
+def downgrade() -> None:
+    op.drop_index('ix_verification_attempts_caller', table_name='verification_attempts')
+    op.drop_index(op.f('ix_verification_attempts_at'), table_name='verification_attempts')
+    op.drop_table('verification_attempts')
+    op.drop_table('affected_references')

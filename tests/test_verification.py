@@ -1,0 +1,119 @@
+"""Key 8: a caller proves they are on the breach list with the reference on the company's notice, and gets
+its benefits; wrong, unknown and over-the-limit references all sound the same (issue 23 item 2)."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from conftest import AUTH_TOKEN
+from ivr.core.rules import load
+from ivr.store.models import AffectedReference, QueueEntry, VerificationAttempt
+from ivr.store.state import set_mode
+from ivr.store.verification import import_references
+from ivr.tools.simulate import FlaskTransport, SimulatedCall
+
+REFERENCE = "4821009377"  # printed on the notice as 4821-0093-77
+CONFIRMED = "Thank you. That reference is on our notice list: your details were involved in this incident."
+FAILED = "We could not confirm that reference. Please check the number on our notice and try again later."
+
+
+@pytest.fixture
+def live(hotline, tmp_path):
+    set_mode(hotline.db, "live", reason="agents on shift", actor="test")
+    notices = tmp_path / "notices.csv"
+    notices.write_text("phone,reference\n+12125550777,4821-0093-77\n+12125550778,5550001111\n")
+    import_references(hotline.db, notices, secret_key=hotline.config.secret_key, actor="test",
+                      limits=hotline.rules.rules.verification)
+    return hotline
+
+
+def call(app, keys, caller="+15555550123"):
+    result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=keys, caller=caller).run()
+    app.extensions["ivr"].recorder.flush()  # the attempt reaches the database as the spool writer writes it
+    return result
+
+
+def enqueued(result) -> list[str]:
+    return [d.find("Enqueue").text for d in result.documents if d.find("Enqueue") is not None]
+
+
+def entry(hotline, call_sid):
+    with hotline.db.read() as conn:
+        return conn.execute(select(QueueEntry.queue, QueueEntry.priority, QueueEntry.affected)
+                            .where(QueueEntry.call_sid == call_sid)).one()
+
+
+def test_a_verified_reference_gets_the_lists_priority_from_any_phone(app, live):
+    """Severity is high: a verified caller reaches the affected customers' own queue (priority 20); the same
+    phone without the reference is everyone else (not on the list by caller ID)."""
+    plain = call(app, ["0"])
+    verified = call(app, ["8", REFERENCE, "0"])
+    assert enqueued(plain) == ["breach-general"] and enqueued(verified) == ["affected"]
+    said = verified.said()
+    assert "Please enter the reference number printed on our notice, then press the pound key." in said
+    assert CONFIRMED in said[said.index("Please enter the reference number printed on our notice, then press "
+                                        "the pound key.") + 1]
+    assert tuple(entry(live, verified.call_sid)) == ("affected", 20, True)
+    assert tuple(entry(live, plain.call_sid)) == ("general", 10, False)
+    with live.db.read() as conn:
+        assert conn.execute(select(VerificationAttempt.ok, VerificationAttempt.caller_hash)).all() == [
+            (True, live.caller_identity("+15555550123")[0])]
+
+
+def test_verification_in_spanish(app, live):
+    result = call(app, ["3", "8", REFERENCE, "0"])
+    said = result.said()
+    assert "Por favor ingrese el número de referencia impreso en nuestro aviso y luego oprima la tecla numeral." \
+        in said
+    assert any(s.startswith("Gracias. Esa referencia está en nuestra lista de avisos") for s in said)
+    assert enqueued(result) == ["affected"]
+    wrong = call(app, ["3", "8", "1234567"])
+    assert "No pudimos confirmar esa referencia. Por favor revise el número en nuestro aviso e inténtelo de " \
+           "nuevo más tarde." in wrong.said()
+
+
+def answer_to(result, reference: str):
+    """The TwiML document answering the reference keyed in."""
+    index = next(i for i, (url, params) in enumerate(result.requests)
+                 if url.split("?")[0].endswith("/voice/verify") and params.get("Digits") == reference)
+    return result.documents[index]
+
+
+def test_wrong_unknown_and_refused_references_sound_the_same_across_calls_and_caller_ids(app, live, rules_file):
+    import xml.etree.ElementTree as ET
+
+    rules_file.write_text(rules_file.read_text().replace("attempts_per_caller: 5", "attempts_per_caller: 2")
+                          .replace("attempts_per_line: 300", "attempts_per_line: 4"))
+    assert load(rules_file).verification.attempts_per_caller == 2
+
+    def doc(result, reference):
+        return ET.tostring(answer_to(result, reference), encoding="unicode").replace(result.call_sid, "")
+
+    wrong = call(app, ["8", "1111111111"], caller="+15555550001")  # a guess: on no notice
+    short = call(app, ["8", "12"], caller="+15555550001")  # too short to be one
+    refused_own = call(app, ["8", REFERENCE], caller="+15555550001")  # the right one, past this caller's limit
+    assert FAILED in wrong.said() and FAILED in refused_own.said() and CONFIRMED not in refused_own.said()
+    assert doc(wrong, "1111111111").replace("1111111111", "") == doc(short, "12").replace("12", "") \
+        == doc(refused_own, REFERENCE).replace(REFERENCE, "")
+    assert enqueued(call(app, ["8", REFERENCE, "0"], caller="+15555550002")) == ["affected"]  # another phone: fine
+    # Guesses from ever new caller IDs meet the line's limit: then the right reference is refused too.
+    for n in range(3, 5):
+        assert FAILED in call(app, ["8", f"99999999{n:02d}"], caller=f"+155555500{n:02d}").said()
+    refused_line = call(app, ["8", REFERENCE, "0"], caller="+15555550009")
+    assert CONFIRMED not in refused_line.said() and enqueued(refused_line) == ["breach-general"]
+    assert doc(refused_line, REFERENCE) == doc(refused_own, REFERENCE)
+    with live.db.read() as conn:  # each attempt is counted once, written by the spool writer
+        oks = [ok for (ok,) in conn.execute(select(VerificationAttempt.ok).order_by(VerificationAttempt.id))]
+    assert oks == [False, False, False, True, False, False, False]
+
+
+def test_references_are_imported_as_keyed_hashes_once(live, tmp_path):
+    with live.db.read() as conn:
+        stored = [h for (h,) in conn.execute(select(AffectedReference.reference_hash))]
+    assert len(stored) == 2 and all(len(h) == 16 and b"4821" not in h for h in stored)
+    again = tmp_path / "again.csv"
+    again.write_text("reference\n4821009377\n12\n")
+    report = import_references(live.db, again, secret_key=live.config.secret_key, actor="test",
+                               limits=live.rules.rules.verification)
+    assert (report.rows_read, report.added, report.bad_rows) == (2, 0, 1)
+    assert report.bad_samples == ["line 3: 2 digits (references have 6-16)"]
