@@ -16,6 +16,7 @@ from ivr.core.verbs import Context, Position
 from webhooks import twiml
 
 RULES_PATH = PROJECT_ROOT / "routing_rules.yaml"
+FAILED = "We could not confirm that reference. Please check the number on our notice and try again later."
 CONTENT = Content(version=3, incident_id=7, incident_title="Card data theft", severity="high",
                   spoken={"en/main": Spoken("We were breached.", None, 1)})
 MONDAY = datetime(2026, 11, 30, 5, 0, tzinfo=timezone.utc)  # 00:00 in New York
@@ -86,3 +87,65 @@ def test_rules_check_warns_about_a_rule_that_makes_the_list_audible_naming_line_
 
     shipped = rules_check(config, RULES_PATH)
     assert shipped.exit_code == 0 and "warning" not in shipped.output
+
+
+@pytest.mark.slow
+def test_through_ivr_serve_a_spoofed_caller_id_learns_nothing_and_a_reference_is_limited(config, rules_file, server,
+                                                                                          tmp_path):
+    """The issue's probe under `ivr serve`, with rules that try to give listed callers a queue open every day
+    while everyone else's is closed: a number on the list and one not on it hear the same. The reference
+    on the notice does open that queue; wrong ones from two caller IDs, counted from what `ivr background`
+    wrote, close it to a third attempt with the right one, which then sounds like a wrong one."""
+    from sqlalchemy import func, select
+
+    from conftest import AUTH_TOKEN
+    from helpers import wait_for
+    from ivr.store import affected
+    from ivr.store.db import Database
+    from ivr.store.models import AffectedNumber, VerificationAttempt
+    from ivr.store.state import set_mode
+    from ivr.store.verification import import_references
+    from ivr.tools.simulate import HttpTransport, SimulatedCall
+
+    text = rules_file.read_text().replace(OLD_RULE, AUDIBLE_RULE)
+    text = text.replace("    twilio_name: breach-general\n", "    twilio_name: breach-general\n    hours: {timezone: "
+                        "America/New_York, open: '08:00', close: '20:00', days: []}\n")  # never open
+    rules_file.write_text(text.replace("attempts_per_line: 300", "attempts_per_line: 3"))
+    listed, unlisted, reference = "+12125550777", "+12125550778", "4821009377"
+    db = Database(config.db_url)
+    try:
+        with db.write() as conn:
+            conn.execute(AffectedNumber.__table__.insert().values(
+                number_hash=affected.number_hash(config.secret_key, listed)))
+        notices = tmp_path / "notices.csv"
+        notices.write_text(f"phone,reference\n{listed},{reference}\n")
+        import_references(db, notices, secret_key=config.secret_key, actor="test", limits=load(rules_file).verification)
+        set_mode(db, "live", reason="agents on shift", actor="test")
+        srv = server(workers=2)
+
+        def call(keys, caller):
+            return SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=keys, caller=caller, max_requests=12).run()
+
+        for lang_keys in ([], ["3"]):  # English, then Spanish
+            on, off = call(lang_keys + ["0"], listed), call(lang_keys + ["0"], unlisted)
+            assert on.said() == off.said() and on.ended == off.ended
+            assert "Our team is not available right now." in on.said() or \
+                "Nuestro equipo no está disponible en este momento." in on.said()
+        verified = call(["8", reference, "0"], unlisted)  # from another phone: the reference is the proof
+        assert any(s.startswith("Thank you. That reference is on our notice list") for s in verified.said())
+        assert "Please hold. We are connecting you to a member of our team." in verified.said()
+
+        def wrong_attempts():
+            with db.read() as conn:
+                return conn.execute(select(func.count()).select_from(VerificationAttempt)
+                                    .where(VerificationAttempt.ok.is_(False))).scalar_one()
+
+        for n, caller in enumerate(("+15555550101", "+15555550102", "+15555550101"), start=1):
+            assert FAILED in call(["8", f"11112222{n}"], caller).said()
+            assert wait_for(lambda: wrong_attempts() == n, timeout=20)  # written by ivr background, not the webhook
+        refused = call(["8", reference, "0"], "+15555550103")
+        assert not any(s.startswith("Thank you. That reference") for s in refused.said())
+        assert FAILED in refused.said()
+        assert "Our team is not available right now." in refused.said()  # everyone's queue: closed
+    finally:
+        db.dispose()
