@@ -9,7 +9,7 @@ from conftest import AUTH_TOKEN
 from ivr.core.rules import load
 from ivr.store.models import AffectedReference, QueueEntry, VerificationAttempt
 from ivr.store.state import set_mode
-from ivr.store.verification import import_references
+from ivr.store.verification import import_references, on_list
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
 
 REFERENCE = "4821009377"  # printed on the notice as 4821-0093-77
@@ -21,7 +21,7 @@ FAILED = "We could not confirm that reference. Please check the number on our no
 def live(hotline, tmp_path):
     set_mode(hotline.db, "live", reason="agents on shift", actor="test")
     notices = tmp_path / "notices.csv"
-    notices.write_text("phone,reference\n+12125550777,4821-0093-77\n+12125550778,5550001111\n")
+    notices.write_text("phone,reference,exposed\n+12125550777,4821-0093-77,card\n+12125550778,5550001111,\n")
     import_references(hotline.db, notices, secret_key=hotline.config.secret_key, actor="test",
                       limits=hotline.rules.rules.verification)
     return hotline
@@ -51,8 +51,9 @@ def test_a_verified_reference_gets_the_lists_priority_from_any_phone(app, live):
     assert enqueued(plain) == ["breach-general"] and enqueued(verified) == ["affected"]
     said = verified.said()
     assert "Please enter the reference number printed on our notice, then press the pound key." in said
-    assert CONFIRMED in said[said.index("Please enter the reference number printed on our notice, then press "
-                                        "the pound key.") + 1]
+    after = said[said.index("Please enter the reference number printed on our notice, then press the pound key.") + 1:]
+    assert after[:3] == [CONFIRMED, live.rules.rules.prompt("en", "exposed_card"),  # what the list says for them
+                         "To speak with a member of our team now, press 0. For the full menu, press 9."]
     assert tuple(entry(live, verified.call_sid)) == ("affected", 20, True)
     assert tuple(entry(live, plain.call_sid)) == ("general", 10, False)
     with live.db.read() as conn:
@@ -66,6 +67,7 @@ def test_verification_in_spanish(app, live):
     assert "Por favor ingrese el número de referencia impreso en nuestro aviso y luego oprima la tecla numeral." \
         in said
     assert any(s.startswith("Gracias. Esa referencia está en nuestra lista de avisos") for s in said)
+    assert any(s.startswith("Nuestros registros indican que se expusieron el número de su tarjeta") for s in said)
     assert enqueued(result) == ["affected"]
     wrong = call(app, ["3", "8", "1234567"])
     assert "No pudimos confirmar esa referencia. Por favor revise el número en nuestro aviso e inténtelo de " \
@@ -112,8 +114,12 @@ def test_references_are_imported_as_keyed_hashes_once(live, tmp_path):
         stored = [h for (h,) in conn.execute(select(AffectedReference.reference_hash))]
     assert len(stored) == 2 and all(len(h) == 16 and b"4821" not in h for h in stored)
     again = tmp_path / "again.csv"
-    again.write_text("reference\n4821009377\n12\n")
+    again.write_text("reference;exposed\n4821009377;contact\n12;\n777888999;passwords\n".replace(";", ","))
     report = import_references(live.db, again, secret_key=live.config.secret_key, actor="test",
                                limits=live.rules.rules.verification)
-    assert (report.rows_read, report.added, report.bad_rows) == (2, 0, 1)
-    assert report.bad_samples == ["line 3: 2 digits (references have 6-16)"]
+    assert (report.rows_read, report.added, report.bad_rows) == (3, 0, 2)  # already there: keeps what it had
+    assert report.bad_samples == ["line 3: 2 digits (references have 6-16)", "line 4: exposed 'passwords' is not "
+                                  "one of the rules' verification.exposed (card, contact)"]
+    assert on_list(live.db, live.config.secret_key, REFERENCE) == "card"
+    assert on_list(live.db, live.config.secret_key, "5550001111") == ""  # on the list, nothing said: no facts
+    assert on_list(live.db, live.config.secret_key, "5550001112") is None

@@ -181,7 +181,7 @@ def cross_check(rules: Rules) -> list[tuple[tuple, str]]:
         seen[lang.key] = code
     wanted = list(REQUIRED_PROMPTS) + [r.then.prompt for r in rules.routing if r.then.prompt]
     if "verify" in rules.menu.options.values():
-        wanted += verification.PROMPTS
+        wanted += rules.verification.prompts()
     problems += verification.problems(rules)
     for code in rules.languages:
         given = rules.prompts.get(code) or {}

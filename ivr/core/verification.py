@@ -9,15 +9,16 @@ Pure: the shell supplies the counts of recent failures and the lookup (ivr/store
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ivr.core.verbs import Event, Gather, Position, Redirect, Reply, Say
 
 # The prompts a rules file needs when its menu offers verification (a menu option `verify`).
-PROMPTS = ("verify_prompt", "verify_confirmed", "verify_failed")
+PROMPTS = ("verify_prompt", "verify_confirmed", "verify_next", "verify_failed")
 OK, WRONG, REFUSED = "ok", "wrong", "refused"  # REFUSED: over a limit; the reference was not looked up
 
 
@@ -31,6 +32,20 @@ class Verification(BaseModel):
     attempts_per_line: int = Field(default=300, ge=1, le=100_000,
                                    description="wrong references on the whole line per window (spoofed IDs)")
     window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # What the company's list may say was exposed for a person (the import's `exposed` column): each code
+    # has a prompt `exposed_<code>` in every language, which a caller verified with that reference hears.
+    exposed: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("exposed")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        for code in v:
+            if not re.fullmatch(r"[a-z0-9_]{1,40}", code):
+                raise ValueError(f"exposed code {code!r}: use lower-case letters, digits and _ (at most 40)")
+        return v
+
+    def prompts(self) -> list[str]:
+        return [*PROMPTS, *(f"exposed_{code}" for code in self.exposed)]
 
 
 @dataclass(frozen=True)
@@ -59,32 +74,37 @@ def ask(rules, pos: Position) -> Reply:
     return Reply([gather, Redirect(link)], outcome="verifying")
 
 
-def outcome(rules, digits: str, failures: Callable[[], Failures], on_list: Callable[[str], bool]) -> str:
-    """OK, WRONG or REFUSED. The limits are checked first: past one, nothing is looked up."""
+def outcome(rules, digits: str, failures: Callable[[], Failures],
+            on_list: Callable[[str], str | None]) -> tuple[str, str | None]:
+    """OK, WRONG or REFUSED, and with OK what the list says was exposed ("" if it says nothing). The limits
+    are checked first: past one, nothing is looked up."""
     limits = rules.verification
     seen = failures()
     if seen.caller >= limits.attempts_per_caller or seen.line >= limits.attempts_per_line:
-        return REFUSED
+        return REFUSED, None
     if not (digits.isdigit() and limits.min_digits <= len(digits) <= limits.max_digits):
-        return WRONG
-    return OK if on_list(digits) else WRONG
+        return WRONG, None
+    exposed = on_list(digits)
+    return (WRONG, None) if exposed is None else (OK, exposed)
 
 
 def checked(rules, pos: Position, digits: str | None, failures: Callable[[], Failures],
-            on_list: Callable[[str], bool]) -> Reply:
-    """The reference keyed in. Confirmed: the caller hears so and may press 0 for a person as a verified
-    caller (/voice/verified). Wrong, unknown or over a limit: one and the same answer, then the menu."""
+            on_list: Callable[[str], str | None]) -> Reply:
+    """The reference keyed in. Confirmed: the caller hears so, and what the list says was exposed for them,
+    and may press 0 for a person as a verified caller (/voice/verified). Wrong, unknown or over a limit: one
+    and the same answer, then the menu. `on_list`: the exposed code of a reference on the list, else None."""
     from ivr.core.flow import menu  # flow offers this step in its menu: imported here, not at the top
     if not digits:
         return Reply(menu(rules, pos, []), [Event("verify", "nothing keyed in")])
-    result = outcome(rules, digits, failures, on_list)
+    result, exposed = outcome(rules, digits, failures, on_list)
     event = Event("verify", result)  # never the digits: a reference is as personal as a number
     if result != OK:
         lead = [Say(rules.prompt(pos.lang, "verify_failed"), pos.lang)]
         return Reply(menu(rules, pos, lead, short=True), [event], outcome="verify-failed",
                      effects=[VerifyAttempt(False)])
-    link = pos.link("/voice/verified")
-    gather = Gather(link, (Say(rules.prompt(pos.lang, "verify_confirmed"), pos.lang),), rules.menu.timeout_seconds)
+    names = ["verify_confirmed"] + ([f"exposed_{exposed}"] if exposed in rules.verification.exposed else [])
+    prompts = tuple(Say(rules.prompt(pos.lang, name), pos.lang) for name in names + ["verify_next"])
+    gather = Gather(pos.link("/voice/verified"), prompts, rules.menu.timeout_seconds)
     return Reply([gather, Redirect(pos.link("/voice/menu"))], [event], outcome="verified",
                  effects=[VerifyAttempt(True)])
 

@@ -24,6 +24,7 @@ from ivr.store.db import Database, dialect_insert
 from ivr.store.models import AffectedReference, VerificationAttempt, utcnow
 
 REFERENCE_COLUMNS = ("reference", "notice_reference", "ref")
+EXPOSED_COLUMNS = ("exposed", "data_exposed")
 BATCH_ROWS = 10_000
 MAX_BAD_ROWS_KEPT = 20
 
@@ -43,9 +44,11 @@ def digits_of(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
-def on_list(db: Database, secret_key: str, digits: str) -> bool:
+def on_list(db: Database, secret_key: str, digits: str) -> str | None:
+    """None if the reference is on no notice, else what the list says was exposed for them ("": nothing)."""
     with db.read() as conn:
-        return conn.execute(_LOOKUP, {"h": reference_hash(secret_key, digits)}).first() is not None
+        row = conn.execute(_LOOKUP, {"h": reference_hash(secret_key, digits)}).first()
+    return None if row is None else row.exposed or ""
 
 
 def recent_failures(db: Database, caller_hash: str | None, limits: Verification) -> Failures:
@@ -77,8 +80,9 @@ class ReferenceImport:
 
 def import_references(db: Database, path: str | Path, *, secret_key: str, actor: str,
                       limits: Verification) -> ReferenceImport:
-    """Add the references of a CSV file (a column named reference, else the only column); run again, it adds
-    nothing twice. A reference is kept as its digits; one with too few or too many is a bad row."""
+    """Add the references of a CSV file (a column named reference, else the only column), with what was
+    exposed for each if it has an `exposed` column; run again, it adds nothing twice. A reference is kept as
+    its digits; one with too few or too many digits, or an exposed code the rules do not know, is a bad row."""
     report = ReferenceImport()
     path = Path(path)
     with open(path, encoding="utf-8-sig", newline="") as fh:
@@ -86,24 +90,28 @@ def import_references(db: Database, path: str | Path, *, secret_key: str, actor:
         first = next(rows, None)
         names = [n.strip().lower() for n in first or []]
         column = next((names.index(c) for c in REFERENCE_COLUMNS if c in names), None)
+        exposed_column = next((names.index(c) for c in EXPOSED_COLUMNS if c in names), None)
         if column is None and first and len(first) == 1 and digits_of(first[0]) == first[0].strip():
             column, pending = 0, [first]  # no header: one column of references
         elif column is None:
             raise ValueError(f"{path.name}: no column named {', '.join(REFERENCE_COLUMNS)}")
         else:
             pending = []
-        report.column = f"column {column + 1}"
-        batch: list[bytes] = []
+        report.column = f"column {column + 1}" + ("" if exposed_column is None else
+                                                  f", exposed from column {exposed_column + 1}")
+        batch: list[dict] = []
         for line_no, row in enumerate(_chain(pending, rows), start=1 if pending else 2):
             report.rows_read += 1
             digits = digits_of(row[column]) if column < len(row) else ""
-            if not limits.min_digits <= len(digits) <= limits.max_digits:
+            exposed = (row[exposed_column].strip().lower() if exposed_column is not None
+                       and exposed_column < len(row) else "")
+            problem = _problem(digits, exposed, limits)
+            if problem:
                 report.bad_rows += 1
                 if len(report.bad_samples) < MAX_BAD_ROWS_KEPT:
-                    report.bad_samples.append(f"line {line_no}: {len(digits)} digits (references have "
-                                              f"{limits.min_digits}-{limits.max_digits})")
+                    report.bad_samples.append(f"line {line_no}: {problem}")
                 continue
-            batch.append(reference_hash(secret_key, digits))
+            batch.append({"reference_hash": reference_hash(secret_key, digits), "exposed": exposed or None})
             if len(batch) >= BATCH_ROWS:
                 report.added += _add(db, batch)
                 batch = []
@@ -114,19 +122,30 @@ def import_references(db: Database, path: str | Path, *, secret_key: str, actor:
     return report
 
 
+def _problem(digits: str, exposed: str, limits: Verification) -> str | None:
+    if not limits.min_digits <= len(digits) <= limits.max_digits:
+        return f"{len(digits)} digits (references have {limits.min_digits}-{limits.max_digits})"
+    if exposed and exposed not in limits.exposed:
+        return (f"exposed {exposed[:40]!r} is not one of the rules' verification.exposed "
+                f"({', '.join(limits.exposed) or 'none'})")
+    return None
+
+
 def _chain(first: list, rest):
     yield from first
     yield from rest
 
 
-def _add(db: Database, hashes: list[bytes]) -> int:
-    if not hashes:
+def _add(db: Database, rows: list[dict]) -> int:
+    """Add references; one already there keeps what it had (a later file does not rewrite an earlier one)."""
+    if not rows:
         return 0
+    unique = list({row["reference_hash"]: row for row in rows}.values())
     with db.write() as conn:
         stmt = dialect_insert(conn, AffectedReference.__table__).on_conflict_do_nothing(
             index_elements=["reference_hash"])
         stmt = stmt.returning(AffectedReference.reference_hash)  # the rows added (rowcount is not reliable here)
-        return len(conn.execute(stmt, [{"reference_hash": h} for h in set(hashes)]).all())
+        return len(conn.execute(stmt, unique).all())
 
 
-_LOOKUP = select(AffectedReference.reference_hash).where(AffectedReference.reference_hash == bindparam("h"))
+_LOOKUP = select(AffectedReference.exposed).where(AffectedReference.reference_hash == bindparam("h"))

@@ -23,6 +23,9 @@ class AffectedReference(Base):
     __tablename__ = "affected_references"
     __table_args__ = {"sqlite_with_rowid": False}
     reference_hash: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    # What the company's list says was exposed for this person: one of the rules' verification.exposed codes,
+    # whose prompt a verified caller hears. A category, never the data itself.
+    exposed: Mapped[str | None] = mapped_column(String(40))
 
 
 class VerificationAttempt(Base):

@@ -1,6 +1,7 @@
 """Verification by the reference on the company's notice (key 8; issue 23 item 2).
 
-affected_references: the references on the notices, kept only as keyed hashes (like affected_numbers).
+affected_references: the references on the notices, kept only as keyed hashes (like affected_numbers), each
+with the code of what the list says was exposed for that person (a category, never the data).
 verification_attempts: each reference keyed in (written by the spool writer), for the limits on wrong ones.
 """
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ def upgrade() -> None:
     op.create_table(
         'affected_references',
         sa.Column('reference_hash', sa.LargeBinary(length=16), nullable=False),
+        sa.Column('exposed', sa.String(length=40), nullable=True),
         sa.PrimaryKeyConstraint('reference_hash', name=op.f('pk_affected_references')),
         sqlite_with_rowid=False,
     )
