@@ -80,7 +80,7 @@ def rules_reload(cli):
     cfg = cli.settings
     path = cfg.rules_path
     try:
-        loaded = rules_mod.load(path)
+        loaded, warnings = rules_mod.load_checked(path)
     except rules_mod.RulesInvalid as exc:
         for err in exc.errors:
             click.echo(f"{path}: {err}", err=True)
@@ -89,6 +89,8 @@ def rules_reload(cli):
                   to_value=str(exc)[:2000], reason="ivr rules reload")
         click.echo("not reloaded: the running hotline keeps its last good rules", err=True)
         raise SystemExit(1)
+    for warning in warnings:
+        click.echo(f"{path}: warning: {warning}", err=True)
     os.utime(path)  # workers compare the file's stamp on every request: this is the signal
     with cli.db.write() as conn:
         audit(conn, actor=cli.actor, action="rules.reload", subject=str(path.name),
