@@ -123,3 +123,20 @@ def test_references_are_imported_as_keyed_hashes_once(live, tmp_path):
     assert on_list(live.db, live.config.secret_key, REFERENCE) == "card"
     assert on_list(live.db, live.config.secret_key, "5550001111") == ""  # on the list, nothing said: no facts
     assert on_list(live.db, live.config.secret_key, "5550001112") is None
+
+
+def test_attempts_are_kept_only_while_they_count(app, live):
+    from datetime import timedelta
+
+    from ivr.store.models import utcnow
+    from ivr.worker import retention
+
+    call(app, ["8", "1111111111"])
+    with live.db.write() as conn:
+        conn.execute(VerificationAttempt.__table__.insert().values(
+            call_sid="CA" + "0" * 32, step="verify?s=2#0", at=utcnow() - timedelta(minutes=61), caller_hash=None,
+            ok=False))
+    retention.run_once(live)
+    with live.db.read() as conn:
+        kept = conn.execute(select(VerificationAttempt.call_sid)).scalars().all()
+    assert len(kept) == 1 and kept[0] != "CA" + "0" * 32  # this hour's attempt stays; the older one is gone

@@ -64,6 +64,13 @@ def recent_failures(db: Database, caller_hash: str | None, limits: Verification)
     return Failures(caller, line)
 
 
+def forget_old_attempts(db: Database, limits: Verification) -> int:
+    """Attempts older than the window count for nothing: delete them (housekeeping, ivr/worker/retention.py)."""
+    t = VerificationAttempt.__table__
+    with db.write() as conn:
+        return conn.execute(t.delete().where(t.c.at < utcnow() - timedelta(minutes=limits.window_minutes))).rowcount
+
+
 def _bounded(t, where, limit: int):
     return select(func.count()).select_from(select(t.c.id).where(where).limit(limit).subquery())
 
