@@ -184,7 +184,8 @@ def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_some
     dial_doc = next(d for d in result.documents if d.find("Dial") is not None)
     assert dial_doc.find("Dial/Queue").text == "breach-general-p20"  # the higher priority first
     whisper = next(s for s in result.said() if s.startswith("Next caller"))
-    assert "in English" in whisper and "on the affected customers list" in whisper
+    assert "in English" in whisper and "caller ID on the affected customers list, not verified: do not confirm it " \
+        "to them" in whisper  # anyone can fake a caller ID: the agent must not tell them they are on it
     assert "waited 1 minute 3" in whisper and "severity high" in whisper  # 95 s and a moment
     assert [el.tag for el in dial_doc] == ["Say", "Dial"]  # said before the Dial, on the agent's leg
     # The queued caller's leg ran the <Queue url> document: a notice, nothing about them.

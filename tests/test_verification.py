@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import AUTH_TOKEN
+from ivr.core import agent_line
 from ivr.core.rules import load
 from ivr.store.models import AffectedReference, QueueEntry, VerificationAttempt
 from ivr.store.state import set_mode
@@ -39,7 +40,7 @@ def enqueued(result) -> list[str]:
 
 def entry(hotline, call_sid):
     with hotline.db.read() as conn:
-        return conn.execute(select(QueueEntry.queue, QueueEntry.priority, QueueEntry.affected)
+        return conn.execute(select(QueueEntry.queue, QueueEntry.priority, QueueEntry.affected, QueueEntry.verified)
                             .where(QueueEntry.call_sid == call_sid)).one()
 
 
@@ -54,8 +55,12 @@ def test_a_verified_reference_gets_the_lists_priority_from_any_phone(app, live):
     after = said[said.index("Please enter the reference number printed on our notice, then press the pound key.") + 1:]
     assert after[:3] == [CONFIRMED, live.rules.rules.prompt("en", "exposed_card"),  # what the list says for them
                          "To speak with a member of our team now, press 0. For the full menu, press 9."]
-    assert tuple(entry(live, verified.call_sid)) == ("affected", 20, True)
-    assert tuple(entry(live, plain.call_sid)) == ("general", 10, False)
+    assert tuple(entry(live, verified.call_sid)) == ("affected", 20, True, True)
+    assert tuple(entry(live, plain.call_sid)) == ("general", 10, False, False)
+    with live.db.read() as conn:  # what the agent is told before the caller is put through
+        row = conn.execute(select(QueueEntry.__table__).where(QueueEntry.call_sid == verified.call_sid)).one()
+    told = agent_line.whisper(live.rules.rules, {**row._mapping, "wait_s": 30})
+    assert "on the affected customers list, verified with the reference on their notice" in told
     with live.db.read() as conn:
         assert conn.execute(select(VerificationAttempt.ok, VerificationAttempt.caller_hash)).all() == [
             (True, live.caller_identity("+15555550123")[0])]

@@ -184,7 +184,7 @@ def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
     params = dict(l=pos.lang, q=d.queue, p=d.priority)
     verbs = [_say(rules, pos.lang, "connecting_agent"),
              Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), Link.to("/voice/queue-result", **params))]
-    enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule, snap.content.severity, ctx.affected())
+    enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule, snap.content.severity, ctx.affected(), ctx.verified)
     return Reply(verbs, outcome="queued", effects=[enter])
 
 

@@ -165,6 +165,7 @@ def _write_queue_records(conn: Connection, records: list[dict]) -> None:
     entering = [{"call_sid": r["call_sid"], "queue": r["queue"], "priority": int(r["priority"]),
                  "language": r.get("language") or "", "reason": (r.get("reason") or "")[:REASON_CHARS],
                  "severity": r.get("severity") or "", "affected": bool(r.get("affected")), "status": "waiting",
+                 "verified": bool(r.get("verified")),
                  "enqueued_at": _ts(r.get("at"))}
                 for r in records if r["type"] == "queue_enter" and r.get("call_sid")]
     if entering:

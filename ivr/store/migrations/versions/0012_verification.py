@@ -3,6 +3,7 @@
 affected_references: the references on the notices, kept only as keyed hashes (like affected_numbers), each
 with the code of what the list says was exposed for that person (a category, never the data).
 verification_attempts: each reference keyed in (written by the spool writer), for the limits on wrong ones.
+queue_entries.verified: the caller proved it with the reference (else "affected" is a caller ID only).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -32,9 +33,13 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_verification_attempts_at'), 'verification_attempts', ['at'])
     op.create_index('ix_verification_attempts_caller', 'verification_attempts', ['caller_hash', 'at'])
+    with op.batch_alter_table('queue_entries') as batch:
+        batch.add_column(sa.Column('verified', sa.Boolean(), server_default=sa.text('false'), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('queue_entries') as batch:
+        batch.drop_column('verified')
     op.drop_index('ix_verification_attempts_caller', table_name='verification_attempts')
     op.drop_index(op.f('ix_verification_attempts_at'), table_name='verification_attempts')
     op.drop_table('verification_attempts')
