@@ -137,7 +137,7 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
-        call_info = apply(hotline, reply.effects, sid, params, step)
+        call_info = apply(hotline, reply.effects, sid, params)
         for i, event in enumerate(reply.events):
             extra = dict(call_info) if i == 0 else {}
             if i == len(reply.events) - 1:
@@ -148,12 +148,15 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         log.exception("could not record the events of %s", req.path)
 
 
-def apply(hotline: Hotline, effects: list, sid: str, params, step: str = "") -> dict:
+def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
     """Carry out a step's effects (spooled); returns the call's details for the step's first event to carry."""
     call_info = {}
     for effect in effects:
         if isinstance(effect, CallStarted):  # rides on the step's first event: one spool write instead of two
             call_info = {**vars(effect), "call_info": True}
+        elif isinstance(effect, VerifyAttempt):  # counted by the limits once written (ivr/core/verification.py)
+            hotline.recorder.record("verify_attempt", call_sid=sid, step=f"verify#{effect.step}", ok=effect.ok,
+                                    caller_hash=hotline.caller_identity(params.get("From"))[0])
         elif isinstance(effect, EnterQueue):
             hotline.recorder.record("queue_enter", call_sid=sid, **vars(effect))
         elif isinstance(effect, LeaveQueue):
@@ -162,9 +165,6 @@ def apply(hotline: Hotline, effects: list, sid: str, params, step: str = "") -> 
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
             hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}", payload=payload)
-        elif isinstance(effect, VerifyAttempt):  # counted by the limits once written (ivr/core/verification.py)
-            caller_hash = hotline.caller_identity(params.get("From"))[0]
-            hotline.recorder.record("verify_attempt", call_sid=sid, step=step, caller_hash=caller_hash, ok=effect.ok)
         elif not isinstance(effect, (BookCallback, Audit, EnqueueJob)):  # written before answering
             raise TypeError(f"not an effect: {effect!r}")
     return call_info

@@ -54,6 +54,7 @@ class VerifyAttempt:
     path), it counts towards the limits once the spool writer has written it."""
 
     ok: bool
+    step: int  # the call's step number: a request Twilio retries counts once
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,12 @@ def checked(rules, pos: Position, digits: str | None, failures: Callable[[], Fai
     if result != OK:
         lead = [Say(rules.prompt(pos.lang, "verify_failed"), pos.lang)]
         return Reply(menu(rules, pos, lead, short=True), [event], outcome="verify-failed",
-                     effects=[VerifyAttempt(False)])
+                     effects=[VerifyAttempt(False, pos.step)])
     names = ["verify_confirmed"] + ([f"exposed_{exposed}"] if exposed in rules.verification.exposed else [])
     prompts = tuple(Say(rules.prompt(pos.lang, name), pos.lang) for name in names + ["verify_next"])
     gather = Gather(pos.link("/voice/verified"), prompts, rules.menu.timeout_seconds)
     return Reply([gather, Redirect(pos.link("/voice/menu"))], [event], outcome="verified",
-                 effects=[VerifyAttempt(True)])
+                 effects=[VerifyAttempt(True, pos.step)])
 
 
 def problems(rules) -> list[tuple[tuple, str]]:
