@@ -145,3 +145,11 @@ def test_attempts_are_kept_only_while_they_count(app, live):
     with live.db.read() as conn:
         kept = conn.execute(select(VerificationAttempt.call_sid)).scalars().all()
     assert len(kept) == 1 and kept[0] != "CA" + "0" * 32  # this hour's attempt stays; the older one is gone
+
+
+def test_nothing_keyed_in_is_no_attempt_and_back_to_the_menu(app, live):
+    for keys in (["8", ""], ["8", "#"]):  # "": silent at the prompt
+        result = call(app, keys + [""])
+        assert FAILED not in result.said() and result.said().count(live.rules.rules.prompt("en", "menu")) >= 2
+    with live.db.read() as conn:
+        assert conn.execute(select(VerificationAttempt.id)).all() == []

@@ -95,6 +95,7 @@ def checked(rules, pos: Position, digits: str | None, failures: Callable[[], Fai
     and may press 0 for a person as a verified caller (/voice/verified). Wrong, unknown or over a limit: one
     and the same answer, then the menu. `on_list`: the exposed code of a reference on the list, else None."""
     from ivr.core.flow import menu  # flow offers this step in its menu: imported here, not at the top
+    digits = (digits or "").strip("#")  # a lone # may come as Digits=# (nothing keyed in: no attempt)
     if not digits:
         return Reply(menu(rules, pos, []), [Event("verify", "nothing keyed in")])
     result, exposed = outcome(rules, digits, failures, on_list)
