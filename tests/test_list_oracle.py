@@ -28,7 +28,10 @@ def heard(rules, lang: str, key: str, now: datetime, on_list: bool, mode: str = 
     """The TwiML a caller gets for a key, with the only list-dependent parts a caller cannot hear taken
     out: the priority in our URLs (`p=`) and the Twilio queue name's priority suffix (`-p20`)."""
     ctx = Context(now=now, call_sid="CA" + "1" * 32, affected=lambda: on_list)
-    reply = flow.menu_choice(rules, Snapshot(mode, CONTENT), Position(lang, 0, 1), key, ctx)
+    return without_priority(rules, flow.menu_choice(rules, Snapshot(mode, CONTENT), Position(lang, 0, 1), key, ctx))
+
+
+def without_priority(rules, reply) -> str:
     root = ET.fromstring(twiml.render(reply, rules))
     for element in root.iter():
         for name, value in element.attrib.items():
@@ -47,6 +50,11 @@ def test_a_number_on_the_list_hears_what_a_number_not_on_it_hears(lang):
             for now in INSTANTS:
                 listed, unlisted = (heard(rules, lang, key, now, on, mode) for on in (True, False))
                 assert listed == unlisted, (key, mode, now)
+    # On hold, ahead in line or not, the same words (the place itself is Twilio's QueuePosition).
+    ctx = Context(now=MONDAY, call_sid="CA" + "1" * 32)
+    held = {without_priority(rules, flow.hold(rules, Snapshot("live", CONTENT), Position(lang, 0, 3), ctx, "general",
+                                              priority, 2)) for priority in (10, 20)}
+    assert len(held) == 1
 
 
 OLD_RULE = """  - name: Affected customers during a high or critical incident, ahead of everyone else
