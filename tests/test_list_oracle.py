@@ -97,6 +97,33 @@ def test_rules_check_warns_about_a_rule_that_makes_the_list_audible_naming_line_
     assert shipped.exit_code == 0 and "warning" not in shipped.output
 
 
+def test_the_consoles_rules_check_shows_the_same_warning(app, hotline):
+    """An admin checking an edit in the console sees what `ivr rules check` says, line and field."""
+    import html
+
+    from werkzeug.security import generate_password_hash
+
+    from helpers import console_sign_in
+    from ivr.store.models import User, utcnow
+
+    with hotline.db.write() as conn:
+        conn.execute(User.__table__.insert().values(name="ada", role="admin", active=True, created_at=utcnow(),
+                                                    password_hash=generate_password_hash("admin password 1")))
+    client = app.test_client()
+    console_sign_in(client, "ada", "admin password 1")
+    with client.session_transaction() as session:
+        token = session["csrf"]
+    text = RULES_PATH.read_text()
+    body = html.unescape(client.post("/console/rules/validate", data={
+        "text": text.replace(OLD_RULE, AUDIBLE_RULE), "csrf_token": token}).get_data(as_text=True))
+    line = 3 + text.splitlines().index(OLD_RULE.splitlines()[0])
+    assert "1 warning: these rules load, but do less than they say" in body
+    assert re.search(rf">{line}</td><td[^>]*><code>routing\.3\.then\.queue</code></td><td[^>]*>the breach list "
+                     "would be audible", body)
+    plain = client.post("/console/rules/validate", data={"text": text, "csrf_token": token}).get_data(as_text=True)
+    assert "No problems" in plain and "warning" not in plain
+
+
 @pytest.mark.slow
 def test_through_ivr_serve_a_spoofed_caller_id_learns_nothing_and_a_reference_is_limited(config, rules_file, server,
                                                                                           tmp_path):
