@@ -16,14 +16,14 @@ def test_the_shipped_rules_have_no_dead_end_loop_or_missing_prompt(config):
     env = server_env(config, IVR_RULES=str(PROJECT_ROOT / "routing_rules.yaml"))
     result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "2"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "324 paths walked (2 languages, both modes, depth 2): 0 problem(s)" in result.output
+    assert "400 paths walked (2 languages, both modes, depth 2): 0 problem(s)" in result.output
 
 
 def test_a_dead_end_is_found(app, hotline, monkeypatch):
     # A bug that ends the call after "details" without a goodbye.
     monkeypatch.setitem(flow._ACTIONS, "details", lambda rules, snap, pos, ctx: verbs.Reply([verbs.Say("Bye", "en")]))
     walked, problems = explore(app, AUTH_TOKEN, hotline.rules.rules, depth=1, modes=("message",))
-    assert walked == 2 * 9
+    assert walked == 2 * 10
     assert {(p.lang, p.keys, p.problem) for p in problems} == {
         ("en", ("1",), "dead end: the call drops without a goodbye"),
         ("es", ("1",), "dead end: the call drops without a goodbye")}

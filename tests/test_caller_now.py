@@ -94,7 +94,8 @@ def test_every_surface_tells_what_key_0_gets_when_the_queue_closes(hotline, rule
     gets = closed["core"]
     assert gets.startswith("is asked to leave a voicemail: queue general is closed; opens ")
     assert f"en key 0 (agent): {gets}" in closed["status"]
-    assert f"Key 0: a caller {gets}; one on the breach list waits in queue affected" in closed["dashboard"]
+    # A caller ID on the breach list gets what everyone gets (issue 23 item 2): nothing else to show.
+    assert f"Key 0: a caller {gets}." in closed["dashboard"] and "on the breach list" not in closed["dashboard"]
     assert "Key 0 puts callers in the queue" not in closed["dashboard"]
     assert closed["health"]["keys"]["en"]["0"] == gets
     assert closed["health"]["queues"]["general"] == gets.split("queue general is ")[1]

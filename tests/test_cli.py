@@ -30,7 +30,7 @@ def ivr(config):
 
 def test_rules_check_accepts_the_shipped_rules(ivr):
     out = ivr("rules", "check").output
-    assert "OK (2 languages, 7 menu options)" in out
+    assert "OK (2 languages, 8 menu options)" in out
 
 
 def test_rules_check_names_the_line_and_field_of_every_error(ivr, tmp_path, rules_file):

@@ -53,10 +53,11 @@ def test_affected_and_unaffected_callers_wait_in_the_right_queues(app, live):
     hit = call(app, ["0"], caller="+12125550777")
     fraud = call(app, ["7"])
     queued = [d.find("Enqueue").text for r in (plain, hit, fraud) for d in r.documents if d.find("Enqueue") is not None]
-    assert queued == ["breach-general", "affected", "fraud"]  # severity is high: affected callers get their queue
+    # Severity is high: a caller ID on the list goes where everyone goes, ahead in line (priority 20).
+    assert queued == ["breach-general", "breach-general-p20", "fraud"]
     rows = {r.call_sid: r for r in entries(live)}
     assert (rows[plain.call_sid].queue, rows[plain.call_sid].priority, rows[plain.call_sid].affected) == ("general", 10, False)
-    assert (rows[hit.call_sid].queue, rows[hit.call_sid].priority, rows[hit.call_sid].affected) == ("affected", 20, True)
+    assert (rows[hit.call_sid].queue, rows[hit.call_sid].priority, rows[hit.call_sid].affected) == ("general", 20, True)
     assert rows[fraud.call_sid].queue == "fraud" and all(r.status == "waiting" for r in rows.values())
 
 
@@ -196,9 +197,10 @@ def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_some
     result = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["2468"], caller=agent, queues=twilio,
                            max_requests=6).run("/voice/agent")
     dial_doc = next(d for d in result.documents if d.find("Dial") is not None)
-    assert dial_doc.find("Dial/Queue").text == "affected"  # the higher-priority queue first
+    assert dial_doc.find("Dial/Queue").text == "breach-general-p20"  # the higher priority first
     whisper = next(s for s in result.said() if s.startswith("Next caller"))
-    assert "in English" in whisper and "on the affected customers list" in whisper
+    assert "in English" in whisper and "caller ID on the affected customers list, not verified: do not confirm it " \
+        "to them" in whisper  # anyone can fake a caller ID: the agent must not tell them they are on it
     assert "waited 1 minute 3" in whisper and "severity high" in whisper  # 95 s and a moment
     assert [el.tag for el in dial_doc] == ["Say", "Dial"]  # said before the Dial, on the agent's leg
     # The queued caller's leg ran the <Queue url> document: a notice, nothing about them.

@@ -84,7 +84,7 @@ def test_the_whisper_says_the_full_reason_and_one_minute_as_people_say_it(app, l
     agent = SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["2468"], caller=AGENT_PHONE, queues=twilio,
                           max_requests=4).run("/voice/agent")
     whisper = next(s for s in agent.said() if s.startswith("Next caller"))
-    assert "reason: Affected customers during a high or critical incident." in whisper  # the rule's whole name
+    assert "reason: Affected customers during a high or critical incident, ahead of everyone else." in whisper  # the rule's whole name
     assert "waited 1 minute 1 second." in whisper or "waited 1 minute 2 seconds." in whisper
 
 

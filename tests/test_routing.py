@@ -25,14 +25,18 @@ def situation(**kw):
 
 @pytest.mark.parametrize("case,kw,action,queue,priority", [
     ("unaffected caller, high severity", {}, "enqueue", "general", 10),
-    ("affected caller, high severity", {"affected": True}, "enqueue", "affected", 20),
-    ("affected caller, critical severity", {"affected": True, "severity": "critical"}, "enqueue", "affected", 20),
+    # On the list by caller ID alone: where everyone goes, ahead in line (a caller ID proves nothing).
+    ("affected caller, high severity", {"affected": True}, "enqueue", "general", 20),
+    ("affected caller, critical severity", {"affected": True, "severity": "critical"}, "enqueue", "general", 20),
+    ("verified caller, high severity", {"verified": True}, "enqueue", "affected", 20),
+    ("verified caller, low severity", {"verified": True, "severity": "low"}, "enqueue", "general", 15),
     ("affected caller, low severity", {"affected": True, "severity": "low"}, "enqueue", "general", 15),
     ("affected caller, medium severity", {"affected": True, "severity": "medium"}, "enqueue", "general", 15),
     ("unaffected caller, critical", {"severity": "critical"}, "enqueue", "general", 10),
     ("fraud report beats everything", {"menu": "fraud", "affected": True}, "enqueue", "fraud", 30),
     # A callback keeps the queue and priority the caller would have had in live mode.
-    ("message mode: a callback offer", {"mode": "message", "affected": True}, "callback", "affected", 20),
+    ("message mode: a callback offer", {"mode": "message", "affected": True}, "callback", "general", 20),
+    ("message mode, verified", {"mode": "message", "verified": True}, "callback", "affected", 20),
     ("message mode, fraud: still a callback", {"mode": "message", "menu": "fraud"}, "callback", "fraud", 30),
 ])
 def test_who_goes_where(case, kw, action, queue, priority):
@@ -51,12 +55,13 @@ def test_priority_overrides_get_their_own_twilio_queue():
 @pytest.mark.parametrize("case,kw,action,reason", [
     ("general closed at night: voicemail", {"now": NIGHT}, "voicemail", "closed"),
     ("general closed on Saturday", {"now": SATURDAY}, "voicemail", "closed"),
-    ("holiday", {"now": CHRISTMAS, "affected": True}, "callback", "closed"),
-    ("affected queue open on Saturday", {"now": SATURDAY, "affected": True}, "enqueue", None),
+    ("holiday", {"now": CHRISTMAS, "verified": True}, "callback", "closed"),
+    ("affected queue open on Saturday", {"now": SATURDAY, "verified": True}, "enqueue", None),
+    ("unverified: general's hours like everyone", {"now": SATURDAY, "affected": True}, "voicemail", "closed"),
     ("general full", {"queues": {"general": QueueStats(1000, 10)}}, "voicemail", "full"),
     ("general nearly full", {"queues": {"general": QueueStats(999, 10)}}, "enqueue", None),
     ("general too slow", {"queues": {"general": QueueStats(5, 30 * 60)}}, "voicemail", "wait"),
-    ("affected too slow", {"affected": True, "queues": {"affected": QueueStats(5, 20 * 60)}}, "callback", "wait"),
+    ("affected too slow", {"verified": True, "queues": {"affected": QueueStats(5, 20 * 60)}}, "callback", "wait"),
     ("fraud full", {"menu": "fraud", "queues": {"fraud": QueueStats(200, 0)}}, "callback", "full"),
 ])
 def test_overflow_by_time_size_and_wait(case, kw, action, reason):

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from ivr.core import flow, verbs
 from ivr.core.effects import SMS_JOB, Audit, BookCallback, CallStarted, EnqueueJob, EnterQueue, LeaveQueue, SendSms
 from ivr.core.staff_call import StaffCall
+from ivr.core.verification import VerifyAttempt
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
 from ivr.store import jobs
@@ -155,6 +156,9 @@ def apply(hotline: Hotline, effects: list, sid: str, params, language: str) -> d
     for effect in effects:
         if isinstance(effect, CallStarted):  # rides on the step's first event: one spool write instead of two
             call_info = {**vars(effect), "call_info": True}
+        elif isinstance(effect, VerifyAttempt):  # counted by the limits once written (ivr/core/verification.py)
+            hotline.recorder.record("verify_attempt", call_sid=sid, step=f"verify#{effect.step}", ok=effect.ok,
+                                    caller_hash=hotline.caller_identity(params.get("From"))[0])
         elif isinstance(effect, EnterQueue):
             hotline.recorder.record("queue_enter", call_sid=sid, **vars(effect))
         elif isinstance(effect, LeaveQueue):

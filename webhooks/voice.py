@@ -9,11 +9,12 @@ from datetime import datetime, timezone
 
 from flask import Blueprint
 
-from ivr.core import flow, phone_numbers, verbs
+from ivr.core import flow, phone_numbers, verbs, verification
 from ivr.core.call_status import TERMINAL
 from ivr.core.effects import CallStarted
 from ivr.hotline import Hotline
 from ivr.store import queues
+from ivr.store import verification as references
 from webhooks import twiml
 from webhooks.twilio_view import _call_sid, _digits, _int, _values, twilio_route
 
@@ -32,8 +33,9 @@ def incoming(hotline: Hotline, rules, snap, pos):
     return reply
 
 
-def _context(hotline: Hotline) -> verbs.Context:
-    """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person)."""
+def _context(hotline: Hotline, verified: bool = False) -> verbs.Context:
+    """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person).
+    `verified`: the caller keyed in a reference on the list in this call (/voice/verified)."""
     number = _values().get("From")
     reachable = phone_numbers.callable_number(number)
     known = reachable is not None
@@ -41,8 +43,9 @@ def _context(hotline: Hotline) -> verbs.Context:
         now=datetime.now(timezone.utc),
         call_sid=_call_sid(),
         caller_known=known,
+        verified=verified,
         open_callback=lambda: known and _open_callback(hotline, reachable),
-        affected=lambda: known and _affected(hotline, number),
+        affected=lambda: verified or (known and _affected(hotline, number)),
         queue_stats=lambda: queues.queue_stats(hotline.db),
         recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
         hold_tone=hotline.hold_tone,
@@ -80,6 +83,23 @@ def _queue_params(rules) -> tuple[str, int]:
 def menu(hotline: Hotline, rules, snap, pos):
     after = _values().arg("x") or None
     return flow.menu_choice(rules, snap, pos, _digits(), _context(hotline), after if after == "sms" else None)
+
+
+@voice_route("/verify")
+def verify(hotline: Hotline, rules, snap, pos):
+    """Key 8: the reference on the company's notice, keyed in. Reads only: the attempt is spooled."""
+    caller_hash = hotline.caller_identity(_values().get("From"))[0]
+    return verification.checked(
+        rules, pos, _digits(),
+        failures=lambda: references.recent_failures(hotline.db, caller_hash, rules.verification),
+        on_list=lambda digits: references.on_list(hotline.db, hotline.config.secret_key, digits))
+
+
+@voice_route("/verified")
+def verified(hotline: Hotline, rules, snap, pos):
+    """The menu after a confirmed reference: 0 (or 7) is routed as a verified caller; only our own TwiML
+    leads here, and Twilio signs what it requests, so nobody reaches it without a reference."""
+    return flow.menu_choice(rules, snap, pos, _digits(), _context(hotline, verified=True))
 
 
 @voice_route("/language")

@@ -109,8 +109,10 @@ def whisper(rules: Rules, entry: dict) -> str:
     (the routing rule that sent them, by its full name: it is written to be heard)."""
     facts = [f"Next caller in {language_name(rules, entry['language'])}", f"waited {minutes_seconds(entry['wait_s'])}",
              f"reason: {entry['reason'] or 'not known'}", f"incident severity {entry['severity'] or 'unknown'}"]
-    if entry["affected"]:
-        facts.insert(1, "on the affected customers list")
+    if entry.get("verified"):
+        facts.insert(1, "on the affected customers list, verified with the reference on their notice")
+    elif entry["affected"]:  # a caller ID proves nothing: confirming it would tell a faker who is on the list
+        facts.insert(1, "caller ID on the affected customers list, not verified: do not confirm it to them")
     return ". ".join(facts) + ". Connecting you now."
 
 

@@ -151,7 +151,7 @@ def _key(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, key: str, ac
                 f"hears {topic.heard}" + (f" ({topic.stand_in})" if topic.stand_in else ""))
     else:
         gets = {"repeat": f"hears {topics['main'].heard} again", "goodbye": "hears goodbye; the call ends",
-                "language": _switches(rules, lang),
+                "language": _switches(rules, lang), "verify": "is asked for the reference on our notice",
                 "sms": "is promised a text message" + ("" if sms_ready else
                                                        ", but SMS is not configured: no text is sent")}[action]
     return KeyNow(key, action, gets, reply.outcome)

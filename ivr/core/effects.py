@@ -33,6 +33,7 @@ class EnterQueue:
     reason: str
     severity: str
     affected: bool
+    verified: bool = False  # proved it with the reference on their notice (affected alone: a caller ID)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 
-from ivr.core import opening_hours
+from ivr.core import opening_hours, verification
 from ivr.core.effects import BookCallback, EnterQueue, LeaveQueue, SendSms
 from ivr.core.routing import Decision, Situation, decide
 from ivr.core.rules import Rules
@@ -172,7 +172,7 @@ def _routed(menu_action: str):
 def situation(snap: Snapshot, ctx: Context, menu_action: str) -> Situation:
     """What routing looks at for this caller now (ivr/core/caller_now.py asks the same)."""
     return Situation(mode=snap.mode, menu=menu_action, severity=snap.content.severity, affected=ctx.affected(),
-                     now=ctx.now, queues=ctx.queue_stats())
+                     now=ctx.now, queues=ctx.queue_stats(), verified=ctx.verified)
 
 
 def route(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, menu_action: str) -> Reply:
@@ -198,7 +198,7 @@ def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
     params = dict(l=pos.lang, q=d.queue, p=d.priority)
     verbs = [_say(rules, pos.lang, "connecting_agent"),
              Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), Link.to("/voice/queue-result", **params))]
-    enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule, snap.content.severity, ctx.affected())
+    enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule, snap.content.severity, ctx.affected(), ctx.verified)
     return Reply(verbs, outcome="queued", effects=[enter])
 
 
@@ -273,6 +273,7 @@ _ACTIONS = {
     "fraud": _routed("fraud"),
     "sms": _sms,
     "goodbye": _goodbye,
+    "verify": lambda rules, snap, pos, ctx: verification.ask(rules, pos),  # the reference on the notice
 }
 
 

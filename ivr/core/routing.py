@@ -2,12 +2,19 @@
 
 The first rule whose conditions all hold decides. An enqueue into a queue that is closed, full or too
 slow, or any enqueue while the hotline is in message mode, gets that queue's overflow instead.
+
+No list oracle: until a caller proves who they are (a reference keyed in, ivr/core/verification.py), what
+they hear must not depend on whether their caller ID is on the breach list, since anyone can spoof one.
+So an unverified caller on the list gets exactly what a caller not on it gets, and the list may only move
+them ahead in line (the priority of the rule they would have matched). `list_audible` finds the rules that
+would have said more, for `ivr rules check` to warn about.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from ivr.core.rules import Route, Rules
 
@@ -23,9 +30,10 @@ class Situation:
     mode: str
     menu: str  # the menu action that asked for routing: agent or fraud
     severity: str
-    affected: bool
+    affected: bool  # on the breach list: by caller ID (unproven) or by a verified reference
     now: dt.datetime
     queues: dict[str, QueueStats] = field(default_factory=dict)
+    verified: bool = False  # proved to be on the list by a reference keyed in during this call
 
     def stats(self, queue: str) -> QueueStats:
         return self.queues.get(queue, QueueStats())
@@ -64,6 +72,8 @@ def matches(rules: Rules, route: Route, s: Situation) -> bool:
         return False
     if w.affected is not None and w.affected != s.affected:
         return False
+    if w.verified is not None and w.verified != s.verified:
+        return False
     if w.queue is not None:
         stats = s.stats(w.queue)
         if w.queue_open is not None and w.queue_open != is_open(rules, w.queue, s.now):
@@ -76,7 +86,24 @@ def matches(rules: Rules, route: Route, s: Situation) -> bool:
 
 
 def decide(rules: Rules, s: Situation) -> Decision:
-    """The routing decision for this caller now."""
+    """The routing decision for this caller now: an unverified caller on the list gets what everyone gets,
+    at most with the priority the list would give (their place in line, nothing they can hear)."""
+    if s.verified or not s.affected:
+        return _decide(rules, dataclasses.replace(s, affected=s.affected or s.verified))
+    public = _decide(rules, dataclasses.replace(s, affected=False))
+    return _with_priority(rules, public, _decide(rules, s))
+
+
+def _with_priority(rules: Rules, public: Decision, listed: Decision) -> Decision:
+    """`public`, ahead in line if the list's rule gives a higher priority (named by that rule, for the agent)."""
+    priority = listed.priority
+    if public.priority is None or priority is None or priority <= public.priority:
+        return public
+    twilio_queue = rules.twilio_queue(public.queue, priority) if public.action == "enqueue" else None
+    return dataclasses.replace(public, rule=listed.rule, priority=priority, twilio_queue=twilio_queue)
+
+
+def _decide(rules: Rules, s: Situation) -> Decision:
     route = next(r for r in rules.routing if matches(rules, r, s))  # the last rule always matches
     then = route.then
     if then.action != "enqueue":
@@ -115,3 +142,68 @@ def _overflow_reason(rules: Rules, queue: str, s: Situation) -> str | None:
     if stats.longest_wait_s >= q.max_wait_minutes * 60:
         return "wait"
     return None
+
+
+# -- what `ivr rules check` warns about ------------------------------------------------------------------
+def list_audible(rules: Rules) -> list[tuple[tuple, str]]:
+    """Rules that would make the breach list audible: where a caller on the list by caller ID alone would
+    get another action, queue, message or number than everyone else. `decide` gives them everyone's (only
+    the priority applies), so these rules do less than they say: each is named with its line and field."""
+    found: dict[int, tuple[tuple, str]] = {}
+    for s in _situations(rules):
+        public = _decide(rules, dataclasses.replace(s, affected=False))
+        listed = _decide(rules, dataclasses.replace(s, affected=True))
+        # A rule's own callback keeps the queue of the live-mode rule, which is checked in live mode.
+        own_callback = public.action in ("callback", "voicemail") and not public.overflow
+        field = next((f for f in ("queue", "overflow", "action", "prompt", "number")
+                      if getattr(public, f) != getattr(listed, f) and not (own_callback and f == "queue")), None)
+        if field is None:
+            continue
+        index = min(_first_match(rules, dataclasses.replace(s, affected=a)) for a in (False, True))
+        loc = ("routing", index, "then", "queue" if field == "overflow" else field)
+        found.setdefault(index, (loc, f"the breach list would be audible: on it by caller ID, {listed.describe()}; "
+                               f"everyone else, {public.describe()}. Anyone can fake a caller ID, so until "
+                               "verified they get everyone's, with only this rule's priority (a queue, message "
+                               "or hours of their own: `verified: true`)"))
+    return [found[index] for index in sorted(found)]
+
+
+def _first_match(rules: Rules, s: Situation) -> int:
+    return next(i for i, r in enumerate(rules.routing) if matches(rules, r, s))
+
+
+def _situations(rules: Rules):
+    """Every case the rules can tell apart: mode, menu, severity, each queue's hours either side of opening
+    and closing (and holidays), and queue sizes and waits at each threshold the rules name."""
+    sizes = {r.when.queue_size_at_least for r in rules.routing if r.when.queue_size_at_least}
+    sizes |= {q.max_size for q in rules.queues.values()}
+    waits = {r.when.longest_wait_at_least_minutes * 60 for r in rules.routing
+                          if r.when.longest_wait_at_least_minutes}
+    waits |= {q.max_wait_minutes * 60 for q in rules.queues.values()}
+    pairs = [(0, 0), (10**6, 10**6)] + [(n, 0) for n in sizes] + [(0, w) for w in waits]
+    loads = [{name: QueueStats(n, w) for name in rules.queues} for n, w in dict.fromkeys(pairs)]
+    for now in _instants(rules):
+        for mode in ("live", "message"):
+            for menu in ("agent", "fraud"):
+                for severity in [*rules.severities, ""]:
+                    for queues in loads:
+                        yield Situation(mode, menu, severity, False, now, queues)
+
+
+def _instants(rules: Rules) -> list[dt.datetime]:
+    monday = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
+    out = {monday}
+    for queue in rules.queues.values():
+        hours = queue.hours
+        if hours is None:
+            continue
+        zone = ZoneInfo(hours.timezone)
+        for day in range(8):
+            date = (monday + dt.timedelta(days=day)).astimezone(zone).date()
+            for at in (hours.open, hours.close):
+                local = dt.datetime.combine(date, at, zone)
+                out |= {local, local - dt.timedelta(minutes=1)}
+        out |= {dt.datetime.combine(day, dt.time(12), zone) for day in hours.holidays}
+    # Routing sees the clock only through which queues are open: one instant of each combination will do.
+    distinct = {tuple(is_open(rules, name, now) for name in rules.queues): now for now in sorted(out)}
+    return list(distinct.values())

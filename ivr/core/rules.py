@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ivr.core import yaml_text
+from ivr.core import verification, yaml_text
 from ivr.core.agent_rules import Agents
 from ivr.core.errors import Refused
 from ivr.core.prompts import PLACEHOLDERS, REQUIRED_PROMPTS
+from ivr.core.verification import Verification
 
 
-MenuAction = Literal["details", "advice", "language", "repeat", "agent", "fraud", "sms", "goodbye"]
+MenuAction = Literal["details", "advice", "language", "repeat", "agent", "fraud", "sms", "goodbye", "verify"]
 ROUTED = ("agent", "fraud")  # menu actions decided by the routing rules
 SEVERITY_DEFAULT = ["low", "medium", "high", "critical"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -109,7 +110,8 @@ class When(_Strict):
     mode: Literal["message", "live"] | None = None
     menu: list[Literal["agent", "fraud"]] | None = None
     severity_at_least: str | None = None
-    affected: bool | None = None
+    affected: bool | None = None  # on the breach list; unless verified, only a rule's priority applies
+    verified: bool | None = None  # proved to be on the list by a reference keyed in (ivr/core/verification.py)
     queue: str | None = None  # the queue the three conditions below look at
     queue_open: bool | None = None
     queue_size_at_least: int | None = Field(default=None, ge=0)
@@ -148,6 +150,7 @@ class Rules(_Strict):
     routing: list[Route] = Field(min_length=1)
     hold: Hold = Hold()
     agents: Agents = Agents()
+    verification: Verification = Verification()  # key 8: the reference on the company's notice
     prompts: dict[str, dict[str, str]]
 
     def prompt(self, lang: str, name: str) -> str:
@@ -177,6 +180,9 @@ def cross_check(rules: Rules) -> list[tuple[tuple, str]]:
             problems.append((("languages", code, "key"), f"key {lang.key!r} is already used by {seen[lang.key]!r}"))
         seen[lang.key] = code
     wanted = list(REQUIRED_PROMPTS) + [r.then.prompt for r in rules.routing if r.then.prompt]
+    if "verify" in rules.menu.options.values():
+        wanted += rules.verification.prompts()
+    problems += verification.problems(rules)
     for code in rules.languages:
         given = rules.prompts.get(code) or {}
         for name in dict.fromkeys(wanted):
@@ -304,6 +310,21 @@ def _located(lines: dict[tuple, int], loc: tuple, msg: str) -> RuleError:
     while prefix and prefix not in lines:
         prefix = prefix[:-1]
     return RuleError(lines.get(prefix), ".".join(str(p) for p in loc), msg)
+
+
+def warnings(text: str, rules: Rules) -> list[RuleError]:
+    """What valid rules do that their author may not expect (the breach list made audible), with the line
+    and field of each: `ivr rules check` prints them; the rules still load."""
+    from ivr.core.routing import list_audible
+
+    lines = yaml_text.read(text)[1]
+    return [_located(lines, loc, msg) for loc, msg in list_audible(rules)]
+
+
+def load_checked(path: Path | str) -> tuple[Rules, list[RuleError]]:
+    """The rules in a file and their warnings; RulesInvalid as `load`."""
+    rules = load(path)
+    return rules, warnings(Path(path).read_text(encoding="utf-8"), rules)
 
 
 def load(path: Path | str) -> Rules:

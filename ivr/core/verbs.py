@@ -103,6 +103,7 @@ class Context:
     caller_known: bool = True  # False when the number is withheld or not valid: no callback or SMS possible
     open_callback: Callable[[], bool] = lambda: False  # this number has a callback still owed
     affected: Callable[[], bool] = lambda: False
+    verified: bool = False  # the caller keyed in a reference on the breach list during this call
     queue_stats: Callable[[], dict] = dict
     recent_wait_minutes: Callable[[str], int | None] = lambda queue: None
     hold_tone: tuple[float, str] | None = None  # (seconds, sha256) of the tone between hold messages

@@ -17,7 +17,7 @@ from ivr.spool.segments import encode, now
 from ivr.store import queues
 from ivr.store.db import Database, dialect_insert
 from ivr.store.desk import sign_out_ended_lines
-from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry
+from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry, VerificationAttempt
 from ivr.store.models.queues import REASON_CHARS
 from ivr.store.queues import ON_HOLD
 
@@ -167,6 +167,12 @@ def write_records(conn: Connection, records: list[dict]) -> None:
             {"kind": r["kind"], "payload": json.dumps(r["payload"]), "status": "pending", "attempts": 0,
              "run_after": _ts(r.get("at")), "dedupe_key": r["dedupe_key"][:160], "created_at": _ts(r.get("at")),
              "updated_at": _ts(r.get("at"))} for r in jobs])
+    attempts = [{"call_sid": r["call_sid"][:64], "step": str(r.get("step"))[:160], "at": _ts(r.get("at")),
+                 "caller_hash": r.get("caller_hash"), "ok": bool(r.get("ok"))}
+                for r in records if r["type"] == "verify_attempt" and r.get("call_sid")]
+    if attempts:  # references keyed in (key 8): the limits on wrong ones count these
+        conn.execute(dialect_insert(conn, VerificationAttempt.__table__).on_conflict_do_nothing(
+            index_elements=["call_sid", "step"]), attempts)
     statuses = [r for r in records if r["type"] == "status" and r.get("call_sid") and r.get("status")]
     for terminal in (False, True):
         rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
@@ -196,6 +202,7 @@ def _write_queue_records(conn: Connection, records: list[dict]) -> None:
     entering = [{"call_sid": r["call_sid"], "queue": r["queue"], "priority": int(r["priority"]),
                  "language": r.get("language") or "", "reason": (r.get("reason") or "")[:REASON_CHARS],
                  "severity": r.get("severity") or "", "affected": bool(r.get("affected")), "status": "waiting",
+                 "verified": bool(r.get("verified")),
                  "enqueued_at": _ts(r.get("at"))}
                 for r in records if r["type"] == "queue_enter" and r.get("call_sid")]
     if entering:

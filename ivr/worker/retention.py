@@ -4,7 +4,8 @@ Every `IVR_HOUSEKEEPING_SECONDS` it applies `IVR_CALLBACK_RETENTION_DAYS` (defau
 ones that old close as expired, and closed ones lose what is left of the caller (voicemail link, note).
 A closed callback's full number is already gone (ivr/store/callbacks.py deletes it when it closes).
 Dead letters (jobs failed for good) keep their payload so ops can retry them, for as long: then what they
-hold of a caller goes too, and they can no longer be retried.
+hold of a caller goes too, and they can no longer be retried. References keyed in on the phone (key 8) are
+kept only while they count towards the limits (the rules' verification.window_minutes).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from ivr.store import callbacks, jobs
+from ivr.store import callbacks, jobs, verification
 from ivr.store.audit import audit
 from ivr.store.models import utcnow
 from ivr.worker.jobs import scrub_personal
@@ -32,6 +33,7 @@ def run_once(hotline) -> dict:
         with hotline.db.write() as conn:
             audit(conn, actor="retention", action="job.scrub", subject="dead letters",
                   to_value=f"{dead} jobs failed for good more than {days} days ago: callers' numbers deleted")
+    verification.forget_old_attempts(hotline.db, hotline.rules.rules.verification)
     if done["expired"] or done["scrubbed"] or dead:
         log.info("retention (%d days): %d callbacks expired, %d scrubbed; %d dead letters scrubbed", days,
                  done["expired"], done["scrubbed"], dead)

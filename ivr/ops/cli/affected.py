@@ -98,3 +98,34 @@ def affected_check(cli, number, region):
     on_list = is_affected(cli.db, cfg.secret_key, e164)
     click.echo(f"{masked}: {'on the affected list' if on_list else 'not on the affected list'}")
 
+
+
+@affected.command("references")
+@click.argument("file", type=click.Path(dir_okay=False))
+@by_option
+@pass_cli
+def affected_references(cli, file):
+    """Add the references printed on the notices (key 8 on the phone proves a caller is on the list).
+
+    Taken from a column named reference, notice_reference or ref (the same file as `import` will do), else
+    from a file of one column without a header. Kept as digits, only as keyed hashes; the digit counts
+    allowed are the rules file's `verification:`. Running it again adds nothing twice.
+    """
+    from ivr.core.rules import RulesInvalid, load
+    from ivr.store.verification import import_references
+
+    cfg = cli.config
+    _affected_key_note(cfg)
+    try:
+        limits = load(cfg.rules_path).verification
+        report = import_references(cli.db, file, secret_key=cfg.secret_key, actor=cli.actor, limits=limits)
+    except RulesInvalid as exc:
+        raise click.ClickException(f"the rules file is invalid, so the reference lengths are unknown: {exc}")
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{file}: references from {report.column}: rows read {report.rows_read:,}, added "
+               f"{report.added:,}, bad {report.bad_rows:,} (audited)")
+    for bad in report.bad_samples:
+        click.echo(f"  {bad}")

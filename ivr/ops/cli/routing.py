@@ -67,16 +67,18 @@ def rules():
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @pass_cli
 def rules_check(cli, path):
-    """Validate a rules file; print every error with its line and field."""
+    """Validate a rules file; print every error, and every warning, with its line and field."""
     from ivr.core import rules as rules_mod
 
     path = path or str(cli.settings.rules_path)
     try:
-        loaded = rules_mod.load(path)
+        loaded, warnings = rules_mod.load_checked(path)
     except rules_mod.RulesInvalid as exc:
         for err in exc.errors:
             click.echo(f"{path}: {err}", err=True)
         raise SystemExit(1)
+    for warning in warnings:  # the rules load: what they do is safe, but less than they say
+        click.echo(f"{path}: warning: {warning}", err=True)
     click.echo(f"{path}: OK ({len(loaded.languages)} languages, {len(loaded.menu.options)} menu options)")
 
 
@@ -91,7 +93,7 @@ def rules_reload(cli):
     cfg = cli.settings
     path = cfg.rules_path
     try:
-        loaded = rules_mod.load(path)
+        loaded, warnings = rules_mod.load_checked(path)
     except rules_mod.RulesInvalid as exc:
         for err in exc.errors:
             click.echo(f"{path}: {err}", err=True)
@@ -100,6 +102,8 @@ def rules_reload(cli):
                   to_value=str(exc)[:2000], reason="ivr rules reload")
         click.echo("not reloaded: the running hotline keeps its last good rules", err=True)
         raise SystemExit(1)
+    for warning in warnings:
+        click.echo(f"{path}: warning: {warning}", err=True)
     os.utime(path)  # workers compare the file's stamp on every request: this is the signal
     with cli.db.write() as conn:
         audit(conn, actor=cli.actor, action="rules.reload", subject=str(path.name),

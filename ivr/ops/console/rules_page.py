@@ -9,7 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from ivr.store.audit import audit
 from ivr.store.files import write_atomically
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason
-from ivr.core.rules import RulesInvalid, parse
+from ivr.core.rules import RulesInvalid, parse, warnings
 
 TEXT_MAX = 200_000
 DIFF_MAX = 20_000
@@ -43,14 +43,23 @@ def _check(text: str) -> list:
     return []
 
 
-def _page(status: int = 200, *, candidate: str | None = None, problems: list | None = None, error: str | None = None):
+def _warnings(text: str) -> list:
+    """What valid rules do less than they say (`ivr rules check` prints the same); empty if invalid."""
+    try:
+        return warnings(text, parse(text))
+    except RulesInvalid:
+        return []
+
+
+def _page(status: int = 200, *, candidate: str | None = None, problems: list | None = None, error: str | None = None,
+          warned: list | None = None):
     store = hotline().rules
     store.rules  # noqa: B018  (picks up a changed file, so last_error is this file's)
     current, unreadable = _current()
     return render_template("console/rules.html", path=store.path, current=current, unreadable=unreadable,
                            current_sha=_sha(current), last_error=store.last_error,
                            candidate=current if candidate is None else candidate, problems=problems,
-                           error=error, form=request.form), status
+                           error=error, form=request.form, warnings=warned or []), status
 
 
 @bp.get("/rules")
@@ -67,7 +76,8 @@ def rules_validate():
         text = _candidate(request.form)
     except FormError as exc:
         return _page(400, candidate="", error=f"{exc}. Nothing was checked.")
-    return _page(candidate=text, problems=_check(text))
+    problems = _check(text)
+    return _page(candidate=text, problems=problems, warned=[] if problems else _warnings(text))
 
 
 @bp.post("/rules/save")

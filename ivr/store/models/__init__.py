@@ -3,7 +3,7 @@
 Importing this package registers every table with `Base.metadata` (migrations and tests rely on that).
 """
 from ivr.core.snapshot import MODES, TOPICS
-from ivr.store.models.affected import AffectedImport, AffectedNumber
+from ivr.store.models.affected import AffectedImport, AffectedNumber, AffectedReference, VerificationAttempt
 from ivr.store.models.base import Base, UTCDateTime, utcnow
 from ivr.store.models.calls import Call, CallEvent
 from ivr.store.models.content import Announcement, BriefingVersion, Incident, Media, TTSCacheEntry
@@ -11,6 +11,7 @@ from ivr.store.models.hotline import AuditEntry, HotlineState, Job
 from ivr.store.models.queues import Callback, QueueEntry, WrapUp
 from ivr.store.models.staff import Agent, ApiToken, ConsoleSession, LoginFailure, PinFailure, PinLock, User
 
-__all__ = ["AffectedImport", "AffectedNumber", "Agent", "Announcement", "ApiToken", "AuditEntry", "Base",
+__all__ = ["AffectedImport", "AffectedNumber", "AffectedReference", "Agent", "Announcement", "ApiToken", "AuditEntry", "Base",
            "BriefingVersion", "Call", "CallEvent", "Callback", "ConsoleSession", "HotlineState", "Incident", "Job",
-           "LoginFailure", "MODES", "Media", "PinFailure", "PinLock", "QueueEntry", "TOPICS", "TTSCacheEntry", "UTCDateTime", "User", "WrapUp", "utcnow"]
+           "LoginFailure", "MODES", "Media", "PinFailure", "PinLock", "QueueEntry", "TOPICS", "TTSCacheEntry", "UTCDateTime", "User", "VerificationAttempt", "WrapUp",
+           "utcnow"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.store.models.base import Base, UTCDateTime, utcnow
@@ -23,7 +23,10 @@ class QueueEntry(Base):
     language: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(String(REASON_CHARS), default="")  # the routing rule that sent them
     severity: Mapped[str] = mapped_column(String(20), default="")
-    affected: Mapped[bool] = mapped_column(Boolean, default=False)
+    affected: Mapped[bool] = mapped_column(Boolean, default=False)  # on the breach list, by caller ID or reference
+    # Proved it with the reference on their notice; affected without it is a caller ID only, which anyone can
+    # fake: the agent is told not to confirm it (ivr/core/agent_line.py whisper).
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # waiting | connecting (an agent's <Dial><Queue> is on its way) | bridged (Twilio connected them) |
     # callback | left | hangup; ended (the call ended, the queue never said how) | expired (still "waiting" long past the queue's max wait: closed by the reconciler)
     status: Mapped[str] = mapped_column(String(20), default="waiting")
