@@ -14,8 +14,17 @@ from ivr.ops.health import register_health
 from ivr.ops.logs import register_logging
 
 
-def create_app(config: Config | Mapping | None = None) -> Flask:
-    """Build the app. `config`: a Config, or overrides (Config field names) on top of the environment."""
+PARTS = ("all", "callers", "staff")
+
+
+def create_app(config: Config | Mapping | None = None, part: str = "all") -> Flask:
+    """Build the app. `config`: a Config, or overrides (Config field names) on top of the environment.
+
+    `part`: "callers" is what Twilio calls (/voice, /media) and the probes, nothing else: `ivr serve` runs it
+    in a worker pool of its own, so no staff request can hold a caller's worker (a bulkhead). "staff" is the
+    console, the API, /metrics, the probes, and /media (the console plays announcements). "all": both."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
     cfg = _resolve(config)
     app = Flask(__name__, instance_path=str(cfg.instance_path))
     # Uploads may be large; the voice routes set their own, much smaller limit (webhooks/twilio_view.py).
@@ -24,10 +33,14 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     register_logging(app, cfg)
     register_trusted_proxies(app, cfg)
     app.extensions["ivr"] = Hotline.build(cfg)
-    register_twilio_webhooks(app)
-    register_api(app)
-    register_console(app)
-    register_monitoring(app)
+    if part in ("all", "callers"):
+        register_twilio_webhooks(app)
+    if part in ("all", "staff"):
+        register_api(app)
+        register_console(app)
+        register_monitoring(app)
+        if part == "staff":
+            register_media(app)
     register_health(app)
     register_jobs(app)
     return app
@@ -58,6 +71,13 @@ def register_twilio_webhooks(app: Flask) -> None:
         app.register_blueprint(bp)
     hotline = app.extensions["ivr"]
     hotline.hold_tone = ensure_hold_tone(hotline.db, hotline.config.media_cache_dir)  # never in a call
+
+
+def register_media(app: Flask) -> None:
+    """The announcement audio alone, for the console's players (Twilio fetches it from the caller pool)."""
+    from webhooks import media
+
+    app.register_blueprint(media.bp)
 
 
 def register_api(app: Flask) -> None:
