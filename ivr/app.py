@@ -39,6 +39,7 @@ def create_app(config: Config | Mapping | None = None, part: str = "all") -> Fla
         register_api(app)
         register_console(app)
         register_monitoring(app)
+        register_body_limits(app)
         if part == "staff":
             register_media(app)
     register_health(app)
@@ -71,6 +72,21 @@ def register_twilio_webhooks(app: Flask) -> None:
         app.register_blueprint(bp)
     hotline = app.extensions["ivr"]
     hotline.hold_tone = ensure_hold_tone(hotline.db, hotline.config.media_cache_dir)  # never in a call
+
+
+# The only staff routes that take a recording; every other console form and API document is far smaller.
+UPLOAD_ENDPOINTS = frozenset({"api.announcements_upload", "console.announcement_upload"})
+FORM_MAX_BYTES = 1_000_000  # the largest form is the rules text (200,000 characters, ivr/core/yaml_text.py)
+
+
+def register_body_limits(app: Flask) -> None:
+    """A request body bounded per route: an upload up to IVR_UPLOAD_MAX_BYTES, anything else FORM_MAX_BYTES
+    (413, nothing read past it). The voice routes set their own, smaller limit (webhooks/twilio_view.py)."""
+
+    @app.before_request
+    def _bound_the_body():
+        if request.endpoint not in UPLOAD_ENDPOINTS:
+            request.max_content_length = min(FORM_MAX_BYTES, app.config["MAX_CONTENT_LENGTH"])
 
 
 def register_media(app: Flask) -> None:
