@@ -104,8 +104,10 @@ def register_api(app: Flask) -> None:
 
 def register_console(app: Flask) -> None:
     from ivr.ops.console import init_app
+    from ivr.ops.console.sign_in_limit import init_sign_in_limit
 
     init_app(app)
+    init_sign_in_limit(app)
 
 
 def register_monitoring(app: Flask) -> None:
