@@ -7,6 +7,8 @@
 - The instance folder is locked (fcntl.flock on `serve.lock`) before anything in it changes: a second
   `ivr serve` on a live folder is refused and changes nothing. The lock goes to the pools too, so it holds
   while any process of this server lives, even if this one is killed.
+- The staff pool runs at a lower CPU priority (STAFF_NICE): the two pools share the host's cores, and a
+  staff burst (password hashes, a report) must not slow a caller's answer.
 - SIGTERM/SIGINT stop both pools gracefully (each finishes its requests in flight); HUP is passed on.
   A pool that dies after running a while is restarted; one that dies at start (a port in use, a bad
   setting) stops the server with an error.
@@ -25,12 +27,16 @@ from pathlib import Path
 
 log = logging.getLogger("ivr.serve")
 LOCK_FILE = "serve.lock"
+STAFF_NICE = 10  # CPU weight about a tenth of the callers' when both want it (CFS: 1.25x per step)
 RESTART_AFTER_S = 30.0  # a pool that ran at least this long before dying is restarted; sooner: a setting
 
 
-def _stop_with_parent() -> None:
-    """In a pool's master before exec: a SIGTERM (a graceful stop) when this process dies, even by kill -9,
-    so no pool outlives the server that holds its ports (Linux's PR_SET_PDEATHSIG; elsewhere nothing)."""
+def _prepare_pool_master(nice: int) -> None:
+    """In a pool's master before exec: its CPU priority (inherited by its workers), and a SIGTERM (a
+    graceful stop) when this process dies, even by kill -9, so no pool outlives the server that holds its
+    ports (Linux's PR_SET_PDEATHSIG; elsewhere nothing)."""
+    if nice:
+        os.nice(nice)
     try:
         import ctypes
 
@@ -50,6 +56,7 @@ class Pool:
     host: str
     port: int
     workers: int
+    nice: int = 0  # how far below the caller pool it runs: callers win the CPU when both pools are busy
 
     def argv(self, extra: tuple[str, ...]) -> list[str]:
         exe = Path(sys.executable).with_name("gunicorn")
@@ -111,7 +118,7 @@ class Supervisor:
     def _start(self, pool: Pool) -> None:
         env = {**os.environ, "IVR_POOL": pool.name}
         proc = subprocess.Popen(pool.argv(self.extra_args), env=env, pass_fds=(self.lock_fd,),
-                                preexec_fn=_stop_with_parent)
+                                preexec_fn=lambda: _prepare_pool_master(pool.nice))
         self.running[proc.pid] = (pool, time.monotonic())
 
     def _on_stop(self, sig, _frame) -> None:

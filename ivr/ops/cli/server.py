@@ -95,7 +95,7 @@ def serve(cli, host, port, staff_port, workers, staff_workers, gunicorn_args):
     GUNICORN_CMD_ARGS does over ivr/worker/gunicorn_conf.py): `ivr serve --port 8001 -- --max-requests 10000`.
     """
     from ivr.ops.logs import banner, configure
-    from ivr.ops.serving import InstanceInUse, Pool, Supervisor, hold_instance
+    from ivr.ops.serving import STAFF_NICE, InstanceInUse, Pool, Supervisor, hold_instance
 
     cfg = cli.serving_config
     staff_port = staff_port or port + 1
@@ -124,7 +124,7 @@ def serve(cli, host, port, staff_port, workers, staff_workers, gunicorn_args):
         # /healthz must not take a heartbeat left by an earlier run for this run's writer.
         (cfg.spool_dir / SpoolWriter.HEARTBEAT).unlink(missing_ok=True)
     pools = [Pool("callers", "ivr.wsgi:callers", host, port, workers),
-             Pool("staff", "ivr.wsgi:staff", host, staff_port, staff_workers)]
+             Pool("staff", "ivr.wsgi:staff", host, staff_port, staff_workers, nice=STAFF_NICE)]
     sys.exit(Supervisor(pools, tuple(gunicorn_args), lock_fd).run())
 
 
