@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,7 +86,7 @@ class Supervisor:
 
     def __init__(self, pools: list[Pool], extra_args: tuple[str, ...], lock_fd: int):
         self.pools, self.extra_args, self.lock_fd = pools, extra_args, lock_fd
-        self.running: dict[int, tuple[Pool, float]] = {}  # pid -> (pool, started at)
+        self.running: dict[int, tuple[subprocess.Popen, Pool, float]] = {}  # pid -> (process, pool, started at)
         self.stopping = False
         self.exit_code = 0
 
@@ -93,33 +94,53 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(sig, self._on_stop)
         signal.signal(signal.SIGHUP, lambda *_: self._signal_all(signal.SIGHUP))
-        for pool in self.pools:
-            self._start(pool)
+        for pool in self.pools:  # callers first: the next pool's imports would only slow theirs down
+            if not self.stopping:
+                self._start(pool)
+                self._wait_until_listening(pool)
         while self.running:
             pid, status = os.wait()  # a signal's handler runs, then the wait goes on (PEP 475)
-            entry = self.running.pop(pid, None)
-            if entry is None:
-                continue
-            pool, started = entry
-            code = os.waitstatus_to_exitcode(status)
-            if self.stopping:
-                continue
-            if time.monotonic() - started < RESTART_AFTER_S:
-                log.error("the %s pool (port %d) stopped at start (exit %s): stopping the server", pool.name,
-                          pool.port, code)
-                self.exit_code = code or 1
-                self._on_stop(signal.SIGTERM, None)
-            else:
-                log.error("the %s pool (port %d) died (exit %s): starting it again", pool.name, pool.port, code)
-                time.sleep(1.0)
-                self._start(pool)
+            if pid in self.running:
+                self._exited(pid, os.waitstatus_to_exitcode(status))
         return self.exit_code
+
+    def _exited(self, pid: int, code: int) -> None:
+        proc, pool, started = self.running.pop(pid)
+        proc.returncode = code  # reaped here: subprocess must not wait for it again
+        if self.stopping:
+            return
+        if time.monotonic() - started < RESTART_AFTER_S:
+            log.error("the %s pool (port %d) stopped at start (exit %s): stopping the server", pool.name,
+                      pool.port, code)
+            self.exit_code = code or 1
+            self._on_stop(signal.SIGTERM, None)
+        else:
+            log.error("the %s pool (port %d) died (exit %s): starting it again", pool.name, pool.port, code)
+            time.sleep(1.0)
+            self._start(pool)
 
     def _start(self, pool: Pool) -> None:
         env = {**os.environ, "IVR_POOL": pool.name}
         proc = subprocess.Popen(pool.argv(self.extra_args), env=env, pass_fds=(self.lock_fd,),
                                 preexec_fn=lambda: _prepare_pool_master(pool.nice))
-        self.running[proc.pid] = (pool, time.monotonic())
+        self.running[proc.pid] = (proc, pool, time.monotonic())
+        if self.stopping:  # the stop came while it was being started: it would have missed the signal
+            proc.terminate()
+
+    def _wait_until_listening(self, pool: Pool, timeout: float = 60.0) -> None:
+        """Until the pool accepts connections (it binds once its app is loaded), exits, or we stop."""
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(pool.host, pool.host)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid in self.running:
+                self._exited(pid, os.waitstatus_to_exitcode(status))
+                return
+            try:
+                socket.create_connection((host, pool.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
 
     def _on_stop(self, sig, _frame) -> None:
         # Both pools at once: each closes its socket, lets its workers finish what they hold, then exits.
