@@ -213,3 +213,45 @@ def test_nothing_is_accepted_before_a_worker_can_answer_it(config, tmp_path):
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_sigterm_answers_the_request_in_flight_and_the_one_queued_behind_it(config, server):
+    """One caller worker, busy with a request whose body is still arriving; a second request waits in the
+    socket's queue. SIGTERM: both are answered with TwiML (the queued one used to be reset, a 502 nginx
+    does not retry for a POST), then the server exits and the port refuses."""
+    srv = server(workers=1)
+    url = srv.url + "/voice/incoming"
+
+    def request_bytes() -> bytes:
+        params = twilio_params("CA" + os.urandom(16).hex())
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+        body = "&".join(f"{k}={requests.utils.quote(v)}" for k, v in params.items()).encode()
+        return (f"POST /voice/incoming HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nX-Twilio-Signature: {signature}"
+                f"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+                f"Connection: close\r\n\r\n").encode() + body
+
+    in_flight, queued = request_bytes(), request_bytes()
+    first = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    first.sendall(in_flight[:-10])  # the worker has it, waiting for the rest of the body
+    time.sleep(0.5)
+    second = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    second.sendall(queued)  # accepted by the kernel, behind the busy worker
+    time.sleep(0.3)
+    srv.proc.terminate()
+    time.sleep(1.0)
+    first.sendall(in_flight[-10:])
+    answers = [read_all(sock) for sock in (first, second)]
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 200") and b"<Response>" in answer, answer[:300]
+    assert srv.proc.wait(30) == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", srv.port), timeout=2)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    sock.close()
+    return b"".join(chunks)
