@@ -1,10 +1,11 @@
 """gunicorn settings used by `ivr serve`.
 
 - `ivr serve` runs two pools with this file (IVR_POOL, ivr/ops/serving.py): "callers" and "staff", each with
-  timeouts sized for its users. Started by hand, gunicorn serves one pool "all" with the old settings.
+  timeouts sized for its users, and only the caller pool's master starts `ivr background` (one per server).
+  Started by hand, gunicorn serves one pool "all" with the old settings.
 - The app is loaded in the master before the socket is bound (preload_app): no connection is accepted before
   a worker can answer it, and a worker starts in milliseconds instead of importing the app for seconds.
-- The caller pool's master (or "all") starts one `ivr background` process (the spool writer and job runner, see ivr/spool/writer.py) when
+- The master starts one `ivr background` process (the spool writer and job runner, see ivr/spool/writer.py) when
   the server is ready, restarts it if it dies, and stops it last at exit, after the workers, so it writes
   everything they spooled. It runs in its own session: a Ctrl-C or a signal to the server's process group
   reaches the master, which then stops it in order.
