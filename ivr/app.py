@@ -38,10 +38,10 @@ def create_app(config: Config | Mapping | None = None, part: str = "all") -> Fla
     if part in ("all", "staff"):
         register_api(app)
         register_console(app)
-        register_monitoring(app)
         register_body_limits(app)
         if part == "staff":
             register_media(app)
+    register_monitoring(app, routes=part != "callers")
     register_health(app)
     register_jobs(app)
     return app
@@ -110,8 +110,11 @@ def register_console(app: Flask) -> None:
     init_sign_in_limit(app)
 
 
-def register_monitoring(app: Flask) -> None:
+def register_monitoring(app: Flask, routes: bool = True) -> None:
     """What tells people about the hotline: the index, /metrics (the probes: ivr/ops/health.py)."""
+
+    if not routes:  # the caller pool: its figures are counted here, and served by the staff pool's /metrics
+        return
 
     @app.get("/")
     def index():

@@ -163,6 +163,9 @@ def post_fork(server, worker):
     hotline = getattr(app, "extensions", {}).get("ivr")
     if hotline is not None:
         hotline.db.engine.dispose(close=False)
+        open_spool = getattr(hotline.recorder, "open_spool", None)  # this worker's segment, its disk reserved
+        if open_spool is not None:
+            open_spool()
 
 
 def child_exit(server, worker):
