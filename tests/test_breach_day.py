@@ -36,11 +36,11 @@ def count(db, model, *where):
         return conn.execute(select(func.count()).select_from(model).where(*where)).scalar()
 
 
-def test_two_app_servers_share_one_postgresql(config, server, db_url):
+def test_two_app_servers_share_one_postgresql(config, server, db_url, tmp_path):
     if not db_url.startswith("postgresql"):
         pytest.skip("the two-server test needs PostgreSQL: set DATABASE_URL to a PostgreSQL server"
                     if not PG_URL else "runs once, on the PostgreSQL backend")
-    a, b = server(), server()
+    a, b = server(), server(IVR_INSTANCE_PATH=str(tmp_path / "b"))  # one instance folder per server
     db = Database(config.db_url)
     from ivr.store.state import set_mode
 
