@@ -102,6 +102,25 @@ def test_the_environment_file_example_lists_every_setting():
     assert "IVR_INSTANCE_PATH" in (PROJECT_ROOT / "deploy" / "systemd" / "ivr-hotline@.service").read_text()
 
 
+def test_the_caller_pool_serves_only_what_twilio_calls_and_the_staff_pool_nothing_of_it(config):
+    """The bulkhead starts in the app factory: the caller part has no console, API or /metrics to be held
+    by, the staff part no voice webhooks (it plays announcements for the console)."""
+    from ivr.app import create_app
+
+    apps = {part: create_app(config, part=part) for part in ("callers", "staff")}
+    try:
+        routes = {part: {rule.rule for rule in app.url_map.iter_rules()} for part, app in apps.items()}
+        assert "/voice/incoming" in routes["callers"] and "/media/<sha256>.wav" in routes["callers"]
+        assert all(r.startswith(("/voice/", "/media/", "/livez", "/readyz", "/healthz", "/static/"))
+                   for r in routes["callers"]), sorted(routes["callers"])
+        assert {"/console/", "/api/mode", "/metrics", "/media/<sha256>.wav", "/readyz"} <= routes["staff"]
+        assert not any(r.startswith("/voice/") for r in routes["staff"])
+        assert apps["callers"].test_client().get("/console/").status_code == 404
+    finally:
+        for app in apps.values():
+            app.extensions["ivr"].close()
+
+
 @pytest.mark.slow
 def test_two_servers_on_one_host_each_have_their_control_socket_and_log_json(config, server, tmp_path):
     """Two `ivr serve` from two instance folders: each pool's gunicorn has its own control socket in its

@@ -69,3 +69,4 @@ def test_a_body_is_bounded_by_its_route(app, viewer, hotline):
     from ivr.app import UPLOAD_ENDPOINTS
 
     assert UPLOAD_ENDPOINTS <= set(app.view_functions)
+
