@@ -201,12 +201,13 @@ class Nginx:
             self.proc.kill()
 
 
-def _get_from(source: str, nginx: Nginx, path: str) -> http.client.HTTPResponse:
-    """GET through nginx from another loopback address (127.0.0.2 is not on the staff list)."""
+def _get_from(source: str, nginx: Nginx, path: str, form: str | None = None) -> http.client.HTTPResponse:
+    """GET (or POST `form`) through nginx from a loopback address (127.0.0.2 is not on the staff list)."""
     ctx = ssl.create_default_context(cafile=str(nginx.cert))
     conn = http.client.HTTPSConnection("127.0.0.1", nginx.https_port, context=ctx, timeout=10,
                                        source_address=(source, 0))
-    conn.request("GET", path)
+    conn.request("GET" if form is None else "POST", path, body=form,
+                 headers={} if form is None else {"Content-Type": "application/x-www-form-urlencoded"})
     resp = conn.getresponse()
     resp.body = resp.read()
     conn.close()
@@ -385,14 +386,7 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
 
     # A flood of sign-ins from one address is cut short by nginx's limit_req (after a burst of 10) before
     # it takes a worker: fewer reach the servers than were sent, and the rest get 429.
-    sign_ins = []
-    for n in range(25):
-        ctx = ssl.create_default_context(cafile=str(nginx.cert))
-        conn = http.client.HTTPSConnection("127.0.0.1", nginx.https_port, context=ctx, timeout=10)
-        conn.request("POST", "/console/login", body=f"name=flood{n}&password=x",
-                     headers={"Content-Type": "application/x-www-form-urlencoded"})
-        sign_ins.append(conn.getresponse().status)
-        conn.close()
+    sign_ins = [_get_from("127.0.0.1", nginx, "/console/login", f"name=flood{n}&password=x").status for n in range(25)]
     reached = [e for srv in servers for e in json_log(srv.log_path)
                if e["logger"] == "gunicorn.access" and e.get("route") == "/console/login"]
     assert sign_ins.count(429) >= 13 and len(reached) <= 12, (sign_ins, len(reached))
