@@ -80,13 +80,23 @@ FORM_MAX_BYTES = 1_000_000  # the largest form is the rules text (200,000 charac
 
 
 def register_body_limits(app: Flask) -> None:
-    """A request body bounded per route: an upload up to IVR_UPLOAD_MAX_BYTES, anything else FORM_MAX_BYTES
-    (413, nothing read past it). The voice routes set their own, smaller limit (webhooks/twilio_view.py)."""
+    """A request body bounded per route: an upload up to IVR_UPLOAD_MAX_BYTES (the blueprints' 413 says so),
+    anything else FORM_MAX_BYTES: refused here, before any of it is read, saying which limit it passed. The
+    voice routes set their own, smaller limit (webhooks/twilio_view.py)."""
 
     @app.before_request
     def _bound_the_body():
-        if request.endpoint not in UPLOAD_ENDPOINTS:
-            request.max_content_length = min(FORM_MAX_BYTES, app.config["MAX_CONTENT_LENGTH"])
+        if request.endpoint in UPLOAD_ENDPOINTS:
+            return None
+        request.max_content_length = FORM_MAX_BYTES  # a body without Content-Length stops being read there
+        if (request.content_length or 0) <= FORM_MAX_BYTES:
+            return None
+        message = f"the request is larger than {FORM_MAX_BYTES // 1_000_000} MB, the limit for all but an upload"
+        if request.blueprint == "console":
+            from ivr.ops.console.base import page_error
+
+            return page_error(413, "Too large", f"{message[0].upper()}{message[1:]}. Nothing was stored.")
+        return jsonify(error=message), 413
 
 
 def register_media(app: Flask) -> None:

@@ -60,11 +60,12 @@ def test_a_body_is_bounded_by_its_route(app, viewer, hotline):
     """A form or a JSON document is refused past a megabyte (413); only the upload routes take more."""
     big = "x" * 1_100_000
     resp = viewer.post("/console/rules/validate", data={"text": big, "csrf_token": viewer.csrf})
-    assert resp.status_code == 413 and "Nothing was stored" in resp.get_data(as_text=True)
+    assert resp.status_code == 413 and "larger than 1 MB, the limit for all but an upload. Nothing was stored" \
+        in resp.get_data(as_text=True)
     add_user(hotline.db, "ada", "admin", actor="test")
     auth = {"Authorization": "Bearer " + create_token(hotline.db, "ada", actor="test")}
     resp = app.test_client().post("/api/mode", json={"mode": "live", "reason": big}, headers=auth)
-    assert resp.status_code == 413 and "larger than 1000000 bytes" in resp.get_json()["error"]
+    assert resp.status_code == 413 and "larger than 1 MB" in resp.get_json()["error"]
     # The upload routes, which take a recording up to IVR_UPLOAD_MAX_BYTES, are still the ones the app has.
     from ivr.app import UPLOAD_ENDPOINTS
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
@@ -40,7 +40,7 @@ def _http_error(exc: HTTPException):
                                                                                       "content-length")}
     message = exc.description or exc.name
     if exc.code == 413:
-        message = f"the request is larger than {request.max_content_length} bytes"
+        message = f"the request is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     return error(exc.code or 500, message, headers)
 
 

@@ -114,8 +114,8 @@ def _headers(resp):
 
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(_exc):
-    limit = request.max_content_length  # per route (ivr/app.py): an upload's, or a form's
-    return page_error(413, "Too large", f"What you sent is larger than the {limit / 1_000_000:.0f} MB limit. "
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return page_error(413, "Too large", f"The upload is larger than the {limit / 1_000_000:.0f} MB limit. "
                                         "Nothing was stored.")
 
 
