@@ -173,6 +173,17 @@ class Server:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"ivr serve did not start: {self.log_path.read_text()[-2000:]}")
 
+    def caller_master(self) -> int:
+        """The caller pool's gunicorn master (its workers and `ivr background` are its children)."""
+        pgrep = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        for pid in map(int, pgrep.stdout.split()):
+            try:
+                if b"ivr.wsgi:callers" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        raise RuntimeError("ivr serve runs no caller pool")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

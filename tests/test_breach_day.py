@@ -2,7 +2,6 @@
 replaced with garbage under load, and logs that keep no secret and no caller number."""
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -104,13 +103,7 @@ def test_a_worker_killed_mid_surge_loses_no_call_and_corrupts_nothing(config, se
 
 
 def _gunicorn_master(srv) -> int:
-    """The caller pool's gunicorn master: the child of `ivr serve` serving ivr.wsgi:callers."""
-    pgrep = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True)
-    for pid in map(int, pgrep.stdout.split()):
-        with contextlib.suppress(OSError):
-            if b"ivr.wsgi:callers" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return pid
-    raise AssertionError("ivr serve runs no caller pool")
+    return srv.caller_master()  # below `ivr serve`: the pool whose children are the workers and the writer
 
 
 def _children(srv) -> tuple[list[int], list[int]]:
