@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -40,9 +42,15 @@ class SQLiteFileStorage(Storage):
             conn.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, count INTEGER NOT NULL, "
                          "expires_at REAL NOT NULL)")
 
-    def _connect(self) -> sqlite3.Connection:
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
         # A connection per call: sign-ins are rare, and no connection is shared across a fork or a thread.
-        return sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+        # Autocommit: each statement is its own transaction (the counter's upsert is one statement).
+        conn = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     @property
     def base_exceptions(self):
