@@ -9,7 +9,8 @@
   while any process of this server lives, even if this one is killed.
 - The staff pool runs at a lower CPU priority (STAFF_NICE): the two pools share the host's cores, and a
   staff burst (password hashes, a report) must not slow a caller's answer.
-- SIGTERM/SIGINT stop both pools gracefully (each finishes its requests in flight); HUP is passed on.
+- SIGTERM stops both pools gracefully (each finishes its requests in flight); SIGINT (Ctrl-C) and SIGQUIT
+  stop them quickly, as gunicorn does; HUP is passed on.
   A pool that dies after running a while is restarted; one that dies at start (a port in use, a bad
   setting) stops the server with an error.
 """
