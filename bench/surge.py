@@ -639,7 +639,7 @@ def scrape(srv: wh.Server) -> dict[str, dict[str, float]]:
     """Per route: webhooks answered, seconds spent in the handler, and how many within 50 ms (the app's
     histogram, summed over its workers by prometheus-client's multiprocess mode)."""
     out: dict[str, dict[str, float]] = defaultdict(lambda: {"count": 0.0, "sum": 0.0, "le50": 0.0})
-    for line in requests.get(srv.url("/metrics"), timeout=30).text.splitlines():
+    for line in requests.get(srv.staff_url("/metrics"), timeout=30).text.splitlines():
         m = _METRIC.match(line)
         if not m:
             continue

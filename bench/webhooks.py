@@ -71,14 +71,18 @@ def free_port() -> int:
 class Server:
     """A gunicorn started by this script, in its own process group; stopped with SIGTERM, killed if it hangs."""
 
-    def __init__(self, name: str, port: int, argv: list[str], env: dict, log_path: Path):
+    def __init__(self, name: str, port: int, argv: list[str], env: dict, log_path: Path, staff_port: int = 0):
         self.name, self.port, self.log_path = name, port, log_path
+        self.staff_port = staff_port or port  # `ivr serve`'s /metrics is on its staff pool
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
                                      start_new_session=True)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def staff_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.staff_port}{path}"
 
     def wait_ready(self, method: str, path: str, timeout: float = 30.0, **kw) -> requests.Response:
         """Poll until `method path` answers (any HTTP status); return that answer."""
@@ -93,24 +97,33 @@ class Server:
         raise RuntimeError(f"{self.name} did not start within {timeout:.0f} s:\n{self.log_tail()}")
 
     def cmdline(self) -> str:
-        """The master's command line (`ivr serve` execs gunicorn, so this is gunicorn's)."""
+        """The command line this script started (`ivr serve` starts a gunicorn per pool below it)."""
         try:
             return Path(f"/proc/{self.proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:
             return " ".join(self.proc.args)
 
     def workers_cpu_s(self) -> float:
-        """CPU seconds used so far by the master's children: the gunicorn workers and, under `ivr serve`, the
-        `ivr background` process writing their spool (so "worker CPU" includes the database writes)."""
-        total = 0.0
+        """CPU seconds used so far by every process below the one started: the gunicorn workers and, under
+        `ivr serve`, its pools' masters and the `ivr background` process writing their spool (so "worker CPU"
+        includes the database writes)."""
+        parent, cpu = {}, {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == self.proc.pid:  # fields: state, ppid, ..., utime (11), stime (12)
-                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-        return total
+            pid = int(stat.parent.name)  # fields: state, ppid, ..., utime (11), stime (12)
+            parent[pid], cpu[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+        def below(pid: int) -> bool:
+            while pid in parent and parent[pid] > 1:
+                pid = parent[pid]
+                if pid == self.proc.pid:
+                    return True
+            return False
+
+        return sum(seconds for pid, seconds in cpu.items() if below(pid))
 
     def measure(self, load, *args) -> "LoadResult":
         """Run load(*args) and add the workers' CPU per completed request to its result."""
@@ -486,9 +499,10 @@ def start_app(env: dict, servers: list) -> Server:
     setup = subprocess.run([str(BIN / "ivr"), "setup"], env=env, capture_output=True, text=True, timeout=120)
     if setup.returncode != 0:
         raise RuntimeError(f"ivr setup failed:\n{setup.stdout}{setup.stderr}")
-    port = free_port()
-    srv = Server("hotline", port, [str(BIN / "ivr"), "serve", "--port", str(port), "--workers", str(WORKERS)],
-                 env, Path(env["IVR_INSTANCE_PATH"]) / "server.log")
+    port, staff_port = free_port(), free_port()
+    srv = Server("hotline", port, [str(BIN / "ivr"), "serve", "--port", str(port), "--staff-port", str(staff_port),
+                                   "--workers", str(WORKERS)], env, Path(env["IVR_INSTANCE_PATH"]) / "server.log",
+                 staff_port=staff_port)
     servers.append(srv)
     # The first answer can come before `ivr background` (started beside the workers) has said it is alive:
     # give the server a few seconds to become healthy before calling it broken.

@@ -14,8 +14,17 @@ from ivr.ops.health import register_health
 from ivr.ops.logs import register_logging
 
 
-def create_app(config: Config | Mapping | None = None) -> Flask:
-    """Build the app. `config`: a Config, or overrides (Config field names) on top of the environment."""
+PARTS = ("all", "callers", "staff")
+
+
+def create_app(config: Config | Mapping | None = None, part: str = "all") -> Flask:
+    """Build the app. `config`: a Config, or overrides (Config field names) on top of the environment.
+
+    `part`: "callers" is what Twilio calls (/voice, /media) and the probes, nothing else: `ivr serve` runs it
+    in a worker pool of its own, so no staff request can hold a caller's worker (a bulkhead). "staff" is the
+    console, the API, /metrics, the probes, and /media (the console plays announcements). "all": both."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
     cfg = _resolve(config)
     app = Flask(__name__, instance_path=str(cfg.instance_path))
     # Uploads may be large; the voice routes set their own, much smaller limit (webhooks/twilio_view.py).
@@ -24,10 +33,15 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     register_logging(app, cfg)
     register_trusted_proxies(app, cfg)
     app.extensions["ivr"] = Hotline.build(cfg)
-    register_twilio_webhooks(app)
-    register_api(app)
-    register_console(app)
-    register_monitoring(app)
+    if part in ("all", "callers"):
+        register_twilio_webhooks(app)
+    if part in ("all", "staff"):
+        register_api(app)
+        register_console(app)
+        register_body_limits(app)
+        if part == "staff":
+            register_media(app)
+    register_monitoring(app, routes=part != "callers")
     register_health(app)
     register_jobs(app)
     return app
@@ -60,6 +74,38 @@ def register_twilio_webhooks(app: Flask) -> None:
     hotline.hold_tone = ensure_hold_tone(hotline.db, hotline.config.media_cache_dir)  # never in a call
 
 
+# The only staff routes that take a recording; every other console form and API document is far smaller.
+UPLOAD_ENDPOINTS = frozenset({"api.announcements_upload", "console.announcement_upload"})
+FORM_MAX_BYTES = 1_000_000  # the largest form is the rules text (200,000 characters, ivr/core/yaml_text.py)
+
+
+def register_body_limits(app: Flask) -> None:
+    """A request body bounded per route: an upload up to IVR_UPLOAD_MAX_BYTES (the blueprints' 413 says so),
+    anything else FORM_MAX_BYTES: refused here, before any of it is read, saying which limit it passed. The
+    voice routes set their own, smaller limit (webhooks/twilio_view.py)."""
+
+    @app.before_request
+    def _bound_the_body():
+        if request.endpoint in UPLOAD_ENDPOINTS:
+            return None
+        request.max_content_length = FORM_MAX_BYTES  # a body without Content-Length stops being read there
+        if (request.content_length or 0) <= FORM_MAX_BYTES:
+            return None
+        message = f"the request is larger than {FORM_MAX_BYTES // 1_000_000} MB, the limit for all but an upload"
+        if request.blueprint == "console":
+            from ivr.ops.console.base import page_error
+
+            return page_error(413, "Too large", f"{message[0].upper()}{message[1:]}. Nothing was stored.")
+        return jsonify(error=message), 413
+
+
+def register_media(app: Flask) -> None:
+    """The announcement audio alone, for the console's players (Twilio fetches it from the caller pool)."""
+    from webhooks import media
+
+    app.register_blueprint(media.bp)
+
+
 def register_api(app: Flask) -> None:
     from ivr.ops.api import bp
 
@@ -68,16 +114,21 @@ def register_api(app: Flask) -> None:
 
 def register_console(app: Flask) -> None:
     from ivr.ops.console import init_app
+    from ivr.ops.console.sign_in_limit import init_sign_in_limit
 
     init_app(app)
+    init_sign_in_limit(app)
 
 
-def register_monitoring(app: Flask) -> None:
+def register_monitoring(app: Flask, routes: bool = True) -> None:
     """What tells people about the hotline: the index, /metrics (the probes: ivr/ops/health.py)."""
     from ivr.ops.metrics import SpoolMetrics
 
     app.extensions["ivr"].recorder.observer = SpoolMetrics()  # what the spool holds and loses, counted
     app.extensions["ivr"].recorder.open_spool()  # its disk reserved before the disk can fill
+
+    if not routes:  # the caller pool: its figures are counted here, and served by the staff pool's /metrics
+        return
 
     @app.get("/")
     def index():

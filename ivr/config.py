@@ -43,6 +43,9 @@ class Config:
     admin_line_own_numbers: bool = False  # the admin line takes an admin's PIN only from her own caller ID
     trusted_proxies: int = 0  # hops of X-Forwarded-For to believe (the HTTPS proxy in front of us)
     metrics_token: str = ""  # when set, /metrics wants "Authorization: Bearer <token>"
+    # Where sign-in attempts per address are counted (flask-limiter / limits storage URI, e.g. redis://host:6379
+    # to share the count across servers); empty: a SQLite file in the instance folder (ivr/ops/console/sign_in_limit.py).
+    rate_limit_storage: str = ""
     sms_from: str = ""  # the Twilio number SMS follow-ups are sent from
     hotline_number: str = ""  # the caller ID of callbacks (empty: the number the agent called)
     callback_retention_days: int = 7  # what is left of callbacks (voicemail link, notes) goes after this
@@ -136,6 +139,7 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         pin_lock_minutes=int(env.get("IVR_PIN_LOCK_MINUTES", 15)),
         admin_line_own_numbers=env.get("IVR_ADMIN_LINE_OWN_NUMBERS", "0") in ("1", "true", "yes"),
         metrics_token=env.get("IVR_METRICS_TOKEN", ""),
+        rate_limit_storage=env.get("IVR_RATE_LIMIT_STORAGE", ""),
         queue_reconcile_s=float(env.get("IVR_QUEUE_RECONCILE_S", "60") or 60),
         db_statement_timeout_ms=int(env.get("IVR_DB_STATEMENT_TIMEOUT_MS", "5000") or 0),
         db_lock_timeout_ms=int(env.get("IVR_DB_LOCK_TIMEOUT_MS", "1000") or 0),

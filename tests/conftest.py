@@ -134,16 +134,21 @@ def free_port() -> int:
 
 
 class Server:
-    """A real gunicorn serving the hotline on a free port."""
+    """A real `ivr serve` on free ports: `url` is the caller pool (/voice, /media, probes), `staff_url` the
+    staff pool (console, API, /metrics, probes)."""
 
-    def __init__(self, env: dict, workers: int = 2, port: int | None = None, gunicorn_args=()):
+    def __init__(self, env: dict, workers: int = 2, port: int | None = None, gunicorn_args=(),
+                 staff_port: int | None = None, staff_workers: int = 1):
         self.port = port or free_port()
+        self.staff_port = staff_port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.staff_url = f"http://127.0.0.1:{self.staff_port}"
         self.log_path = Path(env["IVR_INSTANCE_PATH"]) / f"server-{self.port}.log"
         self.log = open(self.log_path, "ab")  # a restart on the same port adds to it
-        # `ivr serve` is what `make run` runs: it prints the banner, then execs gunicorn.
+        # `ivr serve` is what `make run` runs: it prints the banner, then starts both pools.
         self.proc = subprocess.Popen(
-            [str(IVR), "serve", "--port", str(self.port), "--workers", str(workers), "--", *gunicorn_args],
+            [str(IVR), "serve", "--port", str(self.port), "--staff-port", str(self.staff_port), "--workers",
+             str(workers), "--staff-workers", str(staff_workers), "--", *gunicorn_args],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
         )
         try:
@@ -156,20 +161,33 @@ class Server:
         import requests
 
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+        for url in (self.url, self.staff_url):
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+                try:
+                    if requests.get(url + "/healthz", timeout=5).status_code in (200, 503):
+                        break
+                except requests.RequestException:
+                    time.sleep(0.1)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"ivr serve did not start: {self.log_path.read_text()[-2000:]}")
+
+    def caller_master(self) -> int:
+        """The caller pool's gunicorn master (its workers and `ivr background` are its children)."""
+        pgrep = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        for pid in map(int, pgrep.stdout.split()):
             try:
-                if requests.get(self.url + "/healthz", timeout=5).status_code in (200, 503):
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start")
+                if b"ivr.wsgi:callers" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        raise RuntimeError("ivr serve runs no caller pool")
 
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -191,8 +209,8 @@ def server(config):
     """Start gunicorn servers for this test: server() -> Server; all stopped at the end."""
     started = []
 
-    def _start(workers: int = 2, gunicorn_args=(), **extra) -> Server:
-        srv = Server(server_env(config, **extra), workers, gunicorn_args=gunicorn_args)
+    def _start(workers: int = 2, gunicorn_args=(), staff_workers: int = 1, **extra) -> Server:
+        srv = Server(server_env(config, **extra), workers, gunicorn_args=gunicorn_args, staff_workers=staff_workers)
         started.append(srv)
         return srv
 

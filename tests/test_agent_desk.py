@@ -103,7 +103,7 @@ def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(con
         assert (done.status, done.number, done.number_masked) == ("done", None, "***0123")  # the number is gone
 
         # The desk shows whom the agent was with, and takes the wrap-up.
-        browser = Browser(srv.url)
+        browser = Browser(srv.staff_url)
         browser.login("aggie", "agent password 1")
         live = browser.get("/console/desk/live").text
         assert f'data-call-sid="{caller.call_sid}"' in live and "***0123" in live and "English" in live
@@ -116,7 +116,7 @@ def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(con
         with db.write() as conn:
             conn.execute(update(User).where(User.name == "aggie").values(role="viewer"))
         token = create_token(db, "aggie", actor="test")
-        report = requests.get(srv.url + "/api/reports?since=1h", headers={"Authorization": f"Bearer {token}"}).json()
+        report = requests.get(srv.staff_url + "/api/reports?since=1h", headers={"Authorization": f"Bearer {token}"}).json()
         assert report["wrap_ups"]["by_code"] == {"fraud_reported": 1}
         assert report["callbacks"]["by_status"] == {"done": 1} and report["callbacks"]["kept"] == 1
         assert "wrap_ups.by_code,fraud_reported,1" in browser.get("/console/reports.csv").text
@@ -169,11 +169,11 @@ def test_the_desk_shows_the_connected_caller_without_a_reload_and_its_wrap_up_re
         agents.add_agent(db, config.secret_key, "alex", AGENT_PHONE, "2468", actor="test")
         desk.link_user(db, "alex", "aggie", actor="test")
         set_mode(db, "live", reason="agents on shift", actor="test")
-        page.goto(srv.url + "/console/desk")
+        page.goto(srv.staff_url + "/console/desk")
         page.get_by_label("Name").fill("aggie")
         page.get_by_label("Password").fill(PASSWORD)
         page.keyboard.press("Enter")
-        page.wait_for_url(srv.url + "/console/desk")
+        page.wait_for_url(srv.staff_url + "/console/desk")
         assert page.locator("#live").get_by_text("No caller right now.").is_visible()
 
         twilio = TwilioQueues()
@@ -192,9 +192,9 @@ def test_the_desk_shows_the_connected_caller_without_a_reload_and_its_wrap_up_re
         page.get_by_label("Outcome").select_option("fraud_reported")
         page.get_by_label("Note").fill("card blocked, new one posted")
         page.get_by_role("button", name="Record the wrap-up").click()
-        page.wait_for_url(srv.url + "/console/desk")
+        page.wait_for_url(srv.staff_url + "/console/desk")
         assert page.get_by_text("Wrap-up recorded").is_visible()
-        page.goto(srv.url + "/console/reports?since=1h")
+        page.goto(srv.staff_url + "/console/reports?since=1h")
         assert page.locator("#wrap-up-codes").get_by_text("fraud_reported").is_visible()
         page.screenshot(path=str(SCREENSHOTS / "reports.png"), full_page=True)
     finally:

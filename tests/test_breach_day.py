@@ -35,11 +35,11 @@ def count(db, model, *where):
         return conn.execute(select(func.count()).select_from(model).where(*where)).scalar()
 
 
-def test_two_app_servers_share_one_postgresql(config, server, db_url):
+def test_two_app_servers_share_one_postgresql(config, server, db_url, tmp_path):
     if not db_url.startswith("postgresql"):
         pytest.skip("the two-server test needs PostgreSQL: set DATABASE_URL to a PostgreSQL server"
                     if not PG_URL else "runs once, on the PostgreSQL backend")
-    a, b = server(), server()
+    a, b = server(), server(IVR_INSTANCE_PATH=str(tmp_path / "b"))  # one instance folder per server
     db = Database(config.db_url)
     from ivr.store.state import set_mode
 
@@ -103,7 +103,7 @@ def test_a_worker_killed_mid_surge_loses_no_call_and_corrupts_nothing(config, se
 
 
 def _gunicorn_master(srv) -> int:
-    return srv.proc.pid  # `ivr serve` execs gunicorn: the process we started is the master
+    return srv.caller_master()  # below `ivr serve`: the pool whose children are the workers and the writer
 
 
 def _children(srv) -> tuple[list[int], list[int]]:

@@ -106,5 +106,5 @@ def test_under_ivr_serve_one_number_gets_one_callback_and_an_invalid_one_none(se
     # An out-of-range report filter is a 400 from the served API too, not a 500.
     add_user(hotline.db, "ada", "admin", actor="test")
     token = {"Authorization": "Bearer " + create_token(hotline.db, "ada", actor="test")}
-    resp = requests.get(srv.url + "/api/reports", params={"since": "740000d"}, headers=token, timeout=30)
+    resp = requests.get(srv.staff_url + "/api/reports", params={"since": "740000d"}, headers=token, timeout=30)
     assert resp.status_code == 400 and "at most 99,999h or 99,999d" in resp.json()["error"]

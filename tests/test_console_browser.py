@@ -47,14 +47,14 @@ def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(con
         return SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=keys).run()
 
     # Anonymous: sent to sign in; then back to the dashboard.
-    page.goto(srv.url + "/console/")
+    page.goto(srv.staff_url + "/console/")
     assert "/console/login" in page.url
     assert page.evaluate("document.activeElement.id") == "name"  # the keyboard starts in the form
     page.keyboard.type("ada")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    page.wait_for_url(srv.url + "/console/")
+    page.wait_for_url(srv.staff_url + "/console/")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
 
@@ -64,7 +64,7 @@ def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(con
     page.get_by_label("Override the go-live check").fill("a test: the queue is enough")
     page.get_by_label("I confirm").check()
     page.get_by_role("button", name="Switch to live mode").click()
-    page.wait_for_url(srv.url + "/console/")
+    page.wait_for_url(srv.staff_url + "/console/")
     assert "The hotline is now in live mode." in page.get_by_role("status").first.inner_text()
     assert call(["0"]).ended == "queued"
 
@@ -82,7 +82,7 @@ def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(con
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # An announcement from text, published; its player loads and plays; the next caller hears it.
-    page.goto(srv.url + "/console/announcements")
+    page.goto(srv.staff_url + "/console/announcements")
     form = page.locator("#tts-form")
     form.get_by_label("Language").select_option("en")
     form.get_by_label("Topic").select_option("main")
@@ -102,9 +102,9 @@ def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(con
 
     # Every other page opens without a script error.
     for path in ("/console/briefing", "/console/calls", "/console/audit", "/console/rules"):
-        page.goto(srv.url + path)
+        page.goto(srv.staff_url + path)
         assert page.locator("h1").count() == 1
-    page.goto(srv.url + "/console/audit")
+    page.goto(srv.staff_url + "/console/audit")
     assert "agents on shift from 08:00" in page.locator("table.audit").inner_text()
 
 
@@ -158,12 +158,12 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
     tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     tab.on("pageerror", lambda exc: problems.append(str(exc)))
     try:
-        tab.goto(srv.url + "/console/login")
+        tab.goto(srv.staff_url + "/console/login")
         look(tab, "login")
-        sign_in(tab, srv.url)
+        sign_in(tab, srv.staff_url)
 
         # Incidents: a new one, refused while Spanish would be silent, then activated carrying Spanish over.
-        tab.goto(srv.url + "/console/incidents")
+        tab.goto(srv.staff_url + "/console/incidents")
         form = tab.locator("#incident-create")
         form.get_by_label("Title").fill("Card numbers exposed")
         form.get_by_label("Severity").select_option("critical")
@@ -180,7 +180,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         look(tab, "incidents")
 
         # Callbacks: the full number for an admin; marked done with a reason.
-        tab.goto(srv.url + "/console/callbacks")
+        tab.goto(srv.staff_url + "/console/callbacks")
         assert "+15550104321" in tab.locator("table.callbacks").inner_text()
         look(tab, "callbacks")
         tab.get_by_label("Reason").first.fill("called back, card blocked")
@@ -188,7 +188,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         assert "No callbacks are owed." in tab.locator("table.callbacks").inner_text()
 
         # Agents: added, then deactivated.
-        tab.goto(srv.url + "/console/agents")
+        tab.goto(srv.staff_url + "/console/agents")
         add = tab.locator("#agent-add")
         add.get_by_label("Name").fill("amy")
         add.get_by_label("Their phone number").fill("+15551230001")
@@ -202,7 +202,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         assert "deactivated" in tab.locator("table.agents").inner_text()
 
         # Users: a new viewer with a token, revoked in a click.
-        tab.goto(srv.url + "/console/users")
+        tab.goto(srv.staff_url + "/console/users")
         add = tab.locator("#user-add")
         add.get_by_label("User name").fill("vera")
         add.get_by_label("Password (at least 10 characters)").fill("vera's long password")
@@ -214,7 +214,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         vera.get_by_role("button", name="Make a token").click()
         assert tab.locator("#new-token").inner_text().startswith("ivr_")
         look(tab, "users-new-token")
-        tab.goto(srv.url + "/console/users")
+        tab.goto(srv.staff_url + "/console/users")
         tab.get_by_label("Reason for revoking").fill("wallboard retired")
         tab.get_by_role("button", name="Revoke token").first.click()
         assert "is revoked" in tab.get_by_role("status").first.inner_text()
@@ -225,7 +225,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
 
         # The dashboard: live mode switched elsewhere with no agent on the line: the card turns with the
         # figures, the switch offers message mode with its tick cleared, and the banner says nobody is free.
-        tab.goto(srv.url + "/console/")
+        tab.goto(srv.staff_url + "/console/")
         tab.get_by_label("Reason").fill("agents arriving")
         tab.get_by_label("I confirm").check()
         set_mode(db, "live", reason="from the phone", actor="otto")
@@ -248,7 +248,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
         tab.wait_for_url("**/console/login**")
         assert "nothing was changed" in tab.get_by_role("alert").first.inner_text()
         assert get_mode(db)[0] == "live"
-        sign_in(tab, srv.url)
+        sign_in(tab, srv.staff_url)
         assert "Your switch to message mode was not made" in tab.locator("#mode-changed").inner_text()
         assert tab.get_by_label("Reason").input_value() == "back to message: no agents"
         assert get_mode(db)[0] == "live"
@@ -256,7 +256,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
 
         for name in ("dashboard", "announcements", "briefing", "calls", "audit", "jobs", "rules", "reports", "desk",
                      "no-such-page"):
-            resp = tab.goto(srv.url + "/console/" + ("" if name == "dashboard" else name))
+            resp = tab.goto(srv.staff_url + "/console/" + ("" if name == "dashboard" else name))
             assert tab.locator("h1").count() == 1
             look(tab, name)
         assert resp.status == 404 and tab.locator("h1").inner_text() == "Page not found"

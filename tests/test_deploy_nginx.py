@@ -116,8 +116,8 @@ class Relay:
 class Nginx:
     """Debian's nginx in the foreground, with the shipped site (paths and ports substituted)."""
 
-    def __init__(self, tmp: Path, backends: list[int]):
-        self.tmp, self.backends = tmp, backends
+    def __init__(self, tmp: Path, backends: list[int], staff: list[int]):
+        self.tmp, self.backends, self.staff = tmp, backends, staff
         self.https_port, self.http_port = free_port(), free_port()
         self.cert, self.key = tmp / "cert.pem", tmp / "key.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
@@ -142,12 +142,15 @@ class Nginx:
         wait_for(lambda: self._answers(), timeout=10) or pytest.fail(self.errors())
 
     def write_site(self, down: int | None = None) -> None:
-        """The shipped site; `down`: that backend marked down (drained), as the deploy docs say."""
+        """The shipped site; `down`: that server (its caller port) marked down (drained), as the deploy docs say."""
         site = SITE.read_text()
-        lines = [f"server 127.0.0.1:{port} max_fails=1 fail_timeout=10s{' down' if port == down else ''};"
-                 for port in self.backends]
+        marks = [" down" if port == down else "" for port in self.backends]
+        lines = [f"server 127.0.0.1:{port} max_fails=1 fail_timeout=10s{mark};"
+                 for ports in (self.backends, self.staff) for port, mark in zip(ports, marks)]
         subs = {"server 127.0.0.1:8001 max_fails=1 fail_timeout=10s;": lines[0],
-                "server 127.0.0.1:8002 max_fails=1 fail_timeout=10s;": lines[1],
+                "server 127.0.0.1:8003 max_fails=1 fail_timeout=10s;": lines[1],
+                "server 127.0.0.1:8002 max_fails=1 fail_timeout=10s;": lines[2],
+                "server 127.0.0.1:8004 max_fails=1 fail_timeout=10s;": lines[3],
                 "listen 443 ssl;": f"listen 127.0.0.1:{self.https_port} ssl;",
                 "listen 80;": f"listen 127.0.0.1:{self.http_port};",
                 "/etc/ssl/certs/hotline.example.com.pem": str(self.cert),
@@ -198,12 +201,13 @@ class Nginx:
             self.proc.kill()
 
 
-def _get_from(source: str, nginx: Nginx, path: str) -> http.client.HTTPResponse:
-    """GET through nginx from another loopback address (127.0.0.2 is not on the staff list)."""
+def _get_from(source: str, nginx: Nginx, path: str, form: str | None = None) -> http.client.HTTPResponse:
+    """GET (or POST `form`) through nginx from a loopback address (127.0.0.2 is not on the staff list)."""
     ctx = ssl.create_default_context(cafile=str(nginx.cert))
     conn = http.client.HTTPSConnection("127.0.0.1", nginx.https_port, context=ctx, timeout=10,
                                        source_address=(source, 0))
-    conn.request("GET", path)
+    conn.request("GET" if form is None else "POST", path, body=form,
+                 headers={} if form is None else {"Content-Type": "application/x-www-form-urlencoded"})
     resp = conn.getresponse()
     resp.body = resp.read()
     conn.close()
@@ -227,9 +231,9 @@ def stack(tmp_path):
         cleanup.callback(relay.close)
         rules = tmp_path / "routing_rules.yaml"
         rules.write_text(always_open((PROJECT_ROOT / "routing_rules.yaml").read_text()))
-        ports = [free_port(), free_port()]
+        ports, staff_ports = [free_port(), free_port()], [free_port(), free_port()]
         (tmp_path / "nginx").mkdir()
-        nginx = Nginx(tmp_path / "nginx", ports)
+        nginx = Nginx(tmp_path / "nginx", ports, staff_ports)
         cleanup.callback(nginx.stop)
         through_relay = db.engine.url.set(port=relay.port).render_as_string(hide_password=False)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_", "DATABASE_URL"))}
@@ -241,10 +245,11 @@ def stack(tmp_path):
                          "IVR_RULES": str(rules), "IVR_SECRET_KEY": "deploy-test-secret",
                          "IVR_MEDIA_CACHE": str(tmp_path / name / "media"), "IVR_TTS_ENGINES": "espeak",
                          "IVR_PUBLIC_URL": nginx.url, "IVR_TRUSTED_PROXIES": "1", "IVR_LOG_FORMAT": "json"})
-        st = type("Stack", (), dict(db=db, relay=relay, nginx=nginx, servers=[], envs=envs, ports=ports))
+        st = type("Stack", (), dict(db=db, relay=relay, nginx=nginx, servers=[], envs=envs, ports=ports,
+                                    staff_ports=staff_ports))
         cleanup.callback(lambda: [srv.stop() for srv in st.servers])
-        for env, port in zip(envs, ports):
-            st.servers.append(Server(env, workers=1, port=port))
+        for env, port, staff_port in zip(envs, ports, staff_ports):
+            st.servers.append(Server(env, workers=1, port=port, staff_port=staff_port))
         for srv in st.servers:
             assert wait_for(lambda: _ready(srv), timeout=15), srv.log_path.read_text()[-2000:]
         nginx.start()
@@ -312,7 +317,7 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
     # /metrics never through the proxy (each server is scraped on its own address); the console only
     # from the staff networks; the voice webhooks from anywhere.
     assert requests.get(nginx.url + "/metrics", verify=str(nginx.cert), timeout=5).status_code == 403
-    assert "ivr_webhook_seconds" in requests.get(servers[0].url + "/metrics", timeout=5).text
+    assert "ivr_webhook_seconds" in requests.get(servers[0].staff_url + "/metrics", timeout=5).text
     assert _get_from("127.0.0.2", nginx, "/console/").status == 403
     assert _get_from("127.0.0.2", nginx, "/api/stats").status == 403
     staff = requests.get(nginx.url + "/console/", verify=str(nginx.cert), timeout=5, allow_redirects=False)
@@ -331,7 +336,9 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
     entry = wait_for(access_line, timeout=5)
     assert entry and entry["client"] == "127.0.0.2" and entry["route"] == "/readyz" and entry["status"] == 200
 
-    # A rolling restart, one server at a time with a drain (docs/deploy.md), while calls go on.
+    # A rolling restart while calls go on: the first server drained in nginx first (docs/deploy.md), the
+    # second simply stopped (SIGTERM), as a crash-looping unit or an impatient operator would: its requests
+    # in flight are answered, and those arriving after are refused and retried by nginx on the other server.
     results, stop = [], threading.Event()
 
     def keep_calling():
@@ -343,11 +350,13 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
         t.start()
     try:
         for i, port in enumerate(stack.ports):
-            nginx.reload(down=port)  # drained: nginx sends it nothing more, what it had is answered
+            if i == 0:
+                nginx.reload(down=port)  # drained: nginx sends it nothing more, what it had is answered
             servers[i].stop()
-            servers[i] = Server(stack.envs[i], workers=1, port=port)
+            servers[i] = Server(stack.envs[i], workers=1, port=port, staff_port=stack.staff_ports[i])
             assert wait_for(lambda: _ready(servers[i]), timeout=15), servers[i].log_path.read_text()[-2000:]
-            nginx.reload(down=None)
+            if i == 0:
+                nginx.reload(down=None)
         time.sleep(0.5)
     finally:
         stop.set()
@@ -374,6 +383,13 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
     stack.relay.back()
     sids = [r.call_sid for r in during]
     assert wait_for(lambda: _recorded(db, sids) == len(sids), timeout=20), (_recorded(db, sids), len(sids))
+
+    # A flood of sign-ins from one address is cut short by nginx's limit_req (after a burst of 10) before
+    # it takes a worker: fewer reach the servers than were sent, and the rest get 429.
+    sign_ins = [_get_from("127.0.0.1", nginx, "/console/login", f"name=flood{n}&password=x").status for n in range(25)]
+    reached = [e for srv in servers for e in json_log(srv.log_path)
+               if e["logger"] == "gunicorn.access" and e.get("route") == "/console/login"]
+    assert sign_ins.count(429) >= 13 and len(reached) <= 12, (sign_ins, len(reached))
 
     # Every line both servers wrote, through restarts and the outage, is one JSON object.
     for srv in servers:

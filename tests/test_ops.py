@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -84,24 +86,53 @@ def test_the_environment_file_example_lists_every_setting():
     assert "IVR_INSTANCE_PATH" in (PROJECT_ROOT / "deploy" / "systemd" / "ivr-hotline@.service").read_text()
 
 
+def test_the_caller_pool_serves_only_what_twilio_calls_and_the_staff_pool_nothing_of_it(config):
+    """The bulkhead starts in the app factory: the caller part has no console, API or /metrics to be held
+    by, the staff part no voice webhooks (it plays announcements for the console)."""
+    from ivr.app import create_app
+
+    apps = {part: create_app(config, part=part) for part in ("callers", "staff")}
+    try:
+        routes = {part: {rule.rule for rule in app.url_map.iter_rules()} for part, app in apps.items()}
+        assert "/voice/incoming" in routes["callers"] and "/media/<sha256>.wav" in routes["callers"]
+        assert all(r.startswith(("/voice/", "/media/", "/livez", "/readyz", "/healthz", "/static/"))
+                   for r in routes["callers"]), sorted(routes["callers"])
+        assert {"/console/", "/api/mode", "/metrics", "/media/<sha256>.wav", "/readyz"} <= routes["staff"]
+        assert not any(r.startswith("/voice/") for r in routes["staff"])
+        assert apps["callers"].test_client().get("/console/").status_code == 404
+    finally:
+        for app in apps.values():
+            app.extensions["ivr"].close()
+
+
 @pytest.mark.slow
 def test_two_servers_on_one_host_each_have_their_control_socket_and_log_json(config, server, tmp_path):
-    """Two `ivr serve` from two instance folders: each gunicorn's control socket is its own (gunicorn's
-    default is one per user, which the second took from the first); everything they write is JSON."""
+    """Two `ivr serve` from two instance folders: each pool's gunicorn has its own control socket in its
+    server's folder (gunicorn's default is one per user, which the second took from the first), with the
+    pool's own timeouts; everything they write is JSON."""
     first = server(workers=1, IVR_INSTANCE_PATH=str(tmp_path / "one"), IVR_LOG_FORMAT="json")
-    # Settings after `--` reach gunicorn and win over ivr's own (here: where the control socket goes).
-    elsewhere = tmp_path / "two" / "control.sock"
-    second = server(workers=1, gunicorn_args=["--control-socket", str(elsewhere)],
-                    IVR_INSTANCE_PATH=str(tmp_path / "two"), IVR_LOG_FORMAT="json")
+    # Settings after `--` reach both pools' gunicorn and win over ivr's own.
+    second = server(workers=1, gunicorn_args=["--max-requests", "5000"], IVR_INSTANCE_PATH=str(tmp_path / "two"),
+                    IVR_LOG_FORMAT="json")
 
-    def master_behind(socket_path) -> int:
-        out = subprocess.run([str(IVR.with_name("gunicornc")), "-s", str(socket_path), "-c", "show stats", "-j"],
+    def ask(socket_path, command="show stats") -> dict:
+        out = subprocess.run([str(IVR.with_name("gunicornc")), "-s", str(socket_path), "-c", command, "-j"],
                              capture_output=True, text=True, timeout=20)
         assert out.returncode == 0, out.stdout + out.stderr
-        return json.loads(out.stdout)["pid"]
+        return json.loads(out.stdout)
 
-    assert master_behind(tmp_path / "one" / "gunicorn.ctl") == first.proc.pid  # `ivr serve` execs gunicorn
-    assert master_behind(elsewhere) == second.proc.pid
+    def parent_of(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+    def master_behind(socket_path) -> int:
+        return ask(socket_path)["pid"]
+
+    for srv, folder in ((first, tmp_path / "one"), (second, tmp_path / "two")):
+        masters = {pool: master_behind(folder / f"gunicorn-{pool}.ctl") for pool in ("callers", "staff")}
+        assert len(set(masters.values())) == 2 and {parent_of(pid) for pid in masters.values()} == {srv.proc.pid}
+    callers, staff = (ask(tmp_path / "two" / f"gunicorn-{pool}.ctl", "show config") for pool in ("callers", "staff"))
+    assert callers["timeout"] < 15 <= staff["timeout"]  # Twilio gives up at 15 s; an upload takes longer
+    assert callers["max_requests"] == staff["max_requests"] == 5000 and callers["preload_app"]
 
     call = SimulatedCall(HttpTransport(first.url), AUTH_TOKEN, keys=["0"]).run()
     assert call.ended == "hangup"
@@ -109,7 +140,7 @@ def test_two_servers_on_one_host_each_have_their_control_socket_and_log_json(con
                            headers={"X-Twilio-Signature": "forged", "X-Request-Id": "req-from-the-proxy"}, timeout=5)
     assert forged.status_code == 403 and forged.headers["X-Request-Id"] == "req-from-the-proxy"
     second.stop()  # stopping one server leaves the other's socket in place
-    assert master_behind(tmp_path / "one" / "gunicorn.ctl") == first.proc.pid
+    assert parent_of(master_behind(tmp_path / "one" / "gunicorn-callers.ctl")) == first.proc.pid
 
     entries = json_log(first.log_path) + json_log(second.log_path)
     assert {"serve", "master", "worker", "background"} <= {e["process"] for e in entries}

@@ -166,7 +166,7 @@ def _children(srv, background: bool) -> list[int]:
     import subprocess
     from pathlib import Path
 
-    out = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-P", str(srv.caller_master())], capture_output=True, text=True).stdout
     pids = []
     for pid in map(int, out.split()):
         try:
@@ -269,7 +269,7 @@ def test_a_stopped_background_is_reported_then_restarted_and_calls_go_on(config,
     assert wait_for(lambda: _recorded(config.db_url, served) == len(served), timeout=30)
     log = srv.log_path.read_text()
     assert f"ivr background (pid {writer}) gave no sign of life" in log and "restarting it (restart 1)" in log
-    metrics = requests.get(srv.url + "/metrics", timeout=10).text
+    metrics = requests.get(srv.staff_url + "/metrics", timeout=10).text
     assert "ivr_background_restarts_total 1.0" in metrics
     assert requests.get(srv.url + "/healthz", timeout=10).json()["background"]["restarts"] == 1
 

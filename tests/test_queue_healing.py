@@ -84,7 +84,7 @@ def test_under_ivr_serve_a_completed_call_leaves_the_queue_without_the_enqueue_a
     assert wait_for(lambda: status_of(call.call_sid) == "ended", 15), status_of(call.call_sid)
     import requests
 
-    metrics = requests.get(srv.url + "/metrics", timeout=10).text
+    metrics = requests.get(srv.staff_url + "/metrics", timeout=10).text
     assert 'ivr_queue_entries_healed_total{how="ended"} 1.0' in metrics
     assert 'ivr_queue_entries_healed_total{how="expired"} 1.0' in metrics
     log = srv.log_path.read_text()

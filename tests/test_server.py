@@ -106,9 +106,9 @@ def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every
 
     import requests
 
-    assert requests.get(srv.url + "/metrics", timeout=10).status_code == 401  # IVR_METRICS_TOKEN is set
-    assert requests.get(srv.url + "/metrics", headers={"Authorization": "Bearer guess"}, timeout=10).status_code == 401
-    metrics = requests.get(srv.url + "/metrics", headers={"Authorization": "Bearer scrape-secret"}, timeout=10).text
+    assert requests.get(srv.staff_url + "/metrics", timeout=10).status_code == 401  # IVR_METRICS_TOKEN is set
+    assert requests.get(srv.staff_url + "/metrics", headers={"Authorization": "Bearer guess"}, timeout=10).status_code == 401
+    metrics = requests.get(srv.staff_url + "/metrics", headers={"Authorization": "Bearer scrape-secret"}, timeout=10).text
     count = re.search(r'ivr_webhook_seconds_count\{route="/incoming"\} ([0-9.]+)', metrics)
     assert count and float(count.group(1)) == len(sids)
     assert 'ivr_mode{mode="live"} 1.0' in metrics

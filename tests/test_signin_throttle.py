@@ -85,3 +85,29 @@ def test_without_trusted_proxies_x_forwarded_for_is_not_believed(config, hotline
     finally:
         app.extensions["ivr"].close()
     assert codes == [401] * 5 + [429]  # six "addresses" in the header are one client
+
+
+def test_one_address_trying_many_names_is_stopped_across_names_and_workers(proxied, config):
+    """A flood of made-up names from one address: after ten failed tries it gets 429 without a password
+    being checked, whatever the name, also from a second app (another worker: the count is shared); another
+    address and a correct password from before are unaffected."""
+    from ivr.app import create_app
+
+    def try_name(app, addr, name, password="guess"):
+        return console_sign_in(app.test_client(), name, password, environ_base={"REMOTE_ADDR": PROXY},
+                               headers={"X-Forwarded-For": addr})
+
+    assert try_name(proxied, "203.0.113.9", "ada", PASSWORD).status_code == 303  # a success is not counted
+    codes = [try_name(proxied, "203.0.113.9", f"name{n}").status_code for n in range(10)]
+    assert codes == [401] * 10
+    other_worker = create_app(config.with_overrides(trusted_proxies=1))
+    try:
+        refused = try_name(other_worker, "203.0.113.9", "somebody-new")
+        assert refused.status_code == 429 and "from your address" in refused.get_data(as_text=True)
+        assert int(refused.headers["Retry-After"]) > 0
+        assert try_name(other_worker, "198.51.100.30", "ada", PASSWORD).status_code == 303
+    finally:
+        other_worker.extensions["ivr"].close()
+    hotline = proxied.extensions["ivr"]
+    with hotline.db.read() as conn:  # the refused try reached neither the password check nor the database
+        assert conn.execute(select(LoginFailure.id).where(LoginFailure.user_name == "somebody-new")).first() is None

@@ -86,7 +86,7 @@ def _dashboard_says(srv, db) -> str:
 
 
 def _metric(srv, name: str, having: str = "") -> float:
-    body = requests.get(srv.url + "/metrics", timeout=5).text
+    body = requests.get(srv.staff_url + "/metrics", timeout=5).text
     return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(name) and having in line)
 
 

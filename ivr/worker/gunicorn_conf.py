@@ -1,5 +1,10 @@
 """gunicorn settings used by `ivr serve`.
 
+- `ivr serve` runs two pools with this file (IVR_POOL, ivr/ops/serving.py): "callers" and "staff", each with
+  timeouts sized for its users, and only the caller pool's master starts `ivr background` (one per server).
+  Started by hand, gunicorn serves one pool "all" with the old settings.
+- The app is loaded in the master before the socket is bound (preload_app): no connection is accepted before
+  a worker can answer it, and a worker starts in milliseconds instead of importing the app for seconds.
 - The master starts one `ivr background` process (the spool writer and job runner, see ivr/spool/writer.py) when
   the server is ready, restarts it if it dies or hangs (ivr/worker/supervisor.py), and stops it last at exit,
   after the workers, so it writes everything they spooled. It runs in its own session: a Ctrl-C or a signal
@@ -17,10 +22,19 @@ from ivr.worker.supervisor import Background
 
 _background = None
 
+POOL = os.environ.get("IVR_POOL", "all")
+# Callers: Twilio waits 15 s for an answer, connecting included, and a webhook answers in milliseconds;
+# a worker stuck for 10 s is killed and replaced, and one still answering at a stop gets 10 s to finish.
+# Staff: an upload is converted before the answer (nginx gives the console 120 s).
+_TIMEOUTS = {"callers": (10, 10), "staff": (120, 30), "all": (30, 30)}  # (timeout, graceful_timeout) in s
+
 logger_class = "ivr.ops.logs.GunicornLogger"
+worker_class = "ivr.worker.draining.DrainingSyncWorker"
 accesslog = "-"
-timeout = 30
-control_socket = str(from_env().instance_path / "gunicorn.ctl")
+timeout, graceful_timeout = _TIMEOUTS.get(POOL, _TIMEOUTS["all"])
+preload_app = True
+proc_name = f"ivr-{POOL}"
+control_socket = str(from_env().instance_path / ("gunicorn.ctl" if POOL == "all" else f"gunicorn-{POOL}.ctl"))
 # A Unix socket path holds at most 107 bytes: a deeper instance folder gets none (said at start).
 _socket_path_too_long = len(os.fsencode(control_socket)) > 107
 control_socket_disable = _socket_path_too_long
@@ -30,7 +44,7 @@ def when_ready(server):
     global _background
     if _socket_path_too_long:
         server.log.warning("no control socket: %s is longer than a Unix socket path may be", control_socket)
-    if os.environ.get("IVR_EVENT_WRITER") == "process":
+    if os.environ.get("IVR_EVENT_WRITER") == "process" and POOL != "staff":  # one per server
         _background = Background(server.log)
         _background.start()
 
@@ -38,6 +52,18 @@ def when_ready(server):
 def on_exit(server):
     if _background is not None:
         _background.stop()
+
+
+def post_fork(server, worker):
+    """A preloaded app's database connections belong to the master: the worker opens its own (SQLAlchemy:
+    dispose(close=False) leaves the parent's in place for it)."""
+    app = getattr(server.app, "callable", None)
+    hotline = getattr(app, "extensions", {}).get("ivr")
+    if hotline is not None:
+        hotline.db.engine.dispose(close=False)
+        open_spool = getattr(hotline.recorder, "open_spool", None)  # this worker's segment, its disk reserved
+        if open_spool is not None:
+            open_spool()
 
 
 def child_exit(server, worker):

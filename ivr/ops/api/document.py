@@ -100,9 +100,7 @@ class Operation:
         elif request.mimetype != self.media_type:
             raise ApiError(415, f"send the body as {self.media_type}, not {request.mimetype or 'untyped'}")
         else:
-            data = request.get_json(silent=True)
-            if data is None and request.data.strip() != b"null":
-                raise ApiError(400, "the body is not valid JSON")
+            data = _json_body()
         _raise_first(self.body, data, "the body")
         return data
 
@@ -113,6 +111,36 @@ class Operation:
         data = {name: self._coerce(value, props.get(name, {})) for name, value in request.form.items()}
         data.update({name: "" for name in request.files})  # present: the route reads the bytes itself
         return data
+
+
+MAX_JSON_DEPTH = 32  # the deepest document in openapi.yaml nests 3 levels
+
+
+def _json_body():
+    """The JSON body, refused (400) when it is not JSON or nests deeper than MAX_JSON_DEPTH: Python's parser
+    and the schema validator both recurse once per level, and a RecursionError would be a 500."""
+    too_deep = ApiError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        raise too_deep from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise too_deep
+    if data is None and request.data.strip() != b"null":
+        raise ApiError(400, "the body is not valid JSON")
+    return data
+
+
+def _depth(value) -> int:
+    """How deep lists and objects nest in a parsed JSON value (without recursing)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _raise_first(validator: Draft202012Validator, value, what: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import click
 
@@ -79,28 +78,44 @@ def setup(cli, audio):
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
-@click.option("--port", default=lambda: int(os.environ.get("PORT", 5000)), type=int, show_default="5000")
-@click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", 2)), type=int, show_default="2")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", 5000)), type=int, show_default="5000",
+              help="The caller pool: what Twilio calls (/voice, /media) and the probes.")
+@click.option("--staff-port", type=int, default=None, show_default="port + 1",
+              help="The staff pool: the console, the API, /metrics and the probes.")
+@click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", 2)), type=int, show_default="2",
+              help="Workers of the caller pool.")
+@click.option("--staff-workers", default=lambda: int(os.environ.get("IVR_STAFF_WORKERS", 2)), type=int,
+              show_default="2", help="Workers of the staff pool.")
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
 @pass_cli
-def serve(cli, host, port, workers, gunicorn_args):
-    """Serve the hotline with gunicorn (prints the Twilio URLs first).
+def serve(cli, host, port, staff_port, workers, staff_workers, gunicorn_args):
+    """Serve the hotline: callers and staff in two gunicorn pools (prints the Twilio URLs first).
 
-    Anything after `--` goes to gunicorn as it is, after ivr's own settings, so it wins (as
-    GUNICORN_CMD_ARGS does over ivr/worker/gunicorn_conf.py): `ivr serve --port 8001 -- --graceful-timeout 20`.
+    Anything after `--` goes to both pools' gunicorn as it is, after ivr's own settings, so it wins (as
+    GUNICORN_CMD_ARGS does over ivr/worker/gunicorn_conf.py): `ivr serve --port 8001 -- --max-requests 10000`.
     """
-    from ivr.ops.logs import banner
+    from ivr.ops.logs import banner, configure
+    from ivr.ops.serving import STAFF_NICE, InstanceInUse, Pool, Supervisor, hold_instance
 
     cfg = cli.serving_config
+    staff_port = staff_port or port + 1
+    if staff_port == port:
+        raise click.UsageError("--staff-port must differ from --port")
+    try:
+        lock_fd = hold_instance(cfg.instance_path)  # before anything in the folder changes
+    except InstanceInUse as exc:
+        raise click.ClickException(str(exc)) from None
     base = cfg.public_url or f"http://{host}:{port}"
-    banner(cfg.log_format, _banner(cfg, base, host, port))
-    # Metrics from every worker: prometheus-client's multiprocess mode, in a folder emptied at each start.
+    banner(cfg.log_format, _banner(cfg, base, host, port, staff_port))
+    configure(cfg.log_format, "serve")
+    # Metrics from every worker of both pools: prometheus-client's multiprocess mode, in a folder emptied at
+    # each start; the staff pool's /metrics reads the caller pool's figures there too.
     metrics_dir = cfg.instance_path / f"prometheus-{port}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    # The workers only answer webhooks: spooled records and background jobs go to one `ivr background`
-    # process, started (and restarted) by gunicorn's master (ivr/worker/gunicorn_conf.py).
+    # The workers only answer requests: spooled records and background jobs go to one `ivr background`
+    # process, started (and restarted) by the caller pool's master (ivr/worker/gunicorn_conf.py).
     os.environ.setdefault("IVR_EVENT_WRITER", "process")
     if os.environ["IVR_EVENT_WRITER"] == "process":
         os.environ.setdefault("IVR_JOBS_IN_APP", "0")
@@ -108,13 +123,12 @@ def serve(cli, host, port, workers, gunicorn_args):
 
         # /healthz must not take a heartbeat left by an earlier run for this run's writer.
         (cfg.spool_dir / SpoolWriter.HEARTBEAT).unlink(missing_ok=True)
-    args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--config", "python:ivr.worker.gunicorn_conf", *gunicorn_args, "ivr.wsgi:app"]
-    exe = Path(sys.executable).with_name("gunicorn")
-    os.execv(str(exe) if exe.exists() else args[0], args)
+    pools = [Pool("callers", "ivr.wsgi:callers", host, port, workers),
+             Pool("staff", "ivr.wsgi:staff", host, staff_port, staff_workers, nice=STAFF_NICE)]
+    sys.exit(Supervisor(pools, tuple(gunicorn_args), lock_fd).run())
 
 
-def _banner(cfg, base: str, host: str, port: int) -> str:
+def _banner(cfg, base: str, host: str, port: int, staff_port: int) -> str:
     lines = [
         "",
         "Breach hotline starting. In the Twilio console, set on your phone number (Voice):",
@@ -127,6 +141,8 @@ def _banner(cfg, base: str, host: str, port: int) -> str:
     if cfg.token_source == "development-file":
         lines.append("No TWILIO_AUTH_TOKEN: a local development token is in use, so only simulated calls work.")
     lines += [
+        "",
+        f"Console and API (staff, a port of their own): http://{host}:{staff_port}/console/",
         "",
         "Try a call without a phone (in another terminal):",
         f"  .venv/bin/ivr simulate --url http://{host}:{port} --keys 1,9,0",
