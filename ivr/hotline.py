@@ -8,6 +8,7 @@ from twilio.request_validator import RequestValidator
 from ivr.config import Config
 from ivr.core.identity import caller_identity
 from ivr.spool.recorder import EventRecorder
+from ivr.store import sealed
 from ivr.store.db import Database
 from ivr.store.rules_file import RulesStore
 from ivr.store.state import StateReader
@@ -29,6 +30,7 @@ class Hotline:
     @classmethod
     def build(cls, config: Config) -> "Hotline":
         db = Database(config.db_url)
+        sealed.use(config.db_url, config.instance_path, config.data_keys)
         hotline = cls(
             config=config,
             db=db,

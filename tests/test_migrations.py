@@ -103,4 +103,4 @@ def test_a_database_the_development_migrations_built_is_at_head():
     comparing pg_dump --schema-only and SQLite's table, index and key lists."""
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == ["0009_agents"]
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_bases() == ["0009_agents"]

@@ -63,10 +63,19 @@ def health_report(hotline: Hotline):
         problems.append("routing rules file invalid (last good rules in use)")
     if hotline.config.event_writer == "process" and not _writer_alive(hotline):
         problems.append("spool writer (ivr background) not running: call records wait in the spool")
+    if (key := data_key_problem(hotline)) is not None:
+        problems.append(key)
     body = {"ok": not problems, "status": "ok" if not problems else "degraded", "problems": problems,
             "ready": not readiness_problems(hotline), "mode": snap.mode, "content_version": snap.content.version,
             "missing_topics": missing_topics(hotline, snap)}
     return jsonify(body), (200 if not problems else 503)
+
+
+def data_key_problem(hotline: Hotline) -> str | None:
+    """The data key check: numbers at rest can be sealed and opened (ivr/store/sealed.py)."""
+    from ivr.store.sealed import key_problem
+
+    return key_problem(hotline.db)
 
 
 def missing_topics(hotline: Hotline, snap) -> list[str]:

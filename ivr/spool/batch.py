@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.segments import encode, now
+from ivr.store import sealed
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Call, CallEvent, Job, QueueEntry
 
@@ -45,6 +46,7 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
     database cannot be reached, or when more than MAX_REJECTED records are refused (BatchRefused).
     """
     rejected: list[tuple[dict, Exception]] = []
+    records = _sealed_jobs(db, records)
     _write_or_split(db, records, rejected)
     if rejected:
         lines = [encode({"at": now(), "error": _reason(exc), "record": record}) + "\n"
@@ -60,6 +62,22 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
             log.error("call record refused by the database and set aside in %s (call %s): %s",
                       REJECTED, str(record.get("call_sid"))[:64], _reason(exc))
     return len(rejected)
+
+
+def _sealed_jobs(db: Database, records: list[dict]) -> list[dict]:
+    """Jobs' numbers sealed before they reach the database (ivr/store/sealed.py). With no usable data key a
+    job is stored failed, with the reason and the masked number: never the number in clear."""
+    out = []
+    for r in records:
+        if r.get("type") == "job" and isinstance(r.get("payload"), dict):
+            try:
+                r = {**r, "payload": sealed.seal_payload(db, r["payload"])}
+            except sealed.DataKeyError as exc:
+                log.error("%s job for call %s stored as failed: %s", r.get("kind"), str(r.get("call_sid"))[:64], exc)
+                r = {**r, "payload": sealed.masked_payload(r["payload"]), "status": "failed",
+                     "last_error": f"DataKeyError: {exc}"[:2000]}
+        out.append(r)
+    return out
 
 
 def _reason(exc: Exception) -> str:
@@ -124,7 +142,8 @@ def write_records(conn: Connection, records: list[dict]) -> None:
     jobs = [r for r in records if r["type"] == "job" and r.get("call_sid")]
     if jobs:
         conn.execute(dialect_insert(conn, Job.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
-            {"kind": r["kind"], "payload": json.dumps(r["payload"]), "status": "pending", "attempts": 0,
+            {"kind": r["kind"], "payload": json.dumps(r["payload"]), "status": r.get("status", "pending"),
+             "last_error": r.get("last_error"), "attempts": 0,
              "run_after": _ts(r.get("at")), "dedupe_key": r["dedupe_key"][:160], "created_at": _ts(r.get("at")),
              "updated_at": _ts(r.get("at"))} for r in jobs])
     statuses = [r for r in records if r["type"] == "status" and r.get("call_sid") and r.get("status")]

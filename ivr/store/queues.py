@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.core.errors import NotFound, Refused
 from ivr.core.identity import caller_identity
+from ivr.store import sealed
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
@@ -159,7 +160,7 @@ def request_callback(db: Database, *, call_sid: str, number: str, language: str,
             conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status == "waiting")
                          .values(status="callback", ended_at=utcnow()))
         conn.execute(dialect_insert(conn, Callback.__table__).values(
-            call_sid=call_sid, number=number, number_masked=caller_identity("", number)[1] or "",
+            call_sid=call_sid, number=sealed.seal(db, number), number_masked=caller_identity("", number)[1] or "",
             language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",
         ).on_conflict_do_nothing(index_elements=["call_sid"]))

@@ -15,11 +15,13 @@ from datetime import timedelta
 from typing import Callable
 
 from ivr.store import jobs as jobs_table
+from ivr.store import sealed
 from ivr.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+KEY_RETRY = timedelta(minutes=1)  # how soon a job waiting for the data key looks again
 PERSONAL_FIELDS = ("to", "number", "from")  # scrubbed from a finished job's payload when its handler says no more
 
 
@@ -48,6 +50,11 @@ def run_one(hotline, handlers: dict[str, JobHandler]) -> bool:
     if job is None:
         return False
     job_id, kind, payload, attempt = job
+    try:
+        payload = sealed.open_payload(hotline.db, payload)
+    except sealed.DataKeyError as exc:
+        waiting_for_key(hotline, job_id, kind, attempt, exc)
+        return True
     handler = handlers.get(kind)
     values: dict
     try:
@@ -68,7 +75,18 @@ def run_one(hotline, handlers: dict[str, JobHandler]) -> bool:
         scrub = handler.scrub if handler and handler.scrub else scrub_personal
         values["payload"] = json.dumps(scrub(payload))
     jobs_table.finish(hotline.db, job_id, values)
+    if "payload" in values:  # the number is gone from the row: leave no copy in SQLite's WAL either
+        sealed.truncate_wal(hotline.db.engine)
     return True
+
+
+def waiting_for_key(hotline, job_id: int, kind: str, attempt: int, exc: Exception) -> None:
+    """A job whose number cannot be opened waits for the data key: pending, not counted as an attempt, with
+    the reason in last_error (the console and `ivr jobs` show it), tried again in a minute."""
+    log.error("job %s (%s) waits: %s", job_id, kind, exc)
+    jobs_table.finish(hotline.db, job_id, dict(status="pending", attempts=attempt - 1, last_error=
+                                               f"waiting for the data key: {exc}"[:2000],
+                                               run_after=utcnow() + KEY_RETRY))
 
 
 def _safely(fn, *args) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ivr.ops.cli import affected, content, routing, server, simulate, staff
+from ivr.ops.cli import affected, content, keys, routing, server, simulate, staff
 from ivr.ops.cli.context import CliContext
 
 
@@ -32,3 +32,4 @@ main.add_command(staff.callbacks)
 main.add_command(staff.report)
 main.add_command(affected.affected)
 main.add_command(simulate.simulate)
+main.add_command(keys.keys)

@@ -59,7 +59,11 @@ class CliContext:
 
     @property
     def db(self) -> Database:
-        return _database(self.config.db_url)
+        from ivr.store import sealed
+
+        cfg = self.config
+        sealed.use(cfg.db_url, cfg.instance_path, cfg.data_keys)  # where the numbers' keys are
+        return _database(cfg.db_url)
 
     @property
     def actor(self) -> str:
