@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from conftest import AUTH_TOKEN
-from helpers import parse_twiml, signed_post, twilio_params, wait_for
+from helpers import twilio_params, wait_for
 from ivr.ops.cli import main
 from ivr.store import agents, queues, sealed
 from ivr.store.db import Database
@@ -79,6 +79,11 @@ def holders(db_url: str, since: float, *numbers: str) -> list[str]:
     return sorted({name for name, data in database_files(db_url, since).items() if any(f in data for f in forms)})
 
 
+def spool_holders(folder: Path, number: str) -> list[str]:
+    """Which files of the spool folder (the webhooks' records on their way to the database) hold the number."""
+    return sorted(p.name for p in folder.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in encodings(number)))
+
+
 @pytest.fixture
 def ivr(config):
     env = {"IVR_ENV": "production", "TWILIO_AUTH_TOKEN": config.twilio_auth_token, "DATABASE_URL": config.db_url,
@@ -122,7 +127,6 @@ def test_no_database_file_ever_holds_a_callers_or_an_agents_number(config, serve
     messages = f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
     twilio = StubHost({messages: (500, {"Content-Type": "application/json"}, b'{"status": 500, "code": 20500}')})
     db = Database(config.db_url)
-    sealed.use(config.db_url, config.instance_path)
     try:
         agents.add_agent(db, config.secret_key, "alex", agent_phone, PIN, actor="test")
         srv = server(workers=1, TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_SMS_FROM=HOTLINE, IVR_HOTLINE_NUMBER=HOTLINE,
@@ -135,6 +139,7 @@ def test_no_database_file_ever_holds_a_callers_or_an_agents_number(config, serve
         # Twilio failed: the job waits to try again, its number sealed.
         wait_for(lambda: twilio.requests and _job(db)[0] == "pending", timeout=30)
         assert holders(config.db_url, since, caller, agent_phone) == []  # owed, pending, an agent: all sealed
+        assert spool_holders(config.instance_path / "spool", caller) == []  # the SMS job was spooled sealed
 
         twilio.routes[messages] = (201, {"Content-Type": "application/json"},
                                    json.dumps({"sid": "SM" + "3" * 32, "status": "queued"}).encode())
@@ -168,7 +173,6 @@ def test_without_a_usable_key_callers_are_answered_and_only_number_features_wait
     not dialled (and stays owed), and key 4's text is kept as a failed job with the reason, never in clear."""
     caller, agent_phone = a_number(), a_number()
     db = Database(config.db_url)
-    sealed.use(config.db_url, config.instance_path)
     try:
         agents.add_agent(db, config.secret_key, "alex", agent_phone, PIN, actor="test")
         queues.request_callback(db, call_sid="CA" + "7" * 32, number=caller, language="en", queue="general",

@@ -19,7 +19,7 @@ from ivr.core.effects import SMS_JOB, Audit, BookCallback, CallStarted, EnqueueJ
 from ivr.core.staff_call import StaffCall
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
-from ivr.store import jobs
+from ivr.store import jobs, sealed
 from ivr.store.audit import audit
 from webhooks import twiml
 from webhooks.params import raw_query, twilio_params
@@ -160,7 +160,9 @@ def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
         elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
-            hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}", payload=payload)
+            # Sealed before it is spooled: the spool folder never holds the number in clear either.
+            hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}",
+                                    **sealed.stored_job(hotline.db, payload))
         elif not isinstance(effect, (BookCallback, Audit, EnqueueJob)):  # written before answering
             raise TypeError(f"not an effect: {effect!r}")
     return call_info

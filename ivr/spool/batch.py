@@ -65,19 +65,11 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
 
 
 def _sealed_jobs(db: Database, records: list[dict]) -> list[dict]:
-    """Jobs' numbers sealed before they reach the database (ivr/store/sealed.py). With no usable data key a
-    job is stored failed, with the reason and the masked number: never the number in clear."""
-    out = []
-    for r in records:
-        if r.get("type") == "job" and isinstance(r.get("payload"), dict):
-            try:
-                r = {**r, "payload": sealed.seal_payload(db, r["payload"])}
-            except sealed.DataKeyError as exc:
-                log.error("%s job for call %s stored as failed: %s", r.get("kind"), str(r.get("call_sid"))[:64], exc)
-                r = {**r, "payload": sealed.masked_payload(r["payload"]), "status": "failed",
-                     "last_error": f"DataKeyError: {exc}"[:2000]}
-        out.append(r)
-    return out
+    """Jobs' numbers sealed before they reach the database (ivr/store/sealed.py), if the webhook that spooled
+    them could not: with no usable data key a job is stored failed, with the reason, never in clear."""
+    return [{**r, **sealed.stored_job(db, r["payload"])}
+            if r.get("type") == "job" and isinstance(r.get("payload"), dict) and "status" not in r else r
+            for r in records]
 
 
 def _reason(exc: Exception) -> str:

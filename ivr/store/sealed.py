@@ -225,6 +225,16 @@ def open_payload(db, payload: dict) -> dict:
     return {k: ring.open(v) if k in NUMBER_FIELDS and isinstance(v, str) else v for k, v in payload.items()}
 
 
+def stored_job(db, payload: dict) -> dict:
+    """The fields a job's record stores: its payload with the numbers sealed, or, with no usable data key, a
+    failed job with the reason and the masked numbers only (never a number in clear)."""
+    try:
+        return {"payload": seal_payload(db, payload)}
+    except DataKeyError as exc:
+        log.error("a %s job is kept as failed: %s", payload.get("prompt", "job"), exc)
+        return {"payload": masked_payload(payload), "status": "failed", "last_error": f"DataKeyError: {exc}"[:2000]}
+
+
 def masked_payload(payload: dict) -> dict:
     """The payload with only the last four digits of each number: what is kept when a number cannot be."""
     return {k: "***" + v[-4:] if k in NUMBER_FIELDS and isinstance(v, str) and v and not is_sealed(v) else

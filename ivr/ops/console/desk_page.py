@@ -13,7 +13,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from ivr.core.errors import Refused
 from ivr.core.flow import reference
-from ivr.store import briefings, callbacks, desk
+from ivr.store import briefings, callbacks, desk, sealed
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs
 from ivr.store.reads import call_paths
 from ivr.store.users import role_at_least
