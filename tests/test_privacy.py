@@ -289,3 +289,34 @@ def test_the_migration_seals_numbers_stored_in_clear(tmp_path, monkeypatch):
     assert [sealed.open_number(db, v) for v in (number, phone, payload["to"])] == [caller, agent_phone, caller]
     db.dispose()
     assert holders(url, 0, caller, agent_phone) == []  # the clear values went with secure_delete and the WAL
+
+
+def test_a_text_whose_number_was_sealed_under_a_lost_key_waits_with_the_reason(config, hotline):
+    """The key file replaced (a lost key): the job is not run, not counted, and says why."""
+    db = hotline.db
+    with db.write() as conn:
+        from ivr.store import jobs
+
+        jobs.enqueue(conn, "sms", sealed.seal_payload(db, {"to": a_number(), "lang": "en", "reference": "HL-1"}))
+    sealed.write_key_file(sealed.key_file(config.instance_path), [Fernet.generate_key().decode()])
+    assert hotline.jobs.run_one()
+    status, payload, error = _job(db)
+    with db.read() as conn:
+        attempts = conn.execute(select(Job.attempts)).scalar()
+    assert (status, attempts) == ("pending", 0) and error.startswith("waiting for the data key: a stored number")
+    assert sealed.is_sealed(json.loads(payload)["to"])  # kept for when the key is back
+
+
+def test_rotation_with_ivr_data_key_re_encrypts_under_its_first_key(config, ivr):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    caller = a_number()
+    db = Database(config.db_url)
+    sealed.use(config.db_url, config.instance_path, old)
+    queues.request_callback(db, call_sid="CA" + "4" * 32, number=caller, language="en", queue="general",
+                            priority=10, reason="callback offered")
+    refused = ivr("keys", "rotate", ok=False, IVR_DATA_KEY=old).output
+    assert "put a new key first in IVR_DATA_KEY on every server" in refused
+    out = ivr("keys", "rotate", IVR_DATA_KEY=f"{new},{old}").output
+    assert "1 stored numbers re-encrypted" in out and "remove the older keys from IVR_DATA_KEY" in out
+    assert Fernet(new).decrypt(_stored(db)[0].encode()).decode() == caller
+    db.dispose()
