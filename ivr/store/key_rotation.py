@@ -56,9 +56,10 @@ def _stored(conn):
         for key, value in conn.execute(select(model.id, col).where(col.is_not(None))):
             if value:
                 yield model.__tablename__, key, column, value
-    for key, payload in conn.execute(select(Job.id, Job.payload).where(Job.status.in_(("pending", "running")))):
+    # Any status: a job that failed for good keeps its (sealed) payload so that it can be retried.
+    for key, payload in conn.execute(select(Job.id, Job.payload)):
         for name, value in json.loads(payload or "{}").items():
-            if name in sealed.NUMBER_FIELDS and isinstance(value, str) and value and not value.startswith("***"):
+            if sealed.holds_number(name, value):
                 yield "jobs", key, name, value
 
 

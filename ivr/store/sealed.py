@@ -213,16 +213,21 @@ def after_removal(conn) -> None:
 NUMBER_FIELDS = ("to", "number", "from")
 
 
+def holds_number(name: str, value) -> bool:
+    """Is this payload field a number (sealed or in clear), not one masked once its job was over?"""
+    return name in NUMBER_FIELDS and isinstance(value, str) and bool(value) and not value.startswith("***")
+
+
 def seal_payload(db, payload: dict) -> dict:
     """A job's payload as stored: its numbers sealed (DataKeyError if there is no usable key)."""
     ring = keyring_for(db)
-    return {k: ring.seal(v) if k in NUMBER_FIELDS and isinstance(v, str) and v else v for k, v in payload.items()}
+    return {k: ring.seal(v) if holds_number(k, v) else v for k, v in payload.items()}
 
 
 def open_payload(db, payload: dict) -> dict:
     """A stored job's payload with its numbers opened, for the handler about to use them."""
     ring = keyring_for(db)
-    return {k: ring.open(v) if k in NUMBER_FIELDS and isinstance(v, str) else v for k, v in payload.items()}
+    return {k: ring.open(v) if holds_number(k, v) else v for k, v in payload.items()}
 
 
 def stored_job(db, payload: dict) -> dict:
@@ -237,8 +242,7 @@ def stored_job(db, payload: dict) -> dict:
 
 def masked_payload(payload: dict) -> dict:
     """The payload with only the last four digits of each number: what is kept when a number cannot be."""
-    return {k: "***" + v[-4:] if k in NUMBER_FIELDS and isinstance(v, str) and v and not is_sealed(v) else
-            ("***" if k in NUMBER_FIELDS and v else v) for k, v in payload.items()}
+    return {k: ("***" if is_sealed(v) else "***" + v[-4:]) if holds_number(k, v) else v for k, v in payload.items()}
 
 
 def shown(db, stored: str | None, masked: str) -> str:

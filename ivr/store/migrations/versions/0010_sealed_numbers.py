@@ -42,7 +42,7 @@ def seal_stored_numbers(conn) -> int:
         raise RuntimeError(f"cannot seal the {len(rows)} numbers stored in clear: {ring.problem}")
     for table, column, key, value in rows:
         if table == 'jobs':
-            value = json.dumps({k: ring.seal(v) if k in sealed.NUMBER_FIELDS and isinstance(v, str) and v else v
+            value = json.dumps({k: ring.seal(v) if sealed.holds_number(k, v) else v
                                 for k, v in json.loads(value).items()})
         else:
             value = ring.seal(value)
@@ -58,10 +58,9 @@ def _clear_numbers(conn) -> list[tuple[str, str, int, str]]:
         for key, value in conn.execute(sa.text(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")):
             if value and not sealed.is_sealed(value):
                 found.append((table, column, key, value))
-    for key, payload in conn.execute(sa.text("SELECT id, payload FROM jobs WHERE status IN ('pending', 'running')")):
+    for key, payload in conn.execute(sa.text("SELECT id, payload FROM jobs")):  # failed ones may be retried
         fields = json.loads(payload or "{}")
-        if any(isinstance(fields.get(f), str) and fields[f] and not sealed.is_sealed(fields[f])
-               for f in sealed.NUMBER_FIELDS):
+        if any(sealed.holds_number(k, v) and not sealed.is_sealed(v) for k, v in fields.items()):
             found.append(('jobs', 'payload', key, payload))
     return found
 
