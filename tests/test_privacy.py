@@ -190,6 +190,10 @@ def test_without_a_usable_key_callers_are_answered_and_only_number_features_wait
         assert agent.dialled == [] and any("cannot be dialled now" in s for s in agent.said())
         assert _callback_status(db) == "waiting"
 
+        asked = SimulatedCall(web, AUTH_TOKEN, keys=["0", "1"], caller=a_number(), max_requests=4).run("/voice/incoming")
+        assert asked.said() and not any("We will call you back" in s for s in asked.said())  # not promised
+        with db.read() as conn:  # only the callback owed before: nothing was stored in clear
+            assert len(conn.execute(select(Callback.id)).all()) == 1
         texted = SimulatedCall(web, AUTH_TOKEN, keys=["4", "9"], caller=caller, max_requests=6).run("/voice/incoming")
         assert texted.said()
         wait_for(lambda: _job(db)[0] == "failed", timeout=30)
