@@ -86,7 +86,8 @@ def test_a_callback_from_the_hold_loop_keeps_the_callers_place(app, live):
         doc = post(app, "/voice/queue-result?l=en&q=general&p=10", sid, QueueResult="leave", From=number)
         assert doc[-1].tag == "Hangup"
     worklist = queues.callbacks(live.db)
-    assert [sealed.open_number(live.db, c["number"]) for c in worklist] == ["+15555550001", "+15555550002"]  # the original order holds
+    numbers = [sealed.open_number(live.db, c["number"]) for c in worklist]
+    assert numbers == ["+15555550001", "+15555550002"]  # the original order holds
     assert worklist[0]["requested_at"] < worklist[1]["requested_at"]
     live.recorder.flush()
     assert {r.status for r in entries(live)} == {"callback"}

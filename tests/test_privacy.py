@@ -45,6 +45,9 @@ def encodings(number: str) -> list[bytes]:
     return [f.encode() for f in forms] + [f.encode("utf-16-le") for f in (number, national)]
 
 
+READ = text("SELECT pg_read_binary_file(:p, 0, 268435456, true)")  # missing_ok: a relation without a file yet
+
+
 def database_files(db_url: str, since: float) -> dict[str, bytes]:
     """Every byte the database keeps on disk. SQLite: the file, its -wal and -shm. PostgreSQL (as superuser,
     after CHECKPOINT so what was written is in the files): every table, index and TOAST file of this
@@ -62,12 +65,10 @@ def database_files(db_url: str, since: float) -> dict[str, bytes]:
                     "SELECT c.oid::regclass::text, pg_relation_filepath(c.oid) FROM pg_class c "
                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 't', 'i') "
                     "AND n.nspname IN ('public', 'pg_toast') AND pg_relation_filepath(c.oid) IS NOT NULL")):
-                files[name] = conn.execute(text("SELECT pg_read_binary_file(:p, 0, 268435456, true)"),
-                                           {"p": path}).scalar() or b""
+                files[name] = conn.execute(READ, {"p": path}).scalar() or b""
             for (segment,) in conn.execute(text("SELECT name FROM pg_ls_waldir() WHERE modification >= :t"),
                                            {"t": datetime.fromtimestamp(since - 2, timezone.utc)}):
-                files[f"pg_wal/{segment}"] = conn.execute(
-                    text("SELECT pg_read_binary_file(:p, 0, 268435456, true)"), {"p": f"pg_wal/{segment}"}).scalar() or b""
+                files[f"pg_wal/{segment}"] = conn.execute(READ, {"p": f"pg_wal/{segment}"}).scalar() or b""
     finally:
         engine.dispose()
     return files
@@ -81,7 +82,8 @@ def holders(db_url: str, since: float, *numbers: str) -> list[str]:
 
 def spool_holders(folder: Path, number: str) -> list[str]:
     """Which files of the spool folder (the webhooks' records on their way to the database) hold the number."""
-    return sorted(p.name for p in folder.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in encodings(number)))
+    forms = encodings(number)
+    return sorted(p.name for p in folder.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms))
 
 
 @pytest.fixture
@@ -190,7 +192,8 @@ def test_without_a_usable_key_callers_are_answered_and_only_number_features_wait
         assert agent.dialled == [] and any("cannot be dialled now" in s for s in agent.said())
         assert _callback_status(db) == "waiting"
 
-        asked = SimulatedCall(web, AUTH_TOKEN, keys=["0", "1"], caller=a_number(), max_requests=4).run("/voice/incoming")
+        asked = SimulatedCall(web, AUTH_TOKEN, keys=["0", "1"], caller=a_number(),
+                              max_requests=4).run("/voice/incoming")
         assert asked.said() and not any("We will call you back" in s for s in asked.said())  # not promised
         with db.read() as conn:  # only the callback owed before: nothing was stored in clear
             assert len(conn.execute(select(Callback.id)).all()) == 1

@@ -28,7 +28,8 @@ def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *,
         if conn.execute(select(Agent.id).where(Agent.name == name)).first():
             raise AgentError(f"there is already an agent called {name!r}")
         conn.execute(Agent.__table__.insert().values(name=name, phone_hash=phone_hash, phone_masked=masked,
-                                                     phone=sealed.seal(db, phone.strip()), pin_hash=hash_pin(pin), active=True,
+                                                     phone=sealed.seal(db, phone.strip()), pin_hash=hash_pin(pin),
+                                                     active=True,
                                                      queues=",".join(queues), created_at=utcnow()))
         audit(conn, actor=actor, action="agent.add", subject=f"agent {name}",
               to_value=f"phone {masked}; serves {', '.join(queues) or 'every queue'}", reason=reason)
