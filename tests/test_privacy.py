@@ -327,3 +327,13 @@ def test_rotation_with_ivr_data_key_re_encrypts_under_its_first_key(config, ivr)
     assert "1 stored numbers re-encrypted" in out and "remove the older keys from IVR_DATA_KEY" in out
     assert Fernet(new).decrypt(_stored(db)[0].encode()).decode() == caller
     db.dispose()
+
+
+def test_a_callback_is_found_by_the_callers_keyed_hash_since_its_token_never_repeats(hotline, place_call):
+    caller = a_number()
+    place_call(["0", "1"], caller=caller)
+    with hotline.db.read() as conn:
+        (token,) = conn.execute(select(Callback.number).where(
+            Callback.number_hash == hotline.caller_identity(caller)[0])).scalars().all()
+    assert sealed.open_number(hotline.db, token) == caller
+    assert sealed.seal(hotline.db, caller) != sealed.seal(hotline.db, caller)  # equality on tokens finds nothing

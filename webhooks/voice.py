@@ -66,7 +66,9 @@ def _book_callback(hotline: Hotline, reply: verbs.Reply, pos: verbs.Position) ->
     """Store the callback a reply promises before the caller hears the promise (a failure: the safe reply)."""
     for cb in reply.effects:
         if isinstance(cb, BookCallback):
-            queues.request_callback(hotline.db, call_sid=_call_sid(), number=_values().get("From", "")[:32],
+            number = _values().get("From", "")[:32]
+            queues.request_callback(hotline.db, call_sid=_call_sid(), number=number,
+                                    number_hash=hotline.caller_identity(number)[0],
                                     language=pos.lang, queue=cb.queue, priority=cb.priority, reason=cb.reason,
                                     keep_place=cb.keep_place, voicemail_url=cb.voicemail_url)
     return reply

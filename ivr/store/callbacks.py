@@ -129,7 +129,7 @@ def dial_result(db: Database, callback_id: int, agent: str, dial_status: str, *,
 
 def _close(conn, callback_id: int, status: str, actor: str, note: str, now: datetime, reason: str = "") -> None:
     conn.execute(update(Callback).where(Callback.id == callback_id).values(
-        status=status, number=None, done_at=now, done_by=actor, claimed_by=None, claimed_at=None))
+        status=status, number=None, number_hash=None, done_at=now, done_by=actor, claimed_by=None, claimed_at=None))
     sealed.after_removal(conn)
     audit(conn, actor=actor, action=f"callback.{status}", subject=f"callback {callback_id}", to_value=note[:2000],
           reason=reason)

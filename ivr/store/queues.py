@@ -150,8 +150,10 @@ def entry(db: Database, call_sid: str) -> dict | None:
 
 
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
-                     reason: str, keep_place: bool = False, voicemail_url: str | None = None) -> None:
-    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue."""
+                     reason: str, keep_place: bool = False, voicemail_url: str | None = None,
+                     number_hash: str | None = None) -> None:
+    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue. The
+    number is stored sealed; `number_hash` (the caller's keyed hash) is what finds it again."""
     with db.write() as conn:
         requested = utcnow()
         if keep_place:
@@ -161,6 +163,7 @@ def request_callback(db: Database, *, call_sid: str, number: str, language: str,
                          .values(status="callback", ended_at=utcnow()))
         conn.execute(dialect_insert(conn, Callback.__table__).values(
             call_sid=call_sid, number=sealed.seal(db, number), number_masked=caller_identity("", number)[1] or "",
+            number_hash=number_hash,
             language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",
         ).on_conflict_do_nothing(index_elements=["call_sid"]))

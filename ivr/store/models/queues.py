@@ -44,6 +44,8 @@ class Callback(Base):
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     number: Mapped[str | None] = mapped_column(String(255))  # sealed (ivr/store/sealed.py); None once closed
     number_masked: Mapped[str] = mapped_column(String(32), default="")
+    # The caller's keyed hash (ivr/core/identity.py): what finds a number's callback, since tokens never repeat.
+    number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     language: Mapped[str] = mapped_column(String(8))
     queue: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(Integer)

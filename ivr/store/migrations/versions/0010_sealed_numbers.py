@@ -1,4 +1,5 @@
-"""Full numbers sealed at rest: callbacks.number and agents.phone widened for Fernet tokens, and every number
+"""Full numbers sealed at rest: callbacks.number and agents.phone widened for Fernet tokens, callbacks.number_hash
+(the caller's keyed hash, for lookups by number now that the number is a token), and every number
 (and pending job's `to`) stored in clear before this sealed under the data key (ivr/store/sealed.py).
 
 The keys come from IVR_DATA_KEY or the instance folder's data.key, as for the running hotline; when there is
@@ -20,6 +21,9 @@ def upgrade() -> None:
     with op.batch_alter_table('callbacks') as batch:
         batch.alter_column('number', existing_type=sa.String(length=32), type_=sa.String(length=TOKEN),
                            existing_nullable=True)
+        # Tokens never repeat, so finding a number's open callback needs the keyed hash (new callbacks only).
+        batch.add_column(sa.Column('number_hash', sa.String(length=64), nullable=True))
+        batch.create_index('ix_callbacks_number_hash', ['number_hash'])
     with op.batch_alter_table('agents') as batch:
         batch.alter_column('phone', existing_type=sa.String(length=32), type_=sa.String(length=TOKEN),
                            existing_nullable=True)
@@ -76,3 +80,6 @@ def downgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.alter_column(column, existing_type=sa.String(length=TOKEN), type_=sa.String(length=32),
                                existing_nullable=True)
+            if table == 'callbacks':
+                batch.drop_index('ix_callbacks_number_hash')
+                batch.drop_column('number_hash')
