@@ -9,7 +9,7 @@ printed as MET / NOT MET per database: 100 complete calls/s sustained for 60 s w
 and webhook p99 under 50 ms; /voice/incoming with 1,000,000 calls in the database at most 20% slower (p50).
 
 For each database: `ivr setup` + `ivr serve --workers 2` (IVR_ENV=production, as bench/webhooks.py starts it),
-`ivr mode set live --reason bench`, and a copy of routing_rules.yaml (IVR_RULES) with every queue's `hours:`
+`ivr mode set live --reason bench --override ...` (nobody is on the agent line in a benchmark), and a copy of routing_rules.yaml (IVR_RULES) with every queue's `hours:`
 removed and `max_size` raised to Twilio's maximum (5000), so every caller who asks for a person is queued
 whatever the time of day and however long the line. One probe call is followed over HTTP by parsing its TwiML
 (incoming -> key 1 -> key 0 -> Enqueue -> hold x2 -> queue-result -> status); its URLs are the template for
@@ -141,7 +141,7 @@ def ivr(env: dict, *args: str, timeout: float = 120) -> str:
 def start_hotline(env: dict, servers: list) -> wh.Server:
     """`ivr setup`, `ivr serve --workers 2`, then live mode (it takes effect on the very next webhook)."""
     srv = wh.start_app(env, servers)
-    ivr(env, "mode", "set", "live", "--reason", "bench")
+    ivr(env, "mode", "set", "live", "--reason", "bench", "--override", "a benchmark: no agents, the queue is enough")
     return srv
 
 

@@ -74,6 +74,10 @@ def register_console(app: Flask) -> None:
 
 def register_monitoring(app: Flask) -> None:
     """What tells people about the hotline: the index, /metrics (the probes: ivr/ops/health.py)."""
+    from ivr.ops.metrics import SpoolMetrics
+
+    app.extensions["ivr"].recorder.observer = SpoolMetrics()  # what the spool holds and loses, counted
+    app.extensions["ivr"].recorder.open_spool()  # its disk reserved before the disk can fill
 
     @app.get("/")
     def index():

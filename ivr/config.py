@@ -51,12 +51,24 @@ class Config:
     notice_url: str = ""  # the public breach notice the SMS links to
     twilio_api_url: str = ""  # a stand-in for https://api.twilio.com (tests, staging); empty: Twilio itself
     jobs_in_app: bool = True  # work background jobs in a thread of each web worker (else: `ivr jobs run`)
+    job_lease_seconds: float = 60.0  # a claimed job is its runner's this long, renewed while it runs
     # "thread": each process writes its spooled events itself; "process": workers only append to the spool
     # and `ivr background` (started by `ivr serve`) writes it; see ivr/spool/.
     event_writer: str = "thread"
+    # A full spool disk (ivr/spool/appender.py): disk kept allocated ahead of each worker's segment, then
+    # records held in a worker's memory up to this; past both, records are lost and counted.
+    spool_reserve_bytes: int = 1 << 20
+    spool_memory_bytes: int = 16 << 20
+    spool_backlog_alert_s: float = 60.0  # /healthz is degraded when a record waits longer than this
     background_nice: int = 10  # how far below the web workers `ivr background` runs (ivr/worker/background.py)
     log_format: str = "text"  # "json": one JSON object per line from every process of `ivr serve`
     queue_reconcile_s: float = 60.0  # how often `ivr background` closes queue entries long past their maximum
+    # PostgreSQL statement_timeout / lock_timeout (ms) of the web workers' connections, and of `ivr background`'s
+    # and the CLI's (ivr/store/db.py).
+    db_statement_timeout_ms: int = 5000
+    db_lock_timeout_ms: int = 1000
+    background_statement_timeout_ms: int = 30000
+    background_lock_timeout_ms: int = 5000
     # Where the auth token came from: "environment", "config", "development-file"
     token_source: str = field(default="config", compare=False)
 
@@ -75,6 +87,14 @@ class Config:
     @property
     def spool_dir(self) -> Path:
         return self.instance_path / "spool"
+
+    def db_timeouts(self, background: bool = False):
+        """The PostgreSQL timeouts of a web worker's connections, or of `ivr background`'s and the CLI's."""
+        from ivr.store.db import DbTimeouts
+
+        if background:
+            return DbTimeouts(self.background_statement_timeout_ms, self.background_lock_timeout_ms)
+        return DbTimeouts(self.db_statement_timeout_ms, self.db_lock_timeout_ms)
 
     def with_overrides(self, **kw) -> "Config":
         return replace(self, **kw)
@@ -103,9 +123,13 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         recording_origins=tuple(o.strip().rstrip("/") for o in
                                 env.get("IVR_RECORDING_ORIGINS", "https://api.twilio.com").split(",") if o.strip()),
         jobs_in_app=env.get("IVR_JOBS_IN_APP", "1") not in ("0", "false", "no"),
+        job_lease_seconds=float(env.get("IVR_JOB_LEASE_SECONDS", 60) or 60),
         event_writer=env.get("IVR_EVENT_WRITER", "thread"),
         event_flush_interval=float(env.get("IVR_EVENT_FLUSH_INTERVAL", 0.1)),
         background_nice=int(env.get("IVR_BACKGROUND_NICE", "10") or 0),
+        spool_reserve_bytes=int(env.get("IVR_SPOOL_RESERVE_BYTES", 1 << 20)),
+        spool_memory_bytes=int(env.get("IVR_SPOOL_MEMORY_BYTES", 16 << 20)),
+        spool_backlog_alert_s=float(env.get("IVR_SPOOL_BACKLOG_ALERT_S", 60)),
         log_format=env.get("IVR_LOG_FORMAT", "text").strip().lower() or "text",
         trusted_proxies=int(env.get("IVR_TRUSTED_PROXIES", 0) or 0),
         pin_caller_limit=int(env.get("IVR_PIN_CALLER_LIMIT", 5)),
@@ -115,6 +139,10 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         admin_line_own_numbers=env.get("IVR_ADMIN_LINE_OWN_NUMBERS", "0") in ("1", "true", "yes"),
         metrics_token=env.get("IVR_METRICS_TOKEN", ""),
         queue_reconcile_s=float(env.get("IVR_QUEUE_RECONCILE_S", "60") or 60),
+        db_statement_timeout_ms=int(env.get("IVR_DB_STATEMENT_TIMEOUT_MS", "5000") or 0),
+        db_lock_timeout_ms=int(env.get("IVR_DB_LOCK_TIMEOUT_MS", "1000") or 0),
+        background_statement_timeout_ms=int(env.get("IVR_BACKGROUND_STATEMENT_TIMEOUT_MS", "30000") or 0),
+        background_lock_timeout_ms=int(env.get("IVR_BACKGROUND_LOCK_TIMEOUT_MS", "5000") or 0),
         sms_from=env.get("TWILIO_SMS_FROM", ""),
         hotline_number=env.get("IVR_HOTLINE_NUMBER", ""),
         callback_retention_days=int(env.get("IVR_CALLBACK_RETENTION_DAYS", 7)),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from twilio.request_validator import RequestValidator
 
@@ -28,17 +29,20 @@ class Hotline:
     hold_tone: tuple[float, str] | None = None  # (seconds, sha256) of the music between hold messages
 
     @classmethod
-    def build(cls, config: Config) -> "Hotline":
-        db = Database(config.db_url)
+    def build(cls, config: Config, background: bool = False) -> "Hotline":
+        """The parts for a web worker, or (`background`) for `ivr background` and the CLI: they differ in how
+        long a database statement or lock may keep them waiting (ivr/store/db.py)."""
+        db = Database(config.db_url, config.db_timeouts(background))
         sealed.use(config.db_url, config.instance_path, config.data_keys)
         hotline = cls(
             config=config,
             db=db,
-            rules=RulesStore(config.rules_path),
+            rules=RulesStore(config.rules_path, kept=config.instance_path / "last_good_rules.yaml"),
             state=StateReader(db, config.instance_path / "last_good_snapshot.json"),
-            recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer),
+            recorder=EventRecorder(db, config.spool_dir, config.event_flush_interval, mode=config.event_writer,
+                                   reserve_bytes=config.spool_reserve_bytes, memory_bytes=config.spool_memory_bytes),
         )
-        hotline.jobs = JobWorker(hotline, job_handlers())
+        hotline.jobs = JobWorker(hotline, job_handlers(), lease=timedelta(seconds=config.job_lease_seconds))
         hotline.rules.on_reload = hotline.audit_rules_reload
         hotline.validator = RequestValidator(config.twilio_auth_token)
         return hotline

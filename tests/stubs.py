@@ -2,11 +2,31 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
+import time
+import uuid
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class StubHost:
+class LocalServer:
+    """An HTTP server on a free port of 127.0.0.1, in a thread, until close()."""
+
+    def _serve(self, handler) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True  # an answer held back (TwilioMessages.hold_answer) must not hold close()
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.origin = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+class StubHost(LocalServer):
     """Serves fixed responses by path on 127.0.0.1 and remembers every request (path, Authorization)."""
 
     def __init__(self, routes: dict[str, tuple[int, dict, bytes]]):
@@ -32,16 +52,65 @@ class StubHost:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.origin = f"http://127.0.0.1:{self.server.server_port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self._serve(Handler)
 
 
 def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class TwilioMessages(LocalServer):
+    """A stand-in for Twilio's Messages resource that remembers what it was asked to send: POST creates a
+    message (201), GET lists them newest first with the To/From filters, as Twilio's list resource does
+    (https://www.twilio.com/docs/messaging/api/message-resource). `hold_answer` makes it create the message
+    and then keep the HTTP answer back for that many seconds (a runner killed while waiting for it);
+    `fail_next` answers the next POSTs with that status, creating nothing, or, with `create_anyway`,
+    creating the message and losing the answer (Twilio sent it, we never heard)."""
+
+    def __init__(self, account: str):
+        from urllib.parse import parse_qs, urlsplit
+
+        self.path = f"/2010-04-01/Accounts/{account}/Messages.json"
+        self.created: list[dict] = []
+        self.hold_answer = 0.0
+        self.fail_next: list[int] = []
+        self.create_anyway = False
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, doc: dict) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                                                      .decode()).items()}
+                failing = stub.fail_next.pop(0) if stub.fail_next else None
+                if failing is None or stub.create_anyway:
+                    message = {"sid": "SM" + uuid.uuid4().hex, "to": form.get("To"), "from": form.get("From"),
+                               "body": form.get("Body"), "status": "queued",
+                               "date_created": formatdate(time.time(), usegmt=True)}
+                    stub.created.append(message)
+                if failing is not None:
+                    return self._answer(failing, {"code": 20500, "message": "stand-in failure", "status": failing})
+                time.sleep(stub.hold_answer)
+                self._answer(201, message)
+
+            def do_GET(self):
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path != stub.path:
+                    return self._answer(404, {"code": 20404, "message": "not found", "status": 404})
+                found = [m for m in reversed(stub.created)
+                         if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])]
+                self._answer(200, {"messages": found, "next_page_uri": None, "page": 0,
+                                   "page_size": len(found), "uri": self.path})
+
+            def log_message(self, *args):
+                pass
+
+        self._serve(Handler)

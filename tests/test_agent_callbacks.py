@@ -166,13 +166,13 @@ def test_retention_closes_callbacks_owed_too_long_and_deletes_what_is_left_of_cl
             conn.execute(update(Callback).where(Callback.call_sid == sid)
                          .values(done_at=utcnow() - timedelta(days=days_ago)))
     assert row(hotline, old_done).number is None  # closing deleted the number at once
-    assert retention.run_once(hotline) == {"expired": 1, "scrubbed": 1}
+    assert retention.run_once(hotline) == {"expired": 1, "scrubbed": 1, "dead_letters_scrubbed": 0}
     expired = row(hotline, old_open)
     assert (expired.status, expired.number) == ("expired", None)
     scrubbed = row(hotline, old_done)
     assert (scrubbed.voicemail_url, scrubbed.note, scrubbed.queue) == (None, None, "general")  # reports keep the rest
     assert row(hotline, recent_done).note == "spoke to Mrs Smith"  # within the retention period
-    assert retention.run_once(hotline) == {"expired": 0, "scrubbed": 0}
+    assert retention.run_once(hotline) == {"expired": 0, "scrubbed": 0, "dead_letters_scrubbed": 0}
 
 
 def test_an_agent_takes_callers_and_callbacks_only_from_the_queues_they_serve(app, hotline):

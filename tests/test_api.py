@@ -31,7 +31,7 @@ def n_announcements(hotline):
     ("post", "/api/announcements/1/publish"), ("post", "/api/announcements/rollback"),
     ("get", "/api/announcements/1/audio"), ("get", "/api/callbacks"), ("post", "/api/callbacks/1/done"),
     ("get", "/api/incidents"), ("post", "/api/incidents"), ("patch", "/api/incidents/1"),
-    ("post", "/api/incidents/1/activate"), ("get", "/api/calls"), ("get", "/api/stats"),
+    ("post", "/api/incidents/1/activate"), ("get", "/api/calls"), ("get", "/api/stats"), ("get", "/api/agents"),
 ])
 def test_every_api_route_refuses_anonymous_and_forged_tokens(app, method, path):
     client = app.test_client()
@@ -57,7 +57,17 @@ def test_ops_flip_the_mode_with_a_reason_and_it_is_audited(app, hotline, tokens,
     resp = client.post("/api/mode", json={"mode": "live"}, headers=tokens["ops"])
     assert resp.status_code == 400 and "reason" in resp.get_json()["error"]
     resp = client.post("/api/mode", json={"mode": "live", "reason": "agents arrived"}, headers=tokens["ops"])
-    assert resp.get_json() == {"mode": "live", "previous": "message", "changed": True}
+    # The go-live check refuses it (the setup wording still stands in, nobody is on the agent line)...
+    assert resp.status_code == 409 and "go-live check found" in resp.get_json()["error"]
+    assert "nobody is on the agent line" in resp.get_json()["error"]
+    problems = client.get("/api/preflight", headers=tokens["viewer"]).get_json()
+    assert problems["ok"] is False and {"no-agents", "stand-in"} <= {p["kind"] for p in problems["problems"]}
+    # ...until an override says why it is fine.
+    resp = client.post("/api/mode", json={"mode": "live", "reason": "agents arrived", "override": "queue is enough"},
+                       headers=tokens["ops"])
+    body = resp.get_json()
+    assert (body["mode"], body["previous"], body["changed"]) == ("live", "message", True)
+    assert [p["what"] for p in body["overridden"]] == [p["what"] for p in problems["problems"]]
     assert place_call(keys=["0"]).ended == "queued"
     assert client.get("/api/mode", headers=tokens["viewer"]).get_json()["by"] == "otto"
     with hotline.db.read() as conn:
@@ -231,6 +241,10 @@ def test_a_draft_incident_gets_its_statement_through_the_api_before_it_is_activa
     done = client.post(f"/api/incidents/{draft}/activate", json={"reason": "go", "carry_over": True},
                        headers=admin).get_json()
     assert "es/main" in done["carried_over"] and "en/main" not in done["carried_over"]
+    # The go-live check ran after the activation: Spanish callers hear the incident before's words.
+    assert {"kind": "stand-in", "what": "es/main: carried over from the incident before (every es caller hears "
+            "es/main v1)", "fix": 'ivr announce tts --lang es --topic main --text-file main.txt --publish '
+            '--reason "..."'} in done["preflight"]
     assert hotline.state.current().content.spoken["en/main"].text == "What happened."
 
 

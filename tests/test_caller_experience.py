@@ -113,6 +113,7 @@ def test_a_fraud_callback_sorts_before_callbacks_asked_for_from_hold(app, hotlin
     assert "q=fraud" in action
     parse_twiml(signed_post(client, action, twilio_params("CA" + "b" * 32, Digits="1"),
                             sign_url="http://localhost" + action))
+    hotline.recorder.flush()  # callbacks are spooled like the call's events
     worklist = queues.callbacks(hotline.db)
     assert [(c["call_sid"][2:3], c["priority"]) for c in worklist] == [("b", 30), ("a", 10)]
 

@@ -219,7 +219,7 @@ def test_rules_reload_is_audited_and_refuses_a_bad_file(ivr, hotline, rules_file
 
 
 def test_simulate_shows_the_routing_decision_and_queue(ivr):
-    ivr("mode", "set", "live", "--reason", "test")
+    ivr("mode", "set", "live", "--reason", "test", "--override", "a test: nobody needs to answer")
     out = ivr("simulate", "--keys", "7").output
     assert "[enqueue] waits in queue fraud" in out
     assert "routing: enqueue fraud (priority 30) by rule 'Fraud reports go first'" in out

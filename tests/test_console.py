@@ -42,6 +42,7 @@ ROLES_NEEDED = {
     "console.incidents_page": "viewer", "console.incident_create": "admin", "console.incident_update": "admin",
     "console.incident_activate": "admin",
     "console.callbacks_page": "viewer", "console.callback_done": "agent",
+    "console.jobs_page": "viewer", "console.job_retry": "ops",
     "console.agents_page": "ops", "console.agent_add": "admin", "console.agent_deactivate": "admin",
     "console.users_page": "admin", "console.user_add": "admin", "console.user_role": "admin",
     "console.user_active": "admin", "console.user_password": "admin", "console.user_pin": "admin",
@@ -243,7 +244,17 @@ def targets(hotline):
     vera = next(u["id"] for u in list_users(hotline.db) if u["name"] == "vera")
     create_token(hotline.db, "vera", actor="test", label="script")
     return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": callback,
-            "incident_id": incident, "user_id": vera}
+            "incident_id": incident, "user_id": vera, "job_id": _dead_letter(hotline)}
+
+
+def _dead_letter(hotline) -> int:
+    """A job that failed for good, for the Jobs page's retry form."""
+    from ivr.store.models import Job
+
+    with hotline.db.write() as conn:
+        return conn.execute(insert(Job).values(kind="sms", payload="{}", status="failed", attempts=5, run_after=utcnow(),
+                                               last_error="TwilioRestException: 503", created_at=utcnow(),
+                                               updated_at=utcnow()).returning(Job.id)).scalar()
 
 
 def _desk_targets(hotline) -> int:
@@ -273,7 +284,8 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
     forms = {
         "console.login": {"name": "ada", "password": PASSWORD},
         "console.logout": {},
-        "console.mode": {"mode": "live", "expected": "message", "confirm": "yes", "reason": "agents on shift"},
+        "console.mode": {"mode": "live", "expected": "message", "confirm": "yes", "reason": "agents on shift",
+                         "override": "a test: nobody needs to answer"},
         "console.announcement_tts": {"lang": "en", "topic": "main", "text": "Hello.", "publish": "yes",
                                      "reason": "update"},
         "console.announcement_upload": {"lang": "en", "topic": "main", "reason": "CEO statement", "publish": "yes",
@@ -293,6 +305,7 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
                                     "reason": "forensics report"},
         "console.incident_activate": {"reason": "disclosure day", "carry_over": "yes"},
         "console.callback_done": {"reason": "called back", "note": "reached"},
+        "console.job_retry": {"reason": "Twilio is back"},
         "console.agent_add": {"name": "amy", "phone": "+15551230000", "pin": "1234", "reason": "new agent"},
         "console.agent_deactivate": {"name": "zed", "reason": "left the team"},
         "console.user_add": {"name": "newbie", "role": "viewer", "password": "0123456789ab", "reason": "new hire"},
@@ -502,7 +515,7 @@ def test_every_change_is_audited_with_its_actor_and_reason(as_role, hotline, pla
     assert refused.status_code == 400 and "reason is required" in page(refused)
     assert not audit_rows(hotline, "mode.")
     assert ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes",
-                                      "reason": "agents on shift"}).status_code == 303
+                                      "reason": "agents on shift", "override": "a test"}).status_code == 303
     assert place_call(keys=["0"]).ended == "queued"
     stale = ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes", "reason": "again"})
     assert stale.status_code == 400 and "someone else" in page(stale)
@@ -540,6 +553,7 @@ def test_every_change_is_audited_with_its_actor_and_reason(as_role, hotline, pla
            if r.actor in ("otto", "ada") and r.action != "console.sign_in"]
     assert got == [
         ("mode.set", "otto", "agents on shift"),
+        ("preflight.override", "otto", "a test"),
         ("announcement.create", "ada", "initial statement"),
         ("announcement.publish", "ada", "initial statement"),
         ("announcement.create", "ada", "draft for legal"),
@@ -669,7 +683,8 @@ def test_html_in_every_text_field_is_stored_as_sent_and_shown_escaped(as_role, a
                                  actor="test", publish=True, reason=PAYLOAD)
     admin.post("/console/briefing", {**{f: PAYLOAD for f in ("facts", "exposed", "caller_actions", "answers")},
                                      "publish": "yes", "reason": PAYLOAD}).close()
-    admin.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes", "reason": PAYLOAD}).close()
+    admin.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes", "reason": PAYLOAD,
+                                 "override": PAYLOAD}).close()
     with hotline.db.read() as conn:
         assert conn.execute(select(BriefingVersion.facts)).scalar() == PAYLOAD
         assert conn.execute(select(AuditEntry.reason).where(AuditEntry.action == "mode.set")).scalar() == PAYLOAD
@@ -737,7 +752,7 @@ def test_calls_show_the_masked_caller_and_path_and_export_a_timeline(as_role, ho
 def test_the_audit_log_filters_and_exports_csv_safe_for_spreadsheets(as_role, hotline):
     ops = as_role("ops")
     ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes",
-                               "reason": "=HYPERLINK(\"http://evil\")"}).close()
+                               "reason": "=HYPERLINK(\"http://evil\")", "override": "a test"}).close()
     viewer = as_role("viewer")
     body = page(viewer.get("/console/audit", query_string={"action": "mode", "actor": "otto"}))
     assert "<code>mode.set</code>" in body and "<code>announcement.seed</code>" not in body

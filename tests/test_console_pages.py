@@ -1,6 +1,7 @@
 """The console pages that run breach day: incidents, callbacks, agents and users (through the Flask app)."""
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -9,7 +10,7 @@ from sqlalchemy import insert, select, update
 from ivr.store import agents, announcements, incidents, queues
 from ivr.store import users as users_store
 from ivr.store.models import Announcement, AuditEntry, Call, ConsoleSession, HotlineState, Incident, utcnow
-from ivr.store.state import get_mode, set_mode
+from ivr.store.state import bump_content, get_mode, set_mode
 from test_console import PASSWORD, as_role, audit_rows, page, users  # noqa: F401  (fixtures)
 
 
@@ -56,6 +57,8 @@ def test_an_incident_is_created_changed_and_activated_without_leaving_a_language
     resp = admin.post(f"/console/incidents/{new}/activate", {"reason": "go", "carry_over": "yes"})
     assert resp.status_code == 303
     assert _active(hotline) == new
+    told = html.unescape(page(admin.get(resp.headers["Location"])))  # the go-live check ran after it
+    assert "The go-live check found" in told and "es/main: carried over from the incident before" in told
     assert {lang for lang, _ in _published(hotline, new)} == {"en", "es"}
     assert ("en", "details") in _published(hotline, new)  # topics it lacked came over too
     with hotline.db.read() as conn:
@@ -108,7 +111,8 @@ def _agent_on_line(hotline, name: str, phone: str, *, bridged_to: str | None = N
     from ivr.store import desk
 
     agents.add_agent(hotline.db, hotline.config.secret_key, name, phone, "2468", actor="test")
-    desk.set_status(hotline.db, name, "on_call" if bridged_to else "available", call_sid=bridged_to)
+    desk.set_status(hotline.db, name, "on_call" if bridged_to else "available", call_sid=bridged_to,
+                    line_call_sid="CA" + name.encode().hex().ljust(32, "0"))
 
 
 def _waiting(hotline, sid: str, queue: str, seconds_ago: int) -> None:
@@ -133,28 +137,35 @@ def test_live_mode_with_no_free_agent_is_a_banner_and_queues_show_their_waits(as
 
     _agent_on_line(hotline, "amy", "+15555550601", bridged_to="CAcaller1")
     body = page(viewer.get("/console/live"))
-    assert "no agent is free (1 on a call)" in body and 'id="agents-on-call">1<' in body
+    assert "no agent is free on the agent line (1 on a call)" in body and 'id="agents-on-call">1<' in body
+    # The desk says available, but no agent-line call is up: nobody a caller can reach.
+    agents.add_agent(hotline.db, hotline.config.secret_key, "cid", "+15555550603", "2468", actor="test")
+    desk.set_status(hotline.db, "cid", "available")
+    body = page(viewer.get("/console/live"))
+    assert "no agent is free on the agent line (1 on a call, 1 available on the desk only)" in body
+    assert 'id="agents-free">0<' in body and "Desk only (available on the desk, no agent-line call up" in body
     _agent_on_line(hotline, "bob", "+15555550602")
     body = page(viewer.get("/console/live"))
-    assert "no agent is free" not in body and 'id="agents-free">1<' in body and "Agents free: bob." in body
+    assert "no agent is free" not in body and 'id="agents-free">1<' in body and "On the line, free: bob." in body
     desk.set_status(hotline.db, "bob", "break")  # bob takes a break: nobody is free again
     assert "no agent is free" in page(viewer.get("/console/live"))
 
 
 def test_a_language_or_topic_with_nothing_published_is_a_banner(as_role, hotline):
-    with hotline.db.write() as conn:
+    with hotline.db.write() as conn:  # as any publish does, so every worker reloads what callers hear
         conn.execute(update(Announcement).where(Announcement.language == "es").values(status="archived"))
         conn.execute(update(Announcement).where(Announcement.language == "en", Announcement.topic == "advice")
                      .values(status="archived"))
+        bump_content(conn)
     body = page(as_role("viewer").get("/console/"))
     assert "Nothing is published in Español: those callers hear only the prompts." in body
     assert "Nothing is published in English for advice" in body
-    assert "Callers hear the announcement" in body  # English still has something
+    assert "Nothing is published, so callers hear only" not in body  # English still has something
     with hotline.db.write() as conn:
         conn.execute(update(Announcement).values(status="archived"))
+        bump_content(conn)
     body = page(as_role("viewer").get("/console/live"))
     assert "Nothing is published, so callers hear only the greeting and the menu" in body
-    assert "Callers hear the announcement" not in body
 
 
 def test_the_live_refresh_carries_the_mode_card_with_the_figures(as_role, hotline):
@@ -219,11 +230,13 @@ def test_agents_are_added_shown_with_their_status_and_deactivated(as_role, hotli
     assert bad.status_code == 400 and "is not a phone number" in page(bad)
     assert agents.agent_for_phone(hotline.db, hotline.caller_identity("+15551230001")[0])[0] == "amy"
     body = page(as_role("ops").get("/console/agents"))
-    assert "***0001" in body and "+15551230001" not in body and "not on the line" in body
+    assert "***0001" in body and "+15551230001" not in body and "signed out" in body
     assert "Deactivate amy" not in body  # ops see, admins change
 
-    desk.set_status(hotline.db, "amy", "available")  # amy signs in on the agent line
-    assert '<span class="badge agent-status status-free">free</span>' in page(admin.get("/console/agents"))
+    desk.set_status(hotline.db, "amy", "available")  # on the desk only: no caller reaches her
+    assert '<span class="badge agent-status status-desk-only">desk only</span>' in page(admin.get("/console/agents"))
+    desk.set_status(hotline.db, "amy", "available", line_call_sid="CA" + "1" * 32)  # she calls the agent line
+    assert '<span class="badge agent-status status-on-the-line">on the line</span>' in page(admin.get("/console/agents"))
 
     assert admin.post("/console/agents/deactivate", {"name": "amy", "reason": "left the team"}).status_code == 303
     assert agents.agent_for_phone(hotline.db, hotline.caller_identity("+15551230001")[0]) is None
@@ -386,6 +399,12 @@ def test_an_agent_who_signs_in_on_the_agent_line_is_free_on_the_console(app, as_
     gather = parse_twiml(twilio("/voice/agent")).find("Gather")
     twilio(gather.get("action").replace("&amp;", "&"), Digits="2468").close()  # the PIN: signed in
     hotline.recorder.flush()
-    assert '<span class="badge agent-status status-free">free</span>' in page(ops.get("/console/agents"))
+    assert '<span class="badge agent-status status-on-the-line">on the line</span>' in page(ops.get("/console/agents"))
     live = page(ops.get("/console/live"))
-    assert "no agent is free" not in live and "Agents free: alex." in live
+    assert "no agent is free" not in live and "On the line, free: alex." in live
+    # The agent hangs up: the number's status callback signs them out, not the line's idle timeout.
+    twilio("/voice/status", CallStatus="completed", CallDuration="40", CallbackSource="call-progress-events",
+           SequenceNumber="0").close()
+    hotline.recorder.flush()
+    assert '<span class="badge agent-status status-signed-out">signed out</span>' in page(ops.get("/console/agents"))
+    assert "Live mode is on but no agent is free" in page(ops.get("/console/live"))

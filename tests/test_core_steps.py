@@ -153,7 +153,7 @@ def test_the_agent_hears_the_whisper_then_is_dialled_into_the_queue_of_the_calle
              "affected": True, "wait_s": 95}
     reply = agent_line.next_caller(AGENT_CALL, RULES, "alex", taken, 0)
     whisper, dial = reply.verbs
-    assert "on the affected customers list" in whisper.text and "1 minutes 35 seconds" in whisper.text
+    assert "on the affected customers list" in whisper.text and "1 minute 35 seconds" in whisper.text
     assert "in Español" in whisper.text  # said on the agent's own call, before the Dial
     assert dial.queue == RULES.twilio_queue("fraud", 30) and dial.action.route == "/voice/agent/next"
     assert (dial.notice.route, dict(dial.notice.params)) == ("/voice/queue-connect", {"l": "es"})
@@ -174,7 +174,7 @@ def test_a_callback_offer_says_its_context_and_an_answered_dial_sends_the_agent_
             "number": "+15555550123", "call_sid": "CA" + "5" * 32}
     offer = agent_callbacks.offer(AGENT_CALL, RULES, "alex", owed, now)
     text = " ".join(said(offer.verbs[0].prompts))
-    assert "asked 30 minutes 0 seconds ago" in text and "attempt 2 of 3" in text and "voicemail" in text
+    assert "asked 30 minutes ago" in text and "attempt 2 of 3" in text and "voicemail" in text
     dial = agent_callbacks.dialling(AGENT_CALL, "alex", owed, "+15555550100").verbs[-1]
     assert (dial.number, dial.caller_id, dial.action.route) == ("+15555550123", "+15555550100",
                                                                "/voice/agent/callback-result")

@@ -3,6 +3,7 @@ taking callers in priority order with a whisper, and the SMS follow-up through a
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
@@ -85,6 +86,7 @@ def test_a_callback_from_the_hold_loop_keeps_the_callers_place(app, live):
         assert [el.tag for el in doc] == ["Say", "Leave"] and doc.find("Say").text.startswith("Thank you. We will call")
         doc = post(app, "/voice/queue-result?l=en&q=general&p=10", sid, QueueResult="leave", From=number)
         assert doc[-1].tag == "Hangup"
+    live.recorder.flush()  # callbacks are spooled like the call's events
     worklist = queues.callbacks(live.db)
     numbers = [sealed.open_number(live.db, c["number"]) for c in worklist]
     assert numbers == ["+15555550001", "+15555550002"]  # the original order holds
@@ -141,8 +143,21 @@ def test_a_voicemail_lands_in_the_worklist(app, hotline):
     doc = post(app, "/voice/voicemail?l=es&q=general&p=10&s=3", sid, From="+15555550321",
                RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1")
     assert doc.find("Say").text.startswith("Gracias.") and doc[-1].tag == "Hangup"
+    hotline.recorder.flush()
     (cb,) = queues.callbacks(hotline.db)
     assert (cb["language"], cb["reason"], cb["voicemail_url"].endswith("RE1")) == ("es", "voicemail", True)
+
+
+def test_a_callback_request_twilio_sends_twice_is_stored_once_at_the_time_asked(app, hotline):
+    sid = "CA" + "8" * 32
+    for _ in range(2):  # Twilio retried the step: the same promise, spooled twice
+        doc = post(app, "/voice/voicemail?l=en&q=general&p=10&s=3", sid, From="+15555550322",
+                   RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE2")
+        assert doc[-1].tag == "Hangup" and "technical difficulties" not in ET.tostring(doc, encoding="unicode")
+    asked = utcnow()
+    hotline.recorder.flush()
+    (cb,) = queues.callbacks(hotline.db)
+    assert cb["call_sid"] == sid and cb["requested_at"].replace(tzinfo=None) <= asked.replace(tzinfo=None)
 
 
 def test_the_hold_loop_says_an_honest_wait_from_measured_waits(app, live):
@@ -185,7 +200,7 @@ def test_the_agent_hears_the_callers_context_and_the_caller_hears_only_that_some
     assert dial_doc.find("Dial/Queue").text == "affected"  # the higher-priority queue first
     whisper = next(s for s in result.said() if s.startswith("Next caller"))
     assert "in English" in whisper and "on the affected customers list" in whisper
-    assert "waited 1 minutes 3" in whisper and "severity high" in whisper  # 95 s and a moment
+    assert "waited 1 minute 3" in whisper and "severity high" in whisper  # 95 s and a moment
     assert [el.tag for el in dial_doc] == ["Say", "Dial"]  # said before the Dial, on the agent's leg
     # The queued caller's leg ran the <Queue url> document: a notice, nothing about them.
     caller_heard = priority.result.said()
@@ -280,4 +295,4 @@ def test_two_agents_asking_at_once_are_never_told_about_the_same_caller(app, liv
     got = at_once(lambda name: queues.take_next(live.db, name), 5)
     taken = [t for t in got if t is not None]
     assert len(taken) == 3 and len({t["call_sid"] for t in taken}) == 3  # three callers, five agents
-    assert all(r.status == "bridged" for r in entries(live))
+    assert all(r.status == "connecting" for r in entries(live))  # claimed; bridged only when Twilio connects

@@ -97,10 +97,12 @@ def test_a_schema_at_a_revision_it_does_not_know_is_refused_and_left_alone(tmp_p
     db.dispose()
 
 
-def test_a_database_the_development_migrations_built_is_at_head():
+def test_a_database_the_development_migrations_built_is_where_the_squashed_schema_ends():
     """The squashed schema kept the id of the development builds' last migration (0009_agents): a database
-    they brought there needs no step. That both schemas are the same was checked when squashing, by
-    comparing pg_dump --schema-only and SQLite's table, index and key lists."""
+    they brought there needs only the steps after it. That both schemas are the same was checked when
+    squashing, by comparing pg_dump --schema-only and SQLite's table, index and key lists."""
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_bases() == ["0009_agents"]
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert scripts.get_bases() == ["0009_agents"]
+    assert scripts.get_revision("0009_agents").path.endswith("0009_schema.py")

@@ -52,7 +52,11 @@ def test_responses_match_the_document(app, hotline, admin, place_call):
     queues.request_callback(hotline.db, call_sid="CA" + "1" * 32, number="+15555550111", language="en",
                             queue="general", priority=10, reason="callback offered")
     check(client.get("/api/mode", headers=admin), "/mode", "get")
-    check(client.post("/api/mode", json={"mode": "live", "reason": "shift"}, headers=admin), "/mode", "post")
+    refused = check(client.post("/api/mode", json={"mode": "live", "reason": "shift"}, headers=admin), "/mode", "post")
+    assert refused.status_code == 409  # the go-live check: nobody on the agent line, the setup wording
+    check(client.get("/api/preflight", headers=admin), "/preflight", "get")
+    check(client.post("/api/mode", json={"mode": "live", "reason": "shift", "override": "a test"}, headers=admin),
+          "/mode", "post")
     check(client.post("/api/mode", json={"mode": "party", "reason": "x"}, headers=admin), "/mode", "post")
     check(client.get("/api/mode"), "/mode", "get")
     created = check(client.post("/api/incidents", json={"title": "Second breach", "severity": "critical",

@@ -15,8 +15,6 @@ from conftest import AUTH_TOKEN, IVR, PROJECT_ROOT
 from helpers import json_log
 from ivr.ops.health import DRAIN_FILE
 from ivr.ops.logs import JsonFormatter
-from ivr.spool.writer import SpoolWriter
-from ivr.store.db import Database
 from ivr.tools.simulate import HttpTransport, SimulatedCall
 
 DATABASE_AWAY = "postgresql://postgres@127.0.0.1:1/nothing"  # nothing listens on port 1: refused at once
@@ -50,20 +48,6 @@ def test_readyz_needs_no_database_and_says_what_keeps_a_server_from_callers(app,
         assert resp.status_code == 503 and "no snapshot" in resp.get_json()["problems"][0]
     finally:
         fresh.extensions["ivr"].close()
-
-
-def test_readyz_waits_for_ivr_background_under_ivr_serve(config):
-    from ivr.app import create_app
-
-    app = create_app(config.with_overrides(event_writer="process"))
-    try:
-        client = app.test_client()
-        resp = client.get("/readyz")
-        assert resp.status_code == 503 and resp.get_json()["problems"] == ["spool writer (ivr background) not running"]
-        SpoolWriter(Database(config.db_url), config.spool_dir).beat()
-        assert client.get("/readyz").status_code == 200
-    finally:
-        app.extensions["ivr"].close()
 
 
 def test_a_json_log_line_keeps_its_traceback_and_request_fields_inside():

@@ -275,7 +275,7 @@ def test_the_migration_seals_numbers_stored_in_clear(tmp_path, monkeypatch):
     monkeypatch.delenv("IVR_DATA_KEY", raising=False)
     url = f"sqlite:///{tmp_path / 'old.db'}"
     db = Database(url)
-    upgrade(db, "0009_agents")
+    upgrade(db, "0011_agent_line")  # the revision before the sealing one
     with db.write() as conn:
         conn.execute(text("INSERT INTO callbacks (call_sid, number, number_masked, language, queue, priority, reason,"
                           " requested_at, status, attempts) VALUES ('CA1', :n, '***', 'en', 'general', 10, '',"

@@ -69,7 +69,8 @@ def test_calls_over_http_are_answered_and_recorded_and_mode_switches_reach_every
     before = [call(["0"]) for _ in range(4)]
     assert all(r.ended == "hangup" for r in before)  # message mode: no queue, a polite end
     assert "set by" in run_ivr(env, "mode", "show").stdout
-    out = run_ivr(env, "mode", "set", "live", "--reason", "agents on shift", "--by", "ops-lead").stdout
+    out = run_ivr(env, "mode", "set", "live", "--reason", "agents on shift", "--by", "ops-lead",
+                  "--override", "a test: the queue is enough").stdout
     assert "message -> live" in out
     # Several calls in a row land on both workers; every one of them sees the new mode.
     after = [call(["0"]) for _ in range(6)]

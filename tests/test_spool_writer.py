@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from ivr.spool import batch as events_mod
-from ivr.spool import recorder as recorder_mod
+from ivr.spool import appender as appender_mod
 from ivr.store.db import Database
 from ivr.spool.recorder import EventRecorder
 from ivr.spool.writer import SpoolWriter
@@ -124,7 +124,7 @@ def test_the_database_down_keeps_everything_for_the_next_pass(db, spool, monkeyp
 
 
 def test_full_segments_roll_over_and_every_one_is_written(db, spool, monkeypatch):
-    monkeypatch.setattr(recorder_mod, "SEGMENT_MAX_BYTES", 600)
+    monkeypatch.setattr(appender_mod, "SEGMENT_MAX_BYTES", 600)
     recorder = EventRecorder(db, spool, mode="process")
     writer = SpoolWriter(db, spool)
     for i in range(30):

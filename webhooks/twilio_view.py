@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass, replace
 from functools import partial, wraps
 
 from flask import Blueprint, Response, current_app, request
@@ -114,6 +115,7 @@ def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
         snap = hotline.state.current() if needs_state else hotline.state.last_good()
         pos = _position(rules, params)
         reply = handler(hotline, rules, snap, pos)
+        reply = with_sealed_callbacks(hotline, reply, params)
     except Exception:
         log.exception("voice route %s failed; answering with the safe reply", req.path)
         snap = hotline.state.last_good()
@@ -122,6 +124,34 @@ def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
     body = twiml.render(reply, rules, base) if isinstance(reply, verbs.Reply) else reply
     _record(hotline, reply, pos, req, params)
     return body
+
+
+@dataclass(frozen=True)
+class SealedCallback(BookCallback):
+    """A callback with the caller's number as it is stored: sealed (ivr/store/sealed.py), its keyed hash
+    (what finds the number's open callback) and its masked tail. The shell adds these; the flow stays pure."""
+
+    number: str = ""
+    number_hash: str | None = None
+    number_masked: str = ""
+
+
+def callback_number(hotline: Hotline, params) -> dict:
+    """The caller's number for a callback record: sealed, hashed and masked (DataKeyError: no usable key)."""
+    number = (params.get("From") or "")[:32]
+    number_hash, masked = hotline.caller_identity(number)
+    return {"number": sealed.seal(hotline.db, number), "number_hash": number_hash, "number_masked": masked or ""}
+
+
+def with_sealed_callbacks(hotline: Hotline, reply, params):
+    """A reply promising a callback, with the caller's number sealed before the caller hears the promise:
+    with no usable data key this raises, so the caller gets the safe reply instead of a promise that could
+    not be kept, and the spool never holds the number in clear."""
+    if not isinstance(reply, verbs.Reply) or not any(isinstance(e, BookCallback) for e in reply.effects):
+        return reply
+    number = callback_number(hotline, params)
+    return replace(reply, effects=[SealedCallback(**vars(e), **number) if isinstance(e, BookCallback) else e
+                                   for e in reply.effects])
 
 
 def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
@@ -136,7 +166,7 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
-        call_info = apply(hotline, reply.effects, sid, params)
+        call_info = apply(hotline, reply.effects, sid, params, pos.lang)
         for i, event in enumerate(reply.events):
             extra = dict(call_info) if i == 0 else {}
             if i == len(reply.events) - 1:
@@ -147,8 +177,10 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         log.exception("could not record the events of %s", req.path)
 
 
-def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
-    """Carry out a step's effects (spooled); returns the call's details for the step's first event to carry."""
+def apply(hotline: Hotline, effects: list, sid: str, params, language: str) -> dict:
+    """Carry out a step's effects (spooled); returns the call's details for the step's first event to carry.
+    A callback is spooled too: the spool writer stores it through the store's own function
+    (ivr/spool/batch.py), once per call however often Twilio retries the step."""
     call_info = {}
     for effect in effects:
         if isinstance(effect, CallStarted):  # rides on the step's first event: one spool write instead of two
@@ -157,13 +189,17 @@ def apply(hotline: Hotline, effects: list, sid: str, params) -> dict:
             hotline.recorder.record("queue_enter", call_sid=sid, **vars(effect))
         elif isinstance(effect, LeaveQueue):
             hotline.recorder.record("queue_exit", call_sid=sid, **vars(effect))
+        elif isinstance(effect, BookCallback):  # spooled like the rest: promised even with the database away
+            fields = vars(effect) if isinstance(effect, SealedCallback) else {**vars(effect),
+                                                                             **callback_number(hotline, params)}
+            hotline.recorder.record("callback", call_sid=sid, language=language, **fields)
         elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
             # Sealed before it is spooled: the spool folder never holds the number in clear either.
             hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}",
                                     **sealed.stored_job(hotline.db, payload))
-        elif not isinstance(effect, (BookCallback, Audit, EnqueueJob)):  # written before answering
+        elif not isinstance(effect, (Audit, EnqueueJob)):  # staff lines': written before answering
             raise TypeError(f"not an effect: {effect!r}")
     return call_info
 

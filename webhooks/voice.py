@@ -11,7 +11,7 @@ from flask import Blueprint
 
 from ivr.core import flow, verbs
 from ivr.core.call_status import TERMINAL
-from ivr.core.effects import BookCallback, CallStarted
+from ivr.core.effects import CallStarted
 from ivr.hotline import Hotline
 from ivr.store import queues
 from webhooks import twiml
@@ -62,18 +62,6 @@ def _queue_params(rules) -> tuple[str, int]:
     return queue, _int(_values().arg("p"), default, 100)
 
 
-def _book_callback(hotline: Hotline, reply: verbs.Reply, pos: verbs.Position) -> verbs.Reply:
-    """Store the callback a reply promises before the caller hears the promise (a failure: the safe reply)."""
-    for cb in reply.effects:
-        if isinstance(cb, BookCallback):
-            number = _values().get("From", "")[:32]
-            queues.request_callback(hotline.db, call_sid=_call_sid(), number=number,
-                                    number_hash=hotline.caller_identity(number)[0],
-                                    language=pos.lang, queue=cb.queue, priority=cb.priority, reason=cb.reason,
-                                    keep_place=cb.keep_place, voicemail_url=cb.voicemail_url)
-    return reply
-
-
 @voice_route("/menu")
 def menu(hotline: Hotline, rules, snap, pos):
     after = _values().arg("x") or None
@@ -96,23 +84,21 @@ def hold(hotline: Hotline, rules, snap, pos):
 @voice_route("/hold-choice")
 def hold_choice(hotline: Hotline, rules, snap, pos):
     queue, priority = _queue_params(rules)
-    reply = flow.hold_choice(rules, snap, pos, _context(hotline), queue, priority, _digits())
-    return _book_callback(hotline, reply, pos)
+    return flow.hold_choice(rules, snap, pos, _context(hotline), queue, priority, _digits())
 
 
 @voice_route("/callback")
 def callback(hotline: Hotline, rules, snap, pos):
     """The answer to a callback offer (agents busy, closed, or message mode)."""
     queue, priority = _queue_params(rules)
-    reply = flow.callback_choice(rules, snap, pos, _context(hotline), queue, priority, _digits())
-    return _book_callback(hotline, reply, pos)
+    return flow.callback_choice(rules, snap, pos, _context(hotline), queue, priority, _digits())
 
 
 @voice_route("/voicemail")
 def voicemail(hotline: Hotline, rules, snap, pos):
     queue, priority = _queue_params(rules)
     url = (_values().get("RecordingUrl") or "").strip()[:500] or None
-    return _book_callback(hotline, flow.voicemail_left(rules, snap, pos, queue, priority, url), pos)
+    return flow.voicemail_left(rules, snap, pos, queue, priority, url)
 
 
 @voice_route("/queue-result")

@@ -11,7 +11,7 @@ database and calls these.
 """
 from __future__ import annotations
 
-from ivr.core.effects import Audit
+from ivr.core.effects import Audit, LeaveQueue
 from ivr.core.rules import Rules
 from ivr.core.staff_call import StaffCall, bye, pin_locked, say
 from ivr.core.verbs import DialQueue, Event, Gather, Hangup, Link, Pause, Redirect, Reply, Say
@@ -91,12 +91,22 @@ def language_name(rules: Rules, code: str) -> str:
     return rules.languages[code].name if code in rules.languages else (code or "an unknown language")
 
 
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
 def minutes_seconds(seconds: int) -> str:
-    return f"{seconds // 60} minutes {seconds % 60} seconds"
+    """A duration as it is said: "1 minute 5 seconds", "2 minutes", "40 seconds"."""
+    minutes, seconds = divmod(max(0, int(seconds)), 60)
+    said = [_count(minutes, "minute")] if minutes else []
+    if seconds or not minutes:
+        said.append(_count(seconds, "second"))
+    return " ".join(said)
 
 
 def whisper(rules: Rules, entry: dict) -> str:
-    """Said on the agent's own call before they are connected: who the next caller is and why they called."""
+    """Said on the agent's own call before they are connected: who the next caller is and why they called
+    (the routing rule that sent them, by its full name: it is written to be heard)."""
     facts = [f"Next caller in {language_name(rules, entry['language'])}", f"waited {minutes_seconds(entry['wait_s'])}",
              f"reason: {entry['reason'] or 'not known'}", f"incident severity {entry['severity'] or 'unknown'}"]
     if entry["affected"]:
@@ -104,6 +114,14 @@ def whisper(rules: Rules, entry: dict) -> str:
     return ". ".join(facts) + ". Connecting you now."
 
 
-def queue_connect(rules: Rules, lang: str) -> Reply:
-    """The <Queue url> document, on the caller's leg: only that a person is coming, in their language."""
-    return Reply([Say(rules.prompt(lang, "connecting_agent"), lang)])
+def queue_connect(rules: Rules, lang: str, dequeuing_sid: str | None = None, queue_time: int | None = None) -> Reply:
+    """The <Queue url> document, on the caller's leg: only that a person is coming, in their language.
+
+    Twilio requests it as it connects the caller to the agent's <Dial><Queue>, with DequeingCallSid (that
+    agent's call) and QueueTime (twilio.com/docs/voice/twiml/queue#attributes-url-parameters): Twilio's own
+    word that this caller is bridged, and after how long a wait."""
+    said = [Say(rules.prompt(lang, "connecting_agent"), lang)]
+    if not dequeuing_sid:
+        return Reply(said)
+    return Reply(said, [Event("queue", "bridged")], outcome="agent",
+                 effects=[LeaveQueue("bridged", queue_time, dequeued_by=dequeuing_sid)])

@@ -1,8 +1,8 @@
 """What a call step asks the shell to do besides answering: one small value per effect.
 
 The flow stays pure by returning these in `Reply.effects`; webhooks/twilio_view.py carries them out:
-spooled, never written to the database in the caller's path, except a callback, which must be stored
-before the caller hears it promised. The staff lines' effects (Audit, EnqueueJob) are written before the
+spooled, never written to the database in the caller's path (a callback too: the spool writer stores it,
+so a callback promised while the database is down is kept). The staff lines' effects (Audit, EnqueueJob) are written before the
 answer, so staff never hear of something that did not happen.
 """
 from __future__ import annotations
@@ -40,6 +40,7 @@ class LeaveQueue:
     status: str
     wait_s: int | None = None
     agent: str | None = None  # who took the caller, when an agent did
+    dequeued_by: str | None = None  # the CallSid of the agent-line call Twilio is connecting them to
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 
+from ivr.core import opening_hours
 from ivr.core.effects import BookCallback, EnterQueue, LeaveQueue, SendSms
 from ivr.core.routing import Decision, Situation, decide
 from ivr.core.rules import Rules
@@ -128,16 +129,24 @@ def _retry(rules: Rules, pos: Position, prompt: str, event: Event) -> Reply:
     return Reply(menu(rules, Position(pos.lang, attempts, pos.step), [_say(rules, pos.lang, prompt)], short), [event])
 
 
+_NOTHING_ON = {"main": "no_announcement", "details": "details_missing", "advice": "advice_missing"}
+
+
+def on_topic(rules: Rules, snap: Snapshot, lang: str, topic: str) -> list:
+    """What a caller in `lang` hears on a topic (ivr/core/caller_now.py shows staff the same)."""
+    return _spoken(rules, snap, lang, topic, _NOTHING_ON[topic])
+
+
 def _repeat(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "main", "no_announcement")))
+    return Reply(menu(rules, pos, on_topic(rules, snap, pos.lang, "main")))
 
 
 def _details(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "details", "details_missing"), short=True))
+    return Reply(menu(rules, pos, on_topic(rules, snap, pos.lang, "details"), short=True))
 
 
 def _advice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
-    return Reply(menu(rules, pos, _spoken(rules, snap, pos.lang, "advice", "advice_missing"), short=True))
+    return Reply(menu(rules, pos, on_topic(rules, snap, pos.lang, "advice"), short=True))
 
 
 def _language_menu(rules: Rules, snap: Snapshot, pos: Position, ctx: Context) -> Reply:
@@ -160,20 +169,26 @@ def _routed(menu_action: str):
     return action
 
 
+def situation(snap: Snapshot, ctx: Context, menu_action: str) -> Situation:
+    """What routing looks at for this caller now (ivr/core/caller_now.py asks the same)."""
+    return Situation(mode=snap.mode, menu=menu_action, severity=snap.content.severity, affected=ctx.affected(),
+                     now=ctx.now, queues=ctx.queue_stats())
+
+
 def route(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, menu_action: str) -> Reply:
     """A caller asked for a person (or reported fraud): the routing rules decide what happens."""
-    situation = Situation(mode=snap.mode, menu=menu_action, severity=snap.content.severity,
-                          affected=ctx.affected(), now=ctx.now, queues=ctx.queue_stats())
-    decision = decide(rules, situation)
+    decision = decide(rules, situation(snap, ctx, menu_action))
     reply = _DECISIONS[decision.action](rules, snap, pos, ctx, decision)
     reply.events.insert(0, Event("route", decision.describe()[:400]))
     return reply
 
 
-def _overflow_lead(rules: Rules, lang: str, decision: Decision, mode: str = "live") -> list:
-    """Why the caller is not being put through: closed, or nobody available (message mode, full, too slow)."""
+def _overflow_lead(rules: Rules, lang: str, decision: Decision, mode: str, ctx: Context) -> list:
+    """Why the caller is not being put through: closed (and when it is open), or nobody available (message
+    mode, full, too slow)."""
     if decision.overflow == "closed":
-        return [_say(rules, lang, "queue_closed")]
+        hours = opening_hours.spoken_hours(rules, decision.queue or "", lang, ctx.now)
+        return [_say(rules, lang, "queue_closed")] + [Say(text, code) for text, code in hours]
     if decision.overflow or mode != "live":
         return [_say(rules, lang, "agents_unavailable")]
     return []
@@ -183,13 +198,13 @@ def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
     params = dict(l=pos.lang, q=d.queue, p=d.priority)
     verbs = [_say(rules, pos.lang, "connecting_agent"),
              Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), Link.to("/voice/queue-result", **params))]
-    enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule[:40], snap.content.severity, ctx.affected())
+    enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule, snap.content.severity, ctx.affected())
     return Reply(verbs, outcome="queued", effects=[enter])
 
 
 def _offer_callback(rules, snap, pos, ctx, d: Decision) -> Reply:
     """Nobody to put them through to: a callback (the caller is in no line, so none to keep a place in)."""
-    lead = _overflow_lead(rules, pos.lang, d, snap.mode)
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode, ctx)
     if not ctx.caller_known:  # no number to call back: a voicemail, which asks for one
         return _voicemail(rules, snap, pos, ctx, d, lead + [_say(rules, pos.lang, "callback_unavailable")])
     gather = Gather(Link.to("/voice/callback", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1),
@@ -198,14 +213,14 @@ def _offer_callback(rules, snap, pos, ctx, d: Decision) -> Reply:
 
 
 def _voicemail(rules, snap, pos, ctx, d: Decision, lead: list | None = None) -> Reply:
-    lead = _overflow_lead(rules, pos.lang, d, snap.mode) if lead is None else lead
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode, ctx) if lead is None else lead
     link = Link.to("/voice/voicemail", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1)
     verbs = lead + [_say(rules, pos.lang, "voicemail_prompt"), Record(link, 120)] + menu(rules, pos, [])
     return Reply(verbs, outcome="voicemail-offered")
 
 
 def _message(rules, snap, pos, ctx, d: Decision) -> Reply:
-    lead = _overflow_lead(rules, pos.lang, d, snap.mode) + [_say(rules, pos.lang, d.prompt)]
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode, ctx) + [_say(rules, pos.lang, d.prompt)]
     return Reply(menu(rules, pos, lead, short=True), outcome="agents-unavailable")
 
 
@@ -215,7 +230,8 @@ def _dial(rules, snap, pos, ctx, d: Decision) -> Reply:
 
 
 def _route_goodbye(rules, snap, pos, ctx, d: Decision) -> Reply:
-    return Reply(goodbye(rules, pos.lang, _overflow_lead(rules, pos.lang, d, snap.mode)), outcome="agents-unavailable")
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode, ctx)
+    return Reply(goodbye(rules, pos.lang, lead), outcome="agents-unavailable")
 
 
 _DECISIONS = {"enqueue": _enqueue, "callback": _offer_callback, "voicemail": _voicemail, "message": _message,

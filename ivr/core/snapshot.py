@@ -14,6 +14,9 @@ class Spoken:
     text: str | None
     media: str | None = None  # sha256 of phone-ready audio, served under /media/<sha256>.wav
     version: int = 0
+    source: str = ""  # text | tts | upload | phone; carry-over and default are stand-ins (ivr/core/caller_now.py)
+    published_at: float | None = None  # seconds since the epoch: which statement is newer
+    duration_ms: int | None = None  # of the audio: how long a caller listens to it
 
 
 @dataclass(frozen=True)

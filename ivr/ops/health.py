@@ -1,21 +1,48 @@
-"""Probes: /livez (the process answers), /readyz (this server can serve callers), /healthz (the full report).
+"""Probes: /livez (the process answers), /readyz (this server can answer callers now), /healthz (the full report).
 
-A load balancer uses /readyz. It never touches the database: while the database is away callers are
-served from the last good snapshot, so a probe that failed with it would pull every server at once
-(measured before these probes: 503 from every server through a 12 s PostgreSQL outage).
+A load balancer uses /readyz. It never touches the database and does not ask about the writer: while the
+database is away or locked callers are served from the last good snapshot and their records wait in the
+spool, so a probe that failed with either would pull every server at once (measured before these probes:
+503 from every server through a 12 s PostgreSQL outage, and through a 25 s table lock).
+
+Every answer is read from one place that every worker sees alike: the database (through the snapshot),
+the rules file on disk, and files in the instance folder that one process writes (`ivr background`'s
+heartbeat and state, the master's supervisor record). Nothing is a worker's own memory, so every worker of
+every pool says the same. Each check is a small function registered with @health_check or
+@readiness_check: add one there, nothing else changes.
 """
 from __future__ import annotations
 
 import time
+from typing import Callable, Iterable
 
 from flask import Flask, jsonify
 
 from ivr.hotline import Hotline
+from ivr.ops import caller_view
 
-# `ivr background` beats once per pass; with the database down it backs off up to 5 s between passes and
-# a pass may wait 3 s for a connection (ivr/spool/writer.py, ivr/store/db.py): older than this, it is gone.
-WRITER_STALE_S = 10.0
+# `ivr background` touches its heartbeat every second from a thread that nothing else holds up (a pass
+# waiting for a lock included; ivr/spool/writer_status.py). Silent longer than this, it is stopped or hung.
+WRITER_STALE_S = 5.0
+WRITES_SLOW_S = 5.0  # a pass waiting this long for the database: "writes delayed"
 DRAIN_FILE = "draining"  # in the instance folder: /readyz says 503 so a load balancer moves callers away
+
+Check = Callable[[Hotline, object], Iterable[str]]  # (hotline, snapshot) -> problems, one sentence each
+HEALTH_CHECKS: list[Check] = []
+READINESS_CHECKS: list[Check] = []
+
+
+def health_check(fn: Check) -> Check:
+    """Register a /healthz check: problems it yields make /healthz 503 "degraded" (callers may well still
+    be served: see /readyz)."""
+    HEALTH_CHECKS.append(fn)
+    return fn
+
+
+def readiness_check(fn: Check) -> Check:
+    """Register a /readyz check: only what keeps this server from answering callers now."""
+    READINESS_CHECKS.append(fn)
+    return fn
 
 
 def register_health(app: Flask) -> None:
@@ -38,60 +65,116 @@ def register_health(app: Flask) -> None:
         return health_report(hotline)
 
 
+def _run(checks: list[Check], hotline: Hotline, snap) -> list[str]:
+    return [problem for check in checks for problem in check(hotline, snap)]
+
+
 def readiness_problems(hotline: Hotline) -> list[str]:
-    """What keeps this server from serving callers, read from memory and local files only."""
-    problems = []
-    if (hotline.config.instance_path / DRAIN_FILE).exists():
-        problems.append(f"draining ({hotline.config.instance_path / DRAIN_FILE} exists)")
-    if not hotline.state.last_good().content.spoken:
-        problems.append("no snapshot of the published content (no announcement read yet)")
-    if hotline.config.event_writer == "process" and not _writer_alive(hotline):
-        problems.append("spool writer (ivr background) not running")
-    return problems
+    """What keeps this server from answering callers, read from memory and local files only."""
+    return _run(READINESS_CHECKS, hotline, hotline.state.last_good())
 
 
 def health_report(hotline: Hotline):
-    """Database reachable, rules valid, an announcement published, the writer alive: 200 "ok"; anything
-    else: 503 "degraded" with the reasons (callers may well still be served: see /readyz)."""
-    problems = []
+    """Every check passes: 200 "ok"; else 503 "degraded" with one sentence per problem."""
     snap = hotline.state.current()
-    if not snap.fresh:
-        problems.append("database unreachable (callers are served from the last good snapshot)")
-    if not snap.content.spoken:
-        problems.append("no announcement published")
-    if hotline.rules.last_error is not None:
-        problems.append("routing rules file invalid (last good rules in use)")
-    if hotline.config.event_writer == "process" and not _writer_alive(hotline):
-        problems.append("spool writer (ivr background) not running: call records wait in the spool")
-    if (key := data_key_problem(hotline)) is not None:
-        problems.append(key)
+    problems = _run(HEALTH_CHECKS, hotline, snap)
     body = {"ok": not problems, "status": "ok" if not problems else "degraded", "problems": problems,
             "ready": not readiness_problems(hotline), "mode": snap.mode, "content_version": snap.content.version,
-            "missing_topics": missing_topics(hotline, snap)}
+            "background": background_report(hotline), **caller_view.health(hotline, snap)}
     return jsonify(body), (200 if not problems else 503)
 
 
-def data_key_problem(hotline: Hotline) -> str | None:
-    """The data key check: numbers at rest can be sealed and opened (ivr/store/sealed.py)."""
+# -- readiness ------------------------------------------------------------------------------------------------
+@readiness_check
+def not_draining(hotline: Hotline, snap) -> Iterable[str]:
+    if (hotline.config.instance_path / DRAIN_FILE).exists():
+        yield f"draining ({hotline.config.instance_path / DRAIN_FILE} exists)"
+
+
+@readiness_check
+def has_content_snapshot(hotline: Hotline, snap) -> Iterable[str]:
+    if not snap.content.spoken:
+        yield "no snapshot of the published content (no announcement read yet)"
+
+
+# -- health -------------------------------------------------------------------------------------------------
+@health_check
+def database_reachable(hotline: Hotline, snap) -> Iterable[str]:
+    if not snap.fresh:
+        yield "database unreachable (callers are served from the last good snapshot)"
+
+
+@health_check
+def announcement_published(hotline: Hotline, snap) -> Iterable[str]:
+    if not snap.content.spoken:
+        yield "no announcement published"
+
+
+@health_check
+def rules_file_valid(hotline: Hotline, snap) -> Iterable[str]:
+    # Asking for the rules reloads a changed file first: the answer is the file on disk's, the same in every
+    # worker, not what this worker happened to notice (before: 200 and 503 from two workers of one server).
+    hotline.rules.rules
+    if hotline.rules.last_error is not None:
+        yield "routing rules file invalid (last good rules in use)"
+
+
+@health_check
+def call_records_written(hotline: Hotline, snap) -> Iterable[str]:
+    """`ivr background` runs and its writes reach the database (process mode: `ivr serve`)."""
+    if hotline.config.event_writer != "process":
+        return
+    from ivr.spool.writer_status import heartbeat_age, read_state
+
+    now = time.time()
+    age = heartbeat_age(hotline.config.spool_dir, now)
+    if age is None or age > WRITER_STALE_S:
+        since = "never started" if age is None else f"no sign of life for {age:.0f} s"
+        yield f"spool writer (ivr background) not running or hung ({since}): call records wait in the spool"
+        return
+    state = read_state(hotline.config.spool_dir)
+    if state is None:
+        return
+    if state.failing_since is not None and not state.waiting:
+        yield (f"call records cannot be written for {now - state.failing_since:.0f} s: {state.error} "
+               f"(they wait in the spool)")
+    elif state.failing_since is not None:
+        yield (f"call records delayed {now - state.failing_since:.0f} s: the database is busy or its connection "
+               f"was lost (writes retried): {state.error}")
+    elif state.busy_since is not None and now - state.busy_since > WRITES_SLOW_S:
+        yield f"call records delayed {now - state.busy_since:.0f} s: a write is waiting for the database"
+
+
+def background_report(hotline: Hotline) -> dict | None:
+    """What the master's supervisor recorded about `ivr background` (starts, restarts, why), if anything."""
+    if hotline.config.event_writer != "process":
+        return None
+    from ivr.worker.supervisor import read_record
+
+    return read_record(hotline.config.instance_path)
+
+
+@health_check
+def spool_problems(hotline: Hotline, snap=None) -> list[str]:
+    """Call records lost (since this server started: someone must look), or waiting longer than
+    IVR_SPOOL_BACKLOG_ALERT_S to reach the database. Read from the spool's metrics (ivr/ops/metrics.py)."""
+    from ivr.ops.metrics import spool_state
+
+    state, problems = spool_state(), []
+    if state.lost:
+        problems.append(f"{state.lost} call records lost since this server started (the spool's disk was full "
+                        "and the workers' memory bound reached): see the log")
+    if state.oldest_age_s is not None and state.oldest_age_s > hotline.config.spool_backlog_alert_s:
+        problems.append(f"{state.records} call records waiting to reach the database, the oldest for "
+                        f"{state.oldest_age_s:.0f} s")
+    return problems
+
+
+@health_check
+def data_key_usable(hotline: Hotline, snap) -> Iterable[str]:
+    """Numbers at rest can be sealed and the latest stored one opened (ivr/store/sealed.py). Callers are
+    served either way; without it texts, callback dials and "call now" wait."""
     from ivr.store.sealed import key_problem
 
-    return key_problem(hotline.db)
-
-
-def missing_topics(hotline: Hotline, snap) -> list[str]:
-    """"lang/topic" for each topic not published in a language. Not a reason for 503: callers hear the
-    main announcement instead (ivr/core/flow.py), but ops should know what they are missing."""
-    from ivr.core.snapshot import TOPICS
-
-    return [f"{lang}/{topic}" for lang in hotline.rules.rules.languages for topic in TOPICS
-            if not snap.content.find(lang, topic, lang)]
-
-
-def _writer_alive(hotline: Hotline) -> bool:
-    from ivr.spool.writer import SpoolWriter
-
-    try:
-        age = time.time() - (hotline.config.spool_dir / SpoolWriter.HEARTBEAT).stat().st_mtime
-    except OSError:
-        return False
-    return age <= WRITER_STALE_S
+    if (problem := key_problem(hotline.db)) is not None:
+        yield problem

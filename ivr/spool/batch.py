@@ -7,15 +7,19 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, Text, bindparam, case, cast, column, func, select, update
+from sqlalchemy import Connection, String, Text, bindparam, case, cast, column, func, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
 from ivr.core.call_status import TERMINAL, status_order
+from ivr.spool.appender import SpoolObserver
 from ivr.spool.segments import encode, now
-from ivr.store import sealed
+from ivr.store import queues, sealed
 from ivr.store.db import Database, dialect_insert
-from ivr.store.models import Call, CallEvent, Job, QueueEntry
+from ivr.store.desk import sign_out_ended_lines
+from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry
+from ivr.store.models.queues import REASON_CHARS
+from ivr.store.queues import ON_HOLD
 
 log = logging.getLogger("ivr.spool.recorder")
 
@@ -30,12 +34,16 @@ REJECTED = "rejected.jsonl"  # in the spool folder: records the database refused
 MAX_REJECTED = 8  # more records than this refused on their own in one batch: the fault is not in them
 
 
+_AFTER_CALLBACKS = ("callback", "queue_exit", "status")
+
+
 class BatchRefused(Exception):
     """Too many records of a batch were refused one by one: a fault of the code or the schema, not of the
     records. Nothing was set aside; the batch is tried again later."""
 
 
-def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
+def write_batch(db: Database, records: list[dict], spool_dir: Path,
+                observer: SpoolObserver | None = None) -> int:
     """Write records in one transaction; returns how many were set aside.
 
     A record the database (or this code) refuses would otherwise fail its whole batch on every retry, and
@@ -44,10 +52,20 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
     those go to `rejected.jsonl` in the spool folder, with the reason, and the rest is written. Writes are
     idempotent, so halves written before a later failure are written again harmlessly. Raises when the
     database cannot be reached, or when more than MAX_REJECTED records are refused (BatchRefused).
+    A batch with callbacks is written in three steps, in the order the caller lived them: the records
+    before (the queue entry whose place a callback keeps), each callback through the store's own function,
+    then how the wait and the call ended (which must not close the entry before the callback claims it).
     """
     rejected: list[tuple[dict, Exception]] = []
     records = _sealed_jobs(db, records)
-    _write_or_split(db, records, rejected)
+    callbacks = [r for r in records if r.get("type") == "callback"]
+    if not callbacks:
+        _write_or_split(db, records, rejected)
+    else:
+        _write_or_split(db, [r for r in records if r.get("type") not in _AFTER_CALLBACKS], rejected)
+        for record in callbacks:
+            _store_callback(db, record, rejected)
+        _write_or_split(db, [r for r in records if r.get("type") in _AFTER_CALLBACKS[1:]], rejected)
     if rejected:
         lines = [encode({"at": now(), "error": _reason(exc), "record": record}) + "\n"
                  for record, exc in rejected]
@@ -57,7 +75,10 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path) -> int:
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.writelines(lines)
         except OSError as exc:
-            log.error("could not keep the refused records in %s: %s", spool_dir / REJECTED, exc)
+            log.error("could not keep the refused records in %s: %s; %d records LOST", spool_dir / REJECTED, exc,
+                      len(rejected))
+            for record, _ in rejected if observer is not None else ():
+                observer.lost(1, "refused", str(record.get("type")))
         for record, exc in rejected:
             log.error("call record refused by the database and set aside in %s (call %s): %s",
                       REJECTED, str(record.get("call_sid"))[:64], _reason(exc))
@@ -79,6 +100,8 @@ def _reason(exc: Exception) -> str:
 
 
 def _write_or_split(db: Database, records: list[dict], rejected: list) -> None:
+    if not records:
+        return
     try:
         with db.write() as conn:
             write_records(conn, records)
@@ -87,14 +110,32 @@ def _write_or_split(db: Database, records: list[dict], rejected: list) -> None:
         if _unreachable(exc):
             raise
         if len(records) == 1:
-            rejected.append((records[0], exc))
-            if len(rejected) > MAX_REJECTED:
-                raise BatchRefused(f"more than {MAX_REJECTED} records refused one by one; last: "
-                                   f"{_reason(exc)}") from exc
+            _refused(records[0], exc, rejected)
             return
     half = len(records) // 2
     _write_or_split(db, records[:half], rejected)
     _write_or_split(db, records[half:], rejected)
+
+
+def _refused(record: dict, exc: Exception, rejected: list) -> None:
+    rejected.append((record, exc))
+    if len(rejected) > MAX_REJECTED:
+        raise BatchRefused(f"more than {MAX_REJECTED} records refused one by one; last: {_reason(exc)}") from exc
+
+
+def _store_callback(db: Database, r: dict, rejected: list) -> None:
+    """A callback the caller was promised (ivr/store/queues.py: once per call), asked for at the record's time.
+    Its number was sealed by the webhook that spooled it (webhooks/twilio_view.py): it is stored as it is."""
+    try:
+        queues.request_callback(db, call_sid=r["call_sid"], number=r.get("number") or "",
+                                number_hash=r.get("number_hash"), number_masked=r.get("number_masked"),
+                                language=r["language"], queue=r["queue"], priority=int(r["priority"]),
+                                reason=r.get("reason") or "", keep_place=bool(r.get("keep_place")),
+                                voicemail_url=r.get("voicemail_url"), requested_at=_ts(r.get("at")))
+    except Exception as exc:
+        if _unreachable(exc):
+            raise
+        _refused(r, exc, rejected)
 
 
 def _unreachable(exc: Exception) -> bool:
@@ -143,7 +184,9 @@ def write_records(conn: Connection, records: list[dict]) -> None:
         rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
         if rows:
             conn.execute(_status_update(terminal), rows)
-    _close_ended_calls_queue_entries(conn, [r for r in statuses if r["status"] in TERMINAL])
+    ended = [r for r in statuses if r["status"] in TERMINAL]
+    _close_ended_calls_queue_entries(conn, ended)
+    sign_out_ended_lines(conn, {r["call_sid"]: _ts(r.get("at")) for r in ended})
 
 
 def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> None:
@@ -153,7 +196,7 @@ def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> Non
     if not ended:
         return
     c = QueueEntry.__table__.c
-    result = conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status == "waiting")
+    result = conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"), c.status.in_(ON_HOLD))
                           .values(status="ended", ended_at=bindparam("ended")),
                           [{"sid": r["call_sid"], "ended": _ts(r.get("at"))} for r in ended])
     if result.rowcount and result.rowcount > 0:
@@ -163,7 +206,7 @@ def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> Non
 def _write_queue_records(conn: Connection, records: list[dict]) -> None:
     """Who waits in which queue since when, and how their wait ended: the picture every worker shares."""
     entering = [{"call_sid": r["call_sid"], "queue": r["queue"], "priority": int(r["priority"]),
-                 "language": r.get("language") or "", "reason": (r.get("reason") or "")[:40],
+                 "language": r.get("language") or "", "reason": (r.get("reason") or "")[:REASON_CHARS],
                  "severity": r.get("severity") or "", "affected": bool(r.get("affected")), "status": "waiting",
                  "enqueued_at": _ts(r.get("at"))}
                 for r in records if r["type"] == "queue_enter" and r.get("call_sid")]
@@ -171,16 +214,21 @@ def _write_queue_records(conn: Connection, records: list[dict]) -> None:
         conn.execute(dialect_insert(conn, QueueEntry.__table__).on_conflict_do_nothing(index_elements=["call_sid"]),
                      entering)
     leaving = [{"sid": r["call_sid"], "st": r["status"], "ended": _ts(r.get("at")), "wait": r.get("wait_s"),
-                "agent": r.get("agent")} for r in records if r["type"] == "queue_exit" and r.get("call_sid")]
+                "agent": r.get("agent"), "by": r.get("dequeued_by")}
+               for r in records if r["type"] == "queue_exit" and r.get("call_sid")]
     if leaving:
         c = QueueEntry.__table__.c
         # Only a waiting entry ends: a callback or an agent's answer already recorded is never overwritten.
         # "ended" (the call's final status came first) is provisional: the queue's own word is better.
         conn.execute(update(QueueEntry.__table__).where(c.call_sid == bindparam("sid"),
-                                                        c.status.in_(("waiting", "ended")))
+                                                        c.status.in_((*ON_HOLD, "ended")))
                      .values(status=bindparam("st"), ended_at=bindparam("ended"), wait_s=bindparam("wait"),
-                             agent=bindparam("agent")), leaving)
+                             agent=func.coalesce(bindparam("agent", type_=String), _agent_on_line)), leaving)
 
+
+# The agent whose agent-line call Twilio connected a caller to (the <Queue url> request's DequeingCallSid).
+_agent_on_line = (select(Agent.name).where(Agent.line_call_sid == bindparam("by", type_=String))
+                  .limit(1).scalar_subquery())
 
 _CALL_INFO = ("caller_hash", "caller_masked", "mode", "incident_id")
 

@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from ivr.spool.appender import SegmentAppender, SpoolObserver
 from ivr.spool.batch import write_batch
 from ivr.spool.segments import encode, now, parse_lines, replayable
 from ivr.store.db import Database
@@ -31,21 +32,21 @@ from ivr.store.db import Database
 log = logging.getLogger(__name__)
 
 
-SEGMENT_MAX_BYTES = 8 << 20  # a worker starts a new spool segment past this size ("process" mode)
-
-
 class EventRecorder:
     """Per-process recorder. `record()` is what webhooks call; `flush()` writes everything pending now
     ("thread" mode; in "process" mode the spool writer process does that)."""
 
-    def __init__(self, db: Database, spool_dir: Path, interval: float = 0.05, mode: str = "thread"):
+    def __init__(self, db: Database, spool_dir: Path, interval: float = 0.05, mode: str = "thread", *,
+                 reserve_bytes: int = 1 << 20, memory_bytes: int = 16 << 20, observer: SpoolObserver | None = None):
         if mode not in ("thread", "process"):
             raise ValueError(f"event writer mode must be thread or process, not {mode!r}")
         self.db = db
         self.spool_dir = Path(spool_dir)
         self.interval = interval
         self.spool_only = mode == "process"
-        self._written = 0  # bytes in the open segment (process mode)
+        self.reserve_bytes, self.memory_bytes = reserve_bytes, memory_bytes  # process mode: a full disk
+        self.observer = observer or SpoolObserver()  # the metrics set theirs (ivr/ops/metrics.py)
+        self._appender: SegmentAppender | None = None  # process mode: this worker's segment
         self._lock = threading.Lock()  # guards the batch and the open segment
         self._flush_lock = threading.Lock()  # one flush at a time
         self._batch: list[dict] = []
@@ -67,7 +68,7 @@ class EventRecorder:
         line = (encode(data) + "\n").encode()
         with self._lock:
             if self.spool_only:
-                self._spool_only(line)
+                self._spool_only(line, data["at"], rtype)
                 return
             self._ensure_started()
             if self._fd is None:
@@ -77,36 +78,26 @@ class EventRecorder:
                     os.write(self._fd, line)
                 except OSError as exc:
                     log.error("spool write failed, event kept in memory only: %s", exc)
+                    data["_unspooled"] = True  # lost if the database refuses its batch: counted then
             self._batch.append(data)
 
-    def _spool_only(self, line: bytes) -> None:
-        """Process mode: append to the open segment; a full one is closed for the writer process."""
-        if self._pid != os.getpid():  # forked: the parent's segment is not ours
-            self._pid, self._fd, self._segment, self._written = os.getpid(), None, None, 0
-            atexit.register(self.close)
-        if self._fd is not None and self._written >= SEGMENT_MAX_BYTES:
-            self._close_segment()
-        if self._fd is None:
-            self._open_segment()
-            self._written = 0
-        if self._fd is None:
-            log.error("no spool segment: an event is lost (%d bytes)", len(line))
-            return
-        try:
-            os.write(self._fd, line)
-            self._written += len(line)
-        except OSError as exc:
-            log.error("spool write failed, an event is lost: %s", exc)
+    def open_spool(self) -> None:
+        """Process mode: open this worker's segment now, so that its disk is reserved before the disk fills
+        (a web worker calls it at start; otherwise the first record does)."""
+        if self.spool_only and (self._appender is None or self._pid != os.getpid()):
+            with self._lock:
+                self._spool_only(None, 0.0, "")
 
-    def _close_segment(self) -> None:
-        fd, segment, self._fd, self._segment = self._fd, self._segment, None, None
-        if fd is not None:
-            os.close(fd)
-        if segment is not None:
-            try:
-                os.replace(segment, segment.with_suffix(".closed"))  # complete: the writer may finish it
-            except OSError as exc:
-                log.error("could not close spool segment %s: %s", segment.name, exc)
+    def _spool_only(self, line: bytes | None, at: float, rtype: str) -> None:
+        """Process mode: append to this worker's segment (ivr/spool/appender.py: a full disk loses nothing
+        in silence)."""
+        if self._appender is None or self._pid != os.getpid():  # forked: the parent's segment is not ours
+            self._pid = os.getpid()
+            self._appender = SegmentAppender(self.spool_dir, self._lock, reserve_bytes=self.reserve_bytes,
+                                             memory_bytes=self.memory_bytes, observer=self.observer)
+            self._appender.open()
+        if line is not None:
+            self._appender.append(line, at, rtype)
 
     # -- the background side ----------------------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -157,6 +148,11 @@ class EventRecorder:
                 except Exception as exc:
                     self.failures += 1
                     log.error("database write failed; %d events kept in the spool for replay: %s", len(batch), exc)
+                    unspooled = [r for r in batch if r.get("_unspooled")]
+                    for r in unspooled:  # neither on disk nor in the database
+                        self.observer.lost(1, "disk-and-database", r["type"])
+                    if unspooled:
+                        log.error("%d events neither spooled nor written: LOST", len(unspooled))
                     if segment is not None:
                         os.replace(segment, segment.with_suffix(".pending"))
                     return written
@@ -195,14 +191,13 @@ class EventRecorder:
 
     def _write(self, records: list[dict]) -> int:
         """Write records; returns how many were written (the rest were set aside, see write_batch)."""
-        return len(records) - write_batch(self.db, records, self.spool_dir)
+        return len(records) - write_batch(self.db, records, self.spool_dir, self.observer)
 
     def close(self) -> None:
         """Flush this worker's own events and stop (at worker exit); kept segments wait for another worker."""
         if self.spool_only:
-            with self._lock:
-                if self._pid == os.getpid():
-                    self._close_segment()
+            if self._appender is not None:
+                self._appender.close()
             return
         if self._pid != os.getpid() or self._stopping:
             return

@@ -8,8 +8,10 @@ import threading
 import time
 from pathlib import Path
 
+from ivr.spool.appender import SpoolObserver
 from ivr.spool.batch import write_batch
 from ivr.spool.segments import alive, parse_lines, replayable, segment_pid
+from ivr.spool.writer_status import HEARTBEAT, WriterStatus
 from ivr.store.db import Database
 
 log = logging.getLogger("ivr.spool.recorder")  # the name operators' log filters know
@@ -25,7 +27,7 @@ class SpoolWriter:
     """
 
     OFFSETS = "writer-offsets.json"
-    HEARTBEAT = "writer.alive"
+    HEARTBEAT = HEARTBEAT  # the probes and the master's supervisor read its age (ivr/spool/writer_status.py)
     MAX_PASS_BYTES = 16 << 20  # per pass, over all segments: bounds memory and the transaction
 
     def __init__(self, db: Database, spool_dir: Path, interval: float = 0.1, nice: int = 0):
@@ -34,7 +36,10 @@ class SpoolWriter:
         self.interval = interval
         self.failures = 0
         self.written = 0
+        self.status = WriterStatus(self.spool_dir)
+        self.observer = SpoolObserver()  # `ivr background` sets the metrics' (backlog, records lost)
         self._offsets: dict[str, int] = {}
+        self._offsets_unsaved = False
         self._load_offsets()
         if nice and not db.is_sqlite:
             self._nice_backends(nice)
@@ -71,24 +76,24 @@ class SpoolWriter:
         try:
             tmp.write_text(json.dumps(self._offsets))
             os.replace(tmp, self.spool_dir / self.OFFSETS)
+            self._offsets_unsaved = False
         except OSError as exc:  # a restart then re-reads a little more: harmless
-            log.warning("could not save spool offsets: %s", exc)
+            if not self._offsets_unsaved:  # once, not ten times a second while the disk is full
+                log.warning("could not save spool offsets (said once until they are saved again): %s", exc)
+            self._offsets_unsaved = True
 
     def beat(self) -> None:
-        """Say this writer is alive (/healthz reads the file's age)."""
-        path = self.spool_dir / self.HEARTBEAT
-        try:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        except OSError:
-            pass
+        """Say this writer is alive, and how its writing goes (/healthz and the supervisor read it)."""
+        self.status.beat()
 
     def pass_once(self) -> int:
         """Write everything readable now; returns the number of records written (0 if the database failed)."""
-        self.beat()
-        plan, records, budget = [], [], self.MAX_PASS_BYTES
+        plan, records, budget, pending = [], [], self.MAX_PASS_BYTES, []  # pending: bytes not yet written
         for name in sorted(os.listdir(self.spool_dir)) if self.spool_dir.is_dir() else []:
-            if not name.startswith("events-") or budget <= 0:
+            if not name.startswith("events-"):
+                continue
+            if budget <= 0:  # left for the next pass: still backlog
+                pending.append(self._unread(name))
                 continue
             path = self.spool_dir / name
             base, _, suffix = name.partition(".")
@@ -98,6 +103,7 @@ class SpoolWriter:
             start = self._offsets.get(base, 0)
             try:
                 with open(path, "rb") as fh:
+                    pending.append(os.fstat(fh.fileno()).st_size - start)
                     fh.seek(start)
                     data = fh.read(budget)
                     at_end = not fh.read(1)
@@ -109,16 +115,22 @@ class SpoolWriter:
                 cut = data.rfind(b"\n") + 1  # whole lines only: the rest may still be being written
                 data = data[:cut]
             records.extend(parse_lines(data, name))
-            plan.append((path, base, start + len(data), finished))
+            plan.append((path, base, start + len(data), finished, start))
         set_aside = 0
         if records:
+            self.status.pass_started()
             try:
-                set_aside = write_batch(self.db, records, self.spool_dir)
+                set_aside = write_batch(self.db, records, self.spool_dir, self.observer)
             except Exception as exc:
                 self.failures += 1
+                self.status.pass_ended(exc)
                 log.error("database write failed; %d spooled events kept for the next pass: %s", len(records), exc)
+                self._report_backlog(sum(pending), records)
                 return 0
-        for path, base, offset, finished in plan:
+            self.status.pass_ended(None)
+        elif self.status.probe_due():
+            self.status.probe(self.db)  # nothing to write: find out now whether the next call's records could be
+        for path, base, offset, finished, _ in plan:
             if finished:
                 path.unlink(missing_ok=True)
                 self._offsets.pop(base, None)
@@ -129,19 +141,34 @@ class SpoolWriter:
             del self._offsets[base]  # replayed and removed by someone else
         if plan:
             self._save_offsets()
+        self._report_backlog(sum(pending) - sum(offset - start for _, _, offset, _, start in plan), [])
         self.written += len(records) - set_aside
         return len(records) - set_aside
+
+    def _unread(self, name: str) -> int:
+        try:
+            return (self.spool_dir / name).stat().st_size - self._offsets.get(name.partition(".")[0], 0)
+        except OSError:
+            return 0
+
+    def _report_backlog(self, nbytes: int, unwritten: list[dict]) -> None:
+        """Tell the metrics what waits in the spool after this pass: the bytes not yet written, and of the
+        records read, those the database did not take (the oldest of them says how long they have waited)."""
+        oldest = min((r["at"] for r in unwritten if isinstance(r.get("at"), (int, float))), default=None)
+        self.observer.backlog(len(unwritten), max(nbytes, 0), oldest)
 
     def run(self, stop: threading.Event) -> None:
         """Pass after pass until `stop` is set; then drain what is left (bounded by a few seconds)."""
         pause = self.interval
+        self.status.run(stop)  # beats from its own thread: a pass waiting for a lock is slow, not dead
         while not stop.is_set():
             started, failures = time.monotonic(), self.failures
             try:
                 self.pass_once()
                 ok = self.failures == failures
-            except Exception:
+            except Exception as exc:
                 log.exception("spool pass failed")
+                self.status.pass_ended(exc)
                 ok = False
             pause = self.interval if ok else min(pause * 2, 5.0)  # a database that is down: back off
             stop.wait(max(0.0, pause - (time.monotonic() - started)))

@@ -1,5 +1,10 @@
 """Database access: one engine per process, SQLite tuned for several workers, PostgreSQL through psycopg 3.
 
+Every PostgreSQL connection the hotline opens carries a `statement_timeout` and a `lock_timeout`, sized for
+the process that opens it (`DbTimeouts`; settings in docs/configuration.md): a web worker gives up quickly
+and answers the caller from the snapshot, `ivr background` and the CLI wait longer. Nothing then waits
+forever behind a migration's or a VACUUM FULL's lock. SQLite's equivalent is the busy timeout.
+
 Writes go through `Database.write()` (or a session from `Database.session()`): on SQLite they take the write
 lock up front with BEGIN IMMEDIATE, because a DEFERRED transaction that reads and then writes fails with
 "database is locked" under two workers whatever the busy timeout (measured: 41-77% of requests).
@@ -7,6 +12,7 @@ lock up front with BEGIN IMMEDIATE, because a DEFERRED transaction that reads an
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +24,24 @@ from sqlalchemy.orm import Session
 BUSY_TIMEOUT_MS = 5000
 
 
+@dataclass(frozen=True)
+class DbTimeouts:
+    """PostgreSQL's statement_timeout and lock_timeout for every connection of one process, in ms."""
+
+    statement_ms: int
+    lock_ms: int
+
+    def options(self) -> str:
+        """libpq's `options`: set at connect, so they cost no round trip per transaction."""
+        return f"-c statement_timeout={int(self.statement_ms)} -c lock_timeout={int(self.lock_ms)}"
+
+
+# Web workers: a webhook's reads wait 1 s for a lock at most, then the caller is served from the snapshot.
+REQUESTS = DbTimeouts(statement_ms=5000, lock_ms=1000)
+# `ivr background` and the CLI: a batch of call records may wait longer; it is retried if it times out.
+BACKGROUND = DbTimeouts(statement_ms=30000, lock_ms=5000)
+
+
 def normalize_url(url: str) -> str:
     """Accept the usual postgres:// and postgresql:// spellings and use psycopg 3 for them."""
     if url.startswith("postgres://"):
@@ -27,7 +51,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeouts: DbTimeouts = BACKGROUND) -> Engine:
     """Create an engine; for SQLite: WAL, a busy timeout, and explicit BEGINs that we control."""
     url = normalize_url(url)
     parsed = make_url(url)
@@ -36,7 +60,7 @@ def make_engine(url: str) -> Engine:
         # with a database restart fails once; the webhook serves the last good snapshot, and the pool
         # replaces it. connect_timeout keeps a dead server from holding a caller for long.
         return create_engine(url, pool_pre_ping=False, pool_recycle=300, pool_size=5, max_overflow=10,
-                             connect_args={"connect_timeout": 3})
+                             connect_args={"connect_timeout": 3, "options": timeouts.options()})
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
@@ -74,9 +98,10 @@ def after_commit(conn: Connection, fn) -> None:
 class Database:
     """The engine plus the two ways in: reads, and writes that take the lock up front."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeouts: DbTimeouts = BACKGROUND):
         self.url = normalize_url(url)
-        self.engine = make_engine(self.url)
+        self.timeouts = timeouts
+        self.engine = make_engine(self.url, timeouts)
         self.writer = self.engine.execution_options(ivr_write=True)
 
     @property

@@ -11,6 +11,9 @@ from ivr.store.reads import unpublished
 from ivr.store.state import bump_content
 
 
+CARRIED_OVER = "carry-over"  # Announcement.source of a copy from the incident before: a stand-in, not news
+
+
 class IncidentError(Refused):
     """A request about incidents that cannot be carried out; nothing was changed."""
 
@@ -90,7 +93,7 @@ def _carry_over(conn: Connection, source_id: int, target_id: int, *, actor: str,
         version = max(conn.execute(select(Announcement.version).where(*where)).scalars(), default=0) + 1
         conn.execute(insert(Announcement).values(
             incident_id=target_id, language=row.language, topic=row.topic, version=version, status="published",
-            text=row.text, source=row.source, engine=row.engine, media_sha256=row.media_sha256,
+            text=row.text, source=CARRIED_OVER, engine=row.engine, media_sha256=row.media_sha256,
             duration_ms=row.duration_ms, created_by=actor, created_at=utcnow(), published_at=utcnow()))
         audit(conn, actor=actor, action="announcement.carry_over",
               subject=f"incident {target_id} {row.language}/{row.topic} v{version}",

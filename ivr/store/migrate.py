@@ -31,8 +31,14 @@ def upgrade(db: Database, revision: str = "head") -> None:
     cfg = alembic_config(db.url)
     with db.writer.connect() as conn:
         if not db.is_sqlite:
-            # Two app servers deploying at once must not both run the same migration.
+            # Two app servers deploying at once must not both run the same migration: the second waits for
+            # the first however long it takes. A migration may rewrite a large table, so no statement
+            # timeout; its lock waits keep the connection's lock_timeout, so it never queues every
+            # caller's read behind a long transaction.
+            conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74820101)")
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(db.timeouts.lock_ms)}")
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         cfg.attributes["connection"] = conn
         _refuse_unknown(cfg, conn)
         command.upgrade(cfg, revision)

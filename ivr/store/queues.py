@@ -57,13 +57,18 @@ _stats_cache = _TTLCache(1.0)
 _wait_cache = _TTLCache(10.0)
 
 
+# An agent's <Dial><Queue> is on its way to this caller: still on hold until Twilio says they were connected.
+CONNECTING = "connecting"
+ON_HOLD = ("waiting", CONNECTING)
+
+
 def queue_stats(db: Database, cached: bool = True) -> dict[str, QueueStats]:
     """Callers waiting per queue, and how long the longest has waited."""
 
     def compute():
         with db.read() as conn:
             rows = conn.execute(select(QueueEntry.queue, func.count(), func.min(QueueEntry.enqueued_at))
-                                .where(QueueEntry.status == "waiting").group_by(QueueEntry.queue)).all()
+                                .where(QueueEntry.status.in_(ON_HOLD)).group_by(QueueEntry.queue)).all()
         now = datetime.now(timezone.utc)
         return {q: QueueStats(n, int((now - oldest).total_seconds())) for q, n, oldest in rows}
 
@@ -72,7 +77,8 @@ def queue_stats(db: Database, cached: bool = True) -> dict[str, QueueStats]:
 
 def recent_wait_minutes(db: Database, queue: str) -> int | None:
     """What callers answered in the last hour in this queue actually waited (median, rounded up), if at
-    least three were answered: a measured figure, not a promise."""
+    least three were answered: a measured figure, not a promise. Only entries Twilio reported connected are
+    "bridged" (dial_ended below, and the Enqueue action's QueueResult), so no claimed-but-gone caller counts."""
 
     def compute():
         since = utcnow() - timedelta(hours=1)
@@ -96,12 +102,12 @@ def reconcile(db: Database, max_wait_minutes: dict[str, int], now: datetime | No
     now = now or datetime.now(timezone.utc)
     with db.write() as conn:
         rows = conn.execute(select(QueueEntry.id, QueueEntry.call_sid, QueueEntry.queue, QueueEntry.enqueued_at)
-                            .where(QueueEntry.status == "waiting")).all()
+                            .where(QueueEntry.status.in_(ON_HOLD))).all()
         stale = [r for r in rows if now - r.enqueued_at > timedelta(minutes=max_wait_minutes.get(
             r.queue, UNKNOWN_QUEUE_MAX_WAIT_MINUTES) + RECONCILE_MARGIN_MINUTES)]
         if stale:
             conn.execute(update(QueueEntry).where(QueueEntry.id.in_([r.id for r in stale]),
-                                                  QueueEntry.status == "waiting")
+                                                  QueueEntry.status.in_(ON_HOLD))
                          .values(status="expired", ended_at=now))
     return [{"call_sid": r.call_sid, "queue": r.queue, "waited_s": int((now - r.enqueued_at).total_seconds())}
             for r in stale]
@@ -126,7 +132,11 @@ def next_waiting(db: Database) -> dict | None:
 
 def take_next(db: Database, agent: str, serves: tuple[str, ...] = ()) -> dict | None:
     """Claim the caller an agent should take (as next_waiting, from the queues they serve; none: all) for
-    `agent`, in one transaction, so two agents dialling at once are told about two different callers."""
+    `agent`, in one transaction, so two agents dialling at once are told about two different callers.
+
+    Claimed is not connected: the entry is "connecting" until the agent's <Dial><Queue> says whom Twilio
+    connected (dial_ended), since Twilio hands the agent whoever is at the front of its queue, and a caller
+    whose call ended unnoticed is not there at all."""
     now = utcnow()
     waiting = QueueEntry.status == "waiting"
     if serves:
@@ -138,9 +148,44 @@ def take_next(db: Database, agent: str, serves: tuple[str, ...] = ()) -> dict | 
         if row is None:
             return None
         waited = max(0, int((now - row.enqueued_at).total_seconds()))
-        conn.execute(update(QueueEntry).where(QueueEntry.id == row.id)
-                     .values(status="bridged", agent=agent, ended_at=now, wait_s=waited))
+        conn.execute(update(QueueEntry).where(QueueEntry.id == row.id).values(status=CONNECTING, agent=agent))
     return {**row._mapping, "wait_s": waited}
+
+
+CONNECTED = ("completed", "answered")  # DialCallStatus when the agent and the dequeued caller talked
+NOBODY_THERE = ("no-answer", "failed")  # an empty queue until the Dial's timeout; a queue that does not exist
+
+
+def dial_ended(db: Database, agent: str, status: str, connected_sid: str | None, talk_s: int | None) -> str | None:
+    """The agent's <Dial><Queue> ended; its action carries DialCallStatus, DialCallSid (the dequeued caller)
+    and DialCallDuration (twilio.com/docs/voice/twiml/dial#action). Twilio connects the agent to the front
+    of its queue, and "if the queue is empty, Dial will wait until the next person joins the queue or until
+    the <Dial> timeout duration is reached" (twilio.com/docs/voice/twiml/queue). So:
+
+    - connected: the caller named by DialCallSid is bridged to this agent (whichever entry was claimed), with
+      the wait up to the moment they were connected;
+    - no-answer or failed: Twilio's queue held nobody, so the claimed caller's call had ended: "ended";
+    - anything else (busy, canceled): the claimed caller goes back to waiting.
+    The caller claimed for this agent (take_next), if not the one connected, goes back to waiting too.
+    Returns the connected CallSid."""
+    now = utcnow()
+    connected = connected_sid if status in CONNECTED and connected_sid else None
+    with db.write() as conn:
+        if connected:
+            row = conn.execute(select(QueueEntry.id, QueueEntry.status, QueueEntry.enqueued_at)
+                               .where(QueueEntry.call_sid == connected)).first()
+            if row is not None and row.status in (*ON_HOLD, "ended"):
+                met = now - timedelta(seconds=talk_s or 0)
+                conn.execute(update(QueueEntry).where(QueueEntry.id == row.id).values(
+                    status="bridged", agent=agent, ended_at=now,
+                    wait_s=max(0, int((met - row.enqueued_at).total_seconds()))))
+            elif row is not None and row.status == "bridged":  # the Enqueue action said so first
+                conn.execute(update(QueueEntry).where(QueueEntry.id == row.id, QueueEntry.agent.is_(None))
+                             .values(agent=agent))
+        gone = not connected and status in NOBODY_THERE
+        conn.execute(update(QueueEntry).where(QueueEntry.status == CONNECTING, QueueEntry.agent == agent)
+                     .values(**({"status": "ended", "ended_at": now} if gone else {"status": "waiting", "agent": None})))
+    return connected
 
 
 def entry(db: Database, call_sid: str) -> dict | None:
@@ -149,20 +194,43 @@ def entry(db: Database, call_sid: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+def open_callback_query(number_hash: str):
+    """The open callback owed to the caller with this keyed hash (hotline.caller_identity(number)[0]), oldest
+    first: a select to run in the caller's transaction. By the hash, not the number: numbers are stored
+    sealed, and a token never repeats (ivr/store/sealed.py)."""
+    from ivr.store.callbacks import OPEN
+
+    return (select(Callback.__table__).where(Callback.status.in_(OPEN), Callback.number_hash == number_hash)
+            .order_by(Callback.requested_at, Callback.id).limit(1))
+
+
+def open_callback_for(db: Database, number_hash: str | None) -> dict | None:
+    """The callback still owed to the caller with this keyed hash, if any (None for no hash: withheld)."""
+    if not number_hash:
+        return None
+    with db.read() as conn:
+        row = conn.execute(open_callback_query(number_hash)).first()
+    return dict(row._mapping) if row else None
+
+
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
                      reason: str, keep_place: bool = False, voicemail_url: str | None = None,
-                     number_hash: str | None = None) -> None:
-    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue. The
-    number is stored sealed; `number_hash` (the caller's keyed hash) is what finds it again."""
+                     number_hash: str | None = None, number_masked: str | None = None,
+                     requested_at: datetime | None = None) -> None:
+    """Store a callback (idempotent per call). Keeping the place means the time they joined the queue;
+    `requested_at`: when the caller asked (a callback spooled while the database was away), else now.
+    The number is stored sealed (a token the webhook sealed is kept as it is; ivr/store/sealed.py), with
+    `number_hash` (the caller's keyed hash), which is what finds it again (open_callback_for)."""
     with db.write() as conn:
-        requested = utcnow()
+        requested = requested_at or utcnow()
         if keep_place:
             joined = conn.execute(select(QueueEntry.enqueued_at).where(QueueEntry.call_sid == call_sid)).scalar()
             requested = joined or requested
-            conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status == "waiting")
+            conn.execute(update(QueueEntry).where(QueueEntry.call_sid == call_sid, QueueEntry.status.in_(ON_HOLD))
                          .values(status="callback", ended_at=utcnow()))
         conn.execute(dialect_insert(conn, Callback.__table__).values(
-            call_sid=call_sid, number=sealed.seal(db, number), number_masked=caller_identity("", number)[1] or "",
+            call_sid=call_sid, number=sealed.seal(db, number),
+            number_masked=number_masked or caller_identity("", number)[1] or "",
             number_hash=number_hash,
             language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",

@@ -157,19 +157,56 @@ def queue_summary(db: Database) -> list[tuple[str, str]]:
 # -- right now: who is on the agent line, what callers would hear nothing about -------------------------------
 
 
+# What an agent is doing now, from the agent line (a live call of theirs to it) and the desk together.
+ON_THE_LINE = "on the line"  # their agent-line call is up and they are free: the line gives them the next caller
+ON_A_CALL = "on a call"  # with a caller (or dialling one) through the line or a callback
+WRAP_UP = "wrap-up"  # their call is over and its wrap-up not yet recorded
+DESK_ONLY = "desk only"  # the desk says available but no agent-line call is up: no caller can reach them
+ON_A_BREAK = "on a break"
+SIGNED_OUT = "signed out"
+AGENT_STATES = (ON_THE_LINE, ON_A_CALL, WRAP_UP, DESK_ONLY, ON_A_BREAK, SIGNED_OUT)
+
+
+def agent_state(status: str | None, line_up: bool) -> str:
+    """One agent's state from the status the line and the desk keep, and whether their line call is up."""
+    if status == "available":
+        return ON_THE_LINE if line_up else DESK_ONLY
+    return {"on_call": ON_A_CALL, "wrap_up": WRAP_UP, "break": ON_A_BREAK}.get(status or "", SIGNED_OUT)
+
+
+@dataclass(frozen=True)
+class AgentNow:
+    name: str
+    state: str  # one of AGENT_STATES
+    since: datetime | None  # when the line or the desk last changed it
+    user_name: str | None  # their console login, for the desk
+
+
+def agents_now(conn: Connection) -> list[AgentNow]:
+    """Every active agent's state: the one reading the dashboard, the agents page, the desk, the metrics and
+    the API show."""
+    rows = conn.execute(select(Agent.name, Agent.status, Agent.status_at, Agent.line_call_sid, Agent.user_name)
+                        .where(Agent.active.is_(True)).order_by(Agent.name)).all()
+    return [AgentNow(r.name, agent_state(r.status, r.line_call_sid is not None), r.status_at, r.user_name)
+            for r in rows]
+
+
 @dataclass(frozen=True)
 class Presence:
-    available: tuple[str, ...]  # signed in on the agent line (or the desk), not on a call
+    available: tuple[str, ...]  # on the line and free: a caller who presses 0 reaches one of them
     on_call: tuple[str, ...]
+    wrap_up: tuple[str, ...] = ()
+    desk_only: tuple[str, ...] = ()  # "available" on the desk with no agent-line call: not free
 
 
 def presence(conn: Connection) -> Presence:
-    """The active agents free (available) and on a call, as the agent line and the desk set their status."""
-    rows = conn.execute(select(Agent.name, Agent.status).where(Agent.active.is_(True),
-                                                              Agent.status.in_(("available", "on_call")))
-                        .order_by(Agent.name)).all()
-    return Presence(tuple(r.name for r in rows if r.status == "available"),
-                    tuple(r.name for r in rows if r.status == "on_call"))
+    """The active agents by what they can do for a caller now (agents_now, grouped)."""
+    now = agents_now(conn)
+
+    def named(state: str) -> tuple[str, ...]:
+        return tuple(a.name for a in now if a.state == state)
+
+    return Presence(named(ON_THE_LINE), named(ON_A_CALL), named(WRAP_UP), named(DESK_ONLY))
 
 
 def unpublished(conn: Connection, incident_id: int | None, languages) -> list[tuple[str, str]]:

@@ -211,6 +211,9 @@ def after_removal(conn) -> None:
 
 # -- job payloads: the fields that hold a number (the same the job runner scrubs once a job is over) ----------
 NUMBER_FIELDS = ("to", "number", "from")
+# Marks a job stored with its numbers masked because no data key could seal them: it can never run (ivr jobs
+# retry says so instead of sending a text to "***1234").
+MASKED_WITHOUT_KEY = "numbers_masked_without_data_key"
 
 
 def holds_number(name: str, value) -> bool:
@@ -237,7 +240,8 @@ def stored_job(db, payload: dict) -> dict:
         return {"payload": seal_payload(db, payload)}
     except DataKeyError as exc:
         log.error("a %s job is kept as failed: %s", payload.get("prompt", "job"), exc)
-        return {"payload": masked_payload(payload), "status": "failed", "last_error": f"DataKeyError: {exc}"[:2000]}
+        return {"payload": {**masked_payload(payload), MASKED_WITHOUT_KEY: True}, "status": "failed",
+                "last_error": f"DataKeyError: {exc}"[:2000]}
 
 
 def masked_payload(payload: dict) -> dict:

@@ -9,6 +9,7 @@ from ivr.store.models import Announcement, Incident, utcnow
 from ivr.store.state import bump_content
 
 DEFAULT_TITLE = "Security incident"
+DEFAULT_SOURCE = "default"  # Announcement.source of the wording below: a placeholder until replaced
 
 # Placeholder wording an admin replaces on the day; it is honest without claiming facts nobody has yet.
 DEFAULT_TEXTS = {
@@ -59,7 +60,7 @@ def ensure_default_content(db: Database, actor: str = "setup", speak=None) -> bo
                 audio = spoken[(lang, topic)]
                 conn.execute(insert(Announcement).values(
                     incident_id=incident_id, language=lang, topic=topic, version=1, status="published",
-                    text=text, source="tts" if audio else "text", engine=audio.engine if audio else None,
+                    text=text, source=DEFAULT_SOURCE, engine=audio.engine if audio else None,
                     media_sha256=audio.sha256 if audio else None, duration_ms=audio.duration_ms if audio else None,
                     created_by=actor, created_at=now, published_at=now,
                 ))

@@ -44,11 +44,24 @@ def load_content(conn: Connection, version: int) -> Content:
         return Content(version=version)
     rows = conn.execute(
         select(Announcement.language, Announcement.topic, Announcement.text, Announcement.media_sha256,
-               Announcement.version)
+               Announcement.version, Announcement.source, Announcement.published_at, Announcement.duration_ms)
         .where(Announcement.incident_id == incident.id, Announcement.status == "published")
     ).all()
-    spoken = {f"{r.language}/{r.topic}": Spoken(r.text, r.media_sha256, r.version) for r in rows}
+    spoken = {f"{r.language}/{r.topic}": Spoken(r.text, r.media_sha256, r.version, _source(r),
+                                                 r.published_at.timestamp() if r.published_at else None,
+                                                 r.duration_ms) for r in rows}
     return Content(version, incident.id, incident.title, incident.severity, spoken)
+
+
+def _source(row) -> str:
+    """Where an announcement came from. The setup's placeholder wording counts as "default" however it got
+    there (published, or carried over before copies and the seed were marked), unless marked a carried-over
+    copy, which says more."""
+    from ivr.store.incidents import CARRIED_OVER  # both modules import this one
+    from ivr.store.seed import DEFAULT_SOURCE, DEFAULT_TEXTS
+
+    default = row.text and row.text == DEFAULT_TEXTS.get(row.language, {}).get(row.topic)
+    return DEFAULT_SOURCE if default and row.source != CARRIED_OVER else row.source
 
 
 class StateWatch:
@@ -107,7 +120,8 @@ class StateWatch:
         import psycopg
 
         url = self.db.engine.url.set(drivername="postgresql")
-        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True, connect_timeout=3)
+        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True, connect_timeout=3,
+                               options=self.db.timeouts.options())
         conn.execute(f"LISTEN {STATE_CHANNEL}")
         return conn
 

@@ -3,7 +3,8 @@
 It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py), works
 the background jobs (ivr/worker/jobs.py), heals the queue state (ivr/store/queues.py reconcile) and applies
 the callback retention (ivr/worker/retention.py), below the web workers' CPU priority; it drains and stops
-on SIGTERM, SIGINT, or when the server that started it is gone.
+on SIGTERM, SIGINT, or when the server that started it is gone. Of several servers' backgrounds, only the
+one holding the housekeeping lock heals queues and applies retention (ivr/worker/housekeeping_lock.py).
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import threading
 from ivr.config import Config
 from ivr.hotline import Hotline
 from ivr.ops.logs import configure
+from ivr.ops.metrics import SpoolMetrics
 from ivr.spool.writer import SpoolWriter
 from ivr.worker import retention
+from ivr.worker.housekeeping_lock import HousekeepingLock
 
 log = logging.getLogger("ivr.background")
 
@@ -33,7 +36,7 @@ def run_background(cfg: Config) -> None:
         os.nice(nice)
     except OSError:
         pass
-    hotline = Hotline.build(cfg)
+    hotline = Hotline.build(cfg, background=True)
     stop = threading.Event()
     parent = os.getppid()
 
@@ -50,25 +53,33 @@ def run_background(cfg: Config) -> None:
                 stop.set()
 
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
-    retention.start(hotline, stop)  # callbacks' personal data kept no longer than promised
+    # The writer first: on PostgreSQL it adds a "connect" listener to the engine, and adding one while
+    # another thread makes the first connection (iterating the listeners) raised "deque mutated during
+    # iteration" in that thread (housekeeping, 2 of 7 starts). Threads that connect start after it.
+    writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
+    writer.observer = SpoolMetrics()  # the backlog and records lost, for /metrics and /healthz
+    turn = HousekeepingLock(hotline.db)
+    retention.start(hotline, stop, turn)  # callbacks' personal data kept no longer than promised
     if cfg.event_writer == "process" and not cfg.jobs_in_app:
         hotline.jobs.ensure_started()
-    threading.Thread(target=_reconcile_queues, args=(hotline, stop, cfg.queue_reconcile_s),
+    threading.Thread(target=_reconcile_queues, args=(hotline, stop, cfg.queue_reconcile_s, turn),
                      name="queue-reconcile", daemon=True).start()
-    writer = SpoolWriter(hotline.db, cfg.spool_dir, cfg.event_flush_interval, nice=nice)
     log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
     writer.run(stop)
     hotline.jobs.stop()
+    turn.release()
     log.info("spool writer stopped: %d records written", writer.written)
     hotline.close()
 
 
-def _reconcile_queues(hotline: Hotline, stop: threading.Event, every: float) -> None:
+def _reconcile_queues(hotline: Hotline, stop: threading.Event, every: float, turn: HousekeepingLock) -> None:
     """Every so often, close queue entries whose call must have ended long ago (ivr/store/queues.py)."""
     from ivr.store import queues
 
     while not stop.wait(every):
         try:
+            if not turn.mine():
+                continue
             limits = {name: q.max_wait_minutes for name, q in hotline.rules.rules.queues.items()}
             for entry in queues.reconcile(hotline.db, limits):
                 log.warning("queue entry of call %s in %s closed after %d s waiting: no Enqueue action or final "

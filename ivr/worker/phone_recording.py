@@ -7,7 +7,7 @@ from ivr.store.audit import audit
 from ivr.worker.jobs import PermanentError
 
 
-def publish(hotline, payload: dict) -> dict:
+def publish(hotline, payload: dict, job=None) -> dict:
     """Fetch the recording (allow-listed origins only) and publish it as a new announcement version."""
     cfg = hotline.config
     auth = (cfg.twilio_account_sid, cfg.twilio_auth_token) if cfg.twilio_account_sid else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ivr.ops.cli import affected, content, keys, routing, server, simulate, staff
+from ivr.ops.cli import affected, content, jobs, keys, routing, server, simulate, staff, status
 from ivr.ops.cli.context import CliContext
 
 
@@ -22,6 +22,8 @@ main.add_command(server.serve)
 main.add_command(server.db)
 main.add_command(server.background)
 main.add_command(server.jobs)
+server.jobs.add_command(jobs.jobs_dead)
+server.jobs.add_command(jobs.jobs_retry)
 main.add_command(routing.mode)
 main.add_command(routing.rules)
 main.add_command(content.announce)
@@ -32,4 +34,6 @@ main.add_command(staff.callbacks)
 main.add_command(staff.report)
 main.add_command(affected.affected)
 main.add_command(simulate.simulate)
+main.add_command(status.status)
+main.add_command(status.preflight)
 main.add_command(keys.keys)

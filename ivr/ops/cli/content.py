@@ -187,6 +187,8 @@ def incident_create(cli, title, severity, exposed, activate, carry_over, reason)
                     carry_over=carry_over)
     done = " and activated" + (", what callers heard carried over" if carry_over else "") if activate else " (draft)"
     click.echo(f"incident {new_id} created{done}")
+    if activate:
+        _after_activation(cli)
 
 
 @incident.command("update")
@@ -217,4 +219,16 @@ def incident_activate(cli, incident_id, carry_over, reason):
                                languages=_rules_languages(cli.config), carry_over=carry_over)
     click.echo(f"incident {incident_id} is now active"
                + (f"; carried over from the one before: {', '.join(copied)}" if copied else ""))
+    _after_activation(cli)
+
+
+def _after_activation(cli) -> None:
+    """The go-live check after every activation, for the mode the hotline is in: what callers now hear
+    that is not yet this incident's own word."""
+    from ivr.ops import caller_view
+    from ivr.ops.cli.status import echo_problems
+    from ivr.store.state import get_mode
+
+    echo_problems(caller_view.of_install(cli.db, cli.config, for_mode=get_mode(cli.db)[0]).problems,
+                  "go-live check")
 

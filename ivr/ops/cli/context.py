@@ -16,12 +16,12 @@ from ivr.store.models import TOPICS
 _DATABASES: dict[str, Database] = {}
 
 
-def _database(url: str) -> Database:
+def _database(url: str, timeouts) -> Database:
     """One Database (and connection pool) per URL for this process, released at exit."""
     if url not in _DATABASES:
         if not _DATABASES:
             atexit.register(lambda: [d.dispose() for d in _DATABASES.values()])
-        _DATABASES[url] = Database(url)
+        _DATABASES[url] = Database(url, timeouts)
     return _DATABASES[url]
 
 
@@ -63,7 +63,7 @@ class CliContext:
 
         cfg = self.config
         sealed.use(cfg.db_url, cfg.instance_path, cfg.data_keys)  # where the numbers' keys are
-        return _database(cfg.db_url)
+        return _database(cfg.db_url, cfg.db_timeouts(background=True))
 
     @property
     def actor(self) -> str:

@@ -28,20 +28,33 @@ def mode_show(cli):
 @mode.command("set")
 @click.argument("new_mode", type=click.Choice(MODES))
 @required_reason_option
+@click.option("--override", default=None, metavar="WHY",
+              help="Switch to live despite the go-live check's problems; why it is fine goes into the audit log.")
 @by_option
 @pass_cli
-def mode_set(cli, new_mode, reason):
-    """Switch the hotline to message-only or live agents (takes effect on the next call)."""
-    from ivr.store.state import set_mode
+def mode_set(cli, new_mode, reason, override):
+    """Switch the hotline to message-only or live agents (takes effect on the next call). A switch to live
+    runs the go-live check (`ivr preflight`) first and is refused on problems unless --override says why."""
+    from ivr.ops import caller_view
+    from ivr.ops.cli.status import echo_problems
+    from ivr.ops.preflight import PreflightFailed, switch_mode
 
     try:
-        before, after = set_mode(cli.db, new_mode, reason=reason, actor=cli.actor)
+        before, after, overridden = switch_mode(
+            cli.db, new_mode, reason=reason, actor=cli.actor, override=override,
+            problems_for_live=lambda: caller_view.of_install(cli.db, cli.config).problems,
+            how_to_override='run again with --override "why it is fine"')
+    except PreflightFailed as exc:
+        echo_problems(exc.problems, "not switched to live: the go-live check found")
+        click.echo('Nothing changed. Fix them, or run again with --override "why it is fine" (audited).')
+        raise SystemExit(1)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if before == after:
         click.echo(f"already in {after} mode: nothing changed")
     else:
         click.echo(f"mode changed: {before} -> {after} (audited)")
+        echo_problems(overridden, "go-live check overridden (audited)")
 
 
 # -- rules -------------------------------------------------------------------------------------------------

@@ -1,19 +1,22 @@
-"""Agents: the people who take calls on the agent line, each free, on a call, on a break or off the line (the
-status the agent line and the desk keep); adding one (number and PIN) and deactivating one, with a reason."""
+"""Agents: the people who take calls on the agent line, each on the line, on a call, in wrap-up, on the desk
+only, on a break or signed out (ivr/store/reads.py agents_now, from the agent line and the desk together);
+adding one (number and PIN) and deactivating one, with a reason."""
 from __future__ import annotations
 
 from flask import render_template, request
 
 from ivr.ops.console.base import FormError, actor, bp, done, hotline, needs, reason, refused
-from ivr.store import agents
+from ivr.store import agents, reads
 
 REFUSED = (FormError, agents.AgentError)
-STATUS_WORDS = {"available": "free", "on_call": "on a call", "break": "on a break", "signed_out": "not on the line"}
 
 
 def _page(status: int = 200, error: str | None = None, form_name: str | None = None):
-    rows = [dict(a, status="deactivated" if not a["active"] else STATUS_WORDS.get(a["status"], a["status"]))
-            for a in agents.agents(hotline().db)]
+    db = hotline().db
+    with db.read() as conn:
+        now = {a.name: a.state for a in reads.agents_now(conn)}
+    rows = [dict(a, status=now.get(a["name"], reads.SIGNED_OUT) if a["active"] else "deactivated")
+            for a in agents.agents(db)]
     return render_template("console/agents.html", rows=rows, error=error, form_name=form_name,
                            form=request.form), status
 

@@ -5,12 +5,15 @@ from datetime import datetime, timedelta, timezone
 
 from flask import flash, redirect, render_template, request, session, url_for
 
+from ivr.ops import caller_view
 from ivr.ops.console import auth, charts, realtime
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, who
+from ivr.ops.health import spool_problems
+from ivr.ops.preflight import PreflightFailed, switch_mode
 from ivr.store import reads as queries
 from ivr.store.models import MODES, TOPICS, utcnow
 from ivr.store.queues import queue_stats
-from ivr.store.state import get_mode, set_mode
+from ivr.store.state import get_mode
 
 DAY, HOUR, FIVE = timedelta(hours=24), timedelta(hours=1), timedelta(minutes=5)
 
@@ -27,10 +30,12 @@ def live_figures() -> dict:
     db, now, rules = hotline().db, utcnow(), hotline().rules.rules
     five, hour = _slots_to_now(now, FIVE, 24), _slots_to_now(now, HOUR, 24)
     mode = get_mode(db)
+    view = caller_view.of_hotline(hotline())  # what callers get now, and the go-live check
+    # Nothing published on a topic: the one reading every surface shares (ivr/core/caller_now.py).
+    missing = [(t.lang, t.topic) for t in (view.now.stand_ins() if view.now else ()) if t.spoken is None]
     with db.read() as conn:
         incident = queries.active_incident(conn)
         people = queries.presence(conn)
-        missing = queries.unpublished(conn, incident.id if incident else None, rules.languages)
         in_progress, last_hour = queries.call_counts(conn, now)
         per5 = queries.calls_per_slot(conn, five, 300, 24)
         total, lost = queries.abandoned_per_slot(conn, hour, 3600, 24)
@@ -42,12 +47,17 @@ def live_figures() -> dict:
               "No calls in the last 2 hours.")
     return {
         "mode": mode,
+        "now": view.now,
+        "preflight": view.problems,
         "incident": incident,
         "people": people,
         "silent": len(missing) == len(rules.languages) * len(TOPICS),  # nothing published in any language
         "queues_now": realtime.queues_now(queue_stats(db, cached=False), rules.queues),
+        "queue_hours": {q.name: q.described for q in view.now.queues} if view.now else {},
+        "stand_in_of": {t.name: t.stand_in for t in view.now.stand_ins()} if view.now else {},
         "warnings": realtime.warnings(mode[0], people, missing,
                                       {code: lang.name for code, lang in rules.languages.items()}),
+        "spool_problems": spool_problems(hotline()),  # call records lost or late: what /healthz says
         "in_progress": in_progress,
         "last_hour": last_hour,
         "queues": queries.queue_summary(db),
@@ -117,10 +127,16 @@ def mode():
         if form.get("expected", current) != current:
             raise FormError(f"the hotline was switched to {current} mode by someone else meanwhile; "
                             "check the dashboard and decide again")
-        before, after = set_mode(db, form.get("mode", ""), reason=why, actor=actor())
+        before, after, overridden = switch_mode(
+            db, form.get("mode", ""), reason=why, actor=actor(), override=form.get("override"),
+            problems_for_live=lambda: caller_view.of_hotline(hotline()).problems,
+            how_to_override="say in \"Override the go-live check\" why it is fine")
+    except PreflightFailed as exc:
+        return _page(400, str(exc).rstrip(".") + ". Nothing was changed.")
     except ValueError as exc:  # FormError, or set_mode's own refusal
         return _page(400, f"{exc}. Nothing was changed.")
     log.info("console: %s switched the mode %s -> %s", actor(), before, after)
-    flash(f"The hotline is now in {after} mode." if before != after else f"The hotline was already in {after} mode.",
-          "ok")
+    overrode = f" The go-live check's {len(overridden)} problem(s) were overridden (audited)." if overridden else ""
+    flash((f"The hotline is now in {after} mode." if before != after else
+           f"The hotline was already in {after} mode.") + overrode, "ok")
     return redirect(url_for("console.dashboard"), 303)

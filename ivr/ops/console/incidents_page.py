@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+from ivr.ops import caller_view
 from ivr.ops.console.base import FormError, actor, bp, done, hotline, needs, reason, refused
 from ivr.store import incidents
+from ivr.store.state import get_mode
 
 TITLE_MAX, EXPOSED_MAX = 200, 5000
 
@@ -100,7 +102,10 @@ def incident_activate(incident_id: int):
                                              languages=list(_rules().languages),
                                              carry_over=form.get("carry_over") == "yes")
         told = f"Incident {incident_id} is active: callers hear about it from their next step."
-        return incident_id, told + (f" The current announcements were carried over: {', '.join(copied)}."
-                                    if copied else "")
+        told += f" The current announcements were carried over: {', '.join(copied)}." if copied else ""
+        # The go-live check after every activation, for the mode the hotline is in (the dashboard lists it).
+        problems = caller_view.of_hotline(hotline(), for_mode=get_mode(hotline().db)[0]).problems
+        return incident_id, told + (f" The go-live check found {len(problems)} problem(s): "
+                                    + "; ".join(p.what for p in problems) + "." if problems else "")
 
     return _carry_out(f"activate-{incident_id}", make)

@@ -11,6 +11,7 @@ from ivr.ops.console import (  # noqa: F401
     desk_page,
     reports_page,
     incidents_page,
+    jobs_page,
     rules_page,
     users_page,
 )

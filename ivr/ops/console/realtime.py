@@ -27,9 +27,13 @@ def warnings(mode: str, people: Presence, missing: list[tuple[str, str]], langua
     """Plain sentences for the dashboard's banner, most urgent first."""
     out = []
     if mode == "live" and not people.available:
-        busy = f" ({len(people.on_call)} on a call)" if people.on_call else ""
-        out.append(f"Live mode is on but no agent is free{busy}: callers who press 0 wait with nobody to answer. "
-                   "Get agents onto the agent line, or switch to message mode.")
+        others = [f"{len(names)} {label}" for names, label in ((people.on_call, "on a call"),
+                                                               (people.wrap_up, "in wrap-up"),
+                                                               (people.desk_only, "available on the desk only"))
+                  if names]
+        busy = f" ({', '.join(others)})" if others else ""
+        out.append(f"Live mode is on but no agent is free on the agent line{busy}: callers who press 0 wait with "
+                   "nobody to answer. Get agents to call the agent line, or switch to message mode.")
     by_lang: dict[str, list[str]] = {}
     for lang, topic in missing:
         by_lang.setdefault(lang, []).append(topic)

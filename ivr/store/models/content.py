@@ -52,7 +52,7 @@ class Announcement(Base):
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | published | archived
     text: Mapped[str | None] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(16), default="text")  # text | tts | upload | phone
+    source: Mapped[str] = mapped_column(String(16), default="text")  # text | tts | upload | phone | carry-over | default
     engine: Mapped[str | None] = mapped_column(String(40))
     media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media.sha256"))
     duration_ms: Mapped[int | None] = mapped_column(Integer)

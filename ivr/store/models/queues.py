@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.store.models.base import Base, UTCDateTime, utcnow
 
+REASON_CHARS = 200  # a routing rule's name in full: the agent hears it as the reason for the call
+
 
 class QueueEntry(Base):
     """A caller waiting for (or served by) an agent: one row per call that was enqueued."""
@@ -19,11 +21,11 @@ class QueueEntry(Base):
     queue: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(Integer)  # higher is served first
     language: Mapped[str] = mapped_column(String(8))
-    reason: Mapped[str] = mapped_column(String(40), default="")  # the menu choice or rule that sent them
+    reason: Mapped[str] = mapped_column(String(REASON_CHARS), default="")  # the routing rule that sent them
     severity: Mapped[str] = mapped_column(String(20), default="")
     affected: Mapped[bool] = mapped_column(Boolean, default=False)
-    # waiting | bridged | callback | left | hangup; ended (the call ended, the queue never said how) |
-    # expired (still "waiting" long past the queue's max wait: closed by the reconciler)
+    # waiting | connecting (an agent's <Dial><Queue> is on its way) | bridged (Twilio connected them) |
+    # callback | left | hangup; ended (the call ended, the queue never said how) | expired (still "waiting" long past the queue's max wait: closed by the reconciler)
     status: Mapped[str] = mapped_column(String(20), default="waiting")
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -74,9 +74,12 @@ class Agent(Base):
     phone: Mapped[str | None] = mapped_column(String(255))  # sealed; "call now" rings it; None once deactivated
     user_name: Mapped[str | None] = mapped_column(String(120))  # their console login, for the agent desk
     queues: Mapped[str] = mapped_column(String(400), default="")  # the queues they serve, comma-separated; "": all
-    status: Mapped[str] = mapped_column(String(16), default="signed_out")  # available | on_call | break | signed_out
+    # available | on_call | wrap_up (the call is over, no wrap-up recorded yet) | break | signed_out
+    status: Mapped[str] = mapped_column(String(16), default="signed_out")
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     call_sid: Mapped[str | None] = mapped_column(String(64))  # the caller they are (or were last) with
+    # Their own call to the agent line while it is up: set at sign-in, cleared when its final status comes.
+    line_call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
     callback_id: Mapped[int | None] = mapped_column(Integer)  # set when that call is a callback
 
 

@@ -11,8 +11,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010_sealed_numbers'
-down_revision = '0009_agents'
+revision = '0012_sealed_numbers'
+down_revision = '0011_agent_line'
 
 TOKEN = 255  # a Fernet token of a 32-character number is 140 characters
 

@@ -1,0 +1,185 @@
+"""One answer to "what does a caller get right now?": a fact changes (a queue's hours, a topic carried over),
+and the call itself, `ivr status`, `ivr preflight`, the dashboard and /healthz all say the same. Closed
+queues tell callers when they are open, in their own language."""
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+import pytest
+
+from conftest import AUTH_TOKEN
+from ivr.config import PROJECT_ROOT
+from ivr.core import go_live, opening_hours
+from ivr.core.caller_now import caller_now
+from ivr.core.rules import DAYS, load
+from ivr.core.snapshot import Content, Snapshot, Spoken
+from ivr.ops import caller_view
+from ivr.store import incidents
+from ivr.store.state import set_mode
+from ivr.tools.simulate import FlaskTransport, SimulatedCall
+from test_console import as_role, page, users  # noqa: F401  (fixtures)
+from test_preflight import ivr  # noqa: F401  (fixture)
+
+SHIPPED = load(PROJECT_ROOT / "routing_rules.yaml")
+SUNDAY = dt.datetime(2026, 12, 6, 17, 0, tzinfo=dt.timezone.utc)  # noon in New York: general is closed
+CHRISTMAS = dt.datetime(2026, 12, 25, 15, 0, tzinfo=dt.timezone.utc)
+
+
+def test_the_shipped_hours_in_words_in_english_and_spanish():
+    assert opening_hours.spoken_hours(SHIPPED, "general", "en", SUNDAY) == [
+        ("We are open Monday to Friday, 8 a.m. to 8 p.m. Eastern time.", "en")]
+    assert opening_hours.spoken_hours(SHIPPED, "general", "es", SUNDAY) == [
+        ("Atendemos de lunes a viernes, de 8 de la mañana a 8 de la noche, hora del Este.", "es")]
+    # On a holiday, when it opens again (the affected queue opens every day at 07:00).
+    assert opening_hours.spoken_hours(SHIPPED, "affected", "en", CHRISTMAS)[1] == (
+        "Today is a holiday. We open again on Saturday, December 26, at 7 a.m.", "en")
+    assert opening_hours.spoken_hours(SHIPPED, "affected", "es", CHRISTMAS)[1] == (
+        "Hoy es día festivo. Volvemos a atender el sábado 26 de diciembre, a las 7 de la mañana.", "es")
+    assert opening_hours.spoken_hours(SHIPPED, "fraud", "en", SUNDAY) == []  # no hours: always open
+    assert opening_hours.opens_next(SHIPPED.queues["general"].hours, SUNDAY) == dt.datetime(
+        2026, 12, 7, 13, 0, tzinfo=dt.timezone.utc)
+
+
+def close_general_today(rules_file) -> str:
+    """General open only on a weekday that is not today (New York time), 8 a.m. to 8 p.m."""
+    today = dt.datetime.now(dt.timezone.utc).astimezone(opening_hours.ZoneInfo("America/New_York")).weekday()
+    other = (today + 3) % 7
+    rules_file.write_text(rules_file.read_text().replace(
+        "    overflow: voicemail",
+        "    hours: {timezone: America/New_York, open: '08:00', close: '20:00', days: [%s]}\n"
+        "    overflow: voicemail" % DAYS[other]))
+    return opening_hours.DAY_NAMES["en"][other], opening_hours.DAY_NAMES["es"][other]
+
+
+def said_in(result, language: str) -> list[str]:
+    return [(say.text or "").strip() for doc in result.documents for say in doc.iter("Say")
+            if say.get("language") == language]
+
+
+def test_a_caller_reaching_a_closed_queue_hears_when_it_is_open_in_their_language(app, hotline, rules_file):
+    en_day, es_day = close_general_today(rules_file)
+    set_mode(hotline.db, "live", reason="test", actor="test")
+    english = said_in(SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["0"]).run(), "en-US")
+    closed = english.index("Our team is not available right now.")
+    assert english[closed + 1:closed + 3] == [f"We are open on {en_day}, 8 a.m. to 8 p.m. Eastern time.",
+                                              "Please leave your name, a phone number and a short message after "
+                                              "the tone, then press the pound key."]  # general's overflow
+    spanish = said_in(SimulatedCall(FlaskTransport(app), AUTH_TOKEN, keys=["3", "0"]).run(), "es-US")
+    closed = spanish.index("Nuestro equipo no está disponible en este momento.")
+    assert spanish[closed + 1] == f"Atendemos los {es_day}, de 8 de la mañana a 8 de la noche, hora del Este."
+
+
+@pytest.fixture
+def surfaces(app, hotline, ivr, as_role):
+    """surfaces() -> what each surface says: the core's answer for key 0 in English, `ivr status`, `ivr
+    preflight`, the dashboard and /healthz."""
+    viewer = as_role("viewer")
+
+    def read() -> dict:
+        return {"core": caller_view.of_hotline(hotline).now.language("en").key("0").gets,
+                "status": ivr("status").output, "preflight": ivr("preflight", ok=False).output,
+                "dashboard": html.unescape(page(viewer.get("/console/"))),
+                "health": app.test_client().get("/healthz").get_json()}
+
+    return read
+
+
+def test_every_surface_tells_what_key_0_gets_when_the_queue_closes(hotline, rules_file, surfaces):
+    set_mode(hotline.db, "live", reason="test", actor="test")
+    open_now = surfaces()
+    assert open_now["core"] == "waits in queue general for an agent (it is always open)"
+    close_general_today(rules_file)
+    closed = surfaces()
+    gets = closed["core"]
+    assert gets.startswith("is asked to leave a voicemail: queue general is closed; opens ")
+    assert f"en key 0 (agent): {gets}" in closed["status"]
+    assert f"Key 0: a caller {gets}; one on the breach list waits in queue affected" in closed["dashboard"]
+    assert "Key 0 puts callers in the queue" not in closed["dashboard"]
+    assert closed["health"]["keys"]["en"]["0"] == gets
+    assert closed["health"]["queues"]["general"] == gets.split("queue general is ")[1]
+    assert f"- queue general is {closed['health']['queues']['general']}; callers pressing 0 get voicemail" \
+        in closed["preflight"]
+    assert f"<td class=\"queue-hours\">{closed['health']['queues']['general']}</td>" in closed["dashboard"]
+
+
+def test_every_surface_names_a_topic_carried_over_to_a_new_incident(hotline, surfaces):
+    before = surfaces()
+    assert "es/details: carried over" not in before["preflight"]
+    new = incidents.create(hotline.db, title="Card data theft", severity="critical", exposed="card numbers",
+                           severities=["low", "medium", "high", "critical"], actor="test", activate=True,
+                           reason="test", languages=["en", "es"], carry_over=True)
+    after = surfaces()
+    why = "carried over from the incident before"
+    assert new and after["health"]["stand_ins"]["es/details"] == why
+    assert f"- es/details: {why}" in after["preflight"] and f"stand-in: es/details: {why}" in after["status"]
+    assert f'<li data-topic="es/details">es/details: {why}</li>' in after["dashboard"]
+    assert caller_view.of_hotline(hotline).now.language("es").key("1").gets == f"hears es/details v1 ({why})"
+
+
+def snapshot(**spoken) -> Snapshot:
+    """Published topics by "lang_topic": (text, media, version, source, published_at)."""
+    return Snapshot("message", Content(1, 2, "Card data theft", "critical",
+                                       {k.replace("_", "/"): Spoken(*v) for k, v in spoken.items()}))
+
+
+def test_a_topic_published_before_the_main_statement_and_a_rollback_in_one_language_are_named():
+    snap = snapshot(en_main=("Cards were taken.", None, 3, "tts", 300.0), en_details=("We know little.", None, 1,
+                    "tts", 100.0), en_advice=("Cancel your card.", None, 2, "tts", 400.0),
+                    es_main=("Se robaron tarjetas.", None, 2, "tts", 200.0),
+                    es_details=("Detalles.", None, 1, "tts", 250.0), es_advice=("Cancele.", None, 1, "tts", 250.0))
+    now = caller_now(SHIPPED, snap, SUNDAY)
+    assert [(t.name, t.stand_in) for t in now.stand_ins()] == [
+        ("en/details", "published before the main statement (v3): it may no longer agree with it")]
+    facts = go_live.Facts("message", 0, True, None, {"en": 10.0, "es": 10.0}, 45.0)
+    kinds = [p.kind for p in go_live.problems(now, SHIPPED, facts)]
+    assert kinds == ["stand-in", "out-of-step"]  # en main v3, es main v2: after a rollback, say
+    assert "languages out of step: en main v3, es main v2" in str(go_live.problems(now, SHIPPED, facts)[1])
+
+
+@pytest.mark.slow
+def test_under_ivr_serve_the_switch_the_call_and_healthz_agree_that_the_queue_is_closed(config, rules_file, server):
+    import requests
+
+    from conftest import server_env
+    from ivr.tools.simulate import HttpTransport
+    from test_server import run_ivr
+
+    en_day, es_day = close_general_today(rules_file)
+    srv = server(workers=2)
+    env = server_env(config)
+    refused = run_ivr(env, "mode", "set", "live", "--reason", "agents on shift", check=False)
+    assert refused.returncode == 1 and "- queue general is closed; opens " in refused.stdout
+    run_ivr(env, "mode", "set", "live", "--reason", "agents on shift", "--override", "voicemail covers it")
+    english = said_in(SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["0"]).run(), "en-US")
+    assert f"We are open on {en_day}, 8 a.m. to 8 p.m. Eastern time." in english
+    spanish = said_in(SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["3", "0"]).run(), "es-US")
+    assert f"Atendemos los {es_day}, de 8 de la mañana a 8 de la noche, hora del Este." in spanish
+    for _ in range(4):  # every worker says the same
+        keys = requests.get(srv.url + "/healthz", timeout=10).json()["keys"]
+        assert keys["en"]["0"].startswith("is asked to leave a voicemail: queue general is closed; opens ")
+        assert keys["es"]["0"] == keys["en"]["0"]
+
+
+def test_a_topic_with_nothing_published_says_what_callers_hear_instead():
+    snap = snapshot(en_main=("Cards were taken.", None, 1, "tts", 1.0), en_details=("Names too.", None, 1, "tts", 2.0),
+                    es_main=("Se robaron tarjetas.", None, 1, "tts", 1.0))
+    now = caller_now(SHIPPED, snap, SUNDAY)
+    stand_ins = {t.name: t.stand_in for t in now.stand_ins()}
+    assert stand_ins == {"en/advice": "nothing published: callers hear en/main v1 instead",
+                         "es/details": "nothing published: callers hear en/details v1 instead",
+                         "es/advice": "nothing published: callers hear es/main v1 instead"}
+    assert now.language("es").key("1").gets == "hears en/details v1: nothing is published on details in es"
+
+
+def test_the_setup_wording_is_a_stand_in_even_where_it_was_published_before_it_was_marked(hotline):
+    from sqlalchemy import update
+
+    from ivr.store.models import Announcement
+    from ivr.store.state import bump_content
+
+    with hotline.db.write() as conn:  # a database from before: the seed's rows say "tts"
+        conn.execute(update(Announcement).values(source="tts"))
+        bump_content(conn)
+    stand_ins = {t.name: t.stand_in for t in caller_view.of_hotline(hotline).now.stand_ins()}
+    assert stand_ins["en/main"] == stand_ins["es/advice"] == "the default wording from setup"

@@ -1,0 +1,133 @@
+"""The go-live check (`ivr preflight`) on the README's "On the day" steps, and the switch to live it guards
+(CLI, console, API): refused on problems, overridden only with a reason the audit log keeps."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from ivr.ops.cli import main
+from ivr.store.models import AuditEntry
+from ivr.store.state import get_mode
+from test_console_pages import _agent_on_line
+
+STAND_INS = ("en/details", "en/advice", "es/main", "es/details", "es/advice")
+SMS_ENV = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_SMS_FROM": "+15555550100",
+           "IVR_NOTICE_URL": "https://example.com/notice"}
+
+
+@pytest.fixture
+def ivr(config):
+    env = {"IVR_ENV": "production", "TWILIO_AUTH_TOKEN": config.twilio_auth_token, "DATABASE_URL": config.db_url,
+           "IVR_INSTANCE_PATH": str(config.instance_path), "IVR_RULES": str(config.rules_path),
+           "IVR_SECRET_KEY": config.secret_key, "IVR_TTS_ENGINES": "espeak",
+           "IVR_MEDIA_CACHE": str(config.media_cache_dir)}
+
+    def run(*args, ok=True, extra=None):
+        result = CliRunner().invoke(main, list(args), env={**env, **(extra or {})}, catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def on_the_day(ivr, tmp_path):
+    """The README's "On the day" steps, literally."""
+    statement = tmp_path / "statement.txt"
+    statement.write_text("Card numbers and names were stolen. Cancel your card with your bank.")
+    created = ivr("incident", "create", "--title", "Card data theft", "--severity", "critical", "--exposed",
+                  "names, card numbers", "--activate", "--carry-over", "--reason", "disclosure day")
+    ivr("announce", "tts", "--lang", "en", "--text-file", str(statement), "--publish", "--reason",
+        "initial disclosure")
+    return created
+
+
+def audit_rows(hotline, action):
+    with hotline.db.read() as conn:
+        return conn.execute(select(AuditEntry).where(AuditEntry.action == action)).all()
+
+
+def test_preflight_names_the_placeholder_topics_after_the_on_the_day_steps(ivr, tmp_path, hotline):
+    created = on_the_day(ivr, tmp_path)
+    # The activation ran the check too, for the mode the hotline is in.
+    assert "go-live check:" in created.output and "en/main: carried over" in created.output
+    result = ivr("preflight", ok=False)
+    assert result.exit_code == 1
+    for topic in STAND_INS:
+        assert f"- {topic}: carried over from the incident before" in result.output
+    assert "- en/main" not in result.output  # the statement just published is this incident's own
+    assert "callers pressing 1 in en hear en/details v1" in result.output
+    assert 'fix: ivr announce tts --lang en --topic details --text-file details.txt --publish' in result.output
+    assert "languages out of step: en main v2, es main v1 (carried over)" in result.output
+    assert "nobody is on the agent line" in result.output
+    assert "key 4 promises a text message, but SMS is not configured" in result.output
+    status = ivr("status").output
+    assert "en key 1 (details): hears en/details v1 (carried over from the incident before)" in status
+    assert "go-live check: " in status and "problem(s)" in status
+
+
+def test_a_switch_to_live_with_problems_needs_an_override_with_a_reason(ivr, tmp_path, hotline):
+    on_the_day(ivr, tmp_path)
+    refused = ivr("mode", "set", "live", "--reason", "agents on shift", ok=False)
+    assert refused.exit_code == 1 and "Nothing changed" in refused.output and "- es/main: carried over" in refused.output
+    assert get_mode(hotline.db)[0] == "message" and not audit_rows(hotline, "mode.set")
+    done = ivr("mode", "set", "live", "--reason", "agents on shift", "--override", "details follow at noon")
+    assert "mode changed: message -> live" in done.output and "go-live check overridden" in done.output
+    (row,) = audit_rows(hotline, "preflight.override")
+    assert row.reason == "details follow at noon" and "es/main: carried over" in row.to_value
+    assert row.actor == audit_rows(hotline, "mode.set")[0].actor
+
+
+def test_preflight_is_clean_once_every_problem_is_fixed(ivr, tmp_path, hotline, config):
+    on_the_day(ivr, tmp_path)
+    for lang, topic in [(t.split("/")[0], t.split("/")[1]) for t in STAND_INS]:
+        text = f"Our own {topic} for this incident, in {lang}."
+        ivr("announce", "tts", "--lang", lang, "--topic", topic, "--text", text, "--publish", "--reason", "day")
+    _agent_on_line(hotline, "ada", "+15555550142")  # tests/test_console_pages.py: signed in on the agent line
+    result = ivr("preflight", extra=SMS_ENV)
+    assert result.output.strip() == "preflight: OK, nothing stands in the way of live mode"
+    done = ivr("mode", "set", "live", "--reason", "agents on shift", extra=SMS_ENV)
+    assert "mode changed: message -> live" in done.output and not audit_rows(hotline, "preflight.override")
+
+
+def test_the_check_measures_the_published_statement_as_a_caller_hears_it(app, hotline, ivr):
+    """The go-live check's time to facts follows the flow with the published audio: it agrees with the
+    simulated caller's measure, and names a statement too long to hear in time."""
+    from conftest import AUTH_TOKEN
+    from ivr.ops import caller_view
+    from ivr.store import announcements
+    from ivr.tools.simulate import FlaskTransport
+    from ivr.tools.time_to_facts import Durations, announcement_matcher, measure
+    from test_time_to_facts import MAIN
+
+    rules = hotline.rules.rules
+    for lang, text in MAIN.items():
+        announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang=lang, topic="main",
+                                       text=text, actor="test", publish=True, reason="the day")
+    snap = hotline.state.current()
+    transport = FlaskTransport(app)
+    durations = Durations(transport, "http://localhost")
+    checked = caller_view.seconds_to_facts(rules, snap)
+    for lang in rules.languages:
+        simulated = measure(transport, AUTH_TOKEN, rules, lang, announcement_matcher(snap, lang), durations)
+        assert abs(checked[lang] - simulated.seconds) < 0.5, (lang, checked, simulated)
+    assert "until a new caller has heard the main statement" not in ivr("preflight", ok=False).output
+    announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang="en", topic="main",
+                                   text=MAIN["en"] + " " + MAIN["en"], actor="test", publish=True, reason="more")
+    slow = ivr("preflight", ok=False).output
+    assert "- en: " in slow and "s until a new caller has heard the main statement (target 45 s)" in slow
+    assert "- es: " not in slow
+
+
+def test_a_rules_file_that_is_not_the_rules_in_force_is_named(app, hotline, ivr, rules_file):
+    from ivr.ops import caller_view
+
+    rules_file.write_text(rules_file.read_text().replace("max_attempts: 3", "max_attempts: 0"))
+    hotline.rules.rules  # the running hotline notices, and keeps its last good rules
+    problems = caller_view.of_hotline(hotline).problems
+    assert problems[0].kind == "rules-file" and "menu.max_attempts" in problems[0].what
+    assert "`ivr rules check` names each error; fix the file, then `ivr rules reload`" == problems[0].fix
+    out = ivr("preflight", ok=False).output
+    assert out.startswith("preflight: 1 problem(s)\n- the rules file on disk is not the rules in force:")
+    assert "a running server keeps its last good rules" in out
