@@ -24,7 +24,7 @@ from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Job, utcnow
-from ivr.store.sealed import MASKED_WITHOUT_KEY
+from ivr.store.sealed import MASKED_WITHOUT_KEY, after_removal
 
 KINDS = (SMS_JOB, PHONE_RECORDING_JOB)  # every kind a step can ask for (ivr/core/effects.py)
 DEAD = "failed"  # a job failed for good: a dead letter, kept for an operator to read and retry
@@ -178,3 +178,4 @@ def scrub_dead(db: Database, job_id: int, payload: dict, days: int) -> None:
     with db.write() as conn:
         conn.execute(update(Job).where(Job.id == job_id, Job.status == DEAD)
                      .values(payload=json.dumps({**payload, SCRUBBED: days})))
+        after_removal(conn)  # the sealed number's old frames go from SQLite's WAL too

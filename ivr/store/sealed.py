@@ -244,6 +244,15 @@ def stored_job(db, payload: dict) -> dict:
                 "last_error": f"DataKeyError: {exc}"[:2000]}
 
 
+def opened_for_scrub(db, payload: dict) -> dict:
+    """A payload about to be scrubbed (a done job, an old dead letter): opened, so the scrub keeps the last
+    digits of the number and not of its token; masked outright when its key is gone."""
+    try:
+        return open_payload(db, payload)
+    except DataKeyError:
+        return masked_payload(payload)
+
+
 def masked_payload(payload: dict) -> dict:
     """The payload with only the last four digits of each number: what is kept when a number cannot be."""
     return {k: ("***" if is_sealed(v) else "***" + v[-4:]) if holds_number(k, v) else v for k, v in payload.items()}
