@@ -141,7 +141,8 @@ def test_no_database_file_ever_holds_a_callers_or_an_agents_number(config, serve
         # Twilio failed: the job waits to try again, its number sealed.
         wait_for(lambda: twilio.requests and _job(db)[0] == "pending", timeout=30)
         assert holders(config.db_url, since, caller, agent_phone) == []  # owed, pending, an agent: all sealed
-        assert spool_holders(config.instance_path / "spool", caller) == []  # the SMS job was spooled sealed
+        # The callback and the SMS job were spooled with the number sealed by the webhook.
+        assert spool_holders(config.instance_path / "spool", caller) == []
 
         twilio.routes[messages] = (201, {"Content-Type": "application/json"},
                                    json.dumps({"sid": "SM" + "3" * 32, "status": "queued"}).encode())
@@ -192,9 +193,10 @@ def test_without_a_usable_key_callers_are_answered_and_only_number_features_wait
         assert agent.dialled == [] and any("cannot be dialled now" in s for s in agent.said())
         assert _callback_status(db) == "waiting"
 
-        asked = SimulatedCall(web, AUTH_TOKEN, keys=["0", "1"], caller=a_number(),
-                              max_requests=4).run("/voice/incoming")
+        stranger = a_number()
+        asked = SimulatedCall(web, AUTH_TOKEN, keys=["0", "1"], caller=stranger, max_requests=4).run("/voice/incoming")
         assert asked.said() and not any("We will call you back" in s for s in asked.said())  # not promised
+        assert spool_holders(config.instance_path / "spool", stranger) == []  # nor spooled in clear
         with db.read() as conn:  # only the callback owed before: nothing was stored in clear
             assert len(conn.execute(select(Callback.id)).all()) == 1
         texted = SimulatedCall(web, AUTH_TOKEN, keys=["4", "9"], caller=caller, max_requests=6).run("/voice/incoming")
@@ -332,8 +334,28 @@ def test_rotation_with_ivr_data_key_re_encrypts_under_its_first_key(config, ivr)
 def test_a_callback_is_found_by_the_callers_keyed_hash_since_its_token_never_repeats(hotline, place_call):
     caller = a_number()
     place_call(["0", "1"], caller=caller)
-    with hotline.db.read() as conn:
-        (token,) = conn.execute(select(Callback.number).where(
-            Callback.number_hash == hotline.caller_identity(caller)[0])).scalars().all()
-    assert sealed.open_number(hotline.db, token) == caller
+    owed = queues.open_callback_for(hotline.db, hotline.caller_identity(caller)[0])
+    assert sealed.open_number(hotline.db, owed["number"]) == caller and owed["number_masked"] == "***" + caller[-4:]
+    assert queues.open_callback_for(hotline.db, hotline.caller_identity(a_number())[0]) is None
     assert sealed.seal(hotline.db, caller) != sealed.seal(hotline.db, caller)  # equality on tokens finds nothing
+
+
+def test_a_text_kept_masked_for_want_of_a_key_is_not_retried(config, hotline, ivr):
+    """A text spooled while no data key could seal its number was stored failed with the number masked:
+    a retry could only text "***1234", so `ivr jobs retry` refuses it and says why."""
+    from ivr.store import jobs
+
+    sealed.use(config.db_url, config.instance_path, "not-a-key")
+    try:
+        kept = sealed.stored_job(hotline.db, {"to": a_number(), "reference": "HL-7Q2", "lang": "en"})
+    finally:
+        sealed.use(config.db_url, config.instance_path, config.data_keys)
+    assert kept["status"] == jobs.DEAD
+    with hotline.db.write() as conn:
+        jobs.enqueue(conn, "sms", kept["payload"])
+        conn.execute(Job.__table__.update().values(status=kept["status"], last_error=kept["last_error"]))
+        job_id = conn.execute(select(Job.id)).scalar()
+    refused = ivr("jobs", "retry", str(job_id), "--reason", "the key is back", ok=False).output
+    assert "stored with the number masked" in refused and "cannot run again" in refused
+    with hotline.db.read() as conn:
+        assert conn.execute(select(Job.status)).scalar() == jobs.DEAD
