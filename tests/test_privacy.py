@@ -359,3 +359,19 @@ def test_a_text_kept_masked_for_want_of_a_key_is_not_retried(config, hotline, iv
     assert "stored with the number masked" in refused and "cannot run again" in refused
     with hotline.db.read() as conn:
         assert conn.execute(select(Job.status)).scalar() == jobs.DEAD
+
+
+def test_retention_masks_a_dead_letters_sealed_number_by_the_numbers_own_last_digits(hotline):
+    from datetime import timedelta
+
+    from ivr.store import jobs
+    from ivr.store.models import utcnow
+    from ivr.worker import retention
+
+    caller, old = a_number(), utcnow() - timedelta(days=hotline.config.callback_retention_days + 1)
+    with hotline.db.write() as conn:
+        jobs.enqueue(conn, "sms", sealed.seal_payload(hotline.db, {"to": caller, "reference": "HL-7Q2", "lang": "en"}))
+        conn.execute(Job.__table__.update().values(status=jobs.DEAD, updated_at=old))
+        job_id = conn.execute(select(Job.id)).scalar()
+    assert retention.run_once(hotline)["dead_letters_scrubbed"] == 1
+    assert jobs.payload_of(hotline.db, job_id)["to"] == "***" + caller[-4:]  # not the token's last characters
