@@ -5,6 +5,7 @@ features that need a number, while callers are still answered."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import stat
@@ -97,7 +98,10 @@ def ivr(config):
         assert (result.exit_code == 0) == ok, result.output
         return result
 
-    return run
+    tts_log = logging.getLogger("ivr.media.tts")
+    level = tts_log.level
+    yield run
+    tts_log.setLevel(level)  # `ivr setup` quiets TTS warnings for the rest of its process: this one is pytest's
 
 
 # -- the search itself, and SQLite's part -------------------------------------------------------------------
