@@ -23,6 +23,7 @@ class Config:
     public_url: str = ""  # the base URL Twilio calls, e.g. https://hotline.example.com
     rules_path: Path = PROJECT_ROOT / "routing_rules.yaml"
     secret_key: str = ""
+    data_keys: str = ""  # IVR_DATA_KEY: Fernet keys for numbers at rest, newest first (else instance/data.key)
     max_body_bytes: int = 64 * 1024
     validate_signatures: bool = True
     # Seconds between two batches of call records. Larger batches cost less per record, but each batch is
@@ -115,6 +116,7 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         public_url=env.get("IVR_PUBLIC_URL", "").rstrip("/"),
         rules_path=Path(env.get("IVR_RULES") or PROJECT_ROOT / "routing_rules.yaml"),
         secret_key=env.get("IVR_SECRET_KEY", ""),
+        data_keys=env.get("IVR_DATA_KEY", ""),
         max_body_bytes=int(env.get("IVR_MAX_BODY_BYTES", 64 * 1024)),
         media_cache_dir=Path(env.get("IVR_MEDIA_CACHE") or PROJECT_ROOT / "audio" / "cache"),
         tts_engines=tuple(e.strip() for e in env.get("IVR_TTS_ENGINES", "gtts,espeak").split(",") if e.strip()),

@@ -9,6 +9,7 @@ from twilio.request_validator import RequestValidator
 from ivr.config import Config
 from ivr.core.identity import caller_identity
 from ivr.spool.recorder import EventRecorder
+from ivr.store import sealed
 from ivr.store.db import Database
 from ivr.store.rules_file import RulesStore
 from ivr.store.state import StateReader
@@ -32,6 +33,7 @@ class Hotline:
         """The parts for a web worker, or (`background`) for `ivr background` and the CLI: they differ in how
         long a database statement or lock may keep them waiting (ivr/store/db.py)."""
         db = Database(config.db_url, config.db_timeouts(background))
+        sealed.use(config.db_url, config.instance_path, config.data_keys)
         hotline = cls(
             config=config,
             db=db,

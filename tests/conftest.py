@@ -19,6 +19,8 @@ from ivr.config import PROJECT_ROOT, Config
 from ivr.store.db import Database, normalize_url
 from ivr.store.migrate import upgrade
 from ivr.store.models import Base
+from ivr.store import sealed
+from ivr.store.sealed import ensure_key_file
 from ivr.store.seed import ensure_default_content
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -93,6 +95,8 @@ def config(db_url, tmp_path, rules_file) -> Config:
     reset_database(db_url)
     for cache in (queues._stats_cache, queues._wait_cache):  # per-process caches keyed by the database URL
         cache._at.clear()
+    ensure_key_file(tmp_path / "instance")  # the data key `ivr setup` makes (ivr/store/sealed.py), and this
+    sealed.use(db_url, tmp_path / "instance")  # process's store calls on its own Database(db_url) use it
     return Config(env="test", instance_path=tmp_path / "instance", database_url=db_url,
                   twilio_auth_token=AUTH_TOKEN, rules_path=rules_file, secret_key="test-secret",
                   event_flush_interval=0.02, media_cache_dir=tmp_path / "media-cache", jobs_in_app=False,

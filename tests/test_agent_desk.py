@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
 from conftest import AUTH_TOKEN
-from ivr.store import agents, desk, queues
+from ivr.store import agents, desk, queues, sealed
 from ivr.store.db import Database
 from ivr.store.models import Callback, User, utcnow
 from ivr.store.users import create_token
@@ -92,7 +92,8 @@ def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(con
         caller = SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["0", "1"], caller=CUSTOMER).run()
         assert caller.said()[-1].startswith("Thank you. We will call you back")
         owed = wait_for(lambda: callback_row(db, caller.call_sid))
-        assert owed.number == CUSTOMER and owed.status == "waiting"
+        assert sealed.is_sealed(owed.number) and owed.number_masked == "***" + CUSTOMER[-4:]
+        assert owed.status == "waiting"
 
         # The agent signs in on the agent line with nobody waiting: offered the callback, presses 1, the line dials.
         agent = SimulatedCall(HttpTransport(srv.url), AUTH_TOKEN, keys=["2468", "1"], caller=AGENT_PHONE, to=HOTLINE,
@@ -140,7 +141,7 @@ def test_callbacks_dialled_wrapped_up_reported_and_forgotten_under_ivr_serve(con
         rang = rang.run(f"{url.path}?{url.query}")
         assert any("in Español" in s for s in rang.said()) and rang.dialled == [("+15555550777", HOTLINE)]
         retry = callback_row(db, "CA" + "7" * 32)
-        assert (retry.status, retry.attempts, retry.number) == ("waiting", 1, "+15555550777")
+        assert (retry.status, retry.attempts, sealed.is_sealed(retry.number)) == ("waiting", 1, True)
 
         # ivr background applies the retention: a callback closed long ago loses what was left.
         with db.write() as conn:

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
 from helpers import at_once, parse_twiml, signed_post, twilio_params
-from ivr.store import affected, agents, queues
+from ivr.store import affected, agents, queues, sealed
 from ivr.store.models import AffectedNumber, AuditEntry, Job, QueueEntry, utcnow
 from ivr.tools.simulate import FlaskTransport, SimulatedCall, TwilioQueues
 from ivr.store.state import set_mode
@@ -89,7 +89,8 @@ def test_a_callback_from_the_hold_loop_keeps_the_callers_place(app, live):
         assert doc[-1].tag == "Hangup"
     live.recorder.flush()  # callbacks are spooled like the call's events
     worklist = queues.callbacks(live.db)
-    assert [c["number"] for c in worklist] == ["+12025550001", "+12025550002"]  # the original order holds
+    numbers = [sealed.open_number(live.db, c["number"]) for c in worklist]
+    assert numbers == ["+12025550001", "+12025550002"]  # the original order holds
     assert worklist[0]["requested_at"] < worklist[1]["requested_at"]
     live.recorder.flush()
     assert {r.status for r in entries(live)} == {"callback"}
@@ -99,7 +100,7 @@ def test_message_mode_offers_a_callback_and_keeps_the_number_only_there(app, hot
     result = call(app, ["0", "1"], caller="+12025550999")
     assert result.said()[-1].startswith("Thank you. We will call you back")
     (cb,) = queues.callbacks(hotline.db)
-    assert cb["number"] == "+12025550999" and cb["reason"] == "callback offered"
+    assert sealed.open_number(hotline.db, cb["number"]) == "+12025550999" and cb["reason"] == "callback offered"
     # Ops mark it done; the audit log says who.
     queues.callback_done(hotline.db, cb["id"], actor="otto", note="called back, card blocked")
     assert queues.callbacks(hotline.db) == []

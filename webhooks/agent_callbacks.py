@@ -2,6 +2,8 @@
 records in the database (ivr/store/callbacks.py); the desk's "call now" enters at /voice/agent/call-now."""
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, request
 
 from ivr.core import agent_callbacks as steps
@@ -10,9 +12,11 @@ from ivr.core.flow import reference
 from ivr.core.staff_call import say
 from ivr.store import callbacks, desk
 from ivr.store.models import utcnow
+from ivr.store.sealed import DataKeyError
 from webhooks.agent_line import LINE, _signed_in
 from webhooks.twilio_view import _digits, _int, _values, staff_call, twilio_route
 
+log = logging.getLogger(__name__)
 bp = Blueprint("agent_callbacks", __name__, url_prefix="/voice")
 voice_route = twilio_route(bp)
 
@@ -40,7 +44,12 @@ def agent_callback(hotline, rules, snap, pos):
 
 
 def _dial(hotline, call, name: str, callback_id: int, number_called: str | None, lead: tuple = ()):
-    owed = callbacks.start_dial(hotline.db, callback_id, name)
+    try:
+        owed = callbacks.start_dial(hotline.db, callback_id, name)
+    except DataKeyError as exc:
+        log.error("callback %s not dialled by %s: %s", callback_id, name, exc)
+        callbacks.release(hotline.db, callback_id, name)
+        return steps.cannot_open(call, name, callback_id)
     if owed is None:
         return steps.not_theirs(call, name)
     desk.set_status(hotline.db, name, "on_call", call_sid=owed["call_sid"], callback_id=callback_id)

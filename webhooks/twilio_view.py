@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass, replace
 from functools import partial, wraps
 
 from flask import Blueprint, Response, current_app, request
@@ -20,7 +21,7 @@ from ivr.core.staff_call import StaffCall
 from ivr.core.verification import VerifyAttempt
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
-from ivr.store import jobs
+from ivr.store import jobs, sealed
 from ivr.store.audit import audit
 from webhooks import twiml
 from webhooks.params import raw_query, twilio_params
@@ -115,6 +116,7 @@ def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
         snap = hotline.state.current() if needs_state else hotline.state.last_good()
         pos = _position(rules, params)
         reply = handler(hotline, rules, snap, pos)
+        reply = with_sealed_callbacks(hotline, reply, params)
     except Exception:
         log.exception("voice route %s failed; answering with the safe reply", req.path)
         snap = hotline.state.last_good()
@@ -123,6 +125,34 @@ def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
     body = twiml.render(reply, rules, base) if isinstance(reply, verbs.Reply) else reply
     _record(hotline, reply, pos, req, params)
     return body
+
+
+@dataclass(frozen=True)
+class SealedCallback(BookCallback):
+    """A callback with the caller's number as it is stored: sealed (ivr/store/sealed.py), its keyed hash
+    (what finds the number's open callback) and its masked tail. The shell adds these; the flow stays pure."""
+
+    number: str = ""
+    number_hash: str | None = None
+    number_masked: str = ""
+
+
+def callback_number(hotline: Hotline, params) -> dict:
+    """The caller's number for a callback record: sealed, hashed and masked (DataKeyError: no usable key)."""
+    number = (params.get("From") or "")[:32]
+    number_hash, masked = hotline.caller_identity(number)
+    return {"number": sealed.seal(hotline.db, number), "number_hash": number_hash, "number_masked": masked or ""}
+
+
+def with_sealed_callbacks(hotline: Hotline, reply, params):
+    """A reply promising a callback, with the caller's number sealed before the caller hears the promise:
+    with no usable data key this raises, so the caller gets the safe reply instead of a promise that could
+    not be kept, and the spool never holds the number in clear."""
+    if not isinstance(reply, verbs.Reply) or not any(isinstance(e, BookCallback) for e in reply.effects):
+        return reply
+    number = callback_number(hotline, params)
+    return replace(reply, effects=[SealedCallback(**vars(e), **number) if isinstance(e, BookCallback) else e
+                                   for e in reply.effects])
 
 
 def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
@@ -164,12 +194,15 @@ def apply(hotline: Hotline, effects: list, sid: str, params, language: str) -> d
         elif isinstance(effect, LeaveQueue):
             hotline.recorder.record("queue_exit", call_sid=sid, **vars(effect))
         elif isinstance(effect, BookCallback):  # spooled like the rest: promised even with the database away
-            hotline.recorder.record("callback", call_sid=sid, number=(params.get("From") or "")[:32],
-                                    language=language, **vars(effect))
+            fields = vars(effect) if isinstance(effect, SealedCallback) else {**vars(effect),
+                                                                             **callback_number(hotline, params)}
+            hotline.recorder.record("callback", call_sid=sid, language=language, **fields)
         elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
-            hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}", payload=payload)
+            # Sealed before it is spooled: the spool folder never holds the number in clear either.
+            hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}",
+                                    **sealed.stored_job(hotline.db, payload))
         elif not isinstance(effect, (Audit, EnqueueJob)):  # staff lines': written before answering
             raise TypeError(f"not an effect: {effect!r}")
     return call_info

@@ -44,7 +44,7 @@ def _context(hotline: Hotline, verified: bool = False) -> verbs.Context:
         call_sid=_call_sid(),
         caller_known=known,
         verified=verified,
-        open_callback=lambda: known and _open_callback(hotline, reachable),
+        open_callback=lambda: known and _open_callback(hotline, number),
         affected=lambda: verified or (known and _affected(hotline, number)),
         queue_stats=lambda: queues.queue_stats(hotline.db),
         recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
@@ -66,7 +66,7 @@ def _open_callback(hotline: Hotline, number: str) -> bool:
     asking again)? Unknown (database away): no, and the booking, whenever it is written, still refreshes the
     open one rather than adding a second."""
     try:
-        owed = queues.open_callback_for(hotline.db, number)
+        owed = queues.open_callback_for(hotline.db, hotline.caller_identity(number)[0])
         return owed is not None and owed["call_sid"] != _call_sid()
     except Exception as exc:
         log.warning("open-callback lookup failed, telling the caller it is booked: %s", exc)

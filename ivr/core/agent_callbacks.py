@@ -41,6 +41,13 @@ def passed(call: StaffCall, agent: str) -> Reply:
     return idle(call, agent, 1, ("Left for later.",))
 
 
+def cannot_open(call: StaffCall, agent: str, callback_id: int) -> Reply:
+    """The number cannot be opened (the data key is missing or wrong): the callback stays owed."""
+    return Reply(idle(call, agent, 1, ("This callback cannot be dialled now: the hotline's data key is missing "
+                                       "or wrong. It stays owed. Please tell the operations team.",)).verbs,
+                 [Event("agent_line", f"callback {callback_id} not dialled: no data key")])
+
+
 def not_theirs(call: StaffCall, agent: str) -> Reply:
     return idle(call, agent, 1, ("That callback is no longer yours to make.",))
 

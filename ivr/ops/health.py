@@ -168,3 +168,13 @@ def spool_problems(hotline: Hotline, snap=None) -> list[str]:
         problems.append(f"{state.records} call records waiting to reach the database, the oldest for "
                         f"{state.oldest_age_s:.0f} s")
     return problems
+
+
+@health_check
+def data_key_usable(hotline: Hotline, snap) -> Iterable[str]:
+    """Numbers at rest can be sealed and the latest stored one opened (ivr/store/sealed.py). Callers are
+    served either way; without it texts, callback dials and "call now" wait."""
+    from ivr.store.sealed import key_problem
+
+    if (problem := key_problem(hotline.db)) is not None:
+        yield problem

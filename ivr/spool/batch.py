@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.appender import SpoolObserver
 from ivr.spool.segments import encode, now
-from ivr.store import queues
+from ivr.store import queues, sealed
 from ivr.store.db import Database, dialect_insert
 from ivr.store.desk import sign_out_ended_lines
 from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry, VerificationAttempt
@@ -57,6 +57,7 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path,
     then how the wait and the call ended (which must not close the entry before the callback claims it).
     """
     rejected: list[tuple[dict, Exception]] = []
+    records = _sealed_jobs(db, records)
     callbacks = [r for r in records if r.get("type") == "callback"]
     if not callbacks:
         _write_or_split(db, records, rejected)
@@ -82,6 +83,14 @@ def write_batch(db: Database, records: list[dict], spool_dir: Path,
             log.error("call record refused by the database and set aside in %s (call %s): %s",
                       REJECTED, str(record.get("call_sid"))[:64], _reason(exc))
     return len(rejected)
+
+
+def _sealed_jobs(db: Database, records: list[dict]) -> list[dict]:
+    """Jobs' numbers sealed before they reach the database (ivr/store/sealed.py), if the webhook that spooled
+    them could not: with no usable data key a job is stored failed, with the reason, never in clear."""
+    return [{**r, **sealed.stored_job(db, r["payload"])}
+            if r.get("type") == "job" and isinstance(r.get("payload"), dict) and "status" not in r else r
+            for r in records]
 
 
 def _reason(exc: Exception) -> str:
@@ -115,9 +124,11 @@ def _refused(record: dict, exc: Exception, rejected: list) -> None:
 
 
 def _store_callback(db: Database, r: dict, rejected: list) -> None:
-    """A callback the caller was promised (ivr/store/queues.py: once per call), asked for at the record's time."""
+    """A callback the caller was promised (ivr/store/queues.py: once per call), asked for at the record's time.
+    Its number was sealed by the webhook that spooled it (webhooks/twilio_view.py): it is stored as it is."""
     try:
         queues.request_callback(db, call_sid=r["call_sid"], number=r.get("number") or "",
+                                number_hash=r.get("number_hash"), number_masked=r.get("number_masked"),
                                 language=r["language"], queue=r["queue"], priority=int(r["priority"]),
                                 reason=r.get("reason") or "", keep_place=bool(r.get("keep_place")),
                                 voicemail_url=r.get("voicemail_url"), requested_at=_ts(r.get("at")))
@@ -164,7 +175,8 @@ def write_records(conn: Connection, records: list[dict]) -> None:
     jobs = [r for r in records if r["type"] == "job" and r.get("call_sid")]
     if jobs:
         conn.execute(dialect_insert(conn, Job.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
-            {"kind": r["kind"], "payload": json.dumps(r["payload"]), "status": "pending", "attempts": 0,
+            {"kind": r["kind"], "payload": json.dumps(r["payload"]), "status": r.get("status", "pending"),
+             "last_error": r.get("last_error"), "attempts": 0,
              "run_after": _ts(r.get("at")), "dedupe_key": r["dedupe_key"][:160], "created_at": _ts(r.get("at")),
              "updated_at": _ts(r.get("at"))} for r in jobs])
     attempts = [{"call_sid": r["call_sid"][:64], "step": str(r.get("step"))[:160], "at": _ts(r.get("at")),

@@ -5,6 +5,7 @@ from sqlalchemy import select, update
 
 from ivr.core.errors import Refused
 from ivr.core.identity import caller_identity
+from ivr.store import sealed
 from ivr.store.audit import audit, required_reason
 from ivr.store.db import Database
 from ivr.store.models import Agent, utcnow
@@ -33,7 +34,8 @@ def add_agent(db: Database, secret_key: str, name: str, phone: str, pin: str, *,
             raise AgentError(f"the caller ID {masked} is agent {holder}'s already: one agent per caller ID "
                              f"(deactivate {holder} first, or give {name} their own number)")
         conn.execute(Agent.__table__.insert().values(name=name, phone_hash=phone_hash, phone_masked=masked,
-                                                     phone=phone.strip(), pin_hash=hash_pin(pin), active=True,
+                                                     phone=sealed.seal(db, phone.strip()), pin_hash=hash_pin(pin),
+                                                     active=True,
                                                      queues=",".join(queues), created_at=utcnow()))
         audit(conn, actor=actor, action="agent.add", subject=f"agent {name}",
               to_value=f"phone {masked}; serves {', '.join(queues) or 'every queue'}", reason=reason)
@@ -64,13 +66,15 @@ def agent_for_phone(db: Database, phone_hash: str | None) -> tuple[str, str] | N
 
 
 def deactivate_agent(db: Database, name: str, *, actor: str, reason: str) -> None:
-    """Take an agent off the line at once: their number and PIN no longer open it, even mid-call."""
+    """Take an agent off the line at once: their number and PIN no longer open it, even mid-call. Their
+    full number goes (the desk's "call now" rang it); the hash and the masked form stay for the records."""
     reason = required_reason(reason, AgentError)
     with db.write() as conn:
         done = conn.execute(update(Agent).where(Agent.name == name, Agent.active.is_(True))
-                            .values(active=False)).rowcount
+                            .values(active=False, phone=None)).rowcount
         if not done:
             raise AgentError(f"there is no active agent called {name!r}")
+        sealed.after_removal(conn)
         audit(conn, actor=actor, action="agent.deactivate", subject=f"agent {name}", from_value="active",
               to_value="inactive", reason=reason)
 

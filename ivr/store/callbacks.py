@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 
 from ivr.core.effects import SMS_JOB
-from ivr.store import jobs
+from ivr.store import jobs, sealed
 from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.store.models import Callback, utcnow
@@ -79,7 +79,8 @@ def release(db: Database, callback_id: int, agent: str) -> None:
 
 
 def start_dial(db: Database, callback_id: int, agent: str) -> dict | None:
-    """The agent pressed to call: the callback becomes theirs to dial. None if their offer lapsed meanwhile."""
+    """The agent pressed to call: the callback becomes theirs to dial, with its number opened. None if their
+    offer lapsed meanwhile; DataKeyError (nothing changed) if the number cannot be opened."""
     now = utcnow()
     with db.write() as conn:
         done = conn.execute(update(Callback).where(Callback.id == callback_id, Callback.claimed_by == agent,
@@ -88,9 +89,10 @@ def start_dial(db: Database, callback_id: int, agent: str) -> dict | None:
         if not done:
             return None
         row = conn.execute(select(Callback.__table__).where(Callback.id == callback_id)).first()
+        number = sealed.open_number(db, row.number)  # DataKeyError: nothing changed, it stays offered
         audit(conn, actor=agent, action="callback.dial", subject=f"callback {callback_id}",
               to_value=f"attempt {row.attempts + 1} to {row.number_masked}")
-    return dict(row._mapping)
+    return {**row._mapping, "number": number}
 
 
 def dial_result(db: Database, callback_id: int, agent: str, dial_status: str, *, max_attempts: int,
@@ -127,7 +129,8 @@ def dial_result(db: Database, callback_id: int, agent: str, dial_status: str, *,
 
 def _close(conn, callback_id: int, status: str, actor: str, note: str, now: datetime, reason: str = "") -> None:
     conn.execute(update(Callback).where(Callback.id == callback_id).values(
-        status=status, number=None, done_at=now, done_by=actor, claimed_by=None, claimed_at=None))
+        status=status, number=None, number_hash=None, done_at=now, done_by=actor, claimed_by=None, claimed_at=None))
+    sealed.after_removal(conn)
     audit(conn, actor=actor, action=f"callback.{status}", subject=f"callback {callback_id}", to_value=note[:2000],
           reason=reason)
 
@@ -157,5 +160,6 @@ def apply_retention(db: Database, days: int) -> dict:
             Callback.status.not_in(OPEN), Callback.done_at < cutoff,
             or_(Callback.voicemail_url.is_not(None), Callback.note.is_not(None), Callback.number.is_not(None)))
             .values(voicemail_url=None, note=None, number=None)).rowcount
+        sealed.after_removal(conn)
     return {"expired": len(expired), "scrubbed": scrubbed}
 

@@ -75,6 +75,8 @@ def make_engine(url: str, timeouts: DbTimeouts = BACKGROUND) -> Engine:
         # NORMAL in WAL mode survives a process crash; only an OS crash can lose the last commits.
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Freed pages are zeroed, not left with what was deleted (a removed number, a scrubbed payload).
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")

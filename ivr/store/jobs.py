@@ -24,6 +24,7 @@ from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Job, utcnow
+from ivr.store.sealed import MASKED_WITHOUT_KEY, after_removal
 
 KINDS = (SMS_JOB, PHONE_RECORDING_JOB)  # every kind a step can ask for (ivr/core/effects.py)
 DEAD = "failed"  # a job failed for good: a dead letter, kept for an operator to read and retry
@@ -145,8 +146,12 @@ def retry_dead(db: Database, job_id: int, *, actor: str, reason: str) -> dict:
                            .with_for_update()).first()
         if row is None or row.status != DEAD:
             raise NotRetriable(f"job {job_id} is not a dead letter" + (f" (it is {row.status})" if row else ""))
-        if SCRUBBED in json.loads(row.payload):  # retrying it could only fail again
+        payload = json.loads(row.payload)
+        if SCRUBBED in payload:  # retrying it could only fail again
             raise NotRetriable(f"job {job_id} lost the caller's data after the retention period: it cannot run again")
+        if MASKED_WITHOUT_KEY in payload:
+            raise NotRetriable(f"job {job_id} was stored with the number masked (there was no usable data key "
+                               "when it was made): it cannot run again")
         conn.execute(update(Job).where(Job.id == job_id).values(status="pending", attempts=0, run_after=utcnow(),
                                                                 updated_at=utcnow()))
         audit(conn, actor=actor, action="job.retry", subject=f"job {job_id} ({row.kind})",
@@ -173,3 +178,4 @@ def scrub_dead(db: Database, job_id: int, payload: dict, days: int) -> None:
     with db.write() as conn:
         conn.execute(update(Job).where(Job.id == job_id, Job.status == DEAD)
                      .values(payload=json.dumps({**payload, SCRUBBED: days})))
+        after_removal(conn)  # the sealed number's old frames go from SQLite's WAL too

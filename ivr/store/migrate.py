@@ -11,6 +11,7 @@ from alembic.util import CommandError
 
 from ivr.core.errors import Refused
 from ivr.store.db import Database
+from ivr.store.sealed import truncate_wal
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Development builds' migrations, squashed into 0009_schema.py before 0.1.0; the last commit that has them.
@@ -42,6 +43,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
         _refuse_unknown(cfg, conn)
         command.upgrade(cfg, revision)
         conn.commit()
+    truncate_wal(db.engine)  # a migration may have rewritten numbers stored in clear: no old frame stays
 
 
 def current(db: Database) -> str | None:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivr.core.errors import NotFound, Refused
 from ivr.core.identity import caller_identity
 from ivr.core.phone_numbers import callable_number
-from ivr.store.callbacks import OPEN as OPEN_CALLBACK
+from ivr.store import sealed
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
@@ -195,24 +195,33 @@ def entry(db: Database, call_sid: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
-def _open_for(number: str):
-    """The open callback owed to this number (open callbacks keep the full number, so it is the key)."""
-    return (select(Callback.__table__).where(Callback.status.in_(OPEN_CALLBACK), Callback.number == number)
+def open_callback_query(number_hash: str):
+    """The open callback owed to the caller with this keyed hash (hotline.caller_identity(number)[0]), oldest
+    first: a select to run in the caller's transaction. By the hash, not the number: numbers are stored
+    sealed, and a token never repeats (ivr/store/sealed.py)."""
+    from ivr.store.callbacks import OPEN
+
+    return (select(Callback.__table__).where(Callback.status.in_(OPEN), Callback.number_hash == number_hash)
             .order_by(Callback.requested_at, Callback.id).limit(1))
 
 
-def open_callback_for(db: Database, number: str) -> dict | None:
-    """The callback still owed to this E.164 number, if any."""
+def open_callback_for(db: Database, number_hash: str | None) -> dict | None:
+    """The callback still owed to the caller with this keyed hash, if any (None for no hash: withheld)."""
+    if not number_hash:
+        return None
     with db.read() as conn:
-        row = conn.execute(_open_for(number)).first()
+        row = conn.execute(open_callback_query(number_hash)).first()
     return dict(row._mapping) if row else None
 
 
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
                      reason: str, keep_place: bool = False, voicemail_url: str | None = None,
+                     number_hash: str | None = None, number_masked: str | None = None,
                      requested_at: datetime | None = None) -> None:
     """Store a callback (idempotent per call). Keeping the place means the time they joined the queue;
-    `requested_at`: when the caller asked (a callback spooled while the database was away), else now."""
+    `requested_at`: when the caller asked (a callback spooled while the database was away), else now.
+    The number is stored sealed (a token the webhook sealed is kept as it is; ivr/store/sealed.py), with
+    `number_hash` (the caller's keyed hash), which is what finds it again (open_callback_for)."""
     with db.write() as conn:
         requested = requested_at or utcnow()
         if keep_place:
@@ -225,24 +234,27 @@ def request_callback(db: Database, *, call_sid: str, number: str, language: str,
         # another for agents to call twice. Here, so that it holds however the request arrives (at once, or
         # spooled while the database was away).
         number = callable_number(number) or number
-        if _refreshed(conn, call_sid, number, requested, language=language, queue=queue, priority=priority,
+        if _refreshed(conn, call_sid, number_hash, requested, language=language, queue=queue, priority=priority,
                       reason=reason, voicemail_url=voicemail_url):
             return
         conn.execute(dialect_insert(conn, Callback.__table__).values(
-            call_sid=call_sid, number=number, number_masked=caller_identity("", number)[1] or "",
+            call_sid=call_sid, number=sealed.seal(db, number),
+            number_masked=number_masked or caller_identity("", number)[1] or "",
+            number_hash=number_hash,
             language=language, queue=queue, priority=priority, reason=reason,
             requested_at=requested, voicemail_url=voicemail_url, status="waiting",
         ).on_conflict_do_nothing(index_elements=["call_sid"]))
 
 
-def _refreshed(conn, call_sid: str, number: str, requested: datetime, *, language: str, queue: str,
+def _refreshed(conn, call_sid: str, number_hash: str | None, requested: datetime, *, language: str, queue: str,
                priority: int, reason: str, voicemail_url: str | None) -> bool:
-    """Refresh the callback still owed to this number, if there is one (True: nothing more to store)."""
-    if not number.startswith("+"):  # withheld or unknown: nothing to know the caller by
+    """Refresh the callback still owed to this number (found by its keyed hash), if there is one (True:
+    nothing more to store)."""
+    if not number_hash:  # withheld or unknown: nothing to know the caller by
         return False
     if conn.dialect.name == "postgresql":  # two workers booking for one number at once: one at a time
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"callback {number}"})
-    owed = conn.execute(_open_for(number)).first()  # (SQLite: BEGIN IMMEDIATE serialises them already)
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"callback {number_hash}"})
+    owed = conn.execute(open_callback_query(number_hash)).first()  # (SQLite: BEGIN IMMEDIATE serialises)
     if owed is None:
         return False
     if owed.call_sid != call_sid:  # else a replay of this very request: stored already

@@ -19,12 +19,14 @@ from datetime import timedelta
 from typing import Callable
 
 from ivr.store import jobs as jobs_table
+from ivr.store import sealed
 from ivr.store.jobs import Claim, LeaseLost
 from ivr.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+KEY_RETRY = timedelta(minutes=1)  # how soon a job waiting for the data key looks again
 LEASE = timedelta(seconds=60)  # a claimed job is its runner's this long; renewed every third of it
 BACKOFF_FIRST_S, BACKOFF_CAP_S = 2.0, 300.0
 PERSONAL_FIELDS = ("to", "number", "from")  # scrubbed from a finished job's payload when its handler says no more
@@ -102,36 +104,52 @@ def run_one(hotline, handlers: dict[str, JobHandler], lease: timedelta = LEASE) 
     claim = jobs_table.claim(hotline.db, lease)
     if claim is None:
         return False
+    try:
+        payload = sealed.open_payload(hotline.db, claim.payload)
+    except sealed.DataKeyError as exc:
+        waiting_for_key(hotline, claim, exc)
+        return True
     handler = handlers.get(claim.kind)
     job = RunningJob(hotline.db, claim, lease)
     try:
         if handler is None:
             raise PermanentError(f"no handler for jobs of kind {claim.kind!r}")
         with job.renewing():
-            result = handler.run(hotline, claim.payload, job)
+            result = handler.run(hotline, payload, job)
         values = dict(status="done", result=json.dumps(result or {}), last_error=None)
     except LeaseLost as exc:
         log.warning("job %s (%s): %s; its new runner finishes it", claim.id, claim.kind, exc)
         return True
     except Exception as exc:
-        values = _failed(hotline, claim, handler, exc)
+        values = _failed(hotline, claim, payload, handler, exc)
     if values["status"] == "done" or handler is None:  # a dead letter keeps its payload to be retried
         scrub = handler.scrub if handler and handler.scrub else scrub_personal
-        values["payload"] = json.dumps(scrub(claim.payload))
+        values["payload"] = json.dumps(scrub(payload))
     if jobs_table.finish(hotline.db, claim.id, claim.token, values):
         log.info("job %s (%s) attempt %d: %s", claim.id, claim.kind, claim.attempt, values["status"])
+        if "payload" in values:  # the number is gone from the row: leave no copy in SQLite's WAL either
+            sealed.truncate_wal(hotline.db.engine)
     else:
         log.warning("job %s (%s) attempt %d ended after its lease was taken over: its result is dropped",
                     claim.id, claim.kind, claim.attempt)
     return True
 
 
-def _failed(hotline, claim: Claim, handler: JobHandler | None, exc: Exception) -> dict:
+def waiting_for_key(hotline, claim: Claim, exc: Exception) -> None:
+    """A job whose number cannot be opened waits for the data key: pending, not counted as an attempt, with
+    the reason in last_error (the console and `ivr jobs` show it), tried again in a minute."""
+    log.error("job %s (%s) waits: %s", claim.id, claim.kind, exc)
+    jobs_table.finish(hotline.db, claim.id, claim.token, dict(
+        status="pending", attempts=claim.attempt - 1, last_error=f"waiting for the data key: {exc}"[:2000],
+        run_after=utcnow() + KEY_RETRY))
+
+
+def _failed(hotline, claim: Claim, payload: dict, handler: JobHandler | None, exc: Exception) -> dict:
     permanent = isinstance(exc, PermanentError) or claim.attempt >= MAX_ATTEMPTS
     log.warning("job %s (%s) attempt %d failed%s: %s", claim.id, claim.kind, claim.attempt,
                 " for good (dead letter)" if permanent else ", will retry", exc)
     if permanent and handler and handler.on_failure:
-        _safely(handler.on_failure, hotline, claim.payload, str(exc))
+        _safely(handler.on_failure, hotline, payload, str(exc))
     return dict(status=jobs_table.DEAD if permanent else "pending", last_error=f"{type(exc).__name__}: {exc}"[:2000],
                 run_after=utcnow() + timedelta(seconds=retry_delay(claim.attempt)))
 

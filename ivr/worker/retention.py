@@ -13,7 +13,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from ivr.store import callbacks, jobs, verification
+from ivr.store import callbacks, jobs, sealed, verification
 from ivr.store.audit import audit
 from ivr.store.models import utcnow
 from ivr.worker.jobs import scrub_personal
@@ -45,7 +45,8 @@ def scrub_dead_letters(hotline, days: int) -> int:
     stale = jobs.dead_to_scrub(hotline.db, utcnow() - timedelta(days=days))
     for job_id, kind, payload in stale:
         handler = hotline.jobs.handlers.get(kind)
-        jobs.scrub_dead(hotline.db, job_id, (handler.scrub if handler and handler.scrub else scrub_personal)(payload), days)
+        scrub = handler.scrub if handler and handler.scrub else scrub_personal
+        jobs.scrub_dead(hotline.db, job_id, scrub(sealed.opened_for_scrub(hotline.db, payload)), days)
     return len(stale)
 
 

@@ -6,7 +6,7 @@ from flask import g, jsonify
 from ivr.ops.api import bp
 from ivr.ops.api.auth import hotline, requires
 from ivr.ops.api.wire import ID, jsonable
-from ivr.store import queues
+from ivr.store import queues, sealed
 from ivr.store.users import role_at_least
 
 
@@ -14,9 +14,11 @@ from ivr.store.users import role_at_least
 @requires("viewer")
 def callbacks_list():
     """The agents' worklist, highest priority first, then in the order callers called."""
-    rows = queues.callbacks(hotline().db, g.query.get("status", "waiting"))
-    if not role_at_least(g.role, "ops"):  # a callback's number is personal data: viewers see it masked
-        rows = [{**r, "number": r["number_masked"]} for r in rows]
+    db = hotline().db
+    rows = queues.callbacks(db, g.query.get("status", "waiting"))
+    full = role_at_least(g.role, "ops")  # a callback's number is personal data: viewers see it masked
+    rows = [{**r, "number": sealed.shown(db, r["number"], r["number_masked"]) if full else r["number_masked"]}
+            for r in rows]
     return jsonify(callbacks=[jsonable(r) for r in rows])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ivr.ops.cli import affected, content, jobs, routing, server, simulate, staff, status
+from ivr.ops.cli import affected, content, jobs, keys, routing, server, simulate, staff, status
 from ivr.ops.cli.context import CliContext, HotlineGroup
 
 
@@ -36,3 +36,4 @@ main.add_command(affected.affected)
 main.add_command(simulate.simulate)
 main.add_command(status.status)
 main.add_command(status.preflight)
+main.add_command(keys.keys)

@@ -60,7 +60,11 @@ class CliContext:
 
     @property
     def db(self) -> Database:
-        return _database(self.config.db_url, self.config.db_timeouts(background=True))
+        from ivr.store import sealed
+
+        cfg = self.config
+        sealed.use(cfg.db_url, cfg.instance_path, cfg.data_keys)  # where the numbers' keys are
+        return _database(cfg.db_url, cfg.db_timeouts(background=True))
 
     @property
     def actor(self) -> str:

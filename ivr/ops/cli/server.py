@@ -60,11 +60,17 @@ def setup(cli, audio):
     import logging
 
     from ivr.store.migrate import upgrade
+    from ivr.store.sealed import ensure_key_file, key_file, keyring_for
     from ivr.store.seed import ensure_default_content
 
     cfg = cli.config
     database = cli.db
     upgrade(database)
+    if ensure_key_file(cfg.instance_path, cfg.data_keys):
+        click.echo(f"data key made: {key_file(cfg.instance_path)} (mode 0600; keep a copy apart from the backups)")
+    if not (ring := keyring_for(database)).usable:
+        click.echo(f"warning: {ring.problem}: texts, callback dials and \"call now\" will wait for a data key",
+                   err=True)
     speak = _default_speaker(cfg, database) if audio else None
     logging.getLogger("ivr.media.tts").setLevel(logging.ERROR)  # "Google is unreachable" is expected offline
     created = ensure_default_content(database, speak=speak)

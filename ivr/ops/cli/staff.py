@@ -216,11 +216,12 @@ def callbacks():
 def callbacks_list(cli, done):
     """The worklist, highest priority first, then in the order callers called."""
     from ivr.store.queues import callbacks as list_callbacks
+    from ivr.store.sealed import shown
 
     rows = list_callbacks(cli.db, "done" if done else "waiting")
     for row in rows:
         vm = f" voicemail {row['voicemail_url']}" if row["voicemail_url"] else ""
-        number = row["number"] or row["number_masked"]  # a closed callback's full number is gone
+        number = shown(cli.db, row["number"], row["number_masked"])  # a closed callback's full number is gone
         click.echo(f"#{row['id']:<5} p{row['priority']:<3} {row['requested_at']:%Y-%m-%d %H:%M} {number:<16} "
                    f"{row['language']} {row['queue'] or '-'}: {row['reason']}{vm}")
     if not rows:

@@ -5,22 +5,16 @@ from __future__ import annotations
 from flask import g, render_template, request
 
 from ivr.ops.console.base import FormError, actor, bp, done, hotline, needs, reason, refused
-from ivr.store import queues
+from ivr.store import queues, sealed
 from ivr.store.users import role_at_least
 
 NOTE_MAX = 1000
 
 
-def masked(number: str) -> str:
-    """A number as the calls page shows callers: its last four digits only."""
-    digits = "".join(ch for ch in number or "" if ch.isdigit())
-    return "***" + digits[-4:] if len(digits) >= 4 else "***"
-
-
 def _page(status: int = 200, error: str | None = None, form_id: int | None = None):
     db = hotline().db
     full = role_at_least(g.user.role, "agent")  # the roles that call back
-    rows = [dict(r, shown_number=r["number"] if full else masked(r["number"]))
+    rows = [dict(r, shown_number=sealed.shown(db, r["number"], r["number_masked"]) if full else r["number_masked"])
             for r in queues.callbacks(db, "waiting")]
     return render_template("console/callbacks.html", rows=rows, full_numbers=full, languages=hotline().rules.rules
                            .languages, error=error, form_id=form_id, form=request.form), status

@@ -13,7 +13,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from ivr.core.errors import Refused
 from ivr.core.flow import reference
-from ivr.store import briefings, callbacks, desk
+from ivr.store import briefings, callbacks, desk, sealed
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs
 from ivr.store.reads import call_paths
 from ivr.store.users import role_at_least
@@ -128,13 +128,14 @@ def desk_call_now(callback_id: int):
         agent = _own_agent()
         if not (cfg.twilio_account_sid and cfg.hotline_number and agent.get("phone")):
             raise FormError("call now needs TWILIO_ACCOUNT_SID, IVR_HOTLINE_NUMBER and the agent's phone number")
+        phone = sealed.open_number(hotline().db, agent["phone"])  # DataKeyError: a Refused, nothing claimed
         if callbacks.claim(hotline().db, callback_id, agent["name"]) is None:
             raise FormError(f"callback {callback_id} is not free to call now (taken, closed, or not due yet)")
         base = cfg.public_url or request.url_root.rstrip("/")
         url = (f"{base}/voice/agent/call-now?c={callback_id}&u={agent['name']}"
                f"&t={call_now_token(cfg.secret_key, agent['name'], callback_id)}")
         try:
-            call = rest_client(cfg).calls.create(to=agent["phone"], from_=cfg.hotline_number, url=url, method="POST")
+            call = rest_client(cfg).calls.create(to=phone, from_=cfg.hotline_number, url=url, method="POST")
         except TwilioRestException as exc:
             callbacks.release(hotline().db, callback_id, agent["name"])
             raise FormError(f"Twilio refused the call: {exc.status} {exc.msg}") from None

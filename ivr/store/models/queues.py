@@ -39,16 +39,18 @@ class QueueEntry(Base):
 class Callback(Base):
     """A caller who asked to be called back (or left a voicemail), owed until an agent reaches them.
 
-    This is the one place a full caller number is kept, because calling back needs it; it is deleted when the
-    callback is closed (done, unreachable or expired).
+    This is the one place a full caller number is kept, because calling back needs it: sealed under the data
+    key (ivr/store/sealed.py), and deleted when the callback is closed (done, unreachable or expired).
     """
 
     __tablename__ = "callbacks"
     __table_args__ = (Index("ix_callbacks_worklist", "status", "priority", "requested_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    number: Mapped[str | None] = mapped_column(String(32))  # None once closed
+    number: Mapped[str | None] = mapped_column(String(255))  # sealed (ivr/store/sealed.py); None once closed
     number_masked: Mapped[str] = mapped_column(String(32), default="")
+    # The caller's keyed hash (ivr/core/identity.py): what finds a number's callback, since tokens never repeat.
+    number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     language: Mapped[str] = mapped_column(String(8))
     queue: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(Integer)

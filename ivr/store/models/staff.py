@@ -71,7 +71,7 @@ class Agent(Base):
     pin_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    phone: Mapped[str | None] = mapped_column(String(32))  # a staff number (not a caller's): "call now" rings it
+    phone: Mapped[str | None] = mapped_column(String(255))  # sealed; "call now" rings it; None once deactivated
     user_name: Mapped[str | None] = mapped_column(String(120))  # their console login, for the agent desk
     queues: Mapped[str] = mapped_column(String(400), default="")  # the queues they serve, comma-separated; "": all
     # available | on_call | wrap_up (the call is over, no wrap-up recorded yet) | break | signed_out
