@@ -2,6 +2,8 @@
 second request refreshes the first, and the caller hears that it did."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import requests
 from click.testing import CliRunner
@@ -24,7 +26,8 @@ def _callbacks(hotline) -> list:
     with hotline.db.read() as conn:
         rows = conn.execute(select(Callback.call_sid, Callback.number, Callback.status, Callback.priority,
                                    Callback.queue, Callback.requested_at).order_by(Callback.id)).all()
-    return [row._replace(number=sealed.open_number(hotline.db, row.number)) for row in rows]
+    return [SimpleNamespace(**{**row._asdict(), "number": sealed.open_number(hotline.db, row.number)})
+            for row in rows]
 
 
 def _ask_on_hold(client, call_sid: str, number: str, queue="general", priority=10):
