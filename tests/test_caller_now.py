@@ -37,6 +37,11 @@ def test_the_shipped_hours_in_words_in_english_and_spanish():
     assert opening_hours.spoken_hours(SHIPPED, "affected", "es", CHRISTMAS)[1] == (
         "Hoy es día festivo. Volvemos a atender el sábado 26 de diciembre, a las 7 de la mañana.", "es")
     assert opening_hours.spoken_hours(SHIPPED, "fraud", "en", SUNDAY) == []  # no hours: always open
+    general = SHIPPED.queues["general"]
+    closed_always = general.model_copy(update={"hours": general.hours.model_copy(update={"days": []})})
+    never = SHIPPED.model_copy(update={"queues": {**SHIPPED.queues, "general": closed_always}})
+    # Open on no day: there is no sentence to promise (it was an IndexError that took the dashboard down).
+    assert opening_hours.spoken_hours(never, "general", "en", SUNDAY) == []
     assert opening_hours.opens_next(SHIPPED.queues["general"].hours, SUNDAY) == dt.datetime(
         2026, 12, 7, 13, 0, tzinfo=dt.timezone.utc)
 

@@ -85,10 +85,11 @@ def words_language(rules: Rules, lang: str) -> str | None:
 
 def spoken_hours(rules: Rules, queue: str, lang: str, now: dt.datetime) -> list[tuple[str, str]]:
     """(text, language) sentences saying when a closed queue is open: its hours, and on a holiday when it
-    opens again. Nothing for a queue with no hours (always open) or a language with no words."""
+    opens again. Nothing for a queue with no hours (always open), one open on no day (there is nothing true
+    to promise), or a language with no words."""
     hours = rules.queues[queue].hours if queue in rules.queues else None
     code = words_language(rules, lang)
-    if hours is None or code is None:
+    if hours is None or not hours.days or code is None:
         return []
     words = SENTENCES[code]
     zone = ZONES[code].get(hours.timezone) or _city_time(hours.timezone, code)
