@@ -9,7 +9,7 @@ from ivr.core.errors import Conflict
 from ivr.core.go_live import Problem
 from ivr.store.audit import audit
 from ivr.store.db import Database
-from ivr.store.state import get_mode, set_mode
+from ivr.store.state import check_mode_change, get_mode, set_mode
 
 
 class PreflightFailed(Conflict):
@@ -26,6 +26,7 @@ def switch_mode(db: Database, mode: str, *, reason: str, actor: str, problems_fo
                 override: str | None = None, how_to_override: str = "give an override with a reason"):
     """Set the mode; a switch to live first runs the go-live check. Returns (before, after, overridden
     problems)."""
+    check_mode_change(mode, reason)  # a blank reason is refused as such, not after the go-live check
     problems: list[Problem] = []
     if mode == "live" and get_mode(db)[0] != "live":
         problems = problems_for_live()

@@ -334,12 +334,17 @@ def get_mode(db: Database) -> tuple[str, object, str]:
     return row.mode, row.updated_at, row.updated_by
 
 
-def set_mode(db: Database, mode: str, *, reason: str, actor: str) -> tuple[str, str]:
-    """Switch the whole hotline between message and live; audited. Returns (from, to)."""
+def check_mode_change(mode: str, reason: str | None) -> None:
+    """A mode switch names a known mode and says why (ValueError otherwise), before anything else is asked."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if not reason or not reason.strip():
         raise ValueError("a reason is required: the audit log must say why the mode changed")
+
+
+def set_mode(db: Database, mode: str, *, reason: str, actor: str) -> tuple[str, str]:
+    """Switch the whole hotline between message and live; audited. Returns (from, to)."""
+    check_mode_change(mode, reason)
     with db.write() as conn:
         current = conn.execute(select(HotlineState.mode).where(HotlineState.id == 1).with_for_update()).scalar_one()
         if current == mode:
