@@ -205,7 +205,8 @@ def _voicemail(rules, snap, pos, ctx, d: Decision, lead: list | None = None) -> 
 
 
 def _message(rules, snap, pos, ctx, d: Decision) -> Reply:
-    lead = _overflow_lead(rules, pos.lang, d, snap.mode) + [_say(rules, pos.lang, d.prompt)]
+    # A rule's message has its prompt; a queue's overflow "message" has none: why nobody is there says it.
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode) + ([_say(rules, pos.lang, d.prompt)] if d.prompt else [])
     return Reply(menu(rules, pos, lead, short=True), outcome="agents-unavailable")
 
 
