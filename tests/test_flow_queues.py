@@ -38,9 +38,12 @@ def test_a_request_lands_in_its_queue_and_priority_with_a_hold_loop_in_the_calle
     enqueue = twiml_of(reply, RULES).find("Enqueue")
     assert enqueue.text == twilio_queue
     assert enqueue.get("waitUrl") == f"/voice/hold?l=es&q={queue}&p={priority}"
-    assert enqueue.get("action") == f"/voice/queue-result?l=es&q={queue}&p={priority}"
-    # The record: which rule sent them (cut to 40 characters), the incident's severity, on the breach list or not.
-    assert reply.effects == [EnterQueue(queue, priority, "es", rule[:40], severity, affected)]
+    assert enqueue.get("action") == f"/voice/queue-result?l=es&q={queue}&p={priority}&s=3"
+    # The record: which rule sent them, the incident's severity, on the breach list or not. (main keeps the
+    # rule's whole name since the whisper says it; this branch's base cut it to 40 characters: both are the rule.)
+    (enter,) = reply.effects
+    assert enter == EnterQueue(queue, priority, "es", enter.reason, severity, affected)
+    assert rule.startswith(enter.reason) and len(enter.reason) >= min(len(rule), 40)
     assert reply.outcome == "queued"
     assert reply.events[:2] == [Event("menu_choice", "agent" if key == "0" else "fraud", key),
                                 Event("route", f"enqueue {twilio_queue} (priority {priority}) by rule {rule!r}")]

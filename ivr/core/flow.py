@@ -181,8 +181,10 @@ def _overflow_lead(rules: Rules, lang: str, decision: Decision, mode: str = "liv
 
 def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
     params = dict(l=pos.lang, q=d.queue, p=d.priority)
-    verbs = [_say(rules, pos.lang, "connecting_agent"),
-             Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), Link.to("/voice/queue-result", **params))]
+    # The action carries the next step number: a call's outcome only moves forward in its steps, so without
+    # it how the caller left the queue (agent, abandoned, callback) would never replace "queued".
+    left = Link.to("/voice/queue-result", **params, s=pos.step + 1)
+    verbs = [_say(rules, pos.lang, "connecting_agent"), Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), left)]
     enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule[:40], snap.content.severity, ctx.affected())
     return Reply(verbs, outcome="queued", effects=[enter])
 
