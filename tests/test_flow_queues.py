@@ -13,6 +13,7 @@ from helpers import twiml_of
 from ivr.core import flow
 from ivr.core.effects import BookCallback, EnterQueue, LeaveQueue
 from ivr.core.routing import QueueStats
+from ivr.core.rules import Route, Then
 from ivr.core.snapshot import Snapshot
 from ivr.core.verbs import Event, Position
 
@@ -47,6 +48,14 @@ def test_a_request_lands_in_its_queue_and_priority_with_a_hold_loop_in_the_calle
     assert reply.outcome == "queued"
     assert reply.events[:2] == [Event("menu_choice", "agent" if key == "0" else "fraud", key),
                                 Event("route", f"enqueue {twilio_queue} (priority {priority}) by rule {rule!r}")]
+
+
+def test_the_calls_timeline_names_the_rule_that_routed_it_cut_to_400_characters():
+    long_name = "Everyone, " + "and I mean everyone " * 30
+    rules = with_routing(Route(name=long_name, then=Then(action="enqueue", queue="general")))
+    (route,) = [e for e in flow.menu_choice(rules, LIVE, Position("en", 0, 2), "0", ctx()).events if e.kind == "route"]
+    assert route.detail == f"enqueue breach-general (priority 10) by rule {long_name!r}"[:400]
+    assert len(route.detail) == 400
 
 
 def test_a_full_queue_offers_its_overflow_voicemail_saying_nobody_is_available():
