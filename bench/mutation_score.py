@@ -20,8 +20,7 @@ try:
 except ImportError:
     from mutmut.__main__ import status_by_exit_code
 
-ROOT = Path(__file__).resolve().parent.parent
-MUTANTS = ROOT / "mutants"
+MUTANTS = Path("mutants")  # where mutmut leaves them: under the directory it ran in, the project's root
 # ivr.core.flow.x__say__mutmut_3 (a function) or ivr.core.rules.xǁRulesǁprompt__mutmut_1 (a method)
 NAME = re.compile(r"^(?P<module>.+?)\.x(?:_(?P<function>.+)|ǁ(?P<cls>[^ǁ]+)ǁ(?P<method>.+))__mutmut_\d+$")
 KILLED = {"killed", "timeout", "caught by type check"}  # a timeout is a mutant that never finished: caught

@@ -251,3 +251,16 @@ def test_every_prompt_a_spanish_caller_hears_is_in_the_spanish_voice():
         voices = {lang for lang, text in hear(reply) if text != say("en", "language_offer", key="3")[1]}
         assert voices <= {VOICE["es"], "play"}, reply
     assert BOTH.find("es", "main", "en")[1] == "es"
+
+
+def test_with_nothing_published_a_failed_step_and_twilios_fallback_still_say_what_is_known():
+    reply = flow.safe_reply(RULES, NOTHING_PUBLISHED, Position("es", 0, 4))
+    assert hear(reply)[:2] == [say("es", "technical_difficulty"), say("es", "no_announcement")]
+
+
+def test_twilios_fallback_gives_a_spanish_caller_the_english_statement_when_only_that_is_published():
+    english_only = Snapshot("live", Content(spoken={"en/main": Spoken("We were breached.")}))
+    reply = flow.fallback(RULES, english_only, Position("es"))
+    # The statement in English's voice, the rest in Spanish, then Twilio's own queue.
+    assert hear(reply) == [say("es", "technical_difficulty"), ("en-US", "We were breached."),
+                           say("es", "connecting_agent")]

@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from callers import (LIVE, MESSAGE, RULES, SATURDAY_NOON_NEW_YORK, ctx, everyone, full_menu, hear, say,
-                     with_routing)
+from callers import (LIVE, MESSAGE, NOTHING_PUBLISHED, RULES, SATURDAY_NOON_NEW_YORK, ctx, everyone, full_menu,
+                     hear, say, with_routing)
 from helpers import twiml_of
 from ivr.core import flow
 from ivr.core.effects import BookCallback, EnterQueue, LeaveQueue
@@ -106,6 +106,14 @@ def test_a_callback_rule_in_live_mode_offers_it_without_saying_nobody_is_there()
     rules = with_routing(everyone("callback", queue="general"))
     reply = flow.menu_choice(rules, LIVE, Position("en", 0, 2), "0", ctx())
     assert hear(reply, rules) == [say("en", "callback_offer_later"), say("en", "menu_short")]
+
+
+@pytest.mark.parametrize("action, heard_first", [("goodbye", "goodbye"), ("voicemail", "voicemail_prompt")])
+def test_a_goodbye_or_voicemail_rule_in_live_mode_does_not_claim_nobody_is_there(action, heard_first):
+    rules = with_routing(everyone(action, queue="general"))
+    reply = flow.menu_choice(rules, LIVE, Position("es", 0, 2), "0", ctx())
+    assert hear(reply, rules)[0] == say("es", heard_first)
+    assert say("es", "agents_unavailable") not in hear(reply, rules)
 
 
 def test_a_message_rule_says_its_prompt_then_the_short_menu():
@@ -209,11 +217,19 @@ def test_a_withheld_caller_accepting_a_callback_is_told_why_not_and_served_the_m
     assert hear(reply) == [say("es", "callback_unavailable"), *full_menu("es")] and reply.effects == []
 
 
+def test_on_hold_with_nothing_published_the_facts_are_the_standing_advice():
+    reply = flow.hold(RULES, NOTHING_PUBLISHED, Position("es"), ctx(), "general", 10, 2)
+    assert say("es", "advice_missing") in hear(reply)
+
+
 def test_another_key_after_a_callback_offer_is_a_menu_choice():
     advice = flow.callback_choice(RULES, MESSAGE, Position("es", 0, 3), ctx(), "general", 10, "2")
     assert hear(advice)[0] == ("es-US", "Cambie su contraseña.") and advice.effects == []
     silence = flow.callback_choice(RULES, MESSAGE, Position("es", 0, 3), ctx(), "general", 10, None)
     assert hear(silence)[0] == say("es", "no_input") and silence.events == [Event("no_input")]
+    # The call's context goes along: a withheld number pressing 4 is told why no text comes.
+    withheld = flow.callback_choice(RULES, MESSAGE, Position("es", 0, 3), ctx(caller_known=False), "general", 10, "4")
+    assert hear(withheld)[0] == say("es", "sms_unavailable")
 
 
 def test_a_voicemail_left_books_a_callback_with_the_recording_and_says_goodbye():
