@@ -264,3 +264,32 @@ def test_twilios_fallback_gives_a_spanish_caller_the_english_statement_when_only
     # The statement in English's voice, the rest in Spanish, then Twilio's own queue.
     assert hear(reply) == [say("es", "technical_difficulty"), ("en-US", "We were breached."),
                            say("es", "connecting_agent")]
+
+
+def test_with_nothing_published_a_new_call_and_a_language_switch_say_so_in_the_callers_language():
+    new_call = flow.incoming(RULES, NOTHING_PUBLISHED, Position("es"))
+    assert say("es", "no_announcement") in hear(new_call)
+    switched = flow.menu_choice(RULES, NOTHING_PUBLISHED, Position("en", 0, 2), "3", ctx())
+    assert hear(switched)[0] == say("es", "no_announcement")
+
+
+def test_a_spanish_caller_asking_for_details_with_only_the_english_statement_hears_that():
+    english_only = Snapshot("live", Content(spoken={"en/main": Spoken("We were breached.")}))
+    reply = flow.menu_choice(RULES, english_only, Position("es", 0, 2), "1", ctx())
+    assert hear(reply)[0] == ("en-US", "We were breached.")
+
+
+def test_after_the_text_9_says_the_reference_again_in_spanish():
+    reply = flow.menu_choice(RULES, LIVE, Position("es", 0, 3), "9", ctx(), after="sms")
+    ref = flow.reference(CALL_SID)
+    assert hear(reply) == [say("es", "sms_reference", reference=ref), say("es", "sms_repeat_hint")]
+
+
+def test_every_menu_waits_as_long_as_the_rules_say():
+    rules = with_french(RULES.model_copy(update={"menu": RULES.menu.model_copy(update={"timeout_seconds": 9})}))
+    replies = [flow.incoming(rules, LIVE, Position("en")),
+               flow.menu_choice(rules, LIVE, Position("en", 0, 2), "3", ctx()),  # the language menu
+               flow.menu_choice(rules, LIVE, Position("en", 0, 2), "4", ctx()),  # the menu after the text
+               flow.menu_choice(rules, MESSAGE, Position("en", 0, 2), "0", ctx())]  # the callback offer
+    for reply in replies:
+        assert {g.get("timeout") for g in twiml_of(reply, rules).iter("Gather")} == {"9"}, reply

@@ -4,11 +4,12 @@ left the queue. Pure flow rendered as TwiML; no app, no database."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 
 import pytest
 
-from callers import (LIVE, MESSAGE, NOTHING_PUBLISHED, RULES, SATURDAY_NOON_NEW_YORK, ctx, everyone, full_menu,
-                     hear, say, with_routing)
+from callers import (LIVE, MESSAGE, NOTHING_PUBLISHED, RULES, SATURDAY_NOON_NEW_YORK, VOICE, ctx, everyone,
+                     full_menu, hear, say, with_routing)
 from helpers import twiml_of
 from ivr.core import flow
 from ivr.core.effects import BookCallback, EnterQueue, LeaveQueue
@@ -82,6 +83,25 @@ def test_a_closed_queue_says_the_team_is_not_available_before_its_overflow():
     assert said[0] == say("es", "queue_closed") and say("es", "voicemail_prompt") in said
     assert say("es", "agents_unavailable") not in said
     assert reply.events[1].detail.endswith("[overflow: closed of general] by rule 'Everyone else'")
+
+
+NIGHT_NEW_YORK = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)  # 03:00 in New York: every queue is closed
+
+
+@pytest.mark.parametrize("overflow, affected, now, then", [
+    ("voicemail", False, SATURDAY_NOON_NEW_YORK, "voicemail_prompt"),
+    ("callback", True, NIGHT_NEW_YORK, "callback_offer_later"),
+    ("goodbye", False, SATURDAY_NOON_NEW_YORK, "goodbye"),
+])
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_a_closed_queue_says_when_it_opens_in_the_callers_voice_before_its_overflow(lang, overflow, affected, now,
+                                                                                     then):
+    pytest.importorskip("ivr.core.opening_hours", reason="closed queues saying their hours (issue 21) not merged")
+    rules = with_routing(general={"overflow": overflow}, affected={"overflow": overflow})
+    reply = flow.menu_choice(rules, LIVE, Position(lang, 0, 2), "0", ctx(affected=lambda: affected, now=now))
+    closed, hours, after = hear(reply, rules)[:3]
+    assert closed == say(lang, "queue_closed") and after == say(lang, then)
+    assert hours[0] == VOICE[lang] and any(ch.isdigit() for ch in hours[1])  # "... 8 a.m. to 8 p.m. ..."
 
 
 def test_in_message_mode_a_known_caller_is_offered_a_callback_that_keeps_their_queue_and_priority():
@@ -160,6 +180,12 @@ def test_on_hold_a_spanish_caller_hears_everything_in_spanish_then_silence_with_
     assert gather.get("action") == "/voice/hold-choice?l=es&q=general&p=10" and gather.get("timeout") == "5"
     assert pause.tag == "Pause" and pause.get("length") == str(RULES.hold.pause_seconds)
     assert reply.events == [] and reply.effects == [] and reply.outcome is None
+
+
+@pytest.mark.parametrize("minutes, estimate", [(None, "queue_no_estimate"), (1, "queue_estimate_one")])
+def test_on_hold_a_spanish_caller_hears_no_estimate_or_one_minute_in_spanish(minutes, estimate):
+    reply = flow.hold(RULES, LIVE, Position("es"), ctx(recent_wait_minutes=lambda q: minutes), "general", 10, 2)
+    assert hear(reply)[2] == say("es", estimate)
 
 
 def test_on_hold_the_estimate_is_one_minute_or_none_and_an_unknown_queue_has_no_figure():
