@@ -55,19 +55,19 @@ def test_silence_brings_the_full_menu_again_and_counts_one_attempt():
 
 
 def test_a_wrong_key_brings_the_short_menu_and_records_the_key_pressed_cut_to_32():
-    reply = flow.menu_choice(RULES, LIVE, Position("en", 1, 3), "8", ctx())
+    reply = flow.menu_choice(RULES, LIVE, Position("en", 1, 3), "6", ctx())
     assert hear(reply) == [say("en", "invalid_choice"), say("en", "menu_short")]
     assert gather_and_redirect(reply)[0].get("action") == "/voice/menu?l=en&a=2&s=4"
-    assert reply.events == [Event("invalid", digits="8")]
+    assert reply.events == [Event("invalid", digits="6")]
     long = flow.menu_choice(RULES, LIVE, Position("en", 0, 3), "5" * 40, ctx())
     assert long.events == [Event("invalid", digits="5" * 32)]
 
 
 def test_the_third_failure_in_a_row_says_why_and_goodbye_and_hangs_up():
-    reply = flow.menu_choice(RULES, LIVE, Position("es", 2, 5), "8", ctx())
+    reply = flow.menu_choice(RULES, LIVE, Position("es", 2, 5), "6", ctx())
     assert hear(reply) == [say("es", "invalid_choice"), say("es", "too_many_attempts"), say("es", "goodbye")]
     assert [el.tag for el in twiml_of(reply, RULES)] == ["Say", "Say", "Say", "Hangup"]
-    assert reply.events == [Event("invalid", digits="8"), Event("goodbye", "max attempts")]
+    assert reply.events == [Event("invalid", digits="6"), Event("goodbye", "max attempts")]
     assert reply.outcome == "ended-no-choice"
 
 
@@ -188,11 +188,11 @@ def test_silence_in_the_language_menu_goes_back_to_the_menu_in_the_language_they
 
 
 def test_a_goodbye_key_ends_the_call_in_the_callers_language():
-    options = {**RULES.menu.options, "8": "goodbye"}
+    options = {**RULES.menu.options, "6": "goodbye"}
     rules = RULES.model_copy(update={"menu": Menu(**{**RULES.menu.model_dump(), "options": options})})
-    reply = flow.menu_choice(rules, LIVE, Position("es", 0, 2), "8", ctx())
+    reply = flow.menu_choice(rules, LIVE, Position("es", 0, 2), "6", ctx())
     assert hear(reply, rules) == [say("es", "goodbye")] and twiml_of(reply, rules)[-1].tag == "Hangup"
-    assert reply.events == [Event("menu_choice", "goodbye", "8"), Event("goodbye", "caller chose")]
+    assert reply.events == [Event("menu_choice", "goodbye", "6"), Event("goodbye", "caller chose")]
     assert reply.outcome == "ended-by-caller"
 
 

@@ -27,7 +27,6 @@ def tags(reply, rules=RULES) -> list[str]:
 
 @pytest.mark.parametrize("key, affected, severity, queue, priority, twilio_queue, rule", [
     ("0", False, "critical", "general", 10, "breach-general", "Everyone else"),
-    ("0", True, "critical", "affected", 20, "affected", "Affected customers during a high or critical incident"),
     ("0", True, "low", "general", 15, "breach-general-p15",
      "Affected customers otherwise, a little ahead of everyone else"),
     ("7", False, "low", "fraud", 30, "fraud", "Fraud reports go first"),
