@@ -54,10 +54,30 @@ bench: $(STAMP)
 	$(BIN)/python bench/audio.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .schemathesis bench/out
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .schemathesis bench/out .venv-mutate mutants
 
 # A breach-day surge of complete calls on SQLite and PostgreSQL (bench/surge.py): about 10 minutes,
 # too long for `make bench`. `.venv/bin/python bench/surge.py --quick` is a 3-minute smoke run.
 .PHONY: surge
 surge: $(STAMP)
 	$(BIN)/python bench/surge.py
+
+# Mutation testing of ivr/core with mutmut (docs/testing.md): which changes to the call flow would the fast tests
+# notice? Heavy (about an hour for all of ivr/core on 2 busy cores), so never part of `make test` or CI. Its own
+# venv: mutmut 3.7 needs pytest<9 (setup.cfg's `mutate` extra). Results stay in mutants/ and a run resumes there;
+# `make mutate MUTANTS='ivr.core.flow.*'` re-runs those mutants (after new tests: a verdict is kept until the
+# mutated function itself changes).
+MUTATE_VENV := .venv-mutate
+MUTATE_STAMP := $(MUTATE_VENV)/.installed-stamp
+MUTATE_CHILDREN ?= 2
+MUTANTS ?=
+.PHONY: mutate
+$(MUTATE_STAMP): setup.cfg pyproject.toml
+	test -x $(MUTATE_VENV)/bin/python || $(PY) -m venv $(MUTATE_VENV)
+	$(MUTATE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(MUTATE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	$(MUTATE_VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS)
+	$(MUTATE_VENV)/bin/python bench/mutation_score.py

@@ -81,3 +81,16 @@ def at_once(fn, agents: int) -> list:
     for t in threads:
         t.join()
     return got
+
+
+def twiml_of(reply, rules) -> ET.Element:
+    """A flow Reply as the TwiML document Twilio would get (rendered by webhooks/twiml.py), parsed."""
+    from webhooks import twiml
+
+    return ET.fromstring(twiml.render(reply, rules))
+
+
+def heard(reply, rules) -> list[tuple[str, str]]:
+    """What a caller hears from a flow Reply, in order: (Say's language, text) per Say, ("play", URL) per Play."""
+    return [(el.get("language"), el.text) if el.tag == "Say" else ("play", el.text)
+            for el in twiml_of(reply, rules).iter() if el.tag in ("Say", "Play")]

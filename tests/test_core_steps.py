@@ -180,3 +180,12 @@ def test_a_callback_offer_says_its_context_and_an_answered_dial_sends_the_agent_
                                                                "/voice/agent/callback-result")
     done = agent_callbacks.dial_ended(AGENT_CALL, "alex", 7, "done", "completed", 15)
     assert "record its outcome" in said(done.verbs)[0] and done.verbs[-1].to.route == "/voice/agent/next"
+
+
+def test_an_agent_pressing_for_a_callback_someone_else_took_is_told_so_and_the_line_looks_again():
+    from ivr.core import agent_callbacks
+
+    reply = agent_callbacks.not_theirs(AGENT_CALL, "alex")
+    assert said(reply.verbs) == ["That callback is no longer yours to make."]
+    assert isinstance(reply.verbs[1], Pause) and reply.verbs[2].to.route == "/voice/agent/next"
+    assert dict(reply.verbs[2].to.params)["a"] == "2" and reply.effects == []

@@ -151,3 +151,77 @@ def test_bad_hours_and_placeholders_are_refused():
         parse(text.replace("America/New_York", "Mars/Olympus", 1))
     with pytest.raises(RulesInvalid, match="unknown placeholder"):
         parse(text.replace("You are number {position} in line.", "You are number {place} in line."))
+
+
+# -- the edges of the rules: where a callback keeps its place, thresholds, what the decision records --------
+def test_a_callback_keeps_the_place_of_a_live_only_rule_and_a_rules_own_priority():
+    rules = _rules_with("""routing:
+  - name: message mode callbacks
+    when: {mode: message}
+    then: {action: callback, priority: 25}
+  - name: fraud, while agents are on
+    when: {mode: live, menu: [fraud]}
+    then: {action: enqueue, queue: fraud}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+""")
+    # In live mode this caller would be in fraud: their callback is booked there, at the rule's priority.
+    d = decide(rules, situation(mode="message", menu="fraud"))
+    assert (d.action, d.queue, d.priority, d.rule) == ("callback", "fraud", 25, "message mode callbacks")
+
+
+def test_a_voicemail_rule_keeps_the_place_the_caller_would_have_had_with_its_priority():
+    rules = _rules_with("""routing:
+  - name: message mode voicemail
+    when: {mode: message}
+    then: {action: voicemail}
+  - name: affected
+    when: {affected: true}
+    then: {action: enqueue, queue: general, priority: 15}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+""")
+    assert (decide(rules, situation(mode="message", affected=True)).queue,
+            decide(rules, situation(mode="message", affected=True)).priority) == ("general", 15)
+    assert decide(rules, situation(mode="message")).priority == 10
+
+
+def test_with_no_queue_to_keep_a_callback_has_none_and_a_dial_rule_keeps_its_number():
+    rules = _rules_with("""routing:
+  - name: message mode callbacks
+    when: {mode: message}
+    then: {action: callback}
+  - name: everyone, to the switchboard
+    then: {action: dial, number: "+15555550199"}
+""")
+    d = decide(rules, situation(mode="message"))
+    assert (d.action, d.queue, d.priority) == ("callback", None, None)
+    dial = decide(rules, situation())
+    assert (dial.action, dial.number, dial.rule) == ("dial", "+15555550199", "everyone, to the switchboard")
+    assert dial.describe() == "dial +15555550199 by rule 'everyone, to the switchboard'"
+
+
+@pytest.mark.parametrize("stats, matched", [(QueueStats(50, 0), True), (QueueStats(49, 0), False),
+                                            (QueueStats(0, 10 * 60), True), (QueueStats(0, 10 * 60 - 1), False)])
+def test_queue_size_and_wait_conditions_hold_from_their_threshold_on(stats, matched):
+    rules = _rules_with("""routing:
+  - name: long wait for general
+    when: {queue: general, longest_wait_at_least_minutes: 10}
+    then: {action: callback}
+  - name: big general
+    when: {queue: general, queue_size_at_least: 50}
+    then: {action: callback}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+""")
+    assert (decide(rules, situation(queues={"general": stats})).action == "callback") == matched
+
+
+def test_an_enqueue_in_message_mode_gets_the_queues_overflow_and_says_why():
+    rules = _rules_with("""routing:
+  - name: everyone
+    then: {action: enqueue, queue: general}
+""")
+    d = decide(rules, situation(mode="message"))
+    assert (d.action, d.overflow) == ("voicemail", "message-mode")
+    assert d.describe() == "voicemail [overflow: message-mode of general] by rule 'everyone'"

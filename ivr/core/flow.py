@@ -196,8 +196,10 @@ def _overflow_lead(rules: Rules, lang: str, decision: Decision, mode: str, ctx: 
 
 def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
     params = dict(l=pos.lang, q=d.queue, p=d.priority)
-    verbs = [_say(rules, pos.lang, "connecting_agent"),
-             Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), Link.to("/voice/queue-result", **params))]
+    # The action carries the next step number: a call's outcome only moves forward in its steps, so without
+    # it how the caller left the queue (agent, abandoned, callback) would never replace "queued".
+    left = Link.to("/voice/queue-result", **params, s=pos.step + 1)
+    verbs = [_say(rules, pos.lang, "connecting_agent"), Enqueue(d.twilio_queue, Link.to("/voice/hold", **params), left)]
     enter = EnterQueue(d.queue, d.priority, pos.lang, d.rule, snap.content.severity, ctx.affected(), ctx.verified)
     return Reply(verbs, outcome="queued", effects=[enter])
 
@@ -220,7 +222,8 @@ def _voicemail(rules, snap, pos, ctx, d: Decision, lead: list | None = None) -> 
 
 
 def _message(rules, snap, pos, ctx, d: Decision) -> Reply:
-    lead = _overflow_lead(rules, pos.lang, d, snap.mode, ctx) + [_say(rules, pos.lang, d.prompt)]
+    # A rule's message has its prompt; a queue's overflow "message" has none: why nobody is there says it.
+    lead = _overflow_lead(rules, pos.lang, d, snap.mode, ctx) + ([_say(rules, pos.lang, d.prompt)] if d.prompt else [])
     return Reply(menu(rules, pos, lead, short=True), outcome="agents-unavailable")
 
 
