@@ -35,6 +35,11 @@ def attack_line(transport, callers: int = 17) -> None:
         call(transport, WRONG, f"+1555551{n:04d}")
 
 
+def plain(http: requests.Session) -> None:
+    for cookie in http.cookies:
+        cookie.secure = False  # the console's Secure cookie, sent over the test's plain HTTP
+
+
 def add_dana(db, secret_key) -> None:
     users.add_user(db, "dana", "admin", actor="test", phone_pin=PIN, password=PASSWORD)
     users.set_phone(db, secret_key, "dana", OWN, actor="test")
@@ -93,11 +98,12 @@ def test_through_ivr_serve_strangers_cannot_close_the_staff_doors(config, hotlin
         http = requests.Session()
         page = http.get(srv.staff_url + "/console/login", timeout=30, headers={"X-Forwarded-For": addr}).text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        for cookie in http.cookies:
-            cookie.secure = False  # the Secure cookie over the test's plain HTTP
+        plain(http)
         form = {"name": "dana", "password": password, "csrf_token": csrf, "unlock_code": code}
-        return http, http.post(srv.staff_url + "/console/login", data=form, allow_redirects=False, timeout=30,
-                               headers={"X-Forwarded-For": addr})
+        resp = http.post(srv.staff_url + "/console/login", data=form, allow_redirects=False, timeout=30,
+                         headers={"X-Forwarded-For": addr})
+        plain(http)
+        return http, resp
 
     assert sign_in("198.51.100.20", PASSWORD)[1].status_code == 303  # her office
     for addr in (f"203.0.113.{n}" for n in range(4)):
