@@ -57,7 +57,8 @@ def pass_time(hotline, seconds: int) -> None:
     """Move every recorded failure back in time (SQLite cannot subtract from a stored date itself)."""
     with hotline.db.write() as conn:
         for row_id, at in conn.execute(select(LoginFailure.id, LoginFailure.at)).all():
-            conn.execute(update(LoginFailure).where(LoginFailure.id == row_id).values(at=at - timedelta(seconds=seconds)))
+            conn.execute(update(LoginFailure).where(LoginFailure.id == row_id)
+                         .values(at=at - timedelta(seconds=seconds)))
 
 
 def guess_from(app, addresses, rounds: int = 1) -> None:
