@@ -76,10 +76,12 @@ def test_an_attack_on_a_line_or_an_account_shows_on_the_dashboard_and_metrics(ap
     assert under_attack_value(metrics, "admin line") == 0 and under_attack_value(metrics, "console accounts") == 0
     attack_line(FlaskTransport(app))
     for n in range(20):
-        record_failure(hotline.db, "ada", f"203.0.113.{n}")
+        record_failure(hotline.db, "Dana", f"203.0.113.{n}")
+        record_failure(hotline.db, "nobody-here", f"203.0.113.{n}")  # a made-up name is no account
     page = console.get("/console/").get_data(as_text=True)
     banner = page[page.index('id="under-attack"'):]
-    assert "admin phone line is taking many wrong PINs" in banner and "guesses at &#39;ada&#39;" in banner
+    assert "admin phone line is taking many wrong PINs" in banner and "guesses at &#39;dana&#39;" in banner
+    assert "nobody-here" not in page
     metrics = app.test_client().get("/metrics").get_data(as_text=True)
     assert under_attack_value(metrics, "admin line") == 1 and under_attack_value(metrics, "console accounts") == 1
     assert under_attack_value(metrics, "agent line") == 0

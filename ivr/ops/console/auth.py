@@ -174,14 +174,16 @@ def under_attack(db: Database, name: str) -> bool:
 
 
 def accounts_under_attack(db: Database) -> list[str]:
-    """The names (as typed at the sign-in page, lower case) whose account-wide budget is used up now."""
+    """The users whose account-wide budget is used up now. Only real names: made-up names (or a password typed
+    into the name field) attack no account, and are never shown on the dashboard."""
     with db.read() as conn:
         rows = conn.execute(select(LoginFailure.user_name, LoginFailure.ip, func.count()).where(
             LoginFailure.at > utcnow() - ATTACK_WINDOW).group_by(LoginFailure.user_name, LoginFailure.ip)).all()
+        names = {account_key(name): name for name in conn.execute(select(User.name)).scalars()}
     counted: dict[str, int] = {}
     for user_name, _, n in rows:
         counted[user_name] = counted.get(user_name, 0) + min(n, PER_ADDRESS_CAP)
-    return sorted(name for name, n in counted.items() if n >= NAME_FREE)
+    return sorted(names[key] for key, n in counted.items() if n >= NAME_FREE and key in names)
 
 
 def record_failure(db: Database, name: str, ip: str) -> None:
