@@ -163,5 +163,11 @@ def test_one_address_trying_many_names_is_stopped_across_names_and_workers(proxi
     finally:
         other_worker.extensions["ivr"].close()
     hotline = proxied.extensions["ivr"]
+    from ivr.store.sign_in_passes import create_unlock_code
+
+    code = create_unlock_code(hotline.db, "ada", actor="ciso", reason="she shares the stranger's address")
+    assert try_name(proxied, "203.0.113.9", "ada", "wrong").status_code == 429
+    assert console_sign_in(proxied.test_client(), "ada", PASSWORD, unlock_code=code, environ_base={
+        "REMOTE_ADDR": PROXY}, headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 303  # past this limit too
     with hotline.db.read() as conn:  # the refused try reached neither the password check nor the database
         assert conn.execute(select(LoginFailure.id).where(LoginFailure.user_name == "somebody-new")).first() is None
