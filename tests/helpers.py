@@ -59,12 +59,15 @@ def json_log(path) -> list[dict]:
     return entries
 
 
-def console_sign_in(client, name: str, password: str, **kw):
+def console_sign_in(client, name: str, password: str, unlock_code: str = "", **kw):
     """Sign in to the console as a browser would: fetch the form (for its CSRF token), then post it."""
     client.get("/console/login", **kw).close()
     with client.session_transaction() as sess:
         token = sess["csrf"]
-    return client.post("/console/login", data={"name": name, "password": password, "csrf_token": token}, **kw)
+    form = {"name": name, "password": password, "csrf_token": token}
+    if unlock_code:
+        form["unlock_code"] = unlock_code
+    return client.post("/console/login", data=form, **kw)
 
 
 def at_once(fn, agents: int) -> list:

@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, request
 from ivr.core import admin_line as steps
 from ivr.store import pin_guard
 from ivr.store.pin_guard import PinLimits
-from ivr.store.users import is_active_admin, phone_admin_for_pin
+from ivr.store.users import admin_phone, is_active_admin, phone_admin_for_pin
 from webhooks.twilio_view import _digits, _int, _values, staff_call, twilio_route, write_staff_effects
 
 bp = Blueprint("admin_line", __name__, url_prefix="/voice")
@@ -39,7 +39,8 @@ def admin_pin(hotline, rules, snap, pos):
     found = phone_admin_for_pin(hotline.db, pin, caller_hash, cfg.admin_line_own_numbers) if pin.isdigit() else None
     if found:
         pin_guard.succeeded(hotline.db, "admin", caller_hash)
-    locked = not found and pin_guard.failed(hotline.db, "admin", caller_hash, masked, PinLimits.from_config(cfg))
+    locked = not found and pin_guard.failed(hotline.db, "admin", caller_hash, masked, PinLimits.from_config(cfg),
+                                            registered=admin_phone(hotline.db, caller_hash))
     tries = _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES)
     reply = steps.pin_entered(staff_call(hotline, LINE), rules, tries, found[1] if found else None, locked)
     return write_staff_effects(hotline, reply)

@@ -50,7 +50,7 @@ def agent_pin(hotline, rules, snap, pos):
         pin_guard.succeeded(hotline.db, "agent", caller_hash)
         desk.set_status(hotline.db, name, "available", line_call_sid=call.call_sid)
     locked = bool(name) and not pin_ok and pin_guard.failed(hotline.db, "agent", caller_hash, masked,
-                                                            PinLimits.from_config(hotline.config))
+                                                            PinLimits.from_config(hotline.config), registered=True)
     reply = steps.pin_entered(call, name, pin_ok, _int(request.args.get("t"), 0, steps.MAX_PIN_TRIES), masked, locked)
     return write_staff_effects(hotline, reply)
 

@@ -21,7 +21,12 @@ WEBHOOK_SECONDS = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 PIN_LOCKS = Counter("ivr_pin_locks", "Staff phone lines locked against PIN guessing, by line and by the limit "
-                    "reached (caller: one caller ID; line: every caller)", ["line", "limit"])
+                    "reached (caller: one caller ID; line: every caller, before lines slowed down instead)",
+                    ["line", "limit"])
+# Raised by ivr/ops/under_attack.py and ivr/store/pin_guard.py when an attack starts; ivr_under_attack says
+# what is under attack now (computed from the database at each scrape).
+ATTACKS_STARTED = Counter("ivr_attacks_started", "Attacks detected: PIN guessing on a staff line, or sign-in "
+                          "guessing at one console account from many addresses", ["target"])
 
 
 # The spool (ivr/spool/appender.py, ivr/spool/writer.py): web workers count what they hold and lose, the
@@ -176,6 +181,9 @@ class HotlineCollector:
         yield cb
         yield from _jobs_gauge(db)
         yield agents_gauge(agents_now)
+        from ivr.ops.under_attack import gauge as attack_gauge
+
+        yield attack_gauge(self.hotline)
 
 
 def _jobs_gauge(db):

@@ -94,6 +94,16 @@ def phone_admin_for_pin(db: Database, pin: str, caller_hash: str | None = None,
     return None
 
 
+def admin_phone(db: Database, caller_hash: str | None) -> bool:
+    """Whether this caller ID is an active admin's registered phone (the admin line under attack still takes
+    her PINs at the usual rate)."""
+    if not caller_hash:
+        return False
+    with db.read() as conn:
+        return conn.execute(select(User.id).where(User.phone_hash == caller_hash, User.role == "admin",
+                                                  User.active.is_(True)).limit(1)).first() is not None
+
+
 def _token_hash(token: str) -> str:
     # Tokens are 256 random bits: a fast hash is enough, and lets a request find its token by index.
     return hashlib.sha256(token.encode()).hexdigest()

@@ -101,11 +101,37 @@ def users_set_phone(cli, name, phone):
 @click.argument("name")
 @change(reason="required")
 def users_unlock(cli, name, reason):
-    """Forget a name's failed console sign-ins, so it may sign in again at once."""
-    from ivr.ops.console.auth import unlock
+    """Give NAME a one-time code that signs her in past any sign-in back-off (with her password), for 30 min.
 
-    n = unlock(cli.db, name, actor=cli.actor, reason=reason)
-    click.echo(f"{n} failed sign-in(s) of {name} forgotten")
+    Shown once, kept only as a hash; wrong guesses from other addresses do not spend it."""
+    from ivr.store.sign_in_passes import CODE_LIFETIME, create_unlock_code
+
+    code = create_unlock_code(cli.db, name, actor=cli.actor, reason=reason)
+    minutes = int(CODE_LIFETIME.total_seconds() // 60)
+    click.echo(f"unlock code for {name}: {code}\n(shown once; valid {minutes} min, one sign-in: she types it under "
+               "'I have an unlock code' on the sign-in page, with her password)")
+
+
+@click.group()
+def pins():
+    """The PIN guard of the staff phone lines (admin line, agent line)."""
+
+
+@pins.command("unlock")
+@click.option("--line", type=click.Choice(["admin", "agent"]), required=True)
+@click.option("--phone", help="the caller ID to let try again (E.164); without it, every caller ID on the line")
+@change(reason="required")
+def pins_unlock(cli, line, phone, reason):
+    """Lift PIN locks on a staff line, so it takes a PIN at once (after an attack, for a staff member's phone)."""
+    from ivr.core.identity import caller_identity
+    from ivr.store.pin_guard import unlock
+
+    caller_hash, masked = (None, "every caller ID") if phone is None else caller_identity(cli.config.secret_key, phone)
+    if phone is not None and caller_hash is None:
+        raise click.BadParameter(f"{phone!r} is not a phone number (use E.164, e.g. +12025550123)",
+                                 param_hint="--phone")
+    n = unlock(cli.db, line, caller_hash, masked, actor=cli.actor, reason=reason)
+    click.echo(f"{line} line: {n} PIN lock(s) lifted for {masked}; their wrong PINs forgotten")
 
 
 class _CreateByDefault(click.Group):

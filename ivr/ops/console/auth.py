@@ -17,16 +17,17 @@ from sqlalchemy import delete, func, insert, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.ops.console import csrf
-from ivr.store.audit import audit, required_reason
 from ivr.store.db import Database
 from ivr.store.models import ConsoleSession, LoginFailure, User, utcnow
+from ivr.store.sign_in_passes import account_key, known_address, remember_address
 
 MAX_FAILURES = 5  # from one address for one name in FAILURE_WINDOW
 FAILURE_WINDOW = timedelta(minutes=15)
 NAME_WINDOW = timedelta(hours=24)  # failures for a name from every address are counted this long
 PER_ADDRESS_CAP = 10  # one address adds at most this many to its name's count: it cannot lock others out
 NAME_FREE = 20  # counted failures before the name's back-off starts
-NAME_MAX = 100  # counted failures at which the name takes no more tries (NIST 800-63B: at most 100)
+NAME_MAX = 100  # failures from one address at one name before that address waits a day (NIST 800-63B)
+ATTACK_WINDOW = timedelta(hours=1)  # an account is "under attack" while NAME_FREE counted failures are this recent
 SLIDE_STEP = timedelta(minutes=1)  # a session's expiry is written at most once a minute
 
 
@@ -117,56 +118,72 @@ def safe_next(target: str | None) -> str:
 
 
 def _throttle_key(name: str, ip: str) -> tuple[str, str]:
-    return name.strip().lower()[:120], (ip or "unknown")[:64]
+    return account_key(name), (ip or "unknown")[:64]
 
 
 def _name_backoff(counted: int) -> timedelta:
     """How long a name waits after its latest failure, once failures from everywhere add up: 30 s at
-    NAME_FREE, doubling to the window's length (about four tries an hour), and a day at NAME_MAX: at most
-    100 failed tries per account (NIST 800-63B, 5.2.2)."""
+    NAME_FREE, doubling to FAILURE_WINDOW and never longer (about four tries an hour from strangers' addresses):
+    it slows guessing and never locks the account; her own addresses and unlock codes go past it."""
     if counted < NAME_FREE:
         return timedelta(0)
-    if counted >= NAME_MAX:
-        return NAME_WINDOW
     return min(FAILURE_WINDOW, timedelta(seconds=30 * 2 ** min(counted - NAME_FREE, 10)))
+
+
+def _failures_by_address(conn, user_name: str, since) -> list:
+    return conn.execute(select(LoginFailure.ip, func.count(), func.max(LoginFailure.at)).where(
+        LoginFailure.user_name == user_name, LoginFailure.at > since).group_by(LoginFailure.ip)).all()
+
+
+def _counted(rows) -> int:
+    return sum(min(n, PER_ADDRESS_CAP) for _, n, _ in rows)
 
 
 def throttled(db: Database, name: str, ip: str) -> timedelta:
     """How long this name must wait before trying from this address (zero: it may try now).
 
-    Two limits: MAX_FAILURES from this address in FAILURE_WINDOW (as before), and per name across every
-    address, where each address counts for at most PER_ADDRESS_CAP: a stranger guessing from one address
-    cannot lock the real user out from hers, while guesses spread over many addresses are slowed, then stopped.
+    Per (name, address): MAX_FAILURES in FAILURE_WINDOW, then that address waits out the window (NAME_MAX
+    from one address: a day). Per name across addresses, each counting for at most PER_ADDRESS_CAP: guesses
+    spread over many addresses are slowed (_name_backoff), never stopped. That account-wide back-off does not
+    apply to an address the account signed in from before: a stranger cannot send from her address, so he
+    cannot aim it at her (from a new address she asks for an unlock code: `ivr users unlock`).
     """
     user_name, ip = _throttle_key(name, ip)
     now = utcnow()
     with db.read() as conn:
-        rows = conn.execute(select(LoginFailure.ip, func.count(), func.max(LoginFailure.at)).where(
-            LoginFailure.user_name == user_name, LoginFailure.at > now - NAME_WINDOW)
-            .group_by(LoginFailure.ip)).all()
+        rows = _failures_by_address(conn, user_name, now - NAME_WINDOW)
         here = conn.execute(select(func.count(), func.min(LoginFailure.at)).where(
             LoginFailure.user_name == user_name, LoginFailure.ip == ip,
             LoginFailure.at > now - FAILURE_WINDOW)).one()
     waits = [timedelta(0)]
     if here[0] >= MAX_FAILURES:
         waits.append(here[1] + FAILURE_WINDOW - now)
-    counted = sum(min(n, PER_ADDRESS_CAP) for _, n, _ in rows)
-    if counted >= NAME_FREE:
-        waits.append(max(at for _, _, at in rows) + _name_backoff(counted) - now)
     for addr, n, at in rows:
         if addr == ip and n >= NAME_MAX:  # this address alone has had its hundred tries at this name
             waits.append(at + NAME_WINDOW - now)
+    counted = _counted(rows)
+    if counted >= NAME_FREE and not known_address(db, user_name, ip):
+        waits.append(max(at for _, _, at in rows) + _name_backoff(counted) - now)
     return max(waits)
 
 
-def unlock(db: Database, name: str, *, actor: str, reason: str) -> int:
-    """Forget a name's failed sign-ins (after a distributed attack, say), so it may try again at once."""
-    reason = required_reason(reason)
-    with db.write() as conn:
-        n = conn.execute(delete(LoginFailure).where(LoginFailure.user_name == _throttle_key(name, "")[0])).rowcount
-        audit(conn, actor=actor, action="console.sign_in_unlocked", subject=f"user {name.strip()[:100]}",
-              to_value=f"{n} failed sign-in(s) forgotten", reason=reason)
-    return n
+def under_attack(db: Database, name: str) -> bool:
+    """Whether failures at this name from everywhere in the last ATTACK_WINDOW reach the account-wide budget."""
+    with db.read() as conn:
+        return _counted(_failures_by_address(conn, account_key(name), utcnow() - ATTACK_WINDOW)) >= NAME_FREE
+
+
+def accounts_under_attack(db: Database) -> list[str]:
+    """The users whose account-wide budget is used up now. Only real names: made-up names (or a password typed
+    into the name field) attack no account, and are never shown on the dashboard."""
+    with db.read() as conn:
+        rows = conn.execute(select(LoginFailure.user_name, LoginFailure.ip, func.count()).where(
+            LoginFailure.at > utcnow() - ATTACK_WINDOW).group_by(LoginFailure.user_name, LoginFailure.ip)).all()
+        names = {account_key(name): name for name in conn.execute(select(User.name)).scalars()}
+    counted: dict[str, int] = {}
+    for user_name, _, n in rows:
+        counted[user_name] = counted.get(user_name, 0) + min(n, PER_ADDRESS_CAP)
+    return sorted(names[key] for key, n in counted.items() if n >= NAME_FREE and key in names)
 
 
 def record_failure(db: Database, name: str, ip: str) -> None:
@@ -192,12 +209,17 @@ def _stand_in_hash() -> str:
     return generate_password_hash(secrets.token_hex(8))
 
 
-def sign_in(db: Database, user: ConsoleUser, ip: str) -> None:
-    """Open a server-side session for this user and put only its id in the cookie."""
+def sign_in(db: Database, user: ConsoleUser, ip: str, spend=None) -> bool:
+    """Open a server-side session for this user and put only its id in the cookie; remember the address.
+
+    `spend(conn)`, in the same transaction, spends an unlock code: if it returns False (spent by another
+    request a moment ago) nobody is signed in and this returns False."""
     sid = secrets.token_urlsafe(32)
     now = utcnow()
     user_name, ip = _throttle_key(user.name, ip)
     with db.write() as conn:
+        if spend is not None and not spend(conn):
+            return False
         conn.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
         # Old failures anywhere, and this user's from this address: a success clears the slate.
         conn.execute(delete(LoginFailure).where((LoginFailure.at <= now - NAME_WINDOW) | (
@@ -205,6 +227,7 @@ def sign_in(db: Database, user: ConsoleUser, ip: str) -> None:
         conn.execute(insert(ConsoleSession).values(
             id_hash=_id_hash(sid), user_id=user.id, created_at=now,
             expires_at=now + current_app.config["CONSOLE_SESSION_LIFETIME"]))
+        remember_address(conn, user_name, ip)
     pending = session.get(PENDING_SWITCH)
     session.clear()
     session.permanent = True
@@ -212,6 +235,7 @@ def sign_in(db: Database, user: ConsoleUser, ip: str) -> None:
     if pending:
         session[PENDING_SWITCH] = pending
     csrf.renew()
+    return True
 
 
 def sign_out(db: Database) -> None:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import flash, redirect, render_template, request, session, url_for
 
-from ivr.ops import caller_view
+from ivr.ops import caller_view, under_attack
 from ivr.ops.console import auth, charts, realtime
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, who
 from ivr.ops.health import spool_problems
@@ -58,6 +58,7 @@ def live_figures() -> dict:
         "warnings": realtime.warnings(mode[0], people, missing,
                                       {code: lang.name for code, lang in rules.languages.items()}),
         "spool_problems": spool_problems(hotline()),  # call records lost or late: what /healthz says
+        "attacks": under_attack.sentences(under_attack.now(hotline())),  # staff doors under attack now
         "in_progress": in_progress,
         "last_hour": last_hour,
         "queues": queries.queue_summary(db),

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits.storage import Storage
@@ -94,6 +94,15 @@ class SQLiteFileStorage(Storage):
             conn.execute("DELETE FROM counters WHERE key = ?", (key,))
 
 
+def _unlock_code_given() -> bool:
+    """A valid one-time code from `ivr users unlock` passes every sign-in throttle, this one too (a stranger
+    sharing her address must not keep her out); a made-up code is counted like any try."""
+    from ivr.store.sign_in_passes import unlock_code_valid
+
+    code = request.form.get("unlock_code", "").strip()
+    return bool(code) and unlock_code_valid(current_app.extensions["ivr"].db, request.form.get("name", ""), code)
+
+
 def init_sign_in_limit(app: Flask) -> Limiter:
     """Limit POST /console/login per client address (remote_addr: the proxy's X-Forwarded-For entry when
     IVR_TRUSTED_PROXIES says so). A storage that fails lets sign-ins through: auth.throttled() still holds."""
@@ -104,7 +113,8 @@ def init_sign_in_limit(app: Flask) -> Limiter:
                       headers_enabled=True, swallow_errors=True)
     view = app.view_functions["console.login"]
     app.view_functions["console.login"] = limiter.limit(
-        SIGN_IN_RATE, methods=["POST"], deduct_when=lambda response: response.status_code != SIGNED_IN)(view)
+        SIGN_IN_RATE, methods=["POST"], deduct_when=lambda response: response.status_code != SIGNED_IN,
+        exempt_when=_unlock_code_given)(view)
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many_from_here(exc: RateLimitExceeded):

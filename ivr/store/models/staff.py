@@ -50,6 +50,20 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SignInPass(Base):
+    """What lets a console user past the sign-in back-off: an address she signed in from before (kind
+    "address"), or a one-time unlock code from `ivr users unlock` (kind "code"). Only hashes are kept."""
+
+    __tablename__ = "sign_in_passes"
+    __table_args__ = (Index("ix_sign_in_passes_lookup", "user_name", "kind", "secret_hash"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(120))  # as the throttle keys it: stripped, lower case
+    kind: Mapped[str] = mapped_column(String(16))  # address | code
+    secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the name and address, or of the code
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ConsoleSession(Base):
     """A signed-in console session; the cookie carries only its random id, so logout and expiry are enforced here."""
 
