@@ -3,7 +3,7 @@ one-time unlock code), kept only as hashes (ivr/ops/console/auth.py)."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012_sign_in_passes'
+revision = '0014_sign_in_passes'
 down_revision = '0013_sealed_numbers'
 
 
