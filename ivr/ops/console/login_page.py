@@ -5,6 +5,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from ivr.ops.console import auth
 from ivr.ops.console.base import bp, hotline, log, needs
+from ivr.ops.console.sign_in_names import shown_name
 from ivr.store.audit import audit
 
 FAILED = "Wrong user name or password."
@@ -25,8 +26,8 @@ def login():
     name, password = request.form.get("name", ""), request.form.get("password", "")
     wait = auth.throttled(db, name, ip)
     if wait:
-        log.warning("console: sign-in refused for %r from %s: too many failures (wait %d s)", name[:120], ip,
-                    wait.total_seconds())
+        log.warning("console: sign-in refused for %s from %s: too many failures (wait %d s)",
+                    shown_name(db, hotline().config.secret_key, name), ip, wait.total_seconds())
         minutes = max(1, -(-int(wait.total_seconds()) // 60))
         return render_template("console/login.html", next=target, name=name,
                                error=f"Too many failed sign-ins for this user. Wait {minutes} "
@@ -34,11 +35,12 @@ def login():
     user = auth.check_password(db, name, password)
     if user is None:
         auth.record_failure(db, name, ip)
-        log.warning("console: failed sign-in for %r from %s", name[:120], ip)
+        shown = shown_name(db, hotline().config.secret_key, name)  # never a password typed as the name
+        log.warning("console: failed sign-in for %s from %s", shown, ip)
         if auth.throttled(db, name, ip):  # this failure started a throttle: worth a line in the audit log
             with db.write() as conn:
                 audit(conn, actor=f"console from {ip}", action="console.sign_in_throttled",
-                      subject=f"user {name.strip()[:100]}", to_value="too many failed sign-ins")
+                      subject=f"user {shown}", to_value="too many failed sign-ins")
         return render_template("console/login.html", next=target, name=name, error=FAILED), 401
     auth.sign_in(db, user, ip)
     with db.write() as conn:
