@@ -50,7 +50,7 @@ def login():
 
 
 @bp.post("/logout")
-@needs("viewer")
+@needs("sign out")
 def logout():
     auth.sign_out(hotline().db)
     log.info("console: %s signed out", g.user.name)
