@@ -1,38 +1,16 @@
-"""Issue 23's smaller holes that an app in a test client shows: invisible characters before a formula in a
-CSV export, and the Twilio credentials never sent over plain http."""
+"""The Twilio credentials are never sent over plain http (issue 23's smaller holes; the CSV cells' hidden
+formulas are in tests/test_console.py's TRICKS)."""
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from conftest import AUTH_TOKEN
 from test_admin_line import ACCOUNT, REC_PATH, admin_call, audits
-from test_console import as_role, page, users  # noqa: F401  (fixtures)
 
 from ivr.media.recordings import RecordingRefused, fetch
-from ivr.store.models import AuditEntry, Job, utcnow
+from ivr.store.models import Job
 from ivr.store.users import add_user
-
-# Each hides a formula behind something a reader does not see or an importer strips.
-HIDDEN = ["\u200b=HYPERLINK(\"http://evil\")", "\ufeff=1+2", "\"=1+2", "'=1+2", "\u200b+1+2", "\ufeff-2+3",
-          "\"@SUM(A1)", "\u2060\t=1", "\u200e\r=1", "\u00ad=1", "fine;\u200b=1+2", "\u201c=1+2"]
-
-
-def test_csv_exports_neutralise_a_formula_behind_invisible_characters_or_a_quote(as_role, hotline):
-    with hotline.db.write() as conn:
-        for n, trick in enumerate(HIDDEN):
-            conn.execute(insert(AuditEntry).values(at=utcnow(), actor="otto", action=f"hidden.{n}", subject="x",
-                                                   reason=trick))
-        conn.execute(insert(AuditEntry).values(at=utcnow(), actor="otto", action="hidden.plain", subject="x",
-                                               reason="\u200bzero-width, then words - and \"quotes\""))
-    raw = page(as_role("viewer").get("/console/audit.csv", query_string={"action": "hidden."}))
-    rows = {r[2]: r[6] for r in csv.reader(io.StringIO(raw))}
-    for n, trick in enumerate(HIDDEN):
-        assert rows[f"hidden.{n}"] == "'" + trick, repr(trick)
-    assert rows["hidden.plain"] == "\u200bzero-width, then words - and \"quotes\""  # text is left alone
 
 
 @pytest.fixture
