@@ -9,6 +9,9 @@ Each is built on first use, so a pool imports and builds only its own part.
 import gc
 
 from ivr.app import create_app
+from ivr.store.private_files import private_umask
+
+private_umask()  # gunicorn run by hand: the files the workers create (database, spool, keys) are 0600 too
 
 _PARTS = {"app": "all", "callers": "callers", "staff": "staff"}
 

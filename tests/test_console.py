@@ -771,7 +771,10 @@ def test_a_csv_export_with_a_bad_filter_is_a_page_that_says_why_not_a_file(as_ro
 
 
 TRICKS = [" =HYPERLINK(\"http://evil\")", "\t=1+2", "\r=1+2", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
-          "fine\n=HYPERLINK(\"http://evil\")", "fine;=1+2", "fine,@SUM(A1)", '=1+2";=1+2', "\uff1d1+1"]
+          "fine\n=HYPERLINK(\"http://evil\")", "fine;=1+2", "fine,@SUM(A1)", '=1+2";=1+2', "\uff1d1+1",
+          # hidden behind what a reader does not see or an importer strips: zero-width, BOM, marks, quotes
+          "\u200b=1+2", "\ufeff=1+2", "\"=1+2", "'=1+2", "\u200b+1+2", "\ufeff-2+3", "\"@SUM(A1)", "\u2060\t=1",
+          "\u200e\r=1", "\u00ad=1", "fine;\u200b=1+2", "\u201c=1+2"]
 
 
 def test_csv_exports_neutralise_formulas_at_the_start_after_spaces_and_inside_cells(as_role, hotline):

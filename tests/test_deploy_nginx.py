@@ -313,6 +313,11 @@ def test_two_servers_behind_the_shipped_nginx_site(stack):
     # A request signed for a backend's own URL is refused: only the public URL counts.
     direct = SimulatedCall(HttpTransport(servers[0].url), AUTH_TOKEN, keys=["0"]).run()
     assert direct.ended == "http-403"
+    # Over nginx's body limit: TwiML if signed (the app's rule), 403 if not; never an HTML 413.
+    big = {"url": nginx.url + "/voice/incoming", "data": {"Junk": "x" * 100_000}, "verify": str(nginx.cert)}
+    signed = requests.post(**big, headers={"X-Twilio-Signature": "unread"}, timeout=10)
+    assert signed.status_code == 200 and signed.text.startswith("<?xml") and "<Redirect" in signed.text
+    assert requests.post(**big, timeout=10).status_code == 403
 
     # /metrics never through the proxy (each server is scraped on its own address); the console only
     # from the staff networks; the voice webhooks from anywhere.

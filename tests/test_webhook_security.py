@@ -90,9 +90,9 @@ def test_behind_a_proxy_the_internal_url_is_not_accepted(proxied_app, app):
     assert resp.status_code == 403
 
 
-def test_oversized_bodies_are_refused(app):
+def test_oversized_bodies_are_not_read_and_get_the_safe_reply(app):
     resp = signed_post(app.test_client(), "/voice/incoming", twilio_params(Junk="x" * 200_000))
-    assert resp.status_code == 413
+    assert "technical difficulties" in ET.tostring(parse_twiml(resp), encoding="unicode")  # 200 TwiML, not 413
 
 
 # -- how the body is read: Twilio sends a Content-Length body; other framings must validate the same way --------
@@ -158,10 +158,10 @@ def test_the_body_limit_holds_for_a_chunked_body(app):
     import io
 
     body, signature = _signed_body("/voice/incoming", Junk="x" * 200_000)
-    status, _ = _raw_post(app, "/voice/incoming", body, signature, CONTENT_LENGTH=None,
+    status, answer = _raw_post(app, "/voice/incoming", body, signature, CONTENT_LENGTH=None,
                           HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(body),
                                                                "wsgi.input_terminated": True})
-    assert status == 413
+    assert status == 200 and b"technical difficulties" in answer  # refused unread, answered in TwiML
 
 
 def test_every_twilio_route_refuses_the_unsigned_and_answers_the_signed_with_twiml(app):

@@ -9,9 +9,13 @@ A URL is parsed once, by the parser requests itself uses (urllib3's parse_url), 
 a URL rebuilt from the parts that were checked: two parsers that disagree about a URL's host (urlsplit
 reads `https://evil\\@api.twilio.com/` as api.twilio.com, urllib3 as evil) would let credentials leave for
 the wrong host. Backslashes, user info, whitespace and control characters are refused outright.
+
+The account's credentials travel only over https: plain http is refused for any host but this machine's
+loopback addresses, which only the local stand-in for Twilio in the tests uses (nothing leaves the machine).
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urljoin
@@ -54,6 +58,17 @@ def checked(url: str) -> CheckedUrl:
     return CheckedUrl(origin, origin + target)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a host is this machine's loopback (127.0.0.0/8, ::1, localhost): plain http never leaves it."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def origin(url: str) -> str:
     return checked(url).origin
 
@@ -67,6 +82,9 @@ def fetch(url: str, *, origins: tuple[str, ...], auth: tuple[str, str] | None, m
         target = checked(url)
         if target.origin not in allow:
             raise RecordingRefused(f"recording host {target.origin} is not on the allow-list ({', '.join(origins)})")
+        if target.origin.startswith("http://") and not is_loopback(parse_url(target.url).host or ""):
+            raise RecordingRefused(f"recording host {target.origin} is plain http: the Twilio credentials are sent "
+                                   "only over https (http only to this machine's loopback, for a local stand-in)")
         # Credentials only for the origin Twilio named, never for wherever a redirect points.
         send_auth = auth if target.origin == first else None
         with requests.get(target.url, auth=send_auth, timeout=timeout, stream=True, allow_redirects=False) as resp:

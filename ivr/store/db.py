@@ -21,6 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
+from ivr.store.private_files import create_private
+
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -63,6 +65,7 @@ def make_engine(url: str, timeouts: DbTimeouts = BACKGROUND) -> Engine:
                              connect_args={"connect_timeout": 3, "options": timeouts.options()})
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        create_private(Path(parsed.database))  # 0600 whatever the umask; SQLite gives -wal/-shm the same mode
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

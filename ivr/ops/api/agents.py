@@ -10,7 +10,7 @@ from ivr.store import reads
 
 
 @bp.get("/agents")
-@requires("viewer")
+@requires("see the hotline")  # names and states, as the dashboard shows them
 def agents_list():
     """Each active agent's state (reads.agents_now, as the dashboard, agents page, desk and metrics show it)."""
     with hotline().db.read() as conn:

@@ -16,14 +16,14 @@ def _version(row: dict) -> dict:
 
 
 @bp.get("/announcements")
-@requires("viewer")
+@requires("see the hotline")
 def announcements_list():
     rows = announcements.list_versions(hotline().db, lang=g.query.get("lang"), topic=g.query.get("topic"))
     return jsonify(announcements=[_version(r) for r in rows])
 
 
 @bp.post("/announcements/tts")
-@requires("admin")
+@requires("change the announcements")
 def announcements_tts():
     body, h = g.body, hotline()
     row = announcements.create_from_text(
@@ -34,7 +34,7 @@ def announcements_tts():
 
 
 @bp.post("/announcements/upload")
-@requires("admin")
+@requires("change the announcements")
 def announcements_upload():
     body, h = g.body, hotline()
     row = announcements.create_from_audio(
@@ -45,14 +45,14 @@ def announcements_upload():
 
 
 @bp.post(f"/announcements/<{ID}:announcement_id>/publish")
-@requires("admin")
+@requires("change the announcements")
 def announcements_publish(announcement_id: int):
     return jsonify(_version(announcements.publish(hotline().db, announcement_id, actor=g.user,
                                                   reason=g.body["reason"])))
 
 
 @bp.post("/announcements/rollback")
-@requires("admin")
+@requires("change the announcements")
 def announcements_rollback():
     body = g.body
     row = announcements.rollback(hotline().db, lang=body["lang"], topic=body.get("topic", "main"),
@@ -61,7 +61,7 @@ def announcements_rollback():
 
 
 @bp.get(f"/announcements/<{ID}:announcement_id>/audio")
-@requires("viewer")
+@requires("see the hotline")
 def announcements_export(announcement_id: int):
     db = hotline().db
     row = announcements.get(db, announcement_id)

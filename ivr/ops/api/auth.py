@@ -8,6 +8,7 @@ from flask import current_app, g, request
 
 from ivr.ops.api.document import check_request
 from ivr.ops.api.errors import ApiError
+from ivr.ops.roles import least_role
 from ivr.store.users import role_at_least, user_for_token
 
 log = logging.getLogger(__name__)
@@ -17,9 +18,11 @@ def hotline():
     return current_app.extensions["ivr"]
 
 
-def requires(role: str):
-    """At least `role`; the user's name becomes the audit actor, and `g.query` and `g.body` hold the
-    request's parameters and body as the document allows them (401, 403, then 400 otherwise)."""
+def requires(action: str):
+    """What a route does, an action of ivr/ops/roles.py: at least the role the table gives it, as in the
+    console; the user's name becomes the audit actor, and `g.query` and `g.body` hold the request's
+    parameters and body as the document allows them (401, 403, then 400 otherwise)."""
+    role = least_role(action)
 
     def decorate(view):
         @functools.wraps(view)
@@ -38,6 +41,7 @@ def requires(role: str):
             g.query, g.body = check_request(hotline().rules.rules)
             return view(*args, **kwargs)
 
+        wrapper.api_action, wrapper.api_role = action, role
         return wrapper
 
     return decorate

@@ -11,7 +11,7 @@ from ivr.store.users import role_at_least
 
 
 @bp.get("/callbacks")
-@requires("viewer")
+@requires("see the hotline")
 def callbacks_list():
     """The agents' worklist, highest priority first, then in the order callers called."""
     db = hotline().db
@@ -23,7 +23,7 @@ def callbacks_list():
 
 
 @bp.post(f"/callbacks/<{ID}:callback_id>/done")
-@requires("ops")
+@requires("close a callback")
 def callbacks_done(callback_id: int):
     queues.callback_done(hotline().db, callback_id, actor=g.user, note=g.body.get("note", ""),
                          reason=g.body["reason"])

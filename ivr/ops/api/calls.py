@@ -14,7 +14,7 @@ from ivr.store.models import Call, utcnow
 
 
 @bp.get("/calls")
-@requires("viewer")
+@requires("see the hotline")
 def calls_list():
     """Recent calls, newest first, each with its steps in the order they happened (numbers are only ever
     stored masked)."""
@@ -29,7 +29,7 @@ def calls_list():
 
 
 @bp.get("/stats")
-@requires("viewer")
+@requires("see the hotline")
 def stats():
     """The hotline at a glance: mode, calls, outcomes, queues and callbacks."""
     h = hotline()

@@ -23,13 +23,13 @@ def _preflight() -> list[dict]:
 
 
 @bp.get("/incidents")
-@requires("viewer")
+@requires("see the hotline")
 def incidents_list():
     return jsonify(incidents=[jsonable(r) for r in incidents.list_incidents(hotline().db)])
 
 
 @bp.post("/incidents")
-@requires("admin")
+@requires("change the incidents")
 def incidents_create():
     body, h = g.body, hotline()
     new_id = incidents.create(h.db, title=body["title"], severity=body["severity"], exposed=body.get("exposed", ""),
@@ -40,7 +40,7 @@ def incidents_create():
 
 
 @bp.post(f"/incidents/<{ID}:incident_id>/activate")
-@requires("admin")
+@requires("change the incidents")
 def incidents_activate(incident_id: int):
     h = hotline()
     copied = incidents.activate_incident(h.db, incident_id, actor=g.user, reason=g.body["reason"],
@@ -50,7 +50,7 @@ def incidents_activate(incident_id: int):
 
 
 @bp.patch(f"/incidents/<{ID}:incident_id>")
-@requires("admin")
+@requires("change the incidents")
 def incidents_update(incident_id: int):
     body, h = g.body, hotline()
     incidents.update_incident(h.db, incident_id, severities=h.rules.rules.severities, actor=g.user,

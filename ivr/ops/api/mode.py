@@ -16,14 +16,14 @@ def problems_json(problems) -> list[dict]:
 
 
 @bp.get("/mode")
-@requires("viewer")
+@requires("see the hotline")
 def mode_get():
     mode, at, by = get_mode(hotline().db)
     return jsonify(mode=mode, since=timestamp(at), by=by)
 
 
 @bp.post("/mode")
-@requires("ops")
+@requires("switch the mode")
 def mode_post():
     """A switch to live runs the go-live check: refused (409) on problems unless `override` says why."""
     before, after, overridden = switch_mode(
@@ -34,7 +34,7 @@ def mode_post():
 
 
 @bp.get("/preflight")
-@requires("viewer")
+@requires("see the hotline")
 def preflight_get():
     """The go-live check, the same list `ivr preflight` and the dashboard give."""
     view = caller_view.of_hotline(hotline())

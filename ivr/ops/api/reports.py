@@ -9,7 +9,7 @@ from ivr.ops.api.auth import hotline, requires
 
 
 @bp.get("/reports")
-@requires("viewer")
+@requires("see the hotline")
 def reports_get():
     """Calls, queues, wrap-ups and callbacks since a time, per hour or day."""
     return jsonify(reports.build(hotline().db, since=reports.parse_since(g.query.get("since")),

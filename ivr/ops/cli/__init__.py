@@ -8,6 +8,7 @@ import click
 
 from ivr.ops.cli import affected, content, jobs, keys, routing, server, simulate, staff, status
 from ivr.ops.cli.context import CliContext, HotlineGroup
+from ivr.store.private_files import private_umask
 
 
 @click.group(cls=HotlineGroup)
@@ -15,6 +16,7 @@ from ivr.ops.cli.context import CliContext, HotlineGroup
 def main(ctx: click.Context):
     """The breach hotline: Twilio voice webhooks, announcements and routing."""
     ctx.ensure_object(CliContext)  # one per command: config, database and actor are resolved on first use
+    private_umask()  # what any command creates (database, keys, spool, gunicorn's workers' files) is 0600
 
 
 main.add_command(server.setup)

@@ -60,10 +60,13 @@ def setup(cli, audio):
     import logging
 
     from ivr.store.migrate import upgrade
+    from ivr.store.private_files import make_private
     from ivr.store.sealed import ensure_key_file, key_file, keyring_for
     from ivr.store.seed import ensure_default_content
 
     cfg = cli.config
+    if tightened := make_private(cfg.instance_path):  # before the database is opened: its -wal/-shm follow it
+        click.echo(f"instance folder made private: {len(tightened)} file(s) or folder(s) no longer readable by others")
     database = cli.db
     upgrade(database)
     if ensure_key_file(cfg.instance_path, cfg.data_keys):
@@ -102,6 +105,7 @@ def serve(cli, host, port, staff_port, workers, staff_workers, gunicorn_args):
     """
     from ivr.ops.logs import banner, configure
     from ivr.ops.serving import STAFF_NICE, InstanceInUse, Pool, Supervisor, hold_instance
+    from ivr.store.private_files import make_private
 
     cfg = cli.serving_config
     staff_port = staff_port or port + 1
@@ -111,6 +115,7 @@ def serve(cli, host, port, staff_port, workers, staff_workers, gunicorn_args):
         lock_fd = hold_instance(cfg.instance_path)  # before anything in the folder changes
     except InstanceInUse as exc:
         raise click.ClickException(str(exc)) from None
+    make_private(cfg.instance_path)  # an instance folder left readable by an older version or another umask
     base = cfg.public_url or f"http://{host}:{port}"
     banner(cfg.log_format, _banner(cfg, base, host, port, staff_port))
     configure(cfg.log_format, "serve")

@@ -26,13 +26,13 @@ def _refused(exc: Exception, form_name: str):
 
 
 @bp.get("/agents")
-@needs("ops")
+@needs("see the agents")
 def agents_page():
     return _page()
 
 
 @bp.post("/agents")
-@needs("admin")
+@needs("change the agents")
 def agent_add():
     form = request.form
     try:
@@ -49,7 +49,7 @@ def agent_add():
 
 
 @bp.post("/agents/deactivate")
-@needs("admin")
+@needs("change the agents")
 def agent_deactivate():
     form = request.form
     name = (form.get("name") or "").strip()

@@ -63,13 +63,13 @@ def _refused(exc: Exception, form_name: str):
 
 
 @bp.get("/announcements")
-@needs("viewer")
+@needs("see the hotline")
 def announcements_page():
     return _page()
 
 
 @bp.post("/announcements/tts")
-@needs("admin")
+@needs("change the announcements")
 def announcement_tts():
     """A new version spoken from text (synthesised here, in the admin's request, never in a caller's)."""
     form, h = request.form, hotline()
@@ -83,7 +83,7 @@ def announcement_tts():
 
 
 @bp.post("/announcements/upload")
-@needs("admin")
+@needs("change the announcements")
 def announcement_upload():
     """A new version from an uploaded recording; anything unusable is refused whole, saying why."""
     form, h = request.form, hotline()
@@ -101,7 +101,7 @@ def announcement_upload():
 
 
 @bp.post("/announcements/<int:announcement_id>/publish")
-@needs("admin")
+@needs("change the announcements")
 def announcement_publish(announcement_id: int):
     try:
         row = announcements.publish(hotline().db, announcement_id, actor=actor(), reason=reason(request.form))
@@ -111,7 +111,7 @@ def announcement_publish(announcement_id: int):
 
 
 @bp.post("/announcements/rollback")
-@needs("admin")
+@needs("change the announcements")
 def announcement_rollback():
     """Publish the version published before the current one again (or a chosen version)."""
     form = request.form

@@ -45,7 +45,7 @@ def _all_rows(db: Database, query) -> Iterator[tuple]:
 
 
 @bp.get("/audit")
-@needs("viewer")
+@needs("see the hotline")
 def audit_log():
     db, args = hotline().db, request.args
     error, rows = None, []
@@ -83,7 +83,7 @@ def _shown(row) -> dict:
 
 
 @bp.get("/audit.csv")
-@needs("viewer")
+@needs("see the hotline")
 def audit_csv():
     return filtered_csv("audit-log.csv", ["at", "actor", "action", "subject", "from", "to", "reason"],
                         lambda args: _all_rows(hotline().db, _filtered(args)))

@@ -12,6 +12,7 @@ from ivr.core.errors import Refused
 from ivr.core.limits import upload_too_large
 from ivr.ops.console import auth, csrf
 from ivr.ops.console.realtime import wait_text
+from ivr.ops.roles import least_role
 from ivr.store.users import role_at_least
 
 log = logging.getLogger("ivr.ops.console")
@@ -33,11 +34,12 @@ class FormError(Refused):
     """A form that cannot be carried out as sent; nothing was changed."""
 
 
-def needs(role: str | None):
-    """Declare the least role a view needs (None: anyone); the blueprint's guard enforces it."""
+def needs(action: str | None):
+    """Declare what a view does, an action of ivr/ops/roles.py (None: anyone may); the blueprint's guard
+    enforces the least role the table gives it, the same as the API's."""
 
     def decorate(view):
-        view.console_role = role
+        view.console_action, view.console_role = action, least_role(action)
         return view
 
     return decorate

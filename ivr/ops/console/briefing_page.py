@@ -19,13 +19,13 @@ def _page(status: int = 200, error: str | None = None, draft=None):
 
 
 @bp.get("/briefing")
-@needs("viewer")
+@needs("see the hotline")
 def briefing():
     return _page()
 
 
 @bp.post("/briefing")
-@needs("admin")
+@needs("change the briefing")
 def briefing_create():
     """Save the edited briefing as a new version (published at once if asked)."""
     try:
@@ -41,7 +41,7 @@ def briefing_create():
 
 
 @bp.post("/briefing/<int:briefing_id>/publish")
-@needs("admin")
+@needs("change the briefing")
 def briefing_publish(briefing_id: int):
     try:
         row = briefings.publish(hotline().db, briefing_id, actor=actor(), reason=reason(request.form))

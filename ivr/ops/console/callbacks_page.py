@@ -21,13 +21,13 @@ def _page(status: int = 200, error: str | None = None, form_id: int | None = Non
 
 
 @bp.get("/callbacks")
-@needs("viewer")
+@needs("see the hotline")
 def callbacks_page():
     return _page()
 
 
 @bp.post("/callbacks/<int:callback_id>/done")
-@needs("agent")
+@needs("close a callback")
 def callback_done(callback_id: int):
     form = request.form
     try:

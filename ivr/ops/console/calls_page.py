@@ -31,7 +31,7 @@ def _timeline(db: Database, start, end) -> Iterator[list]:
 
 
 @bp.get("/calls")
-@needs("viewer")
+@needs("see the hotline")
 def calls():
     error, rows, paths = None, [], {}
     try:
@@ -47,6 +47,6 @@ def calls():
 
 
 @bp.get("/calls.csv")
-@needs("viewer")
+@needs("see the hotline")
 def calls_csv():
     return filtered_csv("calls-timeline.csv", HEADER, lambda args: _timeline(hotline().db, *date_range(args)))

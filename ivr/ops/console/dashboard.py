@@ -102,20 +102,20 @@ def _page(status: int = 200, error: str | None = None):
 
 
 @bp.get("/")
-@needs("viewer")
+@needs("see the hotline")
 def dashboard():
     return _page()
 
 
 @bp.get("/live")
-@needs("viewer")
+@needs("see the hotline")
 def live():
     """The live part of the dashboard alone, fetched by console.js every few seconds."""
     return render_template("console/_live.html", live=live_figures(), parts=True)
 
 
 @bp.post("/mode")
-@needs("ops")
+@needs("switch the mode")
 def mode():
     """Flip the hotline between message and live mode: confirmed, with a reason, audited."""
     form = request.form

@@ -57,7 +57,7 @@ def _live() -> dict:
 
 
 @bp.get("/desk")
-@needs("agent")
+@needs("work the desk")
 def desk_page(status: int = 200, error: str | None = None):
     incident, published, _versions = briefings.for_active_incident(hotline().db)
     return render_template("console/desk.html", live=_live(), incident=incident, published=published,
@@ -66,7 +66,7 @@ def desk_page(status: int = 200, error: str | None = None):
 
 
 @bp.get("/desk/live")
-@needs("agent")
+@needs("work the desk")
 def desk_live():
     """The live part of the desk alone, fetched by console.js every few seconds."""
     return render_template("console/_desk_live.html", live=_live())
@@ -80,7 +80,7 @@ def _own_agent() -> dict:
 
 
 @bp.post("/desk/status")
-@needs("agent")
+@needs("work the desk")
 def desk_status():
     try:
         agent = _own_agent()
@@ -95,7 +95,7 @@ def desk_status():
 
 
 @bp.post("/desk/wrap-up")
-@needs("agent")
+@needs("work the desk")
 def desk_wrap_up():
     """Record the outcome of the agent's current (or last) call; the form names the call it was typed for."""
     try:
@@ -117,7 +117,7 @@ def desk_wrap_up():
 
 
 @bp.post("/desk/callbacks/<int:callback_id>/call")
-@needs("agent")
+@needs("work the desk")
 def desk_call_now(callback_id: int):
     """Claim the callback for this agent, then have Twilio ring the agent's phone; the line does the rest."""
     from ivr.core.agent_callbacks import call_now_token

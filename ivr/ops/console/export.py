@@ -13,7 +13,10 @@ from ivr.ops.console.base import FormError, page_error
 
 # A spreadsheet runs a cell as a formula when it starts with one of these, even after spaces; and a cell
 # that a program splits again (on a line break or another separator) starts anew there (OWASP, CSV Injection).
-_FORMULA = re.compile(r"(?:^|[\r\n,;|\t])[\s\x00-\x1f]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]")
+# Characters a reader cannot see (zero-width spaces and joiners, direction marks, a byte-order mark, soft
+# hyphen) and quotes that an import strips may stand before the trigger and hide it, so they are skipped too.
+_UNSEEN = r"""\s\x00-\x1f\x7f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"'\u2018\u2019\u201c\u201d"""
+_FORMULA = re.compile(rf"(?:^|[\r\n,;|\t])[{_UNSEEN}]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]")
 
 
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")

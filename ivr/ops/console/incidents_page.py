@@ -54,13 +54,13 @@ def _carry_out(form_name: str, make):
 
 
 @bp.get("/incidents")
-@needs("viewer")
+@needs("see the hotline")
 def incidents_page():
     return _page()
 
 
 @bp.post("/incidents")
-@needs("admin")
+@needs("change the incidents")
 def incident_create():
     def make(form):
         why = reason(form)
@@ -73,7 +73,7 @@ def incident_create():
 
 
 @bp.post("/incidents/<int:incident_id>")
-@needs("admin")
+@needs("change the incidents")
 def incident_update(incident_id: int):
     """Change the title, severity or what was exposed; only the fields that differ are changed and audited."""
     def make(form):
@@ -94,7 +94,7 @@ def incident_update(incident_id: int):
 
 
 @bp.post("/incidents/<int:incident_id>/activate")
-@needs("admin")
+@needs("change the incidents")
 def incident_activate(incident_id: int):
     """Make this the incident callers hear about, never leaving a language with nothing published."""
     def make(form):

@@ -16,13 +16,13 @@ def _page(status: int = 200, error: str | None = None, form_id: int | None = Non
 
 
 @bp.get("/jobs")
-@needs("viewer")
+@needs("see the hotline")
 def jobs_page():
     return _page()
 
 
 @bp.post("/jobs/<int:job_id>/retry")
-@needs("ops")
+@needs("retry a job")
 def job_retry(job_id: int):
     try:
         jobs.retry_dead(hotline().db, job_id, actor=actor(), reason=reason(request.form))

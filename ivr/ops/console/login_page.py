@@ -9,6 +9,7 @@ from ivr.ops.console import auth
 from ivr.ops.console.base import bp, hotline, log, needs
 from ivr.ops import under_attack
 from ivr.store import sign_in_passes
+from ivr.ops.console.sign_in_names import shown_name
 from ivr.store.audit import audit
 
 FAILED = "Wrong user name or password."
@@ -33,7 +34,8 @@ def login():
     wait = timedelta(0) if unlocking else auth.throttled(db, name, ip)
     if wait:  # answered at once: a throttled try holds no worker and checks no password
         seconds = max(1, int(wait.total_seconds() + 0.999))
-        log.warning("console: sign-in refused for %r from %s: too many failures (wait %d s)", name[:120], ip, seconds)
+        log.warning("console: sign-in refused for %s from %s: too many failures (wait %d s)",
+                    shown_name(db, hotline().config.secret_key, name), ip, seconds)
         return render_template("console/login.html", next=target, name=name, error=(
             f"Too many failed sign-ins for this user. Try again in {_how_long(seconds)}, or ask an admin "
             "for an unlock code (ivr users unlock).")), 429, {"Retry-After": str(seconds)}
@@ -61,17 +63,18 @@ def _failed(db, name: str, ip: str) -> None:
     budget has just been used up (an attack from many addresses: log, metric, dashboard banner)."""
     attacked_before = auth.under_attack(db, name)
     auth.record_failure(db, name, ip)
-    log.warning("console: failed sign-in for %r from %s", name[:120], ip)
+    shown = shown_name(db, hotline().config.secret_key, name)  # never a password typed as the name
+    log.warning("console: failed sign-in for %s from %s", shown, ip)
     if auth.throttled(db, name, ip):  # this failure started a throttle: worth a line in the audit log
         with db.write() as conn:
             audit(conn, actor=f"console from {ip}", action="console.sign_in_throttled",
-                  subject=f"user {name.strip()[:100]}", to_value="too many failed sign-ins")
+                  subject=f"user {shown}", to_value="too many failed sign-ins")
     if not attacked_before and auth.under_attack(db, name):
-        under_attack.started("account", f"console sign-in for {name.strip()[:100]!r}")
+        under_attack.started("account", f"console sign-in for {shown}")
 
 
 @bp.post("/logout")
-@needs("viewer")
+@needs("sign out")
 def logout():
     auth.sign_out(hotline().db)
     log.info("console: %s signed out", g.user.name)

@@ -37,7 +37,7 @@ def _charts(report: dict) -> list:
 
 
 @bp.get("/reports")
-@needs("viewer")
+@needs("see the hotline")
 def reports_view():
     try:
         report = _report()
@@ -48,7 +48,7 @@ def reports_view():
 
 
 @bp.get("/reports.csv")
-@needs("viewer")
+@needs("see the hotline")
 def reports_csv():
     try:
         body = reports.to_csv(_report())

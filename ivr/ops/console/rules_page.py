@@ -63,13 +63,13 @@ def _page(status: int = 200, *, candidate: str | None = None, problems: list | N
 
 
 @bp.get("/rules")
-@needs("viewer")
+@needs("see the hotline")
 def rules():
     return _page()
 
 
 @bp.post("/rules/validate")
-@needs("viewer")
+@needs("see the hotline")
 def rules_validate():
     """Check an edited version; changes nothing."""
     try:
@@ -81,7 +81,7 @@ def rules_validate():
 
 
 @bp.post("/rules/save")
-@needs("admin")
+@needs("change the rules")
 def rules_save():
     """Save an edited version: valid, unchanged on disk since it was opened, audited, written atomically."""
     form, h = request.form, hotline()

@@ -47,13 +47,13 @@ def _change(user_id: int, form_name: str, make) -> object:
 
 
 @bp.get("/users")
-@needs("admin")
+@needs("manage users")
 def users_page():
     return _page()
 
 
 @bp.post("/users")
-@needs("admin")
+@needs("manage users")
 def user_add():
     form = request.form
     try:
@@ -77,7 +77,7 @@ SETTINGS = {
 @bp.post("/users/<int:user_id>/role", endpoint="user_role", defaults={"setting": "role"})
 @bp.post("/users/<int:user_id>/password", endpoint="user_password", defaults={"setting": "password"})
 @bp.post("/users/<int:user_id>/pin", endpoint="user_pin", defaults={"setting": "pin"})
-@needs("admin")
+@needs("manage users")
 def user_set(user_id: int, setting: str):
     """A new role, console password or phone PIN, from the form field of that name."""
     store, told = SETTINGS[setting]
@@ -93,7 +93,7 @@ def user_set(user_id: int, setting: str):
 
 
 @bp.post("/users/<int:user_id>/active")
-@needs("admin")
+@needs("manage users")
 def user_active(user_id: int):
     """Deactivate (sessions, tokens and phone PIN end at once) or reactivate a user."""
     def make(name, form):
@@ -108,7 +108,7 @@ def user_active(user_id: int):
 
 
 @bp.post("/users/<int:user_id>/tokens")
-@needs("admin")
+@needs("manage users")
 def token_create(user_id: int):
     """A new API token, shown on this page once (never stored, never put in a cookie)."""
     form = request.form
@@ -127,7 +127,7 @@ def token_create(user_id: int):
 
 
 @bp.post("/tokens/revoke")
-@needs("admin")
+@needs("manage users")
 def token_revoke():
     form = request.form
     try:
