@@ -1,7 +1,11 @@
 """Helpers for tests: signing requests as Twilio does, reading TwiML, waiting for records."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -81,3 +85,17 @@ def at_once(fn, agents: int) -> list:
     for t in threads:
         t.join()
     return got
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size: str = "4m"):
+    """`folder` on a tmpfs of its own, small enough to fill (unmounted afterwards); None without root."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        yield None
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
