@@ -83,7 +83,7 @@ class FallbackTransport(HttpTransport):
         status, ctype, body = super().post(url, params, headers)
         for other in self.balancer.others(self.base) if status >= 500 else ():
             again = other.url + url[len(self.base):]
-            self.fallbacks.append((url, status))
+            self.fallbacks.append((params["CallSid"], url, status))
             signature = RequestValidator(AUTH_TOKEN).compute_signature(again, params)
             status, ctype, body = super().post(again, params, {"X-Twilio-Signature": signature})
             if status < 500:
@@ -158,8 +158,9 @@ def seconds_until(predicate, timeout: float = PHASE_TIMEOUT_S, every=None) -> fl
     return None
 
 
-def names(srv, words: str) -> bool:
-    return any(words in p for p in _problems(srv.url)[1])
+def names(srv, *words: str) -> bool:
+    """/healthz of `srv` names the fault: one of its problems says one of `words`."""
+    return any(w in p for p in _problems(srv.url)[1] for w in words)
 
 
 class Probes:
@@ -185,8 +186,9 @@ def test_a_fault_day_loses_no_call_no_record_and_no_text(config, server, db_url,
     add_user(db, "vera", "viewer", actor="test", password=VIEWER_PASSWORD)
     measured: dict[str, dict] = {}
     # Both servers text through the stand-in, and seal and open numbers with one data key (docs/security.md).
-    common = dict(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_SMS_FROM="+15555550100", IVR_TWILIO_API_URL=twilio.origin,
-                  IVR_NOTICE_URL="https://example.com/notice", IVR_SPOOL_BACKLOG_ALERT_S="3")
+    common = dict(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_SMS_FROM="+15555550100",
+                  IVR_TWILIO_API_URL=twilio.origin, IVR_NOTICE_URL="https://example.com/notice",
+                  IVR_SPOOL_BACKLOG_ALERT_S="3")
     (tmp_path / "b").mkdir()
     shutil.copy2(config.instance_path / "data.key", tmp_path / "b" / "data.key")
     # Server A's spool on a 4 MB filesystem of its own, with almost no space reserved in advance, so that
@@ -196,7 +198,8 @@ def test_a_fault_day_loses_no_call_no_record_and_no_text(config, server, db_url,
         b = server(workers=2, IVR_INSTANCE_PATH=str(tmp_path / "b"), **common)
         balancer, probes = Balancer([a, b]), None
         # The staff flood's sessions, opened as a browser would before the day goes wrong.
-        viewer, strangers = console_session(a.staff_url, "vera", VIEWER_PASSWORD), [console_session(a.staff_url)] * 2
+        viewer = console_session(a.staff_url, "vera", VIEWER_PASSWORD)
+        strangers = [console_session(a.staff_url)] * 2
         warm = {keys: [SimulatedCall(HttpTransport(s.url), AUTH_TOKEN, keys=list(keys),
                                      caller=f"+1720555{i:04d}").run() for i, s in enumerate((a, b, a, b))]
                 for keys in (TEXT_ME, LISTEN)}
@@ -207,14 +210,14 @@ def test_a_fault_day_loses_no_call_no_record_and_no_text(config, server, db_url,
         with calls_all_along(balancer) as (done, fallbacks):
             assert wait_for(lambda: len(done) >= 6, timeout=60), "the calls never got going"
 
-            def phase(name, words, on, start, end, lasts=0.0):
+            def phase(name, words: tuple, on, start, end, lasts=0.0):
                 """Start the fault; /healthz on `on` names it (`words`); end it; /healthz ok again."""
                 nonlocal probes
                 probes = Probes(balancer)
                 calls_before, t0 = len(done), time.monotonic()
                 start()
                 try:
-                    detected = seconds_until(lambda: names(on, words), every=probes.sample)
+                    detected = seconds_until(lambda: names(on, *words), every=probes.sample)
                     while time.monotonic() - t0 < lasts:  # the fault lasts its full time; readiness sampled
                         probes.sample()
                         time.sleep(0.5)
@@ -223,32 +226,33 @@ def test_a_fault_day_loses_no_call_no_record_and_no_text(config, server, db_url,
                 recovered = seconds_until(lambda: healthy(*balancer.live))
                 measured[name] = dict(detected=detected, recovered=recovered, calls=len(done) - calls_before,
                                       ready=sorted(set(map(str, probes.ready))))
-                assert detected is not None, f"{name}: /healthz never named it ({words!r}): {_problems(on.url)}"
-                assert recovered is not None, f"{name}: /healthz not ok again: {[_problems(s.url) for s in balancer.live]}"
+                assert detected is not None, f"{name}: /healthz never named it: {_problems(on.url)}"
+                assert recovered is not None, f"{name}: not ok: {[_problems(s.url) for s in balancer.live]}"
                 assert set(probes.ready) == {200}, f"{name}: /readyz said {probes.ready}"
 
             # 1. The spool's disk fills (root only: a tmpfs of its own).
             if spool_disk:
                 filler = spool_disk / "filler"
-                phase("spool disk full", "waiting to reach the database", a,
+                phase("spool disk full", ("waiting to reach the database",), a,
                       lambda: fill(filler), lambda: filler.unlink())
 
             # 2. A migration holds call_events for 25 s: slow, not dead; every server stays ready.
             locker = psycopg.connect(_plain_pg(config.db_url))
-            phase("table lock", "call records delayed", a,
+            phase("table lock", ("call records delayed",), a,
                   lambda: locker.execute("LOCK TABLE call_events IN ACCESS EXCLUSIVE MODE"),
                   lambda: (locker.rollback(), locker.close()), lasts=25.0)
 
-            # 3. This test's database refuses connections and its sessions are ended (never the shared server).
+            # 3. This test's database refuses connections, its sessions ended (the shared server runs on).
             admin = psycopg.connect(_plain_pg(PG_URL), autocommit=True)
-            phase("database away", "database", a, lambda: connections(admin, db_url, allowed=False),
+            phase("database away", ("database unreachable", "cannot be written", "connection was lost"), a,
+                  lambda: connections(admin, db_url, allowed=False),
                   lambda: connections(admin, db_url, allowed=True), lasts=12.0)
             admin.close()
             db.dispose()  # this process's own connections were ended too
 
             # 4. ivr background stopped (the master kills and restarts it), then killed (restarted again).
             [stopped] = _writer_pids(a)
-            phase("background stopped", "not running or hung", a, lambda: os.kill(stopped, signal.SIGSTOP),
+            phase("background stopped", ("not running or hung",), a, lambda: os.kill(stopped, signal.SIGSTOP),
                   lambda: wait_for(lambda: [p for p in _writer_pids(a) if p != stopped], timeout=60))
             t0 = time.monotonic()
             [running] = wait_for(lambda: _writer_pids(a), timeout=30)
@@ -286,34 +290,40 @@ def test_a_fault_day_loses_no_call_no_record_and_no_text(config, server, db_url,
                                              calls=len(done) - calls_before, ready=[])
             wait_for(lambda: len(done) >= calls_before + 12, timeout=60)
         wall = time.monotonic() - started
+        # Still inside: A's writer writes its last calls' records from the spool filesystem, until unmounted.
+        # Every call answered with TwiML (on its server, or on the other through the fallback).
+        failed = [c.ended for c in done if c.ended != "hangup"]
+        sids = {c.call_sid for c in done}
 
-    # Every call answered with TwiML (on its server, or on the other through the fallback).
-    failed = [c.ended for c in done if c.ended != "hangup"]
-    sids = {c.call_sid for c in done}
-    # Every call's records in the database, once: each call has exactly the records of its path.
-    got = wait_for(lambda: (lambda n: n if all(n.get(c.call_sid) == per_call[c.keys] for c in done) else None)(
-        events_per_call(db, sids)), timeout=90) or events_per_call(db, sids)
-    complete = sum(got.get(c.call_sid) == per_call[c.keys] for c in done)
-    with db.read() as conn:
-        call_rows = conn.execute(select(func.count()).select_from(Call).where(Call.call_sid.in_(sids))).scalar()
-        doubled = conn.execute(select(func.count()).select_from(
-            select(CallEvent.call_sid).where(CallEvent.call_sid.in_(sids))
-            .group_by(CallEvent.call_sid, CallEvent.step).having(func.count() > 1).subquery())).scalar()
-    # One text for every call that asked for one, none for the others.
-    asked = [c.requests[0][1]["From"] for c in done if c.keys == TEXT_ME]
-    wait_for(lambda: {m["to"] for m in twilio.created} >= set(asked), timeout=90)
-    texts = [m["to"] for m in twilio.created if m["to"].startswith("+1303555")]
-    twilio.close()
-    db.dispose()
-    print(f"\nfault day: {len(done)} calls in {wall:.0f} s, {len(failed)} failed, {len(fallbacks)} requests sent to "
-          f"the other server ({len({u for u, _ in fallbacks})} URLs), {complete}/{len(done)} calls with all "
-          f"their records, {call_rows} call rows, {doubled} doubled records, {len(texts)} texts for "
-          f"{len(asked)} asked")
-    for name, m in measured.items():
-        print(f"  {name}: {m}")
-    assert failed == [], failed
-    assert complete == len(done) and call_rows == len(done) and doubled == 0, (complete, len(done), call_rows)
-    assert sorted(texts) == sorted(asked), (len(texts), len(asked))
+        # Every call's records in the database, once: each call has exactly the records of its path.
+        def recorded_calls() -> int:
+            got = events_per_call(db, sids)
+            return sum(got.get(c.call_sid) == per_call[c.keys] for c in done)
+
+        wait_for(lambda: recorded_calls() == len(done), timeout=90, interval=1.0)
+        complete = recorded_calls()
+        with db.read() as conn:
+            call_rows = conn.execute(select(func.count()).select_from(Call).where(Call.call_sid.in_(sids))
+                                     ).scalar()
+            doubled = conn.execute(select(func.count()).select_from(
+                select(CallEvent.call_sid).where(CallEvent.call_sid.in_(sids))
+                .group_by(CallEvent.call_sid, CallEvent.step).having(func.count() > 1).subquery())).scalar()
+        # One text for every call that asked for one, none for the others.
+        asked = [c.requests[0][1]["From"] for c in done if c.keys == TEXT_ME]
+        wait_for(lambda: {m["to"] for m in twilio.created} >= set(asked), timeout=90)
+        texts = [m["to"] for m in twilio.created if m["to"].startswith("+1303555")]
+        twilio.close()
+        db.dispose()
+        rerouted = len({sid for sid, _, _ in fallbacks})
+        print(f"\nfault day: {len(done)} calls in {wall:.0f} s, {len(failed)} failed, {len(fallbacks)} "
+              f"requests of {rerouted} calls sent to the other server, {complete}/{len(done)} calls with all "
+              f"their records, {call_rows} call rows, {doubled} doubled records, {len(texts)} texts for "
+              f"{len(asked)} asked")
+        for name, m in measured.items():
+            print(f"  {name}: {m}")
+        assert failed == [], failed
+        assert complete == call_rows == len(done) and doubled == 0, (complete, call_rows, len(done), doubled)
+        assert sorted(texts) == sorted(asked), (len(texts), len(asked))
 
 
 def fill(path) -> None:
