@@ -1,7 +1,11 @@
 """Helpers for tests: signing requests as Twilio does, reading TwiML, waiting for records."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -97,3 +101,17 @@ def heard(reply, rules) -> list[tuple[str, str]]:
     """What a caller hears from a flow Reply, in order: (Say's language, text) per Say, ("play", URL) per Play."""
     return [(el.get("language"), el.text) if el.tag == "Say" else ("play", el.text)
             for el in twiml_of(reply, rules).iter() if el.tag in ("Say", "Play")]
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size: str = "4m"):
+    """`folder` on a tmpfs of its own, small enough to fill (unmounted afterwards); None without root."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        yield None
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
