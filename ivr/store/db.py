@@ -63,7 +63,7 @@ def make_engine(url: str, timeouts: DbTimeouts = BACKGROUND) -> Engine:
         # replaces it. connect_timeout keeps a dead server from holding a caller for long.
         return create_engine(url, pool_pre_ping=False, pool_recycle=300, pool_size=5, max_overflow=10,
                              connect_args={"connect_timeout": 3, "options": timeouts.options()})
-    if parsed.database and parsed.database != ":memory:":
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         create_private(Path(parsed.database))  # 0600 whatever the umask; SQLite gives -wal/-shm the same mode
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})

@@ -38,5 +38,12 @@ def make_private(instance_path: Path) -> list[Path]:
 
 
 def create_private(path: Path) -> None:
-    """Make an empty file 0600 if there is none (SQLite then makes its -wal and -shm with the same mode)."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    """Make an empty file 0600 if there is none (SQLite then makes its -wal and -shm with the same mode).
+
+    An existing file is never opened: closing any descriptor of a file drops every POSIX lock this process
+    holds on it, so opening a database file that this process's SQLite connections use would silently
+    release their locks (seen: "disk I/O error" and a damaged database after a killed writer)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        pass
