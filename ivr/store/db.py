@@ -61,8 +61,11 @@ def make_engine(url: str, timeouts: DbTimeouts = BACKGROUND) -> Engine:
         # No pre-ping: it would double the round trips of every webhook's state read. A connection that died
         # with a database restart fails once; the webhook serves the last good snapshot, and the pool
         # replaces it. connect_timeout keeps a dead server from holding a caller for long.
+        # The timeouts join any `options` the URL gives (connect_args would replace them, and with them a
+        # setting the operator chose, such as default_transaction_read_only).
+        options = " ".join(filter(None, [parsed.query.get("options"), timeouts.options()]))
         return create_engine(url, pool_pre_ping=False, pool_recycle=300, pool_size=5, max_overflow=10,
-                             connect_args={"connect_timeout": 3, "options": timeouts.options()})
+                             connect_args={"connect_timeout": 3, "options": options})
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         create_private(Path(parsed.database))  # 0600 whatever the umask; SQLite gives -wal/-shm the same mode
