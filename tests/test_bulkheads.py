@@ -149,9 +149,10 @@ def test_callers_are_answered_as_usual_while_every_staff_worker_is_held(config, 
           f" {min(staff_waits):.2f}-{max(staff_waits):.2f} s")
     # The staff pool was swamped (its probe queued behind the attack), the caller pool was not.
     assert statistics.median(staff_waits) > 5 * p99(during), (staff_waits, p99(during))
-    # Within their normal p99: the slack is for a shared, noisy machine, not for queueing behind staff
-    # work (with one pool for both, the slow clients alone held callers for seconds).
-    assert p99(during) <= 3 * p99(before), (p99(before), p99(during))
+    # Within their normal p99: the slack (3 times, plus 0.2 s for one stall of a shared, noisy machine among
+    # 200 samples) is far below queueing behind staff work: with one pool for both, the slow clients alone
+    # held callers for seconds.
+    assert p99(during) <= 3 * p99(before) + 0.2, (p99(before), p99(during))
     assert during[len(during) // 2] <= p99(before), (before[len(before) // 2], during[len(during) // 2])
     assert 500 not in answers and 429 in answers  # the bombs refused, the made-up sign-ins cut short
 
