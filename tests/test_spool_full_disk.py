@@ -79,7 +79,7 @@ def _health(srv) -> dict:
 def _dashboard_says(srv, db) -> str:
     """What the console's dashboard says about call records, to a viewer signed in as a browser would."""
     add_user(db, "vera", "viewer", actor="test", password="a long viewer password")
-    web = Browser(srv.url)
+    web = Browser(srv.staff_url)
     web.login("vera", "a long viewer password")
     found = re.search(r'id="spool-problem"[^>]*>([^<]*)<', web.get("/console/").text)
     return found.group(1) if found else ""

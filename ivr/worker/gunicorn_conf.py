@@ -44,9 +44,19 @@ def when_ready(server):
     global _background
     if _socket_path_too_long:
         server.log.warning("no control socket: %s is longer than a Unix socket path may be", control_socket)
+    _close_masters_segment(server)
     if os.environ.get("IVR_EVENT_WRITER") == "process" and POOL != "staff":  # one per server
         _background = Background(server.log)
         _background.start()
+
+
+def _close_masters_segment(server):
+    """The preloaded app opened a spool segment in the master, which answers no request: close it now, so
+    the writer finishes and removes it, rather than the master closing it at exit after the writer is gone
+    (a segment left in the spool). Each worker opens its own (post_fork)."""
+    hotline = getattr(getattr(server.app, "callable", None), "extensions", {}).get("ivr")
+    if hotline is not None:
+        hotline.recorder.close()
 
 
 def on_exit(server):
