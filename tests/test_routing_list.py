@@ -184,3 +184,73 @@ def test_a_callback_for_the_list_where_everyone_gets_the_queues_overflow_is_name
            "voicemail [overflow: closed of general] by rule 'everyone'" in message
     night = decide(parse(text_with(CALLBACK_WHEN_CLOSED)), situation(affected=True, now=NIGHT))
     assert (night.action, night.overflow) == ("voicemail", "closed")
+
+
+# -- every case the rules can tell apart is checked: each threshold, mode and menu ----------------------------
+AT_THRESHOLDS = """routing:
+  - name: a line of 8 or more, general for everyone
+    when: {queue: general, queue_size_at_least: 8}
+    then: {action: enqueue, queue: general}
+  - name: listed, their own queue from 7 waiting
+    when: {affected: true, queue: general, queue_size_at_least: 7}
+    then: {action: enqueue, queue: affected}
+  - name: a wait of 61 minutes or more, general for everyone
+    when: {queue: general, longest_wait_at_least_minutes: 61}
+    then: {action: enqueue, queue: general}
+  - name: listed, their own queue from a 60-minute wait
+    when: {affected: true, queue: general, longest_wait_at_least_minutes: 60}
+    then: {action: enqueue, queue: affected}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+"""
+
+
+def test_a_rule_audible_only_at_exactly_its_queue_size_or_wait_is_named():
+    """7 waiting (not 8), a 60-minute wait (not 61): the only loads where these rules say more are found."""
+    assert [(line, field) for line, field, _ in checked(AT_THRESHOLDS)] == [
+        (line_of(AT_THRESHOLDS, "then: {action: enqueue, queue: affected}"), "routing.1.then.queue"),
+        (line_of(AT_THRESHOLDS, "60}\n    then: {action: enqueue, queue: affected}") + 1, "routing.3.then.queue")]
+
+
+LONG_AND_SLOW = """routing:
+  - name: listed, their own queue when general is long and slow
+    when: {affected: true, queue: general, queue_size_at_least: 100, longest_wait_at_least_minutes: 10}
+    then: {action: enqueue, queue: affected}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+"""
+WHILE_EMPTY = """routing:
+  - name: anyone waiting, general for everyone
+    when: {queue: general, queue_size_at_least: 1}
+    then: {action: enqueue, queue: general}
+  - name: any wait, general for everyone
+    when: {queue: general, longest_wait_at_least_minutes: 1}
+    then: {action: enqueue, queue: general}
+  - name: listed, their own queue while general is empty
+    when: {affected: true}
+    then: {action: enqueue, queue: affected}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+"""
+
+
+def test_a_rule_audible_only_when_queues_are_both_long_and_slow_or_only_when_empty_is_named():
+    assert [field for _, field, _ in checked(LONG_AND_SLOW)] == ["routing.0.then.queue"]
+    assert [field for _, field, _ in checked(WHILE_EMPTY)] == ["routing.2.then.queue"]
+
+
+BY_MODE = """routing:
+  - name: listed, goodbye while agents are on
+    when: {mode: live, affected: true}
+    then: {action: goodbye}
+  - name: listed, goodbye in message mode
+    when: {mode: message, affected: true}
+    then: {action: goodbye}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+"""
+
+
+def test_rules_audible_only_in_one_mode_or_for_one_menu_key_are_each_named():
+    assert [field for _, field, _ in checked(BY_MODE)] == ["routing.0.then.queue", "routing.1.then.queue"]
+    assert [field for _, field, _ in checked(NO_PLACE)] == ["routing.0.then.queue", "routing.1.then.queue"]
