@@ -254,3 +254,24 @@ BY_MODE = """routing:
 def test_rules_audible_only_in_one_mode_or_for_one_menu_key_are_each_named():
     assert [field for _, field, _ in checked(BY_MODE)] == ["routing.0.then.queue", "routing.1.then.queue"]
     assert [field for _, field, _ in checked(NO_PLACE)] == ["routing.0.then.queue", "routing.1.then.queue"]
+
+
+# -- ... and each queue's hours: a rule that says more only while a queue is open ------------------------------
+WHILE_OPEN = """routing:
+  - name: listed, goodbye while {queue} is open
+    when: {{affected: true, queue: {queue}, queue_open: true}}
+    then: {{action: goodbye}}
+  - name: everyone
+    then: {{action: enqueue, queue: general}}
+"""
+FRAUD_HOURS = {"    overflow: callback     # closed,": "    hours: {timezone: America/New_York, open: '08:00', "
+                                                   "close: '09:00', days: [mon, tue, wed, thu, fri, sat, sun]}\n"
+                                                   "    overflow: callback     # closed,"}
+
+
+def test_a_rule_audible_only_while_a_queue_is_open_is_named_whichever_queue_has_hours():
+    # General is open weekdays 8 to 8 in New York; the queue listed before it (fraud) has no hours at all.
+    assert [field for _, field, _ in checked(WHILE_OPEN.format(queue="general"))] == ["routing.0.then.queue"]
+    # Fraud open one hour a day: that hour is found too, whatever the queues after it open and close.
+    assert [field for _, field, _ in checked(WHILE_OPEN.format(queue="fraud"), FRAUD_HOURS)] == [
+        "routing.0.then.queue"]
