@@ -146,6 +146,11 @@ def test_a_queue_of_their_own_for_the_list_is_named_once_at_its_rule_with_both_a
     assert message.startswith("the breach list would be audible: on it by caller ID, ")
     assert "of affected] by rule 'listed, a queue of their own'; everyone else, " in message
     assert message.endswith(f"by rule 'everyone'. {WHY}")
+    # What the rule promises, a caller who keyed in their reference does get, caller ID on the list or not.
+    for affected in (False, True):
+        d = decide(parse(text_with(OWN_QUEUE)), situation(verified=True, affected=affected))
+        assert (d.queue, d.priority, d.twilio_queue, d.rule) == (
+            "affected", 20, "affected", "listed, a queue of their own"), affected
 
 
 NOT_LISTED_FIRST = """routing:
