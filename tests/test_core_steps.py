@@ -189,3 +189,25 @@ def test_an_agent_pressing_for_a_callback_someone_else_took_is_told_so_and_the_l
     assert said(reply.verbs) == ["That callback is no longer yours to make."]
     assert isinstance(reply.verbs[1], Pause) and reply.verbs[2].to.route == "/voice/agent/next"
     assert dict(reply.verbs[2].to.params)["a"] == "2" and reply.effects == []
+
+
+def test_a_callback_the_line_cannot_open_stays_owed_and_the_agent_is_told_why():
+    from ivr.core import agent_callbacks
+
+    reply = agent_callbacks.cannot_open(AGENT_CALL, "alex", 7)
+    assert said(reply.verbs) == ["This callback cannot be dialled now: the hotline's data key is missing or wrong. "
+                                 "It stays owed. Please tell the operations team."]
+    assert reply.verbs[-1].to.route == "/voice/agent/next" and reply.effects == []
+    assert [e.detail for e in reply.events] == ["callback 7 not dialled: no data key"]
+
+
+def test_a_call_now_link_works_only_for_its_agent_and_callback():
+    """The desk's "call now" URL (Twilio requests it when the agent answers) carries a token for that agent and
+    callback: another agent, another callback, another key or no agent at all is refused."""
+    from ivr.core.agent_callbacks import call_now_ok, call_now_token
+
+    token = call_now_token(SECRET, "alex", 7)
+    assert len(token) == 24 and call_now_ok(SECRET, "alex", 7, token)
+    assert not call_now_ok(SECRET, "sam", 7, token) and not call_now_ok(SECRET, "alex", 8, token)
+    assert not call_now_ok("another key", "alex", 7, token) and not call_now_ok(SECRET, "", 7, token)
+    assert not call_now_ok(SECRET, "", 7, call_now_token(SECRET, "", 7))
