@@ -201,6 +201,13 @@ def test_a_callback_the_line_cannot_open_stays_owed_and_the_agent_is_told_why():
     assert [e.detail for e in reply.events] == ["callback 7 not dialled: no data key"]
 
 
+def test_an_agent_whose_session_is_not_valid_hears_it_expired_and_the_call_ends():
+    """What a forged or stale agent-line link gets (webhooks/agent_callbacks.py): goodbye, nothing done."""
+    reply = agent_line.expired()
+    assert said(reply.verbs) == ["This session has expired. Goodbye."] and isinstance(reply.verbs[-1], Hangup)
+    assert [(e.kind, e.detail) for e in reply.events] == [("agent_line", "bad session")] and reply.effects == []
+
+
 def test_a_call_now_link_works_only_for_its_agent_and_callback():
     """The desk's "call now" URL (Twilio requests it when the agent answers) carries a token for that agent and
     callback: another agent, another callback, another key or no agent at all is refused."""
