@@ -218,3 +218,16 @@ def test_a_call_now_link_works_only_for_its_agent_and_callback():
     assert not call_now_ok(SECRET, "sam", 7, token) and not call_now_ok(SECRET, "alex", 8, token)
     assert not call_now_ok("another key", "alex", 7, token) and not call_now_ok(SECRET, "", 7, token)
     assert not call_now_ok(SECRET, "", 7, call_now_token(SECRET, "", 7))
+
+
+def test_the_last_good_snapshot_file_gives_back_what_callers_heard():
+    """ivr/store/state.py keeps the last state read in a JSON file for when the database is down: read back, it
+    is the same announcements, in the same languages."""
+    import json
+
+    content = Content(version=3, incident_id=7, incident_title="Card data theft", severity="high",
+                      spoken={"en/main": Spoken("We were breached.", None, 1),
+                              "es/main": Spoken("Sufrimos una filtración.", None, 2)})
+    back = Content.from_json(json.loads(json.dumps(content.to_json())))
+    assert back == content and back.find("es", "main", "en") == (Spoken("Sufrimos una filtración.", None, 2), "es")
+    assert Content.from_json(json.loads(json.dumps(Content().to_json()))) == Content()
