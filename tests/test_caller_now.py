@@ -46,6 +46,18 @@ def test_the_shipped_hours_in_words_in_english_and_spanish():
         2026, 12, 7, 13, 0, tzinfo=dt.timezone.utc)
 
 
+def test_a_time_zone_with_no_name_of_its_own_is_said_as_its_citys_time():
+    """Hours in a zone callers have no everyday name for (not in ZONES) are said by its city, in each language."""
+    general = SHIPPED.queues["general"]
+    away = general.model_copy(update={"hours": general.hours.model_copy(
+        update={"timezone": "America/Argentina/Buenos_Aires"})})
+    rules = SHIPPED.model_copy(update={"queues": {**SHIPPED.queues, "general": away}})
+    assert opening_hours.spoken_hours(rules, "general", "en", SUNDAY) == [
+        ("We are open Monday to Friday, 8 a.m. to 8 p.m. Buenos Aires time.", "en")]
+    assert opening_hours.spoken_hours(rules, "general", "es", SUNDAY) == [
+        ("Atendemos de lunes a viernes, de 8 de la mañana a 8 de la noche, hora de Buenos Aires.", "es")]
+
+
 def close_general_today(rules_file) -> str:
     """General open only on a weekday that is not today (New York time), 8 a.m. to 8 p.m."""
     today = dt.datetime.now(dt.timezone.utc).astimezone(opening_hours.ZoneInfo("America/New_York")).weekday()

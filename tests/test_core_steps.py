@@ -189,3 +189,45 @@ def test_an_agent_pressing_for_a_callback_someone_else_took_is_told_so_and_the_l
     assert said(reply.verbs) == ["That callback is no longer yours to make."]
     assert isinstance(reply.verbs[1], Pause) and reply.verbs[2].to.route == "/voice/agent/next"
     assert dict(reply.verbs[2].to.params)["a"] == "2" and reply.effects == []
+
+
+def test_a_callback_the_line_cannot_open_stays_owed_and_the_agent_is_told_why():
+    from ivr.core import agent_callbacks
+
+    reply = agent_callbacks.cannot_open(AGENT_CALL, "alex", 7)
+    assert said(reply.verbs) == ["This callback cannot be dialled now: the hotline's data key is missing or wrong. "
+                                 "It stays owed. Please tell the operations team."]
+    assert reply.verbs[-1].to.route == "/voice/agent/next" and reply.effects == []
+    assert [e.detail for e in reply.events] == ["callback 7 not dialled: no data key"]
+
+
+def test_an_agent_whose_session_is_not_valid_hears_it_expired_and_the_call_ends():
+    """What a forged or stale agent-line link gets (webhooks/agent_callbacks.py): goodbye, nothing done."""
+    reply = agent_line.expired()
+    assert said(reply.verbs) == ["This session has expired. Goodbye."] and isinstance(reply.verbs[-1], Hangup)
+    assert [(e.kind, e.detail) for e in reply.events] == [("agent_line", "bad session")] and reply.effects == []
+
+
+def test_a_call_now_link_works_only_for_its_agent_and_callback():
+    """The desk's "call now" URL (Twilio requests it when the agent answers) carries a token for that agent and
+    callback: another agent, another callback, another key or no agent at all is refused."""
+    from ivr.core.agent_callbacks import call_now_ok, call_now_token
+
+    token = call_now_token(SECRET, "alex", 7)
+    assert len(token) == 24 and call_now_ok(SECRET, "alex", 7, token)
+    assert not call_now_ok(SECRET, "sam", 7, token) and not call_now_ok(SECRET, "alex", 8, token)
+    assert not call_now_ok("another key", "alex", 7, token) and not call_now_ok(SECRET, "", 7, token)
+    assert not call_now_ok(SECRET, "", 7, call_now_token(SECRET, "", 7))
+
+
+def test_the_last_good_snapshot_file_gives_back_what_callers_heard():
+    """ivr/store/state.py keeps the last state read in a JSON file for when the database is down: read back, it
+    is the same announcements, in the same languages."""
+    import json
+
+    content = Content(version=3, incident_id=7, incident_title="Card data theft", severity="high",
+                      spoken={"en/main": Spoken("We were breached.", None, 1),
+                              "es/main": Spoken("Sufrimos una filtración.", None, 2)})
+    back = Content.from_json(json.loads(json.dumps(content.to_json())))
+    assert back == content and back.find("es", "main", "en") == (Spoken("Sufrimos una filtración.", None, 2), "es")
+    assert Content.from_json(json.loads(json.dumps(Content().to_json()))) == Content()

@@ -237,6 +237,15 @@ def test_accepting_a_callback_offer_books_it_and_says_goodbye():
     assert no_queue.effects == [BookCallback("", 5, "callback offered")]
 
 
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_a_second_callback_request_from_the_same_number_is_told_it_refreshed_the_first(lang):
+    """One number has one callback owed: asking again keeps the first's place, and the caller hears so."""
+    reply = flow.callback_choice(RULES, MESSAGE, Position(lang, 0, 3), ctx(open_callback=lambda: True), "fraud",
+                                 30, "1")
+    assert hear(reply) == [say(lang, "callback_refreshed")] and tags(reply) == ["Say", "Hangup"]
+    assert reply.effects == [BookCallback("fraud", 30, "callback offered")]
+
+
 def test_a_withheld_caller_accepting_a_callback_is_told_why_not_and_served_the_menu():
     reply = flow.callback_choice(RULES, MESSAGE, Position("es", 0, 3), ctx(caller_known=False), "general", 10, "1")
     assert hear(reply) == [say("es", "callback_unavailable"), *full_menu("es")] and reply.effects == []
