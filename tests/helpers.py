@@ -115,3 +115,11 @@ def small_filesystem(folder: Path, size: str = "4m"):
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def file_bytes(path) -> bytes:
+    """A file's bytes, read by a child process. A database file must never be opened and closed by the test
+    process: closing any descriptor of a file drops every POSIX lock the process holds on it, so its SQLite
+    connections would lose their locks on the database (and on the -shm, the WAL's), and a server writing
+    meanwhile could reset the WAL under them: "disk I/O error" in every later test."""
+    return subprocess.run(["cat", str(path)], capture_output=True, check=True).stdout

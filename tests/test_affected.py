@@ -23,6 +23,7 @@ from ivr.store.affected import is_affected, number_hash
 from ivr.store.affected_import import import_file
 from ivr.store.db import Database
 from ivr.store.models import AffectedImport, AffectedNumber, AuditEntry
+from helpers import file_bytes
 
 SECRET = "test-secret"
 
@@ -184,7 +185,7 @@ def test_no_plaintext_number_is_stored_anywhere(db, config, tmp_path):
         db_file = Path(config.db_url.removeprefix("sqlite:///"))
         for f in (db_file, db_file.with_name(db_file.name + "-wal")):
             if f.exists():
-                data = f.read_bytes()
+                data = file_bytes(f)  # never opened by this process: its SQLite locks stay
                 assert not any(d.encode() in data for d in digits[:50]), f
 
 

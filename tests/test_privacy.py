@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from conftest import AUTH_TOKEN
-from helpers import twilio_params, wait_for
+from helpers import file_bytes, twilio_params, wait_for
 from ivr.core.phone_numbers import callable_number
 from ivr.ops.cli import main
 from ivr.store import agents, queues, sealed
@@ -61,7 +61,7 @@ def database_files(db_url: str, since: float) -> dict[str, bytes]:
     url = make_url(Database(db_url).url)
     if url.get_backend_name() == "sqlite":
         path = Path(url.database)
-        return {p.name: p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()}
+        return {p.name: file_bytes(p) for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()}
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
