@@ -53,18 +53,18 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, timeouts: DbTimeouts = BACKGROUND) -> Engine:
+def make_engine(url: str, timeouts: DbTimeouts = BACKGROUND, pre_ping: bool = False) -> Engine:
     """Create an engine; for SQLite: WAL, a busy timeout, and explicit BEGINs that we control."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        # No pre-ping: it would double the round trips of every webhook's state read. A connection that died
-        # with a database restart fails once; the webhook serves the last good snapshot, and the pool
+        # No pre-ping for webhooks (`ivr` commands ask for it): it would double the round trips of every
+        # webhook's state read. A connection that died with a database restart fails once; the webhook serves the last good snapshot, and the pool
         # replaces it. connect_timeout keeps a dead server from holding a caller for long.
         # The timeouts join any `options` the URL gives (connect_args would replace them, and with them a
         # setting the operator chose, such as default_transaction_read_only).
         options = " ".join(filter(None, [parsed.query.get("options"), timeouts.options()]))
-        return create_engine(url, pool_pre_ping=False, pool_recycle=300, pool_size=5, max_overflow=10,
+        return create_engine(url, pool_pre_ping=pre_ping, pool_recycle=300, pool_size=5, max_overflow=10,
                              connect_args={"connect_timeout": 3, "options": options})
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -104,10 +104,10 @@ def after_commit(conn: Connection, fn) -> None:
 class Database:
     """The engine plus the two ways in: reads, and writes that take the lock up front."""
 
-    def __init__(self, url: str, timeouts: DbTimeouts = BACKGROUND):
+    def __init__(self, url: str, timeouts: DbTimeouts = BACKGROUND, pre_ping: bool = False):
         self.url = normalize_url(url)
         self.timeouts = timeouts
-        self.engine = make_engine(self.url, timeouts)
+        self.engine = make_engine(self.url, timeouts, pre_ping)
         self.writer = self.engine.execution_options(ivr_write=True)
 
     @property

@@ -18,11 +18,13 @@ _DATABASES: dict[str, Database] = {}
 
 
 def _database(url: str, timeouts) -> Database:
-    """One Database (and connection pool) per URL for this process, released at exit."""
+    """One Database (and connection pool) per URL for this process, released at exit. Its connections are
+    checked before use: a command is no webhook, and one kept across a database restart (a process that runs
+    several commands) would otherwise fail its first statement."""
     if url not in _DATABASES:
         if not _DATABASES:
             atexit.register(lambda: [d.dispose() for d in _DATABASES.values()])
-        _DATABASES[url] = Database(url, timeouts)
+        _DATABASES[url] = Database(url, timeouts, pre_ping=True)
     return _DATABASES[url]
 
 
