@@ -59,8 +59,9 @@ def make_engine(url: str, timeouts: DbTimeouts = BACKGROUND, pre_ping: bool = Fa
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # No pre-ping for webhooks (`ivr` commands ask for it): it would double the round trips of every
-        # webhook's state read. A connection that died with a database restart fails once; the webhook serves the last good snapshot, and the pool
-        # replaces it. connect_timeout keeps a dead server from holding a caller for long.
+        # webhook's state read. A connection that died with a database restart fails once; the webhook serves
+        # the last good snapshot, and the pool replaces it. connect_timeout keeps a dead server from holding a
+        # caller for long.
         # The timeouts join any `options` the URL gives (connect_args would replace them, and with them a
         # setting the operator chose, such as default_transaction_read_only).
         options = " ".join(filter(None, [parsed.query.get("options"), timeouts.options()]))
