@@ -75,8 +75,13 @@ def setup(cli, audio):
         click.echo(f"warning: {ring.problem}: texts, callback dials and \"call now\" will wait for a data key",
                    err=True)
     speak = _default_speaker(cfg, database) if audio else None
-    logging.getLogger("ivr.media.tts").setLevel(logging.ERROR)  # "Google is unreachable" is expected offline
-    created = ensure_default_content(database, speak=speak)
+    tts_log = logging.getLogger("ivr.media.tts")
+    level = tts_log.level
+    tts_log.setLevel(logging.ERROR)  # "Google is unreachable" is expected offline, here only
+    try:
+        created = ensure_default_content(database, speak=speak)
+    finally:
+        tts_log.setLevel(level)  # a process that runs more than this command keeps its warnings
     click.echo(f"database ready: {_safe_url(database.url)}")
     click.echo("default announcement published (edit it before going live)" if created
                else "announcements: existing ones kept")
