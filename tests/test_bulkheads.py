@@ -8,7 +8,6 @@ import os
 import random
 import re
 import socket
-import statistics
 import subprocess
 import threading
 import time
@@ -147,9 +146,9 @@ def test_callers_are_answered_as_usual_while_every_staff_worker_is_held(config, 
     print(f"signed /voice/incoming, {len(before)} before / {len(during)} during: p50 {before[len(before) // 2]:.4f}"
           f" / {during[len(during) // 2]:.4f} s, p99 {p99(before):.4f} / {p99(during):.4f} s; staff probe waited"
           f" {min(staff_waits):.2f}-{max(staff_waits):.2f} s")
-    # The staff pool was under attack (its probe queued behind the attack's requests: at least twice the
-    # callers' p99 on a quiet machine, seconds on a busy one), the caller pool was not.
-    assert statistics.median(staff_waits) > 2 * p99(during), (staff_waits, p99(during))
+    # The staff pool was under attack (its probe queued behind the attack's requests, at least once five times
+    # the callers' p99; seconds on a busy machine), the caller pool was not.
+    assert max(staff_waits) > 5 * p99(during), (staff_waits, p99(during))
     # Within their normal p99: the slack (3 times, plus 0.2 s for one stall of a shared, noisy machine among
     # 200 samples) is far below queueing behind staff work: with one pool for both, the slow clients alone
     # held callers for seconds.
