@@ -1,11 +1,13 @@
 """The hotline's state as every webhook sees it: the mode and the published content.
 
-A change of mode or content must reach the very next webhook in every worker of every server. On SQLite the
-state is one indexed SELECT of a one-row table per request (a local file read). On PostgreSQL each worker
-process keeps a LISTEN connection instead: a trigger on `hotline_state` (migration 0006) and the code that
-changes it send NOTIFY, which PostgreSQL hands to every listening session as part of the commit; a webhook
-polls that socket without blocking (one recv, no round trip) and reads the row again only when something
-arrived, when the row was last read more than a second ago, or when the LISTEN connection is not working.
+A change of mode or content must reach the very next webhook in every worker of every server. A webhook
+reads the one-row `hotline_state` table again only when something may have changed, when the row was last
+read more than a second ago (TRUST_S: the bound on staleness should a signal be missed), or when the
+signal is not working. The signal: on PostgreSQL each worker process keeps a LISTEN connection: a trigger
+on `hotline_state` (migration 0006) and the code that changes it send NOTIFY, which PostgreSQL hands to
+every listening session as part of the commit; a webhook polls that socket without blocking (one recv, no
+round trip). On SQLite the WAL index's header, which every commit by any writer moves
+(ivr/store/wal_watch.py): one 48-byte pread, no query.
 The content (active incident, published announcements) is reloaded only when its version number changes.
 The last good snapshot is kept in memory and in a file, so callers still hear the announcement when the
 database cannot be reached.
@@ -27,6 +29,7 @@ from ivr.store.db import Database, after_commit
 from ivr.store.files import write_atomically
 from ivr.store.models import MODES, Announcement, HotlineState, utcnow
 from ivr.store.reads import active_incident
+from ivr.store.wal_watch import WalWatch
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +191,7 @@ class StateReader:
         self._last: Snapshot | None = None
         self._retry_at = 0.0
         self._local = threading.local()
-        self.watch = None if db.is_sqlite else StateWatch(db)
+        self.watch = WalWatch(db) if db.is_sqlite else StateWatch(db)  # what says the row may have changed
         self._trusted_until = 0.0  # monotonic time until which the cached state stands unless notified
         self._seen_here = -1  # _changes_here as of the last read
         self.reads = 0  # state rows read from the database by this reader
