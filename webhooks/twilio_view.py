@@ -21,6 +21,8 @@ from ivr.core.staff_call import StaffCall
 from ivr.core.verification import VerifyAttempt
 from ivr.hotline import Hotline
 from ivr.ops.metrics import WEBHOOK_SECONDS
+from ivr.spool.lines import LineTemplates, Var
+from ivr.spool.segments import encode, now
 from ivr.store import jobs, sealed
 from ivr.store.audit import audit
 from webhooks import twiml
@@ -156,7 +158,7 @@ def with_sealed_callbacks(hotline: Hotline, reply, params):
 
 
 def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
-    """Spool what this step did; a failure here is logged and never reaches the caller."""
+    """Spool what this step did, in one write; a failure here is logged and never reaches the caller."""
     if not isinstance(reply, verbs.Reply):
         return
     try:
@@ -167,42 +169,71 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
-        call_info = apply(hotline, reply.effects, sid, params, pos.lang)
+        lines: list = []
+        call_info = apply(hotline, reply.effects, sid, params, pos.lang, lines)
+        last = len(reply.events) - 1
         for i, event in enumerate(reply.events):
-            extra = dict(call_info) if i == 0 else {}
-            if i == len(reply.events) - 1:
-                extra.update(outcome=reply.outcome, language=reply.language or pos.lang)
-            hotline.recorder.record("event", call_sid=sid, step=f"{step}#{i}", n=pos.step, kind=event.kind,
-                                    detail=event.detail or None, digits=event.digits, **extra)
+            ending = (("outcome", reply.outcome), ("language", reply.language or pos.lang)) if i == last else ()
+            lines.append(_event_line(sid, f"{step}#{i}", pos.step, event, call_info if i == 0 else {}, ending))
+        hotline.recorder.append_lines(lines)
     except Exception:
         log.exception("could not record the events of %s", req.path)
 
 
-def apply(hotline: Hotline, effects: list, sid: str, params, language: str) -> dict:
-    """Carry out a step's effects (spooled); returns the call's details for the step's first event to carry.
-    A callback is spooled too: the spool writer stores it through the store's own function
-    (ivr/spool/batch.py), once per call however often Twilio retries the step."""
+_LINES = LineTemplates()
+_SID, _AT, _HASH, _MASKED = Var(0), Var(1), Var(2), Var(3)  # what differs between callers taking one step
+_CALLER = {"caller_hash": _HASH, "caller_masked": _MASKED}
+
+
+def _event_line(sid: str, step: str, n: int, event, call_info: dict, ending: tuple) -> tuple[bytes, float, str]:
+    """A step's event as a spool line: the record `recorder.record("event", ...)` would write, from a
+    template per step and event (ivr/spool/lines.py)."""
+    at = now()
+    shared = tuple((k, v) for k, v in call_info.items() if k not in _CALLER)
+
+    def fields() -> dict:
+        extra = {k: _CALLER.get(k, v) for k, v in call_info.items()}
+        extra.update(ending)
+        return {"call_sid": _SID, "step": step, "n": n, "kind": event.kind, "detail": event.detail or None,
+                "digits": event.digits, **extra, "type": "event", "at": _AT}
+
+    values = (sid, at, call_info.get("caller_hash"), call_info.get("caller_masked"))
+    return _LINES.line(("event", step, n, event, shared, ending), fields, values), at, "event"
+
+
+def _line(rtype: str, **data) -> tuple[bytes, float, str]:
+    """Any other record as a spool line, encoded as `recorder.record(rtype, ...)` would."""
+    data["type"] = rtype
+    data["at"] = at = now()
+    return (encode(data) + "\n").encode(), at, rtype
+
+
+def apply(hotline: Hotline, effects: list, sid: str, params, language: str, lines: list) -> dict:
+    """Carry out a step's effects: their records go to `lines`, to be spooled with the step's events.
+    Returns the call's details for the step's first event to carry. A callback is spooled too: the spool
+    writer stores it through the store's own function (ivr/spool/batch.py), once per call however often
+    Twilio retries the step."""
     call_info = {}
     for effect in effects:
-        if isinstance(effect, CallStarted):  # rides on the step's first event: one spool write instead of two
+        if isinstance(effect, CallStarted):  # rides on the step's first event: one record instead of two
             call_info = {**vars(effect), "call_info": True}
         elif isinstance(effect, VerifyAttempt):  # counted by the limits once written (ivr/core/verification.py)
-            hotline.recorder.record("verify_attempt", call_sid=sid, step=f"verify#{effect.step}", ok=effect.ok,
-                                    caller_hash=hotline.caller_identity(params.get("From"))[0])
+            lines.append(_line("verify_attempt", call_sid=sid, step=f"verify#{effect.step}", ok=effect.ok,
+                               caller_hash=hotline.caller_identity(params.get("From"))[0]))
         elif isinstance(effect, EnterQueue):
-            hotline.recorder.record("queue_enter", call_sid=sid, **vars(effect))
+            lines.append(_line("queue_enter", call_sid=sid, **vars(effect)))
         elif isinstance(effect, LeaveQueue):
-            hotline.recorder.record("queue_exit", call_sid=sid, **vars(effect))
+            lines.append(_line("queue_exit", call_sid=sid, **vars(effect)))
         elif isinstance(effect, BookCallback):  # spooled like the rest: promised even with the database away
             fields = vars(effect) if isinstance(effect, SealedCallback) else {**vars(effect),
                                                                              **callback_number(hotline, params)}
-            hotline.recorder.record("callback", call_sid=sid, language=language, **fields)
+            lines.append(_line("callback", call_sid=sid, language=language, **fields))
         elif isinstance(effect, SendSms):  # the number it goes to is kept only until it is sent
             payload = {"to": params.get("From", ""), "lang": effect.lang, "reference": effect.reference,
                        "call_sid": sid}
             # Sealed before it is spooled: the spool folder never holds the number in clear either.
-            hotline.recorder.record("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}",
-                                    **sealed.stored_job(hotline.db, payload))
+            lines.append(_line("job", call_sid=sid, kind=SMS_JOB, dedupe_key=f"{SMS_JOB}:{sid}",
+                               **sealed.stored_job(hotline.db, payload)))
         elif not isinstance(effect, (Audit, EnqueueJob)):  # staff lines': written before answering
             raise TypeError(f"not an effect: {effect!r}")
     return call_info

@@ -114,6 +114,17 @@ class SegmentAppender:
                       f"(up to {self.memory_bytes} bytes) until the disk takes them")
             self._hold(line, at, record_type)
 
+    def append_lines(self, lines: list[tuple[bytes, float, str]]) -> None:
+        """Spool several lines (line, when made, record type) with one write when the disk takes them all."""
+        if len(lines) > 1 and not self._held:
+            try:
+                self._write(b"".join(line for line, _, _ in lines))
+                return
+            except OSError:
+                pass  # nothing of them is on disk (_write takes a short write back): one by one, held in order
+        for line, at, record_type in lines:
+            self.append(line, at, record_type)
+
     def _write(self, line: bytes) -> None:
         if self._fd is not None and self._written >= SEGMENT_MAX_BYTES:
             self._close_segment()

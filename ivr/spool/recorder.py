@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import glob
+import json
 import logging
 import os
 import threading
@@ -65,30 +66,41 @@ class EventRecorder:
         """Queue one record: 'call' (a call began), 'event' (a step) or 'status' (a status callback)."""
         data["type"] = rtype
         data.setdefault("at", now())
-        line = (encode(data) + "\n").encode()
+        self._append([((encode(data) + "\n").encode(), data["at"], rtype)], [data])
+
+    def append_lines(self, lines: list[tuple[bytes, float, str]]) -> None:
+        """Queue records already encoded, each a whole line (ivr/spool/lines.py) with when it was made and its
+        type: a step's records in one write."""
+        if lines:
+            self._append(lines, None)
+
+    def _append(self, lines: list[tuple[bytes, float, str]], records: list[dict] | None) -> None:
         with self._lock:
             if self.spool_only:
-                self._spool_only(line, data["at"], rtype)
+                self._spool_only(lines)
                 return
+            if records is None:  # thread mode (tests, `ivr simulate`): the batch holds what the writer would read
+                records = [json.loads(line) for line, _, _ in lines]
             self._ensure_started()
             if self._fd is None:
                 self._open_segment()
             if self._fd is not None:
                 try:
-                    os.write(self._fd, line)
+                    os.write(self._fd, lines[0][0] if len(lines) == 1 else b"".join(line for line, _, _ in lines))
                 except OSError as exc:
                     log.error("spool write failed, event kept in memory only: %s", exc)
-                    data["_unspooled"] = True  # lost if the database refuses its batch: counted then
-            self._batch.append(data)
+                    for data in records:
+                        data["_unspooled"] = True  # lost if the database refuses its batch: counted then
+            self._batch.extend(records)
 
     def open_spool(self) -> None:
         """Process mode: open this worker's segment now, so that its disk is reserved before the disk fills
         (a web worker calls it at start; otherwise the first record does)."""
         if self.spool_only and (self._appender is None or self._pid != os.getpid()):
             with self._lock:
-                self._spool_only(None, 0.0, "")
+                self._spool_only(None)
 
-    def _spool_only(self, line: bytes | None, at: float, rtype: str) -> None:
+    def _spool_only(self, lines: list[tuple[bytes, float, str]] | None) -> None:
         """Process mode: append to this worker's segment (ivr/spool/appender.py: a full disk loses nothing
         in silence)."""
         if self._appender is None or self._pid != os.getpid():  # forked: the parent's segment is not ours
@@ -96,8 +108,8 @@ class EventRecorder:
             self._appender = SegmentAppender(self.spool_dir, self._lock, reserve_bytes=self.reserve_bytes,
                                              memory_bytes=self.memory_bytes, observer=self.observer)
             self._appender.open()
-        if line is not None:
-            self._appender.append(line, at, rtype)
+        if lines:
+            self._appender.append_lines(lines)
 
     # -- the background side ----------------------------------------------------------------------------
     def _ensure_started(self) -> None:
