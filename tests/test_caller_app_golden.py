@@ -30,3 +30,15 @@ def test_every_answer_and_record_is_the_same_bytes_as_before(golden, now_answere
     assert len(after) == len(before)
     for was, now in zip(before, after):
         assert now == was, f"{group}: {was.get('request')}"
+
+
+def test_later_callers_get_the_same_bytes_as_the_first(golden, tmp_path):
+    """Replies and lines are kept after the first caller (webhooks/prepared.py, ivr/spool/lines.py): the
+    same requests again, from the same calls, must answer and spool exactly what the reference did."""
+    app = create_app(caller_golden.build_config(tmp_path), part="callers")
+    try:
+        for _ in range(2):
+            again = caller_golden.normalised(caller_golden.run(app, caller_golden.caller_requests(), 0x1000))
+            assert again == golden["message"]
+    finally:
+        app.extensions["ivr"].close()

@@ -27,6 +27,7 @@ from ivr.store import jobs, sealed
 from ivr.store.audit import audit
 from webhooks import twiml
 from webhooks.params import raw_query, twilio_params
+from webhooks.prepared import PreparedReply
 from webhooks.security import is_signed_by_twilio
 
 log = logging.getLogger("webhooks.voice")  # the name operators' log filters know
@@ -87,9 +88,12 @@ def twilio_route(bp: Blueprint):
 
 
 def _register(bp: Blueprint, path: str, methods, needs_state: bool, handler):
+    seconds = None  # this route's latency histogram, looked up once (its labels cost more than observing)
+
     @bp.route(path, methods=list(methods), endpoint=handler.__name__)
     @wraps(handler)
     def view():
+        nonlocal seconds
         hotline = _hotline()
         started = time.perf_counter()
         req = request._get_current_object()  # the object itself: every lookup through the proxy costs
@@ -104,7 +108,9 @@ def _register(bp: Blueprint, path: str, methods, needs_state: bool, handler):
         except Exception:  # pragma: no cover - _answer already catches; this is the very last net
             log.exception("voice route %s failed beyond recovery", req.path)
             body = LAST_RESORT
-        WEBHOOK_SECONDS.labels(path).observe(time.perf_counter() - started)
+        if seconds is None:  # at the first request, not at import: a route never called shows no series
+            seconds = WEBHOOK_SECONDS.labels(path)
+        seconds.observe(time.perf_counter() - started)
         return _twiml(body)
 
     return view
@@ -124,7 +130,10 @@ def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
         snap = hotline.state.last_good()
         pos = _position(rules, params)
         reply = flow.safe_reply(rules, snap, pos)
-    body = twiml.render(reply, rules, base) if isinstance(reply, verbs.Reply) else reply
+    if isinstance(reply, PreparedReply):  # rendered when it was made (webhooks/prepared.py)
+        body = reply.twiml
+    else:
+        body = twiml.render(reply, rules, base) if isinstance(reply, verbs.Reply) else reply
     _record(hotline, reply, pos, req, params)
     return body
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from functools import partial
 
 from flask import Blueprint
 
@@ -16,6 +17,7 @@ from ivr.hotline import Hotline
 from ivr.store import queues
 from ivr.store import verification as references
 from webhooks import twiml
+from webhooks.prepared import prepared
 from webhooks.twilio_view import _call_sid, _digits, _int, _values, twilio_route
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ voice_route = twilio_route(bp)
 def incoming(hotline: Hotline, rules, snap, pos):
     """The number's Voice URL: a new call."""
     caller_hash, masked = hotline.caller_identity(_values().get("From"))
-    reply = flow.incoming(rules, snap, pos)
+    reply = prepared(hotline.config.public_url, flow.incoming, rules, snap, pos)
     reply.effects.append(CallStarted(caller_hash, masked, pos.lang, snap.mode, snap.content.incident_id))
     return reply
 
@@ -82,7 +84,8 @@ def _queue_params(rules) -> tuple[str, int]:
 @voice_route("/menu")
 def menu(hotline: Hotline, rules, snap, pos):
     after = _values().arg("x") or None
-    return flow.menu_choice(rules, snap, pos, _digits(), _context(hotline), after if after == "sms" else None)
+    return prepared(hotline.config.public_url, flow.menu_choice, rules, snap, pos, _digits(),
+                    context=partial(_context, hotline), after=after if after == "sms" else None)
 
 
 @voice_route("/verify")
@@ -104,7 +107,8 @@ def verified(hotline: Hotline, rules, snap, pos):
 
 @voice_route("/language")
 def language(hotline: Hotline, rules, snap, pos):
-    return flow.language_choice(rules, snap, pos, _digits(), _context(hotline))
+    return prepared(hotline.config.public_url, flow.language_choice, rules, snap, pos, _digits(),
+                    context=partial(_context, hotline))
 
 
 @voice_route("/hold")
