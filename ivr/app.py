@@ -5,7 +5,7 @@ import hmac
 from collections.abc import Mapping
 
 from flask import Flask, jsonify, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import NullSession, SecureCookieSessionInterface, SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.config import Config, finalize, from_env
@@ -26,6 +26,8 @@ def create_app(config: Config | Mapping | None = None, part: str = "all") -> Fla
     if part not in PARTS:
         raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
     cfg = _resolve(config)
+    if part == "callers":
+        return create_caller_app(cfg)
     app = Flask(__name__, instance_path=str(cfg.instance_path))
     # Uploads may be large; the voice routes set their own, much smaller limit (webhooks/twilio_view.py).
     app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=cfg.upload_max_bytes + 1_000_000, IVR=cfg)
@@ -42,6 +44,22 @@ def create_app(config: Config | Mapping | None = None, part: str = "all") -> Fla
         if part == "staff":
             register_media(app)
     register_monitoring(app, routes=part != "callers")
+    register_health(app)
+    register_jobs(app)
+    return app
+
+
+def create_caller_app(cfg: Config) -> Flask:
+    """The caller pool's app (`ivr.wsgi:callers`): what Twilio calls (/voice, /media) and the probes, and
+    nothing callers do not need: no session (a shared null one: Twilio's requests carry none), no secret
+    key, no console, API or staff hooks. Its figures are counted here and served by the staff pool."""
+    app = CallerFlask(__name__, instance_path=str(cfg.instance_path))
+    app.config.update(MAX_CONTENT_LENGTH=cfg.upload_max_bytes + 1_000_000, IVR=cfg)  # as the full app's
+    register_logging(app, cfg)
+    register_trusted_proxies(app, cfg)
+    app.extensions["ivr"] = Hotline.build(cfg)
+    register_twilio_webhooks(app)
+    register_monitoring(app, routes=False)
     register_health(app)
     register_jobs(app)
     return app
@@ -154,6 +172,24 @@ def register_jobs(app: Flask) -> None:
     hotline = app.extensions["ivr"]
     if hotline.config.jobs_in_app:
         app.before_request(hotline.jobs.ensure_started)
+
+
+class _NoSessions(SessionInterface):
+    """One null session for every request: nothing to open, sign or save (a session cannot be written)."""
+
+    _null = NullSession()
+
+    def open_session(self, app, request):
+        return self._null
+
+    def save_session(self, app, session, response):  # pragma: no cover - Flask skips null sessions
+        pass
+
+
+class CallerFlask(Flask):
+    """Flask for the caller pool: no sessions at all."""
+
+    session_interface = _NoSessions()
 
 
 class _NoSessionForTwilio(SecureCookieSessionInterface):
