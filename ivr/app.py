@@ -187,9 +187,13 @@ class _NoSessions(SessionInterface):
 
 
 class CallerFlask(Flask):
-    """Flask for the caller pool: no sessions at all."""
+    """Flask for the caller pool: no sessions at all, and no URL adapter for the app context of each request
+    (nothing here builds a URL outside a request: TwiML's URLs are ours, made by webhooks/twiml.py)."""
 
     session_interface = _NoSessions()
+
+    def create_url_adapter(self, request):
+        return None if request is None else super().create_url_adapter(request)
 
 
 class _NoSessionForTwilio(SecureCookieSessionInterface):
