@@ -17,6 +17,7 @@ def test_a_line_from_a_template_is_what_encode_makes_of_the_record():
     lines = LineTemplates()
     shape = lambda: record(Var(0), Var(1), Var(2))  # noqa: E731
     for sid, at, caller_hash in [("CA" + "1" * 32, 1765055206.123456, "ab" * 32), ("CA\u00e9\"\\", 1e-7, None),
+                                 ("CA" + "3" * 32, 1765055208.5, 12345), ("CA" + "4" * 32, 1.0, True),
                                  ("CA" + "2" * 32, 1765055207.0, "x\u2028y")]:
         line = lines.line("incoming", shape, (sid, at, caller_hash))
         assert line == (encode(record(sid, at, caller_hash)) + "\n").encode()

@@ -210,6 +210,14 @@ def _event_line(sid: str, step: str, n: int, event, call_info: dict, ending: tup
     return _LINES.line(("event", step, n, event, shared, ending), fields, values), at, "event"
 
 
+def status_line(sid: str, status: str, sequence: int, duration: int | None) -> tuple[bytes, float, str]:
+    """A status callback's record as a spool line (what `recorder.record("status", ...)` would write)."""
+    at = now()
+    fields = lambda: {"call_sid": _SID, "status": status, "sequence": Var(2), "duration": Var(3),  # noqa: E731
+                      "type": "status", "at": _AT}
+    return _LINES.line(("status", status), fields, (sid, at, sequence, duration)), at, "status"
+
+
 def _line(rtype: str, **data) -> tuple[bytes, float, str]:
     """Any other record as a spool line, encoded as `recorder.record(rtype, ...)` would."""
     data["type"] = rtype

@@ -18,7 +18,7 @@ from ivr.store import queues
 from ivr.store import verification as references
 from webhooks import twiml
 from webhooks.prepared import prepared
-from webhooks.twilio_view import _call_sid, _digits, _int, _values, twilio_route
+from webhooks.twilio_view import _call_sid, _digits, _int, _values, status_line, twilio_route
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -156,8 +156,7 @@ def status(hotline: Hotline, rules, snap, pos):
     if status:
         duration = _int(_values().get("CallDuration"), None, 10**7) if status in TERMINAL else None
         sequence = _int(_values().get("SequenceNumber"), 0, 10**6)
-        hotline.recorder.record("status", call_sid=_call_sid(), status=status, sequence=sequence,
-                                duration=duration)
+        hotline.recorder.append_lines([status_line(_call_sid(), status, sequence, duration)])
     return twiml.EMPTY
 
 

@@ -32,6 +32,10 @@ def _value(value) -> str:
         return encode_basestring_ascii(value)
     if kind is float:
         return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
     return encode(value)
 
 
