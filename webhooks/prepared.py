@@ -41,26 +41,27 @@ class _LazyContext:
         return getattr(self._context, name)
 
 
-_kept: dict = {}
-_made_for: list = [None]  # (rules, content, base URL) the kept replies were made with
+# (rules, content, base URL, the replies kept for them): a new dict when any of them changes, never one
+# cleared under a request that is filling it
+_scope: list = [None]
 
 
 def prepared(base: str, step, rules, snap, pos: verbs.Position, *args, context=None, **kwargs) -> verbs.Reply:
     """`step(rules, snap, pos, *args, **kwargs)` (with `ctx=` a lazily built `context()` when given), or the
     same answer kept from an earlier caller; a fresh copy each time (handlers add their effects to it)."""
-    scope = _made_for[0]
+    scope = _scope[0]
     if (scope is None or scope[0] is not rules or scope[1] is not snap.content or scope[2] != base
-            or len(_kept) >= CACHE_SIZE):
-        _kept.clear()
-        _made_for[0] = (rules, snap.content, base)
+            or len(scope[3]) >= CACHE_SIZE):
+        scope = _scope[0] = (rules, snap.content, base, {})
+    replies = scope[3]
     key = (step, snap.mode, snap.fresh, pos, args, tuple(kwargs.items()))
-    kept = _kept.get(key)
+    kept = replies.get(key)
     if kept is None:
         lazy = _LazyContext(context) if context is not None else None
         reply = step(rules, snap, pos, *args, ctx=lazy, **kwargs) if lazy else step(rules, snap, pos, *args, **kwargs)
         if (lazy is not None and lazy.looked) or reply.effects:
             return reply  # it depends on this caller
-        kept = _kept[key] = (tuple(reply.verbs), tuple(reply.events), reply.outcome, reply.language,
+        kept = replies[key] = (tuple(reply.verbs), tuple(reply.events), reply.outcome, reply.language,
                              twiml.render(reply, rules, base))
     verbs_, events, outcome, language, body = kept
     return PreparedReply(list(verbs_), list(events), outcome, language, [], body)
