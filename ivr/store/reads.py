@@ -106,22 +106,6 @@ def menu_choices(conn: Connection, since: datetime) -> list[tuple[str, int]]:
     return [(detail or "(none)", n) for detail, n in rows]
 
 
-def recent_calls(conn: Connection, *, since: datetime | None = None, until: datetime | None = None,
-                 limit: int = 200, before: tuple | None = None) -> list:
-    """Calls, newest first, with their incident's severity; `before` (started_at, sid) pages on."""
-    query = (select(Call.call_sid, Call.started_at, Call.caller_masked, Call.language, Call.mode, Call.outcome,
-                    Call.status, Call.duration_s, Incident.severity)
-             .outerjoin(Incident, Incident.id == Call.incident_id))
-    if since:
-        query = query.where(Call.started_at >= since)
-    if until:
-        query = query.where(Call.started_at < until)
-    if before:
-        query = query.where((Call.started_at < before[0]) | ((Call.started_at == before[0])
-                                                             & (Call.call_sid < before[1])))
-    return conn.execute(query.order_by(Call.started_at.desc(), Call.call_sid.desc()).limit(limit)).all()
-
-
 def call_paths(conn: Connection, sids: list[str]) -> dict[str, list[str]]:
     """Each call's path through the menu, step by step in plain words, in the order it happened."""
     return {sid: [describe_step(s.kind, s.detail, s.digits) for s in steps]
