@@ -519,7 +519,10 @@ def test_every_change_is_audited_with_its_actor_and_reason(as_role, hotline, pla
                                       "reason": "agents on shift", "override": "a test"}).status_code == 303
     assert place_call(keys=["0"]).ended == "queued"
     stale = ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes", "reason": "again"})
-    assert stale.status_code == 400 and "someone else" in page(stale)
+    assert stale.status_code == 400 and "switched to live mode by you, in another tab or window" in page(stale)
+    stale = as_role("admin").post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes",
+                                                    "reason": "again"})
+    assert stale.status_code == 400 and "switched to live mode by otto meanwhile" in page(stale)
 
     # Announcements: created from text and published, a draft published, a rollback.
     created = admin.post("/console/announcements/tts", {"lang": "en", "topic": "main", "text": "Version two.",

@@ -143,7 +143,7 @@ def _database_down(exc):
 
 
 @bp.app_template_filter("when")
-def _when(value) -> str:
+def when(value) -> str:
     """A time from the database, always shown in UTC (SQLite hands times back without a zone)."""
     if not value:
         return ""
@@ -160,6 +160,16 @@ _NOT_PEOPLE = {"migration": "the hotline's first start", "setup": "the hotline's
 @bp.app_template_filter("who")
 def who(name) -> str:
     return _NOT_PEOPLE.get(name or "", name or "nobody")
+
+
+@bp.app_template_filter("who_to_me")
+def who_to_me(name) -> str:
+    """Who set something, as the signed-in reader hears it: themselves are "you" (a stale tab of theirs
+    switched by another of their own tabs should not blame "someone else")."""
+    user = g.get("user")
+    if user is not None and name and name == user.name:
+        return "you, in another tab or window"
+    return who(name)
 
 
 # How calls ended, in plain words (the codes stay in the CSV, where a regulator's spreadsheet sorts them).
