@@ -2,6 +2,7 @@
 agent states, languages and outcomes, and no server paths shown to a viewer."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -31,3 +32,41 @@ def test_a_mark_done_sent_after_the_session_expired_is_not_made_and_its_reason_c
     assert [c["id"] for c in queues.callbacks(hotline.db, "waiting")] == [cb]  # still not done: they decide
     again = page(ops.get("/console/callbacks"))
     assert "was not marked done" not in again and "called back at 10:05" not in again  # offered once
+
+
+# -- nothing of the server's file system is shown to a viewer ----------------------------------------------
+SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:tmp|home|root|work|var|srv|opt|usr|etc|run|data|app)/[\w./-]*")
+
+
+def _viewer_pages(app):
+    from test_console import ROLES_NEEDED
+
+    for rule in app.url_map.iter_rules():
+        if (rule.endpoint.startswith("console.") and "GET" in rule.methods and not rule.arguments
+                and ROLES_NEEDED.get(rule.endpoint) == "viewer"):
+            yield rule.rule
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") and "GET" in rule.methods and not rule.arguments:
+            yield rule.rule
+    yield "/healthz"
+
+
+def test_no_page_or_answer_a_viewer_gets_shows_a_server_path(as_role, app, hotline, config, rules_file, tmp_path):
+    from ivr.store.users import create_token
+
+    viewer = as_role("viewer")
+    token = {"Authorization": "Bearer " + create_token(hotline.db, "vera", actor="test")}
+    # The rules file broken (its error names where it went wrong) and the data key gone: the problems a
+    # viewer is told about are the ones most likely to carry a path.
+    rules_file.write_text(rules_file.read_text().replace("max_attempts: 3", "max_attempts: 0"))
+    (config.instance_path / "data.key").unlink(missing_ok=True)
+    shown, seen = {}, 0
+    for url in _viewer_pages(app):
+        resp = viewer.client.get(url, headers=token) if url.startswith(("/api/", "/healthz")) else viewer.get(url)
+        body = resp.get_data(as_text=True)
+        seen += 1
+        found = [where for where in (str(config.instance_path), str(rules_file.parent), str(tmp_path)) if where in body]
+        found += SERVER_PATH.findall(body)
+        if found:
+            shown[url] = found
+    assert shown == {} and seen >= 15
