@@ -185,9 +185,10 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
     assert "agent alex added" in ivr("agents", "add", "alex", "--phone", "+15555550500", input="2468\n").output
     listing = ivr("agents", "list").output
     assert "alex" in listing and "***0500" in listing and "+15555550500" not in listing
+    assert "signed out" in listing  # the console's and the API's word for it (ivr/core/words.py)
     assert "not a phone number" in ivr("agents", "add", "bo", "--phone", "12", input="2468\n", ok=False).output
     assert "agent alex deactivated" in ivr("agents", "deactivate", "alex", "--reason", "left").output
-    assert "inactive" in ivr("agents", "list").output
+    assert "deactivated" in ivr("agents", "list").output
     assert "unknown queue 'fruad'" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fruad",
                                           input="2468\n", ok=False).output
     assert "agent bo added" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fraud",
@@ -198,6 +199,7 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
                             queue="fraud", priority=30, reason="asked while on hold")
     lines = ivr("callbacks", "list").output.splitlines()
     assert "+15555550222" in lines[0] and "+15555550111" in lines[1]  # priority first
+    assert "English (en)" in lines[0] and "Español (es)" in lines[1]
     cb_id = lines[0].split()[0].lstrip("#")
     assert "done" in ivr("callbacks", "done", cb_id, "--note", "card blocked", "--by", "alex").output
     assert "+15555550222" not in ivr("callbacks", "list").output

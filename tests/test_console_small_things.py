@@ -70,3 +70,25 @@ def test_no_page_or_answer_a_viewer_gets_shows_a_server_path(as_role, app, hotli
         if found:
             shown[url] = found
     assert shown == {} and seen >= 15
+
+
+# -- one vocabulary --------------------------------------------------------------------------------------------
+def test_agent_states_languages_and_outcomes_read_the_same_everywhere(as_role, app, hotline, place_call):
+    from ivr.core import words
+    from ivr.store import agents
+    from ivr.store.users import create_token
+
+    agents.add_agent(hotline.db, hotline.config.secret_key, "alex", "+12025550500", "2468", actor="test")
+    place_call(keys=["3", "9"])  # in Spanish
+    place_call(keys=["9"])
+    admin = as_role("admin")
+    token = {"Authorization": "Bearer " + create_token(hotline.db, "ada", actor="test")}
+    api = admin.client.get("/api/agents", headers=token).get_json()["agents"]
+    assert api == [{"name": "alex", "state": words.SIGNED_OUT, "since": api[0]["since"]}]
+    assert f'agent-status status-signed-out">{words.SIGNED_OUT}</span>' in page(admin.get("/console/agents"))
+    calls = page(admin.get("/console/calls"))
+    assert '<td data-label="Language">Español</td>' in calls and '<td data-label="Language">English</td>' in calls
+    reports = page(admin.get("/console/reports"))
+    assert "<td>English</td>" in reports and "<td>Español</td>" in reports and "<td>en</td>" not in reports
+    assert words.outcome("ended-no-choice") in reports or words.outcome("ended-by-caller") in reports
+    assert "ended-no-choice" not in reports and "ended-by-caller" not in reports  # words, not codes

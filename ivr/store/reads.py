@@ -14,6 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.store.db import Database
 from ivr.core.call_status import TERMINAL
+from ivr.core.words import (AGENT_STATES, DESK_ONLY, ON_A_BREAK, ON_A_CALL, ON_THE_LINE,  # noqa: F401
+                             SIGNED_OUT, WRAP_UP)
 from ivr.store.models import TOPICS, Agent, Announcement, Call, Callback, CallEvent, Incident
 
 IN_PROGRESS_WINDOW = timedelta(hours=2)  # a call with no final status older than this was lost, not live
@@ -141,14 +143,7 @@ def queue_summary(db: Database) -> list[tuple[str, str]]:
 # -- right now: who is on the agent line, what callers would hear nothing about -------------------------------
 
 
-# What an agent is doing now, from the agent line (a live call of theirs to it) and the desk together.
-ON_THE_LINE = "on the line"  # their agent-line call is up and they are free: the line gives them the next caller
-ON_A_CALL = "on a call"  # with a caller (or dialling one) through the line or a callback
-WRAP_UP = "wrap-up"  # their call is over and its wrap-up not yet recorded
-DESK_ONLY = "desk only"  # the desk says available but no agent-line call is up: no caller can reach them
-ON_A_BREAK = "on a break"
-SIGNED_OUT = "signed out"
-AGENT_STATES = (ON_THE_LINE, ON_A_CALL, WRAP_UP, DESK_ONLY, ON_A_BREAK, SIGNED_OUT)
+# The states' words are the one vocabulary's (ivr/core/words.py).
 
 
 def agent_state(status: str | None, line_up: bool) -> str:

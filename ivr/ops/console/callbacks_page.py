@@ -23,8 +23,8 @@ def _page(status: int = 200, error: str | None = None, form_id: int | None = Non
     full = role_at_least(g.user.role, "agent")  # the roles that call back
     rows = [dict(r, shown_number=sealed.shown(db, r["number"], r["number_masked"]) if full else r["number_masked"])
             for r in queues.callbacks(db, "waiting")]
-    return render_template("console/callbacks.html", rows=rows, full_numbers=full, languages=hotline().rules.rules
-                           .languages, error=error, form_id=form_id, form=form), status
+    return render_template("console/callbacks.html", rows=rows, full_numbers=full, error=error, form_id=form_id,
+                           form=form), status
 
 
 @bp.get("/callbacks")
