@@ -62,7 +62,7 @@ def _live() -> dict:
 def desk_page(status: int = 200, error: str | None = None):
     incident, published, _versions = briefings.for_active_incident(hotline().db)
     return render_template("console/desk.html", live=_live(), incident=incident, published=published,
-                           codes=hotline().rules.rules.agents.wrap_up_codes, statuses=desk.CHOSEN, desk_choices=words.DESK_CHOICES,
+                           codes=hotline().rules.rules.agents.wrap_up_codes, statuses=desk.CHOSEN, desk_choices=words.DESK_CHOICES, labels=briefings.LABELS,
                            error=error), status
 
 
