@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, Connection, Integer, case, cast, func, inspect, select, text
+from sqlalchemy import BigInteger, Connection, Integer, String, any_, case, cast, func, inspect, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.store.db import Database
@@ -61,10 +62,18 @@ def call_steps(conn: Connection, sids: list[str]) -> dict[str, list]:
     steps: dict[str, list] = {sid: [] for sid in sids}
     if sids:
         for row in conn.execute(select(CallEvent.call_sid, CallEvent.kind, CallEvent.digits, CallEvent.detail)
-                                .where(CallEvent.call_sid.in_(sids))
-                                .order_by(CallEvent.call_sid, CallEvent.at, CallEvent.id)):
-            steps[row.call_sid].append(row)
+                                .where(_among(conn, CallEvent.call_sid, sids))
+                                .order_by(CallEvent.call_sid, CallEvent.at, CallEvent.id)).all():
+            steps[row.call_sid].append(row)  # .all(): one fetch, not one driver call per row
     return steps
+
+
+def _among(conn: Connection, column, values: list[str]):
+    """`column IN values`; on PostgreSQL one array parameter (= ANY): an export page of 1,000 calls otherwise
+    spent longer building the statement's 1,000 parameters than the database spent answering it."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(list(values), ARRAY(String)))
+    return column.in_(values)
 
 
 def _epoch(conn: Connection, column):
