@@ -75,7 +75,7 @@ def test_no_page_or_answer_a_viewer_gets_shows_a_server_path(as_role, app, hotli
 # -- one vocabulary --------------------------------------------------------------------------------------------
 def test_agent_states_languages_and_outcomes_read_the_same_everywhere(as_role, app, hotline, place_call):
     from ivr.core import words
-    from ivr.store import agents
+    from ivr.store import agents, desk
     from ivr.store.users import create_token
 
     agents.add_agent(hotline.db, hotline.config.secret_key, "alex", "+12025550500", "2468", actor="test")
@@ -86,6 +86,9 @@ def test_agent_states_languages_and_outcomes_read_the_same_everywhere(as_role, a
     api = admin.client.get("/api/agents", headers=token).get_json()["agents"]
     assert api == [{"name": "alex", "state": words.SIGNED_OUT, "since": api[0]["since"]}]
     assert f'agent-status status-signed-out">{words.SIGNED_OUT}</span>' in page(admin.get("/console/agents"))
+    desk.link_user(hotline.db, "alex", "ada", actor="test")
+    buttons = re.findall(r'name="status" value="(\w+)" class="secondary">([^<]+)<', page(admin.get("/console/desk")))
+    assert buttons == [("available", "Available"), ("break", "On a break"), ("signed_out", "Signed out")]
     calls = page(admin.get("/console/calls"))
     assert '<td data-label="Language">Español</td>' in calls and '<td data-label="Language">English</td>' in calls
     reports = page(admin.get("/console/reports"))
