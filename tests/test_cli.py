@@ -185,9 +185,10 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
     assert "agent alex added" in ivr("agents", "add", "alex", "--phone", "+15555550500", input="2468\n").output
     listing = ivr("agents", "list").output
     assert "alex" in listing and "***0500" in listing and "+15555550500" not in listing
+    assert "signed out" in listing  # the console's and the API's word for it (ivr/core/words.py)
     assert "not a phone number" in ivr("agents", "add", "bo", "--phone", "12", input="2468\n", ok=False).output
     assert "agent alex deactivated" in ivr("agents", "deactivate", "alex", "--reason", "left").output
-    assert "inactive" in ivr("agents", "list").output
+    assert "deactivated" in ivr("agents", "list").output
     assert "unknown queue 'fruad'" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fruad",
                                           input="2468\n", ok=False).output
     assert "agent bo added" in ivr("agents", "add", "bo", "--phone", "+15555550501", "--queue", "fraud",
@@ -198,6 +199,7 @@ def test_agents_and_callbacks_from_the_command_line(ivr, hotline):
                             queue="fraud", priority=30, reason="asked while on hold")
     lines = ivr("callbacks", "list").output.splitlines()
     assert "+15555550222" in lines[0] and "+15555550111" in lines[1]  # priority first
+    assert "English (en)" in lines[0] and "Español (es)" in lines[1]
     cb_id = lines[0].split()[0].lstrip("#")
     assert "done" in ivr("callbacks", "done", cb_id, "--note", "card blocked", "--by", "alex").output
     assert "+15555550222" not in ivr("callbacks", "list").output
@@ -244,3 +246,37 @@ def test_an_empty_text_is_called_empty_not_missing(ivr, tmp_path, hotline):
     assert "give the text with --text-file FILE or --text TEXT" in ivr("announce", "tts", "--lang", "en",
                                                                         ok=False).output
     assert ivr("announce", "list").output == before
+
+
+def test_the_briefing_is_shown_edited_and_published_from_the_command_line_and_audited(ivr, tmp_path, hotline):
+    from sqlalchemy import select
+
+    from ivr.store.models import AuditEntry
+
+    assert "no briefing is published yet" in ivr("briefing", "show", ok=False).output
+    answers = tmp_path / "answers.txt"
+    answers.write_text("Q: Was my card taken?\nA: No card numbers were taken.\n")
+    saved = ivr("briefing", "edit", "--facts", "Names and emails were copied on 1 December.",
+                "--answers-file", str(answers), "--reason", "first briefing", "--by", "dana").output
+    assert "version 1 saved as a draft" in saved
+    assert "no briefing is published yet" in ivr("briefing", "show", ok=False).output
+    ivr("briefing", "publish", "1", "--reason", "legal approved", "--by", "lee")
+    shown = ivr("briefing", "show").output
+    assert "What happened (the facts)\nNames and emails were copied on 1 December." in shown
+    assert "Approved answers to common questions\nQ: Was my card taken?" in shown and "published" in shown
+    # Edit starts from the latest version, as the console's editor does: only --exposed changes.
+    ivr("briefing", "edit", "--exposed", "names, emails", "--publish", "--reason", "exposure known", "--by", "dana")
+    shown = ivr("briefing", "show").output
+    assert "Version 2" in shown and "What was exposed\nnames, emails" in shown and "Names and emails were" in shown
+    assert "Version 1" in ivr("briefing", "show", "--version", "1").output
+    listing = ivr("briefing", "list").output.splitlines()
+    assert "v2" in listing[0] and "published" in listing[0] and "archived" in listing[1]
+    refused = ivr("briefing", "publish", "9", "--reason", "x", ok=False)
+    assert refused.exit_code == 1 and "no version 9" in refused.output and "nothing was changed" in refused.output
+    with hotline.db.read() as conn:
+        trail = conn.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.reason)
+                             .where(AuditEntry.action.like("briefing.%")).order_by(AuditEntry.id)).all()
+    assert [tuple(t) for t in trail] == [("dana", "briefing.create", "first briefing"),
+                                         ("lee", "briefing.publish", "legal approved"),
+                                         ("dana", "briefing.create", "exposure known"),
+                                         ("dana", "briefing.publish", "exposure known")]

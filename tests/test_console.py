@@ -16,6 +16,7 @@ from werkzeug.security import generate_password_hash
 from ivr.store import agents, announcements, incidents, queues
 from ivr.store.users import create_token, list_tokens, list_users
 from ivr.media import tts
+from ivr.core.flow import reference
 from ivr.config import Config
 from ivr.ops.console import init_app
 from ivr.store.models import (Announcement, AuditEntry, BriefingVersion, Call, CallEvent, ConsoleSession, HotlineState,
@@ -518,7 +519,10 @@ def test_every_change_is_audited_with_its_actor_and_reason(as_role, hotline, pla
                                       "reason": "agents on shift", "override": "a test"}).status_code == 303
     assert place_call(keys=["0"]).ended == "queued"
     stale = ops.post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes", "reason": "again"})
-    assert stale.status_code == 400 and "someone else" in page(stale)
+    assert stale.status_code == 400 and "switched to live mode by you, in another tab or window" in page(stale)
+    stale = as_role("admin").post("/console/mode", {"mode": "live", "expected": "message", "confirm": "yes",
+                                                    "reason": "again"})
+    assert stale.status_code == 400 and "switched to live mode by otto meanwhile" in page(stale)
 
     # Announcements: created from text and published, a draft published, a rollback.
     created = admin.post("/console/announcements/tts", {"lang": "en", "topic": "main", "text": "Version two.",
@@ -743,7 +747,12 @@ def test_calls_show_the_masked_caller_and_path_and_export_a_timeline(as_role, ho
     assert [r["call_sid"] for r in rows] == [call.call_sid]
     assert rows[0]["incident_severity"] == "high" and rows[0]["language"] == "en"
     assert rows[0]["path"].startswith("start (message) > 1 details > 2 advice > 9 repeat")
-    assert "0123" not in page(viewer.get("/console/calls.csv"))
+    assert rows[0]["caller_masked"] == "***0123" and rows[0]["sms_reference"] == ""
+    assert "5550123" not in page(viewer.get("/console/calls.csv"))
+    texted = place_call(keys=["4"], caller="+12025550147")
+    rows = {r["call_sid"]: r for r in csv.DictReader(io.StringIO(page(viewer.get("/console/calls.csv"))))}
+    assert rows[texted.call_sid]["caller_masked"] == "***0147"
+    assert rows[texted.call_sid]["sms_reference"] == reference(texted.call_sid)
     assert page(viewer.get("/console/calls.csv", query_string={"to": "2000-01-01"})).count("\n") == 1
     bad = viewer.get("/console/calls", query_string={"from": "yesterday"})
     assert bad.status_code == 400 and "YYYY-MM-DD" in page(bad)

@@ -56,7 +56,7 @@ def _stdin(args: list[str]) -> str:
 @pytest.fixture
 def fresh(tmp_path, monkeypatch, rules_file):
     """An instance folder and SQLite database of their own, set up as `make run` does, in a scratch folder
-    holding the files the docs name (statement.txt, ceo.m4a, breach-list.csv, notices.csv)."""
+    holding the files the docs name (statement.txt, ceo.m4a, breach-list.csv, notices.csv, answers.txt)."""
     monkeypatch.chdir(tmp_path)
     speech = tts.synthesize("We are sorry. Here is what happened, and what to do now.", "en", engines=("espeak",))
     (tmp_path / "statement.txt").write_text("We are sorry. Card numbers were taken. Block your card today.\n")
@@ -65,6 +65,7 @@ def fresh(tmp_path, monkeypatch, rules_file):
     subprocess.run([audio.ffmpeg_exe(), "-v", "error", "-i", str(wav), "-c:a", "aac", "ceo.m4a"], check=True)
     (tmp_path / "breach-list.csv").write_text("phone\n+12025550123\n(202) 555-0142\n")
     (tmp_path / "notices.csv").write_text("reference\n4827105539\n9913064728\n")
+    (tmp_path / "answers.txt").write_text("Q: Were card numbers taken?\nA: No.\n")
     url = f"sqlite:///{tmp_path / 'hotline.db'}"
     env = {"IVR_ENV": "production", "TWILIO_AUTH_TOKEN": "docs-test-token", "DATABASE_URL": url,
            "IVR_INSTANCE_PATH": str(tmp_path / "instance"), "IVR_RULES": str(rules_file),

@@ -277,12 +277,14 @@ class RuleError:
 
 
 class RulesInvalid(Refused):
-    """The rules file cannot be used; `errors` name each problem's line and field."""
+    """The rules file cannot be used; `errors` name each problem's line and field. The message names the file
+    by its name alone: it reaches the console, the API and the audit log, which never show where on the
+    server a file is (`path` keeps that, for the server's own log)."""
 
     def __init__(self, path: str, errors: list[RuleError]):
         self.path = path
         self.errors = errors
-        super().__init__(f"{path}: " + "; ".join(str(e) for e in errors))
+        super().__init__(f"{Path(path).name}: " + "; ".join(str(e) for e in errors))
 
 
 def parse(text: str, source: str = "routing_rules.yaml") -> Rules:
@@ -332,5 +334,5 @@ def load(path: Path | str) -> Rules:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise RulesInvalid(str(path), [RuleError(None, "", f"cannot read the file: {exc}")]) from None
+        raise RulesInvalid(str(path), [RuleError(None, "", f"cannot read the file: {exc.strerror or exc}")]) from None
     return parse(text, str(path))

@@ -88,7 +88,7 @@ def health_report(hotline: Hotline):
 @readiness_check
 def not_draining(hotline: Hotline, snap) -> Iterable[str]:
     if (hotline.config.instance_path / DRAIN_FILE).exists():
-        yield f"draining ({hotline.config.instance_path / DRAIN_FILE} exists)"
+        yield f"draining ({DRAIN_FILE} exists in the instance folder)"
 
 
 @readiness_check

@@ -46,14 +46,19 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime:
         if count > MAX_SPAN:
             raise ReportError(f"since: a span goes back at most {MAX_SPAN:,}h or {MAX_SPAN:,}d (got {text!r})")
         return now - (timedelta(hours=count) if span[2] == "h" else timedelta(days=count))
-    moment = _MOMENT.fullmatch(text)
+    return moment(text, "since", " or a span like 24h or 7d")
+
+
+def moment(text: str, field: str, or_else: str = "") -> datetime:
+    """An RFC 3339 date (UTC midnight) or time with its offset, in UTC; a ReportError naming `field` otherwise."""
+    found = _MOMENT.fullmatch(text)
     try:
-        if moment is None:
+        if found is None:
             raise ValueError
-        return _moment(moment)
+        return _moment(found)
     except ValueError:
-        raise ReportError(f"since must be an ISO date (2026-12-01), an ISO time with its offset "
-                          f"(2026-12-01T08:00:00Z) or a span like 24h or 7d (got {text[:60]!r})") from None
+        raise ReportError(f"{field} must be an ISO date (2026-12-01), an ISO time with its offset "
+                          f"(2026-12-01T08:00:00Z){or_else} (got {text[:60]!r})") from None
 
 
 def _moment(m: re.Match) -> datetime:

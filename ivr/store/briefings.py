@@ -14,7 +14,10 @@ from ivr.store.db import Database
 from ivr.store.models import BriefingVersion, utcnow
 from ivr.store.versions import next_version, publish_version
 
-FIELDS = ("facts", "exposed", "caller_actions", "answers")
+# The fields and what they are called wherever a briefing is shown (console, `ivr briefing`).
+LABELS = {"facts": "What happened (the facts)", "exposed": "What was exposed",
+          "caller_actions": "What callers should do", "answers": "Approved answers to common questions"}
+FIELDS = tuple(LABELS)
 FIELD_MAX = 20_000
 COLUMNS = (BriefingVersion.id, BriefingVersion.incident_id, BriefingVersion.version, BriefingVersion.status,
            *(getattr(BriefingVersion, f) for f in FIELDS), BriefingVersion.created_by, BriefingVersion.created_at,

@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, Connection, Integer, case, cast, func, inspect, select, text
+from sqlalchemy import BigInteger, Connection, Integer, String, any_, case, cast, func, inspect, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.store.db import Database
 from ivr.core.call_status import TERMINAL
+from ivr.core.words import (AGENT_STATES, DESK_ONLY, ON_A_BREAK, ON_A_CALL, ON_THE_LINE,  # noqa: F401
+                             SIGNED_OUT, WRAP_UP)
 from ivr.store.models import TOPICS, Agent, Announcement, Call, Callback, CallEvent, Incident
 
 IN_PROGRESS_WINDOW = timedelta(hours=2)  # a call with no final status older than this was lost, not live
@@ -59,10 +62,18 @@ def call_steps(conn: Connection, sids: list[str]) -> dict[str, list]:
     steps: dict[str, list] = {sid: [] for sid in sids}
     if sids:
         for row in conn.execute(select(CallEvent.call_sid, CallEvent.kind, CallEvent.digits, CallEvent.detail)
-                                .where(CallEvent.call_sid.in_(sids))
-                                .order_by(CallEvent.call_sid, CallEvent.at, CallEvent.id)):
-            steps[row.call_sid].append(row)
+                                .where(_among(conn, CallEvent.call_sid, sids))
+                                .order_by(CallEvent.call_sid, CallEvent.at, CallEvent.id)).all():
+            steps[row.call_sid].append(row)  # .all(): one fetch, not one driver call per row
     return steps
+
+
+def _among(conn: Connection, column, values: list[str]):
+    """`column IN values`; on PostgreSQL one array parameter (= ANY): an export page of 1,000 calls otherwise
+    spent longer building the statement's 1,000 parameters than the database spent answering it."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(list(values), ARRAY(String)))
+    return column.in_(values)
 
 
 def _epoch(conn: Connection, column):
@@ -106,22 +117,6 @@ def menu_choices(conn: Connection, since: datetime) -> list[tuple[str, int]]:
     return [(detail or "(none)", n) for detail, n in rows]
 
 
-def recent_calls(conn: Connection, *, since: datetime | None = None, until: datetime | None = None,
-                 limit: int = 200, before: tuple | None = None) -> list:
-    """Calls, newest first, with their incident's severity; `before` (started_at, sid) pages on."""
-    query = (select(Call.call_sid, Call.started_at, Call.caller_masked, Call.language, Call.mode, Call.outcome,
-                    Call.status, Call.duration_s, Incident.severity)
-             .outerjoin(Incident, Incident.id == Call.incident_id))
-    if since:
-        query = query.where(Call.started_at >= since)
-    if until:
-        query = query.where(Call.started_at < until)
-    if before:
-        query = query.where((Call.started_at < before[0]) | ((Call.started_at == before[0])
-                                                             & (Call.call_sid < before[1])))
-    return conn.execute(query.order_by(Call.started_at.desc(), Call.call_sid.desc()).limit(limit)).all()
-
-
 def call_paths(conn: Connection, sids: list[str]) -> dict[str, list[str]]:
     """Each call's path through the menu, step by step in plain words, in the order it happened."""
     return {sid: [describe_step(s.kind, s.detail, s.digits) for s in steps]
@@ -157,14 +152,7 @@ def queue_summary(db: Database) -> list[tuple[str, str]]:
 # -- right now: who is on the agent line, what callers would hear nothing about -------------------------------
 
 
-# What an agent is doing now, from the agent line (a live call of theirs to it) and the desk together.
-ON_THE_LINE = "on the line"  # their agent-line call is up and they are free: the line gives them the next caller
-ON_A_CALL = "on a call"  # with a caller (or dialling one) through the line or a callback
-WRAP_UP = "wrap-up"  # their call is over and its wrap-up not yet recorded
-DESK_ONLY = "desk only"  # the desk says available but no agent-line call is up: no caller can reach them
-ON_A_BREAK = "on a break"
-SIGNED_OUT = "signed out"
-AGENT_STATES = (ON_THE_LINE, ON_A_CALL, WRAP_UP, DESK_ONLY, ON_A_BREAK, SIGNED_OUT)
+# The states' words are the one vocabulary's (ivr/core/words.py).
 
 
 def agent_state(status: str | None, line_up: bool) -> str:

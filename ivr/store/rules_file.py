@@ -76,7 +76,7 @@ class RulesStore:
                 rules = self._load()
             except RulesInvalid as exc:
                 if self.last_error is None or str(exc) != str(self.last_error):
-                    log.error("routing rules NOT reloaded, keeping the last good rules: %s", exc)
+                    log.error("routing rules NOT reloaded from %s, keeping the last good rules: %s", self.path, exc)
                 self.last_error = exc
                 self._stamp = stamp
                 self._notify(exc)

@@ -46,21 +46,24 @@ class Keyring:
     """The data keys this process holds (newest first), or why it holds none."""
 
     keys: tuple[str, ...] = ()
-    source: str = ""  # "IVR_DATA_KEY" or the key file's path
+    source: str = ""  # "IVR_DATA_KEY" or the key file's path (for `ivr keys`, run on the server)
     problem: str = ""  # why there is no usable key; "" when there is
+    # How messages that reach /healthz, the console and the API name the keys' source: never a server path.
+    label: str = ""
     _multi: MultiFernet | None = field(default=None, repr=False)
 
     @classmethod
-    def from_keys(cls, keys: list[str], source: str) -> "Keyring":
+    def from_keys(cls, keys: list[str], source: str, label: str | None = None) -> "Keyring":
+        label = label or source
         keys = [k.strip() for k in keys if k.strip() and not k.strip().startswith("#")]
         if not keys:
-            return cls(source=source, problem=f"no data key in {source}")
+            return cls(source=source, problem=f"no data key in {label}", label=label)
         try:
             multi = MultiFernet([Fernet(k) for k in keys])
         except (ValueError, TypeError):
-            return cls(source=source, problem=f"{source} holds something that is not a Fernet key "
-                                               "(32 url-safe base64-encoded bytes)")
-        return cls(tuple(keys), source, "", multi)
+            return cls(source=source, problem=f"{label} holds something that is not a Fernet key "
+                                               "(32 url-safe base64-encoded bytes)", label=label)
+        return cls(tuple(keys), source, "", label, multi)
 
     @property
     def usable(self) -> bool:
@@ -86,7 +89,7 @@ class Keyring:
             return self._fernet().decrypt(token.encode()).decode()
         except InvalidToken:
             raise DataKeyError(f"a stored number was sealed under a data key this server does not hold "
-                               f"(keys from {self.source}: {', '.join(map(fingerprint, self.keys))}); was the "
+                               f"(keys from {self.label or self.source}: {', '.join(map(fingerprint, self.keys))}); was the "
                                f"key file lost or {ENV_VAR} changed? It waits until the right key is back") from None
 
     def rotate(self, token: str) -> str:
@@ -102,15 +105,15 @@ def load(instance_path: Path, env_keys: str = "") -> Keyring:
     """The keys from IVR_DATA_KEY if set, else from the instance's key file (never created here)."""
     if env_keys.strip():
         return Keyring.from_keys(env_keys.split(","), ENV_VAR)
-    path = key_file(instance_path)
+    path, label = key_file(instance_path), f"the instance folder's {KEY_FILE}"
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return Keyring(source=str(path), problem=f"{path} does not exist and {ENV_VAR} is not set "
-                                                 "(`ivr setup` makes the file)")
+        return Keyring(source=str(path), problem=f"{label} does not exist and {ENV_VAR} is not set "
+                                                 "(`ivr setup` makes the file)", label=label)
     except OSError as exc:
-        return Keyring(source=str(path), problem=f"{path} cannot be read ({exc.strerror})")
-    return Keyring.from_keys(text.splitlines(), str(path))
+        return Keyring(source=str(path), problem=f"{label} cannot be read ({exc.strerror})", label=label)
+    return Keyring.from_keys(text.splitlines(), str(path), label)
 
 
 def write_key_file(path: Path, keys: list[str]) -> None:

@@ -1,31 +1,94 @@
-"""Recent calls with their path through the menu, and the hotline at a glance."""
+"""Call records, a page at a time or a whole range streamed as NDJSON; and the hotline at a glance."""
 from __future__ import annotations
 
-from datetime import timedelta
+import base64
+import binascii
+import json
+import logging
+from datetime import datetime, timedelta
 
-from flask import g, jsonify
-from sqlalchemy import select
+from flask import Response, g, jsonify
 
+from ivr.ops import reports
 from ivr.ops.api import bp
 from ivr.ops.api.auth import hotline, requires
-from ivr.ops.api.wire import jsonable
-from ivr.store import queues, reads
-from ivr.store.models import Call, utcnow
+from ivr.ops.api.errors import ApiError
+from ivr.ops.api.wire import timestamp
+from ivr.store import call_records, queues, reads
+from ivr.store.call_records import CallRecord
+from ivr.store.models import utcnow
+
+log = logging.getLogger(__name__)
+EXPORT_BATCH = 1000  # calls per transaction in a streamed export: one batch is all it holds in memory
+
+
+def wire(c: CallRecord) -> dict:
+    """One call on the wire (the document's Call): numbers only ever masked."""
+    return {"call_sid": c.call_sid, "started_at": timestamp(c.started_at), "caller_masked": c.caller_masked,
+            "language": c.language, "mode": c.mode, "outcome": c.outcome, "status": c.status,
+            "duration_s": c.duration_s, "incident_severity": c.severity, "sms_reference": c.sms_reference,
+            "path": [{"kind": s.kind, "digits": s.digits, "detail": s.detail} for s in c.steps]}
+
+
+def encode_cursor(position: tuple[datetime, str]) -> str:
+    """Where the next page starts, opaque to clients (they hand it back as they got it)."""
+    started_at, sid = position
+    return base64.urlsafe_b64encode(json.dumps([timestamp(started_at), sid]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    bad = ApiError(400, "cursor: not a cursor this API gave out (pass next_cursor back as it came)")
+    try:
+        started_at, sid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(started_at, str) and isinstance(sid, str) and 0 < len(sid) <= 64):
+            raise ValueError
+        return reports.moment(started_at, "cursor"), sid
+    except (ValueError, TypeError, binascii.Error, reports.ReportError):  # JSONDecodeError is a ValueError
+        raise bad from None
+
+
+def _range() -> tuple[datetime | None, datetime | None]:
+    """[from, to) from the query: RFC 3339 dates (UTC midnight) or times with their offsets."""
+    start, end = (reports.moment(g.query[k], k) if k in g.query else None for k in ("from", "to"))
+    if start and end and end < start:
+        raise ApiError(400, "to: the range ends before it starts")
+    return start, end
 
 
 @bp.get("/calls")
 @requires("see the hotline")
 def calls_list():
-    """Recent calls, newest first, each with its steps in the order they happened (numbers are only ever
-    stored masked)."""
+    """Calls started in [from, to), newest first, `limit` at a time; `next_cursor` fetches the next page, and
+    is null on the last."""
+    start, end = _range()
+    after = decode_cursor(g.query["cursor"]) if "cursor" in g.query else None
+    limit = g.query.get("limit", 50)
     with hotline().db.read() as conn:
-        rows = conn.execute(select(Call.call_sid, Call.started_at, Call.caller_masked, Call.language, Call.mode,
-                                   Call.outcome, Call.status, Call.duration_s)
-                            .order_by(Call.started_at.desc()).limit(g.query.get("limit", 50))).all()
-        steps = reads.call_steps(conn, [r.call_sid for r in rows])
-    return jsonify(calls=[{**jsonable(dict(r._mapping)),
-                           "path": [{"kind": s.kind, "digits": s.digits, "detail": s.detail} for s in steps[r.call_sid]]}
-                          for r in rows])
+        records = call_records.page(conn, since=start, until=end, limit=limit + 1, after=after)
+    more = len(records) > limit  # one more than asked for: a full last page says so, not an empty next one
+    records = records[:limit]
+    return jsonify(calls=[wire(c) for c in records],
+                   next_cursor=encode_cursor(records[-1].position) if more else None)
+
+
+@bp.get("/calls/export")
+@requires("see the hotline")
+def calls_export():
+    """Every call started in [from, to), newest first, one JSON object a line (NDJSON), streamed a batch at a
+    time. A failure part way ends the response without its last chunk, so a client sees it cut short."""
+    start, end = _range()
+    db = hotline().db
+
+    def lines():
+        try:
+            for c in call_records.every(db, since=start, until=end, batch=EXPORT_BATCH):
+                yield json.dumps(wire(c), separators=(",", ":")) + "\n"
+        except Exception:
+            log.exception("API: the calls export failed part way")
+            raise
+
+    return Response(lines(), mimetype="application/x-ndjson",
+                    headers={"Content-Disposition": 'attachment; filename="calls.ndjson"'})
 
 
 @bp.get("/stats")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ivr.ops.cli import affected, content, jobs, keys, routing, server, simulate, staff, status
+from ivr.ops.cli import affected, briefing, content, jobs, keys, routing, server, simulate, staff, status
 from ivr.ops.cli.context import CliContext, HotlineGroup
 from ivr.store.private_files import private_umask
 
@@ -30,6 +30,7 @@ main.add_command(routing.mode)
 main.add_command(routing.rules)
 main.add_command(content.announce)
 main.add_command(content.incident)
+main.add_command(briefing.briefing)
 main.add_command(staff.users)
 main.add_command(staff.pins)
 main.add_command(staff.agents)

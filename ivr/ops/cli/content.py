@@ -9,7 +9,7 @@ from ivr.ops.cli.context import change, lang_option, pass_cli, refusals_as_error
 
 
 # -- announcements ---------------------------------------------------------------------------------------
-def _rules_languages(cfg):
+def rules_languages(cfg):
     from ivr.core import rules as rules_mod
 
     try:
@@ -62,7 +62,7 @@ def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason
         given = f"--text-file {text_file.name}" if text is None else "--text"
         raise click.ClickException(f"the text given with {given} is empty: nothing was created")
     cfg = cli.config
-    row = create_from_text(cli.db, cfg, _rules_languages(cfg), lang=lang, topic=topic, text=body,
+    row = create_from_text(cli.db, cfg, rules_languages(cfg), lang=lang, topic=topic, text=body,
                            actor=cli.actor, publish=publish, reason=reason, incident_id=incident_id)
     _echo_announcement(row)
 
@@ -80,7 +80,7 @@ def announce_upload(cli, file, lang, topic, text, publish, incident_id, reason):
     from ivr.store.announcements import create_from_audio
 
     cfg = cli.config
-    row = create_from_audio(cli.db, cfg, _rules_languages(cfg), data=Path(file).read_bytes(),
+    row = create_from_audio(cli.db, cfg, rules_languages(cfg), data=Path(file).read_bytes(),
                             lang=lang, topic=topic, text=text, actor=cli.actor, publish=publish,
                             reason=reason, incident_id=incident_id)
     _echo_announcement(row)
@@ -186,7 +186,7 @@ def incident_create(cli, title, severity, exposed, activate, carry_over, reason)
 
     cfg = cli.config
     new_id = create(cli.db, title=title, severity=severity, exposed=exposed, severities=_severities(cfg),
-                    actor=cli.actor, activate=activate, reason=reason, languages=_rules_languages(cfg),
+                    actor=cli.actor, activate=activate, reason=reason, languages=rules_languages(cfg),
                     carry_over=carry_over)
     done = " and activated" + (", what callers heard carried over" if carry_over else "") if activate else " (draft)"
     click.echo(f"incident {new_id} created{done}")
@@ -219,7 +219,7 @@ def incident_activate(cli, incident_id, carry_over, reason):
     from ivr.store.incidents import activate_incident
 
     copied = activate_incident(cli.db, incident_id, actor=cli.actor, reason=reason,
-                               languages=_rules_languages(cli.config), carry_over=carry_over)
+                               languages=rules_languages(cli.config), carry_over=carry_over)
     click.echo(f"incident {incident_id} is now active"
                + (f"; carried over from the one before: {', '.join(copied)}" if copied else ""))
     _after_activation(cli)

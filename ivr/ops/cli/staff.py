@@ -226,9 +226,14 @@ def agents_link(cli, name, user_name):
 @pass_cli
 def agents_list(cli):
     from ivr.store.agents import agents as list_agents
+    from ivr.store.reads import agents_now
 
+    with cli.db.read() as conn:
+        now = {a.name: a for a in agents_now(conn)}  # the states the console and the API show
     for row in list_agents(cli.db):
-        click.echo(f"{row['name']:<20} {row['phone_masked']:<10} {'active' if row['active'] else 'inactive'}")
+        state = now[row["name"]].state if row["name"] in now else "deactivated"
+        since = f" since {now[row['name']].since:%Y-%m-%d %H:%M}" if row["name"] in now and now[row["name"]].since else ""
+        click.echo(f"{row['name']:<20} {row['phone_masked']:<10} {state}{since}")
 
 
 @click.group()
@@ -244,12 +249,16 @@ def callbacks_list(cli, done):
     from ivr.store.queues import callbacks as list_callbacks
     from ivr.store.sealed import shown
 
+    from ivr.core.words import language
+    from ivr.ops.cli.content import rules_languages
+
+    languages = rules_languages(cli.config)
     rows = list_callbacks(cli.db, "done" if done else "waiting")
     for row in rows:
         vm = f" voicemail {row['voicemail_url']}" if row["voicemail_url"] else ""
         number = shown(cli.db, row["number"], row["number_masked"])  # a closed callback's full number is gone
         click.echo(f"#{row['id']:<5} p{row['priority']:<3} {row['requested_at']:%Y-%m-%d %H:%M} {number:<16} "
-                   f"{row['language']} {row['queue'] or '-'}: {row['reason']}{vm}")
+                   f"{language(languages, row['language'])} ({row['language']}) {row['queue'] or '-'}: {row['reason']}{vm}")
     if not rows:
         click.echo("no callbacks waiting" if not done else "no finished callbacks")
 

@@ -86,13 +86,16 @@ def _slide(sid: str, created, expires, now) -> None:
 
 
 PENDING_SWITCH = "pending_switch"
+PENDING_CALLBACK_DONE = "pending_callback_done"
+PENDING = (PENDING_SWITCH, PENDING_CALLBACK_DONE)  # kept across the sign-in, offered again once
 
 
 def to_login():
     """Send an anonymous request to the sign-in page, coming back here afterwards if it was a page.
 
-    A change sent with an expired session is not made, and the sign-in page says so plainly; a mode switch's
-    typed reason is kept (in the signed cookie) so the dashboard can offer the switch again after sign-in.
+    A change sent with an expired session is not made, and the sign-in page says so plainly; what was typed
+    for a mode switch or a callback's "Mark done" is kept (in the signed cookie) so its page can offer it
+    again after sign-in.
     """
     target = request.full_path.rstrip("?") if request.method == "GET" else None
     if g.get("session_expired"):
@@ -106,6 +109,11 @@ def to_login():
                 session[PENDING_SWITCH] = {"mode": request.form.get("mode", "")[:16],
                                            "reason": request.form.get("reason", "")[:500]}
                 target = url_for("console.dashboard")
+            if request.endpoint == "console.callback_done" and csrf.valid():
+                session[PENDING_CALLBACK_DONE] = {"id": request.view_args["callback_id"],
+                                                  "note": request.form.get("note", "")[:1000],
+                                                  "reason": request.form.get("reason", "")[:500]}
+                target = url_for("console.callbacks_page")
     return redirect(url_for("console.login", next=target), 303)
 
 
@@ -228,12 +236,11 @@ def sign_in(db: Database, user: ConsoleUser, ip: str, spend=None) -> bool:
             id_hash=_id_hash(sid), user_id=user.id, created_at=now,
             expires_at=now + current_app.config["CONSOLE_SESSION_LIFETIME"]))
         remember_address(conn, user_name, ip)
-    pending = session.get(PENDING_SWITCH)
+    pending = {key: session[key] for key in PENDING if key in session}
     session.clear()
     session.permanent = True
     session["sid"] = sid
-    if pending:
-        session[PENDING_SWITCH] = pending
+    session.update(pending)
     csrf.renew()
     return True
 

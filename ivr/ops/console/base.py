@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ivr.core.errors import Refused
+from ivr.core import words
 from ivr.core.limits import upload_too_large
 from ivr.ops.console import auth, csrf
 from ivr.ops.console.realtime import wait_text
@@ -143,7 +144,7 @@ def _database_down(exc):
 
 
 @bp.app_template_filter("when")
-def _when(value) -> str:
+def when(value) -> str:
     """A time from the database, always shown in UTC (SQLite hands times back without a zone)."""
     if not value:
         return ""
@@ -162,22 +163,25 @@ def who(name) -> str:
     return _NOT_PEOPLE.get(name or "", name or "nobody")
 
 
-# How calls ended, in plain words (the codes stay in the CSV, where a regulator's spreadsheet sorts them).
-OUTCOMES = {
-    "listening": "hung up while listening", "queued": "waited for an agent", "agent": "spoke to an agent",
-    "abandoned": "hung up while waiting for an agent", "callback": "asked to be called back",
-    "callback-offered": "was offered a callback", "voicemail": "left a voicemail",
-    "voicemail-offered": "was offered voicemail", "agents-unavailable": "no agent could take the call",
-    "dialled-overflow": "put through to the overflow number", "ended-by-caller": "chose to end the call",
-    "ended-error": "ended after a fault", "ended-max-steps": "ended after the most steps a call may take",
-    "ended-no-choice": "ended: no key pressed, or keys not recognised", "fallback": "served by the fallback",
-    "fallback-queued": "queued by the fallback", "redirected": "moved on from the queue",
-}
+@bp.app_template_filter("who_to_me")
+def who_to_me(name) -> str:
+    """Who set something, as the signed-in reader hears it: themselves are "you" (a stale tab of theirs
+    switched by another of their own tabs should not blame "someone else")."""
+    user = g.get("user")
+    if user is not None and name and name == user.name:
+        return "you, in another tab or window"
+    return who(name)
 
 
 @bp.app_template_filter("outcome")
 def outcome(code) -> str:
-    return OUTCOMES.get(code or "", (code or "").replace("-", " "))
+    return words.outcome(code)
+
+
+@bp.app_template_filter("language")
+def language(code) -> str:
+    """A language code as the routing rules in force name it ("English")."""
+    return words.language(hotline().rules.rules.languages, code)
 
 
 # Globals, not context: the macros in _macros.html see them when imported.

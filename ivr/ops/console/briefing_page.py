@@ -15,7 +15,7 @@ def _page(status: int = 200, error: str | None = None, draft=None):
     can_edit = role_at_least(g.user.role, "admin")
     return render_template("console/briefing.html", incident=incident, published=published,
                            versions=versions if can_edit else [], draft=draft or (versions[0] if versions else {}),
-                           error=error, can_edit=can_edit), status
+                           error=error, can_edit=can_edit, labels=briefings.LABELS), status
 
 
 @bp.get("/briefing")

@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from ivr.ops import caller_view, under_attack
 from ivr.ops.console import auth, charts, realtime
-from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, who
+from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, when, who_to_me
 from ivr.ops.health import spool_problems
 from ivr.ops.preflight import PreflightFailed, switch_mode
 from ivr.store import reads as queries
@@ -88,7 +88,7 @@ def _pending(live: dict) -> tuple[str | None, dict]:
         return None, {}
     mode, _, by = live["mode"]
     wanted = pending["mode"]
-    now = (f"The hotline is in {wanted} mode anyway now (set by {who(by)})." if mode == wanted else
+    now = (f"The hotline is in {wanted} mode anyway now (set by {who_to_me(by)})." if mode == wanted else
            f"The hotline is still in {mode} mode. Your reason is filled in below: tick the box and press the "
            "switch again if you still want it.")
     return f"Your switch to {wanted} mode was not made: your session had expired before you sent it. {now}", pending
@@ -124,10 +124,10 @@ def mode():
         why = reason(form)
         if form.get("confirm") != "yes":
             raise FormError("tick the box to confirm the switch: it changes what every caller hears")
-        current = get_mode(db)[0]
+        current, at, by = get_mode(db)
         if form.get("expected", current) != current:
-            raise FormError(f"the hotline was switched to {current} mode by someone else meanwhile; "
-                            "check the dashboard and decide again")
+            raise FormError(f"the hotline was switched to {current} mode by {who_to_me(by)} meanwhile "
+                            f"(at {when(at)}); check the dashboard and decide again")
         before, after, overridden = switch_mode(
             db, form.get("mode", ""), reason=why, actor=actor(), override=form.get("override"),
             problems_for_live=lambda: caller_view.of_hotline(hotline()).problems,

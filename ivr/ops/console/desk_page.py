@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from flask import flash, g, redirect, render_template, request, url_for
 from twilio.base.exceptions import TwilioRestException
 
+from ivr.core import words
 from ivr.core.errors import Refused
 from ivr.core.flow import reference
 from ivr.store import briefings, callbacks, desk, sealed
@@ -36,7 +37,7 @@ def _caller(agent: dict | None) -> dict | None:
     waited = found.get("wait_s")
     if waited is None and started is not None:
         waited = int((datetime.now(timezone.utc) - started).total_seconds())
-    return {**found, "language_name": rules.languages[lang].name if lang in rules.languages else lang or "unknown",
+    return {**found, "language_name": words.language(rules.languages, lang),
             "path": path, "waited": waited, "reference": reference(found["call_sid"]),
             "masked": found.get("number_masked") or _masked_caller(found["call_sid"])}
 
@@ -61,7 +62,7 @@ def _live() -> dict:
 def desk_page(status: int = 200, error: str | None = None):
     incident, published, _versions = briefings.for_active_incident(hotline().db)
     return render_template("console/desk.html", live=_live(), incident=incident, published=published,
-                           codes=hotline().rules.rules.agents.wrap_up_codes, statuses=desk.CHOSEN,
+                           codes=hotline().rules.rules.agents.wrap_up_codes, statuses=desk.CHOSEN, desk_choices=words.DESK_CHOICES, labels=briefings.LABELS,
                            error=error), status
 
 
@@ -90,7 +91,7 @@ def desk_status():
         desk.set_status(hotline().db, agent["name"], status, actor=actor())
     except Refused as exc:
         return desk_page(400, f"{exc}. Nothing was changed.")
-    flash(f"You are now {status.replace('_', ' ')}.", "ok")
+    flash(f"You are now {words.DESK_CHOICES[status]}.", "ok")
     return redirect(url_for("console.desk_page"), 303)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Response, render_template, request
 
+from ivr.core import words
 from ivr.core.errors import Refused
 from ivr.ops import reports
 from ivr.ops.console import charts
@@ -26,10 +27,10 @@ def _charts(report: dict) -> list:
                        summary=f"{report['calls']['total']} calls; {report['abandonment']['abandoned']} abandoned "
                                f"in a queue."),
     ]
-    for title, counts in (("Calls by outcome", report["calls"]["by_outcome"]),
-                          ("Wrap-ups by code", report["wrap_ups"]["by_code"]),
-                          ("Callbacks by status", report["callbacks"]["by_status"])):
-        items = sorted(counts.items(), key=lambda kv: -kv[1])
+    for title, counts, named in (("Calls by outcome", report["calls"]["by_outcome"], words.outcome),
+                                 ("Wrap-ups by code", report["wrap_ups"]["by_code"], str),
+                                 ("Callbacks by status", report["callbacks"]["by_status"], str)):
+        items = sorted(((named(k), n) for k, n in counts.items()), key=lambda kv: -kv[1])
         if not items:  # the tables and figures above say "none"; an empty chart would say nothing
             continue
         found.append(charts.rows(title, items, summary="; ".join(f"{k}: {n}" for k, n in items) or "None yet."))

@@ -56,7 +56,7 @@ def _page(status: int = 200, *, candidate: str | None = None, problems: list | N
     store = hotline().rules
     store.rules  # noqa: B018  (picks up a changed file, so last_error is this file's)
     current, unreadable = _current()
-    return render_template("console/rules.html", path=store.path, current=current, unreadable=unreadable,
+    return render_template("console/rules.html", path=store.path.name, current=current, unreadable=unreadable,
                            current_sha=_sha(current), last_error=store.last_error,
                            candidate=current if candidate is None else candidate, problems=problems,
                            error=error, form=request.form, warnings=warned or []), status
@@ -101,7 +101,7 @@ def rules_save():
             raise FormError("the edited rules are the same as the file in force")
         diff = "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True), "before", "after", n=2))
         with h.db.write() as conn:  # the file is replaced inside the transaction: no audit entry without it
-            audit(conn, actor=actor(), action="rules.save", subject=str(h.rules.path),
+            audit(conn, actor=actor(), action="rules.save", subject=h.rules.path.name,
                   from_value=f"sha256 {_sha(old)[:12]}", to_value=f"sha256 {_sha(text)[:12]}\n{diff[:DIFF_MAX]}",
                   reason=why)
             write_atomically(h.rules.path, text, durable=True)
