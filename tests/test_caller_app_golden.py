@@ -42,3 +42,27 @@ def test_later_callers_get_the_same_bytes_as_the_first(golden, tmp_path):
             assert again == golden["message"]
     finally:
         app.extensions["ivr"].close()
+
+
+@pytest.mark.slow
+def test_ivr_serve_answers_with_the_same_bytes(golden, server, config):
+    """As deployed: the caller pool of `ivr serve` (gunicorn, `ivr.wsgi:callers`, several workers) answers
+    every request of the message-mode walk with the reference's status, content type and TwiML."""
+    import requests
+    from twilio.request_validator import RequestValidator
+
+    from conftest import AUTH_TOKEN
+
+    srv = server(workers=2)
+    signer = RequestValidator(AUTH_TOKEN)
+    for n, (request, was) in enumerate(zip(caller_golden.caller_requests(), golden["message"])):
+        # A number of its own per request: here `ivr background` writes each step's records as it goes, and a
+        # callback booked earlier in the walk would be found for the same number (in-process, nothing was).
+        params = {"CallSid": f"CA{0x1000 + n:032x}", "AccountSid": "AC" + "0" * 32, "From": f"+1202555{1000 + n}",
+                  "To": "+12025550100", "CallStatus": "in-progress", "ApiVersion": "2010-04-01",
+                  "Direction": "inbound", **request["params"]}
+        url = srv.url + request["path"]
+        resp = requests.post(url, data=params, headers={"X-Twilio-Signature": signer.compute_signature(url, params)},
+                             timeout=10)
+        assert (resp.status_code, resp.headers["Content-Type"], resp.text) == (
+            was["status"], was["content_type"], was["body"]), request
