@@ -28,8 +28,12 @@ def _announcement_line(row: dict) -> str:
     what = (f"audio {row['media_sha256'][:12]} {row['duration_ms'] / 1000:.1f} s"
             if row["media_sha256"] else "text only")
     engine = f" by {row['engine']}" if row["engine"] else ""
-    return (f"#{row['id']:<5} {row['language']}/{row['topic']:<8} v{row['version']:<3} {row['status']:<9} "
-            f"{row['source']}{engine}, {what}, {row['created_by']} {row['created_at']:%Y-%m-%d %H:%M}")
+    status = "awaiting approval" if row.get("awaiting_approval") else row["status"]
+    return (f"#{row['id']:<5} {row['language']}/{row['topic']:<8} v{row['version']:<3} {status:<9} "
+            f"{row['source']}{engine}, {what}, {row['created_by']} {row['created_at']:%Y-%m-%d %H:%M}"
+            + (f", approved by {row['approved_by']}" if row.get("approved_by") and not row.get("override_reason")
+               else "") + (f", published by {row['approved_by']} alone: {row['override_reason']}"
+                           if row.get("override_reason") else ""))
 
 
 _incident_option = click.option(
@@ -48,7 +52,8 @@ def announce():
 @topic_option
 @click.option("--text-file", type=click.File("r", encoding="utf-8"), required=False, help="Text to speak ('-' for stdin).")
 @click.option("--text", default=None, help="Text to speak (instead of --text-file).")
-@click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
+@click.option("--publish", is_flag=True, help="Publish at once (else it is a draft); with two-person publishing "
+              "it then awaits a second person's approval (ivr announce approve).")
 @_incident_option
 @change()
 def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason):
@@ -72,7 +77,8 @@ def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason
 @lang_option
 @topic_option
 @click.option("--text", default=None, help="What the recording says (shown to admins, spoken if audio fails).")
-@click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
+@click.option("--publish", is_flag=True, help="Publish at once (else it is a draft); with two-person publishing "
+              "it then awaits a second person's approval (ivr announce approve).")
 @_incident_option
 @change()
 def announce_upload(cli, file, lang, topic, text, publish, incident_id, reason):
@@ -104,10 +110,12 @@ def announce_list(cli, lang, topic, incident_id):
 @click.argument("announcement_id", type=int)
 @change()
 def announce_publish(cli, announcement_id, reason):
-    """Publish a version: callers hear it from their next step on."""
+    """Publish a version: callers hear it from their next step on. With two-person publishing a version
+    callers never heard awaits a second person's approval instead (`ivr announce approve`)."""
     from ivr.store.announcements import publish
 
-    _echo_announcement(publish(cli.db, announcement_id, actor=cli.actor, reason=reason))
+    _echo_announcement(publish(cli.db, announcement_id, actor=cli.actor, reason=reason,
+                               two_person=cli.config.two_person_publishing))
 
 
 @announce.command("rollback")
@@ -121,7 +129,7 @@ def announce_rollback(cli, lang, topic, to_version, incident_id, reason):
     from ivr.store.announcements import rollback
 
     row = rollback(cli.db, lang=lang, topic=topic, to_version=to_version, actor=cli.actor, reason=reason,
-                   incident_id=incident_id)
+                   incident_id=incident_id, two_person=cli.config.two_person_publishing)
     click.echo(_announcement_line(row))
 
 
