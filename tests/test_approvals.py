@@ -71,17 +71,26 @@ def test_a_statement_is_not_heard_until_a_second_person_approves_it_in_the_conso
     assert f'id="awaiting-{draft["id"]}"' not in page(viewer.get("/console/"))
 
 
-def test_drafts_awaiting_approval_are_named_by_status_and_preflight(hotline, config):
+def test_drafts_awaiting_approval_are_named_by_status_preflight_and_the_api(app, hotline, config):
     row = announcements.create_from_text(hotline.db, config, hotline.rules.rules.languages, lang="en",
                                          topic="details", text="Details to approve.", actor="ada", publish=True)
     env = {"IVR_ENV": "production", "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "DATABASE_URL": config.db_url,
            "IVR_INSTANCE_PATH": str(config.instance_path), "IVR_RULES": str(config.rules_path)}
+    add_user(hotline.db, "vera", "viewer", actor="test")
+    viewer = {"Authorization": "Bearer " + create_token(hotline.db, "vera", actor="test")}
     words = f"en/details version {row['version']} (announcement {row['id']}, asked for by ada) awaits"
-    for command in (["status"], ["preflight"]):
-        out = CliRunner().invoke(main, command, env=env).output
-        assert words in " ".join(out.split()) and f"ivr announce approve {row['id']}" in out, (command, out)
+
+    def surfaces() -> dict:
+        said = {" ".join(command): " ".join(CliRunner().invoke(main, command, env=env).output.split())
+                for command in (["status"], ["preflight"])}
+        said["/api/preflight"] = " ".join(app.test_client().get("/api/preflight", headers=viewer)
+                                          .get_json()["awaiting_approval"])
+        return said
+
+    for surface, said in surfaces().items():
+        assert words in said and f"ivr announce approve {row['id']}" in said, (surface, said)
     approvals.approve(hotline.db, row["id"], actor="otto")
-    assert words not in CliRunner().invoke(main, ["status"], env=env).output
+    assert not any(words in said for said in surfaces().values())
 
 
 def test_an_admin_override_needs_a_reason_is_audited_and_flagged_on_the_dashboard(hotline, as_role, place_call):

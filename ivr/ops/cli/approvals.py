@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from ivr.ops.cli.content import echo_announcement
 from ivr.ops.cli.context import change, pass_cli
 
 
@@ -20,12 +21,6 @@ def _user_may(cli, action: str) -> None:
     if not role_at_least(role, needed):
         raise click.ClickException(f"{cli.actor} is {role}: to {action} takes {needed} or above; nothing was "
                                    "changed")
-
-
-def _echo(row: dict) -> None:
-    from ivr.ops.cli.content import _echo_announcement
-
-    _echo_announcement(row)
 
 
 @click.command("awaiting")
@@ -55,7 +50,7 @@ def announce_approve(cli, announcement_id, reason):
     from ivr.store.approvals import approve
 
     _user_may(cli, "approve a statement")
-    _echo(approve(cli.db, announcement_id, actor=cli.actor, reason=reason))
+    echo_announcement(approve(cli.db, announcement_id, actor=cli.actor, reason=reason))
 
 
 @click.command("override")
@@ -67,4 +62,4 @@ def announce_override(cli, announcement_id, reason):
     from ivr.store.approvals import override
 
     _user_may(cli, "override two-person publishing")
-    _echo(override(cli.db, announcement_id, actor=cli.actor, reason=reason))
+    echo_announcement(override(cli.db, announcement_id, actor=cli.actor, reason=reason))

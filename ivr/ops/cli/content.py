@@ -18,7 +18,7 @@ def _rules_languages(cfg):
         raise click.ClickException(str(exc)) from None
 
 
-def _echo_announcement(row: dict) -> None:
+def echo_announcement(row: dict) -> None:
     click.echo(_announcement_line(row))
     for warning in row.get("warnings", ()):
         click.echo(f"warning: {warning}", err=True)
@@ -31,9 +31,14 @@ def _announcement_line(row: dict) -> str:
     status = "awaiting approval" if row.get("awaiting_approval") else row["status"]
     return (f"#{row['id']:<5} {row['language']}/{row['topic']:<8} v{row['version']:<3} {status:<9} "
             f"{row['source']}{engine}, {what}, {row['created_by']} {row['created_at']:%Y-%m-%d %H:%M}"
-            + (f", approved by {row['approved_by']}" if row.get("approved_by") and not row.get("override_reason")
-               else "") + (f", published by {row['approved_by']} alone: {row['override_reason']}"
-                           if row.get("override_reason") else ""))
+            f"{_approval(row)}")
+
+
+def _approval(row: dict) -> str:
+    """Who let callers hear it besides its author: the second person, or the admin who overrode."""
+    if row.get("override_reason"):
+        return f", published by {row['approved_by']} alone: {row['override_reason']}"
+    return f", approved by {row['approved_by']}" if row.get("approved_by") else ""
 
 
 _incident_option = click.option(
@@ -69,7 +74,7 @@ def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason
     cfg = cli.config
     row = create_from_text(cli.db, cfg, _rules_languages(cfg), lang=lang, topic=topic, text=body,
                            actor=cli.actor, publish=publish, reason=reason, incident_id=incident_id)
-    _echo_announcement(row)
+    echo_announcement(row)
 
 
 @announce.command("upload")
@@ -89,7 +94,7 @@ def announce_upload(cli, file, lang, topic, text, publish, incident_id, reason):
     row = create_from_audio(cli.db, cfg, _rules_languages(cfg), data=Path(file).read_bytes(),
                             lang=lang, topic=topic, text=text, actor=cli.actor, publish=publish,
                             reason=reason, incident_id=incident_id)
-    _echo_announcement(row)
+    echo_announcement(row)
 
 
 @announce.command("list")
@@ -114,7 +119,7 @@ def announce_publish(cli, announcement_id, reason):
     callers never heard awaits a second person's approval instead (`ivr announce approve`)."""
     from ivr.store.announcements import publish
 
-    _echo_announcement(publish(cli.db, announcement_id, actor=cli.actor, reason=reason,
+    echo_announcement(publish(cli.db, announcement_id, actor=cli.actor, reason=reason,
                                two_person=cli.config.two_person_publishing))
 
 
