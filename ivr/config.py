@@ -9,6 +9,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+OFF = ("0", "false", "no", "off")
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot run a hotline (e.g. no Twilio token outside development)."""
 
@@ -41,6 +44,9 @@ class Config:
     pin_line_limit: int = 50
     pin_window_minutes: int = 15
     pin_lock_minutes: int = 15
+    # A new statement is a draft until a second person approves it (ivr/store/approvals.py); admins may
+    # override with a reason. On unless IVR_TWO_PERSON_PUBLISHING=0 (docs/configuration.md).
+    two_person_publishing: bool = True
     admin_line_own_numbers: bool = False  # the admin line takes an admin's PIN only from her own caller ID
     trusted_proxies: int = 0  # hops of X-Forwarded-For to believe (the HTTPS proxy in front of us)
     metrics_token: str = ""  # when set, /metrics wants "Authorization: Bearer <token>"
@@ -139,6 +145,7 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         pin_line_limit=int(env.get("IVR_PIN_LINE_LIMIT", 50)),
         pin_window_minutes=int(env.get("IVR_PIN_WINDOW_MINUTES", 15)),
         pin_lock_minutes=int(env.get("IVR_PIN_LOCK_MINUTES", 15)),
+        two_person_publishing=env.get("IVR_TWO_PERSON_PUBLISHING", "1").strip().lower() not in OFF,
         admin_line_own_numbers=env.get("IVR_ADMIN_LINE_OWN_NUMBERS", "0") in ("1", "true", "yes"),
         metrics_token=env.get("IVR_METRICS_TOKEN", ""),
         rate_limit_storage=env.get("IVR_RATE_LIMIT_STORAGE", ""),

@@ -123,3 +123,14 @@ def file_bytes(path) -> bytes:
     connections would lose their locks on the database (and on the -shm, the WAL's), and a server writing
     meanwhile could reset the WAL under them: "disk I/O error" in every later test."""
     return subprocess.run(["cat", str(path)], capture_output=True, check=True).stdout
+
+
+SECOND_PERSON = "second-approver"  # who approves what a test published as setup (two-person publishing is on)
+
+
+def approved(db, row: dict, by: str = SECOND_PERSON) -> dict:
+    """A version a test asked to publish, approved by a second person so callers hear it (as on the day).
+    A version that needs no approval (published already) is returned as it is."""
+    from ivr.store import approvals
+
+    return approvals.approve(db, row["id"], actor=by, reason="heard it") if row.get("awaiting_approval") else row

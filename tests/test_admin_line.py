@@ -5,8 +5,10 @@ import pytest
 from sqlalchemy import select
 
 from conftest import AUTH_TOKEN
+from helpers import approved
 
 from ivr.media import tts
+from ivr.store import approvals
 from ivr.store.models import Announcement, AuditEntry, Job
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
 from ivr.store.users import add_user
@@ -67,18 +69,25 @@ def test_an_admin_records_hears_and_publishes_an_announcement_by_phone(admin_app
     result = admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=url)
     assert [h.kind for h in result.heard if h.kind in ("record", "play")] == ["record", "play"]
     assert next(h.url for h in result.heard if h.kind == "play") == url  # the admin hears it back
-    assert result.said()[-1].startswith("Thank you. Your recording will be published")
+    # Two-person publishing: the admin is told it awaits a second person's approval.
+    assert result.said()[-1].startswith("Thank you. Your recording will be saved within a minute. It awaits "
+                                        "approval by a second person: callers do not hear it until then.")
     assert twilio_host.requests == []  # nothing fetched inside the webhooks
+    before = published_main(hotline)
     assert hotline.jobs.run_one()
     assert twilio_host.requests == [("GET", REC_PATH, basic_auth(ACCOUNT, AUTH_TOKEN))]
+    assert published_main(hotline) == before  # a draft: callers do not hear it yet
+    (draft,) = approvals.awaiting(hotline.db)
+    assert (draft["source"], draft["created_by"], draft["requested_by"]) == ("phone", "dana", "dana")
+    approved(hotline.db, draft)
     source, by, sha, duration = published_main(hotline)
-    assert (source, by) == ("phone", "dana") and 2_000 < duration < 10_000
+    assert (source, by, sha) == ("phone", "dana", draft["media_sha256"]) and 2_000 < duration < 10_000
     # Callers now hear it.
     call = SimulatedCall(FlaskTransport(admin_app), AUTH_TOKEN).run()
     assert any(sha in h.url for h in call.heard if h.kind == "play")
     actions = [a.action for a in audits(hotline, "")]
     assert "admin_line.login" in actions and "announcement.phone_recorded" in actions
-    assert actions[-1] == "announcement.publish"
+    assert actions[-2:] == ["announcement.publish_requested", "announcement.approve"]
 
 
 def test_a_recording_from_a_host_outside_the_allow_list_is_refused(admin_app, twilio_host):

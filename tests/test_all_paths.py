@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import AUTH_TOKEN, server_env
+from helpers import approved
 from ivr.config import PROJECT_ROOT
 from ivr.core import flow, verbs
 from ivr.ops.cli import main
@@ -91,9 +92,9 @@ def test_all_paths_measures_the_announcement_published_and_reports_a_long_one_ov
     # What an operator pasted on the day: the statement three times over, about two minutes of speech.
     sentence = ("On November 28 we found that someone without permission had accessed a system that stores "
                 "customer account information, including names, email addresses and phone numbers. ")
-    row = announcements.create_from_text(hotline.db, hotline.config, hotline.rules.rules.languages, lang="en",
-                                         topic="main", text=sentence * 12, actor="test", publish=True,
-                                         reason="the day")
+    row = approved(hotline.db, announcements.create_from_text(
+        hotline.db, hotline.config, hotline.rules.rules.languages, lang="en", topic="main", text=sentence * 12,
+        actor="test", publish=True, reason="the day"))
     assert row["duration_ms"] > 100_000
     result = CliRunner().invoke(main, ["simulate", "--all-paths", "--depth", "1"], env=server_env(config),
                                 catch_exceptions=False)

@@ -12,6 +12,7 @@ from ivr.store import announcements as ann
 from ivr.media import audio, tts
 from ivr.media.audio import AudioRejected
 from ivr.store.models import Announcement, AuditEntry, Media
+from helpers import approved
 
 LANGS = {"en": None, "es": None}
 TEXT_V2 = "Update. Card numbers were not taken. Passwords were. Please change your password today."
@@ -41,8 +42,9 @@ def audit_actions(hotline):
 @pytest.fixture
 def publish_tts(hotline):
     def _publish(text, lang="en", topic="main", **kw):
-        return ann.create_from_text(hotline.db, hotline.config, LANGS, lang=lang, topic=topic, text=text,
-                                    actor="tester", publish=True, reason="test", **kw)
+        return approved(hotline.db, ann.create_from_text(hotline.db, hotline.config, LANGS, lang=lang, topic=topic,
+                                                         text=text, actor="tester", publish=True, reason="test",
+                                                         **kw))
 
     return _publish
 
@@ -164,7 +166,8 @@ def test_every_announcement_change_is_audited(hotline, publish_tts):
     with hotline.db.read() as conn:
         rows = conn.execute(select(AuditEntry).where(AuditEntry.action.like("announcement.%"))
                             .order_by(AuditEntry.id)).all()
-    assert [r.action for r in rows][-3:] == ["announcement.create", "announcement.publish", "announcement.publish"]
+    assert [r.action for r in rows][-4:] == ["announcement.create", "announcement.publish_requested",
+                                             "announcement.approve", "announcement.publish"]
     assert rows[-1].actor == "tester" and rows[-1].reason == "undo" and rows[-1].to_value == "version 1"
 
 

@@ -29,6 +29,8 @@ def n_announcements(hotline):
     ("get", "/api/mode"), ("post", "/api/mode"), ("get", "/api/announcements"),
     ("post", "/api/announcements/tts"), ("post", "/api/announcements/upload"),
     ("post", "/api/announcements/1/publish"), ("post", "/api/announcements/rollback"),
+    ("post", "/api/announcements/1/approve"), ("post", "/api/announcements/1/override"),
+    ("get", "/api/announcements/1"), ("get", "/api/announcements/awaiting"),
     ("get", "/api/announcements/1/audio"), ("get", "/api/callbacks"), ("post", "/api/callbacks/1/done"),
     ("get", "/api/incidents"), ("post", "/api/incidents"), ("patch", "/api/incidents/1"),
     ("post", "/api/incidents/1/activate"), ("get", "/api/calls"), ("get", "/api/stats"), ("get", "/api/agents"),
@@ -82,8 +84,12 @@ def test_admins_create_publish_and_roll_back_announcements(app, hotline, tokens,
                                                         "text": "Cambie su contraseña hoy.", "reason": "update"},
                        headers=tokens["admin"])
     assert resp.status_code == 201
-    row = resp.get_json()
+    asked = resp.get_json()
+    assert (asked["status"], asked["awaiting_approval"], asked["requested_by"]) == ("draft", True, "ada")
+    row = client.post(f"/api/announcements/{asked['id']}/approve", json={"reason": "heard it"},
+                      headers=tokens["ops"]).get_json()  # the second person
     assert (row["language"], row["topic"], row["status"], row["created_by"]) == ("es", "advice", "published", "ada")
+    assert (row["approved_by"], row["awaiting_approval"]) == ("otto", False)
     audio_resp = client.get(row["audio_url"])
     assert audio_resp.status_code == 200 and audio_resp.mimetype == "audio/wav"
     audio_resp.close()
@@ -178,6 +184,8 @@ CHANGES = [  # every change the API makes, with a body that lacks only its reaso
     ("post", "/api/incidents/1/activate", {}),
     ("post", "/api/announcements/tts", {"lang": "en", "text": "An update."}),
     ("post", "/api/announcements/1/publish", {}),
+    ("post", "/api/announcements/1/approve", {}),
+    ("post", "/api/announcements/1/override", {}),
     ("post", "/api/announcements/rollback", {"lang": "en"}),
     ("post", "/api/callbacks/1/done", {"note": "called"}),
 ]
@@ -232,6 +240,8 @@ def test_a_draft_incident_gets_its_statement_through_the_api_before_it_is_activa
     made = client.post("/api/announcements/tts", json={"lang": "en", "text": "What happened.", "publish": True,
                                                        "incident_id": draft, "reason": "ready"}, headers=admin)
     assert made.status_code == 201 and made.get_json()["incident_id"] == draft
+    assert client.post(f"/api/announcements/{made.get_json()['id']}/approve", json={"reason": "heard it"},
+                       headers=tokens["ops"]).get_json()["status"] == "published"
     assert hotline.state.current().content.incident_id == heard  # callers still hear the active one
     missing = client.post("/api/announcements/tts", json={"lang": "en", "text": "x", "incident_id": 99999,
                                                           "reason": "x"}, headers=admin)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from helpers import parse_twiml, signed_post, twilio_params
+from helpers import approved, parse_twiml, signed_post, twilio_params
 from ivr.core import flow
 from ivr.core.rules import parse
 from ivr.core.verbs import Context, Position, Say
@@ -30,7 +30,7 @@ def new_incident(hotline):
                            severities=hotline.rules.rules.severities, actor="test", activate=True)
     row = announcements.create_version(hotline.db, lang="en", topic="main", text=NEW_MAIN, source="text",
                                        audio_=None, actor="test", publish=True, reason="new incident")
-    return inc, row
+    return inc, approved(hotline.db, row)
 
 
 def test_a_missing_topic_falls_back_to_the_announcement_never_to_no_details(new_incident, place_call):
@@ -58,8 +58,11 @@ def test_publishing_main_without_details_and_advice_warns_everywhere(hotline, ap
            "IVR_INSTANCE_PATH": str(config.instance_path), "IVR_RULES": str(config.rules_path),
            "IVR_SECRET_KEY": config.secret_key, "IVR_TTS_ENGINES": "espeak"}
     runner = CliRunner(mix_stderr=False) if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else CliRunner()
-    runner.invoke(main, ["announce", "tts", "--lang", "en", "--topic", "details", "--text", "Names and emails.",
-                         "--publish", "--by", "dana"], env=env, catch_exceptions=False)
+    details = runner.invoke(main, ["announce", "tts", "--lang", "en", "--topic", "details", "--text",
+                                   "Names and emails.", "--publish", "--by", "dana"], env=env, catch_exceptions=False)
+    add_user(hotline.db, "lee", "ops", actor="test")  # the second person
+    runner.invoke(main, ["announce", "approve", details.stdout.split()[0].lstrip("#"), "--by", "lee"], env=env,
+                  catch_exceptions=False)
     draft = announcements.create_version(hotline.db, lang="en", topic="main", text=NEW_MAIN + " More.",
                                          source="text", audio_=None, actor="test")
     out = runner.invoke(main, ["announce", "publish", str(draft["id"]), "--by", "dana"], env=env,

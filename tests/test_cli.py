@@ -64,8 +64,11 @@ def test_announcements_from_the_command_line(ivr, tmp_path):
     created = ivr("announce", "tts", "--lang", "en", "--text-file", str(text), "--by", "dana").output
     assert "draft" in created and "espeak-ng" in created
     ann_id = created.split()[0].lstrip("#")
-    published = ivr("announce", "publish", ann_id, "--reason", "approved", "--by", "dana").output
-    assert "published" in published and "v2" in published
+    asked = ivr("announce", "publish", ann_id, "--reason", "legal signed", "--by", "dana").output
+    assert "awaiting approval" in asked and "v2" in asked
+    ivr("users", "add", "lee", "--role", "ops")  # the second person
+    published = ivr("announce", "approve", ann_id, "--reason", "heard it", "--by", "lee").output
+    assert "published" in published and "v2" in published and "approved by lee" in published
     out = tmp_path / "out.wav"
     ivr("announce", "export", ann_id, "--out", str(out))
     heard = audio.load_phone_wav(out.read_bytes())
@@ -75,7 +78,9 @@ def test_announcements_from_the_command_line(ivr, tmp_path):
     back = ivr("announce", "rollback", "--lang", "en", "--reason", "legal asked", "--by", "dana").output
     assert "v1" in back and "published" in back
     upload = ivr("announce", "upload", str(out), "--lang", "es", "--topic", "advice", "--publish").output
-    assert "es/advice" in upload and "upload" in upload and "published" in upload
+    assert "es/advice" in upload and "upload" in upload and "awaiting approval" in upload
+    approved = ivr("announce", "approve", upload.split()[0].lstrip("#"), "--by", "lee").output
+    assert "es/advice" in approved and "published" in approved
 
 
 def test_bad_announcement_input_is_a_clear_error(ivr, tmp_path):
@@ -155,12 +160,15 @@ def test_activating_an_incident_from_the_command_line_never_leaves_a_language_si
     draft = ivr("incident", "create", "--title", "Second breach", "--severity", "high", "--reason", "new").output
     new_id = draft.split()[1]
     # Its English statement is made ready while it is a draft: callers still hear the active incident.
-    ivr("announce", "tts", "--incident", new_id, "--lang", "en", "--text", "What happened.", "--publish",
-        "--reason", "statement ready")
+    ready = ivr("announce", "tts", "--incident", new_id, "--lang", "en", "--text", "What happened.", "--publish",
+                "--reason", "statement ready").output
+    ivr("users", "add", "lee", "--role", "ops")
+    ivr("announce", "approve", ready.split()[0].lstrip("#"), "--by", "lee")  # the second person
     assert hotline.state.current().content.incident_id == heard
     assert "What happened." not in hotline.state.current().content.spoken["en/main"].text
-    ivr("announce", "tts", "--incident", new_id, "--lang", "en", "--text", "A wrong draft.", "--publish",
-        "--reason", "second thoughts")
+    wrong = ivr("announce", "tts", "--incident", new_id, "--lang", "en", "--text", "A wrong draft.", "--publish",
+                "--reason", "second thoughts").output
+    ivr("announce", "approve", wrong.split()[0].lstrip("#"), "--by", "lee")
     assert "v1   published" in ivr("announce", "rollback", "--incident", new_id, "--lang", "en",
                                   "--reason", "back to the first").output
     listed = ivr("announce", "list", "--incident", new_id).output

@@ -15,6 +15,7 @@ from werkzeug.security import generate_password_hash
 
 from ivr.store import agents, announcements, incidents, queues
 from ivr.store.users import create_token, list_tokens, list_users
+from helpers import approved
 from ivr.media import tts
 from ivr.core.flow import reference
 from ivr.config import Config
@@ -32,7 +33,8 @@ ROLES_NEEDED = {
     "console.dashboard": "viewer", "console.live": "viewer", "console.mode": "ops",
     "console.announcements_page": "viewer", "console.announcement_tts": "admin",
     "console.announcement_upload": "admin", "console.announcement_publish": "admin",
-    "console.announcement_rollback": "admin",
+    "console.announcement_rollback": "admin", "console.announcement_approval": "viewer",
+    "console.announcement_approve": "ops", "console.announcement_override": "admin",
     "console.rules": "viewer", "console.rules_validate": "viewer", "console.rules_save": "admin",
     "console.audit_log": "viewer", "console.audit_csv": "viewer",
     "console.briefing": "viewer", "console.briefing_create": "admin", "console.briefing_publish": "admin",
@@ -233,8 +235,8 @@ def targets(hotline):
     from ivr.store import briefings
 
     # A second published version (so there is one to roll back to) and a draft (to publish).
-    announcements.create_version(hotline.db, lang="en", topic="main", text="Version two.", source="text",
-                                 audio_=None, actor="test", publish=True)
+    approved(hotline.db, announcements.create_version(hotline.db, lang="en", topic="main", text="Version two.",
+                                                      source="text", audio_=None, actor="test", publish=True))
     draft = announcements.create_version(hotline.db, lang="en", topic="main", text="A draft.", source="text",
                                          audio_=None, actor="test")
     brief = briefings.create(hotline.db, {"facts": "Draft facts."}, actor="test", reason="setup")
@@ -292,6 +294,8 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
         "console.announcement_upload": {"lang": "en", "topic": "main", "reason": "CEO statement", "publish": "yes",
                                         "file": (io.BytesIO(wav), "statement.wav")},
         "console.announcement_publish": {"reason": "legal approved"},
+        "console.announcement_approve": {"reason": "heard it"},
+        "console.announcement_override": {"reason": "legal unreachable, callers hear wrong figures"},
         "console.announcement_rollback": {"lang": "en", "topic": "main", "reason": "wrong figures"},
         "console.rules_validate": {"text": rules_text},
         "console.rules_save": {"text": rules_text.replace("max_attempts: 3", "max_attempts: 4"), "reason": "kinder",
@@ -328,6 +332,8 @@ def test_forms_without_a_valid_csrf_token_are_refused_and_change_nothing(app, ho
     arguments = next(app.url_map.iter_rules(endpoint)).arguments
     with app.test_request_context():
         url = url_for(endpoint, **{k: v for k, v in targets.items() if k in arguments})
+    if endpoint == "console.announcement_approve":  # the admin approves a draft someone else asked to publish
+        announcements.publish(hotline.db, targets["announcement_id"], actor="test")
     before = snapshot(hotline)
     sessions = scalar(hotline, select(func.count()).select_from(ConsoleSession))
     for token in (None, "forged-token"):
@@ -524,14 +530,18 @@ def test_every_change_is_audited_with_its_actor_and_reason(as_role, hotline, pla
                                                     "reason": "again"})
     assert stale.status_code == 400 and "switched to live mode by otto meanwhile" in page(stale)
 
-    # Announcements: created from text and published, a draft published, a rollback.
+    # Announcements: created from text and published (a second person approves), a draft published (approved
+    # too), a rollback.
     created = admin.post("/console/announcements/tts", {"lang": "en", "topic": "main", "text": "Version two.",
                                                         "publish": "yes", "reason": "initial statement"})
     assert created.status_code == 303
+    first = scalar(hotline, select(Announcement.id).where(Announcement.status == "draft"))
+    assert ops.post(f"/console/announcements/{first}/approve", {"reason": "heard it"}).status_code == 303
     admin.post("/console/announcements/tts", {"lang": "en", "topic": "main", "text": "Version three.",
                                               "reason": "draft for legal"}).close()
     draft = scalar(hotline, select(Announcement.id).where(Announcement.status == "draft"))
     assert admin.post(f"/console/announcements/{draft}/publish", {"reason": "legal approved"}).status_code == 303
+    assert ops.post(f"/console/announcements/{draft}/approve", {"reason": "comms agree"}).status_code == 303
     assert admin.post("/console/announcements/rollback", {"lang": "en", "topic": "main",
                                                           "reason": "wrong figures"}).status_code == 303
     assert scalar(hotline, select(Announcement.version).where(
@@ -559,9 +569,11 @@ def test_every_change_is_audited_with_its_actor_and_reason(as_role, hotline, pla
         ("mode.set", "otto", "agents on shift"),
         ("preflight.override", "otto", "a test"),
         ("announcement.create", "ada", "initial statement"),
-        ("announcement.publish", "ada", "initial statement"),
+        ("announcement.publish_requested", "ada", "initial statement"),
+        ("announcement.approve", "otto", "heard it"),
         ("announcement.create", "ada", "draft for legal"),
-        ("announcement.publish", "ada", "legal approved"),
+        ("announcement.publish_requested", "ada", "legal approved"),
+        ("announcement.approve", "otto", "comms agree"),
         ("announcement.publish", "ada", "wrong figures"),
         ("briefing.create", "ada", "first briefing"),
         ("briefing.publish", "ada", "comms approved"),
@@ -623,6 +635,8 @@ def test_an_upload_becomes_a_version_with_audio_callers_hear(as_role, hotline, s
         "lang": "en", "topic": "details", "reason": "CEO statement", "publish": "yes",
         "file": (io.BytesIO(speech_wav), "ceo.wav")}, content_type="multipart/form-data")
     assert resp.status_code == 303
+    upload = scalar(hotline, select(Announcement.id).where(Announcement.source == "upload"))
+    assert as_role("ops").post(f"/console/announcements/{upload}/approve", {"reason": "heard it"}).status_code == 303
     sha = scalar(hotline, select(Announcement.media_sha256).where(Announcement.source == "upload"))
     assert f'src="/media/{sha}.wav"' in page(admin.get("/console/announcements"))
     assert f'src="/media/{sha}.wav"' in page(admin.get("/console/"))

@@ -37,10 +37,11 @@ PLAY_A_MOMENT = """async audio => {
 }"""
 
 
-def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(config, server, page):
+def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(config, server, page, browser):
     srv = server(workers=2, IVR_TTS_ENGINES="espeak")
     db = Database(config.db_url)
     add_user(db, "ada", "admin", actor="test", password=PASSWORD)
+    add_user(db, "otto", "ops", actor="test", password=PASSWORD)  # the second person who approves
     db.dispose()
 
     def call(keys):
@@ -81,17 +82,38 @@ def test_sign_in_flip_the_mode_and_publish_an_announcement_in_a_real_browser(con
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
     page.set_viewport_size({"width": 1280, "height": 900})
 
-    # An announcement from text, published; its player loads and plays; the next caller hears it.
+    # An announcement from text, asked to be published: it awaits a second person, and callers do not hear it.
     page.goto(srv.staff_url + "/console/announcements")
     form = page.locator("#tts-form")
     form.get_by_label("Language").select_option("en")
     form.get_by_label("Topic").select_option("main")
     form.get_by_label("Text to speak").fill(TEXT)
-    form.get_by_label("Publish at once").check()
+    form.get_by_label("Ask for approval to publish").check()
     form.get_by_label("Reason").fill("passwords reset")
     form.get_by_role("button", name="Create").click()
     page.wait_for_url("**/console/announcements#en-main")
-    assert "callers hear it now" in page.get_by_role("status").first.inner_text()
+    assert "awaits a second person's approval" in page.get_by_role("status").first.inner_text()
+    draft_src = page.locator("#en-main tr.status-draft audio").get_attribute("src")
+    assert not any(h.url.endswith(draft_src) for h in call(["9"]).heard if h.kind == "play")
+    # The second person hears the exact file in the approval view, then approves it.
+    second = browser.new_context(viewport={"width": 1280, "height": 900})
+    otto = second.new_page()
+    otto.goto(srv.staff_url + "/console/login")
+    otto.get_by_label("User name").fill("otto")
+    otto.get_by_label("Password").fill(PASSWORD)
+    otto.get_by_role("button", name="Sign in").click()
+    otto.wait_for_url(srv.staff_url + "/console/")
+    otto.locator("#statement-approvals a").first.click()
+    heard = otto.locator("audio")
+    assert heard.get_attribute("src") == draft_src and TEXT in otto.locator("main").inner_text()
+    assert heard.evaluate(PLAY_A_MOMENT) > 0
+    otto.get_by_label("Reason").fill("heard it; legal signed")
+    otto.get_by_role("button", name="approve and publish").click()
+    otto.wait_for_url("**/console/announcements#en-main")
+    assert "callers hear it now" in otto.get_by_role("status").first.inner_text()
+    second.close()
+    # Published: its player loads and plays; the next caller hears it.
+    page.goto(srv.staff_url + "/console/announcements")
     player = page.locator("#en-main tr.status-published audio")
     assert TEXT in page.locator("#en-main tr.status-published").inner_text()
     loaded = player.evaluate(PLAY_METADATA)

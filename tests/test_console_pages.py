@@ -11,6 +11,7 @@ from ivr.store import agents, announcements, incidents, queues
 from ivr.store import users as users_store
 from ivr.store.models import Announcement, AuditEntry, Call, ConsoleSession, HotlineState, Incident, utcnow
 from ivr.store.state import bump_content, get_mode, set_mode
+from helpers import approved
 from test_console import PASSWORD, as_role, audit_rows, page, users  # noqa: F401  (fixtures)
 
 
@@ -52,8 +53,9 @@ def test_an_incident_is_created_changed_and_activated_without_leaving_a_language
     assert _active(hotline) == first
 
     # English published for it, Spanish carried over from the incident callers hear now.
-    announcements.create_version(hotline.db, lang="en", topic="main", text="Card numbers were taken.", source="text",
-                                 audio_=None, actor="test", publish=True, incident_id=new)
+    approved(hotline.db, announcements.create_version(hotline.db, lang="en", topic="main", source="text",
+                                                      text="Card numbers were taken.", audio_=None, actor="test",
+                                                      publish=True, incident_id=new))
     resp = admin.post(f"/console/incidents/{new}/activate", {"reason": "go", "carry_over": "yes"})
     assert resp.status_code == 303
     assert _active(hotline) == new

@@ -88,6 +88,12 @@ def _examples(db: Database, args: list[str]) -> list[str]:
     ids = {("announce", "publish"): select(Announcement.id).where(Announcement.status == "draft")
                                                            .order_by(Announcement.id.desc()),
            ("announce", "export"): select(Announcement.id).order_by(Announcement.id.desc()),
+           # the newest draft someone asked to publish (the login: the docs' approver is another user)
+           ("announce", "approve"): select(Announcement.id).where(Announcement.status == "draft",
+                                                                  Announcement.requested_by.is_not(None))
+                                                           .order_by(Announcement.id.desc()),
+           ("announce", "override"): select(Announcement.id).where(Announcement.status == "draft")
+                                                            .order_by(Announcement.id.desc()),
            ("callbacks", "done"): select(Callback.id).where(Callback.status == "waiting")}
     if tuple(args[:2]) in ids and len(args) > 2 and args[2].isdigit():
         return args[:2] + [newest(ids[tuple(args[:2])].limit(1))] + args[3:]

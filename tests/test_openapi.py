@@ -74,7 +74,15 @@ def test_responses_match_the_document(app, hotline, admin, place_call):
     check(client.post(f"/api/announcements/{tts.get_json()['id']}/publish", json={"reason": "news"}, headers=admin),
           "/announcements/{id}/publish", "post")
     check(client.post(f"/api/announcements/{tts.get_json()['id']}/publish", json={"reason": "again"},
-                      headers=admin), "/announcements/{id}/publish", "post")  # 409: published already
+                      headers=admin), "/announcements/{id}/publish", "post")  # 409: awaits approval already
+    check(client.get("/api/announcements/awaiting", headers=admin), "/announcements/awaiting", "get")
+    check(client.get(f"/api/announcements/{tts.get_json()['id']}", headers=admin), "/announcements/{id}", "get")
+    check(client.get("/api/announcements/999999", headers=admin), "/announcements/{id}", "get")
+    mine = check(client.post(f"/api/announcements/{tts.get_json()['id']}/approve", json={"reason": "ok"},
+                             headers=admin), "/announcements/{id}/approve", "post")
+    assert mine.status_code == 409  # the one who asked is no second person
+    check(client.post(f"/api/announcements/{tts.get_json()['id']}/override", json={"reason": "urgent"},
+                      headers=admin), "/announcements/{id}/override", "post")
     check(client.post("/api/announcements/rollback", json={"lang": "en", "reason": "typo"}, headers=admin),
           "/announcements/rollback", "post")
     check(client.get("/api/callbacks", headers=admin), "/callbacks", "get")

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from helpers import approved
 from ivr.ops.cli import main
 from ivr.store.models import AuditEntry
 from ivr.store.state import get_mode
@@ -38,8 +39,10 @@ def on_the_day(ivr, tmp_path):
     statement.write_text("Card numbers and names were stolen. Cancel your card with your bank.")
     created = ivr("incident", "create", "--title", "Card data theft", "--severity", "critical", "--exposed",
                   "names, card numbers", "--activate", "--carry-over", "--reason", "disclosure day")
-    ivr("announce", "tts", "--lang", "en", "--text-file", str(statement), "--publish", "--reason",
-        "initial disclosure")
+    asked = ivr("announce", "tts", "--lang", "en", "--text-file", str(statement), "--publish", "--reason",
+                "initial disclosure").output
+    ivr("users", "add", "lee", "--role", "ops")  # the second person (two-person publishing)
+    ivr("announce", "approve", asked.split()[0].lstrip("#"), "--by", "lee", "--reason", "legal signed")
     return created
 
 
@@ -83,7 +86,9 @@ def test_preflight_is_clean_once_every_problem_is_fixed(ivr, tmp_path, hotline, 
     on_the_day(ivr, tmp_path)
     for lang, topic in [(t.split("/")[0], t.split("/")[1]) for t in STAND_INS]:
         text = f"Our own {topic} for this incident, in {lang}."
-        ivr("announce", "tts", "--lang", lang, "--topic", topic, "--text", text, "--publish", "--reason", "day")
+        asked = ivr("announce", "tts", "--lang", lang, "--topic", topic, "--text", text, "--publish", "--reason",
+                    "day").output
+        ivr("announce", "approve", asked.split()[0].lstrip("#"), "--by", "lee")
     _agent_on_line(hotline, "ada", "+15555550142")  # tests/test_console_pages.py: signed in on the agent line
     result = ivr("preflight", extra=SMS_ENV)
     assert result.output.strip() == "preflight: OK, nothing stands in the way of live mode"
@@ -103,8 +108,9 @@ def test_the_check_measures_the_published_statement_as_a_caller_hears_it(app, ho
 
     rules = hotline.rules.rules
     for lang, text in MAIN.items():
-        announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang=lang, topic="main",
-                                       text=text, actor="test", publish=True, reason="the day")
+        approved(hotline.db, announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang=lang,
+                                                            topic="main", text=text, actor="test", publish=True,
+                                                            reason="the day"))
     snap = hotline.state.current()
     transport = FlaskTransport(app)
     durations = Durations(transport, "http://localhost")
@@ -113,8 +119,9 @@ def test_the_check_measures_the_published_statement_as_a_caller_hears_it(app, ho
         simulated = measure(transport, AUTH_TOKEN, rules, lang, announcement_matcher(snap, lang), durations)
         assert abs(checked[lang] - simulated.seconds) < 0.5, (lang, checked, simulated)
     assert "until a new caller has heard the main statement" not in ivr("preflight", ok=False).output
-    announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang="en", topic="main",
-                                   text=MAIN["en"] + " " + MAIN["en"], actor="test", publish=True, reason="more")
+    approved(hotline.db, announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang="en",
+                                                        topic="main", text=MAIN["en"] + " " + MAIN["en"],
+                                                        actor="test", publish=True, reason="more"))
     slow = ivr("preflight", ok=False).output
     assert "- en: " in slow and "s until a new caller has heard the main statement (target 45 s)" in slow
     assert "- es: " not in slow

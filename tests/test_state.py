@@ -9,6 +9,7 @@ import time
 import pytest
 from sqlalchemy import text
 
+from helpers import approved
 from ivr.store import state as state_mod
 from ivr.store.db import Database
 from ivr.store.state import StateWatch, set_mode
@@ -200,8 +201,9 @@ def test_a_change_made_by_this_process_reaches_its_next_webhook_without_waiting(
     set_mode(hotline.db, "live", reason="agents in", actor="test")
     assert reader.current().mode == "live"
     before = reader.current().content.version
-    announcements.create_from_text(hotline.db, hotline.config, {"en": None, "es": None}, lang="en", topic="main",
-                                   text="New facts about the breach.", actor="test", publish=True)
+    approved(hotline.db, announcements.create_from_text(hotline.db, hotline.config, {"en": None, "es": None},
+                                                        lang="en", topic="main", text="New facts about the breach.",
+                                                        actor="test", publish=True))
     after = reader.current()
     assert after.content.version != before
     assert after.content.find("en", "main", "en")[0].text == "New facts about the breach."

@@ -4,6 +4,7 @@ the real TTS pipeline (espeak-ng offline, ffmpeg), and every prompt before it sp
 from __future__ import annotations
 
 from conftest import AUTH_TOKEN
+from helpers import approved
 from ivr.store import announcements
 from ivr.tools.simulate import FlaskTransport
 from ivr.tools.time_to_facts import TARGET_S, Durations, announcement_matcher, measure
@@ -30,8 +31,9 @@ MAIN = {
 def test_every_language_hears_its_facts_within_45_seconds(app, hotline):
     rules = hotline.rules.rules
     for lang, text in MAIN.items():
-        row = announcements.create_from_text(hotline.db, hotline.config, rules.languages, lang=lang, topic="main",
-                                             text=text, actor="test", publish=True, reason="the day")
+        row = approved(hotline.db, announcements.create_from_text(
+            hotline.db, hotline.config, rules.languages, lang=lang, topic="main", text=text, actor="test",
+            publish=True, reason="the day"))
         assert row["engine"] == "espeak-ng" and row["duration_ms"] > 35_000  # a real, full-length announcement
         assert 100 <= len(text.split()) <= 125
     snap = hotline.state.current()

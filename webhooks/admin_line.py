@@ -77,5 +77,5 @@ def admin_recorded(hotline, rules, snap, pos):
 def admin_review(hotline, rules, snap, pos):
     call = staff_call(hotline, LINE)
     reply = steps.reviewed(call, _signed_in(call), pos.lang, request.args.get("tp"), request.args.get("r", ""),
-                           pos.attempts, _digits())
+                           pos.attempts, _digits(), two_person=hotline.config.two_person_publishing)
     return write_staff_effects(hotline, reply)

@@ -2,7 +2,8 @@
 
 PIN (three tries a call, then goodbye; every try audited; limited across calls by ivr/store/pin_guard.py)
 -> language -> topic -> <Record> -> played back -> 1 publish, 2 record again, 3 discard. Publishing is a
-job (ivr/worker/phone_recording.py) that fetches the recording and puts it through the upload pipeline.
+job (ivr/worker/phone_recording.py) that fetches the recording and puts it through the upload pipeline;
+with two-person publishing the recording then awaits a second person's approval, and the admin is told so.
 webhooks/admin_line.py looks up the PIN and calls these.
 """
 from __future__ import annotations
@@ -130,8 +131,9 @@ def recorded(call: StaffCall, name: str | None, lang: str, topic: str | None, at
 
 
 def reviewed(call: StaffCall, name: str | None, lang: str, topic: str | None, url: str, attempts: int,
-             choice: str | None) -> Reply:
-    """1 publish (a job fetches and publishes the recording), 2 record again, 3 discard."""
+             choice: str | None, two_person: bool = True) -> Reply:
+    """1 publish (a job fetches and publishes the recording; with `two_person` it awaits approval instead),
+    2 record again, 3 discard."""
     if name is None or topic not in TOPICS or not url:
         return bye(EXPIRED, Event("admin_line", "bad session"))
     subject = f"{lang}/{topic}"
@@ -139,9 +141,12 @@ def reviewed(call: StaffCall, name: str | None, lang: str, topic: str | None, ur
         job = EnqueueJob(PHONE_RECORDING_JOB, {"recording_url": url, "lang": lang, "topic": topic, "actor": name,
                                                "call_sid": call.call_sid},
                          f"{PHONE_RECORDING_JOB}:{call.call_sid}:{url}"[:160])
-        audit = _audit(name, "announcement.phone_recorded", subject, "queued for publishing",
+        audit = _audit(name, "announcement.phone_recorded", subject,
+                       "queued; it will await approval" if two_person else "queued for publishing",
                        "recorded on the admin phone line")
-        return bye("Thank you. Your recording will be published within a minute. Goodbye.",
+        return bye("Thank you. Your recording will be saved within a minute. It awaits approval by a second "
+                   "person: callers do not hear it until then. Goodbye." if two_person else
+                   "Thank you. Your recording will be published within a minute. Goodbye.",
                    Event("admin_line", "publish"), [job, audit])
     if choice == "2":
         return Reply([Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=0))])

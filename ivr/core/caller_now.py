@@ -1,6 +1,7 @@
 """What a caller gets right now: for each language and menu key, what pressing it leads to (a message, a
-queue that is open or closed and until when, a voicemail, a callback, a text message, goodbye), and which
-topics still hold a stand-in instead of this incident's own statement.
+queue that is open or closed and until when, a voicemail, a callback, a text message, goodbye), which
+topics still hold a stand-in instead of this incident's own statement, and which new statements callers do
+not hear yet because they await a second person's approval (ivr/store/approvals.py).
 
 The one answer every staff surface shows (dashboard, `ivr status`, /healthz, `ivr preflight`). Pure: the
 snapshot, the rules and the clock in. It asks the call flow itself (ivr/core/flow.py, which asks
@@ -77,6 +78,7 @@ class CallerNow:
     fresh: bool  # False: from the last good snapshot (the database could not be read)
     languages: tuple[LanguageNow, ...]
     queues: tuple[QueueNow, ...]
+    awaiting: tuple[str, ...] = ()  # drafts awaiting approval, in words: callers do not hear them
 
     def language(self, lang: str) -> LanguageNow:
         return next(language for language in self.languages if language.lang == lang)
@@ -87,13 +89,14 @@ class CallerNow:
 
 
 def caller_now(rules: Rules, snap: Snapshot, now: dt.datetime, queue_stats: dict[str, QueueStats] | None = None,
-               sms_ready: bool = True) -> CallerNow:
-    """What a caller (number shown, not on the breach list unless said) gets now, per language and key."""
+               sms_ready: bool = True, awaiting: tuple[str, ...] = ()) -> CallerNow:
+    """What a caller (number shown, not on the breach list unless said) gets now, per language and key;
+    `awaiting`: the statements that await approval, which the snapshot (what callers hear) never holds."""
     queues = {name: queue_now(rules, name, now) for name in rules.queues}
     languages = tuple(_language(rules, snap, now, code, queues, queue_stats or {}, sms_ready)
                       for code in rules.languages)
     return CallerNow(now, snap.mode, snap.content.incident_id, snap.content.incident_title, snap.fresh, languages,
-                     tuple(queues.values()))
+                     tuple(queues.values()), tuple(awaiting))
 
 
 def queue_now(rules: Rules, name: str, now: dt.datetime) -> QueueNow:

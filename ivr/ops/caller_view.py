@@ -16,7 +16,7 @@ from ivr.core.caller_now import CallerNow, caller_now, in_mode
 from ivr.core.rules import Rules, RulesInvalid, load
 from ivr.core.snapshot import Snapshot
 from ivr.core.verbs import Play, Say
-from ivr.store import reads
+from ivr.store import approvals, reads
 from ivr.store.db import Database
 from ivr.store.models import utcnow
 from ivr.store.queues import queue_stats
@@ -96,11 +96,12 @@ def build(db: Database, cfg: Config, rules: Rules, snap: Snapshot, rules_file_pr
     try:
         stats = queue_stats(db, cached=False)
         on_line = agents_on_line(db)
+        awaiting = tuple(approvals.awaiting_sentence(row) for row in approvals.awaiting(db))
     except Exception as exc:  # the database is away: say what can be said from the snapshot
         log.warning("caller view without queue or agent figures: %s", exc)
-        stats, on_line = {}, 0
+        stats, on_line, awaiting = {}, 0, ()
     ready = sms_ready(cfg)
-    view = caller_now(rules, snap, now, stats, ready)
+    view = caller_now(rules, snap, now, stats, ready, awaiting)
     target = view if for_mode == snap.mode else caller_now(rules, in_mode(snap, for_mode), now, stats, ready)
     facts = go_live.Facts(for_mode, on_line, ready, rules_file_problem, seconds_to_facts(rules, snap), _target_s())
     return View(view, go_live.problems(target, rules, facts), for_mode)
@@ -154,6 +155,7 @@ def lines(view: View) -> list[str]:
             out.append(f"{language.lang} key {key.key} ({key.action}): {key.gets}{also}")
     for topic in now.stand_ins():
         out.append(f"stand-in: {topic.name}: {topic.stand_in}")
+    out.extend(f"awaiting approval: {sentence}" for sentence in now.awaiting)
     return out
 
 

@@ -16,8 +16,10 @@ LEAST_ROLE = {
     "see the agents": "ops",  # the agents page: their phone numbers (their states are on the dashboard)
     "switch the mode": "ops",
     "retry a job": "ops",
+    "approve a statement": "ops",  # the second person of two-person publishing (never who asked for it)
     "change the agents": "admin",
     "change the announcements": "admin",
+    "override two-person publishing": "admin",  # publish a statement alone, in an emergency, with a reason
     "change the rules": "admin",
     "change the incidents": "admin",
     "change the briefing": "admin",

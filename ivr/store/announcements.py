@@ -4,6 +4,9 @@ Every source goes through one pipeline (decode, mono, trim, normalise, 8 kHz μ-
 checksum in the database, which is the source of truth for the bytes. Publishing is one transaction: the
 new version becomes the only published one for its incident, language and topic, the old one is archived,
 the change is audited, and every worker reloads the content on its next request.
+
+With two-person publishing (Config.two_person_publishing, on by default) asking to publish a version callers
+have never heard only marks it as awaiting approval; a second person approves it (ivr/store/approvals.py).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from ivr.config import Config
 from ivr.core.errors import Conflict, NotFound, Refused
@@ -30,7 +33,9 @@ log = logging.getLogger(__name__)
 ROW_COLUMNS = (Announcement.id, Announcement.incident_id, Announcement.language, Announcement.topic,
                Announcement.version, Announcement.status, Announcement.text, Announcement.source,
                Announcement.engine, Announcement.media_sha256, Announcement.duration_ms, Announcement.created_by,
-               Announcement.created_at, Announcement.published_at)
+               Announcement.created_at, Announcement.published_at, Announcement.requested_by,
+               Announcement.requested_at, Announcement.approved_by, Announcement.approved_at,
+               Announcement.override_reason)
 
 
 class AnnouncementError(Refused):
@@ -144,8 +149,10 @@ def check_target(languages, lang: str, topic: str) -> None:
 
 
 def create_version(db: Database, *, lang: str, topic: str, text: str | None, source: str, audio_: Audio | None,
-                   actor: str, publish: bool = False, reason: str = "", incident_id: int | None = None) -> dict:
-    """Add a new version (a draft, or published at once); returns it as a dict."""
+                   actor: str, publish: bool = False, reason: str = "", incident_id: int | None = None,
+                   two_person: bool = True) -> dict:
+    """Add a new version (a draft, or published at once: with `two_person`, a draft awaiting a second person's
+    approval); returns it as a dict."""
     if not text and audio_ is None:
         raise AnnouncementError("an announcement needs text or audio")
     with db.write() as conn:
@@ -161,25 +168,48 @@ def create_version(db: Database, *, lang: str, topic: str, text: str | None, sou
         audit(conn, actor=actor, action="announcement.create", subject=_subject(inc, lang, topic, version),
               to_value=_describe(source, text, audio_), reason=reason)
         if publish:
-            _publish(conn, new_id, actor, reason)
+            _publish_or_ask(conn, new_id, actor, reason, two_person)
         return _with_warnings(conn, _row(conn, new_id))
 
 
-def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "") -> dict:
-    """Make a version the one callers hear; the previously published one is archived. Atomic and audited."""
+def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "", two_person: bool = True) -> dict:
+    """Make a version the one callers hear; the previously published one is archived. Atomic and audited.
+    With `two_person`, a version callers have never heard only awaits a second person's approval."""
     with db.write() as conn:
-        _publish(conn, announcement_id, actor, reason)
+        _publish_or_ask(conn, announcement_id, actor, reason, two_person)
         return _with_warnings(conn, _row(conn, announcement_id))
+
+
+def _publish_or_ask(conn: Connection, announcement_id: int, actor: str, reason: str, two_person: bool) -> None:
+    row = _row(conn, announcement_id)
+    if two_person and row["published_at"] is None:  # callers have never heard it: a second person must agree
+        ask_approval(conn, row, actor, reason)
+    else:
+        _publish(conn, announcement_id, actor, reason)
+
+
+def ask_approval(conn: Connection, row: dict, actor: str, reason: str) -> None:
+    """Mark a draft as awaiting a second person's approval (callers do not hear it meanwhile); audited."""
+    if row["status"] != "draft":
+        raise AnnouncementConflict(f"announcement {row['id']} (version {row['version']}) is already {row['status']}")
+    if row["requested_by"] is not None:
+        raise AnnouncementConflict(f"announcement {row['id']} (version {row['version']}) already awaits approval "
+                                   f"(asked for by {row['requested_by']})")
+    conn.execute(update(Announcement).where(Announcement.id == row["id"]).values(requested_by=actor,
+                                                                                  requested_at=utcnow()))
+    audit(conn, actor=actor, action="announcement.publish_requested",
+          subject=_subject(row["incident_id"], row["language"], row["topic"], row["version"]),
+          to_value=f"version {row['version']} awaits a second person's approval", reason=reason)
 
 
 SUPPORTING_TOPICS = {"details": "1", "advice": "2"}  # the topics callers reach from the main announcement
 
 
 def _with_warnings(conn: Connection, row: dict) -> dict:
-    """The row, with `warnings`: a main announcement published while its incident has no details or
-    advice in that language (callers pressing 1 or 2 then hear the main announcement again)."""
+    """The row, with `warnings`: a main announcement published (or awaiting approval) while its incident has no
+    details or advice in that language (callers pressing 1 or 2 then hear the main announcement again)."""
     warnings = []
-    if row["status"] == "published" and row["topic"] == "main":
+    if (row["status"] == "published" or row["awaiting_approval"]) and row["topic"] == "main":
         published = set(conn.execute(select(Announcement.topic).where(
             Announcement.incident_id == row["incident_id"], Announcement.language == row["language"],
             Announcement.status == "published")).scalars())
@@ -190,20 +220,23 @@ def _with_warnings(conn: Connection, row: dict) -> dict:
     return {**row, "warnings": warnings}
 
 
-def _publish(conn: Connection, announcement_id: int, actor: str, reason: str) -> None:
+def _publish(conn: Connection, announcement_id: int, actor: str, reason: str, action: str = "announcement.publish",
+             how: str = "") -> None:
+    """Publish and audit it (`action`, and `how` it came to be published: who asked, who approved)."""
     row, previous = publish_version(conn, Announcement, ROW_COLUMNS, announcement_id,
                                     ("incident_id", "language", "topic"), AnnouncementError, "announcement",
                                     missing=AnnouncementNotFound, published=AnnouncementConflict)
-    audit(conn, actor=actor, action="announcement.publish",
+    audit(conn, actor=actor, action=action,
           subject=_subject(row.incident_id, row.language, row.topic, row.version),
-          from_value=f"version {previous.version}" if previous else None, to_value=f"version {row.version}",
-          reason=reason)
+          from_value=f"version {previous.version}" if previous else None,
+          to_value=f"version {row.version}" + (f" ({how})" if how else ""), reason=reason)
     bump_content(conn)
 
 
 def rollback(db: Database, *, lang: str, topic: str = "main", to_version: int | None = None, actor: str,
-             reason: str = "", incident_id: int | None = None) -> dict:
-    """Publish an earlier version again: `to_version`, or the one published before the current one."""
+             reason: str = "", incident_id: int | None = None, two_person: bool = True) -> dict:
+    """Publish an earlier version again: `to_version`, or the one published before the current one. A version
+    callers have heard before needs no new approval; with `two_person`, one they never heard is refused."""
     with db.write() as conn:
         inc = _incident_id(conn, incident_id)
         where = (Announcement.incident_id == inc, Announcement.language == lang, Announcement.topic == topic)
@@ -221,6 +254,10 @@ def rollback(db: Database, *, lang: str, topic: str = "main", to_version: int | 
             target = conn.execute(select(Announcement.id).where(*where, Announcement.version == to_version)).scalar()
             if target is None:
                 raise AnnouncementNotFound(f"there is no {lang}/{topic} version {to_version}")
+            if two_person and _row(conn, target)["published_at"] is None:
+                raise AnnouncementConflict(f"{lang}/{topic} version {to_version} was never published, so it is no "
+                                           f"rollback: publish it (ivr announce publish {target}) and have a second "
+                                           "person approve it")
         _publish(conn, target, actor, reason or "rollback")
         return _row(conn, target)
 
@@ -236,7 +273,7 @@ def list_versions(db: Database, *, lang: str | None = None, topic: str | None = 
             query = query.where(Announcement.topic == topic)
         rows = conn.execute(query.order_by(Announcement.language, Announcement.topic,
                                            Announcement.version.desc())).all()
-    return [dict(r._mapping) for r in rows]
+    return [_as_dict(r) for r in rows]
 
 
 def get(db: Database, announcement_id: int) -> dict:
@@ -253,7 +290,14 @@ def _row(conn: Connection, announcement_id: int) -> dict:
     row = conn.execute(select(*ROW_COLUMNS).where(Announcement.id == announcement_id)).first()
     if row is None:
         raise AnnouncementNotFound(f"there is no announcement {announcement_id}")
-    return dict(row._mapping)
+    return _as_dict(row)
+
+
+def _as_dict(row) -> dict:
+    """A version as every surface shows it; `awaiting_approval`: asked to be published, not yet approved."""
+    out = dict(row._mapping)
+    out["awaiting_approval"] = out["status"] == "draft" and out["requested_by"] is not None
+    return out
 
 
 def _subject(incident_id: int, lang: str, topic: str, version: int) -> str:
@@ -282,7 +326,8 @@ def create_from_text(db: Database, cfg: Config, languages, *, lang: str, topic: 
         raise AnnouncementError("the text is empty")
     spoken = speak(db, cfg, text, lang, voice)
     return create_version(db, lang=lang, topic=topic, text=text, source="tts", audio_=spoken, actor=actor,
-                          publish=publish, reason=reason, incident_id=incident_id)
+                          publish=publish, reason=reason, incident_id=incident_id,
+                          two_person=cfg.two_person_publishing)
 
 
 def create_from_audio(db: Database, cfg: Config, languages, *, data: bytes, lang: str, topic: str, actor: str,
@@ -292,4 +337,5 @@ def create_from_audio(db: Database, cfg: Config, languages, *, data: bytes, lang
     check_target(languages, lang, topic)
     stored = store_upload(db, cfg, data)
     return create_version(db, lang=lang, topic=topic, text=(text or "").strip() or None, source=source,
-                          audio_=stored, actor=actor, publish=publish, reason=reason, incident_id=incident_id)
+                          audio_=stored, actor=actor, publish=publish, reason=reason, incident_id=incident_id,
+                          two_person=cfg.two_person_publishing)

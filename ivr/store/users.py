@@ -218,6 +218,12 @@ def is_active_admin(db: Database, name: str) -> bool:
                                                   User.active.is_(True))).first() is not None
 
 
+def active_role(db: Database, name: str) -> str | None:
+    """The role of an active user of that name (None: no such active user): what a CLI approval is checked by."""
+    with db.read() as conn:
+        return conn.execute(select(User.role).where(User.name == name, User.active.is_(True))).scalar()
+
+
 # -- changes an admin makes in the console: each ends what the old role or secret allowed ------------------
 
 

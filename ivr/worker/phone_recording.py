@@ -1,4 +1,5 @@
-"""The phone-recording job: fetch an admin's recording from Twilio, make it phone-ready, publish it."""
+"""The phone-recording job: fetch an admin's recording from Twilio, make it phone-ready, publish it (with
+two-person publishing: a draft awaiting a second person's approval, ivr/store/approvals.py)."""
 from __future__ import annotations
 
 from ivr.media.recordings import fetch
@@ -8,7 +9,8 @@ from ivr.worker.jobs import PermanentError
 
 
 def publish(hotline, payload: dict, job=None) -> dict:
-    """Fetch the recording (allow-listed origins only) and publish it as a new announcement version."""
+    """Fetch the recording (allow-listed origins only) and publish it as a new announcement version (or ask
+    for approval, as the configuration says)."""
     cfg = hotline.config
     auth = (cfg.twilio_account_sid, cfg.twilio_auth_token) if cfg.twilio_account_sid else None
     try:

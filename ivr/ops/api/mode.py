@@ -38,4 +38,5 @@ def mode_post():
 def preflight_get():
     """The go-live check, the same list `ivr preflight` and the dashboard give."""
     view = caller_view.of_hotline(hotline())
-    return jsonify(ok=not view.problems, problems=problems_json(view.problems))
+    return jsonify(ok=not view.problems, problems=problems_json(view.problems),
+                   awaiting_approval=list(view.now.awaiting) if view.now else [])

@@ -18,7 +18,7 @@ def rules_languages(cfg):
         raise click.ClickException(str(exc)) from None
 
 
-def _echo_announcement(row: dict) -> None:
+def echo_announcement(row: dict) -> None:
     click.echo(_announcement_line(row))
     for warning in row.get("warnings", ()):
         click.echo(f"warning: {warning}", err=True)
@@ -28,8 +28,17 @@ def _announcement_line(row: dict) -> str:
     what = (f"audio {row['media_sha256'][:12]} {row['duration_ms'] / 1000:.1f} s"
             if row["media_sha256"] else "text only")
     engine = f" by {row['engine']}" if row["engine"] else ""
-    return (f"#{row['id']:<5} {row['language']}/{row['topic']:<8} v{row['version']:<3} {row['status']:<9} "
-            f"{row['source']}{engine}, {what}, {row['created_by']} {row['created_at']:%Y-%m-%d %H:%M}")
+    status = "awaiting approval" if row.get("awaiting_approval") else row["status"]
+    return (f"#{row['id']:<5} {row['language']}/{row['topic']:<8} v{row['version']:<3} {status:<9} "
+            f"{row['source']}{engine}, {what}, {row['created_by']} {row['created_at']:%Y-%m-%d %H:%M}"
+            f"{_approval(row)}")
+
+
+def _approval(row: dict) -> str:
+    """Who let callers hear it besides its author: the second person, or the admin who overrode."""
+    if row.get("override_reason"):
+        return f", published by {row['approved_by']} alone: {row['override_reason']}"
+    return f", approved by {row['approved_by']}" if row.get("approved_by") else ""
 
 
 _incident_option = click.option(
@@ -48,7 +57,8 @@ def announce():
 @topic_option
 @click.option("--text-file", type=click.File("r", encoding="utf-8"), required=False, help="Text to speak ('-' for stdin).")
 @click.option("--text", default=None, help="Text to speak (instead of --text-file).")
-@click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
+@click.option("--publish", is_flag=True, help="Publish at once (else it is a draft); with two-person publishing "
+              "it then awaits a second person's approval (ivr announce approve).")
 @_incident_option
 @change()
 def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason):
@@ -64,7 +74,7 @@ def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason
     cfg = cli.config
     row = create_from_text(cli.db, cfg, rules_languages(cfg), lang=lang, topic=topic, text=body,
                            actor=cli.actor, publish=publish, reason=reason, incident_id=incident_id)
-    _echo_announcement(row)
+    echo_announcement(row)
 
 
 @announce.command("upload")
@@ -72,7 +82,8 @@ def announce_tts(cli, lang, topic, text_file, text, publish, incident_id, reason
 @lang_option
 @topic_option
 @click.option("--text", default=None, help="What the recording says (shown to admins, spoken if audio fails).")
-@click.option("--publish", is_flag=True, help="Publish at once (else it is a draft).")
+@click.option("--publish", is_flag=True, help="Publish at once (else it is a draft); with two-person publishing "
+              "it then awaits a second person's approval (ivr announce approve).")
 @_incident_option
 @change()
 def announce_upload(cli, file, lang, topic, text, publish, incident_id, reason):
@@ -83,7 +94,7 @@ def announce_upload(cli, file, lang, topic, text, publish, incident_id, reason):
     row = create_from_audio(cli.db, cfg, rules_languages(cfg), data=Path(file).read_bytes(),
                             lang=lang, topic=topic, text=text, actor=cli.actor, publish=publish,
                             reason=reason, incident_id=incident_id)
-    _echo_announcement(row)
+    echo_announcement(row)
 
 
 @announce.command("list")
@@ -104,10 +115,12 @@ def announce_list(cli, lang, topic, incident_id):
 @click.argument("announcement_id", type=int)
 @change()
 def announce_publish(cli, announcement_id, reason):
-    """Publish a version: callers hear it from their next step on."""
+    """Publish a version: callers hear it from their next step on. With two-person publishing a version
+    callers never heard awaits a second person's approval instead (`ivr announce approve`)."""
     from ivr.store.announcements import publish
 
-    _echo_announcement(publish(cli.db, announcement_id, actor=cli.actor, reason=reason))
+    echo_announcement(publish(cli.db, announcement_id, actor=cli.actor, reason=reason,
+                               two_person=cli.config.two_person_publishing))
 
 
 @announce.command("rollback")
@@ -121,7 +134,7 @@ def announce_rollback(cli, lang, topic, to_version, incident_id, reason):
     from ivr.store.announcements import rollback
 
     row = rollback(cli.db, lang=lang, topic=topic, to_version=to_version, actor=cli.actor, reason=reason,
-                   incident_id=incident_id)
+                   incident_id=incident_id, two_person=cli.config.two_person_publishing)
     click.echo(_announcement_line(row))
 
 

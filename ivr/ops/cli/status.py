@@ -36,6 +36,8 @@ def preflight(cli):
     from ivr.ops import caller_view
 
     view = caller_view.of_install(cli.db, cli.config)
+    for sentence in view.now.awaiting if view.now else ():  # not a problem for live mode, but worth knowing
+        click.echo(f"note: {sentence}")
     if not view.problems:
         click.echo("preflight: OK, nothing stands in the way of live mode")
         return

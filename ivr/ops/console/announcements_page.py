@@ -38,7 +38,8 @@ def _page(status: int = 200, error: str | None = None, form_name: str | None = N
     groups, missing = _groups()
     return render_template("console/announcements.html", groups=groups, missing=missing, languages=_languages(),
                            topics=TOPICS, error=error, form_name=form_name, form=request.form,
-                           upload_limit=upload_limit(hotline().config.upload_max_bytes)), status
+                           upload_limit=upload_limit(hotline().config.upload_max_bytes),
+                           two_person=hotline().config.two_person_publishing), status
 
 
 def _text(form) -> str:
@@ -51,7 +52,9 @@ def _text(form) -> str:
 def _done(row: dict, what: str):
     log.info("console: %s: announcement %s (%s/%s v%s) %s", actor(), row["id"], row["language"], row["topic"],
              row["version"], what)
-    state = "callers hear it now" if row["status"] == "published" else "saved as a draft"
+    state = ("callers hear it now" if row["status"] == "published" else
+             "it awaits a second person's approval; callers do not hear it until then"
+             if row.get("awaiting_approval") else "saved as a draft")
     flash(f"{row['language']}/{row['topic']} version {row['version']} {what}: {state}.", "ok")
     for warning in row.get("warnings", ()):
         flash(f"Warning: {warning}.", "warning")
@@ -104,10 +107,11 @@ def announcement_upload():
 @needs("change the announcements")
 def announcement_publish(announcement_id: int):
     try:
-        row = announcements.publish(hotline().db, announcement_id, actor=actor(), reason=reason(request.form))
+        row = announcements.publish(hotline().db, announcement_id, actor=actor(), reason=reason(request.form),
+                                    two_person=hotline().config.two_person_publishing)
     except Refused as exc:
         return _refused(exc, f"publish-{announcement_id}")
-    return _done(row, "published")
+    return _done(row, "awaits approval" if row.get("awaiting_approval") else "published")
 
 
 @bp.post("/announcements/rollback")
@@ -120,7 +124,8 @@ def announcement_rollback():
         if to and not to.isdigit():
             raise FormError("the version to roll back to is a number")
         row = announcements.rollback(hotline().db, lang=form.get("lang", ""), topic=form.get("topic", ""),
-                                     to_version=int(to) if to else None, actor=actor(), reason=reason(form))
+                                     to_version=int(to) if to else None, actor=actor(), reason=reason(form),
+                                     two_person=hotline().config.two_person_publishing)
     except Refused as exc:
         return _refused(exc, f"rollback-{form.get('lang', '')}-{form.get('topic', '')}")
     return _done(row, "published again (rollback)")

@@ -2,6 +2,7 @@
 from ivr.ops.console import (  # noqa: F401
     agents_page,
     announcements_page,
+    approvals_page,
     audit_page,
     login_page,
     briefing_page,

@@ -59,6 +59,12 @@ class Announcement(Base):
     created_by: Mapped[str] = mapped_column(String(120), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-person publishing (ivr/store/approvals.py): a draft someone asked to publish awaits a second person.
+    requested_by: Mapped[str | None] = mapped_column(String(120))
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(120))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    override_reason: Mapped[str | None] = mapped_column(Text)  # an admin published it alone, and why
 
 
 class TTSCacheEntry(Base):
