@@ -3,16 +3,25 @@ bench and machine. No timings here: the figures themselves live in bench/RESULTS
 from __future__ import annotations
 
 import http.server
-import sys
+import importlib.util
 import threading
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
-import loadgen  # noqa: E402
-from harness import record_section  # noqa: E402
+
+def _bench_module(name: str):
+    """A module of bench/, loaded by path: bench/ on sys.path would shadow the `webhooks` package."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+loadgen = _bench_module("loadgen")
+record_section = _bench_module("harness").record_section
 
 TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
