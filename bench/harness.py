@@ -287,7 +287,7 @@ def app_env(instance: Path, token: str, db_url: str | None) -> dict:
     return env
 
 
-def start_app(env: dict, servers: list, extra: list[str] = ()) -> Server:
+def start_app(env: dict, servers: list, extra: list[str] = (), healthy_within: float = 15.0) -> Server:
     """`ivr setup`, then `ivr serve --workers 2` on a free port, as production runs it (`extra`: gunicorn flags
     after `--`, which win over ivr's own)."""
     setup = subprocess.run([str(BIN / "ivr"), "setup"], env=env, capture_output=True, text=True, timeout=120)
@@ -300,7 +300,7 @@ def start_app(env: dict, servers: list, extra: list[str] = ()) -> Server:
     servers.append(srv)
     # The first answer can come before `ivr background` (started beside the workers) has said it is alive:
     # give the server a few seconds to become healthy before calling it broken.
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + healthy_within
     health = srv.wait_ready("GET", "/healthz")
     while health.status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
