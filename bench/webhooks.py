@@ -43,9 +43,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import *  # noqa: E402,F401,F403  (bench/surge.py and bench/audio.py reach these through here)
-from harness import (PATH, WORKERS, Server, app_env, check_signed_request, clean_up,  # noqa: E402
+from harness import (PATH, WORKERS, Server, app_env, check_signed_request, clean_up,  # noqa: E402,F401
                      count_calls, cpus, git_commit, load_average, machine, pg_admin, pg_unavailable, record_section,
-                     signed_requests, start_app, start_bare, stop, _terminate)
+                     signed_requests, start_app, start_bare, stop, _open_loop, _terminate)
 
 LOADGEN = Path(__file__).with_name("loadgen.py")
 DB_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
