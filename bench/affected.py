@@ -5,9 +5,9 @@
 Generates a CSV of N distinct valid US numbers (default 10,000,000; header `customer_id,phone`, numbers
 written like `+1 212-555-0123`), imports it into a fresh, migrated database with `ivr.store.affected.import_file`
 in a subprocess (wall time and peak RSS, VmHWM, of that process alone), then times `is_affected` lookups
-against that list and against a 1,000-row list. Prints targets as MET / NOT MET and appends the figures to
-bench/RESULTS.md. PostgreSQL is the server on 127.0.0.1:5432 (user postgres); a scratch database is created
-and dropped. Generated files are deleted unless --keep.
+against that list and against a 1,000-row list. Prints targets as MET / NOT MET and puts the figures in this
+machine's section of bench/RESULTS.md. PostgreSQL is the server on 127.0.0.1:5432 (user postgres); a scratch
+database is created and dropped. Generated files are deleted unless --keep.
 """
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ import time
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import cpus, record_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "bench-secret"
 TARGET_S, TARGET_RSS_MB, TARGET_LOOKUP_RATIO = 300.0, 200.0, 1.5
@@ -317,7 +319,9 @@ def section(args, results: dict, csv_mb: float, gen_s: float, sha_s: float, load
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
     lines = [
-        f"## {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime())}: affected-customer list import",
+        f"## Breach-list import: {cpus()}",
+        "",
+        f"`bench/affected.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
         f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, Linux {platform.release()}; "
         f"load average {load[0]} at start, {load[1]} at end (the machine is shared: expect ±30%)",
@@ -353,7 +357,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--batch", type=int, default=None, help="rows per batch (default: import_file's)")
     parser.add_argument("--keep", action="store_true", help="keep the generated CSV")
-    parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    parser.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     parser.add_argument("--child-import", nargs=2, metavar=("URL", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_import:
@@ -390,13 +394,7 @@ def main() -> None:
     text = section(args, results, csv_mb, gen_s, sha_s, (load_start, load_end))
     print("\n" + text)
     if not args.no_results:
-        # One write() in append mode: atomic at the end of the file, whoever else appends.
-        fd = os.open(RESULTS, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-        print(f"appended to {RESULTS.relative_to(ROOT)}")
+        record_section(text)
 
 
 if __name__ == "__main__":

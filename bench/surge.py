@@ -1101,7 +1101,7 @@ def bottleneck(o: Outcome) -> str:
 def report(outcomes: list[Outcome], args, skipped: list[str], load_start: str, state: dict, rules_changes) -> str:
     date = subprocess.run(["date", "-u"], check=False, capture_output=True, text=True).stdout.strip()
     think = ", ".join(f"{k} {lo:g}-{hi:g} s" for k, (lo, hi) in THINK.items())
-    lines = [f"## Surge (bench/surge.py) {date}", "",
+    lines = [f"## Surge: {wh.cpus()}", "", f"`make surge` (bench/surge.py), {date}", "",
              f"- machine: {wh.machine()}; load average {load_start} at start, {wh.load_average()} at end",
              f"- commit: {wh.git_commit()} (the working tree may hold uncommitted edits)",
              f"- load: {args.rate:g} new calls/s (Poisson, open loop) after a {args.ramp:g} s linear ramp, held "
@@ -1184,7 +1184,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"gunicorn workers for the hotline and the bare app (default {wh.WORKERS}, as `ivr serve`)")
     p.add_argument("--seed", type=int, default=6)
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, SQLite files)")
-    p.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    p.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     a = p.parse_args(argv)
     quick = a.quick
     a.rate = a.rate or (20.0 if quick else 100.0)
@@ -1227,8 +1227,7 @@ def run(args, work: Path, servers: list, pg_dbs: list) -> int:
     if "bare_command" in state:
         print(f"bare: {state['bare_command']}")
     if outcomes and not args.no_results:
-        wh.append_results(block)
-        print(f"appended to {wh.RESULTS.relative_to(ROOT)}")
+        wh.record_section(block)
     return 0 if outcomes and all(met for o in outcomes
                                  for *_r, met in o.targets(args.rate, args.duration, state.get("bare"))) else 1
 
