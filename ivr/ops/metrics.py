@@ -180,6 +180,7 @@ class HotlineCollector:
         cb.add_metric([], waiting)
         yield cb
         yield from _jobs_gauge(db)
+        yield _scheduled_gauge(db)
         yield agents_gauge(agents_now)
         from ivr.ops.under_attack import gauge as attack_gauge
 
@@ -194,6 +195,19 @@ def _jobs_gauge(db):
     for status, n in jobs.counts(db).items():
         gauge.add_metric([status], n)
     yield gauge
+
+
+def _scheduled_gauge(db) -> GaugeMetricFamily:
+    """Changes planned ahead by status: a rise in "refused" (the go-live check failed at their time) or "failed"
+    is the alert (ivr/ops/scheduled.py); the dashboard shows the same rows."""
+    from ivr.store import scheduled
+
+    gauge = GaugeMetricFamily("ivr_scheduled_changes", "Changes planned ahead, by status (refused: the go-live "
+                              "check failed at their time; failed: the change itself could not be made)",
+                              labels=["status"])
+    for status, n in scheduled.counts(db).items():
+        gauge.add_metric([status], n)
+    return gauge
 
 
 def agents_gauge(agents_now) -> GaugeMetricFamily:
