@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ivr.ops.cli import affected, content, jobs, keys, routing, server, simulate, staff, status
+from ivr.ops.cli import affected, content, jobs, keys, routing, schedule, server, simulate, staff, status
 from ivr.ops.cli.context import CliContext, HotlineGroup
 from ivr.store.private_files import private_umask
 
@@ -28,6 +28,7 @@ server.jobs.add_command(jobs.jobs_dead)
 server.jobs.add_command(jobs.jobs_retry)
 main.add_command(routing.mode)
 main.add_command(routing.rules)
+main.add_command(schedule.schedule)
 main.add_command(content.announce)
 main.add_command(content.incident)
 main.add_command(staff.users)
