@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from test_console import as_role, users  # noqa: F401  (fixtures)
 from test_openapi import check
+from test_schedule_cli import ivr  # noqa: F401  (fixture)
 from test_scheduled_changes import draft, make_due
 from ivr.ops import scheduled as carrying
 from ivr.store import scheduled
@@ -138,11 +139,21 @@ def test_the_console_refuses_a_past_time_or_a_kind_beyond_the_role_and_keeps_wha
     assert _stored(hotline) == []
 
 
-def test_a_change_refused_at_its_time_is_an_alert_on_the_dashboard(as_role, hotline):
-    row = scheduled.add(hotline.db, kind="mode", target="live", at=utcnow() + timedelta(minutes=5),
-                        reason="shift starts", actor="olga")
-    make_due(hotline.db, row["id"])
-    carrying.run_due(hotline)
-    dashboard = as_role("viewer").get("/console/").get_data(as_text=True)
-    alert = dashboard.split(f'id="scheduled-alert-{row["id"]}"')[1].split("</p>")[0]
-    assert "switch to live mode (scheduled by olga), refused: not switched to live: the go-live check found" in alert
+def test_a_refusal_at_its_time_is_told_alike_on_every_surface(app, hotline, bearer, as_role, ivr):
+    """One count (scheduled.counts) and one list of alerts (scheduled.alerts) behind the API, the CLI, /metrics
+    and the dashboard: each refusal moves them all."""
+    viewer = as_role("viewer")
+    for n in (1, 2):
+        row = scheduled.add(hotline.db, kind="mode", target="live", at=utcnow() + timedelta(minutes=5),
+                            reason="shift starts", actor="olga")
+        make_due(hotline.db, row["id"])
+        carrying.run_due(hotline)
+        counts = app.test_client().get("/api/schedule", headers=bearer["viewer"]).get_json()["counts"]
+        assert (counts["refused"], counts["pending"]) == (n, 0)
+        assert ivr("schedule", "list").output.startswith(f"0 pending; 0 done, {n} refused, 0 failed")
+        metrics = app.test_client().get("/metrics").get_data(as_text=True)
+        assert f'ivr_scheduled_changes{{status="refused"}} {n}.0' in metrics
+        dashboard = viewer.get("/console/").get_data(as_text=True)
+        assert dashboard.count('class="flash flash-error scheduled-alert"') == n
+        alert = dashboard.split(f'id="scheduled-alert-{row["id"]}"')[1].split("</p>")[0]
+        assert "switch to live mode (scheduled by olga), refused: not switched to live: the go-live check found" in alert

@@ -52,29 +52,32 @@ def _override_audit(hotline, row: dict, subject: str, problems: list) -> None:
               to_value="; ".join(p.what for p in problems)[:2000], reason=row["override"])
 
 
+def _overridden(problems: list) -> str:
+    return f"; go-live check overridden ({len(problems)} problem(s))" if problems else ""
+
+
 def carry_out(hotline, row: dict) -> tuple[str, str]:
     """Make the change now: (status, what happened). Refusals are outcomes, not exceptions."""
-    db, why = hotline.db, row["reason"]
+    db, why, actor = hotline.db, row["reason"], _actor(row)
     how = "it was scheduled without an override"
     try:
         if row["kind"] == "mode":
             before, after, overridden = switch_mode(
-                db, row["target"], reason=why, actor=_actor(row), override=row["override"], how_to_override=how,
+                db, row["target"], reason=why, actor=actor, override=row["override"], how_to_override=how,
                 problems_for_live=lambda: caller_view.of_hotline(hotline).problems)
             said = f"mode {before} -> {after}" if before != after else f"already in {after} mode: nothing changed"
-            return table.DONE, said + (f"; go-live check overridden ({len(overridden)} problem(s))" if overridden else "")
+            return table.DONE, said + _overridden(overridden)
         if row["kind"] == "publish":
             announcement_id = int(row["target"])
             problems = problems_after_publish(hotline, announcement_id)
             if problems and not row["override"]:
                 raise PreflightFailed(problems, how)
-            published = announcements.publish(db, announcement_id, actor=_actor(row), reason=why)
+            published = announcements.publish(db, announcement_id, actor=actor, reason=why)
             if problems:
                 _override_audit(hotline, row, f"announcement {announcement_id}", problems)
-            return table.DONE, f"published version {published['version']} of {published['language']}/" \
-                               f"{published['topic']}" + (f"; go-live check overridden ({len(problems)} problem(s))"
-                                                          if problems else "")
-        copied = incidents.activate_incident(db, int(row["target"]), actor=_actor(row), reason=why,
+            return table.DONE, (f"published version {published['version']} of {published['language']}/"
+                                f"{published['topic']}" + _overridden(problems))
+        copied = incidents.activate_incident(db, int(row["target"]), actor=actor, reason=why,
                                              languages=list(hotline.rules.rules.languages),
                                              carry_over=row["carry_over"])
         return table.DONE, f"incident {row['target']} is active" + (
