@@ -187,14 +187,18 @@ class HotlineCollector:
         yield attack_gauge(self.hotline)
 
 
+def _by_status(name: str, what: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, what, labels=["status"])
+    for status, n in counts.items():
+        gauge.add_metric([status], n)
+    return gauge
+
+
 def _jobs_gauge(db):
     """Background jobs by status; "failed" are the dead letters an operator should look at (console: Jobs)."""
     from ivr.store import jobs
 
-    gauge = GaugeMetricFamily("ivr_jobs", "Background jobs by status (failed: dead letters)", labels=["status"])
-    for status, n in jobs.counts(db).items():
-        gauge.add_metric([status], n)
-    yield gauge
+    yield _by_status("ivr_jobs", "Background jobs by status (failed: dead letters)", jobs.counts(db))
 
 
 def _scheduled_gauge(db) -> GaugeMetricFamily:
@@ -202,12 +206,8 @@ def _scheduled_gauge(db) -> GaugeMetricFamily:
     is the alert (ivr/ops/scheduled.py); the dashboard shows the same rows."""
     from ivr.store import scheduled
 
-    gauge = GaugeMetricFamily("ivr_scheduled_changes", "Changes planned ahead, by status (refused: the go-live "
-                              "check failed at their time; failed: the change itself could not be made)",
-                              labels=["status"])
-    for status, n in scheduled.counts(db).items():
-        gauge.add_metric([status], n)
-    return gauge
+    return _by_status("ivr_scheduled_changes", "Changes planned ahead, by status (refused: the go-live check "
+                      "failed at their time; failed: the change itself could not be made)", scheduled.counts(db))
 
 
 def agents_gauge(agents_now) -> GaugeMetricFamily:
