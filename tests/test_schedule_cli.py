@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from test_scheduled_changes import audit_rows, draft
 from ivr.ops.cli import main
-from ivr.store import scheduled
+from ivr.store import incidents, scheduled
 
 
 @pytest.fixture
@@ -47,7 +47,8 @@ def test_a_publish_and_an_activation_are_planned_with_their_options(ivr, hotline
     out = ivr("schedule", "publish", str(version["id"]), "--at", "2099-12-07T09:00+00:00", "--reason", "legal signed",
               "--override", "the Spanish follows").output
     assert f"publish announcement {version['id']}" in out and "09:00:00 UTC" in out
-    ivr("schedule", "activate", "1", "--at", "2099-12-08T09:00Z", "--carry-over", "--reason", "next phase")
+    incident = incidents.list_incidents(hotline.db)[0]["id"]  # PostgreSQL's ids go on across tests
+    ivr("schedule", "activate", str(incident), "--at", "2099-12-08T09:00Z", "--carry-over", "--reason", "next phase")
     rows = scheduled.list_changes(hotline.db)
     assert [(r["kind"], r["override"], r["carry_over"]) for r in rows] == [
         ("publish", "the Spanish follows", False), ("activate", None, True)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from ivr.core.errors import Conflict, NotFound, Refused, Unprocessable
 from ivr.store import announcements, incidents
@@ -180,9 +180,18 @@ def cancel(db: Database, change_id: int, *, actor: str, reason: str) -> dict:
     return get(db, change_id)
 
 
+def _any(db: Database, *where) -> bool:
+    """A read first: each server looks every second, and most looks find nothing; on SQLite a write
+    transaction would take the database's one write lock each time, in front of the call records' writer."""
+    with db.read() as conn:
+        return conn.execute(select(ScheduledChange.id).where(*where).limit(1)).first() is not None
+
+
 def claim_due(db: Database, now: datetime | None = None) -> tuple[dict, str] | None:
     """Take the next change that is due, for this server alone: (row, claim token), or None."""
     now, token = now or utcnow(), new_token()
+    if not _any(db, ScheduledChange.status == PENDING, ScheduledChange.run_at <= now):
+        return None
     with db.write() as conn:
         row = conn.execute(select(*COLUMNS).where(ScheduledChange.status == PENDING, ScheduledChange.run_at <= now)
                            .order_by(ScheduledChange.run_at, ScheduledChange.id).limit(1)
@@ -215,9 +224,11 @@ def abandon_stale(db: Database, now: datetime | None = None) -> list[dict]:
     now = now or utcnow()
     outcome = ("interrupted: the server carrying it out stopped before it recorded the outcome; the audit log "
                "says whether the change itself was made")
+    if not _any(db, ScheduledChange.status == CARRYING_OUT, ScheduledChange.claimed_at < now - STALE):
+        return []
     with db.write() as conn:
-        rows = conn.execute(select(ScheduledChange.id, ScheduledChange.what).where(and_(
-            ScheduledChange.status == CARRYING_OUT, ScheduledChange.claimed_at < now - STALE))
+        rows = conn.execute(select(ScheduledChange.id, ScheduledChange.what).where(
+            ScheduledChange.status == CARRYING_OUT, ScheduledChange.claimed_at < now - STALE)
             .with_for_update(skip_locked=True)).all()
         for row in rows:
             conn.execute(update(ScheduledChange).where(ScheduledChange.id == row.id)
