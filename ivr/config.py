@@ -5,6 +5,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +72,9 @@ class Config:
     spool_backlog_alert_s: float = 60.0  # /healthz is degraded when a record waits longer than this
     background_nice: int = 10  # how far below the web workers `ivr background` runs (ivr/worker/background.py)
     log_format: str = "text"  # "json": one JSON object per line from every process of `ivr serve`
+    # The hotline's own time zone: a scheduled change given without an offset ("2026-12-07T08:00") is at that
+    # hour there (ivr/store/scheduled.py). Only for reading times: the database and the console keep UTC.
+    timezone: str = "UTC"
     queue_reconcile_s: float = 60.0  # how often `ivr background` closes queue entries long past their maximum
     # PostgreSQL statement_timeout / lock_timeout (ms) of the web workers' connections, and of `ivr background`'s
     # and the CLI's (ivr/store/db.py).
@@ -149,6 +153,7 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         admin_line_own_numbers=env.get("IVR_ADMIN_LINE_OWN_NUMBERS", "0") in ("1", "true", "yes"),
         metrics_token=env.get("IVR_METRICS_TOKEN", ""),
         rate_limit_storage=env.get("IVR_RATE_LIMIT_STORAGE", ""),
+        timezone=env.get("IVR_TIMEZONE", "").strip() or "UTC",
         queue_reconcile_s=float(env.get("IVR_QUEUE_RECONCILE_S", "60") or 60),
         db_statement_timeout_ms=int(env.get("IVR_DB_STATEMENT_TIMEOUT_MS", "5000") or 0),
         db_lock_timeout_ms=int(env.get("IVR_DB_LOCK_TIMEOUT_MS", "1000") or 0),
@@ -172,6 +177,11 @@ def finalize(cfg: Config, serving: bool = True) -> Config:
     """
     if cfg.log_format not in ("text", "json"):
         raise ConfigError(f"IVR_LOG_FORMAT is {cfg.log_format!r}: it must be text or json")
+    try:
+        ZoneInfo(cfg.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"IVR_TIMEZONE is {cfg.timezone!r}: use a time zone name like Europe/Paris or "
+                          "America/New_York") from None
     if cfg.trusted_proxies < 0:
         raise ConfigError(f"IVR_TRUSTED_PROXIES is {cfg.trusted_proxies}: it counts proxies, 0 or more")
     if not cfg.twilio_auth_token and not serving and not cfg.dev:

@@ -13,7 +13,7 @@ from flask import Flask, url_for
 from sqlalchemy import func, insert, select, update
 from werkzeug.security import generate_password_hash
 
-from ivr.store import agents, announcements, incidents, queues
+from ivr.store import agents, announcements, incidents, queues, scheduled
 from ivr.store.users import create_token, list_tokens, list_users
 from helpers import approved
 from ivr.media import tts
@@ -46,6 +46,7 @@ ROLES_NEEDED = {
     "console.incident_activate": "admin",
     "console.callbacks_page": "viewer", "console.callback_done": "agent",
     "console.jobs_page": "viewer", "console.job_retry": "ops",
+    "console.schedule_page": "viewer", "console.schedule_add": "ops", "console.schedule_cancel": "ops",
     "console.agents_page": "ops", "console.agent_add": "admin", "console.agent_deactivate": "admin",
     "console.users_page": "admin", "console.user_add": "admin", "console.user_role": "admin",
     "console.user_active": "admin", "console.user_password": "admin", "console.user_pin": "admin",
@@ -246,8 +247,10 @@ def targets(hotline):
     agents.add_agent(hotline.db, hotline.config.secret_key, "zed", "+15551239999", "1234", actor="test")
     vera = next(u["id"] for u in list_users(hotline.db) if u["name"] == "vera")
     create_token(hotline.db, "vera", actor="test", label="script")
+    change = scheduled.add(hotline.db, kind="mode", target="live", at=utcnow() + timedelta(days=1), reason="shift",
+                           actor="test")
     return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": callback,
-            "incident_id": incident, "user_id": vera, "job_id": _dead_letter(hotline)}
+            "incident_id": incident, "user_id": vera, "job_id": _dead_letter(hotline), "change_id": change["id"]}
 
 
 def _dead_letter(hotline) -> int:
@@ -311,6 +314,8 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
         "console.incident_activate": {"reason": "disclosure day", "carry_over": "yes"},
         "console.callback_done": {"reason": "called back", "note": "reached"},
         "console.job_retry": {"reason": "Twilio is back"},
+        "console.schedule_add": {"kind": "mode", "target": "message", "at": "2099-01-01T08:00", "reason": "night"},
+        "console.schedule_cancel": {"reason": "shift moved"},
         "console.agent_add": {"name": "amy", "phone": "+15551230000", "pin": "1234", "reason": "new agent"},
         "console.agent_deactivate": {"name": "zed", "reason": "left the team"},
         "console.user_add": {"name": "newbie", "role": "viewer", "password": "0123456789ab", "reason": "new hire"},

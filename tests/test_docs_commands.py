@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+from datetime import date, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from ivr.config import PROJECT_ROOT
 from ivr.media import audio, tts
 from ivr.ops.cli import main
 from ivr.store.db import Database
-from ivr.store.models import Announcement, Callback
+from ivr.store.models import Announcement, Callback, ScheduledChange
 from ivr.store import queues
 
 PAGES = ["README.md", "docs/operations.md", "docs/announcements.md", "docs/console.md", "docs/api.md",
@@ -85,16 +86,20 @@ def _examples(db: Database, args: list[str]) -> list[str]:
         with db.read() as conn:
             return str(conn.execute(query).scalar())
 
-    ids = {("announce", "publish"): select(Announcement.id).where(Announcement.status == "draft")
-                                                           .order_by(Announcement.id.desc()),
+    draft = select(Announcement.id).where(Announcement.status == "draft").order_by(Announcement.id.desc())
+    ids = {("announce", "publish"): draft, ("schedule", "publish"): draft,
            ("announce", "export"): select(Announcement.id).order_by(Announcement.id.desc()),
            # the newest draft someone asked to publish (the login: the docs' approver is another user)
            ("announce", "approve"): select(Announcement.id).where(Announcement.status == "draft",
                                                                   Announcement.requested_by.is_not(None))
                                                            .order_by(Announcement.id.desc()),
-           ("announce", "override"): select(Announcement.id).where(Announcement.status == "draft")
-                                                            .order_by(Announcement.id.desc()),
-           ("callbacks", "done"): select(Callback.id).where(Callback.status == "waiting")}
+           ("announce", "override"): draft,
+           ("callbacks", "done"): select(Callback.id).where(Callback.status == "waiting"),
+           ("schedule", "cancel"): select(ScheduledChange.id).where(ScheduledChange.status == "pending")
+                                                             .order_by(ScheduledChange.id.desc())}
+    if "--at" in args:  # a planned time in the docs is an example too: the same hour, tomorrow
+        at = args.index("--at") + 1
+        args = args[:at] + [(date.today() + timedelta(days=1)).isoformat() + args[at][10:]] + args[at + 1:]
     if tuple(args[:2]) in ids and len(args) > 2 and args[2].isdigit():
         return args[:2] + [newest(ids[tuple(args[:2])].limit(1))] + args[3:]
     return args

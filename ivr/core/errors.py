@@ -16,3 +16,8 @@ class NotFound(Refused):
 class Conflict(Refused):
     """The request is well formed, but the current state forbids it, e.g. publishing what is published
     already (the API answers 409)."""
+
+
+class Unprocessable(Refused):
+    """Well formed, but not something that can be carried out as given, e.g. a time that has passed or a date
+    that does not exist (the API answers 422)."""

@@ -180,20 +180,34 @@ class HotlineCollector:
         cb.add_metric([], waiting)
         yield cb
         yield from _jobs_gauge(db)
+        yield _scheduled_gauge(db)
         yield agents_gauge(agents_now)
         from ivr.ops.under_attack import gauge as attack_gauge
 
         yield attack_gauge(self.hotline)
 
 
+def _by_status(name: str, what: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, what, labels=["status"])
+    for status, n in counts.items():
+        gauge.add_metric([status], n)
+    return gauge
+
+
 def _jobs_gauge(db):
     """Background jobs by status; "failed" are the dead letters an operator should look at (console: Jobs)."""
     from ivr.store import jobs
 
-    gauge = GaugeMetricFamily("ivr_jobs", "Background jobs by status (failed: dead letters)", labels=["status"])
-    for status, n in jobs.counts(db).items():
-        gauge.add_metric([status], n)
-    yield gauge
+    yield _by_status("ivr_jobs", "Background jobs by status (failed: dead letters)", jobs.counts(db))
+
+
+def _scheduled_gauge(db) -> GaugeMetricFamily:
+    """Changes planned ahead by status: a rise in "refused" (the go-live check failed at their time) or "failed"
+    is the alert (ivr/ops/scheduled.py); the dashboard shows the same rows."""
+    from ivr.store import scheduled
+
+    return _by_status("ivr_scheduled_changes", "Changes planned ahead, by status (refused: the go-live check "
+                      "failed at their time; failed: the change itself could not be made)", scheduled.counts(db))
 
 
 def agents_gauge(agents_now) -> GaugeMetricFamily:

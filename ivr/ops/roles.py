@@ -15,6 +15,8 @@ LEAST_ROLE = {
     "close a callback": "agent",  # the agent who rang the caller back says it is done
     "see the agents": "ops",  # the agents page: their phone numbers (their states are on the dashboard)
     "switch the mode": "ops",
+    # Plan a change for later, or cancel one: what a change may be is then the change's own action (SCHEDULED)
+    "schedule a change": "ops",
     "retry a job": "ops",
     "approve a statement": "ops",  # the second person of two-person publishing (never who asked for it)
     "change the agents": "admin",
@@ -26,6 +28,9 @@ LEAST_ROLE = {
     "manage users": "admin",  # users, roles, passwords, PINs, API tokens
 }
 assert set(LEAST_ROLE.values()) <= set(ROLES)
+
+# A change planned for later needs the role the change itself needs, to schedule it and to cancel it.
+SCHEDULED = {"mode": "switch the mode", "publish": "change the announcements", "activate": "change the incidents"}
 
 
 def least_role(action: str | None) -> str | None:

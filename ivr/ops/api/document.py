@@ -148,7 +148,7 @@ def _raise_first(validator: Draft202012Validator, value, what: str) -> None:
     if err is None:
         return
     where = ".".join(str(p) for p in err.absolute_path) or what
-    if err.validator == "pattern" and "x-message" in err.schema:
+    if err.validator in ("pattern", "not") and "x-message" in err.schema:
         message = err.schema["x-message"]
     elif err.validator == "anyOf" and all(set(sub) == {"required"} for sub in err.validator_value):
         message = "give at least one of " + ", ".join(name for sub in err.validator_value for name in sub["required"])

@@ -2,7 +2,7 @@
 
 Refusals (ivr/core/errors.py) say what kind they are: a missing thing is 404, a clash with
 the current state 409, anything else the request got wrong 400; audio (or text to speak) that is well formed
-but unusable on the phone is 422. Nothing is changed by a refused request.
+but unusable on the phone, or a time that has passed, is 422. Nothing is changed by a refused request.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from ivr.core.errors import Conflict, NotFound, Refused
+from ivr.core.errors import Conflict, NotFound, Refused, Unprocessable
 from ivr.core.limits import upload_too_large
 from ivr.media.audio import AudioRejected
 from ivr.media.tts import TTSError
@@ -52,6 +52,8 @@ def _status(exc: Refused) -> int:
         return 409
     if isinstance(exc, (AudioRejected, TTSError)):  # well formed, but no use on the phone: bytes no decoder
         return 422                                   # reads, text that synthesises to silence
+    if isinstance(exc, Unprocessable):  # well formed, but not a time a change can be planned for
+        return 422
     return 400
 
 

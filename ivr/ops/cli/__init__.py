@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import click
 
-from ivr.ops.cli import affected, approvals, briefing, content, jobs, keys, routing, server, simulate, staff, status
+from ivr.ops.cli import (affected, approvals, briefing, content, jobs, keys, routing, schedule, server, simulate,
+                         staff, status)
 from ivr.ops.cli.context import CliContext, HotlineGroup
 from ivr.store.private_files import private_umask
 
@@ -28,6 +29,7 @@ server.jobs.add_command(jobs.jobs_dead)
 server.jobs.add_command(jobs.jobs_retry)
 main.add_command(routing.mode)
 main.add_command(routing.rules)
+main.add_command(schedule.schedule)
 main.add_command(content.announce)
 for command in (approvals.announce_awaiting, approvals.announce_approve, approvals.announce_override):
     content.announce.add_command(command)

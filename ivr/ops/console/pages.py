@@ -14,5 +14,6 @@ from ivr.ops.console import (  # noqa: F401
     incidents_page,
     jobs_page,
     rules_page,
+    schedule_page,
     users_page,
 )

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0016_statement_approvals'
-down_revision = '0014_sign_in_passes'
+down_revision = '0015_scheduled_changes'
 
 COLUMNS = (
     ('requested_by', sa.String(length=120)),
