@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from ivr.ops import scheduled as carrying
-from ivr.store import announcements, incidents, scheduled
+from ivr.store import announcements, approvals, incidents, scheduled
 from ivr.store.db import Database
 from ivr.store.models import Announcement, AuditEntry, ScheduledChange, utcnow
 from ivr.store.state import get_mode
@@ -177,6 +177,13 @@ def test_a_publish_is_checked_as_callers_would_hear_it_after_and_made_once(hotli
     assert not any(p.startswith("en/details") for p in after) and len(after) == len(now_problems) - 1
     row = scheduled.add(db, kind="publish", target=str(version["id"]), at=utcnow() + SOON, reason="legal signed",
                         actor="ada", override="the Spanish follows at ten")
+    # Two-person publishing: planning it asked for a second person's approval; approving it ahead keeps it
+    # from callers until its time.
+    assert announcements.get(db, version["id"])["requested_by"] == "ada"
+    approvals.approve(db, version["id"], actor="bea", reason="read it")
+    assert announcements.get(db, version["id"])["status"] == "draft"
+    (approved,) = audit_rows(db, "announcement.approve")
+    assert approved.actor == "bea" and "as planned" in approved.to_value
     make_due(db, row["id"])
     ((_, status, outcome),) = carrying.run_due(hotline)
     assert status == "done" and outcome.startswith("published version 2 of en/details")
@@ -186,10 +193,24 @@ def test_a_publish_is_checked_as_callers_would_hear_it_after_and_made_once(hotli
     assert len(audit_rows(db, "preflight.override")) == 1 and carrying.run_due(hotline) == []
 
 
+def test_a_planned_publish_nobody_else_approved_is_refused_at_its_time_and_callers_never_hear_it(hotline):
+    db = hotline.db
+    version = draft(db, "Details: names and card numbers were taken on the first of December.", topic="details")
+    row = scheduled.add(db, kind="publish", target=str(version["id"]), at=utcnow() + SOON, reason="legal signed",
+                        actor="ada", override="the Spanish follows at ten")
+    make_due(db, row["id"])
+    ((_, status, outcome),) = carrying.run_due(hotline)
+    assert status == "refused" and "not approved by a second person" in outcome
+    assert announcements.get(db, version["id"])["status"] == "draft"
+    assert audit_rows(db, "announcement.publish") == []
+    assert [a["id"] for a in scheduled.alerts(db)] == [row["id"]]
+
+
 def test_a_publish_without_an_override_is_refused_while_the_check_finds_problems(hotline):
     db = hotline.db
     version = draft(db)
     row = scheduled.add(db, kind="publish", target=str(version["id"]), at=utcnow() + SOON, reason="x", actor="ada")
+    approvals.approve(db, version["id"], actor="bea", reason="read it")
     make_due(db, row["id"])
     ((_, status, outcome),) = carrying.run_due(hotline)
     assert status == "refused" and "it was scheduled without an override" in outcome

@@ -43,6 +43,13 @@ def test_of_two_servers_each_planned_change_is_carried_out_once(config, server, 
                                  json={**plan, "at": at, "reason": "planned for the morning"})
             assert made.status_code == 201, made.text
             ids.append(made.json()["id"])
+        # Two-person publishing: planning a publish asked for approval; a second person approves both ahead.
+        add_user(db, "bea", "ops", actor="test")
+        second = {"Authorization": "Bearer " + create_token(db, "bea", actor="test")}
+        for version in (statement, advice):
+            approved = requests.post(f"{b.staff_url}/api/announcements/{version['id']}/approve", headers=second,
+                                     json={"reason": "read it"}, timeout=10)
+            assert approved.status_code == 200 and approved.json()["status"] == "draft", approved.text
 
         def finished() -> dict:
             changes = requests.get(b.staff_url + "/api/schedule", headers=bearer, timeout=10).json()["changes"]

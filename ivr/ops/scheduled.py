@@ -69,10 +69,16 @@ def carry_out(hotline, row: dict) -> tuple[str, str]:
             return table.DONE, said + _overridden(overridden)
         if row["kind"] == "publish":
             announcement_id = int(row["target"])
+            two_person = hotline.config.two_person_publishing
+            version = announcements.get(db, announcement_id)
+            if two_person and announcements.needs_approval(version):  # no one person's plan reaches callers
+                return table.REFUSED, (f"version {version['version']} of {version['language']}/{version['topic']} "
+                                       "was not approved by a second person in time: callers do not hear it "
+                                       f"(ivr announce approve {announcement_id}, then publish it)")
             problems = problems_after_publish(hotline, announcement_id)
             if problems and not row["override"]:
                 raise PreflightFailed(problems, how)
-            published = announcements.publish(db, announcement_id, actor=actor, reason=why)
+            published = announcements.publish(db, announcement_id, actor=actor, reason=why, two_person=two_person)
             if problems:
                 _override_audit(hotline, row, f"announcement {announcement_id}", problems)
             return table.DONE, (f"published version {published['version']} of {published['language']}/"

@@ -182,10 +182,24 @@ def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "",
 
 def _publish_or_ask(conn: Connection, announcement_id: int, actor: str, reason: str, two_person: bool) -> None:
     row = _row(conn, announcement_id)
-    if two_person and row["published_at"] is None:  # callers have never heard it: a second person must agree
+    if two_person and needs_approval(row):
         ask_approval(conn, row, actor, reason)
     else:
         _publish(conn, announcement_id, actor, reason)
+
+
+def needs_approval(row: dict) -> bool:
+    """Callers have never heard this version and no second person has approved it (approved ahead of a
+    scheduled publish, it is published at that time without asking again)."""
+    return row["published_at"] is None and row["approved_by"] is None
+
+
+def ask_approval_once(conn: Connection, announcement_id: int, actor: str, reason: str) -> None:
+    """Ask for a second person's approval unless it was asked for or given already (a publish scheduled ahead:
+    the draft shows as awaiting approval from the moment it is planned)."""
+    row = _row(conn, announcement_id)
+    if row["status"] == "draft" and needs_approval(row) and row["requested_by"] is None:
+        ask_approval(conn, row, actor, reason)
 
 
 def ask_approval(conn: Connection, row: dict, actor: str, reason: str) -> None:

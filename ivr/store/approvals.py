@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select, update
 
+from ivr.store import scheduled
 from ivr.store.announcements import (ROW_COLUMNS, AnnouncementConflict, AnnouncementError, _as_dict, _publish,
-                                     _row, _with_warnings)
+                                     _row, _subject, _with_warnings)
+from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.store.models import Announcement, utcnow
 
@@ -22,15 +24,23 @@ class SelfApproval(AnnouncementConflict):
 
 
 def approve(db: Database, announcement_id: int, *, actor: str, reason: str = "") -> dict:
-    """A second person approves a draft awaiting approval: it is published at once. Audited with both names."""
+    """A second person approves a draft awaiting approval: it is published at once, or, when a publish of it is
+    planned (ivr/store/scheduled.py), at that time. Audited with both names."""
     with db.write() as conn:
         row = _awaiting(conn, announcement_id)
         if actor in (row["created_by"], row["requested_by"]):
             raise SelfApproval(f"{actor} made or asked for announcement {announcement_id} (version "
                                f"{row['version']}): a second person must approve it")
         _mark(conn, announcement_id, actor, None)
-        _publish(conn, announcement_id, actor, reason, action="announcement.approve",
-                 how=f"asked for by {row['requested_by']}, approved by {actor}")
+        how = f"asked for by {row['requested_by']}, approved by {actor}"
+        planned = scheduled.pending_publish(conn, announcement_id)
+        if planned is None:
+            _publish(conn, announcement_id, actor, reason, action="announcement.approve", how=how)
+        else:
+            audit(conn, actor=actor, action="announcement.approve",
+                  subject=_subject(row["incident_id"], row["language"], row["topic"], row["version"]),
+                  to_value=f"approved ({how}): published at {planned:%Y-%m-%d %H:%M} UTC, as planned",
+                  reason=reason)
         return _with_warnings(conn, _row(conn, announcement_id))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from ivr.core.errors import Conflict, NotFound, Refused, Unprocessable
 from ivr.store import announcements, incidents
@@ -107,8 +107,10 @@ def _what(db: Database, kind: str, target: str) -> str:
 
 
 def add(db: Database, *, kind: str, target: str, at: datetime, reason: str, actor: str,
-        override: str | None = None, carry_over: bool = False) -> dict:
-    """Plan a change for `at` (aware; refused unless in the future); audited. Returns its row."""
+        override: str | None = None, carry_over: bool = False, two_person: bool = True) -> dict:
+    """Plan a change for `at` (aware; refused unless in the future); audited. Returns its row. With
+    `two_person` (two-person publishing), planning a publish asks for a second person's approval now: the
+    draft is published at `at` only if someone else approved it by then (ivr/store/approvals.py)."""
     why = required_reason(reason, ScheduleRefused)
     override = (override or "").strip()[:500] or None
     if override and kind == "activate":
@@ -121,6 +123,8 @@ def add(db: Database, *, kind: str, target: str, at: datetime, reason: str, acto
         new_id = conn.execute(insert(ScheduledChange).values(
             kind=kind, target=str(target), what=what, run_at=at, reason=why, override=override,
             carry_over=bool(carry_over), status=PENDING, created_by=actor, created_at=utcnow())).inserted_primary_key[0]
+        if kind == "publish" and two_person:
+            announcements.ask_approval_once(conn, int(target), actor, why)
         audit(conn, actor=actor, action="schedule.add", subject=f"scheduled change {new_id}",
               to_value=f"{what} at {at:%Y-%m-%d %H:%M:%S} UTC"
                        + (f"; go-live check overridden: {override}" if override else ""), reason=why)
@@ -245,3 +249,10 @@ def when_text(at: datetime | None, zone: str) -> str:
     at = at.astimezone(timezone.utc)
     local = at.astimezone(ZoneInfo(zone))
     return f"{at:%Y-%m-%d %H:%M:%S} UTC" + ("" if zone == "UTC" else f" ({local:%Y-%m-%d %H:%M %Z} {zone})")
+
+
+def pending_publish(conn: Connection, announcement_id: int) -> datetime | None:
+    """When a publish of this announcement is planned (the earliest still pending), or None."""
+    return conn.execute(select(func.min(ScheduledChange.run_at)).where(
+        ScheduledChange.kind == "publish", ScheduledChange.target == str(announcement_id),
+        ScheduledChange.status == PENDING)).scalar()

@@ -73,7 +73,8 @@ def announcements_publish(announcement_id: int):
 @bp.post(f"/announcements/<{ID}:announcement_id>/approve")
 @requires("approve a statement")
 def announcements_approve(announcement_id: int):
-    """The second person approves a draft awaiting approval: callers hear it from their next step."""
+    """The second person approves a draft awaiting approval: callers hear it from their next step (or, when a
+    publish of it is scheduled, from that time)."""
     return jsonify(_version(approvals.approve(hotline().db, announcement_id, actor=g.user, reason=g.body["reason"])))
 
 

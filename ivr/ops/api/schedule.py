@@ -41,7 +41,8 @@ def schedule_add():
     _may(kind)
     row = scheduled.add(h.db, kind=kind, target=str(body[TARGET[kind]]),
                         at=scheduled.parse_at(body["at"], h.config.timezone), reason=body["reason"], actor=g.user,
-                        override=body.get("override"), carry_over=body.get("carry_over", False))
+                        override=body.get("override"), carry_over=body.get("carry_over", False),
+                        two_person=h.config.two_person_publishing)
     return jsonify(_change(row)), 201
 
 

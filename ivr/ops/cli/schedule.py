@@ -25,7 +25,8 @@ def _add(cli, kind: str, target, at_text: str, reason: str, override=None, carry
 
     zone = cli.config.timezone
     row = scheduled.add(cli.db, kind=kind, target=str(target), at=scheduled.parse_at(at_text, zone),
-                        reason=reason, actor=cli.actor, override=override, carry_over=carry_over)
+                        reason=reason, actor=cli.actor, override=override, carry_over=carry_over,
+                        two_person=cli.config.two_person_publishing)
     click.echo(f"scheduled change {row['id']}: {row['what']} at {scheduled.when_text(row['run_at'], zone)}, "
                f"by {row['created_by']} (audited; cancel with `ivr schedule cancel {row['id']} --reason ...`)")
     if kind != "activate" and not override:

@@ -65,7 +65,8 @@ def schedule_add():
             raise FormError(f"the override is longer than {OVERRIDE_MAX} characters")
         row = scheduled.add(hotline().db, kind=kind, target=form.get("target", ""),
                             at=scheduled.parse_at(form.get("at", ""), hotline().config.timezone), reason=reason(form),
-                            actor=actor(), override=override, carry_over=form.get("carry_over") == "yes")
+                            actor=actor(), override=override, carry_over=form.get("carry_over") == "yes",
+                            two_person=hotline().config.two_person_publishing)
     except (FormError, scheduled.ScheduleRefused) as exc:
         return refused(_page, exc, f"schedule-{kind}")
     when = scheduled.when_text(row["run_at"], hotline().config.timezone)
