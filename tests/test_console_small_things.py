@@ -95,3 +95,12 @@ def test_agent_states_languages_and_outcomes_read_the_same_everywhere(as_role, a
     assert "<td>English</td>" in reports and "<td>Español</td>" in reports and "<td>en</td>" not in reports
     assert words.outcome("ended-no-choice") in reports or words.outcome("ended-by-caller") in reports
     assert "ended-no-choice" not in reports and "ended-by-caller" not in reports  # words, not codes
+
+
+def test_a_stale_tab_is_told_the_switch_was_its_own_users_in_another_tab(as_role, hotline):
+    from ivr.store.state import set_mode
+
+    set_mode(hotline.db, "live", reason="from the other tab", actor="otto")
+    live = page(as_role("ops").get("/console/live"))  # otto's own stale tab, refreshing its live part
+    assert 'data-mode="live" data-target="message" data-by="you, in another tab or window"' in live
+    assert 'data-by="otto"' in page(as_role("viewer").get("/console/live"))  # anyone else hears the name
