@@ -43,11 +43,12 @@ def _sign_in(tab, url: str) -> None:
 
 
 def _inside_first_screen(tab, size: dict) -> dict:
-    """Each part's box, asserted whole inside the viewport with the page scrolled to the top."""
+    """Each part's box, asserted whole inside the viewport with the page scrolled to the top. On a desktop what
+    needs attention (the go-live check) is there too; on a phone it follows the mode switch."""
     tab.set_viewport_size(size)
     tab.evaluate("window.scrollTo(0, 0)")
     boxes = {}
-    for selector in FIRST_SCREEN:
+    for selector in FIRST_SCREEN + (("#attention",) if size is DESKTOP else ()):
         box = tab.locator(selector).bounding_box()
         assert box is not None, selector
         assert box["x"] >= 0 and box["y"] >= 0, (selector, box, size)

@@ -89,6 +89,15 @@ def test_the_first_screen_says_what_each_queues_key_does_as_routing_decides(app,
     set_mode(hotline.db, "live", reason="shift", actor="otto")
     assert _cell(_row(page(viewer.get("/console/live?part=now")), "general"), "queue-keys") == "0: waits for an agent"
     general = next(q for q in _api(app, hotline)["queues"] if q["name"] == "general")
-    assert general["keys"] == [{"lang": "en", "key": "0", "action": "agent", "does": "waits for an agent"}]
+    assert general["keys"] == [{"lang": "en", "key": "0", "action": "agent", "does": "waits for an agent",
+                                "breach_list_only": False}]
     assert viewer.get("/console/live?part=everything").status_code == 400
 
+
+
+def test_a_caller_still_waiting_in_a_queue_taken_out_of_the_rules_is_still_shown(app, hotline, as_role):
+    _entry(hotline, "CAold", "retired", "waiting", ago_s=30)
+    row = _row(page(as_role("viewer").get("/console/live?part=now")), "retired")
+    assert _cell(row, "queue-hours") == "not in the rules" and _cell(row, "queue-waiting") == "1"
+    retired = next(q for q in _api(app, hotline)["queues"] if q["name"] == "retired")
+    assert (retired["open"], retired["waiting"], retired["keys"]) == (False, 1, [])

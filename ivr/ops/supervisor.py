@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from ivr.core.rules import Rules
 from ivr.ops import caller_view
 from ivr.store import reads
-from ivr.store.queues import queue_stats
+from ivr.store.queues import UNKNOWN_QUEUE_MAX_WAIT_MINUTES, queue_stats
 from ivr.store.state import get_mode
 from ivr.store.supervisor import ANSWERED_WITHIN_S, Service, service_since
 
@@ -30,6 +30,7 @@ class KeyDoes:
     key: str
     action: str  # the menu action: agent, fraud
     does: str  # what a caller pressing it gets now, in a few words
+    breach_list_only: bool = False  # only a caller on the breach list is sent here
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,26 @@ class Supervisor:
 
 
 def _midnight(rules: Rules, queue: str, now: datetime) -> datetime:
-    hours = rules.queues[queue].hours
+    hours = rules.queues[queue].hours if queue in rules.queues else None
     zone = ZoneInfo(hours.timezone) if hours else timezone.utc
     return datetime.combine(now.astimezone(zone).date(), time(), zone).astimezone(timezone.utc)
 
 
-def _does(key) -> str:
-    decision = key.decision
+def _does(decision) -> str:
     words = f"is put through to {decision.number}" if decision.action == "dial" else DOES[decision.action]
     return f"{words} ({WHY.get(decision.overflow, decision.overflow)})" if decision.overflow else words
+
+
+def _keys_to(queue: str, keys) -> tuple[KeyDoes, ...]:
+    """The keys the routing rules send to `queue` now (ivr/core/caller_now.py asks routing itself): for
+    every caller, or only for one on the breach list."""
+    out = []
+    for lang, k in keys:
+        if k.decision.queue == queue:
+            out.append(KeyDoes(lang, k.key, k.action, _does(k.decision)))
+        elif k.affected_decision is not None and k.affected_decision.queue == queue:
+            out.append(KeyDoes(lang, k.key, k.action, _does(k.affected_decision), breach_list_only=True))
+    return tuple(out)
 
 
 def build(hotline, view: caller_view.View | None = None, now: datetime | None = None) -> Supervisor:
@@ -92,25 +104,29 @@ def build(hotline, view: caller_view.View | None = None, now: datetime | None = 
     view = view or caller_view.of_hotline(hotline)
     now = now or datetime.now(timezone.utc)
     stats = queue_stats(db, cached=False)
-    since = {name: _midnight(rules, name, now) for name in rules.queues}
-    within = {name: q.answer_within_seconds or ANSWERED_WITHIN_S for name, q in rules.queues.items()}
+    # Every queue in the rules, then any other someone still waits in (taken out of the rules meanwhile).
+    names = list(rules.queues) + sorted(set(stats) - set(rules.queues))
+    since = {name: _midnight(rules, name, now) for name in names}
+    within = {name: getattr(rules.queues.get(name), "answer_within_seconds", None) or ANSWERED_WITHIN_S
+              for name in names}
     with db.read() as conn:
         today = service_since(conn, since, within)
         agents = reads.agents_now(conn)
     hours = {q.name: q for q in view.now.queues} if view.now else {}
+    # The default language's keys: routing rules have no language condition, so every language's are the same.
     keys = [(language.lang, k) for language in (view.now.languages[:1] if view.now else ()) for k in language.keys
             if k.decision is not None]
     queues = []
-    for name, queue in rules.queues.items():
-        when = hours.get(name)
-        waiting = stats.get(name)
+    for name in names:
+        when, waiting, queue = hours.get(name), stats.get(name), rules.queues.get(name)
         queues.append(QueueNow(
-            name, when.open if when else True, (when.closes if when.open else when.opens) if when else None,
-            when.described if when else "not known: the rules cannot be read",
+            name, when.open if when else queue is not None,
+            (when.closes if when.open else when.opens) if when else None,
+            when.described if when else ("not in the rules" if queue is None else
+                                         "not known: the rules cannot be read"),
             waiting.waiting if waiting else 0, waiting.longest_wait_s if waiting else 0,
-            queue.max_wait_minutes * 60,
-            tuple(KeyDoes(lang, k.key, k.action, _does(k)) for lang, k in keys if k.decision.queue == name),
-            since[name], today[name]))
+            (queue.max_wait_minutes if queue else UNKNOWN_QUEUE_MAX_WAIT_MINUTES) * 60,
+            _keys_to(name, keys), since[name], today[name]))
     return Supervisor(now, get_mode(db), tuple(queues),
                       tuple(AgentNow(a.name, a.state, a.since, int((now - a.since).total_seconds()) if a.since
                                      else None) for a in agents),
@@ -130,7 +146,8 @@ def as_json(s: Supervisor) -> dict:
         "queues": [{"name": q.name, "open": q.open, "until": _stamp(q.until), "described": q.described,
                     "waiting": q.waiting, "longest_wait_s": q.longest_wait_s, "max_wait_s": q.max_wait_s,
                     "wait_level": q.wait_level,
-                    "keys": [{"lang": k.lang, "key": k.key, "action": k.action, "does": k.does} for k in q.keys],
+                    "keys": [{"lang": k.lang, "key": k.key, "action": k.action, "does": k.does,
+                              "breach_list_only": k.breach_list_only} for k in q.keys],
                     "today": {"since": _stamp(q.today_since), "answered_within_s": q.today.answered_within_s,
                               "answered": q.today.answered, "within": q.today.within,
                               "service_level": q.today.service_level,

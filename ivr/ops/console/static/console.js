@@ -81,7 +81,7 @@
     })).then(function (done) {
       stale();
       if (done.indexOf(false) < 0) {
-        say("Figures updated at " + clock(new Date()) + "; the first screen refreshes every " + fastest + " seconds.");
+        say("Figures updated at " + clock(new Date()) + "; they refresh every " + fastest + " seconds.");
       }
       return done.indexOf(false) < 0;
     });
