@@ -55,6 +55,7 @@ def _inside_first_screen(tab, size: dict) -> dict:
         assert box["x"] + box["width"] <= size["width"], (selector, box, size)
         assert box["y"] + box["height"] <= size["height"], (selector, box, size)
         boxes[selector] = box
+    print(size, {k: f"y {b['y']:.0f}-{b['y'] + b['height']:.0f}" for k, b in boxes.items()})
     assert tab.evaluate("document.documentElement.scrollWidth") <= size["width"]  # no sideways scrolling
     return boxes
 
