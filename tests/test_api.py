@@ -34,6 +34,7 @@ def n_announcements(hotline):
     ("get", "/api/announcements/1/audio"), ("get", "/api/callbacks"), ("post", "/api/callbacks/1/done"),
     ("get", "/api/incidents"), ("post", "/api/incidents"), ("patch", "/api/incidents/1"),
     ("post", "/api/incidents/1/activate"), ("get", "/api/calls"), ("get", "/api/stats"), ("get", "/api/agents"),
+    ("get", "/api/supervisor"),
 ])
 def test_every_api_route_refuses_anonymous_and_forged_tokens(app, method, path):
     client = app.test_client()

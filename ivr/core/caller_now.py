@@ -56,6 +56,7 @@ class KeyNow:
     decision: Decision | None = None  # for keys the routing rules decide
     queue: QueueNow | None = None  # the queue that decision is about
     affected_gets: str | None = None  # a caller on the breach list gets something else: this
+    affected_decision: Decision | None = None  # ... by this routing decision
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,10 @@ def _routed(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, key: str,
         decision = decide(rules, flow.situation(snap, ctx, action))
         reply = flow.menu_choice(rules, snap, Position(lang, 0, 1), key, ctx)
         said.append((decision, reply.outcome, _decision_words(rules, decision, queues)))
-    (decision, outcome, gets), (_, _, affected_gets) = said
+    (decision, outcome, gets), (affected, _, affected_gets) = said
+    other = affected_gets != gets
     return KeyNow(key, action, gets, outcome, decision, queues.get(decision.queue or ""),
-                  affected_gets if affected_gets != gets else None)
+                  affected_gets if other else None, affected if other else None)
 
 
 def _decision_words(rules: Rules, d: Decision, queues: dict) -> str:

@@ -99,6 +99,7 @@ class Queue(_Strict):
     priority: int = Field(default=1, ge=1, le=100)
     max_size: int = Field(default=100, ge=1, le=5000)
     max_wait_minutes: int = Field(default=30, ge=1, le=600)
+    answer_within_seconds: int | None = Field(default=None, ge=1, le=3600)  # the service level's N (none: 60)
     hours: Hours | None = None  # none: always open
     overflow: Overflow = "callback"  # what callers get when it is closed, full or too slow
     overflow_number: str | None = Field(default=None, pattern=E164)

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from ivr.core.errors import Refused
 from ivr.store.db import Database
 from ivr.store.models import Call, Callback, QueueEntry, WrapUp
+from ivr.store.supervisor import ANSWERED_WITHIN_S, service
 
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-ANSWERED_WITHIN_S = 60  # the service level: answered by an agent within this many seconds
 
 
 class ReportError(Refused):
@@ -108,8 +108,7 @@ def build(db: Database, *, since: datetime, until: datetime | None = None, bucke
         owed = conn.execute(select(Callback.requested_at, Callback.done_at, Callback.status, Callback.queue,
                                    Callback.language)
                             .where(Callback.requested_at >= since, Callback.requested_at < until)).all()
-    answered = [q for q in queued if q.status == "bridged"]
-    ended = [q for q in queued if q.status in ("bridged", "hangup")]
+    served = service(queued, answered_within_s)  # the dashboard's definition (ivr/store/supervisor.py)
     promise = timedelta(hours=promised_hours)
     kept = [c for c in owed if c.status == "done" and c.done_at and c.done_at - c.requested_at <= promise]
     due = [c for c in owed if c.status != "waiting" or c.requested_at + promise <= until]
@@ -128,12 +127,9 @@ def build(db: Database, *, since: datetime, until: datetime | None = None, bucke
         "queues": {"by_queue": {name: dict(Counter(q.status for q in queued if q.queue == name))
                                 for name in sorted({q.queue for q in queued})},
                    "by_language": dict(Counter(q.language or "unknown" for q in queued))},
-        "service_level": {"answered_within_s": answered_within_s, "answered": len(answered),
-                          "within": sum(1 for q in answered if (q.wait_s or 0) <= answered_within_s),
-                          "share": _share(sum(1 for q in answered if (q.wait_s or 0) <= answered_within_s),
-                                          len(answered))},
-        "abandonment": {"ended": len(ended), "abandoned": len(ended) - len(answered),
-                        "share": _share(len(ended) - len(answered), len(ended))},
+        "service_level": {"answered_within_s": answered_within_s, "answered": served.answered,
+                          "within": served.within, "share": served.service_level},
+        "abandonment": {"ended": served.ended, "abandoned": served.abandoned, "share": served.abandonment},
         "wrap_ups": {"total": len(wraps), "by_code": dict(Counter(w.code for w in wraps)),
                      "by_queue": dict(Counter(w.queue or "none" for w in wraps)),
                      "by_language": dict(Counter(w.language or "unknown" for w in wraps))},

@@ -19,4 +19,5 @@ document.register(bp)
 
 # Each module adds its routes to bp.
 from ivr.ops.api import agents, announcements, calls, callbacks, incidents, mode, reports, schedule  # noqa: E402,F401
+from ivr.ops.api import supervisor  # noqa: E402,F401
 from ivr.ops.api.document import load_openapi  # noqa: E402,F401

@@ -18,7 +18,8 @@ def init_app(app: Flask) -> None:
     cfg = app.config["IVR"]
     lifetime = app.config.setdefault("CONSOLE_SESSION_LIFETIME", SESSION_LIFETIME)
     app.config.setdefault("CONSOLE_SESSION_MAX", SESSION_MAX)
-    app.config.setdefault("CONSOLE_REFRESH_SECONDS", 15)
+    app.config.setdefault("CONSOLE_REFRESH_SECONDS", 15)  # the charts and tables below the first screen
+    app.config.setdefault("CONSOLE_NOW_SECONDS", 2)  # the first screen: a change shows within 5 s
     app.config.update(
         SESSION_COOKIE_NAME="ivr_console",
         SESSION_COOKIE_HTTPONLY=True,

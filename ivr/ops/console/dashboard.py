@@ -5,14 +5,13 @@ from datetime import datetime, timedelta, timezone
 
 from flask import flash, redirect, render_template, request, session, url_for
 
-from ivr.ops import caller_view, under_attack
+from ivr.ops import caller_view, supervisor, under_attack
 from ivr.ops.console import auth, charts, realtime
 from ivr.ops.console.base import FormError, actor, bp, hotline, log, needs, reason, when, who_to_me
 from ivr.ops.health import spool_problems
 from ivr.ops.preflight import PreflightFailed, switch_mode
 from ivr.store import reads as queries
 from ivr.store.models import MODES, TOPICS, utcnow
-from ivr.store.queues import queue_stats
 from ivr.store.state import get_mode
 
 DAY, HOUR, FIVE = timedelta(hours=24), timedelta(hours=1), timedelta(minutes=5)
@@ -25,18 +24,40 @@ def _slots_to_now(now: datetime, slot: timedelta, n: int) -> datetime:
     return datetime.fromtimestamp(current - seconds * (n - 1), timezone.utc)
 
 
-def live_figures() -> dict:
-    """Everything the live part of the dashboard shows."""
+def now_figures() -> dict:
+    """The dashboard's first screen: queues, agents, the mode, what needs attention (ivr/ops/supervisor.py,
+    the reading GET /api/supervisor shows too)."""
     db, now, rules = hotline().db, utcnow(), hotline().rules.rules
-    five, hour = _slots_to_now(now, FIVE, 24), _slots_to_now(now, HOUR, 24)
-    mode = get_mode(db)
     view = caller_view.of_hotline(hotline())  # what callers get now, and the go-live check
+    board = supervisor.build(hotline(), view, now)
     # Nothing published on a topic: the one reading every surface shares (ivr/core/caller_now.py).
     missing = [(t.lang, t.topic) for t in (view.now.stand_ins() if view.now else ()) if t.spoken is None]
     with db.read() as conn:
-        incident = queries.active_incident(conn)
         people = queries.presence(conn)
         in_progress, last_hour = queries.call_counts(conn, now)
+    return {
+        "board": board,
+        "mode": board.mode,
+        "now": view.now,
+        "preflight": view.problems,
+        "people": people,
+        "silent": len(missing) == len(rules.languages) * len(TOPICS),  # nothing published in any language
+        "warnings": realtime.warnings(board.mode[0], people, missing,
+                                      {code: lang.name for code, lang in rules.languages.items()}),
+        "spool_problems": spool_problems(hotline()),  # call records lost or late: what /healthz says
+        "attacks": under_attack.sentences(under_attack.now(hotline())),  # staff doors under attack now
+        "in_progress": in_progress,
+        "last_hour": last_hour,
+        "queues": queries.queue_summary(db),
+    }
+
+
+def more_figures(live: dict) -> dict:
+    """Below the first screen: the incident, what each key gets, and the charts."""
+    db, now, view = hotline().db, utcnow(), live["now"]
+    five, hour = _slots_to_now(now, FIVE, 24), _slots_to_now(now, HOUR, 24)
+    with db.read() as conn:
+        incident = queries.active_incident(conn)
         per5 = queries.calls_per_slot(conn, five, 300, 24)
         total, lost = queries.abandoned_per_slot(conn, hour, 3600, 24)
         choices = queries.menu_choices(conn, now - DAY)
@@ -46,22 +67,8 @@ def live_figures() -> dict:
               f"{(five + FIVE * busiest):%H:%M} UTC with {per5[busiest]} calls." if sum(per5) else
               "No calls in the last 2 hours.")
     return {
-        "mode": mode,
-        "now": view.now,
-        "preflight": view.problems,
         "incident": incident,
-        "people": people,
-        "silent": len(missing) == len(rules.languages) * len(TOPICS),  # nothing published in any language
-        "queues_now": realtime.queues_now(queue_stats(db, cached=False), rules.queues),
-        "queue_hours": {q.name: q.described for q in view.now.queues} if view.now else {},
-        "stand_in_of": {t.name: t.stand_in for t in view.now.stand_ins()} if view.now else {},
-        "warnings": realtime.warnings(mode[0], people, missing,
-                                      {code: lang.name for code, lang in rules.languages.items()}),
-        "spool_problems": spool_problems(hotline()),  # call records lost or late: what /healthz says
-        "attacks": under_attack.sentences(under_attack.now(hotline())),  # staff doors under attack now
-        "in_progress": in_progress,
-        "last_hour": last_hour,
-        "queues": queries.queue_summary(db),
+        "stand_in_of": {t.name: t.stand_in for t in view.stand_ins()} if view else {},
         "abandon_rate": f"{100 * n_lost / n_calls:.0f}%" if n_calls else "no calls",
         "charts": [
             charts.timeline("Calls per 5 minutes, last 2 hours (UTC)", per5, five, FIVE, now,
@@ -73,6 +80,12 @@ def live_figures() -> dict:
                         summary="; ".join(f"{label}: {n}" for label, n in choices) or "No menu choices yet."),
         ],
     }
+
+
+def live_figures() -> dict:
+    """Everything the dashboard shows."""
+    live = now_figures()
+    return {**live, **more_figures(live)}
 
 
 def _published() -> list:
@@ -110,8 +123,13 @@ def dashboard():
 @bp.get("/live")
 @needs("see the hotline")
 def live():
-    """The live part of the dashboard alone, fetched by console.js every few seconds."""
-    return render_template("console/_live.html", live=live_figures(), parts=True)
+    """The dashboard's live parts alone, fetched by console.js: `part=now` the first screen (every
+    CONSOLE_NOW_SECONDS), `part=more` the rest (every CONSOLE_REFRESH_SECONDS), neither both."""
+    part = request.args.get("part", "all")
+    if part not in ("now", "more", "all"):
+        return "part must be now, more or all", 400
+    live = now_figures() if part == "now" else live_figures()
+    return render_template("console/_live.html", live=live, parts=part)
 
 
 @bp.post("/mode")

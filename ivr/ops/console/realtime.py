@@ -1,26 +1,9 @@
-"""What is happening right now, as the dashboard says it: callers waiting per queue, and the
-warnings an ops lead must not miss (live mode with nobody to answer, a language or topic with nothing
-published)."""
+"""What is happening right now, as the dashboard says it: the warnings an ops lead must not miss (live mode
+with nobody to answer, a language or topic with nothing published), and waits as people say them."""
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from ivr.store.models import TOPICS
 from ivr.store.reads import Presence
-
-
-@dataclass(frozen=True)
-class QueueNow:
-    name: str
-    waiting: int
-    longest_wait_s: int
-
-
-def queues_now(stats: dict, queue_names) -> list[QueueNow]:
-    """Every queue in the rules (waiting or not), then any other queue someone is still waiting in."""
-    names = list(queue_names) + sorted(set(stats) - set(queue_names))
-    return [QueueNow(q, stats[q].waiting if q in stats else 0, stats[q].longest_wait_s if q in stats else 0)
-            for q in names]
 
 
 def warnings(mode: str, people: Presence, missing: list[tuple[str, str]], language_names: dict) -> list[str]:

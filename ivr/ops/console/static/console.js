@@ -1,18 +1,27 @@
-/* The dashboard's live parts (warnings, the mode card's status, the figures), refetched every few seconds.
-   Each part is replaced whole; none holds a form, so a reason being typed is never lost. If the mode changed
-   meanwhile, the switch is turned round to offer the other mode and its tick is cleared, saying so aloud. */
+/* The dashboard's live parts, refetched in place: the first screen (#now) every couple of seconds, the charts
+   and tables below (#live) less often. Each part is replaced whole; none holds a form, so a reason being typed
+   is never lost. If the mode changed meanwhile, the switch is turned round to offer the other mode and its tick
+   is cleared, saying so aloud. When a refresh fails, the page says since when its figures are stale. */
 (function () {
   "use strict";
-  var live = document.getElementById("live");
-  if (!live) { return; }
+  var areas = Array.prototype.slice.call(document.querySelectorAll("[data-src][data-refresh]"));
+  if (!areas.length) { return; }
   var status = document.getElementById("live-status");
   var problem = document.getElementById("live-problem");
-  var seconds = parseInt(live.getAttribute("data-refresh"), 10) || 15;
+  var loaded = new Date();  // the page itself came with fresh figures
+  areas.forEach(function (a) { a.fresh = loaded; a.failed = ""; });
+  var fastest = Math.min.apply(null, areas.map(function (a) { return parseInt(a.getAttribute("data-refresh"), 10) || 15; }));
 
-  // Quiet: a screen reader is not told every 15 s that the figures were redrawn; only problems are announced.
+  function clock(when) { return when.toISOString().slice(11, 19) + " UTC"; }
+  // Quiet: a screen reader is not told every few seconds that the figures were redrawn; only problems are announced.
   function say(text) { if (status) { status.textContent = text; } }
-  function alarm(text) {
+  // Said once per failure, and the same words while it lasts: an alert is not repeated every few seconds.
+  function stale() {
+    var failed = areas.filter(function (a) { return a.failed; });
+    areas.forEach(function (a) { a.classList.toggle("stale", !!a.failed); });
     if (!problem) { return; }
+    var since = failed.reduce(function (t, a) { return a.fresh < t ? a.fresh : t; }, new Date());
+    var text = failed.length ? "Data is stale since " + clock(since) + ": " + failed[0].failed : "";
     problem.hidden = !text;
     if (problem.textContent !== text) { problem.textContent = text; }
   }
@@ -24,7 +33,6 @@
     if (!card) { return; }
     card.classList.remove("mode-live", "mode-message");
     card.classList.add("mode-" + mode);
-    document.querySelectorAll("#stat-mode").forEach(function (el) { el.textContent = mode; });
     if (!form || form.elements.expected.value === mode) { return; }
     form.elements.expected.value = mode;
     form.elements.mode.value = target;
@@ -37,34 +45,53 @@
     note.hidden = false;
   }
 
-  function refresh() {
-    if (document.hidden) { return Promise.resolve(false); }
-    return fetch(live.getAttribute("data-src"), {credentials: "same-origin", headers: {"Accept": "text/html"}})
+  function refreshArea(area) {
+    return fetch(area.getAttribute("data-src"), {credentials: "same-origin", headers: {"Accept": "text/html"}})
       .then(function (resp) {
         if (resp.redirected || !resp.ok) {
-          alarm("Live figures paused: reload the page (you may need to sign in again).");
-          return false;
+          throw new Error("reload the page (you may need to sign in again).");
         }
-        return resp.text().then(function (html) {
-          var fresh = document.createElement("template");
-          fresh.innerHTML = html;
-          fresh.content.querySelectorAll("[data-live-part]").forEach(function (part) {
-            var name = part.getAttribute("data-live-part");
-            var old = live.querySelector('[data-live-part="' + name + '"]');
-            if (old) { old.replaceWith(part); }
-            if (name === "mode") { turnSwitch(part); }
-          });
-          alarm("");
-          say("Figures updated at " + new Date().toISOString().slice(11, 19) + " UTC; they refresh every " + seconds +
-              " seconds.");
-          return true;
-        });
+        return resp.text();
       })
-      .catch(function () { alarm("Live figures could not be refreshed; trying again shortly."); return false; });
+      .then(function (html) {
+        var parts = document.createElement("template");
+        parts.innerHTML = html;
+        parts.content.querySelectorAll("[data-live-part]").forEach(function (part) {
+          var name = part.getAttribute("data-live-part");
+          var old = area.querySelector('[data-live-part="' + name + '"]');
+          if (old) { old.replaceWith(part); }
+          if (name === "mode") { turnSwitch(part); }
+        });
+        return true;
+      });
   }
 
-  window.ivrConsole = {refresh: refresh};
-  window.setInterval(refresh, seconds * 1000);
+  function refresh(which) {
+    if (document.hidden) { return Promise.resolve(false); }
+    return Promise.all((which || areas).map(function (area) {
+      return refreshArea(area).then(function () {
+        area.fresh = new Date();
+        area.failed = "";
+        return true;
+      }, function (exc) {
+        area.failed = exc && exc.message && exc.message.indexOf("reload") === 0 ? exc.message :
+          "the figures could not be refreshed; trying again every " + fastest + " seconds.";
+        return false;
+      });
+    })).then(function (done) {
+      stale();
+      if (done.indexOf(false) < 0) {
+        say("Figures updated at " + clock(new Date()) + "; they refresh every " + fastest + " seconds.");
+      }
+      return done.indexOf(false) < 0;
+    });
+  }
+
+  window.ivrConsole = {refresh: function () { return refresh(); }};
+  areas.forEach(function (area) {
+    var seconds = parseInt(area.getAttribute("data-refresh"), 10) || 15;
+    window.setInterval(function () { refresh([area]); }, seconds * 1000);
+  });
 }());
 
 /* The rules editor's line numbers: kept in step with the text and its scrolling. */
