@@ -131,7 +131,8 @@ def _store_callback(db: Database, r: dict, rejected: list) -> None:
                                 number_hash=r.get("number_hash"), number_masked=r.get("number_masked"),
                                 language=r["language"], queue=r["queue"], priority=int(r["priority"]),
                                 reason=r.get("reason") or "", keep_place=bool(r.get("keep_place")),
-                                voicemail_url=r.get("voicemail_url"), requested_at=_ts(r.get("at")))
+                                voicemail_url=r.get("voicemail_url"), requested_at=_ts(r.get("at")),
+                                reference=r.get("reference") or "")
     except Exception as exc:
         if _unreachable(exc):
             raise
