@@ -272,3 +272,30 @@ def test_stop_takes_a_number_out_of_every_campaign_start_puts_it_back_and_help_s
     doc = parse_twiml(signed_post(client, "/sms/inbound", {**inbound, "From": nums[2], "Body": "help"}))
     assert "+12025550199" in doc.find("Message").text and "https://example.com/notice" in doc.find("Message").text
     assert client.post("/sms/inbound", data={**inbound, "From": nums[2], "Body": "STOP"}).status_code == 403
+
+
+# -- the API: the same figures and actions, each with its role ----------------------------------------------
+def test_the_api_shows_the_figures_and_pauses_resumes_and_cancels_by_role(notice_app, tmp_path):
+    from ivr.store.users import add_user, create_token
+
+    hotline = notice_app.extensions["ivr"]
+    client = notice_app.test_client()
+    auth = {}
+    for name, role in (("vera", "viewer"), ("otto", "ops"), ("ada", "admin")):
+        add_user(hotline.db, name, role, actor="test")
+        auth[role] = {"Authorization": "Bearer " + create_token(hotline.db, name, actor="test")}
+    cid = plan(hotline, list_file(tmp_path, numbers(4), header=None)).campaign_id
+    listed = client.get("/api/notices", headers=auth["viewer"]).get_json()["campaigns"]
+    assert listed == [campaign_figures(hotline.db, cid)] and listed[0]["counts"]["queued"] == 4
+    why = {"reason": "disclosure day"}
+    assert client.post(f"/api/notices/{cid}/send", json=why, headers=auth["ops"]).status_code == 403
+    assert client.post(f"/api/notices/{cid}/send", json=why, headers=auth["admin"]).get_json()["state"] == "sending"
+    assert client.post(f"/api/notices/{cid}/pause", json=why, headers=auth["viewer"]).status_code == 403
+    assert client.post(f"/api/notices/{cid}/pause", json={}, headers=auth["ops"]).status_code == 400
+    assert client.post(f"/api/notices/{cid}/pause", json=why, headers=auth["ops"]).get_json()["state"] == "paused"
+    assert client.post(f"/api/notices/{cid}/pause", json=why, headers=auth["ops"]).status_code == 409
+    assert client.post(f"/api/notices/{cid}/resume", json=why, headers=auth["ops"]).get_json()["state"] == "sending"
+    assert client.post(f"/api/notices/{cid}/cancel", json=why, headers=auth["ops"]).status_code == 403
+    assert client.post(f"/api/notices/{cid}/cancel", json=why, headers=auth["admin"]).get_json()["state"] == "cancelled"
+    assert client.get(f"/api/notices/{cid + 1}", headers=auth["viewer"]).status_code == 404
+    assert client.get(f"/api/notices/{cid}", headers=auth["viewer"]).get_json()["counts"]["skipped"] == 4

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, func, select, update
 
-from ivr.core.errors import Refused
+from ivr.core.errors import Conflict, NotFound, Refused
 from ivr.core.reference_codes import code_hash
 from ivr.store.audit import audit
 from ivr.store.db import Database
@@ -104,9 +104,9 @@ def change_state(db: Database, campaign_id: int, action: str, *, actor: str, rea
     with db.write() as conn:
         state = conn.execute(select(C.c.state).where(C.c.id == campaign_id)).scalar()
         if state is None:
-            raise Refused(f"no campaign {campaign_id}")
+            raise NotFound(f"no campaign {campaign_id}")
         if state not in allowed:
-            raise Refused(f"campaign {campaign_id} is {state}: {action} applies only to {' or '.join(allowed)}")
+            raise Conflict(f"campaign {campaign_id} is {state}: {action} applies only to {' or '.join(allowed)}")
         values = {"state": to, "updated_at": now}
         if to == "sending":
             values["started_at"] = func.coalesce(C.c.started_at, now)
