@@ -5,7 +5,6 @@ neighbours swapped) is refused without a lookup. Stored only as a keyed hash (`c
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 

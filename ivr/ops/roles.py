@@ -16,6 +16,8 @@ LEAST_ROLE = {
     "see the agents": "ops",  # the agents page: their phone numbers (their states are on the dashboard)
     "switch the mode": "ops",
     "retry a job": "ops",
+    "pause a notice campaign": "ops",  # pause and resume: the safe way out of a mistake
+    "send a notice campaign": "admin",  # plan, send and cancel texts to everyone on a list
     "change the agents": "admin",
     "change the announcements": "admin",
     "change the rules": "admin",

@@ -2,7 +2,7 @@
 
 It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py), works
 the background jobs (ivr/worker/jobs.py), heals the queue state (ivr/store/queues.py reconcile) and applies
-the callback retention (ivr/worker/retention.py), below the web workers' CPU priority; it drains and stops
+the callback retention (ivr/worker/retention.py), sends notice campaigns (ivr/worker/notices.py), below the web workers' CPU priority; it drains and stops
 on SIGTERM, SIGINT, or when the server that started it is gone. Of several servers' backgrounds, only the
 one holding the housekeeping lock heals queues and applies retention (ivr/worker/housekeeping_lock.py).
 """
@@ -18,7 +18,7 @@ from ivr.hotline import Hotline
 from ivr.ops.logs import configure
 from ivr.ops.metrics import SpoolMetrics
 from ivr.spool.writer import SpoolWriter
-from ivr.worker import retention
+from ivr.worker import notices, retention
 from ivr.worker.housekeeping_lock import HousekeepingLock
 
 log = logging.getLogger("ivr.background")
@@ -62,6 +62,7 @@ def run_background(cfg: Config) -> None:
     retention.start(hotline, stop, turn)  # callbacks' personal data kept no longer than promised
     if cfg.event_writer == "process" and not cfg.jobs_in_app:
         hotline.jobs.ensure_started()
+    notices.start(hotline, stop)  # breach-notice campaigns (docs/notify.md)
     threading.Thread(target=_reconcile_queues, args=(hotline, stop, cfg.queue_reconcile_s, turn),
                      name="queue-reconcile", daemon=True).start()
     log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())

@@ -18,5 +18,5 @@ errors.register(bp)
 document.register(bp)
 
 # Each module adds its routes to bp.
-from ivr.ops.api import agents, announcements, calls, callbacks, incidents, mode, reports  # noqa: E402,F401
+from ivr.ops.api import agents, announcements, calls, callbacks, incidents, mode, notices, reports  # noqa: E402,F401
 from ivr.ops.api.document import load_openapi  # noqa: E402,F401

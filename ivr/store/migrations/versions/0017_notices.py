@@ -60,6 +60,7 @@ def upgrade() -> None:
     op.create_index('ix_notice_recipients_reference_hash', 'notice_recipients', ['reference_hash'], unique=True)
     op.create_index('ix_notice_recipients_message_sid', 'notice_recipients', ['message_sid'])
     op.create_index('ix_notice_recipients_due', 'notice_recipients', ['campaign_id', 'state', 'next_attempt_at'])
+    op.create_index('ix_notice_recipients_sent', 'notice_recipients', ['campaign_id', 'sent_at'])
     op.create_table(
         'notice_opt_outs',
         sa.Column('number_hash', sa.LargeBinary(length=16), primary_key=True),
@@ -69,6 +70,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('notice_opt_outs')
+    op.drop_index('ix_notice_recipients_sent', table_name='notice_recipients')
     op.drop_index('ix_notice_recipients_due', table_name='notice_recipients')
     op.drop_index('ix_notice_recipients_message_sid', table_name='notice_recipients')
     op.drop_index('ix_notice_recipients_reference_hash', table_name='notice_recipients')
