@@ -16,6 +16,7 @@ from ivr.store.models import Callback, NoticeCampaign, NoticeRecipient, QueueEnt
 from ivr.store.notices import reference_hash_of
 from ivr.store.state import set_mode
 from ivr.tools.simulate import FlaskTransport, HttpTransport, SimulatedCall
+from test_notices import notice_app, stub  # noqa: F401  (fixtures)
 from helpers import wait_for
 
 CONFIRMED = "Thank you. That reference is on our notice list: your details were involved in this incident."
@@ -179,3 +180,24 @@ def test_under_ivr_serve_a_notice_reference_is_recognised(server, live):
             return conn.execute(select(QueueEntry.verified).where(QueueEntry.call_sid == result.call_sid)).scalar()
 
     assert wait_for(verified_entry, timeout=30) is True
+
+
+def test_the_reference_in_a_text_the_sender_sent_is_recognised_on_the_hotline(notice_app, stub, tmp_path):
+    """End to end in-process: a campaign planned from a list and sent to Twilio's stand-in; the reference in
+    the text one person got, keyed in from another phone, gives them the facts for them and the priority."""
+    from ivr.core.notices import references_in
+    from ivr.store.notices import change_state
+    from notices_helpers import list_file
+    from test_notices import plan, run_sender, state_of
+
+    hotline = notice_app.extensions["ivr"]
+    set_mode(hotline.db, "live", reason="agents on shift", actor="test")
+    report = plan(hotline, list_file(tmp_path, ["+12025550301,en,card", "+12025550302,es,"]))
+    change_state(hotline.db, report.campaign_id, "send", actor="test", reason="disclosure day")
+    assert run_sender(hotline, lambda: state_of(hotline.db, report.campaign_id) == "finished")
+    (text,) = [m["body"] for m in stub.created if m["to"] == "+12025550301"]
+    (reference,) = references_in(text)
+    result = call(notice_app, ["8", reference, "0"], caller="+12025550390")
+    said = result.said()
+    assert CONFIRMED in said and hotline.rules.rules.prompt("en", "exposed_card") in said
+    assert enqueued(result) == ["affected"]
