@@ -43,6 +43,9 @@ ROLES_NEEDED = {
     "console.incident_activate": "admin",
     "console.callbacks_page": "viewer", "console.callback_done": "agent",
     "console.jobs_page": "viewer", "console.job_retry": "ops",
+    "console.notices_page": "viewer", "console.notices_live": "viewer", "console.notice_pause": "ops",
+    "console.notice_cancel": "admin",
+    "console.notices_report": "viewer", "console.notices_report_csv": "viewer",
     "console.agents_page": "ops", "console.agent_add": "admin", "console.agent_deactivate": "admin",
     "console.users_page": "admin", "console.user_add": "admin", "console.user_role": "admin",
     "console.user_active": "admin", "console.user_password": "admin", "console.user_pin": "admin",
@@ -244,7 +247,17 @@ def targets(hotline):
     vera = next(u["id"] for u in list_users(hotline.db) if u["name"] == "vera")
     create_token(hotline.db, "vera", actor="test", label="script")
     return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": callback,
-            "incident_id": incident, "user_id": vera, "job_id": _dead_letter(hotline)}
+            "incident_id": incident, "user_id": vera, "job_id": _dead_letter(hotline),
+            "campaign_id": _sending_campaign(hotline), "action": "pause"}
+
+
+def _sending_campaign(hotline) -> int:
+    """A notice campaign being sent, for the Notices page's pause button."""
+    from ivr.store.models import NoticeCampaign
+
+    with hotline.db.write() as conn:
+        return conn.execute(insert(NoticeCampaign).values(name="Notice", state="sending", statements="{}")
+                            .returning(NoticeCampaign.id)).scalar()
 
 
 def _dead_letter(hotline) -> int:
@@ -306,6 +319,8 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
         "console.incident_activate": {"reason": "disclosure day", "carry_over": "yes"},
         "console.callback_done": {"reason": "called back", "note": "reached"},
         "console.job_retry": {"reason": "Twilio is back"},
+        "console.notice_pause": {"reason": "legal asked us to hold"},
+        "console.notice_cancel": {"reason": "sent by post instead"},
         "console.agent_add": {"name": "amy", "phone": "+15551230000", "pin": "1234", "reason": "new agent"},
         "console.agent_deactivate": {"name": "zed", "reason": "left the team"},
         "console.user_add": {"name": "newbie", "role": "viewer", "password": "0123456789ab", "reason": "new hire"},

@@ -18,5 +18,6 @@ errors.register(bp)
 document.register(bp)
 
 # Each module adds its routes to bp.
-from ivr.ops.api import agents, announcements, calls, callbacks, incidents, mode, notices, reports  # noqa: E402,F401
+from ivr.ops.api import (  # noqa: E402,F401
+    agents, announcements, calls, callbacks, incidents, mode, notice_report, notices, reports)
 from ivr.ops.api.document import load_openapi  # noqa: E402,F401
