@@ -139,7 +139,7 @@ def test_the_regulator_report_is_the_same_in_the_console_csv_cli_and_api(app, as
 def test_the_notices_pages_under_ivr_serve_refresh_pause_and_pass_axe(config, server, browser, hotline):
     """Through gunicorn in Chromium: the page's figures refresh in place when a notice is delivered, ops
     pause the campaign with its button, and axe-core finds nothing on the page or the report at any size."""
-    from test_console_browser import AXE, DESKTOP, PASSWORD, look, sign_in
+    from test_console_browser import AXE, PASSWORD, axe_tab, look, sign_in
 
     from ivr.store.users import add_user
 
@@ -148,12 +148,7 @@ def test_the_notices_pages_under_ivr_serve_refresh_pause_and_pass_axe(config, se
     cid = campaign(hotline, {"en": ["delivered", "sent", "failed", "queued"], "es": ["opted_out"]})
     add_user(hotline.db, "ada", "admin", actor="test", password=PASSWORD)
     srv = server(workers=1)
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(path=str(AXE))
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    context, tab, problems = axe_tab(browser)
     try:
         tab.goto(srv.staff_url + "/console/login")
         sign_in(tab, srv.staff_url)
