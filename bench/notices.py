@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -72,8 +73,9 @@ def child_plan(url: str, path: str, instance: str) -> None:
     report = plan_campaign(db, path, spec(10), secret_key=SECRET, actor="bench")
     elapsed = time.monotonic() - t0
     hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"elapsed_s": elapsed, "recipients": report.recipients, "bad_rows": report.bad_rows,
-                      "peak_rss_mb": hwm_kb / 1024}))
+                      "peak_rss_mb": hwm_kb / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}))
 
 
 def child_stub() -> None:
@@ -202,7 +204,7 @@ def main() -> None:
             plan = plan_bench(args.db, args.rows, workdir)
             met = plan["elapsed_s"] < PLAN_TARGET_S and plan["peak_rss_mb"] < PLAN_TARGET_MB
             lines.append(f"- planning {plan['recipients']:,} recipients: {plan['elapsed_s']:.1f} s "
-                         f"({plan['recipients'] / plan['elapsed_s']:,.0f} rows/s), peak RSS "
+                         f"({plan['recipients'] / plan['elapsed_s']:,.0f} rows/s; CPU {plan['cpu_s']:.1f} s), peak RSS "
                          f"{plan['peak_rss_mb']:.0f} MB, database {plan['db_mb']:.0f} MB "
                          f"(targets < {PLAN_TARGET_S:.0f} s, < {PLAN_TARGET_MB:.0f} MB): {'MET' if met else 'NOT MET'}")
         if not args.skip_send:
