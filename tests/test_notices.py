@@ -28,16 +28,28 @@ def stub():
 
 
 @pytest.fixture
-def notice_app(config, stub):
+def make_notice_app(config, stub):
+    """An app whose sender texts through the stand-in; `settle`: how long a campaign waits for reports."""
     from ivr.app import create_app
 
-    cfg = config.with_overrides(twilio_account_sid=ACCOUNT, twilio_api_url=stub.origin, sms_from=SENDER,
-                                public_url="http://localhost", notice_settle_seconds=0, job_lease_seconds=2,
-                                notice_threads=4, hotline_number="+12025550199",
-                                notice_url="https://example.com/notice")
-    app = create_app(cfg)
-    yield app
-    app.extensions["ivr"].close()
+    apps = []
+
+    def make(settle: float = 0):
+        cfg = config.with_overrides(twilio_account_sid=ACCOUNT, twilio_api_url=stub.origin, sms_from=SENDER,
+                                    public_url="http://localhost", notice_settle_seconds=settle,
+                                    job_lease_seconds=2, notice_threads=4, hotline_number="+12025550199",
+                                    notice_url="https://example.com/notice")
+        apps.append(create_app(cfg))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        app.extensions["ivr"].close()
+
+
+@pytest.fixture
+def notice_app(make_notice_app):
+    return make_notice_app()
 
 
 def spec(**kw) -> CampaignSpec:
@@ -225,12 +237,13 @@ def status_params(sid, status, **extra):
             "From": SENDER, "To": "+12022010000", "ApiVersion": "2010-04-01", **extra}
 
 
-def test_delivery_reports_update_each_recipient_and_transient_failures_are_retried(notice_app, stub, tmp_path):
+def test_delivery_reports_update_each_recipient_and_transient_failures_are_retried(make_notice_app, stub,
+                                                                                   tmp_path):
+    notice_app = make_notice_app(settle=3600)  # the campaign stays open for the reports
     hotline = notice_app.extensions["ivr"]
     client = notice_app.test_client()
     report = plan(hotline, list_file(tmp_path, numbers(3), header=None), rate_per_second=1000)
     change_state(hotline.db, report.campaign_id, "send", actor="test")
-    hotline.config.__dict__["notice_settle_seconds"] = 3600  # stays open for the reports
     run_sender(hotline, lambda: len(stub.created) == 3)
     rid = {m["to"]: int(m["status_callback"].rsplit("=", 1)[1]) for m in stub.created}
     sid = {m["to"]: m["sid"] for m in stub.created}

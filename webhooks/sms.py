@@ -37,7 +37,7 @@ def _twiml(body: str = EMPTY) -> Response:
     return Response(body, status=200, mimetype="text/xml")
 
 
-@bp.route("/status", methods=["POST"])
+@bp.route("/status", methods=["POST", "GET"])
 def status():
     """A notice's delivery report (the StatusCallback the sender gave: ?r=<recipient>). Parameters:
     MessageSid, MessageStatus, ErrorCode
@@ -58,7 +58,7 @@ def status():
     return _twiml()
 
 
-@bp.route("/inbound", methods=["POST"])
+@bp.route("/inbound", methods=["POST", "GET"])  # a number's webhook may be set to GET
 def inbound():
     """A text to our number (its Messaging webhook): STOP and its kind take the number out of every
     campaign, START puts it back (both kept by hash across campaigns), HELP says where to call. Twilio

@@ -57,7 +57,7 @@ class NoticeRecipient(Base):
     exposed: Mapped[str | None] = mapped_column(String(40))  # a verification.exposed code, never the data
     reference_hash: Mapped[str] = mapped_column(String(32), unique=True, index=True)
     state: Mapped[str] = mapped_column(String(16), default="queued")
-    message_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    message_sid: Mapped[str | None] = mapped_column(String(64))  # reports find the recipient by id (?r=)
     error_code: Mapped[int | None] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

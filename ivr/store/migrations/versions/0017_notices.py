@@ -58,7 +58,6 @@ def upgrade() -> None:
         sa.UniqueConstraint('campaign_id', 'number_hash', name='uq_notice_recipients_person'),
     )
     op.create_index('ix_notice_recipients_reference_hash', 'notice_recipients', ['reference_hash'], unique=True)
-    op.create_index('ix_notice_recipients_message_sid', 'notice_recipients', ['message_sid'])
     op.create_index('ix_notice_recipients_due', 'notice_recipients', ['campaign_id', 'state', 'next_attempt_at'])
     op.create_index('ix_notice_recipients_sent', 'notice_recipients', ['campaign_id', 'sent_at'])
     op.create_table(
@@ -72,7 +71,6 @@ def downgrade() -> None:
     op.drop_table('notice_opt_outs')
     op.drop_index('ix_notice_recipients_sent', table_name='notice_recipients')
     op.drop_index('ix_notice_recipients_due', table_name='notice_recipients')
-    op.drop_index('ix_notice_recipients_message_sid', table_name='notice_recipients')
     op.drop_index('ix_notice_recipients_reference_hash', table_name='notice_recipients')
     op.drop_table('notice_recipients')
     op.drop_table('notice_campaigns')
