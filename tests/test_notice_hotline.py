@@ -18,6 +18,7 @@ from ivr.store.state import set_mode
 from ivr.tools.simulate import FlaskTransport, HttpTransport, SimulatedCall
 from test_notices import notice_app, stub  # noqa: F401  (fixtures)
 from helpers import wait_for
+from test_console import as_role, page, users  # noqa: F401  (fixtures)
 
 CONFIRMED = "Thank you. That reference is on our notice list: your details were involved in this incident."
 FAILED = "We could not confirm that reference. Please check the number on our notice and try again later."
@@ -113,9 +114,9 @@ def test_a_notice_reference_keyed_in_from_another_phone_is_recognised(app, live)
     assert enqueued(call(app, ["0"])) == ["breach-general"]  # the same phone without it: everyone's line
 
 
-def test_the_callback_a_verified_caller_asks_for_is_kept_under_their_reference(app, live):
+def test_the_callback_a_verified_caller_asks_for_is_kept_under_their_reference(app, live, as_role):
     """Asked for on hold, from two phones: one callback owed, to the reference, at the affected priority;
-    a caller who never proved it gets their own, under their number."""
+    a caller who never proved it gets their own, under their number. Agents see which is which."""
     first = call(app, ["8", code(CODE), "0"], caller="+12025550191", hold_keys=["1"])
     owed = wait_for(lambda: _callbacks(live))
     second = call(app, ["8", code(CODE), "0"], caller="+12025550192", hold_keys=["1"])
@@ -128,6 +129,8 @@ def test_the_callback_a_verified_caller_asks_for_is_kept_under_their_reference(a
     call(app, ["0"], caller="+12025550191", hold_keys=["1"])  # the same phone, reference not keyed: its own
     assert wait_for(lambda: len(_callbacks(live)) == 2)
     assert _callbacks(live)[1].number_hash == live.caller_identity("+12025550191")[0]
+    worklist = page(as_role("agent").get("/console/callbacks"))
+    assert worklist.count("(verified with the reference on their notice)") == 1
 
 
 def _callbacks(hotline):

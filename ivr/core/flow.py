@@ -6,8 +6,9 @@ answer with and the events to record. webhooks/ parses requests (twilio_view.py)
 TwiML (twiml.py).
 
 Call position travels in the action URLs we hand Twilio (signed by Twilio on the way back, so a caller
-cannot forge it): `l` the language, `a` failed attempts in a row, `s` the step number. The step number makes
-every request of a call distinct, so a request Twilio retries is recognised and recorded once.
+cannot forge it): `l` the language, `a` failed attempts in a row, `s` the step number, and `v` once the caller
+has proved a reference on the breach list (ivr/core/verification.py). The step number makes every request of
+a call distinct, so a request Twilio retries is recognised and recorded once.
 """
 from __future__ import annotations
 
