@@ -16,7 +16,7 @@ from ivr.store.models import Callback, NoticeCampaign, NoticeRecipient, QueueEnt
 from ivr.store.notices import reference_hash_of
 from ivr.store.state import set_mode
 from ivr.tools.simulate import FlaskTransport, HttpTransport, SimulatedCall
-from test_notices import notice_app, stub  # noqa: F401  (fixtures)
+from test_notices import make_notice_app, notice_app, stub  # noqa: F401  (fixtures)
 from helpers import wait_for
 from test_console import as_role, page, users  # noqa: F401  (fixtures)
 
