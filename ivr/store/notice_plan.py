@@ -184,7 +184,7 @@ def _new_campaign(db: Database, spec: CampaignSpec, path: Path, actor: str) -> i
 def _write_rows(db, path, spec, campaign_id, report, secret_key, default_region, progress, total_bytes,
                 started) -> int:
     """Read, check and write the rows in batches; returns how many were valid."""
-    normalizer, number_hash, seal = Normalizer(default_region.upper()), hasher(secret_key), keyring_for(db).seal
+    normalizer, number_hash, seal = Normalizer(default_region.upper()), hasher(secret_key), keyring_for(db).sealer()
     languages, exposed_codes = set(spec.statements), set(spec.exposed_codes)
     writer = _Writer(_insert(db, NoticeRecipient.__table__))
     valid, batch = 0, []

@@ -62,11 +62,12 @@ def run_background(cfg: Config) -> None:
     retention.start(hotline, stop, turn)  # callbacks' personal data kept no longer than promised
     if cfg.event_writer == "process" and not cfg.jobs_in_app:
         hotline.jobs.ensure_started()
-    notices.start(hotline, stop)  # breach-notice campaigns (docs/notify.md)
+    sender = notices.start(hotline, stop)  # breach-notice campaigns (docs/notify.md)
     threading.Thread(target=_reconcile_queues, args=(hotline, stop, cfg.queue_reconcile_s, turn),
                      name="queue-reconcile", daemon=True).start()
     log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
     writer.run(stop)
+    sender.join(notices.REST_TIMEOUT_S + 5)  # its texts in flight recorded as sent, not left to be resolved
     hotline.jobs.stop()
     turn.release()
     log.info("spool writer stopped: %d records written", writer.written)

@@ -118,6 +118,7 @@ class NoticeSender:
         sends.record_sent(self.db, self.token, [(c.id, r[1]) for c, r in zip(claimed, results) if r[0] == "sent"])
         refused = [(c.id, *r[1]) for c, r in zip(claimed, results) if r[0] == "refused"]
         sends.record_refused(self.db, self.token, refused)
+        sends.requeue(self.db, self.token, [c.id for c, r in zip(claimed, results) if r[0] == "unsent"])
         return True
 
     def _zone_groups(self, cid: int) -> list[str]:
@@ -135,10 +136,11 @@ class NoticeSender:
         return client
 
     def _send(self, campaign: dict, statements: dict, claimed: sends.Claimed):
-        """("sent", sid), ("refused", (http status, code)) or ("unknown", reason): Twilio may or may not
-        have it (left "sending" and resolved later, never sent blindly again)."""
+        """("sent", sid), ("refused", (http status, code)), ("unsent", None) when stopping before its turn,
+        or ("unknown", reason): Twilio may or may not have it (left "sending" and resolved later, never sent
+        blindly again)."""
         if not self.gate.wait(campaign["rate_per_second"], campaign["sender"], self.stop):
-            return ("unknown", "stopping")  # claimed, never sent: resolved (requeued) after a lease
+            return ("unsent", None)  # stopping: claimed, never sent, queued again at once
         statement = statements.get(claimed.language) or next(iter(statements.values()))
         body = rules.message_text(statement, hotline=campaign["hotline_number"], url=campaign["notice_url"],
                                   reference=claimed.code)
