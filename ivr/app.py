@@ -84,9 +84,9 @@ def register_trusted_proxies(app: Flask, cfg: Config) -> None:
 def register_twilio_webhooks(app: Flask) -> None:
     """Everything Twilio calls: the caller routes, the admin and agent lines, and the audio they play."""
     from ivr.store.announcements import ensure_hold_tone
-    from webhooks import admin_line, agent_callbacks, agent_line, errors, media, voice
+    from webhooks import admin_line, agent_callbacks, agent_line, errors, media, sms, voice
 
-    for bp in (voice.bp, admin_line.bp, agent_line.bp, agent_callbacks.bp, media.bp):
+    for bp in (voice.bp, admin_line.bp, agent_line.bp, agent_callbacks.bp, media.bp, sms.bp):
         app.register_blueprint(bp)
     errors.register(app)  # every error answer under /voice/ is TwiML
     hotline = app.extensions["ivr"]

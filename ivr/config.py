@@ -59,6 +59,11 @@ class Config:
     callback_retention_days: int = 7  # what is left of callbacks (voicemail link, notes) goes after this
     housekeeping_seconds: float = 600.0  # how often `ivr background` applies the retention
     notice_url: str = ""  # the public breach notice the SMS links to
+    # Breach-notice campaigns (docs/notify.md): sent through this Messaging Service, else from sms_from;
+    # finished once nothing is left to send and no delivery report came for this long.
+    messaging_service_sid: str = ""
+    notice_settle_seconds: float = 600.0
+    notice_threads: int = 8  # REST calls in flight at once (the configured rate still bounds them)
     twilio_api_url: str = ""  # a stand-in for https://api.twilio.com (tests, staging); empty: Twilio itself
     jobs_in_app: bool = True  # work background jobs in a thread of each web worker (else: `ivr jobs run`)
     job_lease_seconds: float = 60.0  # a claimed job is its runner's this long, renewed while it runs
@@ -164,6 +169,9 @@ def from_env(environ: dict[str, str] | None = None) -> Config:
         callback_retention_days=int(env.get("IVR_CALLBACK_RETENTION_DAYS", 7)),
         housekeeping_seconds=float(env.get("IVR_HOUSEKEEPING_SECONDS", 600)),
         notice_url=env.get("IVR_NOTICE_URL", ""),
+        messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
+        notice_settle_seconds=float(env.get("IVR_NOTICE_SETTLE_SECONDS", 600) or 0),
+        notice_threads=int(env.get("IVR_NOTICE_THREADS", 8) or 1),
         twilio_api_url=env.get("IVR_TWILIO_API_URL", "").rstrip("/"),
         token_source="environment",
     )

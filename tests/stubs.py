@@ -65,7 +65,10 @@ class TwilioMessages(LocalServer):
     (https://www.twilio.com/docs/messaging/api/message-resource). `hold_answer` makes it create the message
     and then keep the HTTP answer back for that many seconds (a runner killed while waiting for it);
     `fail_next` answers the next POSTs with that status, creating nothing, or, with `create_anyway`,
-    creating the message and losing the answer (Twilio sent it, we never heard)."""
+    creating the message and losing the answer (Twilio sent it, we never heard). `refuse` maps a To number to
+    the (HTTP status, Twilio error code) its POST is refused with, creating nothing, as Twilio answers an
+    invalid or unsubscribed number (https://www.twilio.com/docs/api/errors/21211, .../21610). A message sent
+    through a Messaging Service (MessagingServiceSid, no From) keeps it; `when` is each creation's time.monotonic()."""
 
     def __init__(self, account: str):
         from urllib.parse import parse_qs, urlsplit
@@ -75,9 +78,14 @@ class TwilioMessages(LocalServer):
         self.hold_answer = 0.0
         self.fail_next: list[int] = []
         self.create_anyway = False
+        self.refuse: dict[str, tuple[int, int]] = {}
+        self.when: list[float] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as api.twilio.com: a connection per text would be the limit
+            disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart (delayed ACK)
+
             def _answer(self, status: int, doc: dict) -> None:
                 body = json.dumps(doc).encode()
                 self.send_response(status)
@@ -89,12 +97,20 @@ class TwilioMessages(LocalServer):
             def do_POST(self):
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0))
                                                       .decode()).items()}
+                if form.get("To") in stub.refuse:
+                    status, code = stub.refuse[form["To"]]
+                    return self._answer(status, {"code": code, "message": "refused by the stand-in",
+                                                 "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                                                 "status": status})
                 failing = stub.fail_next.pop(0) if stub.fail_next else None
                 if failing is None or stub.create_anyway:
                     message = {"sid": "SM" + uuid.uuid4().hex, "to": form.get("To"), "from": form.get("From"),
                                "body": form.get("Body"), "status": "queued",
+                               "messaging_service_sid": form.get("MessagingServiceSid"),
+                               "status_callback": form.get("StatusCallback"),
                                "date_created": formatdate(time.time(), usegmt=True)}
                     stub.created.append(message)
+                    stub.when.append(time.monotonic())
                 if failing is not None:
                     return self._answer(failing, {"code": 20500, "message": "stand-in failure", "status": failing})
                 time.sleep(stub.hold_answer)

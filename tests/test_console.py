@@ -47,6 +47,9 @@ ROLES_NEEDED = {
     "console.callbacks_page": "viewer", "console.callback_done": "agent",
     "console.jobs_page": "viewer", "console.job_retry": "ops",
     "console.schedule_page": "viewer", "console.schedule_add": "ops", "console.schedule_cancel": "ops",
+    "console.notices_page": "viewer", "console.notices_live": "viewer", "console.notice_pause": "ops",
+    "console.notice_cancel": "admin",
+    "console.notices_report": "viewer", "console.notices_report_csv": "viewer",
     "console.agents_page": "ops", "console.agent_add": "admin", "console.agent_deactivate": "admin",
     "console.users_page": "admin", "console.user_add": "admin", "console.user_role": "admin",
     "console.user_active": "admin", "console.user_password": "admin", "console.user_pin": "admin",
@@ -250,7 +253,17 @@ def targets(hotline):
     change = scheduled.add(hotline.db, kind="mode", target="live", at=utcnow() + timedelta(days=1), reason="shift",
                            actor="test")
     return {"announcement_id": draft["id"], "briefing_id": brief["id"], "callback_id": callback,
-            "incident_id": incident, "user_id": vera, "job_id": _dead_letter(hotline), "change_id": change["id"]}
+            "incident_id": incident, "user_id": vera, "job_id": _dead_letter(hotline), "change_id": change["id"],
+            "campaign_id": _sending_campaign(hotline), "action": "pause"}
+
+
+def _sending_campaign(hotline) -> int:
+    """A notice campaign being sent, for the Notices page's pause button."""
+    from ivr.store.models import NoticeCampaign
+
+    with hotline.db.write() as conn:
+        return conn.execute(insert(NoticeCampaign).values(name="Notice", state="sending", statements="{}")
+                            .returning(NoticeCampaign.id)).scalar()
 
 
 def _dead_letter(hotline) -> int:
@@ -316,6 +329,8 @@ def valid_form(endpoint: str, hotline, wav: bytes) -> dict:
         "console.job_retry": {"reason": "Twilio is back"},
         "console.schedule_add": {"kind": "mode", "target": "message", "at": "2099-01-01T08:00", "reason": "night"},
         "console.schedule_cancel": {"reason": "shift moved"},
+        "console.notice_pause": {"reason": "legal asked us to hold"},
+        "console.notice_cancel": {"reason": "sent by post instead"},
         "console.agent_add": {"name": "amy", "phone": "+15551230000", "pin": "1234", "reason": "new agent"},
         "console.agent_deactivate": {"name": "zed", "reason": "left the team"},
         "console.user_add": {"name": "newbie", "role": "viewer", "password": "0123456789ab", "reason": "new hire"},

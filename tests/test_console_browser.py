@@ -152,6 +152,17 @@ def look(tab, name: str) -> None:
     tab.set_viewport_size(DESKTOP)
 
 
+def axe_tab(browser):
+    """(context, tab, problems): a desktop-sized tab with axe-core, and the JavaScript errors it meets."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(path=str(AXE))  # injected by the browser itself: the pages' CSP stays as deployed
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    return context, tab, problems
+
+
 def sign_in(tab, url: str) -> None:
     tab.get_by_label("User name").fill("ada")
     tab.get_by_label("Password").fill(PASSWORD)
@@ -175,12 +186,7 @@ def test_breach_day_pages_work_pass_axe_and_fit_a_phone_in_a_real_browser(config
     add_user(db, "ada", "admin", actor="test", password=PASSWORD)
     queues.request_callback(db, call_sid="CA" + "b" * 32, number="+15550104321", language="es", queue="fraud",
                             priority=10, reason="fraud")
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(path=str(AXE))  # injected by the browser itself: the pages' CSP stays as deployed
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    context, tab, problems = axe_tab(browser)
     try:
         tab.goto(srv.staff_url + "/console/login")
         look(tab, "login")

@@ -26,6 +26,8 @@ NOT_HERE = {  # why it is not run here, and where it is tested instead
     "serve": "it serves until stopped (tests/conftest.py starts ivr serve for the server tests)",
     "rules reload": "running workers to signal (tests/test_server.py)",
     "--all-paths": "nothing, but it walks for a minute: tests/test_all_paths.py runs it with a smaller --depth",
+    "notify": "a Twilio sender and `ivr background` sending (tests/test_notices_served.py runs plan, send, pause, "
+              "resume, status and cancel through ivr serve)",
 }
 # The go-live check refuses these on a fresh instance, as the docs say, naming each problem with its fix.
 REFUSED_UNTIL_READY = ("preflight", "mode set live")

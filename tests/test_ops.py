@@ -95,10 +95,11 @@ def test_the_caller_pool_serves_only_what_twilio_calls_and_the_staff_pool_nothin
     try:
         routes = {part: {rule.rule for rule in app.url_map.iter_rules()} for part, app in apps.items()}
         assert "/voice/incoming" in routes["callers"] and "/media/<sha256>.wav" in routes["callers"]
-        assert all(r.startswith(("/voice/", "/media/", "/livez", "/readyz", "/healthz", "/static/"))
+        assert all(r.startswith(("/voice/", "/sms/", "/media/", "/livez", "/readyz", "/healthz", "/static/"))
                    for r in routes["callers"]), sorted(routes["callers"])
+        assert {"/sms/status", "/sms/inbound"} <= routes["callers"]  # notices' reports and replies
         assert {"/console/", "/api/mode", "/metrics", "/media/<sha256>.wav", "/readyz"} <= routes["staff"]
-        assert not any(r.startswith("/voice/") for r in routes["staff"])
+        assert not any(r.startswith(("/voice/", "/sms/")) for r in routes["staff"])
         assert apps["callers"].test_client().get("/console/").status_code == 404
     finally:
         for app in apps.values():

@@ -15,7 +15,7 @@ from functools import partial, wraps
 
 from flask import Blueprint, Response, current_app, request
 
-from ivr.core import flow, verbs
+from ivr.core import flow, verbs, verification
 from ivr.core.effects import SMS_JOB, Audit, BookCallback, CallStarted, EnqueueJob, EnterQueue, LeaveQueue, SendSms
 from ivr.core.staff_call import StaffCall
 from ivr.core.verification import VerifyAttempt
@@ -62,7 +62,8 @@ def _values():
 def _position(rules, p=None) -> verbs.Position:
     """The call position from our own query string (junk falls back to a fresh start)."""
     p = p or _values()
-    return verbs.Position(rules.language(p.arg("l")), _int(p.arg("a"), 0, 50), _int(p.arg("s"), 0, 10_000))
+    return verbs.Position(rules.language(p.arg("l")), _int(p.arg("a"), 0, 50), _int(p.arg("s"), 0, 10_000),
+                          verification.carried(p.arg("v")))
 
 
 def _digits() -> str | None:

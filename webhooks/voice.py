@@ -14,7 +14,7 @@ from ivr.core import flow, phone_numbers, verbs, verification
 from ivr.core.call_status import TERMINAL
 from ivr.core.effects import CallStarted
 from ivr.hotline import Hotline
-from ivr.store import queues
+from ivr.store import queues, reference_lookup
 from ivr.store import verification as references
 from webhooks import twiml
 from webhooks.prepared import prepared
@@ -35,18 +35,19 @@ def incoming(hotline: Hotline, rules, snap, pos):
     return reply
 
 
-def _context(hotline: Hotline, verified: bool = False) -> verbs.Context:
+def _context(hotline: Hotline, pos: verbs.Position) -> verbs.Context:
     """Routing context; each lookup runs only if the flow asks for it (a caller asking for a person).
-    `verified`: the caller keyed in a reference on the list in this call (/voice/verified)."""
+    Verified: the caller keyed in a reference on the list in this call (its key rides in pos.ref)."""
     number = _values().get("From")
     reachable = phone_numbers.callable_number(number)
     known = reachable is not None
+    verified = bool(pos.ref)
     return verbs.Context(
         now=datetime.now(timezone.utc),
         call_sid=_call_sid(),
         caller_known=known,
         verified=verified,
-        open_callback=lambda: known and _open_callback(hotline, number),
+        open_callback=lambda: known and _open_callback(hotline, number, pos.ref),
         affected=lambda: verified or (known and _affected(hotline, number)),
         queue_stats=lambda: queues.queue_stats(hotline.db),
         recent_wait_minutes=lambda queue: queues.recent_wait_minutes(hotline.db, queue),
@@ -63,12 +64,13 @@ def _affected(hotline: Hotline, number: str) -> bool:
         return False
 
 
-def _open_callback(hotline: Hotline, number: str) -> bool:
-    """Is a callback already owed to this number, from another call (Twilio retrying this request is not
-    asking again)? Unknown (database away): no, and the booking, whenever it is written, still refreshes the
-    open one rather than adding a second."""
+def _open_callback(hotline: Hotline, number: str, reference: str) -> bool:
+    """Is a callback already owed to this number (or to the reference the caller proved), from another call
+    (Twilio retrying this request is not asking again)? Unknown (database away): no, and the booking,
+    whenever it is written, still refreshes the open one rather than adding a second."""
     try:
-        owed = queues.open_callback_for(hotline.db, hotline.caller_identity(number)[0])
+        owner = queues.callback_owner(hotline.caller_identity(number)[0], reference)
+        owed = queues.open_callback_for(hotline.db, owner)
         return owed is not None and owed["call_sid"] != _call_sid()
     except Exception as exc:
         log.warning("open-callback lookup failed, telling the caller it is booked: %s", exc)
@@ -85,7 +87,7 @@ def _queue_params(rules) -> tuple[str, int]:
 def menu(hotline: Hotline, rules, snap, pos):
     after = _values().arg("x") or None
     return prepared(hotline.config.public_url, flow.menu_choice, rules, snap, pos, _digits(),
-                    context=partial(_context, hotline), after=after if after == "sms" else None)
+                    context=partial(_context, hotline, pos), after=after if after == "sms" else None)
 
 
 @voice_route("/verify")
@@ -95,20 +97,20 @@ def verify(hotline: Hotline, rules, snap, pos):
     return verification.checked(
         rules, pos, _digits(),
         failures=lambda: references.recent_failures(hotline.db, caller_hash, rules.verification),
-        on_list=lambda digits: references.on_list(hotline.db, hotline.config.secret_key, digits))
+        on_list=lambda digits: reference_lookup.listed(hotline.db, hotline.config.secret_key, digits))
 
 
 @voice_route("/verified")
 def verified(hotline: Hotline, rules, snap, pos):
-    """The menu after a confirmed reference: 0 (or 7) is routed as a verified caller; only our own TwiML
-    leads here, and Twilio signs what it requests, so nobody reaches it without a reference."""
-    return flow.menu_choice(rules, snap, pos, _digits(), _context(hotline, verified=True))
+    """The menu after a confirmed reference: 0 (or 7) is routed as a verified caller (the reference's key
+    rides in the link); only our own TwiML leads here, and Twilio signs what it requests."""
+    return flow.menu_choice(rules, snap, pos, _digits(), _context(hotline, pos))
 
 
 @voice_route("/language")
 def language(hotline: Hotline, rules, snap, pos):
     return prepared(hotline.config.public_url, flow.language_choice, rules, snap, pos, _digits(),
-                    context=partial(_context, hotline))
+                    context=partial(_context, hotline, pos))
 
 
 @voice_route("/hold")
@@ -116,20 +118,20 @@ def hold(hotline: Hotline, rules, snap, pos):
     """The Enqueue waitUrl, requested again and again while the caller waits."""
     queue, priority = _queue_params(rules)
     position = _int(_values().get("QueuePosition"), 0, 100_000) or None
-    return flow.hold(rules, snap, pos, _context(hotline), queue, priority, position)
+    return flow.hold(rules, snap, pos, _context(hotline, pos), queue, priority, position)
 
 
 @voice_route("/hold-choice")
 def hold_choice(hotline: Hotline, rules, snap, pos):
     queue, priority = _queue_params(rules)
-    return flow.hold_choice(rules, snap, pos, _context(hotline), queue, priority, _digits())
+    return flow.hold_choice(rules, snap, pos, _context(hotline, pos), queue, priority, _digits())
 
 
 @voice_route("/callback")
 def callback(hotline: Hotline, rules, snap, pos):
     """The answer to a callback offer (agents busy, closed, or message mode)."""
     queue, priority = _queue_params(rules)
-    return flow.callback_choice(rules, snap, pos, _context(hotline), queue, priority, _digits())
+    return flow.callback_choice(rules, snap, pos, _context(hotline, pos), queue, priority, _digits())
 
 
 @voice_route("/voicemail")

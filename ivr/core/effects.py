@@ -59,6 +59,9 @@ class BookCallback:
     reason: str
     keep_place: bool = False
     voicemail_url: str | None = None
+    # The key of the reference the caller proved in this call (Position.ref), "" if none: the callback is
+    # then kept under the reference (one per reference, whichever phone asks), not under the caller's number.
+    reference: str = ""
 
 
 @dataclass(frozen=True)

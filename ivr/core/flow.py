@@ -6,8 +6,9 @@ answer with and the events to record. webhooks/ parses requests (twilio_view.py)
 TwiML (twiml.py).
 
 Call position travels in the action URLs we hand Twilio (signed by Twilio on the way back, so a caller
-cannot forge it): `l` the language, `a` failed attempts in a row, `s` the step number. The step number makes
-every request of a call distinct, so a request Twilio retries is recognised and recorded once.
+cannot forge it): `l` the language, `a` failed attempts in a row, `s` the step number, and `v` once the caller
+has proved a reference on the breach list (ivr/core/verification.py). The step number makes every request of
+a call distinct, so a request Twilio retries is recognised and recorded once.
 """
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def menu_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | None,
     action = rules.menu.options.get(digits)
     if action is None:
         return _retry(rules, pos, "invalid_choice", Event("invalid", digits=digits[:32]))
-    reply = _ACTIONS[action](rules, snap, Position(pos.lang, 0, pos.step), ctx or Context(_utcnow()))
+    reply = _ACTIONS[action](rules, snap, pos.again(), ctx or Context(_utcnow()))
     reply.events.insert(0, Event("menu_choice", action, digits))
     return reply
 
@@ -126,7 +127,7 @@ def _retry(rules: Rules, pos: Position, prompt: str, event: Event) -> Reply:
         return Reply(verbs, [event, Event("goodbye", "max attempts")], outcome="ended-no-choice")
     # A caller who said nothing may not have caught the options: all of them again; a wrong key: the short menu.
     short = prompt != "no_input"
-    return Reply(menu(rules, Position(pos.lang, attempts, pos.step), [_say(rules, pos.lang, prompt)], short), [event])
+    return Reply(menu(rules, pos.again(attempts), [_say(rules, pos.lang, prompt)], short), [event])
 
 
 _NOTHING_ON = {"main": "no_announcement", "details": "details_missing", "advice": "advice_missing"}
@@ -195,7 +196,7 @@ def _overflow_lead(rules: Rules, lang: str, decision: Decision, mode: str, ctx: 
 
 
 def _enqueue(rules, snap, pos, ctx, d: Decision) -> Reply:
-    params = dict(l=pos.lang, q=d.queue, p=d.priority)
+    params = dict(l=pos.lang, q=d.queue, p=d.priority, v=pos.ref or None)
     # The action carries the next step number: a call's outcome only moves forward in its steps, so without
     # it how the caller left the queue (agent, abandoned, callback) would never replace "queued".
     left = Link.to("/voice/queue-result", **params, s=pos.step + 1)
@@ -209,14 +210,14 @@ def _offer_callback(rules, snap, pos, ctx, d: Decision) -> Reply:
     lead = _overflow_lead(rules, pos.lang, d, snap.mode, ctx)
     if not ctx.caller_known:  # no number to call back: a voicemail, which asks for one
         return _voicemail(rules, snap, pos, ctx, d, lead + [_say(rules, pos.lang, "callback_unavailable")])
-    gather = Gather(Link.to("/voice/callback", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1),
+    gather = Gather(Link.to("/voice/callback", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1, v=pos.ref or None),
                     tuple(lead) + (_say(rules, pos.lang, "callback_offer_later"),), rules.menu.timeout_seconds)
     return Reply([gather] + menu(rules, pos, [], short=True), outcome="callback-offered")
 
 
 def _voicemail(rules, snap, pos, ctx, d: Decision, lead: list | None = None) -> Reply:
     lead = _overflow_lead(rules, pos.lang, d, snap.mode, ctx) if lead is None else lead
-    link = Link.to("/voice/voicemail", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1)
+    link = Link.to("/voice/voicemail", l=pos.lang, q=d.queue, p=d.priority, s=pos.step + 1, v=pos.ref or None)
     verbs = lead + [_say(rules, pos.lang, "voicemail_prompt"), Record(link, 120)] + menu(rules, pos, [])
     return Reply(verbs, outcome="voicemail-offered")
 
@@ -290,7 +291,7 @@ def language_choice(rules: Rules, snap: Snapshot, pos: Position, digits: str | N
             return menu_choice(rules, snap, pos, digits, ctx)
         # No choice: back to the menu in the language they had, nothing lost.
         return Reply(menu(rules, pos, []), [Event("no_input", "language menu")])
-    new = Position(chosen, 0, pos.step)
+    new = pos.again(lang=chosen)
     # Switched with one key: the announcement in their language says it all, at once.
     lead = [] if direct else [_say(rules, chosen, "language_set")]
     lead += _spoken(rules, snap, chosen, "main", "no_announcement")
@@ -319,7 +320,7 @@ def hold(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, 
         prompts += _spoken(rules, snap, lang, "advice", "advice_missing")
     if ctx.caller_known:
         prompts.append(_say(rules, lang, "callback_offer"))
-    choice = Link.to("/voice/hold-choice", l=lang, q=queue, p=priority)
+    choice = Link.to("/voice/hold-choice", l=lang, q=queue, p=priority, v=pos.ref or None)
     if not ctx.hold_tone:  # no tone to play (it could not be made): silence rather than nothing
         return Reply([Gather(choice, tuple(prompts), 5), Pause(rules.hold.pause_seconds)])
     # The tone inside the Gather: no dead air, and a key still works while it plays.
@@ -331,13 +332,13 @@ def hold(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, 
 def hold_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, queue: str, priority: int,
                 digits: str | None) -> Reply:
     """A key pressed while on hold: 1 is a callback that keeps the caller's place in line."""
-    back = Redirect(Link.to("/voice/hold", l=pos.lang, q=queue, p=priority))
+    back = Redirect(Link.to("/voice/hold", l=pos.lang, q=queue, p=priority, v=pos.ref or None))
     if digits != "1":
         return Reply([back])
     if not ctx.caller_known:
         return Reply([_say(rules, pos.lang, "callback_unavailable"), back])
     return Reply([_callback_booked(rules, pos, ctx), Leave()], [Event("callback", f"from queue {queue}")],
-                 outcome="callback", effects=[BookCallback(queue, priority, "asked while on hold", keep_place=True)])
+                 outcome="callback", effects=[BookCallback(queue, priority, "asked while on hold", keep_place=True, reference=pos.ref)])
 
 
 def _callback_booked(rules: Rules, pos: Position, ctx: Context):
@@ -354,7 +355,7 @@ def callback_choice(rules: Rules, snap: Snapshot, pos: Position, ctx: Context, q
     if not ctx.caller_known:
         return Reply(menu(rules, pos, [_say(rules, pos.lang, "callback_unavailable")]))
     return Reply([_callback_booked(rules, pos, ctx), Hangup()], [Event("callback", "offered and accepted")],
-                 outcome="callback", effects=[BookCallback(queue or "", priority, "callback offered")])
+                 outcome="callback", effects=[BookCallback(queue or "", priority, "callback offered", reference=pos.ref)])
 
 
 def voicemail_left(rules: Rules, snap: Snapshot, pos: Position, queue: str | None, priority: int,
@@ -362,7 +363,7 @@ def voicemail_left(rules: Rules, snap: Snapshot, pos: Position, queue: str | Non
     if not recording_url:
         return Reply(menu(rules, pos, []))
     return Reply([_say(rules, pos.lang, "voicemail_thanks"), Hangup()], [Event("voicemail")], outcome="voicemail",
-                 effects=[BookCallback(queue or "", priority, "voicemail", voicemail_url=recording_url)])
+                 effects=[BookCallback(queue or "", priority, "voicemail", voicemail_url=recording_url, reference=pos.ref)])
 
 
 def queue_result(rules: Rules, snap: Snapshot, pos: Position, result: str, wait_s: int | None = None) -> Reply:
@@ -374,7 +375,7 @@ def queue_result(rules: Rules, snap: Snapshot, pos: Position, result: str, wait_
                      effects=[leave])
     # queue-full, error, system-error, or a Dial that failed: say so and keep the caller served with the menu.
     lead = [_say(rules, pos.lang, "queue_failed"), _say(rules, pos.lang, "agents_unavailable")]
-    return Reply(menu(rules, Position(pos.lang, 0, pos.step), lead, short=True), [Event("queue", result or "unknown")],
+    return Reply(menu(rules, pos.again(), lead, short=True), [Event("queue", result or "unknown")],
                  outcome=f"queue-{result or 'unknown'}", effects=[leave])
 
 
@@ -386,7 +387,7 @@ def safe_reply(rules: Rules, snap: Snapshot, pos: Position) -> Reply:
     lead = [_say(rules, pos.lang, "technical_difficulty"), *_spoken(rules, snap, pos.lang, "main", "no_announcement")]
     if pos.attempts + 1 >= rules.menu.max_attempts:
         return Reply(goodbye(rules, pos.lang, lead), [Event("error", "gave up")], outcome="ended-error")
-    return Reply(menu(rules, Position(pos.lang, pos.attempts + 1, pos.step), lead), [Event("error")])
+    return Reply(menu(rules, pos.again(pos.attempts + 1), lead), [Event("error")])
 
 
 def fallback(rules: Rules, snap: Snapshot, pos: Position) -> Reply:

@@ -139,12 +139,24 @@ class Reply:
 
 @dataclass(frozen=True)
 class Position:
-    """Where a call is: its language, failed attempts in a row, and the step number."""
+    """Where a call is: its language, failed attempts in a row, the step number, and `ref`: the key of the
+    reference the caller proved in this call (ivr/core/verification.py), "" until they do. It travels in
+    every link from then on (`v`), so the rest of the call is a verified caller's: their priority in line
+    and a callback kept under the reference. Twilio signs the URLs it requests, so nobody can forge it."""
 
     lang: str
     attempts: int = 0
     step: int = 0
+    ref: str = ""
 
     def link(self, route: str, **changes) -> Link:
         nxt = Position(changes.get("lang", self.lang), changes.get("attempts", self.attempts), self.step + 1)
-        return Link(route, (("l", nxt.lang), ("a", str(nxt.attempts)), ("s", str(nxt.step))))
+        return Link(route, (("l", nxt.lang), ("a", str(nxt.attempts)), ("s", str(nxt.step))) + self.carried())
+
+    def carried(self) -> tuple[tuple[str, str], ...]:
+        """What every link of the call carries besides its own parameters: the proved reference, if any."""
+        return (("v", self.ref),) if self.ref else ()
+
+    def again(self, attempts: int = 0, lang: str | None = None) -> "Position":
+        """The same call at the same step, with `attempts` failed attempts in a row (and maybe a new language)."""
+        return Position(lang or self.lang, attempts, self.step, self.ref)

@@ -5,12 +5,16 @@ place in line (ivr/core/routing.py). A caller who keys in a reference that is on
 a rule with `verified: true` may give them a queue of their own. Failed attempts are limited per caller ID
 and for the whole line over a window; past a limit the reference is not even looked up, and the caller hears
 exactly what a wrong one gets, as does an unknown one: nothing they hear tells a guess from a refusal.
-Pure: the shell supplies the counts of recent failures and the lookup (ivr/store/verification.py).
+A reference is either imported with the list (ivr/store/verification.py) or printed on a notice the hotline
+sent (ivr/store/notices.py); both are looked up for every reference keyed in, so the work, and the time it
+takes, is the same whichever answers. Once proved, the reference's key rides in the call's links
+(Position.ref): the rest of the call is a verified caller's, and a callback they ask for is kept under it.
+Pure: the shell supplies the counts of recent failures and the lookup (ivr/store/reference_lookup.py).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -58,11 +62,28 @@ class VerifyAttempt:
 
 
 @dataclass(frozen=True)
+class Listed:
+    """A reference on the list: what it says was exposed for the person ("" nothing), and its key (the
+    keyed hash, hex) that the rest of the call carries."""
+
+    exposed: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Failures:
     """Wrong references in the window: from this caller ID, and on the whole line."""
 
     caller: int
     line: int
+
+
+_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+def carried(value: str | None) -> str:
+    """The reference key a link carries (`v`), as Position.ref: a key as we make them, else none."""
+    return value if value and _KEY.fullmatch(value) else ""
 
 
 def ask(rules, pos: Position) -> Reply:
@@ -76,38 +97,41 @@ def ask(rules, pos: Position) -> Reply:
 
 
 def outcome(rules, digits: str, failures: Callable[[], Failures],
-            on_list: Callable[[str], str | None]) -> tuple[str, str | None]:
-    """OK, WRONG or REFUSED, and with OK what the list says was exposed ("" if it says nothing). The limits
-    are checked first: past one, nothing is looked up."""
+            on_list: Callable[[str], Listed | None]) -> tuple[str, Listed | None]:
+    """OK, WRONG or REFUSED, and with OK the reference as listed. The limits are checked first: past one,
+    nothing is looked up."""
     limits = rules.verification
     seen = failures()
     if seen.caller >= limits.attempts_per_caller or seen.line >= limits.attempts_per_line:
         return REFUSED, None
     if not (digits.isdigit() and limits.min_digits <= len(digits) <= limits.max_digits):
         return WRONG, None
-    exposed = on_list(digits)
-    return (WRONG, None) if exposed is None else (OK, exposed)
+    listed = on_list(digits)
+    return (WRONG, None) if listed is None else (OK, listed)
 
 
 def checked(rules, pos: Position, digits: str | None, failures: Callable[[], Failures],
-            on_list: Callable[[str], str | None]) -> Reply:
+            on_list: Callable[[str], Listed | None]) -> Reply:
     """The reference keyed in. Confirmed: the caller hears so, and what the list says was exposed for them,
-    and may press 0 for a person as a verified caller (/voice/verified). Wrong, unknown or over a limit: one
-    and the same answer, then the menu. `on_list`: the exposed code of a reference on the list, else None."""
+    and may press 0 for a person as a verified caller (/voice/verified), as they are for the rest of the
+    call. Wrong, unknown or over a limit: one and the same answer, then the menu. `on_list`: the reference
+    as listed, else None."""
     from ivr.core.flow import menu  # flow offers this step in its menu: imported here, not at the top
     digits = (digits or "").strip("#")  # a lone # may come as Digits=# (nothing keyed in: no attempt)
     if not digits:
         return Reply(menu(rules, pos, []), [Event("verify", "nothing keyed in")])
-    result, exposed = outcome(rules, digits, failures, on_list)
+    result, listed = outcome(rules, digits, failures, on_list)
     event = Event("verify", result)  # never the digits: a reference is as personal as a number
     if result != OK:
         lead = [Say(rules.prompt(pos.lang, "verify_failed"), pos.lang)]
         return Reply(menu(rules, pos, lead, short=True), [event], outcome="verify-failed",
                      effects=[VerifyAttempt(False, pos.step)])
-    names = ["verify_confirmed"] + ([f"exposed_{exposed}"] if exposed in rules.verification.exposed else [])
+    names = ["verify_confirmed"] + ([f"exposed_{listed.exposed}"] if listed.exposed in rules.verification.exposed
+                                    else [])
     prompts = tuple(Say(rules.prompt(pos.lang, name), pos.lang) for name in names + ["verify_next"])
-    gather = Gather(pos.link("/voice/verified"), prompts, rules.menu.timeout_seconds)
-    return Reply([gather, Redirect(pos.link("/voice/menu"))], [event], outcome="verified",
+    proved = replace(pos, ref=listed.key)
+    gather = Gather(proved.link("/voice/verified"), prompts, rules.menu.timeout_seconds)
+    return Reply([gather, Redirect(proved.link("/voice/menu"))], [event], outcome="verified",
                  effects=[VerifyAttempt(True, pos.step)])
 
 

@@ -19,6 +19,8 @@ LEAST_ROLE = {
     "schedule a change": "ops",
     "retry a job": "ops",
     "approve a statement": "ops",  # the second person of two-person publishing (never who asked for it)
+    "pause a notice campaign": "ops",  # pause and resume: the safe way out of a mistake
+    "send a notice campaign": "admin",  # plan, send and cancel texts to everyone on a list
     "change the agents": "admin",
     "change the announcements": "admin",
     "override two-person publishing": "admin",  # publish a statement alone, in an emergency, with a reason

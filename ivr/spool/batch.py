@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.appender import SpoolObserver
 from ivr.spool.segments import encode, now
-from ivr.store import queues, sealed
+from ivr.store import notice_sends, queues, sealed
 from ivr.store.db import Database, dialect_insert
 from ivr.store.desk import sign_out_ended_lines
 from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry, VerificationAttempt
@@ -131,7 +131,8 @@ def _store_callback(db: Database, r: dict, rejected: list) -> None:
                                 number_hash=r.get("number_hash"), number_masked=r.get("number_masked"),
                                 language=r["language"], queue=r["queue"], priority=int(r["priority"]),
                                 reason=r.get("reason") or "", keep_place=bool(r.get("keep_place")),
-                                voicemail_url=r.get("voicemail_url"), requested_at=_ts(r.get("at")))
+                                voicemail_url=r.get("voicemail_url"), requested_at=_ts(r.get("at")),
+                                reference=r.get("reference") or "")
     except Exception as exc:
         if _unreachable(exc):
             raise
@@ -193,6 +194,7 @@ def write_records(conn: Connection, records: list[dict]) -> None:
     ended = [r for r in statuses if r["status"] in TERMINAL]
     _close_ended_calls_queue_entries(conn, ended)
     sign_out_ended_lines(conn, {r["call_sid"]: _ts(r.get("at")) for r in ended})
+    notice_sends.write_spooled(conn, [r for r in records if r["type"] in ("notice_status", "notice_reply")])
 
 
 def _close_ended_calls_queue_entries(conn: Connection, ended: list[dict]) -> None:

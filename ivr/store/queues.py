@@ -205,6 +205,13 @@ def open_callback_query(number_hash: str):
             .order_by(Callback.requested_at, Callback.id).limit(1))
 
 
+def callback_owner(number_hash: str | None, reference: str = "") -> str | None:
+    """Who a callback is owed to, as stored in callbacks.number_hash: the reference the caller proved on the
+    hotline (ivr/core/verification.py; a person calling from several phones is owed one callback, kept under
+    the notice that told them), else the caller's number. "ref:" keeps the two kinds of key apart."""
+    return f"ref:{reference}" if reference else number_hash
+
+
 def open_callback_for(db: Database, number_hash: str | None) -> dict | None:
     """The callback still owed to the caller with this keyed hash, if any (None for no hash: withheld)."""
     if not number_hash:
@@ -217,11 +224,13 @@ def open_callback_for(db: Database, number_hash: str | None) -> dict | None:
 def request_callback(db: Database, *, call_sid: str, number: str, language: str, queue: str, priority: int,
                      reason: str, keep_place: bool = False, voicemail_url: str | None = None,
                      number_hash: str | None = None, number_masked: str | None = None,
-                     requested_at: datetime | None = None) -> None:
+                     requested_at: datetime | None = None, reference: str = "") -> None:
     """Store a callback (idempotent per call). Keeping the place means the time they joined the queue;
     `requested_at`: when the caller asked (a callback spooled while the database was away), else now.
     The number is stored sealed (a token the webhook sealed is kept as it is; ivr/store/sealed.py), with
-    `number_hash` (the caller's keyed hash), which is what finds it again (open_callback_for)."""
+    `number_hash` (the caller's keyed hash), which is what finds it again (open_callback_for); a caller who
+    proved a reference in the call has it kept under that instead (callback_owner)."""
+    number_hash = callback_owner(number_hash, reference)
     with db.write() as conn:
         requested = requested_at or utcnow()
         if keep_place:

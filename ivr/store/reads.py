@@ -82,9 +82,14 @@ def _epoch(conn: Connection, column):
     return cast(func.floor(func.extract("epoch", column)), BigInteger)
 
 
+def slot_of(conn: Connection, column, since: datetime, seconds: int):
+    """The index of the `seconds`-long slot since `since` that `column`'s moment falls in (SQL)."""
+    return (_epoch(conn, column) - int(since.timestamp())) // seconds
+
+
 def _bucket(conn: Connection, since: datetime, seconds: int):
     """The index of the `seconds`-long slot since `since` a call started in."""
-    return (_epoch(conn, Call.started_at) - int(since.timestamp())) // seconds
+    return slot_of(conn, Call.started_at, since, seconds)
 
 
 def calls_per_slot(conn: Connection, since: datetime, seconds: int, slots: int) -> list[int]:

@@ -92,6 +92,12 @@ class Keyring:
                                f"(keys from {self.label or self.source}: {', '.join(map(fingerprint, self.keys))}); was the "
                                f"key file lost or {ENV_VAR} changed? It waits until the right key is back") from None
 
+    def sealer(self):
+        """`seal` for many numbers known to be plain (planning a million recipients): the newest key's
+        encrypt, looked up once (DataKeyError now if there is no usable key)."""
+        encrypt = self._fernet().encrypt
+        return lambda number: encrypt(number.encode()).decode()
+
     def rotate(self, token: str) -> str:
         """The token re-encrypted under the newest key (a plaintext number: sealed)."""
         return self._fernet().rotate(token.encode()).decode() if is_sealed(token) else self.seal(token)

@@ -30,13 +30,14 @@ MAX_BAD_ROWS_KEPT = 20
 
 
 @lru_cache(maxsize=8)
-def _key(secret_key: str) -> bytes:
+def reference_key(secret_key: str) -> bytes:
+    """The HMAC key for references: imported ones and the codes on notices (ivr/core/reference_codes.py)."""
     return hmac.new(secret_key.encode(), b"affected-reference", hashlib.sha256).digest()
 
 
 def reference_hash(secret_key: str, digits: str) -> bytes:
     """The stored form of a reference: its digits only (as keyed in on a phone), keyed-hashed."""
-    return hmac.digest(_key(secret_key), digits.encode(), "sha256")[:HASH_BYTES]
+    return hmac.digest(reference_key(secret_key), digits.encode(), "sha256")[:HASH_BYTES]
 
 
 def digits_of(text: str) -> str:

@@ -3,8 +3,8 @@
 It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py), works
 the background jobs (ivr/worker/jobs.py), heals the queue state (ivr/store/queues.py reconcile) and applies
 the callback retention (ivr/worker/retention.py), carries out the changes planned ahead when they are due
-(ivr/ops/scheduled.py: each by one server only), below the web workers' CPU priority; it drains and stops
-on SIGTERM, SIGINT, or when the server that started it is gone. Of several servers' backgrounds, only the
+(ivr/ops/scheduled.py: each by one server only) and sends notice campaigns (ivr/worker/notices.py), below the
+web workers' CPU priority; it drains and stops on SIGTERM, SIGINT, or when the server that started it is gone. Of several servers' backgrounds, only the
 one holding the housekeeping lock heals queues and applies retention (ivr/worker/housekeeping_lock.py).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ivr.ops import scheduled
 from ivr.ops.logs import configure
 from ivr.ops.metrics import SpoolMetrics
 from ivr.spool.writer import SpoolWriter
-from ivr.worker import retention
+from ivr.worker import notices, retention
 from ivr.worker.housekeeping_lock import HousekeepingLock
 
 log = logging.getLogger("ivr.background")
@@ -65,10 +65,12 @@ def run_background(cfg: Config) -> None:
     if cfg.event_writer == "process" and not cfg.jobs_in_app:
         hotline.jobs.ensure_started()
     scheduled.start(hotline, stop)  # mode switches, publishes, activations planned for a time
+    sender = notices.start(hotline, stop)  # breach-notice campaigns (docs/notify.md)
     threading.Thread(target=_reconcile_queues, args=(hotline, stop, cfg.queue_reconcile_s, turn),
                      name="queue-reconcile", daemon=True).start()
     log.info("spool writer started on %s (pid %d)", cfg.spool_dir, os.getpid())
     writer.run(stop)
+    sender.join(notices.REST_TIMEOUT_S + 5)  # its texts in flight recorded as sent, not left to be resolved
     hotline.jobs.stop()
     turn.release()
     log.info("spool writer stopped: %d records written", writer.written)

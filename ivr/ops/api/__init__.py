@@ -18,6 +18,6 @@ errors.register(bp)
 document.register(bp)
 
 # Each module adds its routes to bp.
-from ivr.ops.api import agents, announcements, calls, callbacks, incidents, mode, reports, schedule  # noqa: E402,F401
-from ivr.ops.api import supervisor  # noqa: E402,F401
+from ivr.ops.api import (  # noqa: E402,F401
+    agents, announcements, calls, callbacks, incidents, mode, notice_report, notices, reports, schedule, supervisor)
 from ivr.ops.api.document import load_openapi  # noqa: E402,F401

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import click
 
-from ivr.ops.cli import (affected, approvals, briefing, content, jobs, keys, routing, schedule, server, simulate,
-                         staff, status)
+from ivr.ops.cli import (affected, approvals, briefing, content, jobs, keys, notice_report, notify, routing, schedule,
+                         server, simulate, staff, status)
 from ivr.ops.cli.context import CliContext, HotlineGroup
 from ivr.store.private_files import private_umask
 
@@ -40,7 +40,9 @@ main.add_command(staff.pins)
 main.add_command(staff.agents)
 main.add_command(staff.callbacks)
 main.add_command(staff.report)
+main.add_command(notice_report.notice_report)
 main.add_command(affected.affected)
+main.add_command(notify.notify)
 main.add_command(simulate.simulate)
 main.add_command(status.status)
 main.add_command(status.preflight)

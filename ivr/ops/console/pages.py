@@ -13,6 +13,7 @@ from ivr.ops.console import (  # noqa: F401
     reports_page,
     incidents_page,
     jobs_page,
+    notices_page,
     rules_page,
     schedule_page,
     users_page,

@@ -8,11 +8,12 @@ from ivr.store.models.base import Base, UTCDateTime, utcnow
 from ivr.store.models.calls import Call, CallEvent
 from ivr.store.models.content import Announcement, BriefingVersion, Incident, Media, TTSCacheEntry
 from ivr.store.models.hotline import AuditEntry, HotlineState, Job
+from ivr.store.models.notices import NoticeCampaign, NoticeOptOut, NoticeRecipient
 from ivr.store.models.queues import Callback, QueueEntry, WrapUp
 from ivr.store.models.schedule import ScheduledChange
 from ivr.store.models.staff import Agent, ApiToken, ConsoleSession, LoginFailure, PinFailure, PinLock, SignInPass, User
 
 __all__ = ["AffectedImport", "AffectedNumber", "AffectedReference", "Agent", "Announcement", "ApiToken", "AuditEntry", "Base",
            "BriefingVersion", "Call", "CallEvent", "Callback", "ConsoleSession", "HotlineState", "Incident", "Job",
-           "LoginFailure", "MODES", "Media", "PinFailure", "PinLock", "QueueEntry", "ScheduledChange", "SignInPass", "TOPICS", "TTSCacheEntry", "UTCDateTime", "User", "VerificationAttempt", "WrapUp",
+           "LoginFailure", "MODES", "Media", "NoticeCampaign", "NoticeOptOut", "NoticeRecipient", "PinFailure", "PinLock", "QueueEntry", "ScheduledChange", "SignInPass", "TOPICS", "TTSCacheEntry", "UTCDateTime", "User", "VerificationAttempt", "WrapUp",
            "utcnow"]
