@@ -1,11 +1,12 @@
 """`ivr background`: one per server, started, restarted and stopped last by gunicorn's master (gunicorn_conf.py).
 
 It writes the web workers' spooled call records to the database in batches (ivr/spool/writer.py), works
-the background jobs (ivr/worker/jobs.py), heals the queue state (ivr/store/queues.py reconcile) and applies
+the background jobs (ivr/worker/jobs.py), heals the queue state (ivr/store/queues.py reconcile), applies
 the callback retention (ivr/worker/retention.py), carries out the changes planned ahead when they are due
-(ivr/ops/scheduled.py: each by one server only) and sends notice campaigns (ivr/worker/notices.py), below the
-web workers' CPU priority; it drains and stops on SIGTERM, SIGINT, or when the server that started it is gone. Of several servers' backgrounds, only the
-one holding the housekeeping lock heals queues and applies retention (ivr/worker/housekeeping_lock.py).
+(ivr/ops/scheduled.py: each by one server only) and sends notice campaigns (ivr/worker/notices.py), below
+the web workers' CPU priority; it drains and stops on SIGTERM, SIGINT, or when the server that started it
+is gone. Of several servers' backgrounds, only the one holding the housekeeping lock heals queues and
+applies retention (ivr/worker/housekeeping_lock.py).
 """
 from __future__ import annotations
 
