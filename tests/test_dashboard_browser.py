@@ -1,7 +1,8 @@
 """The supervisor's dashboard in a real browser (Debian's Chromium through Playwright, against `ivr serve`): its
-first screen holds the queues, the agents and the mode switch at desktop and phone size; a switch made from
-the command line and a caller who starts waiting show on the open page within 5 s without a reload; the page
-says when its figures are stale; and it agrees with GET /api/supervisor.
+first screen holds the queues, the agents, the mode switch and what needs attention at desktop and phone size;
+a switch made from the command line and a caller who starts waiting show on the open page within 5 s without a
+reload, a change planned elsewhere at the next refresh below the first screen; the page says when its figures
+are stale; and it agrees with GET /api/supervisor.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sqlalchemy import insert
 from conftest import AUTH_TOKEN, IVR, server_env
 from helpers import wait_for
 from ivr.config import PROJECT_ROOT
-from ivr.store import agents, desk
+from ivr.store import agents, desk, scheduled
 from ivr.store.db import Database
 from ivr.store.models import QueueEntry, utcnow
 from ivr.store.users import add_user, create_token
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.slow
 SCREENSHOTS = PROJECT_ROOT / "build" / "screenshots"
 PASSWORD = "a long dashboard password"
 DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
-FIRST_SCREEN = ("#queue-strip", "#agents-strip", "#mode-switch")
+FIRST_SCREEN = ("#queue-strip", "#agents-strip", "#mode-switch", "#attention")
 SOON_S = 5  # the issue's bound from a change to the screen
 
 
@@ -43,12 +44,13 @@ def _sign_in(tab, url: str) -> None:
 
 
 def _inside_first_screen(tab, size: dict) -> dict:
-    """Each part's box, asserted whole inside the viewport with the page scrolled to the top. On a desktop what
-    needs attention (the go-live check) is there too; on a phone it follows the mode switch."""
+    """Each part's box, asserted whole inside the viewport with the page scrolled to the top, what needs
+    attention (the go-live check's problems) too: its count and its first problem are visible, the rest scroll
+    inside the card."""
     tab.set_viewport_size(size)
     tab.evaluate("window.scrollTo(0, 0)")
     boxes = {}
-    for selector in FIRST_SCREEN + (("#attention",) if size is DESKTOP else ()):
+    for selector in FIRST_SCREEN:
         box = tab.locator(selector).bounding_box()
         assert box is not None, selector
         assert box["x"] >= 0 and box["y"] >= 0, (selector, box, size)
@@ -56,6 +58,12 @@ def _inside_first_screen(tab, size: dict) -> dict:
         assert box["y"] + box["height"] <= size["height"], (selector, box, size)
         boxes[selector] = box
     print(size, {k: f"y {b['y']:.0f}-{b['y'] + b['height']:.0f}" for k, b in boxes.items()})
+    # The count of every problem, and the first one starts inside the card's visible list (the rest scroll).
+    shown = tab.locator("#attention-list li")
+    count = re.fullmatch(r"Needs attention: (\d+) problems?", tab.locator("#attention-heading").inner_text())
+    assert count and int(count[1]) == shown.count() > 0, (size, count)
+    first, visible = shown.first.bounding_box(), tab.locator("#attention-list").bounding_box()
+    assert visible["y"] <= first["y"] < visible["y"] + visible["height"] - 12, (size, first, visible)
     assert tab.evaluate("document.documentElement.scrollWidth") <= size["width"]  # no sideways scrolling
     return boxes
 
@@ -96,9 +104,25 @@ def test_the_first_screen_holds_queues_agents_and_the_switch_and_follows_changes
         with db.write() as conn:
             conn.execute(insert(QueueEntry).values(call_sid="CA" + "f" * 32, queue="fraud", priority=1, language="en",
                                                    status="waiting", enqueued_at=utcnow() - timedelta(minutes=16)))
+        # A change planned ahead, to be cancelled: the reason being typed for it must outlive the refreshes.
+        planned = scheduled.add(db, kind="mode", target="message", at=utcnow() + timedelta(days=1),
+                                reason="night shift", actor="test")
     finally:
         db.dispose()
     _sign_in(page, srv.staff_url)
+    cancel_reason = page.locator(f"#change-{planned['id']}").get_by_label("Why cancel it")
+    cancel_reason.fill("the night shift was called off")
+
+    # A change planned elsewhere (here: the store) while the dashboard is open: it shows at the next refresh of
+    # the part below the first screen, at most CONSOLE_REFRESH_SECONDS later (checked at the end of the test).
+    db = Database(config.db_url)
+    try:
+        elsewhere = scheduled.add(db, kind="mode", target="live", at=utcnow() + timedelta(days=2),
+                                  reason="agents on shift", actor="ops-lead", override="a test")
+    finally:
+        db.dispose()
+    planned_at = time.monotonic()
+    assert page.locator(f"#change-{elsewhere['id']}").count() == 0
     fraud = page.locator('#queue-strip tr[data-queue="fraud"] .queue-longest')
     assert fraud.inner_text().startswith("16 min") and "/ 15 min, over" in fraud.inner_text()
     assert "wait-over" in fraud.get_attribute("class")
@@ -139,6 +163,32 @@ def test_the_first_screen_holds_queues_agents_and_the_switch_and_follows_changes
     assert queue["waiting"] == 1 and queue["described"] == general.locator(".queue-hours").inner_text()
     assert [k["does"] for k in queue["keys"] if k["key"] == "0"] == ["waits for an agent"]
     assert api["mode"]["mode"] == "live"
+
+    # Several problems: live mode and nobody free on the agent line, on top of the go-live check's. The card
+    # counts them all and still fits the first screen at both sizes, its list scrolling inside.
+    before = page.locator("#attention-heading").inner_text()
+    db = Database(config.db_url)
+    try:
+        desk.set_status(db, "amy", "signed_out", actor="test")
+    finally:
+        db.dispose()
+    _soon(lambda: page.locator("#attention-heading").inner_text() != before)
+    assert "no agent is free on the agent line" in page.locator("#attention-list").inner_text()
+
+    # The change planned elsewhere is on the page, with who planned it, and nobody reloaded it; the cancel
+    # reason being typed survived every refresh.
+    assert wait_for(lambda: page.locator(f"#change-{elsewhere['id']}").count() == 1,
+                    timeout=max(0.0, 15 + SOON_S - (time.monotonic() - planned_at)), interval=0.2)
+    assert "Scheduled by ops-lead" in page.locator(f"#change-{elsewhere['id']}").inner_text()
+    assert cancel_reason.input_value() == "the night shift was called off"
+    assert page.evaluate("performance.getEntriesByType('navigation')[0].type") == "navigate"  # never reloaded
+
+    # Reloaded (the note that the mode was switched meanwhile gone), the card with every problem still fits.
+    page.reload()
+    for size, name in ((PHONE, "phone"), (DESKTOP, "desktop")):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SCREENSHOTS / f"dashboard-first-screen-{name}-problems.png"))
+        _inside_first_screen(page, size)
 
     # The server stops answering: the page says since when its figures are stale.
     page.route("**/console/live**", lambda route: route.abort())

@@ -1,7 +1,9 @@
-/* The dashboard's live parts, refetched in place: the first screen (#now) every couple of seconds, the charts
-   and tables below (#live) less often. Each part is replaced whole; none holds a form, so a reason being typed
-   is never lost. If the mode changed meanwhile, the switch is turned round to offer the other mode and its tick
-   is cleared, saying so aloud. When a refresh fails, the page says since when its figures are stale. */
+/* The dashboard's live parts, refetched in place: the first screen (#now) every couple of seconds, the planned
+   changes, charts and tables below (#live) less often. Each part is replaced whole; what someone was typing in
+   a part (a planned change's cancel reason) and where the focus was are carried over to the new copy, so a
+   reason being typed is never lost. If the mode changed meanwhile, the switch is turned round to offer the
+   other mode and its tick is cleared, saying so aloud. When a refresh fails, the page says since when its
+   figures are stale. */
 (function () {
   "use strict";
   var areas = Array.prototype.slice.call(document.querySelectorAll("[data-src][data-refresh]"));
@@ -39,10 +41,36 @@
     form.elements.confirm.checked = false;
     form.querySelector(".mode-target").textContent = target;
     form.querySelector(".switch-label").textContent = "Switch to " + target + " mode";
+    // Overriding the go-live check is for a switch to live only; the field comes back with a reload.
+    if (form.elements.override) { form.elements.override.parentNode.hidden = target !== "live"; }
     var note = document.getElementById("mode-changed");
     note.textContent = "The hotline was switched to " + mode + " mode by " + part.getAttribute("data-by") +
       " meanwhile. The switch below now offers " + target + " mode; your reason is kept.";
     note.hidden = false;
+  }
+
+  // Replace `old` by `part`, keeping the visible fields' values and the focus (by their ids): a field whose
+  // form is gone with the new copy (the change was carried out meanwhile) goes with it.
+  function replaceKeepingInput(old, part) {
+    var typed = {}, active = document.activeElement, focused = null;
+    old.querySelectorAll("input[id], textarea[id], select[id]").forEach(function (field) {
+      if (field.type === "hidden") { return; }
+      typed[field.id] = (field.type === "checkbox" || field.type === "radio") ? field.checked : field.value;
+    });
+    if (active && active.id && old.contains(active)) {
+      focused = {id: active.id, start: active.selectionStart, end: active.selectionEnd};
+    }
+    old.replaceWith(part);
+    Object.keys(typed).forEach(function (id) {
+      var twin = document.getElementById(id);
+      if (!twin || !part.contains(twin)) { return; }
+      if (typeof typed[id] === "boolean") { twin.checked = typed[id]; } else { twin.value = typed[id]; }
+    });
+    var again = focused && document.getElementById(focused.id);
+    if (again && part.contains(again)) {
+      again.focus();
+      if (typeof focused.start === "number" && again.setSelectionRange) { again.setSelectionRange(focused.start, focused.end); }
+    }
   }
 
   function refreshArea(area) {
@@ -59,7 +87,7 @@
         parts.content.querySelectorAll("[data-live-part]").forEach(function (part) {
           var name = part.getAttribute("data-live-part");
           var old = area.querySelector('[data-live-part="' + name + '"]');
-          if (old) { old.replaceWith(part); }
+          if (old) { replaceKeepingInput(old, part); }
           if (name === "mode") { turnSwitch(part); }
         });
         return true;
