@@ -151,15 +151,15 @@ def list_audible(rules: Rules) -> list[tuple[tuple, str]]:
     the priority applies), so these rules do less than they say: each is named with its line and field."""
     found: dict[int, tuple[tuple, str]] = {}
     for s in _situations(rules):
-        public = _decide(rules, dataclasses.replace(s, affected=False))
-        listed = _decide(rules, dataclasses.replace(s, affected=True))
+        on_list = dataclasses.replace(s, affected=True)
+        public, listed = _decide(rules, s), _decide(rules, on_list)
         # A rule's own callback keeps the queue of the live-mode rule, which is checked in live mode.
         own_callback = public.action in ("callback", "voicemail") and not public.overflow
         field = next((f for f in ("queue", "overflow", "action", "prompt", "number")
                       if getattr(public, f) != getattr(listed, f) and not (own_callback and f == "queue")), None)
         if field is None:
             continue
-        index = min(_first_match(rules, dataclasses.replace(s, affected=a)) for a in (False, True))
+        index = min(_first_match(rules, s), _first_match(rules, on_list))
         loc = ("routing", index, "then", "queue" if field == "overflow" else field)
         found.setdefault(index, (loc, f"the breach list would be audible: on it by caller ID, {listed.describe()}; "
                                f"everyone else, {public.describe()}. Anyone can fake a caller ID, so until "
@@ -173,21 +173,27 @@ def _first_match(rules: Rules, s: Situation) -> int:
 
 
 def _situations(rules: Rules):
-    """Every case the rules can tell apart: mode, menu, severity, each queue's hours either side of opening
-    and closing (and holidays), and queue sizes and waits at each threshold the rules name."""
-    sizes = {r.when.queue_size_at_least for r in rules.routing if r.when.queue_size_at_least}
-    sizes |= {q.max_size for q in rules.queues.values()}
-    waits = {r.when.longest_wait_at_least_minutes * 60 for r in rules.routing
-                          if r.when.longest_wait_at_least_minutes}
-    waits |= {q.max_wait_minutes * 60 for q in rules.queues.values()}
-    pairs = [(0, 0), (10**6, 10**6)] + [(n, 0) for n in sizes] + [(0, w) for w in waits]
-    loads = [{name: QueueStats(n, w) for name in rules.queues} for n, w in dict.fromkeys(pairs)]
+    """Every case the rules can tell apart, for a caller not on the list: mode, menu, severity, each queue's
+    hours either side of opening and closing (and holidays), and each queue size and wait the rules name."""
+    loads = _loads(rules)
     for now in _instants(rules):
         for mode in ("live", "message"):
             for menu in ("agent", "fraud"):
                 for severity in [*rules.severities, ""]:
                     for queues in loads:
                         yield Situation(mode, menu, severity, False, now, queues)
+
+
+def _loads(rules: Rules) -> list[dict[str, QueueStats]]:
+    """Every size with every wait at which a rule or a queue's limit changes the answer, and none at all:
+    each threshold is "at least", so a load at it stands for every load up to the next one."""
+    conditions = [r.when for r in rules.routing]
+    sizes = {0, *(w.queue_size_at_least for w in conditions if w.queue_size_at_least is not None),
+             *(q.max_size for q in rules.queues.values())}
+    minutes = {0, *(w.longest_wait_at_least_minutes for w in conditions
+                    if w.longest_wait_at_least_minutes is not None),
+               *(q.max_wait_minutes for q in rules.queues.values())}
+    return [{name: QueueStats(n, m * 60) for name in rules.queues} for n in sorted(sizes) for m in sorted(minutes)]
 
 
 def _instants(rules: Rules) -> list[dt.datetime]:
