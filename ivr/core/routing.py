@@ -196,20 +196,27 @@ def _loads(rules: Rules) -> list[dict[str, QueueStats]]:
     return [{name: QueueStats(n, m * 60) for name in rules.queues} for n in sorted(sizes) for m in sorted(minutes)]
 
 
+# Any week will do (hours repeat weekly): its Monday to Sunday, and its Monday noon UTC as the one instant
+# of rules with no hours. A week with no daylight-saving change, so each local opening and closing exists once.
+_WEEK_START = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
+_WEEK = [_WEEK_START.date() + dt.timedelta(days=day) for day in range(7)]
+
+
 def _instants(rules: Rules) -> list[dt.datetime]:
-    monday = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
-    out = {monday}
+    """One instant of each combination of open and closed queues. A queue's state changes only at its opening
+    and closing times (each weekday, in its own zone): each is sampled at that instant and just before it, and
+    each holiday at the time the queue would have opened."""
+    out = {_WEEK_START}
     for queue in rules.queues.values():
         hours = queue.hours
         if hours is None:
             continue
         zone = ZoneInfo(hours.timezone)
-        for day in range(8):
-            date = (monday + dt.timedelta(days=day)).astimezone(zone).date()
+        for date in _WEEK:
             for at in (hours.open, hours.close):
                 local = dt.datetime.combine(date, at, zone)
-                out |= {local, local - dt.timedelta(minutes=1)}
-        out |= {dt.datetime.combine(day, dt.time(12), zone) for day in hours.holidays}
+                out |= {local, local - dt.timedelta.resolution}
+        out |= {dt.datetime.combine(day, hours.open, zone) for day in hours.holidays}
     # Routing sees the clock only through which queues are open: one instant of each combination will do.
     distinct = {tuple(is_open(rules, name, now) for name in rules.queues): now for now in sorted(out)}
     return list(distinct.values())
