@@ -244,6 +244,25 @@ def test_a_rule_audible_only_when_queues_are_both_long_and_slow_or_only_when_emp
     assert [field for _, field, _ in checked(WHILE_EMPTY)] == ["routing.2.then.queue"]
 
 
+BOTH_AT_ONCE = """routing:
+  - name: a line of 8 or more, general for everyone
+    when: {queue: general, queue_size_at_least: 8}
+    then: {action: enqueue, queue: general}
+  - name: listed, their own queue when 7 have waited an hour
+    when: {affected: true, queue: general, queue_size_at_least: 7, longest_wait_at_least_minutes: 60}
+    then: {action: enqueue, queue: affected}
+  - name: everyone
+    then: {action: enqueue, queue: general}
+"""
+
+
+def test_a_rule_audible_only_at_one_queue_size_together_with_one_wait_is_named():
+    """7 waiting with an hour's wait: each threshold alone is not enough, and at 8 the rule before takes over,
+    so only that size and that wait at once show the listed caller a queue of their own."""
+    assert [(line, field) for line, field, _ in checked(BOTH_AT_ONCE)] == [
+        (line_of(BOTH_AT_ONCE, "then: {action: enqueue, queue: affected}"), "routing.1.then.queue")]
+
+
 BY_MODE = """routing:
   - name: listed, goodbye while agents are on
     when: {mode: live, affected: true}

@@ -151,15 +151,15 @@ def list_audible(rules: Rules) -> list[tuple[tuple, str]]:
     the priority applies), so these rules do less than they say: each is named with its line and field."""
     found: dict[int, tuple[tuple, str]] = {}
     for s in _situations(rules):
-        public = _decide(rules, dataclasses.replace(s, affected=False))
-        listed = _decide(rules, dataclasses.replace(s, affected=True))
+        on_list = dataclasses.replace(s, affected=True)
+        public, listed = _decide(rules, s), _decide(rules, on_list)
         # A rule's own callback keeps the queue of the live-mode rule, which is checked in live mode.
         own_callback = public.action in ("callback", "voicemail") and not public.overflow
         field = next((f for f in ("queue", "overflow", "action", "prompt", "number")
                       if getattr(public, f) != getattr(listed, f) and not (own_callback and f == "queue")), None)
         if field is None:
             continue
-        index = min(_first_match(rules, dataclasses.replace(s, affected=a)) for a in (False, True))
+        index = min(_first_match(rules, s), _first_match(rules, on_list))
         loc = ("routing", index, "then", "queue" if field == "overflow" else field)
         found.setdefault(index, (loc, f"the breach list would be audible: on it by caller ID, {listed.describe()}; "
                                f"everyone else, {public.describe()}. Anyone can fake a caller ID, so until "
@@ -173,15 +173,9 @@ def _first_match(rules: Rules, s: Situation) -> int:
 
 
 def _situations(rules: Rules):
-    """Every case the rules can tell apart: mode, menu, severity, each queue's hours either side of opening
-    and closing (and holidays), and queue sizes and waits at each threshold the rules name."""
-    sizes = {r.when.queue_size_at_least for r in rules.routing if r.when.queue_size_at_least}
-    sizes |= {q.max_size for q in rules.queues.values()}
-    waits = {r.when.longest_wait_at_least_minutes * 60 for r in rules.routing
-                          if r.when.longest_wait_at_least_minutes}
-    waits |= {q.max_wait_minutes * 60 for q in rules.queues.values()}
-    pairs = [(0, 0), (10**6, 10**6)] + [(n, 0) for n in sizes] + [(0, w) for w in waits]
-    loads = [{name: QueueStats(n, w) for name in rules.queues} for n, w in dict.fromkeys(pairs)]
+    """Every case the rules can tell apart, for a caller not on the list: mode, menu, severity, each queue's
+    hours either side of opening and closing (and holidays), and each queue size and wait the rules name."""
+    loads = _loads(rules)
     for now in _instants(rules):
         for mode in ("live", "message"):
             for menu in ("agent", "fraud"):
@@ -190,20 +184,39 @@ def _situations(rules: Rules):
                         yield Situation(mode, menu, severity, False, now, queues)
 
 
+def _loads(rules: Rules) -> list[dict[str, QueueStats]]:
+    """Every size with every wait at which a rule or a queue's limit changes the answer, and none at all:
+    each threshold is "at least", so a load at it stands for every load up to the next one."""
+    conditions = [r.when for r in rules.routing]
+    sizes = {0, *(w.queue_size_at_least for w in conditions if w.queue_size_at_least is not None),
+             *(q.max_size for q in rules.queues.values())}
+    minutes = {0, *(w.longest_wait_at_least_minutes for w in conditions
+                    if w.longest_wait_at_least_minutes is not None),
+               *(q.max_wait_minutes for q in rules.queues.values())}
+    return [{name: QueueStats(n, m * 60) for name in rules.queues} for n in sorted(sizes) for m in sorted(minutes)]
+
+
+# Any week will do (hours repeat weekly): its Monday to Sunday, and its Monday noon UTC as the one instant
+# of rules with no hours. A week with no daylight-saving change, so each local opening and closing exists once.
+_WEEK_START = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
+_WEEK = [_WEEK_START.date() + dt.timedelta(days=day) for day in range(7)]
+
+
 def _instants(rules: Rules) -> list[dt.datetime]:
-    monday = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
-    out = {monday}
+    """One instant of each combination of open and closed queues. A queue's state changes only at its opening
+    and closing times (each weekday, in its own zone): each is sampled at that instant and just before it, and
+    each holiday at the time the queue would have opened."""
+    out = {_WEEK_START}
     for queue in rules.queues.values():
         hours = queue.hours
         if hours is None:
             continue
         zone = ZoneInfo(hours.timezone)
-        for day in range(8):
-            date = (monday + dt.timedelta(days=day)).astimezone(zone).date()
+        for date in _WEEK:
             for at in (hours.open, hours.close):
                 local = dt.datetime.combine(date, at, zone)
-                out |= {local, local - dt.timedelta(minutes=1)}
-        out |= {dt.datetime.combine(day, dt.time(12), zone) for day in hours.holidays}
+                out |= {local, local - dt.timedelta.resolution}
+        out |= {dt.datetime.combine(day, hours.open, zone) for day in hours.holidays}
     # Routing sees the clock only through which queues are open: one instant of each combination will do.
     distinct = {tuple(is_open(rules, name, now) for name in rules.queues): now for now in sorted(out)}
     return list(distinct.values())
