@@ -18,6 +18,7 @@ Settings here are defaults: GUNICORN_CMD_ARGS and what follows `--` on `ivr serv
 import os
 
 from ivr.config import from_env
+from ivr.store.private_files import PRIVATE_UMASK
 from ivr.worker.supervisor import Background
 
 _background = None
@@ -33,6 +34,10 @@ worker_class = "ivr.worker.draining.DrainingSyncWorker"
 accesslog = "-"
 timeout, graceful_timeout = _TIMEOUTS.get(POOL, _TIMEOUTS["all"])
 preload_app = True
+# gunicorn switches the process's umask to this (default 0) while it makes a worker's temporary file or its
+# control socket; the umask is the whole process's, so a thread of the master writing meanwhile (the
+# supervisor's background.json) made a file anyone could read: 0666 in a CI run. Private, like the rest.
+umask = PRIVATE_UMASK
 proc_name = f"ivr-{POOL}"
 control_socket = str(from_env().instance_path / ("gunicorn.ctl" if POOL == "all" else f"gunicorn-{POOL}.ctl"))
 # A Unix socket path holds at most 107 bytes: a deeper instance folder gets none (said at start).
