@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_console_browser import AXE, DESKTOP, PASSWORD, look, sign_in
+from test_console_browser import AXE, PASSWORD, axe_tab, look, sign_in
 from ivr.store import scheduled
 from ivr.store.db import Database
 from ivr.store.users import add_user
@@ -17,9 +17,7 @@ def test_a_switch_is_planned_seen_on_the_dashboard_and_cancelled_in_a_real_brows
     srv = server(workers=1, IVR_TIMEZONE="America/New_York")
     db = Database(config.db_url)
     add_user(db, "ada", "admin", actor="test", password=PASSWORD)
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(path=str(AXE))
-    tab = context.new_page()
+    context, tab, problems = axe_tab(browser)
     try:
         tab.goto(srv.staff_url + "/console/login")
         sign_in(tab, srv.staff_url)
@@ -41,6 +39,7 @@ def test_a_switch_is_planned_seen_on_the_dashboard_and_cancelled_in_a_real_brows
         tab.get_by_role("button", name="Cancel this change").click()
         assert "Cancelled: switch to live mode will not be carried out." in tab.get_by_role("status").first.inner_text()
         assert [r["status"] for r in scheduled.list_changes(db)] == ["cancelled"]
+        assert problems == []  # no JavaScript error on either page
     finally:
         context.close()
         db.dispose()
