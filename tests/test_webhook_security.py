@@ -165,8 +165,11 @@ def test_the_body_limit_holds_for_a_chunked_body(app):
 
 
 def test_every_twilio_route_refuses_the_unsigned_and_answers_the_signed_with_twiml(app):
-    """Every route under /voice/ the app serves, read from its URL map so a new one cannot be forgotten."""
-    routes = sorted({rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/voice/")})
+    """Every route under /voice/ and /sms/ the app serves, read from its URL map so a new one cannot be
+    forgotten."""
+    routes = sorted({rule.rule for rule in app.url_map.iter_rules()
+                     if rule.rule.startswith(("/voice/", "/sms/"))})
+    assert {"/sms/status", "/sms/inbound"} <= set(routes)  # the notices' delivery reports and replies
     assert len(routes) >= 20  # the caller routes, both staff lines, the agent's callbacks
     client = app.test_client()
     for route in routes:
