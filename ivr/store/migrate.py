@@ -1,6 +1,7 @@
 """Schema migrations (Alembic), run from the CLI, `make run`, deploys and tests."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -20,7 +21,9 @@ SQUASHED_IN = "111b234"
 
 
 def alembic_config(url: str) -> AlembicConfig:
-    cfg = AlembicConfig()
+    # Alembic's default stdout is sys.stdout as it was when alembic was imported: a stream that may be
+    # closed since (one pytest session after another in one process, as `make mutate` runs them).
+    cfg = AlembicConfig(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
