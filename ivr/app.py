@@ -33,7 +33,6 @@ def create_app(config: Config | Mapping | None = None, part: str = "all") -> Fla
     app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=cfg.upload_max_bytes + 1_000_000, IVR=cfg)
     app.session_interface = _NoSessionForTwilio()
     register_logging(app, cfg)
-    register_trusted_proxies(app, cfg)
     app.extensions["ivr"] = Hotline.build(cfg)
     if part in ("all", "callers"):
         register_twilio_webhooks(app)
@@ -46,6 +45,7 @@ def create_app(config: Config | Mapping | None = None, part: str = "all") -> Fla
     register_monitoring(app, routes=part != "callers")
     register_health(app)
     register_jobs(app)
+    register_wsgi_layers(app, cfg)
     return app
 
 
@@ -56,12 +56,12 @@ def create_caller_app(cfg: Config) -> Flask:
     app = CallerFlask(__name__, instance_path=str(cfg.instance_path))
     app.config.update(MAX_CONTENT_LENGTH=cfg.upload_max_bytes + 1_000_000, IVR=cfg)  # as the full app's
     register_logging(app, cfg)
-    register_trusted_proxies(app, cfg)
     app.extensions["ivr"] = Hotline.build(cfg)
     register_twilio_webhooks(app)
     register_monitoring(app, routes=False)
     register_health(app)
     register_jobs(app)
+    register_wsgi_layers(app, cfg)
     return app
 
 
@@ -70,6 +70,16 @@ def _resolve(config: Config | Mapping | None) -> Config:
         return finalize(config)
     cfg = from_env()
     return finalize(cfg.with_overrides(**dict(config)) if config else cfg)
+
+
+def register_wsgi_layers(app: Flask, cfg: Config) -> None:
+    """What runs in front of Flask, once every route and hook is registered: the caller's webhooks answered
+    without Flask's machinery (webhooks/direct.py), and outside it the trusted proxies' addresses."""
+    if "voice.incoming" in app.view_functions:
+        from webhooks.direct import DirectTwilioRoutes
+
+        app.wsgi_app = DirectTwilioRoutes(app, app.wsgi_app)
+    register_trusted_proxies(app, cfg)
 
 
 def register_trusted_proxies(app: Flask, cfg: Config) -> None:

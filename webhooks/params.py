@@ -84,24 +84,55 @@ def twilio_params(request: Request) -> TwilioParams:
     env = request.environ
     params = env.get("ivr.params")
     if params is None:
-        args = parse_urlencoded(env.get("QUERY_STRING", ""))  # WSGI gives it latin-1 decoded, as Werkzeug reads it
         form = MultiValues()
         if env.get("REQUEST_METHOD") == "POST":
-            mimetype = env.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+            mimetype = _mimetype(env)
             if mimetype == FORM_TYPE:
-                try:
-                    form = parse_urlencoded(_body(request, env).decode())
-                except UnicodeDecodeError:
-                    form = MultiValues()  # Werkzeug gives an empty form for a body that is not UTF-8
+                form = _form(_body(request, env))
             elif mimetype:
                 form = MultiValues((k, request.form.getlist(k)) for k in request.form)
-        params = env["ivr.params"] = TwilioParams(form, args)
+        params = env["ivr.params"] = TwilioParams(form, _args(env))
     return params
 
 
-def raw_query(request: Request) -> str:
+def is_plain(env: dict, limit: int) -> bool:
+    """Is this a request as Twilio sends it, which plain_params() reads from the WSGI environ alone
+    (webhooks/direct.py)? A GET, or a POST of an urlencoded body (or none) with a Content-Length within
+    `limit`. Anything else (chunked, no length, too large, another content type) is Flask's to answer."""
+    if env.get("REQUEST_METHOD") != "POST":
+        return True
+    length = env.get("CONTENT_LENGTH", "")
+    return (_mimetype(env) in (FORM_TYPE, "") and length.isascii() and length.isdigit() and int(length) <= limit
+            and env.get("HTTP_TRANSFER_ENCODING", "").lower() != "chunked")
+
+
+def plain_params(env: dict) -> TwilioParams:
+    """The parameters of a plain request (is_plain), parsed once (kept in the WSGI environ)."""
+    form = MultiValues()
+    if env.get("REQUEST_METHOD") == "POST" and _mimetype(env):
+        form = _form(_read(env["wsgi.input"], int(env["CONTENT_LENGTH"])))
+    params = env["ivr.params"] = TwilioParams(form, _args(env))
+    return params
+
+
+def _mimetype(env: dict) -> str:
+    return env.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+
+
+def _args(env: dict) -> MultiValues:
+    return parse_urlencoded(env.get("QUERY_STRING", ""))  # WSGI gives it latin-1 decoded, as Werkzeug reads it
+
+
+def _form(body: bytes) -> MultiValues:
+    try:
+        return parse_urlencoded(body.decode())
+    except UnicodeDecodeError:
+        return MultiValues()  # Werkzeug gives an empty form for a body that is not UTF-8
+
+
+def raw_query(env: dict) -> str:
     """The query string as the client sent it (UTF-8; Werkzeug's `request.query_string`, decoded)."""
-    return request.environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace")
+    return env.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace")
 
 
 def _body(request: Request, env: dict) -> bytes:
@@ -115,10 +146,14 @@ def _body(request: Request, env: dict) -> bytes:
         if limit is not None and len(data) >= limit and env.get("wsgi.input_terminated") and env["wsgi.input"].read(1):
             raise RequestEntityTooLarge()
         return data
-    remaining = int(length)
-    if limit is not None and remaining > limit:
+    if limit is not None and int(length) > limit:
         raise RequestEntityTooLarge()
-    stream, chunks = env["wsgi.input"], []
+    return _read(env["wsgi.input"], int(length))
+
+
+def _read(stream, remaining: int) -> bytes:
+    """A Content-Length body, straight from the WSGI input."""
+    chunks = []
     while remaining > 0:
         chunk = stream.read(remaining)
         if not chunk:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import partial, wraps
 
@@ -26,9 +27,9 @@ from ivr.spool.segments import encode, now
 from ivr.store import jobs, sealed
 from ivr.store.audit import audit
 from webhooks import twiml
-from webhooks.params import raw_query, twilio_params
+from webhooks.params import TwilioParams, raw_query, twilio_params
 from webhooks.prepared import PreparedReply
-from webhooks.security import is_signed_by_twilio
+from webhooks.security import is_signed, request_path
 
 log = logging.getLogger("webhooks.voice")  # the name operators' log filters know
 
@@ -39,12 +40,9 @@ LAST_RESORT = (
 )
 
 
-def _twiml(body: str) -> Response:
-    return Response(body, status=200, mimetype="text/xml")
-
-
-def _hotline() -> Hotline:
-    return current_app.extensions["ivr"]
+FORBIDDEN = "Forbidden: not signed by Twilio\n"
+# The request being answered's parameters, for the handlers (set by TwilioRoute.answer, under Flask or not)
+_PARAMS: ContextVar[TwilioParams] = ContextVar("twilio_params")
 
 
 def _int(value, default: int, hi: int) -> int:
@@ -54,9 +52,9 @@ def _int(value, default: int, hi: int) -> int:
         return default
 
 
-def _values():
+def _values() -> TwilioParams:
     """This request's parameters (Twilio's form, then our query string), parsed once."""
-    return twilio_params(request)
+    return _PARAMS.get()
 
 
 def _position(rules, p=None) -> verbs.Position:
@@ -77,57 +75,81 @@ def _call_sid(p=None) -> str:
     return sid[:64] if sid else "unknown"
 
 
-def twilio_route(bp: Blueprint):
+def twilio_route(bp: Blueprint, direct: bool = False):
     """The decorator that registers a Twilio webhook on `bp`: signature check, then the handler, with every
     failure answered in TwiML. `needs_state=False`: the handler gets the last good snapshot and never
-    touches the database."""
+    touches the database. `direct=True`: its handlers use nothing of Flask's (no `request`, no
+    `current_app`), so webhooks/direct.py answers them straight from the WSGI environ."""
 
     def voice_route(path: str, methods=("POST", "GET"), needs_state: bool = True):
-        return partial(_register, bp, path, methods, needs_state)
+        return partial(_register, bp, path, methods, needs_state, direct)
 
     return voice_route
 
 
-def _register(bp: Blueprint, path: str, methods, needs_state: bool, handler):
-    seconds = None  # this route's latency histogram, looked up once (its labels cost more than observing)
+def _register(bp: Blueprint, path: str, methods, needs_state: bool, direct: bool, handler):
+    route = TwilioRoute(handler, path, needs_state, frozenset(methods))
 
     @bp.route(path, methods=list(methods), endpoint=handler.__name__)
     @wraps(handler)
     def view():
-        nonlocal seconds
-        hotline = _hotline()
-        started = time.perf_counter()
         req = request._get_current_object()  # the object itself: every lookup through the proxy costs
-        req.max_content_length = hotline.config.max_body_bytes  # Twilio's requests are small
-        if hotline.config.validate_signatures and not is_signed_by_twilio(
-            req, hotline.validator, hotline.config.public_url
-        ):
-            log.warning("refused unsigned or forged request to %s from %s", req.path, req.remote_addr)
-            return Response("Forbidden: not signed by Twilio\n", status=403, mimetype="text/plain")
-        try:
-            body = _answer(hotline, handler, needs_state, req)
-        except Exception:  # pragma: no cover - _answer already catches; this is the very last net
-            log.exception("voice route %s failed beyond recovery", req.path)
-            body = LAST_RESORT
-        if seconds is None:  # at the first request, not at import: a route never called shows no series
-            seconds = WEBHOOK_SECONDS.labels(path)
-        seconds.observe(time.perf_counter() - started)
-        return _twiml(body)
+        req.max_content_length = current_app.extensions["ivr"].config.max_body_bytes  # Twilio's are small
+        status, body = route.answer(current_app.extensions["ivr"], req.environ, lambda: twilio_params(req))
+        return Response(body, status=status, mimetype="text/xml" if status == 200 else "text/plain")
 
+    if direct:
+        view.twilio_route = route  # how webhooks/direct.py finds it in the URL map
     return view
 
 
-def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
+class TwilioRoute:
+    """One Twilio webhook, answered from its WSGI environ: under Flask (the view above) or without it
+    (webhooks/direct.py), with the same code and so the same bytes."""
+
+    def __init__(self, handler, path: str, needs_state: bool, methods: frozenset):
+        self.handler, self.path, self.needs_state, self.methods = handler, path, needs_state, methods
+        self.seconds = None  # its latency histogram, looked up once (its labels cost more than observing)
+
+    def answer(self, hotline: Hotline, env: dict, params) -> tuple[int, str]:
+        """(status, body): 200 and TwiML for a signed request whatever happens inside, 403 for a forgery.
+        `params()`: the request's parameters (may raise RequestEntityTooLarge, for Flask to answer)."""
+        started = time.perf_counter()
+        path = request_path(env)
+        if hotline.config.validate_signatures:
+            form = params().form if env.get("REQUEST_METHOD") == "POST" else {}
+            if not is_signed(env, form, hotline.validator, hotline.config.public_url):
+                log.warning("refused unsigned or forged request to %s from %s", path, env.get("REMOTE_ADDR"))
+                return 403, FORBIDDEN
+        try:
+            body = _answer(hotline, self.handler, self.needs_state, env, params())
+        except Exception:  # pragma: no cover - _answer already catches; this is the very last net
+            log.exception("voice route %s failed beyond recovery", path)
+            body = LAST_RESORT
+        if self.seconds is None:  # at the first request, not at import: a route never called shows no series
+            self.seconds = WEBHOOK_SECONDS.labels(self.path)
+        self.seconds.observe(time.perf_counter() - started)
+        return 200, body
+
+
+def _answer(hotline: Hotline, handler, needs_state: bool, env: dict, params: TwilioParams) -> str:
     rules = hotline.rules.rules
     base = hotline.config.public_url
-    params = twilio_params(req)
+    token = _PARAMS.set(params)
+    try:
+        return _reply(hotline, handler, needs_state, env, params, rules, base)
+    finally:
+        _PARAMS.reset(token)
+
+
+def _reply(hotline: Hotline, handler, needs_state: bool, env: dict, params: TwilioParams, rules, base) -> str:
     try:
         snap = hotline.state.current() if needs_state else hotline.state.last_good()
         pos = _position(rules, params)
         reply = handler(hotline, rules, snap, pos)
         reply = with_sealed_callbacks(hotline, reply, params)
     except Exception:
-        log.exception("voice route %s failed; answering with the safe reply", req.path)
+        log.exception("voice route %s failed; answering with the safe reply", request_path(env))
         snap = hotline.state.last_good()
         pos = _position(rules, params)
         reply = flow.safe_reply(rules, snap, pos)
@@ -135,7 +157,7 @@ def _answer(hotline: Hotline, handler, needs_state: bool, req) -> str:
         body = reply.twiml
     else:
         body = twiml.render(reply, rules, base) if isinstance(reply, verbs.Reply) else reply
-    _record(hotline, reply, pos, req, params)
+    _record(hotline, reply, pos, env, params)
     return body
 
 
@@ -167,7 +189,7 @@ def with_sealed_callbacks(hotline: Hotline, reply, params):
                                    for e in reply.effects])
 
 
-def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
+def _record(hotline: Hotline, reply, pos: verbs.Position, env: dict, params) -> None:
     """Spool what this step did, in one write; a failure here is logged and never reaches the caller."""
     if not isinstance(reply, verbs.Reply):
         return
@@ -175,8 +197,8 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
         sid = _call_sid(params)
         # The URL Twilio requested names the step exactly (our URLs carry a step counter): a retry of the
         # same request gets the same key and is recorded once; different steps never collide.
-        query = raw_query(req)
-        step = req.path.removeprefix("/voice/") + (f"?{query}" if query else "")
+        query = raw_query(env)
+        step = request_path(env).removeprefix("/voice/") + (f"?{query}" if query else "")
         if len(step) > 140:  # the column holds 160: keep it unique rather than cut it
             step = step[:100] + "~" + hashlib.sha256(step.encode()).hexdigest()[:24]
         lines: list = []
@@ -187,7 +209,7 @@ def _record(hotline: Hotline, reply, pos: verbs.Position, req, params) -> None:
             lines.append(_event_line(sid, f"{step}#{i}", pos.step, event, call_info if i == 0 else {}, ending))
         hotline.recorder.append_lines(lines)
     except Exception:
-        log.exception("could not record the events of %s", req.path)
+        log.exception("could not record the events of %s", request_path(env))
 
 
 _LINES = LineTemplates()

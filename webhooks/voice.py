@@ -23,7 +23,7 @@ from webhooks.twilio_view import _call_sid, _digits, _int, _values, status_line,
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
-voice_route = twilio_route(bp)
+voice_route = twilio_route(bp, direct=True)  # answered without Flask (webhooks/direct.py)
 
 
 @voice_route("/incoming")

@@ -15,6 +15,8 @@ import re
 import secrets
 import sys
 import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 
 from gunicorn import glogging
@@ -66,18 +68,37 @@ def call_sid(environ: dict) -> str | None:
     return (params.form_get("CallSid") or params.arg("CallSid")) if params is not None else None
 
 
+# The WSGI environ of a request answered outside Flask (webhooks/direct.py), for the records made meanwhile
+_direct_request: ContextVar[dict | None] = ContextVar("direct_request", default=None)
+
+
+@contextmanager
+def in_request(environ: dict):
+    """Records made inside this block belong to the request of `environ` (one answered without Flask)."""
+    token = _direct_request.set(environ)
+    try:
+        yield
+    finally:
+        _direct_request.reset(token)
+
+
 class _RequestContext(logging.Filter):
     """Adds the request's id, route, CallSid and client to the app's records made inside a request."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from flask import has_request_context, request
 
-        if has_request_context():
+        environ = _direct_request.get()
+        if environ is not None:
+            record.route = environ.get("ivr.route")
+        elif has_request_context():
             environ = request.environ
-            record.request_id = request_id(environ)
             record.route = request.url_rule.rule if request.url_rule is not None else None
-            record.call_sid = call_sid(environ)
-            record.client = environ.get("REMOTE_ADDR")
+        else:
+            return True
+        record.request_id = request_id(environ)
+        record.call_sid = call_sid(environ)
+        record.client = environ.get("REMOTE_ADDR")
         return True
 
 
