@@ -353,3 +353,40 @@ def test_a_batch_that_ends_several_calls_is_written_at_the_first_attempt(db, spo
     with db.read() as conn:
         statuses = dict(conn.execute(select(QueueEntry.call_sid, QueueEntry.status)).all())
     assert statuses == {sids[0]: "bridged", sids[1]: "bridged", sids[2]: "ended", sids[3]: "ended"}
+
+
+def test_a_busy_writer_waits_longer_between_passes_and_a_quiet_one_does_not(db, spool):
+    """Under a surge each pass waits BUSY_STRETCH intervals, so its own cost is shared by more records; as
+    soon as a pass finds little, the writer is back to its interval (records then land within a tenth of a
+    second again). Read from what the writer waits for between passes."""
+    import threading
+
+    recorder = EventRecorder(db, spool, mode="process")
+    writer = SpoolWriter(db, spool, interval=0.1)
+    for i in range(20):
+        _call(recorder, f"CA{i:032d}")  # 60 records: a busy pass
+
+    class Pauses(threading.Event):
+        """The stop signal, noting each wait of the writer's own thread (the heartbeat has a thread too)."""
+
+        waits: list = []
+
+        def wait(self, timeout=None):
+            if threading.current_thread() is runner:
+                self.waits.append(timeout)
+                if len(self.waits) == 1:
+                    _call(recorder, "CA" + "q" * 32)  # 3 records: a quiet pass next
+                if len(self.waits) == 3:
+                    self.set()
+                return self.is_set()
+            return super().wait(timeout)
+
+    stop = Pauses()
+    runner = threading.Thread(target=writer.run, args=(stop,))
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive()
+    busy, quiet, idle = stop.waits
+    assert 0.3 < busy <= 0.5 and quiet <= 0.1 and idle <= 0.1
+    assert (_count(db, Call), _count(db, CallEvent)) == (21, 42)
+    recorder.close()
