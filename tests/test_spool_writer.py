@@ -390,3 +390,22 @@ def test_a_busy_writer_waits_longer_between_passes_and_a_quiet_one_does_not(db, 
     assert 0.3 < busy <= 0.5 and quiet <= 0.1 and idle <= 0.1
     assert (_count(db, Call), _count(db, CallEvent)) == (21, 42)
     recorder.close()
+
+
+def test_an_idle_pass_leaves_the_offsets_file_alone(db, spool):
+    """Ten passes a second with nothing to write must not rewrite the offsets file each time (a write and a
+    rename per pass, most of an idle writer's CPU); a pass that moves an offset saves it."""
+    recorder = EventRecorder(db, spool, mode="process")
+    writer = SpoolWriter(db, spool)
+    _call(recorder, "CA" + "1" * 32)
+    assert writer.pass_once() == 3
+    offsets = spool / SpoolWriter.OFFSETS
+    saved = (offsets.stat().st_ino, offsets.stat().st_mtime_ns)  # os.replace(): a new file each time it saves
+    for _ in range(3):
+        assert writer.pass_once() == 0
+    assert (offsets.stat().st_ino, offsets.stat().st_mtime_ns) == saved
+    _call(recorder, "CA" + "2" * 32)
+    assert writer.pass_once() == 3
+    assert (offsets.stat().st_ino, offsets.stat().st_mtime_ns) != saved
+    assert SpoolWriter(db, spool).pass_once() == 0  # a restarted writer reads on from the saved offsets
+    recorder.close()

@@ -136,6 +136,7 @@ class SpoolWriter:
             self.status.pass_ended(None)
         elif self.status.probe_due():
             self.status.probe(self.db)  # nothing to write: find out now whether the next call's records could be
+        before = dict(self._offsets)
         for path, base, offset, finished, _ in plan:
             if finished:
                 path.unlink(missing_ok=True)
@@ -145,7 +146,7 @@ class SpoolWriter:
         present = {name.partition(".")[0] for name in os.listdir(self.spool_dir)} if self.spool_dir.is_dir() else set()
         for base in [b for b in self._offsets if b not in present]:
             del self._offsets[base]  # replayed and removed by someone else
-        if plan:
+        if self._offsets != before or self._offsets_unsaved:  # an idle pass writes nothing (ten times a second)
             self._save_offsets()
         self._report_backlog(sum(pending) - sum(offset - start for _, _, offset, _, start in plan), [])
         self.written += len(records) - set_aside
