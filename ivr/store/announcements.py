@@ -165,11 +165,12 @@ def create_version(db: Database, *, lang: str, topic: str, text: str | None, sou
             media_sha256=audio_.sha256 if audio_ else None, duration_ms=audio_.duration_ms if audio_ else None,
             created_by=actor, created_at=utcnow(),
         )).inserted_primary_key[0]
-        audit(conn, actor=actor, action="announcement.create", subject=_subject(inc, lang, topic, version),
+        audit(conn, actor=actor, action="announcement.create",
+              subject=audit_subject(inc, lang, topic, version),
               to_value=_describe(source, text, audio_), reason=reason)
         if publish:
             _publish_or_ask(conn, new_id, actor, reason, two_person)
-        return _with_warnings(conn, _row(conn, new_id))
+        return with_warnings(conn, version_row(conn, new_id))
 
 
 def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "", two_person: bool = True) -> dict:
@@ -177,15 +178,15 @@ def publish(db: Database, announcement_id: int, *, actor: str, reason: str = "",
     With `two_person`, a version callers have never heard only awaits a second person's approval."""
     with db.write() as conn:
         _publish_or_ask(conn, announcement_id, actor, reason, two_person)
-        return _with_warnings(conn, _row(conn, announcement_id))
+        return with_warnings(conn, version_row(conn, announcement_id))
 
 
 def _publish_or_ask(conn: Connection, announcement_id: int, actor: str, reason: str, two_person: bool) -> None:
-    row = _row(conn, announcement_id)
+    row = version_row(conn, announcement_id)
     if two_person and needs_approval(row):
         ask_approval(conn, row, actor, reason)
     else:
-        _publish(conn, announcement_id, actor, reason)
+        publish_and_audit(conn, announcement_id, actor, reason)
 
 
 def needs_approval(row: dict) -> bool:
@@ -197,7 +198,7 @@ def needs_approval(row: dict) -> bool:
 def ask_approval_once(conn: Connection, announcement_id: int, actor: str, reason: str) -> None:
     """Ask for a second person's approval unless it was asked for or given already (a publish scheduled ahead:
     the draft shows as awaiting approval from the moment it is planned)."""
-    row = _row(conn, announcement_id)
+    row = version_row(conn, announcement_id)
     if row["status"] == "draft" and needs_approval(row) and row["requested_by"] is None:
         ask_approval(conn, row, actor, reason)
 
@@ -212,14 +213,14 @@ def ask_approval(conn: Connection, row: dict, actor: str, reason: str) -> None:
     conn.execute(update(Announcement).where(Announcement.id == row["id"]).values(requested_by=actor,
                                                                                   requested_at=utcnow()))
     audit(conn, actor=actor, action="announcement.publish_requested",
-          subject=_subject(row["incident_id"], row["language"], row["topic"], row["version"]),
+          subject=audit_subject(row["incident_id"], row["language"], row["topic"], row["version"]),
           to_value=f"version {row['version']} awaits a second person's approval", reason=reason)
 
 
 SUPPORTING_TOPICS = {"details": "1", "advice": "2"}  # the topics callers reach from the main announcement
 
 
-def _with_warnings(conn: Connection, row: dict) -> dict:
+def with_warnings(conn: Connection, row: dict) -> dict:
     """The row, with `warnings`: a main announcement published (or awaiting approval) while its incident has no
     details or advice in that language (callers pressing 1 or 2 then hear the main announcement again)."""
     warnings = []
@@ -234,14 +235,14 @@ def _with_warnings(conn: Connection, row: dict) -> dict:
     return {**row, "warnings": warnings}
 
 
-def _publish(conn: Connection, announcement_id: int, actor: str, reason: str, action: str = "announcement.publish",
-             how: str = "") -> None:
-    """Publish and audit it (`action`, and `how` it came to be published: who asked, who approved)."""
+def publish_and_audit(conn: Connection, announcement_id: int, actor: str, reason: str,
+                      action: str = "announcement.publish", how: str = "") -> None:
+    """Publish a version inside the caller's transaction, and audit it (`action`, and `how` it came to be published: who asked, who approved)."""
     row, previous = publish_version(conn, Announcement, ROW_COLUMNS, announcement_id,
                                     ("incident_id", "language", "topic"), AnnouncementError, "announcement",
                                     missing=AnnouncementNotFound, published=AnnouncementConflict)
     audit(conn, actor=actor, action=action,
-          subject=_subject(row.incident_id, row.language, row.topic, row.version),
+          subject=audit_subject(row.incident_id, row.language, row.topic, row.version),
           from_value=f"version {previous.version}" if previous else None,
           to_value=f"version {row.version}" + (f" ({how})" if how else ""), reason=reason)
     bump_content(conn)
@@ -268,12 +269,12 @@ def rollback(db: Database, *, lang: str, topic: str = "main", to_version: int | 
             target = conn.execute(select(Announcement.id).where(*where, Announcement.version == to_version)).scalar()
             if target is None:
                 raise AnnouncementNotFound(f"there is no {lang}/{topic} version {to_version}")
-            if two_person and _row(conn, target)["published_at"] is None:
+            if two_person and version_row(conn, target)["published_at"] is None:
                 raise AnnouncementConflict(f"{lang}/{topic} version {to_version} was never published, so it is no "
                                            f"rollback: publish it (ivr announce publish {target}) and have a second "
                                            "person approve it")
-        _publish(conn, target, actor, reason or "rollback")
-        return _row(conn, target)
+        publish_and_audit(conn, target, actor, reason or "rollback")
+        return version_row(conn, target)
 
 
 def list_versions(db: Database, *, lang: str | None = None, topic: str | None = None,
@@ -287,12 +288,12 @@ def list_versions(db: Database, *, lang: str | None = None, topic: str | None = 
             query = query.where(Announcement.topic == topic)
         rows = conn.execute(query.order_by(Announcement.language, Announcement.topic,
                                            Announcement.version.desc())).all()
-    return [_as_dict(r) for r in rows]
+    return [as_version(r) for r in rows]
 
 
 def get(db: Database, announcement_id: int) -> dict:
     with db.read() as conn:
-        return _row(conn, announcement_id)
+        return version_row(conn, announcement_id)
 
 
 def media_bytes(db: Database, sha256: str) -> bytes | None:
@@ -300,21 +301,22 @@ def media_bytes(db: Database, sha256: str) -> bytes | None:
         return conn.execute(select(Media.data).where(Media.sha256 == sha256)).scalar()
 
 
-def _row(conn: Connection, announcement_id: int) -> dict:
+def version_row(conn: Connection, announcement_id: int) -> dict:
+    """One version as every surface shows it (as_version), read inside the caller's transaction."""
     row = conn.execute(select(*ROW_COLUMNS).where(Announcement.id == announcement_id)).first()
     if row is None:
         raise AnnouncementNotFound(f"there is no announcement {announcement_id}")
-    return _as_dict(row)
+    return as_version(row)
 
 
-def _as_dict(row) -> dict:
+def as_version(row) -> dict:
     """A version as every surface shows it; `awaiting_approval`: asked to be published, not yet approved."""
     out = dict(row._mapping)
     out["awaiting_approval"] = out["status"] == "draft" and out["requested_by"] is not None
     return out
 
 
-def _subject(incident_id: int, lang: str, topic: str, version: int) -> str:
+def audit_subject(incident_id: int, lang: str, topic: str, version: int) -> str:
     return f"incident {incident_id} {lang}/{topic} v{version}"
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, select, update
 
 from ivr.store import scheduled
-from ivr.store.announcements import (ROW_COLUMNS, AnnouncementConflict, AnnouncementError, _as_dict, _publish,
-                                     _row, _subject, _with_warnings)
+from ivr.store.announcements import (ROW_COLUMNS, AnnouncementConflict, AnnouncementError, as_version,
+                                     audit_subject, publish_and_audit, version_row, with_warnings)
 from ivr.store.audit import audit
 from ivr.store.db import Database
 from ivr.store.models import Announcement, utcnow
@@ -35,13 +35,13 @@ def approve(db: Database, announcement_id: int, *, actor: str, reason: str = "")
         how = f"asked for by {row['requested_by']}, approved by {actor}"
         planned = scheduled.pending_publish(conn, announcement_id)
         if planned is None:
-            _publish(conn, announcement_id, actor, reason, action="announcement.approve", how=how)
+            publish_and_audit(conn, announcement_id, actor, reason, action="announcement.approve", how=how)
         else:
             audit(conn, actor=actor, action="announcement.approve",
-                  subject=_subject(row["incident_id"], row["language"], row["topic"], row["version"]),
+                  subject=audit_subject(row["incident_id"], row["language"], row["topic"], row["version"]),
                   to_value=f"approved ({how}): published at {planned:%Y-%m-%d %H:%M} UTC, as planned",
                   reason=reason)
-        return _with_warnings(conn, _row(conn, announcement_id))
+        return with_warnings(conn, version_row(conn, announcement_id))
 
 
 def override(db: Database, announcement_id: int, *, actor: str, reason: str) -> dict:
@@ -52,15 +52,15 @@ def override(db: Database, announcement_id: int, *, actor: str, reason: str) -> 
         raise AnnouncementError("an override of two-person publishing needs a reason: it is audited and shown "
                                 "on the dashboard")
     with db.write() as conn:
-        row = _row(conn, announcement_id)
+        row = version_row(conn, announcement_id)
         if row["status"] != "draft":
             raise AnnouncementConflict(f"announcement {announcement_id} (version {row['version']}) is "
                                        f"{row['status']}: only a draft is published by an override")
         _mark(conn, announcement_id, actor, reason)
         asked = f"asked for by {row['requested_by']}, " if row["requested_by"] else ""
-        _publish(conn, announcement_id, actor, reason, action="announcement.override",
+        publish_and_audit(conn, announcement_id, actor, reason, action="announcement.override",
                  how=f"{asked}published by {actor} alone: two-person publishing overridden")
-        return _with_warnings(conn, _row(conn, announcement_id))
+        return with_warnings(conn, version_row(conn, announcement_id))
 
 
 def awaiting(db: Database) -> list[dict]:
@@ -69,7 +69,7 @@ def awaiting(db: Database) -> list[dict]:
         rows = conn.execute(select(*ROW_COLUMNS).where(Announcement.status == "draft",
                                                        Announcement.requested_by.is_not(None))
                             .order_by(Announcement.requested_at, Announcement.id)).all()
-    return [_as_dict(r) for r in rows]
+    return [as_version(r) for r in rows]
 
 
 def recent_overrides(db: Database, limit: int = RECENT_OVERRIDES) -> list[dict]:
@@ -77,7 +77,7 @@ def recent_overrides(db: Database, limit: int = RECENT_OVERRIDES) -> list[dict]:
     with db.read() as conn:
         rows = conn.execute(select(*ROW_COLUMNS).where(Announcement.override_reason.is_not(None))
                             .order_by(Announcement.approved_at.desc()).limit(limit)).all()
-    return [_as_dict(r) for r in rows]
+    return [as_version(r) for r in rows]
 
 
 def awaiting_sentence(row: dict) -> str:
@@ -88,7 +88,7 @@ def awaiting_sentence(row: dict) -> str:
 
 
 def _awaiting(conn: Connection, announcement_id: int) -> dict:
-    row = _row(conn, announcement_id)
+    row = version_row(conn, announcement_id)
     if row["status"] != "draft":
         raise AnnouncementConflict(f"announcement {announcement_id} (version {row['version']}) is "
                                    f"{row['status']}: only a draft awaiting approval can be approved")
