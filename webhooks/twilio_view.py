@@ -93,9 +93,10 @@ def _register(bp: Blueprint, path: str, methods, needs_state: bool, direct: bool
     @bp.route(path, methods=list(methods), endpoint=handler.__name__)
     @wraps(handler)
     def view():
+        hotline = current_app.extensions["ivr"]
         req = request._get_current_object()  # the object itself: every lookup through the proxy costs
-        req.max_content_length = current_app.extensions["ivr"].config.max_body_bytes  # Twilio's are small
-        status, body = route.answer(current_app.extensions["ivr"], req.environ, lambda: twilio_params(req))
+        req.max_content_length = hotline.config.max_body_bytes  # Twilio's requests are small
+        status, body = route.answer(hotline, req.environ, lambda: twilio_params(req))
         return Response(body, status=status, mimetype="text/xml" if status == 200 else "text/plain")
 
     if direct:
