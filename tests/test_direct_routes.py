@@ -77,13 +77,15 @@ def test_what_the_direct_path_does_not_take_reaches_flask_and_gets_its_answer(ap
     assert flask_saw == ["/voice/incoming"] * 3 + ["/voice/incoming/"]
 
 
-def test_an_app_wide_hook_the_direct_path_does_not_know_stops_the_app_at_start(app):
+@pytest.mark.parametrize("register", ["before_request", "after_request", "teardown_request", "teardown_appcontext",
+                                      "url_value_preprocessor"])
+def test_an_app_wide_hook_the_direct_path_does_not_know_stops_the_app_at_start(app, register):
     check_hooks(app)  # the app as built: every hook known
 
-    @app.before_request
-    def count_visits():
-        return None
+    def count_visits(*_args):
+        return _args[0] if register == "after_request" else None
 
+    getattr(app, register)(count_visits)
     with pytest.raises(RuntimeError, match="count_visits.*webhooks/direct.py"):
         check_hooks(app)
 

@@ -33,17 +33,19 @@ STATUS = {200: "200 OK", 403: "403 FORBIDDEN"}  # Werkzeug's spelling
 # Every app-wide hook Flask would run around a request, and why skipping it for a direct route changes
 # nothing (or where this module does its part). Keyed by the function's qualified name.
 HOOKS = {
-    "before": {
+    "before-request": {
         "register.<locals>._unrouted": "the API's 404/405 in JSON: only under /api/",
         "Limiter._check_request_limit": "Flask-Limiter: only the console's sign-in has a limit",
         "register_body_limits.<locals>._bound_the_body": "staff bodies; a direct route has its own, smaller limit",
         "JobWorker.ensure_started": "run here (IVR_JOBS_IN_APP)",
     },
-    "after": {
+    "after-request": {
         "Limiter.__inject_headers": "rate-limit headers: only where a limit applied",
         "register_logging.<locals>._tag_request": "done here: the route for the access log, X-Request-Id",
     },
-    "teardown": {"Limiter.__release_context": "Flask-Limiter's per-request state: none was made"},
+    "teardown-request": {"Limiter.__release_context": "Flask-Limiter's per-request state: none was made"},
+    "app context teardown": {},
+    "URL value preprocessor": {},
 }
 
 
@@ -54,14 +56,16 @@ def _name(func) -> str:
 
 def check_hooks(app: Flask) -> None:
     """Refuse to start with an app-wide hook this module does not know: it would be skipped for callers."""
-    registered = {"before": app.before_request_funcs.get(None, []),
-                  "after": app.after_request_funcs.get(None, []),
-                  "teardown": app.teardown_request_funcs.get(None, [])}
+    registered = {"before-request": app.before_request_funcs.get(None, []),
+                  "after-request": app.after_request_funcs.get(None, []),
+                  "teardown-request": app.teardown_request_funcs.get(None, []),
+                  "app context teardown": app.teardown_appcontext_funcs,
+                  "URL value preprocessor": app.url_value_preprocessors.get(None, [])}
     for kind, funcs in registered.items():
         unknown = [_name(f) for f in funcs if _name(f) not in HOOKS[kind]]
         if unknown:
-            raise RuntimeError(f"{kind}-request hook(s) {', '.join(unknown)} would not run for the caller's "
-                               "webhooks answered by webhooks/direct.py: add them to its HOOKS, saying why")
+            raise RuntimeError(f"{kind} hook(s) {', '.join(unknown)} would not run for the caller's webhooks "
+                               "answered by webhooks/direct.py: add them to its HOOKS, saying why")
 
 
 class DirectTwilioRoutes:
