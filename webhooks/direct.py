@@ -11,6 +11,8 @@ or method (HEAD, OPTIONS), a body that is chunked, too large or not urlencoded, 
 
 What Flask would have done around such a request is done here, and nothing else may be: the app-wide hooks
 are checked when the app is built (`HOOKS`), so a new one fails at start instead of being skipped for callers.
+Flask's signals (request_started, request_finished) are not sent for these requests: nothing here listens to
+them, and tests/test_direct_routes.py uses that to tell which path answered.
 """
 from __future__ import annotations
 
