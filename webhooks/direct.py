@@ -20,9 +20,8 @@ import logging
 
 from flask import Flask
 
-from ivr.core import flow, verbs
 from ivr.ops.logs import in_request, request_id
-from webhooks import twiml
+from webhooks.errors import safe_twiml
 from webhooks.params import is_plain, parse_urlencoded, plain_params
 from webhooks.security import is_signed
 from webhooks.twilio_view import FORBIDDEN
@@ -127,7 +126,4 @@ class DirectTwilioRoutes:
             signed = is_signed(env, params.form, hotline.validator, hotline.config.public_url)
         if not signed:
             return 403, FORBIDDEN
-        rules = hotline.rules.rules
-        lang = rules.language((parse_urlencoded(env.get("QUERY_STRING", "")).get("l") or [None])[0])
-        reply = flow.safe_reply(rules, hotline.state.last_good(), verbs.Position(lang, 0, 0))
-        return 200, twiml.render(reply, rules, hotline.config.public_url)
+        return 200, safe_twiml(hotline, (parse_urlencoded(env.get("QUERY_STRING", "")).get("l") or [None])[0])

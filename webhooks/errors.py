@@ -38,10 +38,16 @@ def _voice_error(exc: HTTPException):
         return Response("Forbidden: not signed by Twilio\n", status=403, mimetype="text/plain")
     log.warning("answered %s to %s from %s with the safe reply (was HTTP %s)", request.method, request.path,
                 request.remote_addr, exc.code)
+    # the query string only: the body may be unreadable
+    return Response(safe_twiml(hotline, request.args.get("l")), status=200, mimetype="text/xml")
+
+
+def safe_twiml(hotline, lang: str | None) -> str:
+    """The safe reply (the latest information, then the menu) in the caller's language, from the last good
+    snapshot: what a signed request gets when its answer could not be made (here and webhooks/direct.py)."""
     rules = hotline.rules.rules
-    lang = rules.language(request.args.get("l"))  # the query string only: the body may be unreadable
-    reply = flow.safe_reply(rules, hotline.state.last_good(), verbs.Position(lang, 0, 0))
-    return Response(twiml.render(reply, rules, hotline.config.public_url), status=200, mimetype="text/xml")
+    reply = flow.safe_reply(rules, hotline.state.last_good(), verbs.Position(rules.language(lang), 0, 0))
+    return twiml.render(reply, rules, hotline.config.public_url)
 
 
 def _signed(hotline, exc: HTTPException) -> bool:
