@@ -98,6 +98,40 @@ def test_the_proved_reference_rides_in_every_link_of_the_call_and_books_the_call
     assert verification.carried(key) == key and verification.carried("x' or 1=1") == ""
 
 
+
+def test_a_verified_caller_offered_a_callback_or_voicemail_keeps_the_reference_and_books_under_it(rules_file):
+    """Pure flow, message mode (nobody taking calls): the callback offer, the voicemail a withheld number gets
+    instead, and a key on hold other than 1 each hand Twilio a link that still carries the reference, and
+    what the caller books there is kept under it. Lost on the way, the callback would go to the phone they
+    happen to call from, at everyone's priority."""
+    from datetime import datetime, timezone
+
+    from ivr.core import flow
+    from ivr.core.rules import load
+    from ivr.core.snapshot import Content, Snapshot
+    from ivr.core.verbs import Context, Gather, Position, Record, Redirect
+
+    rules, snap, key = load(rules_file), Snapshot("message", Content()), "cd" * 16
+    pos = Position("es", 0, 4, key)
+    known = Context(datetime.now(timezone.utc), call_sid="CA1", verified=True)
+    withheld = Context(datetime.now(timezone.utc), call_sid="CA2", caller_known=False, verified=True)
+
+    offer = flow.route(rules, snap, pos, known, "agent")
+    (gather,) = [v for v in offer.verbs if isinstance(v, Gather) and v.action.route == "/voice/callback"]
+    assert ("v", key) in gather.action.params and offer.outcome == "callback-offered"
+    (record,) = [v for v in flow.route(rules, snap, pos, withheld, "agent").verbs if isinstance(v, Record)]
+    assert record.action.route == "/voice/voicemail" and ("v", key) in record.action.params
+
+    accepted = flow.callback_choice(rules, snap, pos, known, "affected", 20, "1")
+    left = flow.voicemail_left(rules, snap, pos, "affected", 20, "https://api.twilio.com/rec/RE1")
+    assert [(e.reason, e.reference) for e in accepted.effects + left.effects] == [
+        ("callback offered", key), ("voicemail", key)]
+
+    (back,) = flow.hold_choice(rules, snap, pos, known, "affected", 20, "2").verbs
+    assert isinstance(back, Redirect) and back.to.route == "/voice/hold" and ("v", key) in back.to.params
+    (_, back) = flow.hold_choice(rules, snap, pos, withheld, "affected", 20, "1").verbs
+    assert ("v", key) in back.to.params  # no number to call back: back on hold, still verified
+
 def test_a_notice_reference_keyed_in_from_another_phone_is_recognised(app, live):
     """The code from the text, keyed in from a phone that is on no list: the caller hears they were
     affected and what was exposed, and is put ahead in the affected customers' queue."""
