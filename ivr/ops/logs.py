@@ -102,8 +102,22 @@ class _RequestContext(logging.Filter):
         return True
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to sys.stderr as it is when a record is emitted, as logging's own last resort does. A handler
+    that kept the stream of the moment it was made writes into a closed one once that stream is replaced and
+    closed: a CLI command run in-process (click's CliRunner) or a second pytest session in the same process
+    (`make mutate`), where each record then came out as a "Logging error" with its arguments."""
+
+    def __init__(self):
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+
 def _json_handler(stream=None) -> logging.Handler:
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(_RequestContext())
     handler._ivr_json = True
@@ -117,7 +131,10 @@ def configure(log_format: str, role: str) -> None:
     root = logging.getLogger()
     if log_format != "json":
         if not root.handlers:
-            logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
+            handler = _CurrentStderr()
+            handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+            root.addHandler(handler)
+            root.setLevel(logging.INFO)
         return
     if not any(getattr(h, "_ivr_json", False) for h in root.handlers):
         root.addHandler(_json_handler())
