@@ -11,7 +11,7 @@ from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob, EnterQueue,
 from ivr.core.rules import load
 from ivr.core.snapshot import Content, Snapshot, Spoken
 from ivr.core.staff_call import PIN_LOCKED, StaffCall
-from ivr.core.verbs import Context, DialQueue, Enqueue, Gather, Hangup, Pause, Play, Position, Record, Redirect
+from ivr.core.verbs import Context, DialQueue, Enqueue, Gather, Hangup, Pause, Play, Position, Record, Redirect, Say
 
 RULES = load(PROJECT_ROOT / "routing_rules.yaml")
 CONTENT = Content(version=3, incident_id=7, incident_title="Card data theft", severity="critical",
@@ -181,6 +181,29 @@ def test_a_callback_offer_says_its_context_and_an_answered_dial_sends_the_agent_
     done = agent_callbacks.dial_ended(AGENT_CALL, "alex", 7, "done", "completed", 15)
     assert "record its outcome" in said(done.verbs)[0] and done.verbs[-1].to.route == "/voice/agent/next"
 
+
+
+@pytest.mark.parametrize("outcome, status, heard", [
+    ("done", "completed", "The call has ended. Please record its outcome on your desk."),
+    ("retry", "no-answer", "They did not answer. We will try again in 15 minutes."),
+    ("unreachable", "busy", "They did not answer. That was the last attempt: the callback is closed."),
+    (None, "completed", "Looking for the next caller."),  # a result already recorded (Twilio repeated it)
+])
+def test_after_a_callback_dial_the_agent_hears_how_it_ended_and_the_call_log_says_so(outcome, status, heard):
+    """Answered: straight to the next caller (they record the outcome on the desk meanwhile); not answered:
+    told whether it will be tried again, then the usual short wait. The step logged on the agent's call says
+    which callback and how its dial ended, for whoever reads the call log."""
+    from ivr.core import agent_callbacks
+
+    reply = agent_callbacks.dial_ended(AGENT_CALL, "alex", 7, outcome, status, 15)
+    assert said(reply.verbs) == [heard]
+    answered = outcome == "done"
+    following = reply.verbs[-1].to
+    assert following.route == "/voice/agent/next" and dict(following.params)["u"] == "alex"
+    assert dict(following.params)["a"] == ("0" if answered else "1")  # idle polls so far: the wait starts over
+    assert isinstance(reply.verbs[-2], Say if answered else Pause)
+    assert [(e.kind, e.detail) for e in reply.events] == [
+        ("agent_line", f"callback 7 {outcome or 'already recorded'} ({status})")] and reply.effects == []
 
 def test_an_agent_pressing_for_a_callback_someone_else_took_is_told_so_and_the_line_looks_again():
     from ivr.core import agent_callbacks
