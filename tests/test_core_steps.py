@@ -183,6 +183,33 @@ def test_a_callback_offer_says_its_context_and_an_answered_dial_sends_the_agent_
 
 
 
+
+def test_the_agent_hears_a_callbacks_whole_context_then_the_keys_and_then_that_it_is_dialled():
+    """Word for word, since it is all an agent knows before pressing 1: a voicemail callback, then one with no
+    reason recorded, asked "in the future" by a server whose clock runs ahead (never a negative wait)."""
+    from ivr.core import agent_callbacks
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    owed = {"id": 7, "language": "es", "queue": "affected", "reason": "voicemail", "attempts": 2,
+            "requested_at": datetime(2026, 12, 1, 11, 58, 55, tzinfo=timezone.utc), "voicemail_url": "https://x/RE1",
+            "number": "+15555550123", "call_sid": "CA" + "5" * 32}
+    offer = agent_callbacks.offer(AGENT_CALL, RULES, "alex", owed, now)
+    gather, again = offer.verbs
+    assert said(offer.verbs) == [
+        "A callback is owed to a caller in Español. queue affected. reason: voicemail. asked 1 minute 5 seconds "
+        "ago. attempt 3 of 3. they left a voicemail, on your desk.",
+        "To call them now, press 1. To leave it for later, press 2."]
+    assert gather.timeout == 10 and again.to == gather.action and dict(gather.action.params)["c"] == "7"
+    assert [(e.kind, e.detail) for e in offer.events] == [("agent_line", "callback 7 offered")]
+    unknown = {**owed, "reason": "", "voicemail_url": None, "attempts": 0,
+               "requested_at": datetime(2026, 12, 1, 12, 0, 30, tzinfo=timezone.utc)}
+    assert said(agent_callbacks.offer(AGENT_CALL, RULES, "alex", unknown, now).verbs)[0] == (
+        "A callback is owed to a caller in Español. queue affected. reason: not known. asked 0 seconds ago. "
+        "attempt 1 of 3.")
+    dialled = agent_callbacks.dialling(AGENT_CALL, "alex", owed, "+15555550100")
+    assert said(dialled.verbs) == ["Calling them now."]
+    assert [(e.kind, e.detail) for e in dialled.events] == [("agent_line", "callback 7 dialled")]
+
 @pytest.mark.parametrize("outcome, status, heard", [
     ("done", "completed", "The call has ended. Please record its outcome on your desk."),
     ("retry", "no-answer", "They did not answer. We will try again in 15 minutes."),
