@@ -11,7 +11,8 @@ from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob, EnterQueue,
 from ivr.core.rules import load
 from ivr.core.snapshot import Content, Snapshot, Spoken
 from ivr.core.staff_call import PIN_LOCKED, StaffCall
-from ivr.core.verbs import Context, DialQueue, Enqueue, Gather, Hangup, Pause, Play, Position, Record, Redirect, Say
+from ivr.core.verbs import (Context, DialQueue, Enqueue, Gather, Hangup, Pause, Play, PlayUrl, Position, Record,
+                             Redirect, Say)
 
 RULES = load(PROJECT_ROOT / "routing_rules.yaml")
 CONTENT = Content(version=3, incident_id=7, incident_title="Card data theft", severity="critical",
@@ -121,6 +122,44 @@ def test_publishing_a_phone_recording_is_a_job_and_an_audit_line_nothing_else():
     assert (audit.actor, audit.action, audit.subject) == ("dana", "announcement.phone_recorded", "es/advice")
     assert isinstance(reply.verbs[-1], Hangup)
 
+
+
+def test_an_admin_is_told_what_to_record_and_silence_asks_again_until_the_last_try():
+    """The admin line's <Record>: what to say and where, the recording sent to /recorded; no recording (Twilio
+    skips the action on silence) comes back to the same step with one try more, and the third ends the call."""
+    reply = admin_line.record(ADMIN_CALL, RULES, "dana", "es", "advice", 1, 120)
+    prompt, record, silence = reply.verbs
+    assert prompt.text == ("Record what callers should do in Español after the tone. Press the pound key when "
+                           "you are done.")
+    assert record == Record(ADMIN_CALL.link("/voice/admin/recorded", "dana", l="es", tp="advice"), 120)
+    assert silence == Redirect(ADMIN_CALL.link("/voice/admin/record", "dana", a=2, l="es", tp="advice"))
+    assert reply.events == [] and reply.effects == []
+    last = admin_line.record(ADMIN_CALL, RULES, "dana", "es", "advice", admin_line.MAX_TRIES, 120)
+    assert said(last.verbs) == ["No recording was made. Nothing was published. Goodbye."]
+    assert [(e.kind, e.detail) for e in last.events] == [("admin_line", "no recording")]
+    for name, topic in (("dana", "weather"), (None, "main")):  # a link not made by the line
+        expired = admin_line.record(ADMIN_CALL, RULES, name, "en", topic, 0, 120)
+        assert said(expired.verbs) == [admin_line.EXPIRED] and isinstance(expired.verbs[-1], Hangup)
+        assert [(e.kind, e.detail) for e in expired.events] == [("admin_line", "bad session")]
+
+
+def test_an_admin_hears_the_recording_back_and_the_three_choices_and_a_too_short_one_is_made_again():
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1"
+    reply = admin_line.recorded(ADMIN_CALL, "dana", "en", "main", 2, url, "1")  # one second is a recording
+    gather, again = reply.verbs
+    review = ADMIN_CALL.link("/voice/admin/review", "dana", l="en", tp="main", r=url, a=0)
+    assert gather.action == review and again == Redirect(review) and gather.timeout == 8
+    assert gather.prompts == (Say("Here is your recording.", "en"), PlayUrl(url), Say(
+        "To publish this recording, press 1. To record again, press 2. To discard it, press 3.", "en"))
+    assert [(e.kind, e.detail) for e in reply.events] == [("admin_line", "recorded 1 s")]
+    for bad_url, seconds in ((url, "0"), (url, ""), ("", "5")):
+        short = admin_line.recorded(ADMIN_CALL, "dana", "en", "main", 2, bad_url, seconds)
+        assert short.verbs == [Say("That recording was too short.", "en"), Redirect(
+            ADMIN_CALL.link("/voice/admin/record", "dana", l="en", tp="main", a=3))] and short.events == []
+    for name, topic in (("dana", "weather"), (None, "main")):
+        expired = admin_line.recorded(ADMIN_CALL, name, "en", topic, 0, url, "5")
+        assert said(expired.verbs) == [admin_line.EXPIRED]
+        assert [(e.kind, e.detail) for e in expired.events] == [("admin_line", "bad session")]
 
 @pytest.mark.parametrize("step", [
     lambda: admin_line.language_chosen(ADMIN_CALL, RULES, None, "1"),
