@@ -46,6 +46,49 @@ def test_the_shipped_hours_in_words_in_english_and_spanish():
         2026, 12, 7, 13, 0, tzinfo=dt.timezone.utc)
 
 
+
+def hours_rules(**hours):
+    """The shipped rules with the general queue's hours changed."""
+    general = SHIPPED.queues["general"]
+    changed = general.model_copy(update={"hours": general.hours.model_copy(update=hours)})
+    return SHIPPED.model_copy(update={"queues": {**SHIPPED.queues, "general": changed}})
+
+
+@pytest.mark.parametrize("days, open_, close, english, spanish", [
+    (list(DAYS), "00:00", "12:00", "every day, midnight to noon", "todos los días, de medianoche a mediodía"),
+    (["mon", "wed", "fri"], "08:30", "18:59", "on Monday, Wednesday and Friday, 8:30 a.m. to 6:59 p.m.",
+     "los lunes, miércoles y viernes, de 8:30 de la mañana a 6:59 de la tarde"),
+    (["sun", "sat"], "00:30", "19:00", "on Saturday and Sunday, 12:30 a.m. to 7 p.m.",
+     "los sábados y domingos, de 12:30 de la mañana a 7 de la noche"),
+    (["tue"], "12:05", "23:45", "on Tuesday, 12:05 p.m. to 11:45 p.m.",
+     "los martes, de 12:05 de la tarde a 11:45 de la noche"),
+    (["thu", "tue", "wed"], "11:59", "12:00", "Tuesday to Thursday, 11:59 a.m. to noon",
+     "de martes a jueves, de 11:59 de la mañana a mediodía"),
+])
+def test_any_hours_in_words_in_english_and_spanish(days, open_, close, english, spanish):
+    """Days one by one, a run of three or more, every day; midnight and noon by name; the part of the day in
+    Spanish (mañana before noon, tarde until 7 p.m., noche after)."""
+    rules = hours_rules(days=days, open=dt.time.fromisoformat(open_), close=dt.time.fromisoformat(close))
+    assert opening_hours.spoken_hours(rules, "general", "en", SUNDAY) == [
+        (f"We are open {english} Eastern time.", "en")]
+    assert opening_hours.spoken_hours(rules, "general", "es", SUNDAY) == [
+        (f"Atendemos {spanish}, hora del Este.", "es")]
+
+
+def test_on_a_holiday_the_caller_hears_the_day_and_hour_it_opens_again_in_either_language():
+    """At 1 p.m. ("a la 1" in Spanish, one o'clock being singular), noon, and on a day after a weekend."""
+    one_pm = hours_rules(days=list(DAYS), open=dt.time(13, 0), close=dt.time(17, 0))
+    assert opening_hours.spoken_hours(one_pm, "general", "en", CHRISTMAS)[1:] == [
+        ("Today is a holiday. We open again on Saturday, December 26, at 1 p.m.", "en")]
+    assert opening_hours.spoken_hours(one_pm, "general", "es", CHRISTMAS)[1:] == [
+        ("Hoy es día festivo. Volvemos a atender el sábado 26 de diciembre, a la 1 de la tarde.", "es")]
+    noon = hours_rules(days=["mon"], open=dt.time(12, 0), close=dt.time(17, 0))
+    assert opening_hours.spoken_hours(noon, "general", "en", CHRISTMAS)[1:] == [
+        ("Today is a holiday. We open again on Monday, December 28, at noon.", "en")]
+    assert opening_hours.spoken_hours(noon, "general", "es", CHRISTMAS)[1:] == [
+        ("Hoy es día festivo. Volvemos a atender el lunes 28 de diciembre, a mediodía.", "es")]
+    assert opening_hours.spoken_hours(noon, "general", "fr", CHRISTMAS)[0][1] == "en"  # no words: the default
+
 def test_a_time_zone_with_no_name_of_its_own_is_said_as_its_citys_time():
     """Hours in a zone callers have no everyday name for (not in ZONES) are said by its city, in each language."""
     general = SHIPPED.queues["general"]

@@ -64,6 +64,9 @@ ZONES = {  # time zone -> how callers name it
 }
 DAY_NAMES = {"en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
              "es": ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")}
+# Days listed one by one name every such day: "los sábados y domingos" (the weekdays are the same in Spanish).
+EVERY_DAY_NAMES = {"en": DAY_NAMES["en"],
+                   "es": ("lunes", "martes", "miércoles", "jueves", "viernes", "sábados", "domingos")}
 MONTHS = {"en": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                  "October", "November", "December"),
           "es": ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre",
@@ -119,7 +122,7 @@ def _days(hours: Hours, code: str) -> str:
         return words["every_day"]
     if len(indexes) >= 3 and indexes == list(range(indexes[0], indexes[-1] + 1)):
         return words["range"].format(first=names[indexes[0]], last=names[indexes[-1]])
-    listed = [names[i] for i in indexes]
+    listed = [EVERY_DAY_NAMES[code][i] for i in indexes]
     joined = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + words["and"] + listed[-1]
     return ("los " + joined) if code == "es" else ("on " + joined)
 
