@@ -198,6 +198,41 @@ def test_the_agent_hears_the_whisper_then_is_dialled_into_the_queue_of_the_calle
     assert (dial.notice.route, dict(dial.notice.params)) == ("/voice/queue-connect", {"l": "es"})
 
 
+
+@pytest.mark.parametrize("entry, heard", [
+    ({"language": "es", "wait_s": 0, "reason": "", "severity": "", "affected": True, "verified": True},
+     "Next caller in Español. on the affected customers list, verified with the reference on their notice. "
+     "waited 0 seconds. reason: not known. incident severity unknown. Connecting you now."),
+    ({"language": "de", "wait_s": -3, "reason": "fraud first", "severity": "low", "affected": True},
+     "Next caller in de. caller ID on the affected customers list, not verified: do not confirm it to them. "
+     "waited 0 seconds. reason: fraud first. incident severity low. Connecting you now."),
+    ({"language": "", "wait_s": 60, "reason": "everyone else", "severity": "high", "affected": False},
+     "Next caller in an unknown language. waited 1 minute. reason: everyone else. incident severity high. "
+     "Connecting you now."),
+])
+def test_the_whisper_says_who_is_next_word_for_word(entry, heard):
+    """All an agent knows before the caller is on the line, verified or not (a caller ID on the list must not
+    be confirmed to them), with nothing known as such, and a wait read from a clock behind never negative."""
+    assert agent_line.whisper(RULES, entry) == heard
+
+
+def test_the_agent_is_dialled_into_the_queue_and_comes_back_to_a_fresh_wait_and_the_call_log_says_which():
+    taken = {"queue": "general", "priority": 10, "language": "en", "reason": "", "severity": "", "affected": False,
+             "wait_s": 5}
+    reply = agent_line.next_caller(AGENT_CALL, RULES, "alex", taken, 7)
+    dial = reply.verbs[-1]
+    assert dial.action == AGENT_CALL.link("/voice/agent/next", "alex", a=0)  # after the caller: polls start over
+    assert [(e.kind, e.detail) for e in reply.events] == [("agent_line", "dequeue breach-general")]
+
+
+def test_an_idle_agent_waits_twenty_seconds_at_a_time_and_is_let_go_after_a_long_while():
+    waiting = agent_line.idle(AGENT_CALL, "alex", 0)
+    assert waiting.verbs == [Say("Nobody is waiting right now.", "en"), Pause(20),
+                             Redirect(AGENT_CALL.link("/voice/agent/next", "alex", a=1))]
+    gone = agent_line.idle(AGENT_CALL, "alex", agent_line.MAX_IDLE_POLLS)
+    assert said(gone.verbs) == ["Nobody has been waiting for a while. Goodbye."]
+    assert isinstance(gone.verbs[-1], Hangup)
+
 def test_the_queue_url_document_tells_the_caller_only_that_a_person_is_coming():
     """Twilio runs it on the queued caller's leg (twilio.com/docs/voice/twiml/queue)."""
     reply = agent_line.queue_connect(RULES, "es")
