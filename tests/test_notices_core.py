@@ -71,6 +71,8 @@ def test_time_zones_agree_with_phonenumbers_for_valid_numbers_of_every_region():
 @pytest.mark.parametrize("body,kind", [("STOP", notices.OPT_OUT), (" stop ", notices.OPT_OUT),
                                        ("Unsubscribe", notices.OPT_OUT), ("start", notices.OPT_IN),
                                        ("UNSTOP", notices.OPT_IN), ("help", notices.HELP), ("INFO", notices.HELP),
+                                       ("Stop.", notices.OPT_OUT), ("stop!", notices.OPT_OUT),
+                                       ("STOPX", notices.OTHER), (None, notices.OTHER),
                                        ("stop texting me please", notices.OTHER), ("", notices.OTHER)])
 def test_replies_are_twilios_standard_keywords_as_the_whole_message(body, kind):
     assert notices.reply_kind(body) == kind
@@ -79,7 +81,8 @@ def test_replies_are_twilios_standard_keywords_as_the_whole_message(body, kind):
 @pytest.mark.parametrize("status,code,verdict", [
     (400, 21211, notices.GIVE_UP), (400, 21610, notices.OPTED_OUT), (429, 20429, notices.RETRY),
     (None, 30003, notices.RETRY), (None, 30006, notices.GIVE_UP), (None, 30007, notices.GIVE_UP),
-    (None, 30005, notices.GIVE_UP), (503, None, notices.RETRY), (400, None, notices.GIVE_UP)])
+    (None, 30005, notices.GIVE_UP), (503, None, notices.RETRY), (400, None, notices.GIVE_UP),
+    (429, None, notices.RETRY), (430, None, notices.GIVE_UP), (499, None, notices.GIVE_UP), (500, None, notices.RETRY)])
 def test_only_errors_twilio_calls_transient_are_retried(status, code, verdict):
     assert notices.after_error(status, code) == verdict
 

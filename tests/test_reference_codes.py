@@ -30,6 +30,14 @@ def test_malformed_keys_are_refused(keys):
     assert normalize(keys) is None
 
 
+def test_a_code_one_digit_too_short_or_too_long_is_refused_even_when_its_check_digit_fits():
+    from ivr.core.reference_codes import _luhn_digit
+
+    code = new_code()
+    longer, shorter = code + _luhn_digit(code), code[:-2] + _luhn_digit(code[:-2])
+    assert normalize(longer) is None and normalize(shorter) is None
+
+
 def test_a_printed_code_and_a_keyed_in_one_normalize_alike():
     code = new_code()
     assert normalize(printed(code)) == code
