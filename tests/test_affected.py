@@ -149,6 +149,34 @@ def test_the_fast_path_agrees_with_phonenumbers_from_freshly_built_tables():
     assert _fast_path_agrees(600, seed=7) > 60
 
 
+
+def test_the_fast_path_agrees_with_phonenumbers_on_every_example_number_and_its_neighbours():
+    """Every region's example number of every type, as E.164, with its national prefix in front, each digit
+    changed to every other, and one digit shorter and longer (about 87,000 numbers, 59,000 of them taken by
+    the fast path): where the fast path answers, it gives phonenumbers' answer. Tables built afresh."""
+    phone_numbers._COUNTRIES.clear()
+    candidates = set()
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        for region in regions:
+            md = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            if md is None:  # "001": the non-geographic codes, which phonenumbers always decides
+                continue
+            prefixes = {p for p in (md.national_prefix, md.national_prefix_for_parsing) if p and p.isdigit()}
+            for desc in (getattr(md, name) for name in phone_numbers._TYPE_DESCS):
+                ex = desc.example_number if desc is not None else None
+                if ex:
+                    candidates.update(f"+{code}{n}" for n in (ex, ex[:-1], *(p + ex for p in prefixes),
+                                                              *(ex + d for d in "0123456789"),
+                                                              *(ex[:i] + d + ex[i + 1:] for i in range(len(ex))
+                                                                for d in "0123456789")))
+    norm, fast = Normalizer("US"), 0
+    for raw in sorted(candidates):
+        quick = norm._fast(raw)
+        if quick is not None:
+            fast += 1
+            assert quick == norm._slow(raw), raw
+    assert len(candidates) > 80_000 and fast > 50_000
+
 # -- hashing -----------------------------------------------------------------------------------------------
 def test_number_hash_is_a_truncated_hmac_under_a_derived_key():
     key = hmac.new(SECRET.encode(), b"affected-number", hashlib.sha256).digest()
