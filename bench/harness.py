@@ -310,10 +310,12 @@ def start_app(env: dict, servers: list, extra: list[str] = (), healthy_within: f
     return srv
 
 
-def start_bare(log_path: Path, servers: list, extra: list[str] = ()) -> Server:
-    """The bare Flask app under the same gunicorn settings (`extra`: more gunicorn flags, which win)."""
+def start_bare(log_path: Path, servers: list, extra: list[str] = (), app: str = "bare_app:app") -> Server:
+    """The bare Flask app under the same gunicorn settings (`extra`: more gunicorn flags, which win); `app`:
+    another module of bench/ in its place (bench/sample_app.py)."""
     port = free_port()
-    srv = Server("bare", port, [a.format(port=port) for a in BARE_ARGV] + list(extra), clean_env(), log_path)
+    argv = [a.format(port=port) if a != "bare_app:app" else app for a in BARE_ARGV] + list(extra)
+    srv = Server("bare" if app == "bare_app:app" else app.split(":")[0], port, argv, clean_env(), log_path)
     servers.append(srv)
     srv.wait_ready("POST", PATH)
     return srv

@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/webhooks.py [--db sqlite|postgresql|both] [--rounds N] [--window S] [--quick]
 
-For each database: `ivr setup` + `ivr serve --workers 2` (IVR_ENV=production) and a bare Flask app
-(bench/bare_app.py) under the same gunicorn settings (2 sync workers, access log on, preloaded). Then N rounds
-(at least 5), the two apps in alternating order (bare first, hotline first, bare first...), each round:
+For each database: `ivr setup` + `ivr serve --workers 2` (IVR_ENV=production), a bare Flask app answering
+constant TwiML without reading the request (bench/bare_app.py: the target's baseline) and the same app reading
+Twilio's form as any webhook that uses its parameters must (bench/sample_app.py: the floor), the two under the
+same gunicorn settings (2 sync workers, access log on, preloaded). Then N rounds (at least 5), the apps in
+alternating order (bare, sample, hotline; then hotline, sample, bare; ...), each round:
 
 - a webhook window: POST /voice/incoming for `--window` seconds after a 1 s warm-up, 32 requests in flight,
   each a new call (new CallSid, valid X-Twilio-Signature); requests per second and server CPU per request;
@@ -16,7 +18,8 @@ For each database: `ivr setup` + `ivr serve --workers 2` (IVR_ENV=production) an
 for the hotline, `ivr background` writing the spool, counted until the tree is idle again after the load (the
 writer's work for a window is in that window). The load comes from bench/loadgen.py in a process of its own,
 the same requests and settings for both apps; its own CPU per request is reported. A figure is the median over
-the rounds, with the range beside it; ratios are hotline/bare (by CPU: bare/hotline, so higher is better).
+the rounds, with the range beside it; ratios are hotline/bare and hotline/sample (by CPU the other way round,
+so higher is better).
 Adjacent windows share the machine's load of the moment, and alternating the order cancels a drift: on a
 shared machine that is what keeps a swing in other work out of the ratio.
 
@@ -56,6 +59,9 @@ CALLS, CALL_CONCURRENCY = 240, 16
 # EPYC that answers 3,500 a second; 6,000 costs a 130 MB pool file for 7 rounds.
 POOL_RATE = 6000
 TARGET_RATIO, TARGET_CALL_P99_MS = 0.80, 50.0
+# bare: constant TwiML, the request never read (the target's baseline); sample: bare Flask that reads Twilio's
+# form, the least any webhook that uses its parameters costs (bench/sample_app.py); hotline: `ivr serve`.
+APPS = ("bare", "sample", "hotline")
 # A complete call's server CPU before issue 25 (bench/RESULTS.md, "Baseline"), on the machine it was measured
 # on: the goal is at most half. Elsewhere the line is left out (another machine's CPU ms do not compare).
 BASELINE_CALL_CPU_MS = {"sqlite": 8.21, "postgresql": 10.08}
@@ -163,8 +169,8 @@ def calls_pool(path: Path, srv: Server, token: str, template, n: int) -> Path:
 class Outcome:
     db: str
     template: list[str]
-    windows: dict[str, list[Window]] = field(default_factory=lambda: {"bare": [], "hotline": []})
-    calls: dict[str, list[Window]] = field(default_factory=lambda: {"bare": [], "hotline": []})
+    windows: dict[str, list[Window]] = field(default_factory=lambda: {app: [] for app in APPS})
+    calls: dict[str, list[Window]] = field(default_factory=lambda: {app: [] for app in APPS})
     records: tuple[int, int, int] = (0, 0, 0)  # rows in calls, distinct calls answered, distinct calls sent
     repeats: bool = False
     commands: dict[str, str] = field(default_factory=dict)
@@ -176,12 +182,13 @@ class Outcome:
         values = [getattr(w, attr) for w in getattr(self, table)[app]]
         return min(values), max(values)
 
-    def ratio(self, attr: str) -> float:
-        bare, hot = self.median("windows", "bare", attr), self.median("windows", "hotline", attr)
-        return hot / bare if attr == "rps" else bare / hot
+    def ratio(self, attr: str, app: str = "hotline", to: str = "bare") -> float:
+        """`app` against `to` (by CPU: `to`'s CPU over `app`'s, so higher is better either way)."""
+        base, other = self.median("windows", to, attr), self.median("windows", app, attr)
+        return other / base if attr == "rps" else base / other
 
-    def round_ratios(self, attr: str) -> tuple[float, float]:
-        pairs = zip(self.windows["bare"], self.windows["hotline"])
+    def round_ratios(self, attr: str, app: str = "hotline", to: str = "bare") -> tuple[float, float]:
+        pairs = zip(self.windows[to], self.windows[app])
         r = [h.rps / b.rps if attr == "rps" else b.server_cpu_ms / h.server_cpu_ms for b, h in pairs]
         return min(r), max(r)
 
@@ -215,15 +222,16 @@ def bench_database(kind: str, db_url: str | None, work: Path, args, servers: lis
     check_signed_request(hot, token)
     template = call_template(hot, token)
     bare = start_bare(work / f"bare-{kind}.log", servers)
-    apps = {"bare": bare, "hotline": hot}
+    sample = start_bare(work / f"sample-{kind}.log", servers, app="sample_app:app")
+    apps = {"bare": bare, "sample": sample, "hotline": hot}
     outcome = Outcome(kind, [p for p, _ in template], commands={k: s.cmdline() for k, s in apps.items()})
     per_window = int(POOL_RATE * (WARMUP_S + args.window))
     incoming = incoming_pool(work / f"incoming-{kind}.pickle", hot, token, per_window * args.rounds)
     calls = calls_pool(work / f"calls-{kind}.pickle", hot, token, template, CALLS * args.rounds)
-    cursor = {"bare": 0, "hotline": 0}  # where each app's next window resumes in the incoming pool
+    cursor = {app: 0 for app in APPS}  # where each app's next window resumes in the incoming pool
     sent_sids = 2 + CALLS * args.rounds  # the probes' calls, then every complete call
     for i in range(args.rounds):
-        order = ["bare", "hotline"] if i % 2 == 0 else ["hotline", "bare"]
+        order = list(APPS) if i % 2 == 0 else list(reversed(APPS))
         for name in order:
             srv = apps[name]
             warm = loadgen(srv, incoming, concurrency=CONNECTIONS, seconds=WARMUP_S, start=cursor[name])
@@ -236,15 +244,17 @@ def bench_database(kind: str, db_url: str | None, work: Path, args, servers: lis
                                                start=i * CALLS, count=CALLS))
         b, h = outcome.windows["bare"][-1], outcome.windows["hotline"][-1]
         c = outcome.calls["hotline"][-1]
-        print(f"  round {i + 1} ({' first, '.join(order)} second): incoming {h.rps:.0f} req/s vs bare {b.rps:.0f} "
+        t = outcome.windows["sample"][-1]
+        print(f"  round {i + 1} ({', '.join(order)}): incoming {h.rps:.0f} req/s vs bare {b.rps:.0f} "
               f"({h.rps / b.rps:.2f}), CPU {h.server_cpu_ms:.3f} vs {b.server_cpu_ms:.3f} ms/req "
-              f"({b.server_cpu_ms / h.server_cpu_ms:.2f}); complete call {c.server_cpu_ms:.2f} CPU ms, "
-              f"p99 {c.p99_ms:.1f} ms", flush=True)
+              f"({b.server_cpu_ms / h.server_cpu_ms:.2f}; sample app {t.server_cpu_ms:.3f}); complete call "
+              f"{c.server_cpu_ms:.2f} CPU ms, p99 {c.p99_ms:.1f} ms", flush=True)
     pool = per_window * args.rounds
     outcome.repeats = cursor["hotline"] > pool
     answered = 2 + min(cursor["hotline"], pool) - sum(w.errors for w in outcome.windows["hotline"])
     answered += sum(w.jobs for w in outcome.calls["hotline"]) - sum(w.errors for w in outcome.calls["hotline"])
     stop(bare, servers)
+    stop(sample, servers)
     stop(hot, servers)  # SIGTERM: the workers close their spool segments and the writer writes the rest
     outcome.records = (count_calls(db_url), answered, min(cursor["hotline"], pool) + sent_sids)
     return outcome
@@ -256,36 +266,41 @@ def _cell(o: Outcome, table: str, app: str, attr: str, fmt: str) -> str:
     return f"{o.median(table, app, attr):{fmt}} ({lo:{fmt}}-{hi:{fmt}})"
 
 
+def _ratios(o: Outcome, attr: str, to: str) -> str:
+    lo, hi = o.round_ratios(attr, to=to)
+    return f"**{o.ratio(attr, to=to):.2f}** ({lo:.2f}-{hi:.2f})"
+
+
 def section(o: Outcome, args, load_at_start: str) -> str:
     """One database's results: the section "## Webhooks on <db>: <machine>" of bench/RESULTS.md."""
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    rps_lo, rps_hi = o.round_ratios("rps")
-    cpu_lo, cpu_hi = o.round_ratios("server_cpu_ms")
+
+    def row(label: str, table: str, attr: str, fmt: str, ratios: bool = False) -> str:
+        cells = " | ".join(_cell(o, table, app, attr, fmt) for app in APPS)
+        tail = f"{_ratios(o, attr, 'bare')} | {_ratios(o, attr, 'sample')}" if ratios else " |"
+        return f"| {label} | {cells} | {tail} |"
+
     lines = [f"## Webhooks on {DB_NAMES[o.db]}: {cpus()}", "",
              f"`make bench` (bench/webhooks.py), {date}, commit {git_commit()}, {machine()}; load average "
              f"{load_at_start} at start, {load_average()} at end. {args.rounds} rounds, the apps in alternating "
              f"order; each round a {args.window:.0f} s window of POST /voice/incoming ({CONNECTIONS} in flight, a "
-             f"new signed call each) and {CALLS} complete calls {CALL_CONCURRENCY} at a time. Both apps under "
-             f"gunicorn, {WORKERS} sync workers, access log on. Median (min-max) over the rounds; server CPU = "
-             "gunicorn masters and workers and `ivr background`, from /proc.", "",
-             "| | bare Flask | hotline | hotline/bare (rounds) |", "|---|---:|---:|---:|",
-             f"| /voice/incoming req/s | {_cell(o, 'windows', 'bare', 'rps', '.0f')} | "
-             f"{_cell(o, 'windows', 'hotline', 'rps', '.0f')} | **{o.ratio('rps'):.2f}** ({rps_lo:.2f}-{rps_hi:.2f}) |",
-             f"| /voice/incoming server CPU ms per request | {_cell(o, 'windows', 'bare', 'server_cpu_ms', '.3f')} | "
-             f"{_cell(o, 'windows', 'hotline', 'server_cpu_ms', '.3f')} | **{o.ratio('server_cpu_ms'):.2f}** "
-             f"({cpu_lo:.2f}-{cpu_hi:.2f}) |",
-             f"| /voice/incoming p99 ms ({CONNECTIONS} in flight) | {_cell(o, 'windows', 'bare', 'p99_ms', '.1f')} | "
-             f"{_cell(o, 'windows', 'hotline', 'p99_ms', '.1f')} | |",
-             f"| complete call ({len(o.template)} webhooks): server CPU ms | "
-             f"{_cell(o, 'calls', 'bare', 'server_cpu_ms', '.2f')} | "
-             f"{_cell(o, 'calls', 'hotline', 'server_cpu_ms', '.2f')} | |",
-             f"| complete calls per second per core | {_cell(o, 'calls', 'bare', 'calls_per_core_s', '.0f')} | "
-             f"{_cell(o, 'calls', 'hotline', 'calls_per_core_s', '.0f')} | |",
-             f"| complete calls: webhook p99 ms ({CALL_CONCURRENCY} calls at a time) | "
-             f"{_cell(o, 'calls', 'bare', 'p99_ms', '.1f')} | {_cell(o, 'calls', 'hotline', 'p99_ms', '.1f')} | |",
-             f"| load generator CPU ms per request | {_cell(o, 'windows', 'bare', 'loadgen_cpu_ms', '.3f')} | "
-             f"{_cell(o, 'windows', 'hotline', 'loadgen_cpu_ms', '.3f')} | |", ""]
+             f"new signed call each) and {CALLS} complete calls {CALL_CONCURRENCY} at a time. All three apps under "
+             f"gunicorn, {WORKERS} sync workers, access log on; the sample app is bare Flask reading Twilio's form "
+             "(bench/sample_app.py). Median (min-max) over the rounds; server CPU = gunicorn masters and workers "
+             "and `ivr background`, from /proc.", "",
+             "| | bare Flask | Twilio sample app | hotline | hotline/bare (rounds) | hotline/sample (rounds) |",
+             "|---|---:|---:|---:|---:|---:|",
+             row("/voice/incoming req/s", "windows", "rps", ".0f", ratios=True),
+             row("/voice/incoming server CPU ms per request", "windows", "server_cpu_ms", ".3f", ratios=True),
+             row(f"/voice/incoming p99 ms ({CONNECTIONS} in flight)", "windows", "p99_ms", ".1f"),
+             row(f"complete call ({len(o.template)} webhooks): server CPU ms", "calls", "server_cpu_ms", ".2f"),
+             row("complete calls per second per core", "calls", "calls_per_core_s", ".0f"),
+             row(f"complete calls: webhook p99 ms ({CALL_CONCURRENCY} calls at a time)", "calls", "p99_ms", ".1f"),
+             row("load generator CPU ms per request", "windows", "loadgen_cpu_ms", ".3f"), ""]
     lines += [f"- {'MET    ' if met else 'NOT MET'} {name}: {value}" for name, value, met in o.targets()]
+    lines.append(f"- the floor: the sample app, which only reads the form, is at {o.ratio('rps', 'sample'):.2f} of "
+                 f"bare Flask by req/s and {o.ratio('server_cpu_ms', 'sample'):.2f} by CPU; the hotline is at "
+                 f"{o.ratio('rps', to='sample'):.2f} / {o.ratio('server_cpu_ms', to='sample'):.2f} of the sample app")
     lines.append(f"- the complete call: {' → '.join(o.template)}"
                  + ("; CallSids repeated: the incoming pool was too small" if o.repeats else ""))
     return "\n".join(lines) + "\n"
