@@ -41,3 +41,9 @@ def test_the_upload_limit_is_said_one_way_with_its_setting(config):
         assert file_only.status_code == 422 and TOLD in file_only.get_json()["error"]
     finally:
         app.extensions["ivr"].close()
+
+
+def test_sizes_are_said_in_the_largest_decimal_unit_they_reach():
+    from ivr.core.limits import size
+
+    assert [size(n) for n in (999, 1_000, 1_000_000, 2_500_000)] == ["999 bytes", "1 kB", "1 MB", "2.5 MB"]

@@ -24,6 +24,23 @@ def test_every_notice_carries_the_hotline_the_url_and_the_reference_placed_or_ap
     assert notices.statement_problem("   ") == "is empty"
 
 
+def test_a_statement_keeps_its_own_layout_and_a_url_placed_or_absent_is_not_appended():
+    values = dict(hotline="+12025550199", url="https://x.example/n", reference="1234567897")
+    assert notices.message_text("  We lost data.\n\n", **values) == (
+        "  We lost data.\nTel +12025550199 | https://x.example/n | Ref 12345 67897")
+    assert notices.message_text("See {url}.", **values) == "See https://x.example/n.\nTel +12025550199 | Ref 12345 67897"
+    assert notices.message_text("We lost data.", **{**values, "url": ""}) == (
+        "We lost data.\nTel +12025550199 | Ref 12345 67897")
+
+
+def test_a_statement_may_be_as_long_as_the_limit_and_every_unknown_placeholder_is_named():
+    assert notices.statement_problem("x" * notices.MAX_STATEMENT) is None
+    assert notices.statement_problem("x" * (notices.MAX_STATEMENT + 1)) == (
+        f"is {notices.MAX_STATEMENT + 1} characters long (at most {notices.MAX_STATEMENT})")
+    assert notices.statement_problem("Dear {name} of {town}") == (
+        "has unknown placeholders name, town (use hotline, url, reference)")
+
+
 @pytest.mark.parametrize("quiet,local,expected", [
     ("21:00-08:00", "22:30", True), ("21:00-08:00", "07:59", True), ("21:00-08:00", "08:00", False),
     ("21:00-08:00", "12:00", False), ("12:00-13:00", "12:30", True), ("12:00-13:00", "13:00", False)])
