@@ -14,6 +14,18 @@ def test_a_new_code_is_ten_digits_that_pass_their_own_check():
     assert all(len(c) == LENGTH and c.isdigit() and normalize(c) == c for c in codes)
 
 
+def test_the_check_digit_is_luhns_so_codes_made_elsewhere_check_too():
+    """A company may print its own references (imported with the list): the last digit is the standard Luhn
+    check digit, as payment cards use. 123456789 -> 7 is the textbook case."""
+    assert normalize("1234567897") == "1234567897" and normalize("0000000000") == "0000000000"
+    assert [d for d in "0123456789" if normalize("123456789" + d)] == ["7"]
+    assert normalize("7992739875") == "7992739875" and normalize("4992739875") is None  # 4 doubled is 8, 7: 5
+
+
+def test_new_codes_use_every_leading_digit():
+    assert len({new_code()[0] for _ in range(500)}) == 10  # nine random digits, zero-padded, then the check
+
+
 def test_a_mistyped_code_is_refused_without_a_lookup():
     code = new_code()
     for i in range(LENGTH):  # every single-digit error

@@ -153,6 +153,32 @@ def test_bad_hours_and_placeholders_are_refused():
         parse(text.replace("You are number {position} in line.", "You are number {place} in line."))
 
 
+
+def test_every_error_of_a_rules_file_is_named_in_one_message_with_the_files_name_only():
+    text = (PROJECT_ROOT / "routing_rules.yaml").read_text()
+    broken = text.replace("timeout_seconds: 6", "timeout_seconds: -1").replace("max_attempts: 3 ", "max_attempts: x ")
+    with pytest.raises(RulesInvalid) as err:
+        parse(broken, "/srv/hotline/routing_rules.yaml")
+    assert str(err.value) == (
+        "routing_rules.yaml: line 22: menu.timeout_seconds: Input should be greater than or equal to 2; line 23: "
+        "menu.max_attempts: Input should be a valid integer, unable to parse string as an integer")
+
+
+@pytest.mark.parametrize("open_, close, at, is_open", [
+    ("08:00", "20:00", "08:00", True), ("08:00", "20:00", "19:59", True), ("08:00", "20:00", "20:00", False),
+    ("22:00", "06:00", "22:00", True), ("22:00", "06:00", "23:30", True), ("22:00", "06:00", "05:59", True),
+    ("22:00", "06:00", "06:00", False), ("22:00", "06:00", "12:00", False), ("21:59", "22:00", "21:59", True),
+    ("09:00", "09:00", "03:00", True),  # opening and closing at the same time: open all day
+])
+def test_a_queue_is_open_from_its_opening_minute_until_just_before_closing_overnight_too(open_, close, at, is_open):
+    import datetime as dt
+
+    from ivr.core.rules import Hours
+
+    hours = Hours(timezone="UTC", open=dt.time.fromisoformat(open_), close=dt.time.fromisoformat(close))
+    now = dt.datetime.combine(dt.date(2026, 12, 2), dt.time.fromisoformat(at), dt.timezone.utc)
+    assert hours.is_open(now) is is_open
+
 # -- the edges of the rules: where a callback keeps its place, thresholds, what the decision records --------
 def test_a_callback_keeps_the_place_of_a_live_only_rule_and_a_rules_own_priority():
     rules = _rules_with("""routing:
