@@ -132,6 +132,39 @@ def test_a_verified_caller_offered_a_callback_or_voicemail_keeps_the_reference_a
     (_, back) = flow.hold_choice(rules, snap, pos, withheld, "affected", 20, "1").verbs
     assert ("v", key) in back.to.params  # no number to call back: back on hold, still verified
 
+
+def test_a_confirmed_reference_is_said_in_the_callers_language_and_recorded_as_this_steps_attempt(rules_file):
+    """Pure: a Spanish caller hears the confirmation, what was exposed and what to press in Spanish; the menu's
+    usual time to press a key; the call's outcome is "verified" and the attempt is recorded at this step."""
+    from ivr.core import verification
+    from ivr.core.rules import load
+    from ivr.core.verbs import Gather, Position, Redirect, Say
+
+    rules, key = load(rules_file), "ef" * 16
+    reply = verification.checked(rules, Position("es", 0, 5), code(CODE) + "#", lambda: verification.Failures(0, 0),
+                                 lambda digits: verification.Listed("card", key))
+    gather, menu = reply.verbs
+    assert isinstance(gather, Gather) and gather.timeout == rules.menu.timeout_seconds
+    assert gather.prompts == tuple(Say(rules.prompt("es", name), "es")
+                                   for name in ("verify_confirmed", "exposed_card", "verify_next"))
+    assert menu == Redirect(Position("es", 0, 5, key).link("/voice/menu"))
+    assert (reply.outcome, reply.effects) == ("verified", [verification.VerifyAttempt(True, 5)])
+    assert [(e.kind, e.detail) for e in reply.events] == [("verify", verification.OK)]
+
+
+@pytest.mark.parametrize("keys, looked_up", [("123456", True), ("1234567890123456", True), ("12345", False),
+                                             ("12345678901234567", False), ("12345x", False)])
+def test_only_a_reference_of_a_possible_length_is_looked_up(rules_file, keys, looked_up):
+    """Between the rules' min_digits and max_digits (6 and 16 here), digits only: anything else is wrong
+    without a lookup, and sounds the same as a wrong one that was looked up."""
+    from ivr.core import verification
+    from ivr.core.rules import load
+
+    asked = []
+    result, _ = verification.outcome(load(rules_file), keys, lambda: verification.Failures(0, 0),
+                                     lambda digits: asked.append(digits))
+    assert result == verification.WRONG and asked == ([keys] if looked_up else [])
+
 def test_a_notice_reference_keyed_in_from_another_phone_is_recognised(app, live):
     """The code from the text, keyed in from a phone that is on no list: the caller hears they were
     affected and what was exposed, and is put ahead in the affected customers' queue."""
