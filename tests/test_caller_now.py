@@ -99,6 +99,8 @@ def test_a_time_zone_with_no_name_of_its_own_is_said_as_its_citys_time():
         ("We are open Monday to Friday, 8 a.m. to 8 p.m. Buenos Aires time.", "en")]
     assert opening_hours.spoken_hours(rules, "general", "es", SUNDAY) == [
         ("Atendemos de lunes a viernes, de 8 de la mañana a 8 de la noche, hora de Buenos Aires.", "es")]
+    no_city = hours_rules(timezone="EST")  # a zone name with no region: said as it is
+    assert opening_hours.spoken_hours(no_city, "general", "en", SUNDAY)[0][0].endswith("8 p.m. EST time.")
 
 
 def close_general_today(rules_file) -> str:
