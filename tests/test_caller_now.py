@@ -75,6 +75,15 @@ def test_any_hours_in_words_in_english_and_spanish(days, open_, close, english, 
         (f"Atendemos {spanish}, hora del Este.", "es")]
 
 
+
+def test_a_queue_closed_this_morning_opens_today_and_an_open_one_closes_today():
+    hours = SHIPPED.queues["general"].hours  # Monday to Friday, 8 a.m. to 8 p.m. New York time
+    early = dt.datetime(2026, 12, 2, 11, 0, tzinfo=dt.timezone.utc)  # Wednesday 6 a.m. in New York
+    assert opening_hours.opens_next(hours, early) == dt.datetime(2026, 12, 2, 13, 0, tzinfo=dt.timezone.utc)
+    noon = dt.datetime(2026, 12, 2, 17, 0, tzinfo=dt.timezone.utc)
+    assert opening_hours.closes_next(hours, noon) == dt.datetime(2026, 12, 3, 1, 0, tzinfo=dt.timezone.utc)
+    assert opening_hours.describe(hours, noon) == "open until Wed 20:00 America/New_York"
+
 def test_on_a_holiday_the_caller_hears_the_day_and_hour_it_opens_again_in_either_language():
     """At 1 p.m. ("a la 1" in Spanish, one o'clock being singular), noon, and on a day after a weekend."""
     one_pm = hours_rules(days=list(DAYS), open=dt.time(13, 0), close=dt.time(17, 0))
