@@ -138,3 +138,73 @@ def test_a_rules_file_that_is_not_the_rules_in_force_is_named(app, hotline, ivr,
     out = ivr("preflight", ok=False).output
     assert out.startswith("preflight: 1 problem(s)\n- the rules file on disk is not the rules in force:")
     assert "a running server keeps its last good rules" in out
+
+
+# -- the check itself, pure: every problem's words and the command that fixes it ---------------------------
+PUBLISH = 'ivr announce tts --lang {} --topic {} --text-file {}.txt --publish --reason "..."'
+
+
+def test_every_problem_the_check_can_find_is_named_with_its_fix_most_urgent_first():
+    """A broken rules file, stand-ins, languages out of step, a slow and a missing statement, a closed queue,
+    nobody on the agent line, key 4 with no SMS: what an operator reads before switching to live."""
+    from test_caller_now import SHIPPED, SUNDAY, snapshot
+
+    from ivr.core import go_live
+    from ivr.core.caller_now import caller_now
+
+    snap = snapshot(en_main=("Cards were taken.", None, 3, "tts", 300.0),
+                    en_details=("We know little.", None, 1, "tts", 100.0),
+                    es_main=("Se robaron tarjetas.", None, 2, "carry-over", 200.0))
+    facts = go_live.Facts("live", 0, False, "line 3: menu.options: bad", {"en": 60.4, "es": None}, 45.0)
+    found = go_live.problems(caller_now(SHIPPED, snap, SUNDAY), SHIPPED, facts)
+    assert [(p.kind, p.what, p.fix) for p in found] == [
+        ("rules-file", "the rules file on disk is not the rules in force: line 3: menu.options: bad",
+         "`ivr rules check` names each error; fix the file, then `ivr rules reload`"),
+        ("stand-in", "en/details: published before the main statement (v3): it may no longer agree with it "
+                     "(callers pressing 1 in en hear en/details v1)", PUBLISH.format("en", "details", "details")),
+        ("stand-in", "en/advice: nothing published: callers hear en/main v3 instead (callers pressing 2 in en hear "
+                     "en/main v3)", PUBLISH.format("en", "advice", "advice")),
+        ("stand-in", "es/main: carried over from the incident before (every es caller hears es/main v2)",
+         PUBLISH.format("es", "main", "main")),
+        ("stand-in", "es/details: nothing published: callers hear en/details v1 instead (callers pressing 1 in es "
+                     "hear en/details v1)", PUBLISH.format("es", "details", "details")),
+        ("stand-in", "es/advice: nothing published: callers hear es/main v2 instead (callers pressing 2 in es hear "
+                     "es/main v2)", PUBLISH.format("es", "advice", "advice")),
+        ("out-of-step", "languages out of step: en main v3, es main v2 (carried over); callers in each hear a "
+                        "different story",
+         f"publish the same statement in every language ({PUBLISH.format('LANG', 'main', 'main')}), or `ivr "
+         "announce rollback --lang LANG --to VERSION` to match"),
+        ("time-to-facts", "en: 60 s until a new caller has heard the main statement (target 45 s)",
+         "publish a shorter statement: " + PUBLISH.format("en", "main", "main")),
+        ("time-to-facts", "es: a new caller never hears the main statement", PUBLISH.format("es", "main", "main")),
+        ("queue-closed", "queue general is closed; opens Mon 2026-12-07 08:00 America/New_York",
+         "wait until it opens, or change its hours in routing_rules.yaml and run `ivr rules reload`"),
+        ("no-agents", "live mode: nobody is on the agent line, so callers who press 0 wait with nobody to answer",
+         "agents call the agent line (the number pointed at /voice/agent) or sign in on the console's desk page; "
+         "`ivr agents list` shows who can"),
+        ("sms", "key 4 promises a text message, but SMS is not configured: no text is sent",
+         "set TWILIO_ACCOUNT_SID, TWILIO_SMS_FROM and IVR_NOTICE_URL (docs/configuration.md), or take key 4 out "
+         "of routing_rules.yaml and run `ivr rules reload`")]
+    assert str(found[0]) == f"{found[0].what}\n    fix: {found[0].fix}"
+
+
+def test_in_live_mode_a_closed_queue_says_what_key_0_gets_and_the_target_itself_is_not_too_slow():
+    import dataclasses
+
+    from test_caller_now import SHIPPED, SUNDAY, snapshot
+
+    from ivr.core import go_live
+    from ivr.core.caller_now import caller_now
+
+    snap = dataclasses.replace(snapshot(en_main=("Cards were taken.", None, 3, "tts", 300.0),
+                                        en_details=("Names.", None, 4, "tts", 400.0),
+                                        en_advice=("Cancel.", None, 4, "tts", 400.0),
+                                        es_main=("Tarjetas.", None, 3, "tts", 300.0),
+                                        es_details=("Nombres.", None, 4, "tts", 400.0),
+                                        es_advice=("Cancele.", None, 4, "tts", 400.0)), mode="live")
+    now = caller_now(SHIPPED, snap, SUNDAY)
+    facts = go_live.Facts("live", 1, True, None, {"en": 45.0, "es": 44.9}, 45.0)
+    assert [(p.kind, p.what) for p in go_live.problems(now, SHIPPED, facts)] == [
+        ("queue-closed", "queue general is closed; opens Mon 2026-12-07 08:00 America/New_York; callers pressing 0 "
+                         "get voicemail instead")]
+    assert go_live.problems(now, SHIPPED, dataclasses.replace(facts, mode="message")) == []  # nobody queues
