@@ -97,12 +97,14 @@ def test_agent_states_languages_and_outcomes_read_the_same_everywhere(as_role, a
     assert "ended-no-choice" not in reports and "ended-by-caller" not in reports  # words, not codes
 
 
-def test_an_outcome_is_said_in_words_even_one_the_table_does_not_know_yet():
+def test_outcomes_and_languages_are_said_in_words_even_ones_the_tables_do_not_know():
     from ivr.core import words
 
     assert words.outcome("agent") == "spoke to an agent"
     assert words.outcome("a-code-added-later") == "a code added later"  # readable, not a code
     assert words.outcome(None) == "" and words.outcome("") == ""
+    languages = {"es": type("Language", (), {"name": "Español"})()}
+    assert [words.language(languages, c) for c in ("es", "fr", None)] == ["Español", "fr", "unknown"]
 
 
 def test_a_stale_tab_is_told_the_switch_was_its_own_users_in_another_tab(as_role, hotline):

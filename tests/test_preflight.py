@@ -194,15 +194,13 @@ def test_in_live_mode_a_closed_queue_says_what_key_0_gets_and_the_target_itself_
     from test_caller_now import SHIPPED, SUNDAY, snapshot
 
     from ivr.core import go_live
-    from ivr.core.caller_now import caller_now
+    from ivr.core.caller_now import caller_now, in_mode
 
-    snap = dataclasses.replace(snapshot(en_main=("Cards were taken.", None, 3, "tts", 300.0),
-                                        en_details=("Names.", None, 4, "tts", 400.0),
-                                        en_advice=("Cancel.", None, 4, "tts", 400.0),
-                                        es_main=("Tarjetas.", None, 3, "tts", 300.0),
-                                        es_details=("Nombres.", None, 4, "tts", 400.0),
-                                        es_advice=("Cancele.", None, 4, "tts", 400.0)), mode="live")
-    now = caller_now(SHIPPED, snap, SUNDAY)
+    snap = snapshot(en_main=("Cards were taken.", None, 3, "tts", 300.0), en_details=("Names.", None, 4, "tts", 400.0),
+                    en_advice=("Cancel.", None, 4, "tts", 400.0), es_main=("Tarjetas.", None, 3, "tts", 300.0),
+                    es_details=("Nombres.", None, 4, "tts", 400.0), es_advice=("Cancele.", None, 4, "tts", 400.0))
+    assert snap.mode == "message"
+    now = caller_now(SHIPPED, in_mode(snap, "live"), SUNDAY)  # what callers would get after the switch
     facts = go_live.Facts("live", 1, True, None, {"en": 45.0, "es": 44.9}, 45.0)
     assert [(p.kind, p.what) for p in go_live.problems(now, SHIPPED, facts)] == [
         ("queue-closed", "queue general is closed; opens Mon 2026-12-07 08:00 America/New_York; callers pressing 0 "
