@@ -97,6 +97,12 @@ def test_on_a_holiday_the_caller_hears_the_day_and_hour_it_opens_again_in_either
     assert opening_hours.spoken_hours(noon, "general", "es", CHRISTMAS)[1:] == [
         ("Hoy es día festivo. Volvemos a atender el lunes 28 de diciembre, a mediodía.", "es")]
     assert opening_hours.spoken_hours(noon, "general", "fr", CHRISTMAS)[0][1] == "en"  # no words: the default
+    midnight = hours_rules(days=["sat"], open=dt.time(0, 0), close=dt.time(6, 0))
+    assert opening_hours.spoken_hours(midnight, "general", "es", CHRISTMAS)[1:] == [
+        ("Hoy es día festivo. Volvemos a atender el sábado 26 de diciembre, a medianoche.", "es")]
+    one_am = hours_rules(days=["sat"], open=dt.time(1, 0), close=dt.time(6, 0))
+    assert opening_hours.spoken_hours(one_am, "general", "es", CHRISTMAS)[1][0].endswith(
+        "a la 1 de la mañana.")
 
 def test_a_time_zone_with_no_name_of_its_own_is_said_as_its_citys_time():
     """Hours in a zone callers have no everyday name for (not in ZONES) are said by its city, in each language."""

@@ -311,8 +311,11 @@ def test_an_agent_pressing_for_a_callback_someone_else_took_is_told_so_and_the_l
 
     reply = agent_callbacks.not_theirs(AGENT_CALL, "alex")
     assert said(reply.verbs) == ["That callback is no longer yours to make."]
-    assert isinstance(reply.verbs[1], Pause) and reply.verbs[2].to.route == "/voice/agent/next"
-    assert dict(reply.verbs[2].to.params)["a"] == "2" and reply.effects == []
+    assert isinstance(reply.verbs[1], Pause) and reply.effects == []
+    assert reply.verbs[2].to == AGENT_CALL.link("/voice/agent/next", "alex", a=2)  # still signed in, one poll on
+    passed = agent_callbacks.passed(AGENT_CALL, "alex")
+    assert said(passed.verbs) == ["Left for later."]
+    assert passed.verbs[2].to == AGENT_CALL.link("/voice/agent/next", "alex", a=2)
 
 
 def test_a_callback_the_line_cannot_open_stays_owed_and_the_agent_is_told_why():
@@ -321,7 +324,7 @@ def test_a_callback_the_line_cannot_open_stays_owed_and_the_agent_is_told_why():
     reply = agent_callbacks.cannot_open(AGENT_CALL, "alex", 7)
     assert said(reply.verbs) == ["This callback cannot be dialled now: the hotline's data key is missing or wrong. "
                                  "It stays owed. Please tell the operations team."]
-    assert reply.verbs[-1].to.route == "/voice/agent/next" and reply.effects == []
+    assert reply.verbs[-1].to == AGENT_CALL.link("/voice/agent/next", "alex", a=2) and reply.effects == []
     assert [e.detail for e in reply.events] == ["callback 7 not dialled: no data key"]
 
 

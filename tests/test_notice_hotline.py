@@ -140,7 +140,8 @@ def test_a_confirmed_reference_is_said_in_the_callers_language_and_recorded_as_t
     from ivr.core.rules import load
     from ivr.core.verbs import Gather, Position, Redirect, Say
 
-    rules, key = load(rules_file), "ef" * 16
+    shipped, key = load(rules_file), "ef" * 16
+    rules = shipped.model_copy(update={"menu": shipped.menu.model_copy(update={"timeout_seconds": 9})})
     reply = verification.checked(rules, Position("es", 0, 5), code(CODE) + "#", lambda: verification.Failures(0, 0),
                                  lambda digits: verification.Listed("card", key))
     gather, menu = reply.verbs

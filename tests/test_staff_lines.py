@@ -96,7 +96,8 @@ def test_an_agent_pin_wrong_three_times_ends_the_call_and_the_right_one_goes_to_
     assert last.effects == [Audit("alex", "agent_line.pin_failed", "agent line", "try 3 of 3 from ***0500"),
                             Audit("alex", "agent_line.locked_out", "agent line", "too many wrong PINs; call ended")]
     locked = agent_line.pin_entered(AGENT, "alex", False, 0, "***0500", locked=True)
-    assert locked.verbs == [en(PIN_LOCKED), Hangup()] and len(locked.effects) == 1
+    assert locked.verbs == [en(PIN_LOCKED), Hangup()] and logged(locked) == [("agent_line", "pin locked")]
+    assert len(locked.effects) == 1
     right = agent_line.pin_entered(AGENT, "alex", True, 2, "***0500")
     assert right.verbs == [Redirect(AGENT.link("/voice/agent/next", "alex", a=0))]
     assert logged(right) == [("agent_line", "login alex")]
