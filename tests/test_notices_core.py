@@ -49,10 +49,19 @@ def test_quiet_hours_may_span_midnight(quiet, local, expected):
     assert notices.parse_quiet_hours(quiet).covers(datetime(2026, 1, 1, hours, minutes).time()) is expected
 
 
-@pytest.mark.parametrize("text", ["21-08", "25:00-08:00", "21:00-21:00", "9pm-8am"])
+@pytest.mark.parametrize("text", ["21-08", "25:00-08:00", "21:00-21:00", "9pm-8am", "24:00-08:00", "21:00-24:00",
+                                  "21:60-08:00", "21:00-08:60", "21:00-23:60"])
 def test_wrong_quiet_hours_are_refused_saying_how_to_write_them(text):
-    with pytest.raises(Refused):
+    with pytest.raises(Refused) as refused:
         notices.parse_quiet_hours(text)
+    assert str(refused.value) == (f"quiet hours {text!r}: start and end are the same" if text == "21:00-21:00" else
+                                  f"quiet hours {text!r}: write them as HH:MM-HH:MM, e.g. 21:00-08:00")
+
+
+def test_quiet_hours_keep_their_minutes_and_may_run_to_a_minute_before_midnight():
+    quiet = notices.parse_quiet_hours(" 21:30 - 07:45 ")
+    assert (quiet.start, quiet.end) == (datetime(2026, 1, 1, 21, 30).time(), datetime(2026, 1, 1, 7, 45).time())
+    assert notices.parse_quiet_hours("23:00-23:59").end == datetime(2026, 1, 1, 23, 59).time()
 
 
 def test_quiet_is_judged_in_each_of_the_recipients_zones():

@@ -164,6 +164,19 @@ def test_every_error_of_a_rules_file_is_named_in_one_message_with_the_files_name
         "menu.max_attempts: Input should be a valid integer, unable to parse string as an integer")
 
 
+
+def test_a_rules_file_that_cannot_be_read_or_is_wrong_is_named_by_its_own_name(tmp_path):
+    from ivr.core.rules import load
+
+    with pytest.raises(RulesInvalid) as missing:
+        load(tmp_path / "hotline-rules.yaml")
+    assert str(missing.value) == "hotline-rules.yaml: file: (top): cannot read the file: No such file or directory"
+    wrong = tmp_path / "hotline-rules.yaml"
+    wrong.write_text((PROJECT_ROOT / "routing_rules.yaml").read_text().replace("timeout_seconds: 6",
+                                                                               "timeout_seconds: 1"))
+    with pytest.raises(RulesInvalid, match="^hotline-rules.yaml: line 22: menu.timeout_seconds"):
+        load(wrong)
+
 @pytest.mark.parametrize("open_, close, at, is_open", [
     ("08:00", "20:00", "08:00", True), ("08:00", "20:00", "19:59", True), ("08:00", "20:00", "20:00", False),
     ("22:00", "06:00", "22:00", True), ("22:00", "06:00", "23:30", True), ("22:00", "06:00", "05:59", True),
