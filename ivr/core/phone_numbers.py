@@ -70,7 +70,6 @@ class Normalizer:
         if metadata is None:
             raise ValueError(f"unknown region {default_region!r} (use a two-letter code such as US or GB)")
         self.region = default_region
-        self._cc = metadata.country_code
         self._cc_str = str(metadata.country_code)
         self._idd = re.compile(metadata.international_prefix) if metadata.international_prefix else None
         self._national_prefix = _compiled(metadata.national_prefix_for_parsing)
