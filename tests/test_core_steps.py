@@ -313,8 +313,13 @@ def test_an_agent_pressing_for_a_callback_someone_else_took_is_told_so_and_the_l
     assert said(reply.verbs) == ["That callback is no longer yours to make."]
     assert isinstance(reply.verbs[1], Pause) and reply.effects == []
     assert reply.verbs[2].to == AGENT_CALL.link("/voice/agent/next", "alex", a=2)  # still signed in, one poll on
+
+
+def test_an_agent_who_leaves_a_callback_for_later_stays_signed_in_and_the_line_looks_again():
+    from ivr.core import agent_callbacks
+
     passed = agent_callbacks.passed(AGENT_CALL, "alex")
-    assert said(passed.verbs) == ["Left for later."]
+    assert said(passed.verbs) == ["Left for later."] and isinstance(passed.verbs[1], Pause)
     assert passed.verbs[2].to == AGENT_CALL.link("/voice/agent/next", "alex", a=2)
 
 
@@ -325,7 +330,7 @@ def test_a_callback_the_line_cannot_open_stays_owed_and_the_agent_is_told_why():
     assert said(reply.verbs) == ["This callback cannot be dialled now: the hotline's data key is missing or wrong. "
                                  "It stays owed. Please tell the operations team."]
     assert reply.verbs[-1].to == AGENT_CALL.link("/voice/agent/next", "alex", a=2) and reply.effects == []
-    assert [e.detail for e in reply.events] == ["callback 7 not dialled: no data key"]
+    assert [(e.kind, e.detail) for e in reply.events] == [("agent_line", "callback 7 not dialled: no data key")]
 
 
 def test_an_agent_whose_session_is_not_valid_hears_it_expired_and_the_call_ends():

@@ -62,6 +62,7 @@ def test_quiet_hours_keep_their_minutes_and_may_run_to_a_minute_before_midnight(
     quiet = notices.parse_quiet_hours(" 21:30 - 07:45 ")
     assert (quiet.start, quiet.end) == (datetime(2026, 1, 1, 21, 30).time(), datetime(2026, 1, 1, 7, 45).time())
     assert notices.parse_quiet_hours("23:00-23:59").end == datetime(2026, 1, 1, 23, 59).time()
+    assert notices.parse_quiet_hours("21:59-08:00").start == datetime(2026, 1, 1, 21, 59).time()
 
 
 def test_quiet_is_judged_in_each_of_the_recipients_zones():
