@@ -30,7 +30,6 @@ class QueueNow:
     open: bool
     closes: dt.datetime | None  # open: when it closes (None: always open)
     opens: dt.datetime | None  # closed: when it opens again
-    holiday: bool
     described: str  # "open until Mon 20:00 America/New_York", for staff
 
 
@@ -103,8 +102,7 @@ def caller_now(rules: Rules, snap: Snapshot, now: dt.datetime, queue_stats: dict
 def queue_now(rules: Rules, name: str, now: dt.datetime) -> QueueNow:
     hours = rules.queues[name].hours
     return QueueNow(name, opening_hours.is_open(hours, now), opening_hours.closes_next(hours, now),
-                    opening_hours.opens_next(hours, now), opening_hours.holiday_today(hours, now),
-                    opening_hours.describe(hours, now))
+                    opening_hours.opens_next(hours, now), opening_hours.describe(hours, now))
 
 
 def _language(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, queues: dict, stats: dict,
