@@ -250,6 +250,38 @@ def test_a_topic_with_nothing_published_says_what_callers_hear_instead():
     assert now.language("es").key("1").gets == "hears en/details v1: nothing is published on details in es"
 
 
+def test_the_answer_says_which_snapshot_it_is_when_each_queue_changes_and_each_language_by_name():
+    """What `ivr status`, the dashboard and the supervisor's view read off it: the mode and incident, whether
+    the database could be read, each queue's next opening or closing, each language's name."""
+    from zoneinfo import ZoneInfo
+
+    from ivr.core.caller_now import TopicNow
+
+    stale = Snapshot("live", Content(4, 2, "Card data theft", "critical", {}), False)
+    now = caller_now(SHIPPED, stale, SUNDAY)  # noon on a Sunday in New York
+    assert (now.at, now.mode, now.incident_id, now.incident_title, now.fresh) == (
+        SUNDAY, "live", 2, "Card data theft", False)
+    assert caller_view.lines(caller_view.View(now, [], "live"))[0] == (
+        "live mode, incident 2 (Card data theft), at 2026-12-06 17:00 UTC (database unreachable: from the last "
+        "good snapshot)")
+    fresh = caller_now(SHIPPED, Snapshot("message", Content(), True), SUNDAY)
+    assert caller_view.lines(caller_view.View(fresh, [], "live"))[0] == (
+        "message mode, no active incident, at 2026-12-06 17:00 UTC")
+    new_york = ZoneInfo("America/New_York")
+    assert [(q.name, q.open, q.closes, q.opens) for q in now.queues] == [
+        ("fraud", True, None, None),  # no hours: always open
+        ("affected", True, dt.datetime(2026, 12, 6, 23, 0, tzinfo=new_york), None),  # every day, 7 a.m. to 11 p.m.
+        ("general", False, None, dt.datetime(2026, 12, 7, 8, 0, tzinfo=new_york))]  # weekdays from 8 a.m.
+    assert [(language.lang, language.name) for language in now.languages] == [("en", "English"), ("es", "Español")]
+    # Nothing published at all: a caller asking for any topic hears only that nothing is known yet.
+    assert now.language("es").topics[1] == TopicNow("es", "details", None,
+                                                    "only the prompt saying nothing is known yet", "nothing published")
+    # Key 4 keeps its promise unless SMS is said not to be configured.
+    assert now.language("en").key("4").gets == "is promised a text message"
+    assert caller_now(SHIPPED, stale, SUNDAY, sms_ready=False).language("es").key("4").gets == (
+        "is promised a text message, but SMS is not configured: no text is sent")
+
+
 def test_the_setup_wording_is_a_stand_in_even_where_it_was_published_before_it_was_marked(hotline):
     from sqlalchemy import update
 
