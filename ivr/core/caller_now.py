@@ -126,17 +126,19 @@ def _topic(rules: Rules, snap: Snapshot, lang: str, topic: str) -> TopicNow:
         return TopicNow(lang, topic, None, "only the prompt saying nothing is known yet", "nothing published")
     if own is None:
         return TopicNow(lang, topic, None, heard, f"nothing published: callers hear {heard} instead")
-    return TopicNow(lang, topic, own, heard, _stand_in(content.spoken.get(f"{lang}/main"), topic, own))
+    return TopicNow(lang, topic, own, heard, _stand_in(content.spoken.get(f"{lang}/main"), own))
 
 
 def _plays(verbs: list, spoken: Spoken, lang: str) -> bool:
     return (spoken.media is not None and Play(spoken.media) in verbs) or Say(spoken.text or "", lang) in verbs
 
 
-def _stand_in(main: Spoken | None, topic: str, spoken: Spoken) -> str | None:
+def _stand_in(main: Spoken | None, spoken: Spoken) -> str | None:
+    """Why `spoken` is not this incident's own current word (None: it is). `main` is the same language's main
+    statement: one published after it may have changed the story (the main statement itself never is)."""
     if spoken.source in STAND_INS:
         return STAND_INS[spoken.source]
-    if (topic != "main" and main is not None and main.source not in STAND_INS and spoken.published_at is not None
+    if (main is not None and main.source not in STAND_INS and spoken.published_at is not None
             and main.published_at is not None and spoken.published_at < main.published_at):
         return f"published before the main statement (v{main.version}): it may no longer agree with it"
     return None
