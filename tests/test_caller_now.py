@@ -205,8 +205,9 @@ def test_a_topic_published_before_the_main_statement_and_a_rollback_in_one_langu
     snap = snapshot(en_main=("Cards were taken.", None, 3, "tts", 300.0), en_details=("We know little.", None, 1,
                     "tts", 100.0), en_advice=("Cancel your card.", None, 2, "tts", 400.0),
                     es_main=("Se robaron tarjetas.", None, 2, "tts", 200.0),
-                    es_details=("Detalles.", None, 1, "tts", 250.0), es_advice=("Cancele.", None, 1, "tts", 250.0))
+                    es_details=("Detalles.", None, 1, "tts", 200.0), es_advice=("Cancele.", None, 1, "tts", 250.0))
     now = caller_now(SHIPPED, snap, SUNDAY)
+    # es/details was published with the main statement (one publication, one moment), es/advice after it.
     assert [(t.name, t.stand_in) for t in now.stand_ins()] == [
         ("en/details", "published before the main statement (v3): it may no longer agree with it")]
     facts = go_live.Facts("message", 0, True, None, {"en": 10.0, "es": 10.0}, 45.0)
