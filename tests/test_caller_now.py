@@ -84,6 +84,17 @@ def test_a_queue_closed_this_morning_opens_today_and_an_open_one_closes_today():
     assert opening_hours.closes_next(hours, noon) == dt.datetime(2026, 12, 3, 1, 0, tzinfo=dt.timezone.utc)
     assert opening_hours.describe(hours, noon) == "open until Wed 20:00 America/New_York"
 
+
+def test_an_evening_queue_west_of_utc_asked_after_midnight_utc_opens_the_same_local_evening():
+    """The queue's own day counts, not UTC's: at 5 p.m. in Los Angeles it is already tomorrow in UTC."""
+    evenings = SHIPPED.queues["general"].hours.model_copy(update={
+        "timezone": "America/Los_Angeles", "open": dt.time(18, 0), "close": dt.time(23, 0)})
+    five_pm = dt.datetime(2026, 12, 3, 1, 0, tzinfo=dt.timezone.utc)  # Wednesday 5 p.m. in Los Angeles
+    assert opening_hours.opens_next(evenings, five_pm) == dt.datetime(2026, 12, 3, 2, 0, tzinfo=dt.timezone.utc)
+    assert opening_hours.describe(evenings, five_pm) == "closed; opens Wed 2026-12-02 18:00 America/Los_Angeles"
+    seven_pm = dt.datetime(2026, 12, 3, 3, 0, tzinfo=dt.timezone.utc)
+    assert opening_hours.closes_next(evenings, seven_pm) == dt.datetime(2026, 12, 3, 7, 0, tzinfo=dt.timezone.utc)
+
 def test_on_a_holiday_the_caller_hears_the_day_and_hour_it_opens_again_in_either_language():
     """At 1 p.m. ("a la 1" in Spanish, one o'clock being singular), noon, and on a day after a weekend."""
     one_pm = hours_rules(days=list(DAYS), open=dt.time(13, 0), close=dt.time(17, 0))

@@ -19,9 +19,11 @@ def is_open(hours: Hours | None, now: dt.datetime) -> bool:
 
 
 def _local_days(hours: Hours, now: dt.datetime, count: int):
+    """`count` days in the queue's own time zone from the day `now` falls on there (any moment of an earlier
+    day is before `now`: never the next opening or closing)."""
     zone = ZoneInfo(hours.timezone)
     today = now.astimezone(zone).date()
-    for n in range(-1, count):
+    for n in range(count):
         yield today + dt.timedelta(days=n), zone
 
 
