@@ -17,7 +17,7 @@ from ivr.core import flow, opening_hours
 from ivr.core.routing import Decision, QueueStats, decide
 from ivr.core.rules import ROUTED, Rules
 from ivr.core.snapshot import TOPICS, Snapshot, Spoken
-from ivr.core.verbs import Context, Play, Position, Say
+from ivr.core.verbs import Context, Play, Say
 
 # Announcement sources that are not this incident's own words (ivr/store/incidents.py, ivr/store/seed.py).
 STAND_INS = {"carry-over": "carried over from the incident before", "default": "the default wording from setup"}
@@ -51,7 +51,6 @@ class KeyNow:
     key: str
     action: str  # the menu action: details, advice, agent, fraud, sms, ...
     gets: str  # what a caller pressing it gets now, in words
-    outcome: str | None  # the flow's outcome: queued, voicemail-offered, callback-offered, ...
     decision: Decision | None = None  # for keys the routing rules decide
     queue: QueueNow | None = None  # the queue that decision is about
     affected_gets: str | None = None  # a caller on the breach list gets something else: this
@@ -147,8 +146,7 @@ def _stand_in(main: Spoken | None, spoken: Spoken) -> str | None:
 def _key(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, key: str, action: str, topics: dict,
          queues: dict, stats: dict, sms_ready: bool) -> KeyNow:
     if action in ROUTED:
-        return _routed(rules, snap, now, lang, key, action, queues, stats)
-    reply = flow.menu_choice(rules, snap, Position(lang, 0, 1), key, _context(now, stats, affected=False))
+        return _routed(rules, snap, now, key, action, queues, stats)
     if action in topics:
         topic = topics[action]
         gets = (f"hears {topic.heard}: nothing is published on {action} in {lang}" if topic.spoken is None else
@@ -158,7 +156,7 @@ def _key(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, key: str, ac
                 "language": _switches(rules, lang), "verify": "is asked for the reference on our notice",
                 "sms": "is promised a text message" + ("" if sms_ready else
                                                        ", but SMS is not configured: no text is sent")}[action]
-    return KeyNow(key, action, gets, reply.outcome)
+    return KeyNow(key, action, gets)
 
 
 def _switches(rules: Rules, lang: str) -> str:
@@ -171,18 +169,17 @@ def _context(now: dt.datetime, stats: dict, affected: bool) -> Context:
                    queue_stats=lambda: stats)
 
 
-def _routed(rules: Rules, snap: Snapshot, now: dt.datetime, lang: str, key: str, action: str, queues: dict,
+def _routed(rules: Rules, snap: Snapshot, now: dt.datetime, key: str, action: str, queues: dict,
             stats: dict) -> KeyNow:
-    """A key the routing rules decide: the decision itself, and what the flow makes of it."""
+    """A key the routing rules decide: routing's decision for the situation the call flow gives it
+    (`flow.situation`, as a caller pressing the key would be in), for a caller off and on the breach list."""
     said = []
     for affected in (False, True):
-        ctx = _context(now, stats, affected)
-        decision = decide(rules, flow.situation(snap, ctx, action))
-        reply = flow.menu_choice(rules, snap, Position(lang, 0, 1), key, ctx)
-        said.append((decision, reply.outcome, _decision_words(rules, decision, queues)))
-    (decision, outcome, gets), (affected, _, affected_gets) = said
+        decision = decide(rules, flow.situation(snap, _context(now, stats, affected), action))
+        said.append((decision, _decision_words(rules, decision, queues)))
+    (decision, gets), (affected, affected_gets) = said
     other = affected_gets != gets
-    return KeyNow(key, action, gets, outcome, decision, queues.get(decision.queue or ""),
+    return KeyNow(key, action, gets, decision, queues.get(decision.queue or ""),
                   affected_gets if other else None, affected if other else None)
 
 
