@@ -280,10 +280,9 @@ class RuleError:
 class RulesInvalid(Refused):
     """The rules file cannot be used; `errors` name each problem's line and field. The message names the file
     by its name alone: it reaches the console, the API and the audit log, which never show where on the
-    server a file is (`path` keeps that, for the server's own log)."""
+    server a file is (the server's own log says, ivr/store/rules_file.py)."""
 
     def __init__(self, path: str, errors: list[RuleError]):
-        self.path = path
         self.errors = errors
         super().__init__(f"{Path(path).name}: " + "; ".join(str(e) for e in errors))
 
