@@ -129,3 +129,29 @@ def test_the_fast_path_agrees_with_phonenumbers_on_every_example_number_and_its_
             fast += 1
             assert quick == norm._slow(raw), raw
     assert len(candidates) > 80_000 and fast > 50_000
+
+
+def test_the_fast_path_agrees_with_phonenumbers_on_numbers_as_dialled_in_every_region():
+    """With every region as the default: its example numbers of every type as written at home (with the
+    national prefix and separators, and as bare national digits) and a sample of other countries' as dialled
+    from there (international prefix first): where the fast path answers, it gives phonenumbers' answer."""
+    examples = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        md = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        examples += [(region, phonenumbers.parse(f"+{md.country_code}{desc.example_number}"))
+                     for desc in (getattr(md, name) for name in phone_numbers._TYPE_DESCS)
+                     if desc is not None and desc.example_number]
+    fast = total = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        norm = Normalizer(region)
+        raws = {phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.NATIONAL) for r, n in examples
+                if r == region}
+        raws |= {str(n.national_number) for r, n in examples if r == region}
+        raws |= {phonenumbers.format_out_of_country_calling_number(n, region) for _, n in examples[::37]}
+        for raw in raws:
+            total += 1
+            quick = norm._fast(raw)
+            if quick is not None:
+                fast += 1
+                assert quick == norm._slow(raw), (region, raw)
+    assert total > 9_000 and fast > 2_000
