@@ -206,3 +206,19 @@ def test_in_live_mode_a_closed_queue_says_what_key_0_gets_and_the_target_itself_
         ("queue-closed", "queue general is closed; opens Mon 2026-12-07 08:00 America/New_York; callers pressing 0 "
                          "get voicemail instead")]
     assert go_live.problems(now, SHIPPED, dataclasses.replace(facts, mode="message")) == []  # nobody queues
+
+
+def test_a_closed_queue_names_every_key_that_sends_callers_to_it():
+    """Keys 0 and 7 both sent to the general queue: the operator reads both, once each (not once per language)."""
+    from callers import everyone, with_routing
+    from test_caller_now import SHIPPED, SUNDAY, snapshot
+
+    from ivr.core import go_live
+    from ivr.core.caller_now import caller_now, in_mode
+
+    rules = with_routing(everyone("enqueue", queue="general"), rules=SHIPPED)
+    now = caller_now(rules, in_mode(snapshot(en_main=("Cards were taken.", None, 1, "tts", 1.0)), "live"), SUNDAY)
+    facts = go_live.Facts("live", 1, True, None, {"en": 10.0, "es": 10.0}, 45.0)
+    assert [p.what for p in go_live.problems(now, rules, facts) if p.kind == "queue-closed"] == [
+        "queue general is closed; opens Mon 2026-12-07 08:00 America/New_York; callers pressing 7 or 0 get "
+        "voicemail instead"]
