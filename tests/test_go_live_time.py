@@ -51,3 +51,14 @@ def test_with_three_languages_a_caller_goes_through_the_language_menu():
     assert fr_heard[2:6] == ["Pour le français, appuyez sur 3.", "For English, press 1.", "Para español, oprima 2.",
                              "Pour le français, appuyez sur 5."]
     assert fr_heard[-1] == "Cartes volées." and fr_time == round(seconds(*fr_heard), 1) == 14.3
+
+
+def test_a_language_no_key_switches_to_never_hears_its_statement():
+    """A menu with no language key (the rules accept one): English callers hear their statement at once, and
+    the check says Spanish callers never hear theirs, after the English greeting, statement and menu."""
+    options = {k: action for k, action in SHIPPED.menu.options.items() if action != "language"}
+    rules = SHIPPED.model_copy(update={"menu": SHIPPED.menu.model_copy(update={"options": options})})
+    assert listened(rules, "en") == (round(seconds(GREETING, "Cards were taken."), 1),
+                                     [GREETING, "Cards were taken."])
+    never, heard = listened(rules, "es")
+    assert never is None and heard[:2] == [GREETING, "Cards were taken."] and heard[2].startswith("To hear what")
