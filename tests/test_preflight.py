@@ -222,3 +222,23 @@ def test_a_closed_queue_names_every_key_that_sends_callers_to_it():
     assert [p.what for p in go_live.problems(now, rules, facts) if p.kind == "queue-closed"] == [
         "queue general is closed; opens Mon 2026-12-07 08:00 America/New_York; callers pressing 7 or 0 get "
         "voicemail instead"]
+
+
+def test_the_same_version_number_carried_over_in_one_language_is_out_of_step_and_each_key_to_a_topic_is_named():
+    """en main v2 is this incident's, es main v2 the last incident's: the same number, a different story. With a
+    second key for details, a topic's stand-in names both keys."""
+    from test_caller_now import SHIPPED, SUNDAY, snapshot
+
+    from ivr.core import go_live
+    from ivr.core.caller_now import caller_now
+
+    snap = snapshot(en_main=("Cards were taken.", None, 2, "tts", 300.0),
+                    es_main=("Se robaron tarjetas.", None, 2, "carry-over", 200.0))
+    options = {**SHIPPED.menu.options, "5": "details"}
+    rules = SHIPPED.model_copy(update={"menu": SHIPPED.menu.model_copy(update={"options": options})})
+    facts = go_live.Facts("message", 0, True, None, {"en": 10.0, "es": 10.0}, 45.0)
+    said = {p.what.split(":")[0]: p.what for p in go_live.problems(caller_now(rules, snap, SUNDAY), rules, facts)}
+    assert said["languages out of step"] == ("languages out of step: en main v2, es main v2 (carried over); callers "
+                                             "in each hear a different story")
+    assert said["en/details"] == ("en/details: nothing published: callers hear en/main v2 instead (callers pressing "
+                                  "1 or 5 in en hear en/main v2)")
