@@ -165,8 +165,8 @@ def _switches(rules: Rules, lang: str) -> str:
 
 
 def _context(now: dt.datetime, stats: dict, affected: bool) -> Context:
-    return Context(now, call_sid="caller-now", caller_known=True, affected=lambda: affected,
-                   queue_stats=lambda: stats)
+    """What routing reads of a call (`flow.situation`): the time, whether the caller is on the list, the queues."""
+    return Context(now, affected=lambda: affected, queue_stats=lambda: stats)
 
 
 def _routed(rules: Rules, snap: Snapshot, now: dt.datetime, key: str, action: str, queues: dict,
