@@ -85,6 +85,18 @@ def test_a_queue_closed_this_morning_opens_today_and_an_open_one_closes_today():
     assert opening_hours.describe(hours, noon) == "open until Wed 20:00 America/New_York"
 
 
+def test_staff_read_a_holiday_by_the_queues_own_calendar_and_an_overnight_queue_closes_in_the_morning():
+    affected, general = SHIPPED.queues["affected"].hours, SHIPPED.queues["general"].hours  # Christmas off
+    assert opening_hours.describe(affected, CHRISTMAS) == "closed (holiday); opens Sat 2026-12-26 07:00 America/New_York"
+    christmas_eve = dt.datetime(2026, 12, 25, 2, 0, tzinfo=dt.timezone.utc)  # 9 p.m. on the 24th in New York
+    assert opening_hours.describe(general, christmas_eve) == "closed; opens Mon 2026-12-28 08:00 America/New_York"
+    assert opening_hours.spoken_hours(SHIPPED, "general", "en", christmas_eve) == [
+        ("We are open Monday to Friday, 8 a.m. to 8 p.m. Eastern time.", "en")]  # not "Today is a holiday"
+    nights = general.model_copy(update={"open": dt.time(22, 0), "close": dt.time(6, 0), "days": list(DAYS)})
+    eleven_pm = dt.datetime(2026, 12, 3, 4, 0, tzinfo=dt.timezone.utc)  # Wednesday 11 p.m. in New York
+    assert opening_hours.describe(nights, eleven_pm) == "open until Thu 06:00 America/New_York"
+
+
 def test_an_evening_queue_west_of_utc_asked_after_midnight_utc_opens_the_same_local_evening():
     """The queue's own day counts, not UTC's: at 5 p.m. in Los Angeles it is already tomorrow in UTC."""
     evenings = SHIPPED.queues["general"].hours.model_copy(update={
