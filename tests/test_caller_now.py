@@ -85,7 +85,7 @@ def test_a_queue_closed_this_morning_opens_today_and_an_open_one_closes_today():
     assert opening_hours.describe(hours, noon) == "open until Wed 20:00 America/New_York"
 
 
-def test_staff_read_a_holiday_by_the_queues_own_calendar_and_an_overnight_queue_closes_in_the_morning():
+def test_staff_read_a_holiday_by_the_queues_own_calendar_and_an_overnight_or_round_the_clock_queue_as_open():
     affected, general = SHIPPED.queues["affected"].hours, SHIPPED.queues["general"].hours  # Christmas off
     assert opening_hours.describe(affected, CHRISTMAS) == "closed (holiday); opens Sat 2026-12-26 07:00 America/New_York"
     christmas_eve = dt.datetime(2026, 12, 25, 2, 0, tzinfo=dt.timezone.utc)  # 9 p.m. on the 24th in New York
@@ -95,6 +95,11 @@ def test_staff_read_a_holiday_by_the_queues_own_calendar_and_an_overnight_queue_
     nights = general.model_copy(update={"open": dt.time(22, 0), "close": dt.time(6, 0), "days": list(DAYS)})
     eleven_pm = dt.datetime(2026, 12, 3, 4, 0, tzinfo=dt.timezone.utc)  # Wednesday 11 p.m. in New York
     assert opening_hours.describe(nights, eleven_pm) == "open until Thu 06:00 America/New_York"
+    # Opening and closing at the same time (the rules accept it): around the clock, never "closed".
+    around_the_clock = nights.model_copy(update={"open": dt.time(0, 0), "close": dt.time(0, 0), "holidays": []})
+    assert opening_hours.describe(around_the_clock, eleven_pm) == "open, not closing within 9 days"
+    weekdays = around_the_clock.model_copy(update={"days": ["mon", "tue", "wed", "thu", "fri"]})
+    assert opening_hours.describe(weekdays, eleven_pm) == "open until Sat 00:00 America/New_York"
 
 
 def test_an_evening_queue_west_of_utc_asked_after_midnight_utc_opens_the_same_local_evening():

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from ivr.core.rules import DAYS, Hours, Rules
 
 SEARCH_DAYS = 370  # holidays and a one-day week still open again within a year; beyond that: never
+CLOSING_SEARCH_DAYS = 9  # how far ahead an open queue's closing is looked for (open around the clock: none)
 
 
 def is_open(hours: Hours | None, now: dt.datetime) -> bool:
@@ -42,7 +43,7 @@ def closes_next(hours: Hours | None, now: dt.datetime) -> dt.datetime | None:
     """When an open queue closes (None: it is closed now, or always open)."""
     if hours is None or not hours.is_open(now):
         return None
-    for day, zone in _local_days(hours, now, 9):
+    for day, zone in _local_days(hours, now, CLOSING_SEARCH_DAYS):
         end = dt.datetime.combine(day, hours.close, zone)
         if end > now and not hours.is_open(end):
             return end
@@ -149,6 +150,8 @@ def describe(hours: Hours | None, now: dt.datetime) -> str:
     until = closes_next(hours, now)
     if until is not None:
         return f"open until {until:%a %H:%M} {hours.timezone}"
+    if hours.is_open(now):  # open around the clock (opening and closing at the same time)
+        return f"open, not closing within {CLOSING_SEARCH_DAYS} days"
     reopens = opens_next(hours, now)
     why = " (holiday)" if holiday_today(hours, now) else ""
     return (f"closed{why}; opens {reopens:%a %Y-%m-%d %H:%M} {hours.timezone}" if reopens
