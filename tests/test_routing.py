@@ -264,3 +264,14 @@ def test_an_enqueue_in_message_mode_gets_the_queues_overflow_and_says_why():
     d = decide(rules, situation(mode="message"))
     assert (d.action, d.overflow) == ("voicemail", "message-mode")
     assert d.describe() == "voicemail [overflow: message-mode of general] by rule 'everyone'"
+
+
+def test_with_no_active_incident_no_severity_rule_applies_not_even_the_lowest():
+    from ivr.core.rules import Route, Then, When
+
+    rules = RULES.model_copy(update={"routing": [
+        Route(name="Any incident", when=When(severity_at_least="low"), then=Then(action="voicemail")),
+        Route(name="Everyone", then=Then(action="enqueue", queue="general"))]})
+    assert decide(rules, situation(severity="low")).rule == "Any incident"
+    assert decide(rules, situation(severity="")).rule == "Everyone"  # no incident: its severity is empty
+    assert decide(rules, situation(severity="unheard-of")).rule == "Everyone"  # not one the rules name
