@@ -176,14 +176,14 @@ def _routed(rules: Rules, snap: Snapshot, now: dt.datetime, key: str, action: st
     said = []
     for affected in (False, True):
         decision = decide(rules, flow.situation(snap, _context(now, stats, affected), action))
-        said.append((decision, _decision_words(rules, decision, queues)))
+        said.append((decision, _decision_words(decision, queues)))
     (decision, gets), (affected, affected_gets) = said
     other = affected_gets != gets
     return KeyNow(key, action, gets, decision, queues.get(decision.queue or ""),
                   affected_gets if other else None, affected if other else None)
 
 
-def _decision_words(rules: Rules, d: Decision, queues: dict) -> str:
+def _decision_words(d: Decision, queues: dict) -> str:
     queue = queues.get(d.queue or "")
     if d.action == "enqueue":
         return f"waits in queue {d.queue} for an agent (it is {queue.described})"
