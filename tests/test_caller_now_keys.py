@@ -79,3 +79,16 @@ def test_the_language_key_switches_between_two_languages_and_offers_a_menu_among
     three = caller_now(with_french(SHIPPED), LIVE, MONDAY_NOON)
     assert three.language("en").key("3").gets == "chooses among Español, Français"
     assert three.language("fr").key("3").gets == "chooses among English, Español"
+
+
+def test_the_keys_routing_does_not_decide_say_what_the_caller_hears():
+    """A topic published as it stands, the verify key, and a goodbye key (the rules accept one)."""
+    snap = in_mode(snapshot(en_main=("Cards were taken.", None, 1, "tts", 1.0),
+                            en_details=("Names and cards.", None, 2, "tts", 2.0)), "live")
+    options = {**SHIPPED.menu.options, "6": "goodbye"}
+    rules = SHIPPED.model_copy(update={"menu": SHIPPED.menu.model_copy(update={"options": options})})
+    keys = {k.key: k.gets for k in caller_now(rules, snap, MONDAY_NOON).language("en").keys}
+    assert keys["1"] == "hears en/details v2"  # this incident's own, after the main statement: nothing to add
+    assert keys["8"] == "is asked for the reference on our notice"
+    assert keys["6"] == "hears goodbye; the call ends"
+    assert keys["9"] == "hears en/main v1 again"
