@@ -275,3 +275,14 @@ def test_with_no_active_incident_no_severity_rule_applies_not_even_the_lowest():
     assert decide(rules, situation(severity="low")).rule == "Any incident"
     assert decide(rules, situation(severity="")).rule == "Everyone"  # no incident: its severity is empty
     assert decide(rules, situation(severity="unheard-of")).rule == "Everyone"  # not one the rules name
+
+
+def test_reference_lengths_out_of_order_are_refused_at_their_line_and_a_fixed_length_is_accepted():
+    shipped = (PROJECT_ROOT / "routing_rules.yaml").read_text()
+    line = next(n for n, text in enumerate(shipped.splitlines(), 1) if text.strip().startswith("min_digits:"))
+    with pytest.raises(RulesInvalid) as refused:
+        parse(shipped.replace("min_digits: 6 ", "min_digits: 17"))
+    assert str(refused.value) == (f"routing_rules.yaml: line {line}: verification.min_digits: min_digits 17 is "
+                                  "more than max_digits 16")
+    fixed = parse(shipped.replace("min_digits: 6 ", "min_digits: 16"))  # every reference 16 digits long
+    assert (fixed.verification.min_digits, fixed.verification.max_digits) == (16, 16)
