@@ -105,13 +105,11 @@ def _closed_queues(now: CallerNow) -> list[Problem]:
     for queue in now.queues:
         if queue.open:
             continue
-        keys_by_action: dict[str, list[str]] = {}  # what callers get instead -> every key that sends them here
-        for k in (k for lang in now.languages for k in lang.keys):
-            if k.decision is not None and k.decision.queue == queue.name and k.decision.overflow == "closed":
-                keys = keys_by_action.setdefault(k.decision.action, [])
-                keys += [k.key] if k.key not in keys else []
-        who = "".join(f"; callers pressing {' or '.join(keys)} get {action} instead"
-                      for action, keys in keys_by_action.items())
+        # Every key that sends callers here, once (not once per language) -> what they get instead: the
+        # queue's own overflow, so the same for every key.
+        sent = {k.key: k.decision.action for lang in now.languages for k in lang.keys
+                if k.decision is not None and k.decision.queue == queue.name and k.decision.overflow == "closed"}
+        who = f"; callers pressing {' or '.join(sent)} get {next(iter(sent.values()))} instead" if sent else ""
         out.append(Problem("queue-closed", f"queue {queue.name} is {queue.described}{who}",
                            "wait until it opens, or change its hours in routing_rules.yaml and run "
                            "`ivr rules reload`"))
