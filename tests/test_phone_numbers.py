@@ -10,6 +10,7 @@ import pytest
 from ivr.core import phone_numbers
 from ivr.core.phone_numbers import InvalidNumber, Normalizer, normalize
 
+
 @pytest.mark.parametrize("raw, region, e164", [
     ("(212) 555-0123", "US", "+12125550123"),
     ("212-555-0123", "US", "+12125550123"),
