@@ -9,13 +9,14 @@ from pathlib import Path
 
 from sqlalchemy import Connection, String, Text, bindparam, case, cast, column, func, literal, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.core.call_status import TERMINAL, status_order
 from ivr.spool.appender import SpoolObserver
 from ivr.spool.segments import encode, now
 from ivr.store import notice_sends, queues, sealed
 from ivr.store.db import Database, dialect_insert
+from ivr.store.driver_many import DriverMany
 from ivr.store.desk import sign_out_ended_lines
 from ivr.store.models import Agent, Call, CallEvent, Job, QueueEntry, VerificationAttempt
 from ivr.store.models.queues import REASON_CHARS
@@ -152,7 +153,8 @@ def write_records(conn: Connection, records: list[dict]) -> None:
 
     The two big ones, calls and their steps, go to PostgreSQL as one JSON array each, which the server
     unpacks (json_to_recordset): one statement instead of one per row, about half the CPU of a pass
-    (docs/performance.md). SQLite runs in-process, where executemany is already one loop in C."""
+    (docs/performance.md). SQLite runs in-process, where the driver's executemany is already one loop in C:
+    they and the status updates go straight to it, rows as tuples (ivr/store/driver_many.py)."""
     records = [_without_nul(r) for r in records]
     pg = conn.dialect.name == "postgresql"
     calls = list(_call_rows(records).values())
@@ -160,7 +162,7 @@ def write_records(conn: Connection, records: list[dict]) -> None:
         if pg:
             conn.execute(_PG_CALLS_UPSERT, {"rows": _json_rows(calls)})
         else:
-            conn.execute(_calls_upsert(conn), calls)
+            _SQLITE_CALLS_UPSERT.run(conn, calls)
     events = [
         {"call_sid": r["call_sid"], "step": r["step"][:160], "at": _ts(r.get("at")), "kind": r["kind"],
          "digits": (r.get("digits") or None) and str(r["digits"])[:32], "detail": r.get("detail")}
@@ -170,8 +172,7 @@ def write_records(conn: Connection, records: list[dict]) -> None:
         if pg:
             conn.execute(_PG_EVENTS_INSERT, {"rows": _json_rows(events)})
         else:
-            conn.execute(dialect_insert(conn, CallEvent.__table__).on_conflict_do_nothing(
-                index_elements=["call_sid", "step"]), events)
+            _SQLITE_EVENTS_INSERT.run(conn, events)
     _write_queue_records(conn, records)
     jobs = [r for r in records if r["type"] == "job" and r.get("call_sid")]
     if jobs:
@@ -190,7 +191,10 @@ def write_records(conn: Connection, records: list[dict]) -> None:
     for terminal in (False, True):
         rows = [_status_row(r) for r in statuses if (r["status"] in TERMINAL) == terminal]
         if rows:
-            conn.execute(_status_update(terminal), rows)
+            if pg:
+                conn.execute(_status_update(terminal), rows)
+            else:
+                _SQLITE_STATUS_UPDATE[terminal].run(conn, rows)
     ended = [r for r in statuses if r["status"] in TERMINAL]
     _close_ended_calls_queue_entries(conn, ended)
     sign_out_ended_lines(conn, {r["call_sid"]: _ts(r.get("at")) for r in ended})
@@ -271,10 +275,6 @@ def _call_rows(records: list[dict]) -> dict[str, dict]:
     return calls
 
 
-def _calls_upsert(conn: Connection):
-    return _calls_on_conflict(dialect_insert(conn, Call.__table__))
-
-
 def _calls_on_conflict(stmt):
     c, new = Call.__table__.c, stmt.excluded
     newer = new.outcome_step >= c.outcome_step
@@ -317,6 +317,10 @@ _PG_CALLS_UPSERT = _calls_on_conflict(postgresql.insert(Call.__table__).from_sel
 _PG_EVENTS_INSERT = postgresql.insert(CallEvent.__table__).from_select(
     _EVENT_COLUMNS, _from_json_rows(CallEvent.__table__, _EVENT_COLUMNS)).on_conflict_do_nothing(
     index_elements=["call_sid", "step"])
+_SQLITE_CALLS_UPSERT = DriverMany(_calls_on_conflict(sqlite.insert(Call.__table__)), sqlite.dialect(),
+                                  _CALL_COLUMNS)
+_SQLITE_EVENTS_INSERT = DriverMany(sqlite.insert(CallEvent.__table__).on_conflict_do_nothing(
+    index_elements=["call_sid", "step"]), sqlite.dialect(), _EVENT_COLUMNS)
 
 
 def _status_row(r: dict) -> dict:
@@ -331,3 +335,6 @@ def _status_update(terminal: bool):
         values.update(ended_at=bindparam("ended"), duration_s=func.coalesce(bindparam("dur"), c.duration_s))
     return (update(Call.__table__).where(c.call_sid == bindparam("sid"), c.status_sequence < bindparam("ord"))
             .values(**values))
+
+
+_SQLITE_STATUS_UPDATE = {terminal: DriverMany(_status_update(terminal), sqlite.dialect()) for terminal in (False, True)}
