@@ -170,12 +170,25 @@ def test_a_rules_file_that_cannot_be_read_or_is_wrong_is_named_by_its_own_name(t
 
     with pytest.raises(RulesInvalid) as missing:
         load(tmp_path / "hotline-rules.yaml")
-    assert str(missing.value) == "hotline-rules.yaml: file: (top): cannot read the file: No such file or directory"
+    assert str(missing.value) == "hotline-rules.yaml: cannot read the file: No such file or directory"
     wrong = tmp_path / "hotline-rules.yaml"
     wrong.write_text((PROJECT_ROOT / "routing_rules.yaml").read_text().replace("timeout_seconds: 6",
                                                                                "timeout_seconds: 1"))
     with pytest.raises(RulesInvalid, match="^hotline-rules.yaml: line 22: menu.timeout_seconds"):
         load(wrong)
+
+
+@pytest.mark.parametrize("text, said", [
+    ("menu:\n  options: [1,\n", "line 3: not valid YAML: expected the node content, but found '<stream end>'"),
+    ("- 1\n- 2\n", "line 1: the file must be a mapping of settings"),
+    ("x" * 200_001, "the document is longer than 200,000 characters"),
+])
+def test_a_problem_of_the_whole_file_says_what_it_knows_and_nothing_in_its_place(text, said):
+    """No "(top)" or "file" standing in for a field or line the problem does not have."""
+    with pytest.raises(RulesInvalid) as err:
+        parse(text, "routing_rules.yaml")
+    assert str(err.value) == f"routing_rules.yaml: {said}"
+
 
 @pytest.mark.parametrize("open_, close, at, is_open", [
     ("08:00", "20:00", "08:00", True), ("08:00", "20:00", "19:59", True), ("08:00", "20:00", "20:00", False),

@@ -273,8 +273,10 @@ class RuleError:
     message: str
 
     def __str__(self) -> str:
-        where = f"line {self.line}" if self.line else "file"
-        return f"{where}: {self.field or '(top)'}: {self.message}"
+        """'line 22: menu.timeout_seconds: <problem>'; a part not known is left out, not filled in (a file
+        that cannot be read has no line, a YAML syntax error no field)."""
+        return ": ".join(part for part in (f"line {self.line}" if self.line else "", self.field, self.message)
+                         if part)
 
 
 class RulesInvalid(Refused):
