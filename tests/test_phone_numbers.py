@@ -42,6 +42,7 @@ def test_normalize_reads_national_and_international_formats(raw, region, e164):
     ("555-0123", "not a valid number for US (+1)"),
     ("+1 212 555 01234", "too long for US (+1)"),
     ("+999 123456", "unknown country code"),
+    ("+07 912 345 6789", "unknown country code"),  # no code starts with 0: not Russia's +7 9123456789
     ("(212) 155-0123", "not a valid number for US (+1)"),  # no exchange starts with 1
     ("+44 20 7946 001", "not a valid number for GB (+44)"),
 ])
