@@ -39,7 +39,7 @@ def read(text: str):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise YamlRefused(event.start_mark.line + 1,
                                   "anchors (&) and aliases (*) are not allowed here: write the value out")
-            if n > MAX_EVENTS:
+            if n >= MAX_EVENTS:  # n counts from 0: this is event MAX_EVENTS + 1
                 raise YamlRefused(event.start_mark.line + 1, f"the document has more than {MAX_EVENTS} parts")
         loader = yaml.SafeLoader(text)
         try:
