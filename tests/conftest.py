@@ -27,6 +27,29 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PG_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres") else ""
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 IVR = Path(sys.executable).with_name("ivr")
+# ivr/core's caches that are plain dicts; every functools cache there is found by itself.
+CORE_DICT_CACHES = {"ivr.core.phone_numbers": ["_COUNTRIES"]}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def core_caches_start_empty():
+    """Every test session starts with ivr/core's caches empty, as a fresh interpreter has them. For `make
+    mutate`: mutmut runs each mutant's tests in a process forked from one that has just run the whole suite,
+    so a cache there is full, and a mutant behind a cache hit (the country tables of phone_numbers, the
+    normalizer of each region) ran only for the inputs no earlier test had used: it died late, after the
+    slow tests, or lived (docs/testing.md)."""
+    import importlib
+    import pkgutil
+
+    import ivr.core
+
+    for info in pkgutil.iter_modules(ivr.core.__path__):
+        module = importlib.import_module(f"ivr.core.{info.name}")
+        for value in list(vars(module).values()):
+            if getattr(value, "__module__", None) == module.__name__ and callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+        for name in CORE_DICT_CACHES.get(module.__name__, []):
+            getattr(module, name).clear()
 
 
 def _pg_database(admin_url: str):
