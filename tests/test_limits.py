@@ -48,4 +48,5 @@ def test_sizes_are_said_in_the_largest_decimal_unit_they_reach():
 
     assert [size(n) for n in (999, 1_000, 1_000_000, 2_500_000)] == ["999 bytes", "1 kB", "1 MB", "2.5 MB"]
     # Never "1000 kB": what rounds to it is said in MB.
-    assert [size(n) for n in (999_949, 999_951, 999_999, 1_049_999)] == ["999.9 kB", "1 MB", "1 MB", "1 MB"]
+    assert [size(n) for n in (999_949, 999_951, 999_999, 1_049_999, 1_050_000)] == [
+        "999.9 kB", "1 MB", "1 MB", "1 MB", "1.1 MB"]

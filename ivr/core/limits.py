@@ -14,7 +14,7 @@ def _figure(value: float) -> str:
 def size(n_bytes: int) -> str:
     """'20 MB', '2.5 MB', '1 kB', '900 bytes' (decimal units, as the setting is written in bytes). A size
     that would round to 1000 kB is said in MB: 999,999 bytes is '1 MB'."""
-    if n_bytes >= 1_000_000 or round(n_bytes / 1_000, 1) >= 1_000:
+    if round(n_bytes / 1_000, 1) >= 1_000:
         return f"{_figure(n_bytes / 1_000_000)} MB"
     if n_bytes >= 1_000:
         return f"{_figure(n_bytes / 1_000)} kB"
