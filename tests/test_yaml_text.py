@@ -84,3 +84,10 @@ def test_text_that_is_not_yaml_is_refused_with_the_line_and_the_parsers_own_word
 def test_a_python_tag_is_refused_not_run():
     refused = _refused("a: !!python/object/apply:os.system ['true']\n")
     assert refused.line == 1 and refused.message.startswith("not valid YAML: could not determine a constructor")
+
+
+def test_a_control_character_is_refused_where_the_reader_finds_it():
+    """PyYAML's reader refuses it before any line is parsed: its own words, which say where, and no line."""
+    refused = _refused("a: 1\nb: \x07\n")
+    assert (refused.line, refused.message) == (None, "not valid YAML: unacceptable character #x0007: special "
+                                                     'characters are not allowed\n  in "<unicode string>", position 8')
