@@ -36,8 +36,7 @@ def core_caches_start_empty():
     """Every test session starts with ivr/core's caches empty, as a fresh interpreter has them. For `make
     mutate`: mutmut runs each mutant's tests in a process forked from one that has just run the whole suite,
     so a cache there is full, and a mutant behind a cache hit (the country tables of phone_numbers, the
-    normalizer of each region) ran only for the inputs no earlier test had used: it died late, after the
-    slow tests, or lived (docs/testing.md)."""
+    normalizer of each region) would run only for inputs no earlier test had used (docs/testing.md)."""
     import importlib
     import pkgutil
 
