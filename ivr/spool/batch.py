@@ -337,4 +337,5 @@ def _status_update(terminal: bool):
             .values(**values))
 
 
-_SQLITE_STATUS_UPDATE = {terminal: DriverMany(_status_update(terminal), sqlite.dialect()) for terminal in (False, True)}
+_SQLITE_STATUS_UPDATE = {terminal: DriverMany(_status_update(terminal), sqlite.dialect())
+                         for terminal in (False, True)}

@@ -3,9 +3,9 @@
 Why: the spool writer's batches on SQLite are hundreds of rows into the same two or three statements, and
 SQLAlchemy's per-row work for an executemany (building each row's parameters from its dict, running each
 value's bind processor through its generic machinery) was a third of the writer's CPU, itself a large part
-of what a call costs beyond bare Flask (docs/performance.md). Here the SQL is SQLAlchemy's own, compiled for
-the connection's dialect, and each value goes through the bind processor SQLAlchemy would have used, so
-what is stored is the same; only the loop is ours. PostgreSQL's batches do not need it: they go as one JSON
+of what a call costs beyond bare Flask (docs/performance.md). Here the SQL is SQLAlchemy's own, compiled once
+for the dialect given (`run` refuses a connection of another), and each value goes through the bind processor
+SQLAlchemy would have used, so what is stored is the same; only the loop is ours. PostgreSQL's batches do not need it: they go as one JSON
 array per statement (ivr/spool/batch.py).
 """
 from __future__ import annotations
