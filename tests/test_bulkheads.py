@@ -153,7 +153,12 @@ def test_callers_are_answered_as_usual_while_every_staff_worker_is_held(config, 
     # 200 samples) is far below queueing behind staff work: with one pool for both, the slow clients alone
     # held callers for seconds.
     assert p99(during) <= 3 * p99(before) + 0.2, (p99(before), p99(during))
-    assert during[len(during) // 2] <= p99(before), (before[len(before) // 2], during[len(during) // 2])
+    # The typical caller: the pools are separate, the two cores are not. During the attack the staff workers
+    # and this test's six attack threads want the CPU too, so a caller's request sometimes waits for a core
+    # (CI once saw the median go from 1.8 to 3.1 ms, above the quiet p99 of 2.8); queueing behind staff work
+    # costs seconds (one pool for both: the slow clients alone held callers that long).
+    assert during[len(during) // 2] <= 3 * before[len(before) // 2], (before[len(before) // 2],
+                                                                       during[len(during) // 2])
     assert 500 not in answers and 429 in answers  # the bombs refused, the made-up sign-ins cut short
 
 
