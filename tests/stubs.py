@@ -130,3 +130,61 @@ class TwilioMessages(LocalServer):
                 pass
 
         self._serve(Handler)
+
+
+class TwilioRecordings(LocalServer):
+    """A stand-in for Twilio's Recording resource (https://www.twilio.com/docs/voice/api/recording): GET of
+    `/2010-04-01/Accounts/{AC}/Recordings/{RE}` (any extension) serves a recording's media, DELETE of
+    `.../Recordings/{RE}.json` deletes it, 204 with no body, and both answer 404 with Twilio's error 20404
+    for one it does not have (https://www.twilio.com/docs/api/errors/20404). Only `account`'s credentials
+    are taken (401, error 20003, otherwise). `fail_next`: the next DELETEs answer these statuses and delete
+    nothing. `requests`: (method, path) of each request, in order."""
+
+    def __init__(self, account: str, token: str, recordings: dict[str, bytes] | None = None):
+        import re
+
+        self.account, self.recordings = account, dict(recordings or {})
+        self.fail_next: list[int] = []
+        self.requests: list[tuple[str, str]] = []
+        self.url = lambda sid: f"{self.origin}/2010-04-01/Accounts/{account}/Recordings/{sid}"
+        path = re.compile(rf"^/2010-04-01/Accounts/{account}/Recordings/(RE[0-9a-f]{{32}})(\.[a-z0-9]+)?$")
+        auth = basic_auth(account, token)
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: bytes = b"", content_type: str = "application/json") -> None:
+                self.send_response(status)
+                if body:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _error(self, status: int, code: int) -> None:
+                self._answer(status, json.dumps({"code": code, "message": "from the stand-in", "status": status,
+                                                 "more_info": f"https://www.twilio.com/docs/errors/{code}"}).encode())
+
+            def _serve(self, delete: bool):
+                stub.requests.append((self.command, self.path))
+                found = path.match(self.path)
+                if self.headers.get("Authorization") != auth:
+                    return self._error(401, 20003)
+                if found is None or found[1] not in stub.recordings or (delete and found[2] != ".json"):
+                    return self._error(404, 20404)
+                if not delete:
+                    return self._answer(200, stub.recordings[found[1]], "audio/x-wav")
+                if stub.fail_next:
+                    return self._error(stub.fail_next.pop(0), 20500)
+                del stub.recordings[found[1]]
+                self._answer(204)
+
+            def do_GET(self):
+                self._serve(delete=False)
+
+            def do_DELETE(self):
+                self._serve(delete=True)
+
+            def log_message(self, *args):
+                pass
+
+        self._serve(Handler)

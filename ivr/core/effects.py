@@ -7,11 +7,13 @@ answer, so staff never hear of something that did not happen.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # The kinds of background job a step can ask for; ivr/worker/handlers.py has a handler for each (a test checks).
 SMS_JOB = "sms"
 PHONE_RECORDING_JOB = "phone_recording"
+RECORDING_DELETE_JOB = "recording_delete"
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,27 @@ class EnqueueJob:
     kind: str
     payload: dict
     dedupe_key: str
+
+
+# A RecordingUrl as Twilio hands it to a <Record> action: .../2010-04-01/Accounts/AC.../Recordings/RE..., maybe
+# with the media's extension (https://www.twilio.com/docs/voice/twiml/record#attributes-action-parameters).
+_TWILIO_RECORDING = re.compile(r"/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-f]{32})(?:\.[a-z0-9]{3,4})?$")
+
+
+def recording_sids(url: str | None) -> tuple[str, str] | None:
+    """(account SID, recording SID) of a recording Twilio made for us, from its RecordingUrl; None for
+    anything else."""
+    found = _TWILIO_RECORDING.search((url or "").split("?", 1)[0])
+    return (found[1], found[2]) if found else None
+
+
+def delete_recording(url: str | None, actor: str, why: str) -> EnqueueJob | None:
+    """The job that deletes a recording at Twilio once the hotline is done with it: Twilio keeps every
+    recording until it is deleted, so dropping our link alone would leave a caller's voice there for good.
+    None when the URL is not one of Twilio's recordings (nothing there to delete)."""
+    sids = recording_sids(url)
+    if sids is None:
+        return None
+    account, sid = sids
+    return EnqueueJob(RECORDING_DELETE_JOB, {"account_sid": account, "recording_sid": sid, "actor": actor,
+                                             "why": why}, f"{RECORDING_DELETE_JOB}:{sid}")

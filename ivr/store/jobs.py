@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from ivr.core.effects import PHONE_RECORDING_JOB, SMS_JOB
+from ivr.core.effects import PHONE_RECORDING_JOB, RECORDING_DELETE_JOB, SMS_JOB
 from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Job, utcnow
 from ivr.store.sealed import MASKED_WITHOUT_KEY, after_removal
 
-KINDS = (SMS_JOB, PHONE_RECORDING_JOB)  # every kind a step can ask for (ivr/core/effects.py)
+KINDS = (SMS_JOB, PHONE_RECORDING_JOB, RECORDING_DELETE_JOB)  # every kind a step can ask for (ivr/core/effects.py)
 DEAD = "failed"  # a job failed for good: a dead letter, kept for an operator to read and retry
 
 

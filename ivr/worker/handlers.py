@@ -1,8 +1,8 @@
 """Every kind of background job and what runs it: the one registry every job-working process builds."""
 from __future__ import annotations
 
-from ivr.core.effects import PHONE_RECORDING_JOB, SMS_JOB
-from ivr.worker import phone_recording, sms
+from ivr.core.effects import PHONE_RECORDING_JOB, RECORDING_DELETE_JOB, SMS_JOB
+from ivr.worker import phone_recording, recording_delete, sms
 from ivr.worker.jobs import JobHandler
 
 
@@ -11,4 +11,5 @@ def job_handlers() -> dict[str, JobHandler]:
     return {
         SMS_JOB: JobHandler(sms.send_sms, scrub=sms.scrub),
         PHONE_RECORDING_JOB: JobHandler(phone_recording.publish, on_failure=phone_recording.failed),
+        RECORDING_DELETE_JOB: JobHandler(recording_delete.delete, on_failure=recording_delete.failed),
     }
