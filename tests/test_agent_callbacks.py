@@ -153,6 +153,17 @@ def test_an_offer_the_agent_passes_on_stays_owed_without_an_attempt(app, hotline
     assert (owed.status, owed.attempts, owed.claimed_by) == ("waiting", 0, None)
 
 
+def voicemail(digit: str) -> str:
+    """A RecordingUrl as Twilio hands it over."""
+    return f"https://api.twilio.com/2010-04-01/Accounts/AC{'a' * 32}/Recordings/RE{digit * 32}"
+
+
+def recordings_to_delete(hotline) -> list[tuple[str, str, str]]:
+    with hotline.db.read() as conn:
+        payloads = conn.execute(select(Job.payload).where(Job.kind == "recording_delete")).scalars().all()
+    return [(p["recording_sid"], p["actor"], p["why"]) for p in map(json.loads, payloads)]
+
+
 def test_retention_closes_callbacks_owed_too_long_and_deletes_what_is_left_of_closed_ones(hotline):
     from ivr.worker import retention
 
@@ -160,19 +171,41 @@ def test_retention_closes_callbacks_owed_too_long_and_deletes_what_is_left_of_cl
     old_done, recent_done = owe(hotline, "2", "+15555550202", 9 * 24 * 60), owe(hotline, "3", "+15555550303", 60)
     for sid, days_ago in ((old_done, 8), (recent_done, 0)):
         with hotline.db.write() as conn:
-            conn.execute(update(Callback).where(Callback.call_sid == sid).values(voicemail_url="https://api.twilio.com/RE1"))
+            conn.execute(update(Callback).where(Callback.call_sid == sid).values(voicemail_url=voicemail(sid[2])))
         queues.callback_done(hotline.db, row(hotline, sid).id, actor="otto", note="spoke to Mrs Smith")
         with hotline.db.write() as conn:
             conn.execute(update(Callback).where(Callback.call_sid == sid)
                          .values(done_at=utcnow() - timedelta(days=days_ago)))
     assert row(hotline, old_done).number is None  # closing deleted the number at once
-    assert retention.run_once(hotline) == {"expired": 1, "scrubbed": 1, "dead_letters_scrubbed": 0}
+    assert retention.run_once(hotline) == {"expired": 1, "scrubbed": 1, "recordings": 1, "dead_letters_scrubbed": 0}
     expired = row(hotline, old_open)
     assert (expired.status, expired.number) == ("expired", None)
     scrubbed = row(hotline, old_done)
     assert (scrubbed.voicemail_url, scrubbed.note, scrubbed.queue) == (None, None, "general")  # reports keep the rest
-    assert row(hotline, recent_done).note == "spoke to Mrs Smith"  # within the retention period
-    assert retention.run_once(hotline) == {"expired": 0, "scrubbed": 0, "dead_letters_scrubbed": 0}
+    # The voicemail itself goes at Twilio (tests/test_recording_delete.py: the job), the recent one stays.
+    assert recordings_to_delete(hotline) == [("RE" + "2" * 32, "retention", "voicemail kept 7 days")]
+    assert (row(hotline, recent_done).note, row(hotline, recent_done).voicemail_url) == ("spoke to Mrs Smith",
+                                                                                         voicemail("3"))
+    with hotline.db.read() as conn:
+        said = conn.execute(select(AuditEntry.to_value).where(AuditEntry.action == "callback.scrub")).scalar()
+    assert said == ("1 closed callbacks older than 7 days: voicemail links and notes deleted; 1 voicemail "
+                    "recordings to be deleted at Twilio")
+    assert retention.run_once(hotline) == {"expired": 0, "scrubbed": 0, "recordings": 0, "dead_letters_scrubbed": 0}
+    assert len(recordings_to_delete(hotline)) == 1
+
+
+def test_a_newer_voicemail_from_the_same_caller_replaces_the_older_one_which_goes_at_twilio(hotline):
+    number = "+15555550404"
+    for digit, url in (("4", voicemail("4")), ("5", None), ("6", voicemail("6")), ("6", voicemail("6"))):
+        queues.request_callback(hotline.db, call_sid="CA" + digit * 32, number=number, language="en",
+                                queue="general", priority=10, reason="voicemail", voicemail_url=url,
+                                number_hash=hotline.caller_identity(number)[0])
+    # One callback owed; the second call left no voicemail (the first is kept), the third a newer one; the
+    # fourth record is the third's again (the spool writer retrying a batch), which deletes nothing more.
+    (owed,) = queues.callbacks(hotline.db)
+    assert owed["voicemail_url"] == voicemail("6")
+    assert recordings_to_delete(hotline) == [("RE" + "4" * 32, "hotline",
+                                              "replaced by a newer voicemail from the same caller")]
 
 
 def test_an_agent_takes_callers_and_callbacks_only_from_the_queues_they_serve(app, hotline):

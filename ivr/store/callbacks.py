@@ -149,17 +149,22 @@ def close_by_hand(db: Database, callback_id: int, *, actor: str, note: str = "",
 
 def apply_retention(db: Database, days: int) -> dict:
     """What is left of callbacks after `days`: open ones close as expired (their number goes), and closed
-    ones lose the voicemail link and note. The rest (queue, times, outcome) stays for the reports."""
+    ones lose the voicemail and note. The rest (queue, times, outcome) stays for the reports. A voicemail
+    goes at Twilio too (a job: `recordings` says how many were queued), not only our link to it."""
     cutoff = utcnow() - timedelta(days=days)
     with db.write() as conn:
         expired = conn.execute(select(Callback.id).where(Callback.status.in_(OPEN), Callback.requested_at < cutoff)
                                .with_for_update()).scalars().all()
         for callback_id in expired:
             _close(conn, callback_id, "expired", "retention", f"open for more than {days} days", utcnow())
+        past = (Callback.status.not_in(OPEN), Callback.done_at < cutoff)
+        voicemails = conn.execute(select(Callback.voicemail_url).where(*past, Callback.voicemail_url.is_not(None))
+                                  ).scalars().all()
+        recordings = sum(jobs.delete_recording_at_twilio(conn, url, "retention", f"voicemail kept {days} days")
+                         for url in voicemails)
         scrubbed = conn.execute(update(Callback).where(
-            Callback.status.not_in(OPEN), Callback.done_at < cutoff,
-            or_(Callback.voicemail_url.is_not(None), Callback.note.is_not(None), Callback.number.is_not(None)))
+            *past, or_(Callback.voicemail_url.is_not(None), Callback.note.is_not(None), Callback.number.is_not(None)))
             .values(voicemail_url=None, note=None, number=None)).rowcount
         sealed.after_removal(conn)
-    return {"expired": len(expired), "scrubbed": scrubbed}
+    return {"expired": len(expired), "scrubbed": scrubbed, "recordings": recordings}
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from ivr.core.effects import PHONE_RECORDING_JOB, RECORDING_DELETE_JOB, SMS_JOB
+from ivr.core.effects import PHONE_RECORDING_JOB, RECORDING_DELETE_JOB, SMS_JOB, delete_recording
 from ivr.core.errors import Refused
 from ivr.store.audit import audit
 from ivr.store.db import Database, dialect_insert
@@ -54,6 +54,15 @@ def enqueue(conn: Connection, kind: str, payload: dict, dedupe_key: str | None =
         conn.execute(insert(Job).values(**values))
         return
     conn.execute(dialect_insert(conn, Job.__table__).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+
+
+def delete_recording_at_twilio(conn: Connection, url: str | None, actor: str, why: str) -> bool:
+    """Queue, in the caller's transaction, the deletion at Twilio of the recording `url` names, when it is
+    one Twilio made (ivr/worker/recording_delete.py). False: nothing there to delete."""
+    job = delete_recording(url, actor, why)
+    if job is not None:
+        enqueue(conn, job.kind, job.payload, job.dedupe_key)
+    return job is not None
 
 
 def new_token() -> str:

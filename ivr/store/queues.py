@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivr.core.errors import NotFound, Refused
 from ivr.core.identity import caller_identity
 from ivr.core.phone_numbers import callable_number
-from ivr.store import sealed
+from ivr.store import jobs, sealed
 from ivr.store.db import Database, dialect_insert
 from ivr.store.models import Callback, QueueEntry, utcnow
 from ivr.core.routing import QueueStats
@@ -267,6 +267,9 @@ def _refreshed(conn, call_sid: str, number_hash: str | None, requested: datetime
     if owed is None:
         return False
     if owed.call_sid != call_sid:  # else a replay of this very request: stored already
+        if voicemail_url and owed.voicemail_url and voicemail_url != owed.voicemail_url:  # agents hear the newer
+            jobs.delete_recording_at_twilio(conn, owed.voicemail_url, "hotline",
+                                            "replaced by a newer voicemail from the same caller")
         better = priority > owed.priority
         conn.execute(update(Callback).where(Callback.id == owed.id).values(
             requested_at=min(owed.requested_at, requested), language=language,

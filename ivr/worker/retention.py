@@ -1,7 +1,8 @@
 """Housekeeping `ivr background` runs: personal data kept no longer than the hotline promises.
 
 Every `IVR_HOUSEKEEPING_SECONDS` it applies `IVR_CALLBACK_RETENTION_DAYS` (default 7) to callbacks: open
-ones that old close as expired, and closed ones lose what is left of the caller (voicemail link, note).
+ones that old close as expired, and closed ones lose what is left of the caller (voicemail, note): the
+voicemail's link here, and the recording itself at Twilio (a job: ivr/worker/recording_delete.py).
 A closed callback's full number is already gone (ivr/store/callbacks.py deletes it when it closes).
 Dead letters (jobs failed for good) keep their payload so ops can retry them, for as long: then what they
 hold of a caller goes too, and they can no longer be retried. References keyed in on the phone (key 8) are
@@ -27,7 +28,8 @@ def run_once(hotline) -> dict:
     if done["scrubbed"]:
         with hotline.db.write() as conn:
             audit(conn, actor="retention", action="callback.scrub", subject="callbacks",
-                  to_value=f"{done['scrubbed']} closed callbacks older than {days} days: voicemail links and notes deleted")
+                  to_value=f"{done['scrubbed']} closed callbacks older than {days} days: voicemail links and notes "
+                           f"deleted; {done['recordings']} voicemail recordings to be deleted at Twilio")
     done["dead_letters_scrubbed"] = dead = scrub_dead_letters(hotline, days)
     if dead:
         with hotline.db.write() as conn:
