@@ -47,7 +47,7 @@ class StubHost(LocalServer):
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_DELETE = _serve
 
             def log_message(self, *args):
                 pass

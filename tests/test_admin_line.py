@@ -16,6 +16,7 @@ from stubs import StubHost, basic_auth
 
 ACCOUNT = "AC" + "a" * 32
 REC_PATH = f"/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'b' * 32}"
+DELETE_PATH = REC_PATH + ".json"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,9 @@ def recording():
 
 @pytest.fixture
 def twilio_host(recording):
-    host = StubHost({REC_PATH: (200, {"Content-Type": "audio/x-wav"}, recording)})
+    """Twilio's API: the recording's media, and its deletion (Recording resource: DELETE .../{Sid}.json, 204;
+    tests/test_recording_delete.py models the rest of it)."""
+    host = StubHost({REC_PATH: (200, {"Content-Type": "audio/x-wav"}, recording), DELETE_PATH: (204, {}, b"")})
     yield host
     host.close()
 
@@ -35,7 +38,8 @@ def twilio_host(recording):
 def admin_app(config, twilio_host):
     from ivr.app import create_app
 
-    cfg = config.with_overrides(twilio_account_sid=ACCOUNT, recording_origins=(twilio_host.origin,))
+    cfg = config.with_overrides(twilio_account_sid=ACCOUNT, recording_origins=(twilio_host.origin,),
+                                twilio_api_url=twilio_host.origin)
     app = create_app(cfg)
     add_user(app.extensions["ivr"].db, "dana", "admin", actor="test", phone_pin="482916")
     add_user(app.extensions["ivr"].db, "vic", "viewer", actor="test", phone_pin="111111")
@@ -79,6 +83,11 @@ def test_an_admin_records_hears_and_publishes_an_announcement_by_phone(admin_app
     assert published_main(hotline) == before  # a draft: callers do not hear it yet
     (draft,) = approvals.awaiting(hotline.db)
     assert (draft["source"], draft["created_by"], draft["requested_by"]) == ("phone", "dana", "dana")
+    # The recording is ours now: Twilio's copy is deleted, with the account's credentials, by a job of its own.
+    assert hotline.jobs.run_one()
+    assert twilio_host.requests[1:] == [("DELETE", DELETE_PATH, basic_auth(ACCOUNT, AUTH_TOKEN))]
+    assert audits(hotline, "recording.")[0][:2] == ("dana", "recording.deleted")
+    assert not hotline.jobs.run_one()
     approved(hotline.db, draft)
     source, by, sha, duration = published_main(hotline)
     assert (source, by, sha) == ("phone", "dana", draft["media_sha256"]) and 2_000 < duration < 10_000
@@ -87,7 +96,7 @@ def test_an_admin_records_hears_and_publishes_an_announcement_by_phone(admin_app
     assert any(sha in h.url for h in call.heard if h.kind == "play")
     actions = [a.action for a in audits(hotline, "")]
     assert "admin_line.login" in actions and "announcement.phone_recorded" in actions
-    assert actions[-2:] == ["announcement.publish_requested", "announcement.approve"]
+    assert actions[-3:] == ["announcement.publish_requested", "recording.deleted", "announcement.approve"]
 
 
 def test_a_recording_from_a_host_outside_the_allow_list_is_refused(admin_app, twilio_host):
@@ -105,6 +114,7 @@ def test_a_recording_from_a_host_outside_the_allow_list_is_refused(admin_app, tw
     assert status == "failed" and "not on the allow-list" in error
     assert published_main(hotline) == before
     assert audits(hotline, "announcement.phone_failed")[0].actor == "dana"
+    assert not hotline.jobs.run_one()  # a job that failed keeps the recording where it is, to be retried
 
 
 def test_a_redirect_to_another_host_is_refused_too(admin_app, twilio_host):
@@ -145,13 +155,17 @@ def test_three_wrong_pins_hang_up_and_are_audited(admin_app):
     # A viewer's PIN does not open the admin line (the second try above was vic's).
 
 
-def test_discarding_publishes_nothing(admin_app, twilio_host):
+@pytest.mark.parametrize("review", [["3"], ["2", "3"]], ids=["discarded", "recorded again, then discarded"])
+def test_discarding_publishes_nothing_and_deletes_the_recording_at_twilio(admin_app, twilio_host, review):
     hotline = admin_app.extensions["ivr"]
     before = published_main(hotline)
-    admin_call(admin_app, ["482916", "2", "3", "3"], recording_url=twilio_host.origin + REC_PATH)
-    assert not hotline.jobs.run_one()
+    admin_call(admin_app, ["482916", "2", "3", *review], recording_url=twilio_host.origin + REC_PATH)
+    assert hotline.jobs.run_one()
+    assert twilio_host.requests == [("DELETE", DELETE_PATH, basic_auth(ACCOUNT, AUTH_TOKEN))]  # fetched: never
+    assert not hotline.jobs.run_one()  # one deletion per recording (the simulated Twilio reuses its URL)
     assert published_main(hotline) == before
     assert audits(hotline, "announcement.phone_discarded")[0].actor == "dana"
+    assert audits(hotline, "recording.deleted")[0][0] == "dana"
 
 
 def test_the_session_key_is_bound_to_the_call(admin_app):

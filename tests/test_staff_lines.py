@@ -7,7 +7,7 @@ import pytest
 
 from ivr.config import PROJECT_ROOT
 from ivr.core import admin_line, agent_line
-from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob
+from ivr.core.effects import PHONE_RECORDING_JOB, RECORDING_DELETE_JOB, Audit, EnqueueJob
 from ivr.core.rules import load
 from ivr.core.staff_call import PIN_LOCKED, StaffCall
 from ivr.core.verbs import Gather, Hangup, Link, Redirect, Say
@@ -16,6 +16,8 @@ RULES = load(PROJECT_ROOT / "routing_rules.yaml")
 ADMIN = StaffCall("admin-line", "CA" + "2" * 32, "s" * 32, "phone ***0123")
 AGENT = StaffCall("agent-line", "CA" + "4" * 32, "s" * 32, "phone ***0500")
 URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1"
+RE = "RE" + "b" * 32
+TWILIO_URL = f"https://api.twilio.com/2010-04-01/Accounts/AC{'a' * 32}/Recordings/{RE}"  # SIDs as Twilio's are
 LANGUAGES = "To record in English, press 1. To record in Español, press 2."
 TOPICS = ("To record the main announcement, press 1. To record the details, press 2. To record what callers "
           "should do, press 3.")
@@ -175,18 +177,27 @@ def test_publishing_without_two_person_approval_says_so_queues_the_job_and_audit
 
 
 def test_recording_again_discarding_or_another_key_at_the_review():
-    again = admin_line.reviewed(ADMIN, "dana", "es", "main", URL, 1, "2")
+    again = admin_line.reviewed(ADMIN, "dana", "es", "main", TWILIO_URL, 1, "2")
     assert again.verbs == [Redirect(ADMIN.link("/voice/admin/record", "dana", l="es", tp="main", a=0))]
-    assert again.events == [] and again.effects == []
-    discarded = admin_line.reviewed(ADMIN, "dana", "es", "main", URL, 0, "3")
+    # The recording recorded again is deleted at Twilio (tests/test_recording_delete.py: the job).
+    assert again.events == [] and again.effects == [EnqueueJob(RECORDING_DELETE_JOB, {
+        "account_sid": "AC" + "a" * 32, "recording_sid": RE, "actor": "dana",
+        "why": "es/main: recorded again on the admin line"}, f"recording_delete:{RE}")]
+    discarded = admin_line.reviewed(ADMIN, "dana", "es", "main", TWILIO_URL, 0, "3")
     assert discarded.verbs == [en("The recording was discarded. Nothing was published. Goodbye."), Hangup()]
     assert logged(discarded) == [("admin_line", "discard")]
     assert discarded.effects == [Audit("dana", "announcement.phone_discarded", "es/main",
-                                       "recording discarded; nothing published")]
+                                       "recording discarded; nothing published"),
+                                 EnqueueJob(RECORDING_DELETE_JOB, {
+                                     "account_sid": "AC" + "a" * 32, "recording_sid": RE, "actor": "dana",
+                                     "why": "es/main: discarded on the admin line"}, f"recording_delete:{RE}")]
+    # A URL that is not one of Twilio's recordings: nothing to delete there.
+    assert admin_line.reviewed(ADMIN, "dana", "es", "main", URL, 1, "2").effects == []
+    assert admin_line.reviewed(ADMIN, "dana", "es", "main", URL, 1, "3").effects == discarded.effects[:1]
     other = admin_line.reviewed(ADMIN, "dana", "es", "main", URL, 0, "7")
     assert other.verbs == menu(ADMIN.link("/voice/admin/review", "dana", l="es", tp="main", r=URL, a=1),
                                "Please choose.", REVIEW)
     assert other.events == [] and other.effects == []
     assert admin_line.reviewed(ADMIN, "dana", "es", "main", URL, 1, None).verbs[0].action.params[-1] == ("a", "2")
-    last = admin_line.reviewed(ADMIN, "dana", "es", "main", URL, 2, None)  # the third time without a choice
+    last = admin_line.reviewed(ADMIN, "dana", "es", "main", TWILIO_URL, 2, None)  # the third time without a choice
     assert last.verbs == discarded.verbs and last.effects == discarded.effects

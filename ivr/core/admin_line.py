@@ -4,11 +4,12 @@ PIN (three tries a call, then goodbye; every try audited; limited across calls b
 -> language -> topic -> <Record> -> played back -> 1 publish, 2 record again, 3 discard. Publishing is a
 job (ivr/worker/phone_recording.py) that fetches the recording and puts it through the upload pipeline;
 with two-person publishing the recording then awaits a second person's approval, and the admin is told so.
+A recording discarded or recorded again is deleted at Twilio (a job), as a published one is once fetched.
 webhooks/admin_line.py looks up the PIN and calls these.
 """
 from __future__ import annotations
 
-from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob
+from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob, delete_recording
 from ivr.core.rules import Rules
 from ivr.core.snapshot import TOPICS
 from ivr.core.staff_call import StaffCall, bye, pin_locked, say
@@ -130,6 +131,12 @@ def recorded(call: StaffCall, name: str | None, lang: str, topic: str | None, at
                  [Event("admin_line", f"recorded {seconds} s")])
 
 
+def _deleted_at_twilio(url: str, name: str, why: str) -> list:
+    """The job deleting a recording nobody will publish, where Twilio made it (none for another URL)."""
+    job = delete_recording(url, name, why)
+    return [job] if job else []
+
+
 def reviewed(call: StaffCall, name: str | None, lang: str, topic: str | None, url: str, attempts: int,
              choice: str | None, two_person: bool = True) -> Reply:
     """1 publish (a job fetches and publishes the recording; with `two_person` it awaits approval instead),
@@ -149,9 +156,11 @@ def reviewed(call: StaffCall, name: str | None, lang: str, topic: str | None, ur
                    "Thank you. Your recording will be published within a minute. Goodbye.",
                    Event("admin_line", "publish"), [job, audit])
     if choice == "2":
-        return Reply([Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=0))])
+        return Reply([Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=0))],
+                     effects=_deleted_at_twilio(url, name, f"{subject}: recorded again on the admin line"))
     if choice == "3" or attempts + 1 >= MAX_TRIES:
         return bye("The recording was discarded. Nothing was published. Goodbye.", Event("admin_line", "discard"),
-                   [_audit(name, "announcement.phone_discarded", subject, "recording discarded; nothing published")])
+                   [_audit(name, "announcement.phone_discarded", subject, "recording discarded; nothing published"),
+                    *_deleted_at_twilio(url, name, f"{subject}: discarded on the admin line")])
     params = dict(l=lang, tp=topic, r=url, a=attempts + 1)
     return Reply(_review_menu(call, name, params, (say("Please choose."),)))

@@ -1,9 +1,10 @@
 """The phone-recording job: fetch an admin's recording from Twilio, make it phone-ready, publish it (with
-two-person publishing: a draft awaiting a second person's approval, ivr/store/approvals.py)."""
+two-person publishing: a draft awaiting a second person's approval, ivr/store/approvals.py), then have
+Twilio's copy deleted (ivr/worker/recording_delete.py)."""
 from __future__ import annotations
 
 from ivr.media.recordings import fetch
-from ivr.store import announcements
+from ivr.store import announcements, jobs
 from ivr.store.audit import audit
 from ivr.worker.jobs import PermanentError
 
@@ -22,6 +23,12 @@ def publish(hotline, payload: dict, job=None) -> dict:
             reason="recorded on the admin phone line")
     except (announcements.AnnouncementError, ValueError) as exc:  # RecordingRefused, AudioRejected
         raise PermanentError(str(exc)) from exc
+    # Ours now, as announcement version N: Twilio's copy is deleted. (A job that failed keeps it, so that
+    # it can be retried from the Jobs page.)
+    with hotline.db.write() as conn:
+        jobs.delete_recording_at_twilio(conn, payload["recording_url"], payload["actor"],
+                                        f"{payload['lang']}/{payload['topic']}: kept as announcement version "
+                                        f"{row['version']}")
     return {"announcement_id": row["id"], "version": row["version"], "media": row["media_sha256"]}
 
 
