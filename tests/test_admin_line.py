@@ -1,15 +1,17 @@
 """The admin phone line: PIN, record, hear it back, publish; the recording fetched only from allowed hosts."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
 from helpers import approved
 
 from ivr.media import tts
 from ivr.store import approvals
-from ivr.store.models import Announcement, AuditEntry, Job
+from ivr.store.models import Announcement, AuditEntry, Job, utcnow
 from ivr.tools.simulate import FlaskTransport, SimulatedCall
 from ivr.store.users import add_user
 from stubs import StubHost, basic_auth
@@ -115,6 +117,27 @@ def test_a_recording_from_a_host_outside_the_allow_list_is_refused(admin_app, tw
     assert published_main(hotline) == before
     assert audits(hotline, "announcement.phone_failed")[0].actor == "dana"
     assert not hotline.jobs.run_one()  # a job that failed keeps the recording where it is, to be retried
+
+
+def test_a_recording_that_could_not_be_published_stays_for_a_retry_then_goes_with_the_retention(
+        admin_app, twilio_host):
+    from ivr.worker import retention
+
+    hotline = admin_app.extensions["ivr"]
+    twilio_host.routes[REC_PATH] = (200, {"Content-Type": "audio/x-wav"}, b"RIFF but not audio")
+    admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=twilio_host.origin + REC_PATH)
+    assert hotline.jobs.run_one()
+    with hotline.db.read() as conn:
+        assert conn.execute(select(Job.status)).scalar() == "failed"
+    retention.run_once(hotline)
+    assert not hotline.jobs.run_one()  # within the retention period: kept, to be retried from the Jobs page
+    with hotline.db.write() as conn:
+        conn.execute(update(Job).values(updated_at=utcnow() - timedelta(days=8)))
+    assert retention.run_once(hotline)["dead_letters_scrubbed"] == 1
+    assert hotline.jobs.run_one()
+    assert twilio_host.requests[-1] == ("DELETE", DELETE_PATH, basic_auth(ACCOUNT, AUTH_TOKEN))
+    (line,) = audits(hotline, "recording.deleted")
+    assert line.actor == "retention"
 
 
 def test_a_redirect_to_another_host_is_refused_too(admin_app, twilio_host):

@@ -23,8 +23,8 @@ def publish(hotline, payload: dict, job=None) -> dict:
             reason="recorded on the admin phone line")
     except (announcements.AnnouncementError, ValueError) as exc:  # RecordingRefused, AudioRejected
         raise PermanentError(str(exc)) from exc
-    # Ours now, as announcement version N: Twilio's copy is deleted. (A job that failed keeps it, so that
-    # it can be retried from the Jobs page.)
+    # Ours now, as announcement version N: Twilio's copy is deleted. (A job that failed keeps it to be
+    # retried from the Jobs page, until the retention lets its dead letter go: ivr/worker/retention.py.)
     with hotline.db.write() as conn:
         jobs.delete_recording_at_twilio(conn, payload["recording_url"], payload["actor"],
                                         f"{payload['lang']}/{payload['topic']}: kept as announcement version "
