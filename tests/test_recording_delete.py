@@ -127,6 +127,8 @@ def test_one_job_per_recording_however_often_it_is_asked_for(hotline_at, twilio)
     (f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}", (ACCOUNT, SID)),
     (f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}.mp3", (ACCOUNT, SID)),
     (f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}.json?x=1", (ACCOUNT, SID)),
+    (f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}?x=1?y=2", (ACCOUNT, SID)),
+    (f"https://example.com/a?next=/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}", None),  # in the query
     (f"http://127.0.0.1:8080/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}", (ACCOUNT, SID)),
     (f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}/Transcriptions", None),
     (f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}1", None),  # 33 digits

@@ -94,7 +94,7 @@ _TWILIO_RECORDING = re.compile(r"/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-
 def recording_sids(url: str | None) -> tuple[str, str] | None:
     """(account SID, recording SID) of a recording Twilio made for us, from its RecordingUrl; None for
     anything else."""
-    found = _TWILIO_RECORDING.search((url or "").split("?", 1)[0])
+    found = _TWILIO_RECORDING.search(url.partition("?")[0]) if url else None
     return (found[1], found[2]) if found else None
 
 
