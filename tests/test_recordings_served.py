@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import AUTH_TOKEN
+from helpers import wait_for
 from ivr.store.db import Database
 from ivr.store.models import AuditEntry, Callback, Job, utcnow
 from ivr.tools.simulate import HttpTransport, SimulatedCall
@@ -21,16 +22,6 @@ pytestmark = pytest.mark.slow
 ACCOUNT = "AC" + "d" * 32
 VOICEMAIL = "RE" + "5" * 32
 NO_CALLBACK_NUMBER = "+15555550123"  # the form of a number, but none exists: offered a voicemail instead
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_a_voicemail_is_deleted_at_twilio_when_the_retention_lets_it_go(config, server):
@@ -48,8 +39,8 @@ def test_a_voicemail_is_deleted_at_twilio_when_the_retention_lets_it_go(config, 
                 return conn.execute(select(Callback.id, Callback.status, Callback.voicemail_url)
                                     .where(Callback.call_sid == call.call_sid)).first()
 
-        owed = wait_for(callback)
-        assert owed.voicemail_url == twilio.url(VOICEMAIL)
+        owed = wait_for(callback, timeout=30)
+        assert owed is not None and owed.voicemail_url == twilio.url(VOICEMAIL)
         time.sleep(2)  # four housekeeping passes: an owed callback's voicemail is needed, and stays
         assert VOICEMAIL in twilio.recordings and ("DELETE" not in {m for m, _ in twilio.requests})
 
@@ -57,7 +48,7 @@ def test_a_voicemail_is_deleted_at_twilio_when_the_retention_lets_it_go(config, 
         with db.write() as conn:
             conn.execute(update(Callback).where(Callback.id == owed.id).values(
                 status="done", done_at=utcnow() - timedelta(days=8)))
-        wait_for(lambda: VOICEMAIL not in twilio.recordings)
+        assert wait_for(lambda: VOICEMAIL not in twilio.recordings, timeout=30)
         assert callback().voicemail_url is None
         assert twilio.requests == [("DELETE", f"/2010-04-01/Accounts/{ACCOUNT}/Recordings/{VOICEMAIL}.json")]
         def finished():
@@ -65,7 +56,8 @@ def test_a_voicemail_is_deleted_at_twilio_when_the_retention_lets_it_go(config, 
                 return conn.execute(select(Job.result).where(Job.kind == "recording_delete", Job.status == "done")
                                     ).first()
 
-        job = wait_for(finished)  # the job's outcome is recorded just after Twilio's answer
+        job = wait_for(finished, timeout=30)  # the job's outcome is recorded just after Twilio's answer
+        assert job is not None
         with db.read() as conn:
             said = conn.execute(select(AuditEntry.actor, AuditEntry.to_value, AuditEntry.reason)
                                 .where(AuditEntry.action == "recording.deleted")).all()
