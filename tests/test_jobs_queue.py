@@ -134,6 +134,26 @@ def _due_now(hotline) -> None:
         conn.execute(update(Job).where(Job.status == "pending").values(run_after=utcnow() - timedelta(seconds=1)))
 
 
+def test_a_job_asked_for_again_is_due_at_the_sooner_time_and_never_postponed(hotline):
+    def ask(after: timedelta, payload: dict | None = None):
+        with hotline.db.write() as conn:
+            jobs.enqueue(conn, TICK, payload or {"n": 1}, dedupe_key="tick-1", after=after)
+        with hotline.db.read() as conn:
+            return conn.execute(select(Job.run_after, Job.payload)).one()
+
+    week, started = timedelta(days=7), utcnow()
+    planned = ask(week)
+    assert abs(planned.run_after.replace(tzinfo=started.tzinfo) - started - week) < timedelta(minutes=1)
+    assert ask(timedelta(days=30), {"n": 2}) == planned  # later: the plan stands, its payload too
+    sooner = ask(timedelta(0), {"n": 3})
+    assert sooner.run_after.replace(tzinfo=started.tzinfo) - started < timedelta(minutes=1)
+    assert json.loads(sooner.payload) == {"n": 1}
+    with hotline.db.write() as conn:  # once it ran, asking again changes nothing
+        conn.execute(update(Job).values(status="done", run_after=utcnow() + week))
+    done = ask(timedelta(0))
+    assert done.run_after.replace(tzinfo=started.tzinfo) - started > timedelta(days=6)
+
+
 # -- one text per request ----------------------------------------------------------------------------------
 @pytest.fixture
 def texting_app(config):

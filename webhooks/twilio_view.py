@@ -12,6 +12,7 @@ import logging
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial, wraps
 
 from flask import Blueprint, Response, current_app, request
@@ -291,7 +292,8 @@ def write_staff_effects(hotline: Hotline, reply: verbs.Reply) -> verbs.Reply:
                     audit(conn, actor=effect.actor, action=effect.action, subject=effect.subject,
                           to_value=effect.to_value, reason=effect.reason)
                 else:
-                    jobs.enqueue(conn, effect.kind, effect.payload, dedupe_key=effect.dedupe_key)
+                    jobs.enqueue(conn, effect.kind, effect.payload, dedupe_key=effect.dedupe_key,
+                                 after=timedelta(seconds=effect.after_s))
         if any(isinstance(e, EnqueueJob) for e in staff):
             hotline.jobs.poke()
     return reply

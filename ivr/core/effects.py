@@ -79,11 +79,13 @@ class Audit:
 
 @dataclass(frozen=True)
 class EnqueueJob:
-    """Background work (ivr/worker/) queued in the same transaction as the step's audit lines."""
+    """Background work (ivr/worker/) queued in the same transaction as the step's audit lines; not run
+    before `after_s` seconds from now."""
 
     kind: str
     payload: dict
     dedupe_key: str
+    after_s: int = 0
 
 
 # A RecordingUrl as Twilio hands it to a <Record> action: .../2010-04-01/Accounts/AC.../Recordings/RE..., maybe
@@ -98,13 +100,14 @@ def recording_sids(url: str | None) -> tuple[str, str] | None:
     return (found[1], found[2]) if found else None
 
 
-def delete_recording(url: str | None, actor: str, why: str) -> EnqueueJob | None:
-    """The job that deletes a recording at Twilio once the hotline is done with it: Twilio keeps every
-    recording until it is deleted, so dropping our link alone would leave a caller's voice there for good.
-    None when the URL is not one of Twilio's recordings (nothing there to delete)."""
+def delete_recording(url: str | None, actor: str, why: str, after_s: int = 0) -> EnqueueJob | None:
+    """The job that deletes a recording at Twilio once the hotline is done with it (or `after_s` seconds
+    from now): Twilio keeps every recording until it is deleted, so dropping our link alone would leave a
+    caller's voice there for good. None when the URL is not one of Twilio's recordings (nothing to delete).
+    One job per recording: asking again brings it forward (ivr/store/jobs.py `enqueue`)."""
     sids = recording_sids(url)
     if sids is None:
         return None
     account, sid = sids
     return EnqueueJob(RECORDING_DELETE_JOB, {"account_sid": account, "recording_sid": sid, "actor": actor,
-                                             "why": why}, f"{RECORDING_DELETE_JOB}:{sid}")
+                                             "why": why}, f"{RECORDING_DELETE_JOB}:{sid}", after_s)

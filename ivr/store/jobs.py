@@ -46,14 +46,20 @@ class Claim:
     progress: dict
 
 
-def enqueue(conn: Connection, kind: str, payload: dict, dedupe_key: str | None = None) -> None:
-    """Add a job in the caller's transaction; a job with the same dedupe key is added once."""
-    values = dict(kind=kind, payload=json.dumps(payload), status="pending", attempts=0, run_after=utcnow(),
+def enqueue(conn: Connection, kind: str, payload: dict, dedupe_key: str | None = None,
+            after: timedelta = timedelta(0)) -> None:
+    """Add a job in the caller's transaction, due `after` from now. A job with the same dedupe key is added
+    once; asked for again while it waits, it is due at the sooner of the two times (a recording's deletion
+    planned for a week is done now that it was published), its payload unchanged."""
+    values = dict(kind=kind, payload=json.dumps(payload), status="pending", attempts=0, run_after=utcnow() + after,
                   dedupe_key=dedupe_key, created_at=utcnow(), updated_at=utcnow())
     if dedupe_key is None:
         conn.execute(insert(Job).values(**values))
         return
-    conn.execute(dialect_insert(conn, Job.__table__).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    stmt = dialect_insert(conn, Job.__table__).values(**values)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["dedupe_key"], set_={"run_after": stmt.excluded.run_after},
+        where=(Job.__table__.c.status == "pending") & (Job.__table__.c.run_after > stmt.excluded.run_after)))
 
 
 def delete_recording_at_twilio(conn: Connection, url: str | None, actor: str, why: str) -> bool:
