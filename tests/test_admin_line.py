@@ -112,32 +112,47 @@ def test_a_recording_from_a_host_outside_the_allow_list_is_refused(admin_app, tw
     finally:
         evil.close()
     with hotline.db.read() as conn:
-        status, error = conn.execute(select(Job.status, Job.last_error)).one()
+        status, error = conn.execute(select(Job.status, Job.last_error).where(Job.kind == "phone_recording")).one()
     assert status == "failed" and "not on the allow-list" in error
     assert published_main(hotline) == before
     assert audits(hotline, "announcement.phone_failed")[0].actor == "dana"
-    assert not hotline.jobs.run_one()  # a job that failed keeps the recording where it is, to be retried
+    assert not hotline.jobs.run_one()  # a job that failed leaves the recording there (planned: a week), to be retried
 
 
-def test_a_recording_that_could_not_be_published_stays_for_a_retry_then_goes_with_the_retention(
-        admin_app, twilio_host):
-    from ivr.worker import retention
+def deletion_due_now(hotline) -> None:
+    """A week passes, as far as the planned deletion of a recording is concerned."""
+    with hotline.db.write() as conn:
+        conn.execute(update(Job).where(Job.kind == "recording_delete").values(run_after=utcnow()))
 
+
+def test_a_recording_that_could_not_be_published_stays_for_a_retry_then_goes_when_planned(admin_app, twilio_host):
     hotline = admin_app.extensions["ivr"]
     twilio_host.routes[REC_PATH] = (200, {"Content-Type": "audio/x-wav"}, b"RIFF but not audio")
     admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=twilio_host.origin + REC_PATH)
     assert hotline.jobs.run_one()
     with hotline.db.read() as conn:
-        assert conn.execute(select(Job.status)).scalar() == "failed"
-    retention.run_once(hotline)
-    assert not hotline.jobs.run_one()  # within the retention period: kept, to be retried from the Jobs page
-    with hotline.db.write() as conn:
-        conn.execute(update(Job).values(updated_at=utcnow() - timedelta(days=8)))
-    assert retention.run_once(hotline)["dead_letters_scrubbed"] == 1
+        assert conn.execute(select(Job.status).where(Job.kind == "phone_recording")).scalar() == "failed"
+    assert not hotline.jobs.run_one()  # kept for IVR_CALLBACK_RETENTION_DAYS, to be retried from the Jobs page
+    assert [r[0] for r in twilio_host.requests] == ["GET"]
+    deletion_due_now(hotline)
     assert hotline.jobs.run_one()
     assert twilio_host.requests[-1] == ("DELETE", DELETE_PATH, basic_auth(ACCOUNT, AUTH_TOKEN))
     (line,) = audits(hotline, "recording.deleted")
-    assert line.actor == "retention"
+    assert line.actor == "dana" and line.to_value == "deleted at Twilio"
+
+
+def test_a_recording_left_when_the_admin_hangs_up_at_the_review_goes_when_planned(admin_app, twilio_host):
+    hotline = admin_app.extensions["ivr"]
+    call = SimulatedCall(FlaskTransport(admin_app), AUTH_TOKEN, keys=["482916", "1", "1"], max_requests=6,
+                         recording_url=twilio_host.origin + REC_PATH, caller="+15555559876").run("/voice/admin")
+    assert call.said()[-1].startswith("To publish this recording, press 1.")  # hung up there
+    assert not hotline.jobs.run_one() and twilio_host.requests == []
+    with hotline.db.read() as conn:
+        due = conn.execute(select(Job.run_after).where(Job.kind == "recording_delete")).scalar()
+    assert timedelta(days=6, hours=23) < due.replace(tzinfo=utcnow().tzinfo) - utcnow() <= timedelta(days=7)
+    deletion_due_now(hotline)
+    assert hotline.jobs.run_one()
+    assert twilio_host.requests == [("DELETE", DELETE_PATH, basic_auth(ACCOUNT, AUTH_TOKEN))]
 
 
 def test_a_redirect_to_another_host_is_refused_too(admin_app, twilio_host):
@@ -146,7 +161,8 @@ def test_a_redirect_to_another_host_is_refused_too(admin_app, twilio_host):
     admin_call(admin_app, ["482916", "1", "1", "1"], recording_url=twilio_host.origin + "/redirect")
     hotline.jobs.run_one()
     with hotline.db.read() as conn:
-        assert "169.254.169.254 is not on the allow-list" in conn.execute(select(Job.last_error)).scalar()
+        error = conn.execute(select(Job.last_error).where(Job.kind == "phone_recording")).scalar()
+    assert "169.254.169.254 is not on the allow-list" in error
 
 
 @pytest.mark.parametrize("trick", ["\\@", "@", "%0d%0a", "\t"])
@@ -163,7 +179,7 @@ def test_a_url_two_parsers_read_differently_sends_nothing_anywhere(admin_app, tw
     finally:
         evil.close()
     with hotline.db.read() as conn:
-        status, error = conn.execute(select(Job.status, Job.last_error)).one()
+        status, error = conn.execute(select(Job.status, Job.last_error).where(Job.kind == "phone_recording")).one()
     assert status == "failed" and any(why in error for why in ("backslash", "user info", "not a URL"))
 
 

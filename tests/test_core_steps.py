@@ -7,7 +7,8 @@ import pytest
 
 from ivr.config import PROJECT_ROOT
 from ivr.core import admin_line, agent_line, flow
-from ivr.core.effects import PHONE_RECORDING_JOB, Audit, EnqueueJob, EnterQueue, LeaveQueue, SendSms
+from ivr.core.effects import (PHONE_RECORDING_JOB, RECORDING_DELETE_JOB, Audit, EnqueueJob, EnterQueue, LeaveQueue,
+                              SendSms)
 from ivr.core.rules import load
 from ivr.core.snapshot import Content, Snapshot, Spoken
 from ivr.core.staff_call import PIN_LOCKED, StaffCall
@@ -81,6 +82,7 @@ def test_three_silences_end_the_call_politely():
 
 # -- the admin line ----------------------------------------------------------------------------------------
 ADMIN_CALL = StaffCall("admin-line", "CA" + "2" * 32, SECRET, "phone ***0123")
+RE = "RE" + "9" * 32  # a recording SID, as Twilio's are
 
 
 def test_three_wrong_admin_pins_end_the_call_and_each_is_audited():
@@ -144,21 +146,31 @@ def test_an_admin_is_told_what_to_record_and_silence_asks_again_until_the_last_t
 
 
 def test_an_admin_hears_the_recording_back_and_the_three_choices_and_a_too_short_one_is_made_again():
-    url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1"
-    reply = admin_line.recorded(ADMIN_CALL, "dana", "en", "main", 2, url, "1")  # one second is a recording
+    url = f"https://api.twilio.com/2010-04-01/Accounts/AC{'1' * 32}/Recordings/{RE}"
+    reply = admin_line.recorded(ADMIN_CALL, "dana", "en", "main", 2, url, "1", keep_days=7)  # 1 s is a recording
     gather, again = reply.verbs
     review = ADMIN_CALL.link("/voice/admin/review", "dana", l="en", tp="main", r=url, a=0)
     assert gather.action == review and again == Redirect(review) and gather.timeout == 8
     assert gather.prompts == (Say("Here is your recording.", "en"), PlayUrl(url), Say(
         "To publish this recording, press 1. To record again, press 2. To discard it, press 3.", "en"))
     assert [(e.kind, e.detail) for e in reply.events] == [("admin_line", "recorded 1 s")]
+    # Its deletion at Twilio is planned at once, a week ahead, in case the admin hangs up at the review.
+    assert reply.effects == [EnqueueJob(RECORDING_DELETE_JOB, {
+        "account_sid": "AC" + "1" * 32, "recording_sid": RE, "actor": "dana",
+        "why": "en/main: recorded on the admin line, kept 7 days"}, f"recording_delete:{RE}", 7 * 86_400)]
+    assert admin_line.recorded(ADMIN_CALL, "dana", "es", "advice", 0, url, "9", keep_days=2).effects[0].after_s == (
+        2 * 86_400)
     for bad_url, seconds in ((url, "0"), (url, ""), ("", "5")):
-        short = admin_line.recorded(ADMIN_CALL, "dana", "en", "main", 2, bad_url, seconds)
+        short = admin_line.recorded(ADMIN_CALL, "dana", "en", "main", 2, bad_url, seconds, keep_days=7)
         assert short.verbs == [Say("That recording was too short.", "en"), Redirect(
             ADMIN_CALL.link("/voice/admin/record", "dana", l="en", tp="main", a=3))] and short.events == []
+        # A recording too short to keep goes at once.
+        assert short.effects == ([EnqueueJob(RECORDING_DELETE_JOB, {
+            "account_sid": "AC" + "1" * 32, "recording_sid": RE, "actor": "dana", "why": "en/main: too short"},
+            f"recording_delete:{RE}")] if bad_url else [])
     for name, topic in (("dana", "weather"), (None, "main")):
-        expired = admin_line.recorded(ADMIN_CALL, name, "en", topic, 0, url, "5")
-        assert said(expired.verbs) == [admin_line.EXPIRED]
+        expired = admin_line.recorded(ADMIN_CALL, name, "en", topic, 0, url, "5", keep_days=7)
+        assert said(expired.verbs) == [admin_line.EXPIRED] and expired.effects == []
         assert [(e.kind, e.detail) for e in expired.events] == [("admin_line", "bad session")]
 
 @pytest.mark.parametrize("step", [

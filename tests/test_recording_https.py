@@ -30,7 +30,7 @@ def test_twilio_credentials_are_never_sent_over_plain_http_the_job_fails_and_say
     admin_call(plain_http_app, ["482916", "1", "1", "1"], recording_url="http://recordings.example.com" + REC_PATH)
     assert hotline.jobs.run_one()
     with hotline.db.read() as conn:
-        status, error = conn.execute(select(Job.status, Job.last_error)).one()
+        status, error = conn.execute(select(Job.status, Job.last_error).where(Job.kind == "phone_recording")).one()
     assert status == "failed" and "plain http" in error and "only over https" in error
     assert "only over https" in audits(hotline, "announcement.phone_failed")[0].to_value
 

@@ -70,7 +70,9 @@ def admin_recorded(hotline, rules, snap, pos):
     call = staff_call(hotline, LINE)
     url = (_values().get("RecordingUrl") or "").strip()
     seconds = _values().get("RecordingDuration") or "0"
-    return steps.recorded(call, _signed_in(call), pos.lang, request.args.get("tp"), pos.attempts, url, seconds)
+    return write_staff_effects(hotline, steps.recorded(call, _signed_in(call), pos.lang, request.args.get("tp"),
+                                                       pos.attempts, url, seconds,
+                                                       keep_days=hotline.config.callback_retention_days))
 
 
 @voice_route("/admin/review")

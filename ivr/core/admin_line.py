@@ -4,7 +4,8 @@ PIN (three tries a call, then goodbye; every try audited; limited across calls b
 -> language -> topic -> <Record> -> played back -> 1 publish, 2 record again, 3 discard. Publishing is a
 job (ivr/worker/phone_recording.py) that fetches the recording and puts it through the upload pipeline;
 with two-person publishing the recording then awaits a second person's approval, and the admin is told so.
-A recording discarded or recorded again is deleted at Twilio (a job), as a published one is once fetched.
+A recording is deleted at Twilio (a job): once fetched for publishing, when discarded or recorded again,
+and at the latest after IVR_CALLBACK_RETENTION_DAYS (an admin who hung up at the review).
 webhooks/admin_line.py looks up the PIN and calls these.
 """
 from __future__ import annotations
@@ -119,21 +120,27 @@ def _review_menu(call: StaffCall, name: str, params: dict, lead: tuple) -> list:
 
 
 def recorded(call: StaffCall, name: str | None, lang: str, topic: str | None, attempts: int, url: str,
-             seconds: str) -> Reply:
-    """Twilio's <Record> action: play the recording back and ask what to do with it."""
+             seconds: str, *, keep_days: int) -> Reply:
+    """Twilio's <Record> action: play the recording back and ask what to do with it. Its deletion at Twilio
+    is planned now, `keep_days` ahead, for an admin who hangs up at the review; publishing it or throwing
+    it away brings that forward (a publishing job that fails leaves it planned: to be retried until then)."""
     if name is None or topic not in TOPICS:
         return bye(EXPIRED, Event("admin_line", "bad session"))
+    subject = f"{lang}/{topic}"
     if not url or not seconds.isdigit() or int(seconds) < 1:
         return Reply([say("That recording was too short."),
-                      Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=attempts + 1))])
+                      Redirect(call.link("/voice/admin/record", name, l=lang, tp=topic, a=attempts + 1))],
+                     effects=_deleted_at_twilio(url, name, f"{subject}: too short"))
     params = dict(l=lang, tp=topic, r=url, a=0)
     return Reply(_review_menu(call, name, params, (say("Here is your recording."), PlayUrl(url))),
-                 [Event("admin_line", f"recorded {seconds} s")])
+                 [Event("admin_line", f"recorded {seconds} s")],
+                 effects=_deleted_at_twilio(url, name, f"{subject}: recorded on the admin line, kept {keep_days} days",
+                                            keep_days * 86_400))
 
 
-def _deleted_at_twilio(url: str, name: str, why: str) -> list:
-    """The job deleting a recording nobody will publish, where Twilio made it (none for another URL)."""
-    job = delete_recording(url, name, why)
+def _deleted_at_twilio(url: str, name: str, why: str, after_s: int = 0) -> list:
+    """The job deleting a recording where Twilio made it (none for another URL), `after_s` from now."""
+    job = delete_recording(url, name, why, after_s)
     return [job] if job else []
 
 

@@ -23,8 +23,8 @@ def publish(hotline, payload: dict, job=None) -> dict:
             reason="recorded on the admin phone line")
     except (announcements.AnnouncementError, ValueError) as exc:  # RecordingRefused, AudioRejected
         raise PermanentError(str(exc)) from exc
-    # Ours now, as announcement version N: Twilio's copy is deleted. (A job that failed keeps it to be
-    # retried from the Jobs page, until the retention lets its dead letter go: ivr/worker/retention.py.)
+    # Ours now, as announcement version N: Twilio's copy is deleted now rather than when planned (ivr/core/
+    # admin_line.py `recorded`). A job that failed leaves it to that plan, to be retried until then.
     with hotline.db.write() as conn:
         jobs.delete_recording_at_twilio(conn, payload["recording_url"], payload["actor"],
                                         f"{payload['lang']}/{payload['topic']}: kept as announcement version "

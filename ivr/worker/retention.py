@@ -14,7 +14,6 @@ import logging
 import threading
 from datetime import timedelta
 
-from ivr.core.effects import PHONE_RECORDING_JOB
 from ivr.store import callbacks, jobs, sealed, verification
 from ivr.store.audit import audit
 from ivr.store.models import utcnow
@@ -44,18 +43,12 @@ def run_once(hotline) -> dict:
 
 
 def scrub_dead_letters(hotline, days: int) -> int:
-    """Dead letters older than `days` keep only what their handler keeps of a finished job. An admin's
-    recording whose publishing failed was kept at Twilio for a retry: past `days`, it is deleted there."""
+    """Dead letters older than `days` keep only what their handler keeps of a finished job."""
     stale = jobs.dead_to_scrub(hotline.db, utcnow() - timedelta(days=days))
     for job_id, kind, payload in stale:
         handler = hotline.jobs.handlers.get(kind)
         scrub = handler.scrub if handler and handler.scrub else scrub_personal
         jobs.scrub_dead(hotline.db, job_id, scrub(sealed.opened_for_scrub(hotline.db, payload)), days)
-        if kind == PHONE_RECORDING_JOB:
-            with hotline.db.write() as conn:
-                jobs.delete_recording_at_twilio(conn, payload.get("recording_url"), "retention",
-                                                f"{payload.get('lang')}/{payload.get('topic')}: not published, "
-                                                f"kept {days} days for a retry")
     return len(stale)
 
 
