@@ -146,6 +146,6 @@ def test_which_urls_name_a_recording_twilio_made(url, sids):
     if sids is None:
         assert job is None
     else:
-        assert (job.kind, job.dedupe_key) == (RECORDING_DELETE_JOB, f"recording_delete:{SID}")
+        assert (job.kind, job.dedupe_key, job.after_s) == (RECORDING_DELETE_JOB, f"recording_delete:{SID}", 0)
         assert job.payload == {"account_sid": ACCOUNT, "recording_sid": SID, "actor": "dana",
                                "why": "discarded on the admin line"}
