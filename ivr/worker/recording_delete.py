@@ -2,7 +2,8 @@
 
 Twilio keeps every recording a <Record> made until someone deletes it: a caller's voicemail when the
 retention drops our link to it (IVR_CALLBACK_RETENTION_DAYS) or a newer one replaces it, and an admin's
-announcement once it was fetched and published, discarded or recorded again. The job asks Twilio's Recording
+announcement once it was fetched and published, discarded or recorded again, and at the latest
+IVR_CALLBACK_RETENTION_DAYS after it was made (ivr/core/admin_line.py `recorded`). The job asks Twilio's Recording
 resource to delete it (DELETE .../Accounts/{AccountSid}/Recordings/{Sid}.json, answered 204 No Content:
 https://www.twilio.com/docs/voice/api/recording#delete-a-recording-resource), with the account's
 credentials, at api.twilio.com or the stand-in at IVR_TWILIO_API_URL: never at the host a request named.
@@ -23,7 +24,8 @@ def delete(hotline, payload: dict, job=None) -> dict:
     cfg = hotline.config
     sid = payload["recording_sid"]
     if not (cfg.twilio_account_sid and cfg.twilio_auth_token):
-        raise PermanentError(f"recording {sid} cannot be deleted at Twilio: set TWILIO_ACCOUNT_SID")
+        raise PermanentError(f"recording {sid} cannot be deleted at Twilio: set TWILIO_ACCOUNT_SID and "
+                             "TWILIO_AUTH_TOKEN")
     try:
         rest_client(cfg).api.v2010.accounts(payload["account_sid"]).recordings(sid).delete()
         result = {"deleted": sid}
