@@ -7,6 +7,7 @@ import io
 import logging
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from gunicorn import glogging
@@ -57,44 +58,89 @@ CASES = {
 
 
 def _line(logger, resp, env) -> str:
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.access_log.handlers[:] = [handler]
+    """What `logger.access` writes into the access log file it was set up with."""
+    path = Path(logger.cfg.accesslog)
+    before = len(path.read_text(encoding="utf-8"))
     logger.access(resp, Request(), env, timedelta(microseconds=1234))
-    return out.getvalue()
+    for handler in logger.access_log.handlers:
+        handler.flush()
+    return path.read_text(encoding="utf-8")[before:]
 
 
 @pytest.fixture
-def loggers(monkeypatch):
+def logger(monkeypatch, tmp_path):
+    """A gunicorn logger of the given kind writing its access log to a file of its own. gunicorn's loggers
+    share logging's "gunicorn.access": one at a time, each closed before the next is made (and after)."""
     monkeypatch.setenv("IVR_LOG_FORMAT", "text")
-    cfg = Config()
-    cfg.set("accesslog", "-")
-    return glogging.Logger(cfg), GunicornLogger(cfg)
+    made = []
+
+    def close():
+        for handler in made.pop().access_log.handlers[:] if made else []:
+            handler.close()
+
+    def make(kind, name: str, **settings):
+        close()
+        # pytest listens to every logger that does not propagate, gunicorn's among them: a listener that
+        # rightly takes the line through logging (tested below). Here, as under gunicorn, nobody else listens.
+        monkeypatch.setattr(logging.getLogger("gunicorn.access"), "handlers", [])
+        cfg = Config()
+        cfg.set("accesslog", str(tmp_path / name))
+        for key, value in settings.items():
+            cfg.set(key, value)
+        made.append(kind(cfg))
+        return made[-1]
+
+    yield make
+    close()
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_the_access_line_is_gunicorns_byte_for_byte(loggers, monkeypatch, case):
-    stock, ours = loggers
+def test_the_access_line_is_gunicorns_byte_for_byte(logger, monkeypatch, case):
     monkeypatch.setattr(glogging.Logger, "now", lambda self: "[07/Dec/2026:15:04:05 +0000]")  # one clock
     env, resp = CASES[case]
-    expected = _line(stock, resp, env)
+    expected = _line(logger(glogging.Logger, "stock.log"), resp, env)
     assert expected.startswith(env.get("REMOTE_ADDR", "-") + " - ")  # the stock logger really wrote a line
+    ours = logger(GunicornLogger, "ours.log")
+    assert ours._plain_handler is not None  # the short way, past logging's record
     assert _line(ours, resp, env) == expected
 
 
-def test_an_operators_own_format_is_gunicorns_to_write(monkeypatch):
-    monkeypatch.setenv("IVR_LOG_FORMAT", "text")
-    cfg = Config()
-    cfg.set("accesslog", "-")
-    cfg.set("access_log_format", '%(h)s %(r)s %({x-twilio-signature}i)s %(D)s')
-    assert cfg.access_log_format != COMMON_FORMAT
-    line = _line(GunicornLogger(cfg), Response(), environ())
-    assert line == '10.0.0.7 POST /voice/incoming HTTP/1.1 - 1234\n'
+def test_the_line_goes_to_the_file_gunicorn_reopens_on_usr1(logger, tmp_path):
+    ours = logger(GunicornLogger, "ours.log")
+    first = _line(ours, Response(), environ())
+    (tmp_path / "ours.log").rename(tmp_path / "ours.log.1")  # logrotate, then USR1
+    ours.reopen_files()
+    assert _line(ours, Response(), environ(REMOTE_ADDR="10.0.0.8")) == first.replace("10.0.0.7", "10.0.0.8")
+    assert (tmp_path / "ours.log.1").read_text() == first
+
+
+def test_a_filter_or_another_handler_gets_the_line_through_logging(logger):
+    ours = logger(GunicornLogger, "ours.log")
+    expected = _line(ours, Response(), environ())
+    seen = []
+    ours.access_log.addFilter(lambda record: seen.append(record.getMessage()) or True)
+    assert _line(ours, Response(), environ()) == expected and seen == [expected.rstrip("\n")]
+    ours.access_log.filters.clear()
+    extra = logging.StreamHandler(io.StringIO())
+    ours.access_log.addHandler(extra)
+    assert _line(ours, Response(), environ()) == expected and extra.stream.getvalue() == expected
+    ours.access_log.removeHandler(extra)
+    extra.close()
+    ours.access_log.handlers[0].addFilter(lambda record: False)  # logging's rules hold: it drops the line
+    assert _line(ours, Response(), environ()) == ""
+
+
+def test_an_operators_own_format_is_gunicorns_to_write(logger):
+    ours = logger(GunicornLogger, "ours.log", access_log_format='%(h)s %(r)s %({x-twilio-signature}i)s %(D)s')
+    assert ours.cfg.access_log_format != COMMON_FORMAT
+    assert _line(ours, Response(), environ()) == '10.0.0.7 POST /voice/incoming HTTP/1.1 - 1234\n'
 
 
 def test_no_line_when_the_access_log_is_off(monkeypatch):
     monkeypatch.setenv("IVR_LOG_FORMAT", "text")
+    written = []
     ours = GunicornLogger(Config())  # gunicorn's default: no access log
-    assert not ours.access_log_enabled
-    assert _line(ours, Response(), environ()) == ""
+    monkeypatch.setattr(ours.access_log, "handle", written.append)  # where any record would go
+    assert not ours.access_log_enabled and ours._plain_handler is None
+    ours.access(Response(), Request(), environ(), timedelta(microseconds=1234))
+    assert written == []
