@@ -313,9 +313,10 @@ def section(o: Outcome, args, load_at_start: str) -> str:
     lines.append(f"- the floor: the sample app, which only reads the form, is at {o.ratio('rps', 'sample'):.2f} of "
                  f"bare Flask by req/s and {o.ratio('server_cpu_ms', 'sample'):.2f} by CPU; the hotline is at "
                  f"{o.ratio('rps', to='sample'):.2f} / {o.ratio('server_cpu_ms', to='sample'):.2f} of the sample app")
+    like = {attr: o.ratio(attr, to="bare_ivr_log") for attr in ("rps", "server_cpu_ms")}
     lines.append(f"- like for like: against bare Flask writing its access line as `ivr serve` does, the hotline is "
-                 f"at {o.ratio('rps', to='bare_ivr_log'):.2f} by req/s and {o.ratio('server_cpu_ms', to='bare_ivr_log'):.2f}"
-                 " by CPU (what its own work costs; the target is against bare Flask as gunicorn serves it)")
+                 f"at {like['rps']:.2f} by req/s and {like['server_cpu_ms']:.2f} by CPU (what its own work costs; "
+                 "the target is against bare Flask as gunicorn serves it)")
     lines.append(f"- the complete call: {' → '.join(o.template)}"
                  + ("; CallSids repeated: the incoming pool was too small" if o.repeats else ""))
     return "\n".join(lines) + "\n"
