@@ -101,7 +101,7 @@ def test_the_access_line_is_gunicorns_byte_for_byte(logger, monkeypatch, case):
     expected = _line(logger(glogging.Logger, "stock.log"), resp, env)
     assert expected.startswith(env.get("REMOTE_ADDR", "-") + " - ")  # the stock logger really wrote a line
     ours = logger(GunicornLogger, "ours.log")
-    assert ours._plain_handler is not None  # the short way, past logging's record
+    assert ours._gunicorns_own_access_handler() is not None  # the short way, past logging's record
     assert _line(ours, resp, env) == expected
 
 
@@ -141,6 +141,6 @@ def test_no_line_when_the_access_log_is_off(monkeypatch):
     written = []
     ours = GunicornLogger(Config())  # gunicorn's default: no access log
     monkeypatch.setattr(ours.access_log, "handle", written.append)  # where any record would go
-    assert not ours.access_log_enabled and ours._plain_handler is None
+    assert not ours.access_log_enabled and ours._gunicorns_own_access_handler() is None
     ours.access(Response(), Request(), environ(), timedelta(microseconds=1234))
     assert written == []
